@@ -1,0 +1,149 @@
+// The one way commands parse flags, open the database, print and exit (spec/interfaces.md §2).
+import { parseArgs, type ParseArgsConfig } from "node:util";
+
+type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig["options"]>;
+import { z } from "zod";
+import { type Database, openDatabase } from "../db/connection.ts";
+
+/** Exit codes: 0 done; 3 done with per-entry or per-row errors; 1 failed; 2 bad usage. */
+export const EXIT = { ok: 0, failed: 1, usage: 2, partial: 3 } as const;
+
+/** A flag or argument error: printed with the command's usage line, exit code 2. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+/** What a command hands back to be printed. */
+export interface CommandOutcome {
+  /** 0, 1 or 3 (usage errors are thrown as {@linkcode UsageError}). */
+  exitCode: number;
+  /** The one JSON document printed with `--json`. */
+  json: unknown;
+  /** Human text printed otherwise. */
+  text: string;
+}
+
+/** What a command receives besides its validated flags. */
+export interface CommandContext {
+  /** Opens the selected database (once; closed by the runner). */
+  database(): Promise<Database>;
+  /** True with `--json`. */
+  json: boolean;
+  /** True when stderr is a terminal (progress bars). */
+  interactive: boolean;
+}
+
+/** One command: its flags, their validation and its body. */
+export interface CommandSpec<T> {
+  /** Command name as typed after `deno task` (e.g. `factors import`). */
+  name: string;
+  /** The usage text shown by `--help` and after a usage error. */
+  usage: string;
+  /** node:util parseArgs options, besides the common --help, --json and --database-url. */
+  options: ParseArgsOptionsConfig;
+  /** Validates `{...flags, positionals}` into the command's arguments. */
+  schema: z.ZodType<T>;
+  /** The command's body. */
+  run(args: T, context: CommandContext): Promise<CommandOutcome>;
+}
+
+const COMMON_OPTIONS: ParseArgsOptionsConfig = {
+  help: { type: "boolean", short: "h" },
+  json: { type: "boolean" },
+  "database-url": { type: "string" },
+};
+
+/** Defines a command (identity function that keeps the argument type). */
+export function defineCommand<T>(spec: CommandSpec<T>): CommandSpec<T> {
+  return spec;
+}
+
+/** Turns a zod error into one line per problem naming the flag. */
+export function describeZodError(error: z.ZodError, prefix = "--"): string {
+  return error.issues.map((issue) => {
+    const [head] = issue.path;
+    const field = head === "positionals"
+      ? "arguments: "
+      : issue.path.length
+      ? `${prefix}${issue.path.join(".")}: `
+      : "";
+    return `${field}${issue.message}`;
+  }).join("\n");
+}
+
+/** Runs a command with argv and returns the process exit code. */
+export async function runCommand<T>(spec: CommandSpec<T>, argv: string[]): Promise<number> {
+  const wantsJson = argv.includes("--json");
+  let db: Database | undefined;
+  try {
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args: argv,
+        options: { ...COMMON_OPTIONS, ...spec.options },
+        allowPositionals: true,
+        strict: true,
+      });
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+    const values = parsed.values as Record<string, unknown>;
+    if (values.help) {
+      console.log(spec.usage);
+      return EXIT.ok;
+    }
+    const { help: _help, json: _json, "database-url": databaseUrl, ...flags } = values;
+    const checked = spec.schema.safeParse({ ...flags, positionals: parsed.positionals });
+    if (!checked.success) throw new UsageError(describeZodError(checked.error));
+    const context: CommandContext = {
+      json: wantsJson,
+      interactive: Deno.stderr.isTerminal(),
+      async database() {
+        db ??= await openDatabase({ databaseUrl: databaseUrl as string | undefined });
+        return db;
+      },
+    };
+    const outcome = await spec.run(checked.data, context);
+    if (wantsJson) console.log(JSON.stringify(outcome.json, null, 2));
+    else if (outcome.text) console.log(outcome.text);
+    return outcome.exitCode;
+  } catch (error) {
+    const usage = error instanceof UsageError;
+    const message = error instanceof Error ? error.message : String(error);
+    if (wantsJson) {
+      console.log(
+        JSON.stringify({ error: { code: usage ? "usage" : errorCode(error), message } }, null, 2),
+      );
+    } else {
+      console.error(`${spec.name}: ${message}`);
+      if (usage) console.error(`\n${spec.usage}`);
+    }
+    return usage ? EXIT.usage : EXIT.failed;
+  } finally {
+    await db?.close();
+  }
+}
+
+function errorCode(error: unknown): string {
+  return error instanceof Error && error.name !== "Error" ? error.name : "failed";
+}
+
+/** Runs the command as the main module and exits with its code. */
+export async function main<T>(spec: CommandSpec<T>): Promise<never> {
+  Deno.exit(await runCommand(spec, Deno.args));
+}
+
+/** zod helpers for flags shared by several commands. */
+export const flag = {
+  /** An integer flag given as text (e.g. `--year 2025`). */
+  int: (name: string) =>
+    z.string({ error: `expected an integer for ${name}` }).regex(/^-?\d+$/, `expected an integer`)
+      .transform(Number),
+  /** A year between 1900 and 2200. */
+  year: () =>
+    z.string({ error: "is required (e.g. --year 2025)" }).regex(
+      /^\d{4}$/,
+      "expected a 4-digit year",
+    )
+      .transform(Number),
+};

@@ -1,0 +1,176 @@
+// Test databases: each test file gets its own fresh database. TEST_DATABASE_URL / DATABASE_URL
+// → a uniquely named database on that server; else a Docker engine → @testcontainers/postgresql;
+// else an embedded PGlite in a temporary directory. REMATCH_TEST_BACKEND=embedded forces PGlite.
+import postgres from "postgres";
+import { cpSync, existsSync } from "node:fs";
+import { join } from "node:path";
+import { type Database, openDatabase } from "../src/db/connection.ts";
+
+/** Which backend the harness chose for this run. */
+export type TestBackend = "server" | "docker" | "embedded";
+
+/** A test file's database plus its backend. */
+export interface TestDatabase {
+  readonly db: Database;
+  readonly backend: TestBackend;
+}
+
+let announced = false;
+// `deno test --parallel` runs files in separate isolates of one process: a marker file keyed by
+// the process id makes the run say its backend once.
+function announce(backend: TestBackend, detail: string): void {
+  if (announced) return;
+  announced = true;
+  try {
+    Deno.writeTextFileSync(join(tmpDir(), `rematch-test-backend-${Deno.pid}`), backend, {
+      createNew: true,
+    });
+  } catch {
+    return;
+  }
+  console.error(`test database backend: ${backend} (${detail})`);
+}
+
+function tmpDir(): string {
+  return Deno.env.get("TMPDIR") ?? "/tmp";
+}
+
+let dockerUrl: Promise<string | undefined> | undefined;
+
+// Started at most once per process; any failure (no engine) falls through to embedded.
+function dockerServerUrl(): Promise<string | undefined> {
+  dockerUrl ??= (async () => {
+    const socket = Deno.env.get("DOCKER_HOST") ?? "/var/run/docker.sock";
+    if (!Deno.env.get("DOCKER_HOST") && !existsSync(socket)) return undefined;
+    try {
+      const { PostgreSqlContainer } = await import("@testcontainers/postgresql");
+      const container = await new PostgreSqlContainer("postgres:15").start();
+      return container.getConnectionUri();
+    } catch {
+      return undefined;
+    }
+  })();
+  return dockerUrl;
+}
+
+async function chooseServerUrl(): Promise<{ url: string; backend: TestBackend } | undefined> {
+  if (Deno.env.get("REMATCH_TEST_BACKEND") === "embedded") return undefined;
+  const url = Deno.env.get("TEST_DATABASE_URL") ?? Deno.env.get("DATABASE_URL");
+  if (url) return { url, backend: "server" };
+  const docker = await dockerServerUrl();
+  return docker ? { url: docker, backend: "docker" } : undefined;
+}
+
+/** Creates a fresh migrated database for one test file. */
+export async function createTestDatabase(): Promise<TestDatabase & { drop(): Promise<void> }> {
+  const server = await chooseServerUrl();
+  if (server) {
+    const name = `rematch_test_${Date.now().toString(36)}_${crypto.randomUUID().slice(0, 8)}`;
+    const admin = postgres(server.url, { max: 1, onnotice: () => {} });
+    await admin.unsafe(`create database ${name}`);
+    const url = new URL(server.url);
+    url.pathname = `/${name}`;
+    announce(server.backend, "one database per test file");
+    const db = await openDatabase({ databaseUrl: url.toString(), announce: false });
+    return {
+      db,
+      backend: server.backend,
+      async drop() {
+        await db.close();
+        await admin.unsafe(`drop database if exists ${name} with (force)`);
+        await admin.end();
+      },
+    };
+  }
+  announce("embedded", "PGlite in a temporary directory per test file");
+  const dir = await Deno.makeTempDir({ prefix: "rematch-test-" });
+  const dataDir = join(dir, "db");
+  // initdb plus migrations cost seconds; a migrated template directory is copied instead.
+  cpSync(await embeddedTemplate(), dataDir, { recursive: true });
+  const db = await openDatabase({ dataDir, announce: false });
+  return {
+    db,
+    backend: "embedded",
+    async drop() {
+      await db.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+let template: Promise<string> | undefined;
+function embeddedTemplate(): Promise<string> {
+  template ??= (async () => {
+    const dir = await Deno.makeTempDir({ prefix: "rematch-template-" });
+    const dataDir = join(dir, "db");
+    const db = await openDatabase({ dataDir, announce: false });
+    await db.close();
+    globalThis.addEventListener("unload", () => {
+      try {
+        Deno.removeSync(dir, { recursive: true });
+      } catch { /* already gone */ }
+    });
+    return dataDir;
+  })();
+  return template;
+}
+
+const DATA_TABLES = [
+  "data_ingestion_jobs",
+  "pipelines",
+  "data_entry_emissions",
+  "data_entries",
+  "carbon_report_modules",
+  "carbon_reports",
+  "units",
+  "factors",
+  "locations",
+  "building_rooms",
+  "exchange_rates",
+];
+
+/** Empties every data table (reference tables and migrations stay). */
+export async function truncateData(db: Database): Promise<void> {
+  await db.sql.unsafe(`truncate ${DATA_TABLES.join(", ")} restart identity cascade`);
+}
+
+/**
+ * Registers this test file's database: created before its first test, dropped after its last.
+ * Use {@linkcode dbTest} for tests that need it; each such test starts from empty data tables.
+ */
+export function useTestDatabase(): { readonly current: TestDatabase } {
+  let handle: (TestDatabase & { drop(): Promise<void> }) | undefined;
+  Deno.test.beforeAll(async () => {
+    handle = await createTestDatabase();
+  });
+  Deno.test.afterAll(async () => {
+    await handle?.drop();
+  });
+  return {
+    get current() {
+      if (!handle) {
+        throw new Error("test database not ready: call useTestDatabase() at module level");
+      }
+      return handle;
+    },
+  };
+}
+
+/** A Deno.test that runs against the file's database after emptying its data tables. */
+export function dbTest(
+  handle: { readonly current: TestDatabase },
+  name: string,
+  fn: (db: Database) => Promise<void>,
+): void {
+  Deno.test({
+    name,
+    // postgres.js keeps its sockets and their reads open between tests by design.
+    sanitizeOps: false,
+    sanitizeResources: false,
+    async fn() {
+      const { db } = handle.current;
+      await truncateData(db);
+      await fn(db);
+    },
+  });
+}

@@ -1,0 +1,3 @@
+import { isolationTest } from "./_isolation.ts";
+
+isolationTest("isolation-b", "isolation-a");

@@ -1,0 +1,54 @@
+import assert from "node:assert/strict";
+import { dbTest, useTestDatabase } from "../_harness.ts";
+import {
+  applyMigrations,
+  MIGRATION_FILES,
+  SCHEMA_VERSION,
+  schemaVersion,
+} from "../../src/db/migrate.ts";
+import { EMISSION_TYPE_NODES } from "../../src/reference/emission_type_nodes.ts";
+import type { Database } from "../../src/db/connection.ts";
+
+const testDb = useTestDatabase();
+
+// A fingerprint of everything migrations own: catalog objects and reference rows.
+async function schemaFingerprint(db: Database): Promise<string> {
+  const [row] = await db.sql<{ f: string }[]>`
+    select md5(string_agg(x, '|' order by x)) as f from (
+      select 'c:' || table_name || '.' || column_name || ':' || data_type as x
+        from information_schema.columns where table_schema = current_schema()
+      union all select 'i:' || indexname || ':' || indexdef from pg_indexes
+        where schemaname = current_schema()
+      union all select 'm:' || version || ':' || name || ':' || applied_at from schema_migrations
+      union all select 'e:' || xmin::text || ':' || id from emission_types
+      union all select 'd:' || xmin::text || ':' || id from data_entry_types
+      union all select 't:' || xmin::text || ':' || id from module_types
+    ) s`;
+  return row.f;
+}
+
+dbTest(testDb, "migrations: a fresh database is at the code's schema version", async (db) => {
+  assert.equal(await schemaVersion(db.sql), SCHEMA_VERSION);
+  const rows = await db.sql<
+    { version: number }[]
+  >`select version from schema_migrations order by 1`;
+  assert.deepEqual(rows.map((r) => r.version), MIGRATION_FILES.map((f) => Number(f.slice(0, 4))));
+});
+
+dbTest(testDb, "migrations: applying again changes nothing", async (db) => {
+  const before = await schemaFingerprint(db);
+  const result = await applyMigrations(db.sql);
+  assert.deepEqual(result.applied, []);
+  assert.equal(await schemaFingerprint(db), before);
+});
+
+dbTest(testDb, "migrations: reference tables hold the code's tables", async (db) => {
+  const [et] = await db.sql<{ n: number }[]>`select count(*) as n from emission_types`;
+  assert.equal(et.n, EMISSION_TYPE_NODES.length);
+  const [plane] = await db.sql`
+    select d.name, m.name as module from data_entry_types d join module_types m on m.id = d.module_type_id
+    where d.id = 20`;
+  assert.deepEqual({ ...plane }, { name: "plane", module: "professional_travel" });
+  const [rooms] = await db.sql`select name, parent_id from emission_types where id = 6010101`;
+  assert.deepEqual({ ...rooms }, { name: "buildings__rooms__lighting__office", parent_id: 60101 });
+});
