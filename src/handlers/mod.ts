@@ -1,8 +1,23 @@
 // The handler table: one row per det. The engine finds rows here and never switches on a name.
 import { type DataEntryType, getDataEntryType, listDataEntryTypes } from "../reference/enums.ts";
+import { buildingHandlers } from "./buildings.ts";
+import { equipmentHandlers } from "./equipment.ts";
+import { externalHandlers } from "./external.ts";
+import { headcountHandlers } from "./headcount.ts";
+import { processEmissionHandlers } from "./process_emissions.ts";
+import { purchaseHandlers } from "./purchase.ts";
+import { travelHandlers } from "./travel.ts";
 import type { Handler } from "./types.ts";
 
-const ROWS: readonly Handler[] = [];
+const ROWS: readonly Handler[] = [
+  ...headcountHandlers,
+  ...equipmentHandlers,
+  ...travelHandlers,
+  ...buildingHandlers,
+  ...externalHandlers,
+  ...processEmissionHandlers,
+  ...purchaseHandlers,
+];
 
 const BY_DET = new Map(ROWS.map((h) => [h.det, h]));
 

@@ -81,14 +81,25 @@ export type FactorSource =
   /** the entry's JSON link (`data.primary_factor_id`) */
   | { readonly kind: "link" }
   /** a Strategy B query over the (det, year) set */
-  | { readonly kind: "query"; readonly select: (vars: ComputeVars, set: FactorLookup) => readonly Factor[] };
+  | {
+    readonly kind: "query";
+    readonly select: (vars: ComputeVars, set: FactorLookup) => readonly Factor[];
+  };
+
+/** What a formula may read besides the vars and its factor. */
+export interface FormulaEnv {
+  readonly year: number;
+  readonly reference: ReferenceData;
+  /** Weeks in a year for usage-hour formulas. @default 52 */
+  readonly weeksPerYear: number;
+}
 
 /** One computation of an entry: an emission type, its factors and its formula. */
 export interface Computation {
   readonly emissionTypeId: number;
   readonly source: FactorSource;
   /** kg for one factor, or null for "none" (no row). Throw EntryComputeError for a per-entry error. */
-  readonly formula: (vars: ComputeVars, factor: Factor) => FormulaResult | null;
+  readonly formula: (vars: ComputeVars, factor: Factor, env: FormulaEnv) => FormulaResult | null;
 }
 
 /** Pre-compute outcome: extra vars, or none (no rows) with an optional warning. */

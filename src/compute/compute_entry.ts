@@ -1,0 +1,158 @@
+// The one compute path: entry data + the (det, year) factor set + reference data → emission
+// rows. Pure: no I/O. The write path and the rematch both call it.
+import { z } from "zod";
+import {
+  type ComputeVars,
+  EntryComputeError,
+  type EntryData,
+  type Factor,
+  type FactorLookup,
+  type FormulaEnv,
+  type Handler,
+  type ReferenceData,
+} from "../handlers/types.ts";
+import { emissionTypeDepth, emissionTypeScope } from "../reference/emission_types.ts";
+import type { EmissionRow } from "./emission_row.ts";
+import { resolveJsonLink } from "./json_link.ts";
+
+/** The entry data key holding a user's kg override. */
+export const OVERRIDE_KEY = "__kg_co2eq_override__";
+/** The entry data key holding a JSON link's factor id. */
+export const LINK_KEY = "primary_factor_id";
+
+/** Inputs shared by every entry of a slice. */
+export interface ComputeInputs {
+  readonly year: number;
+  readonly factors: FactorLookup;
+  readonly reference: ReferenceData;
+  /** @default 52 */
+  readonly weeksPerYear?: number;
+}
+
+/** What computing one entry yields. */
+export interface EntryComputation {
+  /** The validated, normalised data, with `primary_factor_id` re-resolved for JSON links. */
+  readonly data: EntryData;
+  /** The rows the entry must have (possibly none). */
+  readonly rows: readonly EmissionRow[];
+  /** Non-fatal notes (e.g. a room or airport not found). */
+  readonly warnings: readonly string[];
+  /** True when rule L picked the lowest id among several equal matches. */
+  readonly ambiguous: boolean;
+}
+
+/** Validates and normalises entry data with the handler's schema; errors name the field. */
+export function validateEntryData(handler: Handler, data: unknown): EntryData {
+  const parsed = handler.entrySchema.safeParse(data);
+  if (!parsed.success) throw new EntryComputeError(describeIssues(parsed.error));
+  return parsed.data;
+}
+
+/** One line naming each invalid field and what was expected. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues.map((i) => `${i.path.length ? i.path.join(".") : "data"}: ${i.message}`)
+    .join("; ");
+}
+
+/**
+ * Computes an entry's emission rows per spec/modules.md. Throws EntryComputeError for a
+ * per-entry failure (invalid data, ambiguous factors, missing exchange rate).
+ */
+export function computeEntry(
+  handler: Handler,
+  rawData: unknown,
+  inputs: ComputeInputs,
+): EntryComputation {
+  let data = validateEntryData(handler, rawData);
+  const computations = handler.computations(data);
+
+  if (data[OVERRIDE_KEY] !== undefined) {
+    const kg = data[OVERRIDE_KEY];
+    if (typeof kg !== "number" || !Number.isFinite(kg)) {
+      throw new EntryComputeError(
+        `${OVERRIDE_KEY}: expected a finite number, got ${JSON.stringify(kg)}`,
+      );
+    }
+    const typeId = computations[0].emissionTypeId;
+    const row: EmissionRow = {
+      emissionTypeId: typeId,
+      primaryFactorId: null,
+      kgCo2eq: kg,
+      additionalValue: null,
+      scope: emissionTypeScope(typeId),
+      meta: { override: true },
+    };
+    return { data, rows: [row], warnings: [], ambiguous: false };
+  }
+
+  let ambiguous = false;
+  if (handler.link === "json" && handler.kindField && handler.kindField in data) {
+    const resolved = resolveJsonLink(handler, data, inputs.factors);
+    ambiguous = resolved.ambiguous;
+    if ((data[LINK_KEY] ?? null) !== resolved.factorId) {
+      data = { ...data, [LINK_KEY]: resolved.factorId };
+    }
+  }
+  const linkedId = data[LINK_KEY];
+  const linked = handler.link === "json" && typeof linkedId === "number"
+    ? inputs.factors.byId(linkedId)
+    : undefined;
+
+  let vars: ComputeVars = { ...data, _year: inputs.year };
+  if (handler.preCompute) {
+    const pre = handler.preCompute(data, inputs.reference, inputs.factors);
+    if ("none" in pre) {
+      return { data, rows: [], warnings: pre.warning ? [pre.warning] : [], ambiguous };
+    }
+    vars = { ...vars, ...pre.vars };
+  }
+
+  const env: FormulaEnv = {
+    year: inputs.year,
+    reference: inputs.reference,
+    weeksPerYear: inputs.weeksPerYear ?? 52,
+  };
+  const leaves: EmissionRow[] = [];
+  for (const computation of computations) {
+    const factors: readonly Factor[] = computation.source.kind === "link"
+      ? (linked ? [linked] : [])
+      : computation.source.select(vars, inputs.factors);
+    for (const factor of factors) {
+      const result = computation.formula(vars, factor, env);
+      if (!result) continue;
+      if (!Number.isFinite(result.kg)) {
+        throw new EntryComputeError(`computed kg is not a finite number (factor ${factor.id})`);
+      }
+      const typeId = deeperType(computation.emissionTypeId, factor.emissionTypeId);
+      leaves.push({
+        emissionTypeId: typeId,
+        primaryFactorId: factor.id,
+        kgCo2eq: result.kg,
+        additionalValue: result.additionalValue ?? null,
+        scope: emissionTypeScope(typeId),
+        meta: { factors_used: [{ id: factor.id, values: factor.values }], ...result.meta },
+      });
+    }
+  }
+  return { data, rows: withRollup(handler, leaves), warnings: [], ambiguous };
+}
+
+// The stored type is the deeper of the computation's and the factor's; a tie keeps the computation's.
+function deeperType(computationType: number, factorType: number): number {
+  return emissionTypeDepth(factorType) > emissionTypeDepth(computationType)
+    ? factorType
+    : computationType;
+}
+
+function withRollup(handler: Handler, leaves: EmissionRow[]): EmissionRow[] {
+  if (handler.rollupEmissionTypeId === undefined || leaves.length <= 1) return leaves;
+  const factorIds = leaves.map((r) => r.primaryFactorId).filter((id): id is number => id !== null);
+  return [...leaves, {
+    emissionTypeId: handler.rollupEmissionTypeId,
+    primaryFactorId: factorIds.length ? Math.min(...factorIds) : null,
+    kgCo2eq: leaves.reduce((sum, r) => sum + r.kgCo2eq, 0),
+    additionalValue: null,
+    scope: null,
+    meta: { is_rollup: true },
+  }];
+}

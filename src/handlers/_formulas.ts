@@ -1,0 +1,53 @@
+// Shared pieces of handler rows: the link source, fixed types and currency conversion.
+import {
+  type Classification,
+  EntryComputeError,
+  type FactorSource,
+  type FactorValues,
+  type FormulaEnv,
+} from "./types.ts";
+import { rateKey } from "../reference/natural_key.ts";
+
+/** The factor comes from the entry's JSON link. */
+export const LINKED: FactorSource = { kind: "link" };
+
+/** A resolver that gives every factor row of a det the same emission type. */
+export const fixedType = (id: number) => (_c: Classification): number => id;
+
+/** A numeric factor value, or undefined when absent or not a number. */
+export function num(values: FactorValues, key: string): number | undefined {
+  const v = values[key];
+  return typeof v === "number" ? v : undefined;
+}
+
+/** A numeric entry var, or undefined. */
+export function varNum(vars: Record<string, unknown>, key: string): number | undefined {
+  const v = vars[key];
+  return typeof v === "number" && Number.isFinite(v) ? v : undefined;
+}
+
+/** EUR per unit of a currency for the slice year; a missing rate is a per-entry error. */
+export function eurPerUnit(env: FormulaEnv, currency: string): number {
+  const code = currency.trim().toLowerCase();
+  if (code === "eur") return 1;
+  const rate = env.reference.rates.get(rateKey(env.year, code));
+  if (rate === undefined) {
+    throw new EntryComputeError(`no exchange rate for currency "${code}" in ${env.year}`);
+  }
+  return rate;
+}
+
+/**
+ * kg for an amount spent in `entryCurrency` with an ef per unit of the factor's currency:
+ * amount × eur(entry) × ef / eur(factor).
+ */
+export function spendKg(
+  amount: number,
+  entryCurrency: string,
+  ef: number,
+  factorCurrency: string,
+  env: FormulaEnv,
+): { kg: number; amountEur: number } {
+  const amountEur = amount * eurPerUnit(env, entryCurrency);
+  return { kg: amountEur * ef / eurPerUnit(env, factorCurrency), amountEur };
+}

@@ -1,0 +1,49 @@
+// Process emissions (50): JSON link on category / subcategory, typed by gas category.
+import { entryObject, optionalText, requiredNumber, requiredText } from "./_fields.ts";
+import { LINKED, num, varNum } from "./_formulas.ts";
+import type { Classification, Handler } from "./types.ts";
+
+const CATEGORY_TYPES: Readonly<Record<string, number>> = {
+  ch4: 70100,
+  co2: 70200,
+  n2o: 70300,
+  refrigerants: 70400,
+  refrigerant: 70400,
+};
+const categoryType = (category: unknown) =>
+  CATEGORY_TYPES[String(category ?? "").trim().toLowerCase()];
+
+const processEmissions: Handler = {
+  det: "process_emissions",
+  link: "json",
+  kindField: "category",
+  subkindField: "subcategory",
+  entrySchema: entryObject({
+    category: requiredText().refine((c) => categoryType(c) !== undefined, {
+      message: `expected one of ${Object.keys(CATEGORY_TYPES).join(", ")}`,
+    }),
+    subcategory: optionalText(),
+    quantity: requiredNumber({ min: 0 }),
+    note: optionalText(),
+  }),
+  factorColumns: {
+    classification: ["category", "subcategory", "unit"],
+    values: ["ef_kg_co2eq_per_unit"],
+    required: ["category", "unit", "ef_kg_co2eq_per_unit"],
+  },
+  factorEmissionType: (c: Classification) => categoryType(c.category),
+  reference: [],
+  computations: (data) => [{
+    emissionTypeId: categoryType(data.category),
+    source: LINKED,
+    formula(vars, factor) {
+      const ef = num(factor.values, "ef_kg_co2eq_per_unit");
+      const quantity = varNum(vars, "quantity");
+      if (ef === undefined || quantity === undefined) return null;
+      return { kg: quantity * ef };
+    },
+  }],
+};
+
+/** The process-emissions row. */
+export const processEmissionHandlers: readonly Handler[] = [processEmissions];

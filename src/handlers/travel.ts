@@ -1,0 +1,283 @@
+// Professional travel: plane (20) and train (21), FK links re-derived from locations each time.
+import { haversineKm, roundHalfEven } from "../compute/geo.ts";
+import {
+  locationNaturalKey,
+  normalizeKeyName,
+  stationLookupKey,
+} from "../reference/natural_key.ts";
+import {
+  entryObject,
+  lowerEnum,
+  numberWithDefault,
+  optionalText,
+  requiredText,
+} from "./_fields.ts";
+import { fixedType, num, varNum } from "./_formulas.ts";
+import {
+  type Classification,
+  EntryComputeError,
+  type Factor,
+  type FactorLookup,
+  type Handler,
+  type Location,
+  type ReferenceData,
+} from "./types.ts";
+
+const upperCode = () => requiredText().transform((s) => s.toUpperCase());
+const optionalUpperCode = () => optionalText().transform((s) => s?.toUpperCase());
+
+const PLANE_CABIN_TYPES: Readonly<Record<string, number>> = {
+  first: 50201,
+  business: 50202,
+  economy: 50203,
+};
+/** Added to every flight's great-circle distance (km): take-off, landing and routing. */
+const PLANE_DETOUR_KM = 95;
+
+interface HaulBand {
+  readonly category: string;
+  readonly min: number;
+  readonly max: number;
+}
+
+/** Haul bands of the year's plane factors: one per category, set by its lowest-id factor. */
+export function haulBands(set: FactorLookup): readonly HaulBand[] {
+  return set.memo("plane:haul-bands", (factors) => {
+    const bands = new Map<string, HaulBand>();
+    for (const f of factors) {
+      const category = f.classification.category;
+      if (!category || bands.has(category)) continue;
+      bands.set(category, {
+        category,
+        min: num(f.values, "min_distance") ?? -Infinity,
+        max: num(f.values, "max_distance") ?? Infinity,
+      });
+    }
+    return [...bands.values()].sort((
+      a,
+      b,
+    ) => (a.category < b.category ? -1 : a.category > b.category ? 1 : 0));
+  });
+}
+
+/** The first band (in category-name order) with min ≤ km < max, or undefined. */
+export function hauledBand(set: FactorLookup, oneTripKm: number): string | undefined {
+  return haulBands(set).find((b) => oneTripKm >= b.min && oneTripKm < b.max)?.category;
+}
+
+const plane: Handler = {
+  det: "plane",
+  link: "fk",
+  entrySchema: entryObject({
+    origin_iata: upperCode(),
+    destination_iata: upperCode(),
+    cabin_class: lowerEnum(["economy", "business", "first"]),
+    number_of_trips: numberWithDefault(1, { min: 1, int: true }),
+    user_institutional_id: optionalText(),
+    departure_date: optionalText(),
+    note: optionalText(),
+  }),
+  factorColumns: {
+    classification: ["category", "cabin_class"],
+    values: ["ef_kg_co2eq_per_km", "rfi_adjustment", "min_distance", "max_distance"],
+    required: [
+      "category",
+      "cabin_class",
+      "ef_kg_co2eq_per_km",
+      "rfi_adjustment",
+      "min_distance",
+      "max_distance",
+    ],
+    enums: { cabin_class: ["economy", "business", "first"] },
+  },
+  factorEmissionType: (c: Classification) => PLANE_CABIN_TYPES[String(c.cabin_class)],
+  reference: ["locations"],
+  preCompute(data, reference, set) {
+    const airport = (iata: unknown) =>
+      reference.locations.get(
+        locationNaturalKey({ transportMode: "plane", name: "", iataCode: String(iata) }),
+      );
+    const origin = airport(data.origin_iata);
+    const destination = airport(data.destination_iata);
+    if (!origin || !destination) {
+      const missing = !origin ? data.origin_iata : data.destination_iata;
+      return { none: true, warning: `airport ${missing} not found in locations` };
+    }
+    const oneTrip = roundHalfEven(roundHalfEven(distanceKm(origin, destination)) + PLANE_DETOUR_KM);
+    const haul = hauledBand(set, oneTrip);
+    if (!haul) {
+      return {
+        none: true,
+        warning: `no haul band of the year's plane factors covers ${oneTrip} km`,
+      };
+    }
+    return {
+      vars: {
+        distance_one_trip_km: oneTrip,
+        distance_km: oneTrip * Number(data.number_of_trips),
+        haul_category: haul,
+      },
+    };
+  },
+  computations: (data) => [{
+    emissionTypeId: PLANE_CABIN_TYPES[String(data.cabin_class)],
+    source: {
+      kind: "query",
+      select: (vars, set) =>
+        set.where("category", String(vars.haul_category)).filter((f) =>
+          f.classification.cabin_class === vars.cabin_class
+        ),
+    },
+    formula(vars, factor) {
+      const ef = num(factor.values, "ef_kg_co2eq_per_km");
+      const distance = varNum(vars, "distance_km");
+      if (ef === undefined || distance === undefined) return null;
+      const rfi = num(factor.values, "rfi_adjustment") ?? 1;
+      return {
+        kg: distance * ef * rfi,
+        additionalValue: distance,
+        meta: {
+          distance_km: distance,
+          distance_one_trip_km: vars.distance_one_trip_km,
+          haul_category: vars.haul_category,
+          rfi_adjustment: rfi,
+        },
+      };
+    },
+  }],
+};
+
+function distanceKm(a: Location, b: Location): number {
+  return haversineKm(a.latitude, a.longitude, b.latitude, b.longitude);
+}
+
+const TRAIN_CABIN_TYPES: Readonly<Record<string, number>> = { first: 50101, second: 50102 };
+/** Rail routes run longer than the great circle. */
+const TRAIN_DETOUR_FACTOR = 1.2;
+const HOME_COUNTRY = "CH";
+/** Country code of the factor that stands in for countries without their own. */
+export const REST_OF_WORLD = "RoW";
+
+// Stations by normalised name across all countries, for entries that give no country code.
+const stationsByName = new WeakMap<ReferenceData, Map<string, Location[]>>();
+function stationNameIndex(reference: ReferenceData): Map<string, Location[]> {
+  let index = stationsByName.get(reference);
+  if (!index) {
+    index = new Map();
+    for (const location of reference.locations.values()) {
+      if (location.transportMode !== "train") continue;
+      const key = normalizeKeyName(location.name);
+      index.set(key, [...(index.get(key) ?? []), location]);
+    }
+    stationsByName.set(reference, index);
+  }
+  return index;
+}
+
+function findStation(
+  reference: ReferenceData,
+  naturalKey: unknown,
+  countryCode: unknown,
+  name: unknown,
+): Location | undefined {
+  if (naturalKey) return reference.locations.get(String(naturalKey));
+  if (countryCode) {
+    return reference.locations.get(stationLookupKey(String(countryCode), String(name)));
+  }
+  const matches = stationNameIndex(reference).get(normalizeKeyName(String(name))) ?? [];
+  if (matches.length > 1) {
+    throw new EntryComputeError(
+      `station "${name}" is ambiguous: ${matches.length} stations match (${
+        matches.map((m) => m.countryCode).join(", ")
+      }); give its country code`,
+    );
+  }
+  return matches[0];
+}
+
+/** CH when both ends are in CH, else the destination's country, else the origin's, else RoW. */
+export function trainCountry(origin: string | null, destination: string | null): string {
+  if (origin === HOME_COUNTRY && destination === HOME_COUNTRY) return HOME_COUNTRY;
+  if (destination && destination !== HOME_COUNTRY) return destination;
+  if (origin && origin !== HOME_COUNTRY) return origin;
+  return REST_OF_WORLD;
+}
+
+function trainFactors(vars: Record<string, unknown>, set: FactorLookup): readonly Factor[] {
+  const own = set.where("country_code", String(vars.country_code));
+  return own.length ? own : set.where("country_code", REST_OF_WORLD);
+}
+
+const train: Handler = {
+  det: "train",
+  link: "fk",
+  entrySchema: entryObject({
+    origin_name: requiredText(),
+    destination_name: requiredText(),
+    origin_country_code: optionalUpperCode(),
+    destination_country_code: optionalUpperCode(),
+    origin_natural_key: optionalText(),
+    destination_natural_key: optionalText(),
+    cabin_class: lowerEnum(["first", "second"]),
+    number_of_trips: numberWithDefault(1, { min: 1, int: true }),
+    user_institutional_id: optionalText(),
+    departure_date: optionalText(),
+    note: optionalText(),
+  }),
+  factorColumns: {
+    classification: ["country_code"],
+    values: ["ef_kg_co2eq_per_km"],
+    required: ["country_code", "ef_kg_co2eq_per_km"],
+  },
+  factorEmissionType: fixedType(50100),
+  reference: ["locations"],
+  preCompute(data, reference) {
+    const origin = findStation(
+      reference,
+      data.origin_natural_key,
+      data.origin_country_code,
+      data.origin_name,
+    );
+    const destination = findStation(
+      reference,
+      data.destination_natural_key,
+      data.destination_country_code,
+      data.destination_name,
+    );
+    if (!origin || !destination) {
+      const missing = !origin ? data.origin_name : data.destination_name;
+      return { none: true, warning: `station ${missing} not found in locations` };
+    }
+    const oneTrip = roundHalfEven(
+      roundHalfEven(distanceKm(origin, destination)) * TRAIN_DETOUR_FACTOR,
+    );
+    return {
+      vars: {
+        distance_one_trip_km: oneTrip,
+        distance_km: oneTrip * Number(data.number_of_trips),
+        country_code: trainCountry(origin.countryCode, destination.countryCode),
+      },
+    };
+  },
+  computations: (data) => [{
+    emissionTypeId: TRAIN_CABIN_TYPES[String(data.cabin_class)],
+    source: { kind: "query", select: trainFactors },
+    formula(vars, factor) {
+      const ef = num(factor.values, "ef_kg_co2eq_per_km");
+      const distance = varNum(vars, "distance_km");
+      if (ef === undefined || distance === undefined) return null;
+      return {
+        kg: distance * ef,
+        additionalValue: distance,
+        meta: {
+          distance_km: distance,
+          distance_one_trip_km: vars.distance_one_trip_km,
+          country_code: factor.classification.country_code,
+        },
+      };
+    },
+  }],
+};
+
+/** Plane and train. */
+export const travelHandlers: readonly Handler[] = [plane, train];
