@@ -120,6 +120,16 @@ const buildingRooms: Handler = {
       };
     }),
   rollupEmissionTypeId: 60100,
+  companion: {
+    det: "building_embodied_energy",
+    derive: (data) =>
+      data.building_name && typeof data.room_surface_square_meter === "number"
+        ? {
+          building_name: data.building_name,
+          room_surface_square_meter: data.room_surface_square_meter,
+        }
+        : null,
+  },
 };
 
 const COMBUSTION_TYPES: Readonly<Record<string, number>> = {

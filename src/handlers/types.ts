@@ -158,6 +158,15 @@ export interface Handler {
   readonly computations: (data: EntryData) => readonly Computation[];
   /** Rollup type added when more than one leaf row is produced. */
   readonly rollupEmissionTypeId?: number;
+  /**
+   * An entry of another det kept in step with this one (same module): created or updated when
+   * `derive` returns data, deleted when it returns null or this entry is deleted. The companion's
+   * `data_entry_id` points back to this entry.
+   */
+  readonly companion?: {
+    readonly det: DetName;
+    readonly derive: (data: EntryData) => EntryData | null;
+  };
 }
 
 /** A per-entry compute failure: the entry keeps its data and old rows. */

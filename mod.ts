@@ -1,0 +1,28 @@
+/**
+ * rematch: keeps the emissions of a carbon-accounting database true when its emission factors
+ * change. This module is the public API; everything here is re-exported from `src/`.
+ *
+ * @module
+ */
+export {
+  type Database,
+  openDatabase,
+  type OpenDatabaseOptions,
+  type Sql,
+} from "./src/db/connection.ts";
+export { applyMigrations, SCHEMA_VERSION, schemaVersion } from "./src/db/migrate.ts";
+export { recalculateForDataEntryType, rematchInTransaction } from "./src/rematch/run.ts";
+export type { RematchDiffEntry, RematchOptions, RematchResult } from "./src/rematch/types.ts";
+export {
+  computeEntry,
+  type ComputeInputs,
+  type EntryComputation,
+} from "./src/compute/compute_entry.ts";
+export { createFactorLookup } from "./src/compute/factor_set.ts";
+export type { EmissionRow } from "./src/compute/emission_row.ts";
+export { getHandler, listHandlers } from "./src/handlers/mod.ts";
+export type { Factor, Handler, ReferenceData } from "./src/handlers/types.ts";
+export { EntryComputeError } from "./src/handlers/types.ts";
+export { createEntries, deleteEntry, type NewEntry, updateEntry } from "./src/db/entries.ts";
+export { type FactorImportResult, importFactors, loadFactorSet } from "./src/db/factors.ts";
+export { findDataEntryType, getDataEntryType, listDataEntryTypes } from "./src/reference/enums.ts";

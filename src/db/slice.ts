@@ -1,0 +1,41 @@
+// Reading a (det, year) slice's shared inputs: its factor set and the reference data its
+// handler needs, each read once.
+import type { ComputeInputs } from "../compute/compute_entry.ts";
+import { createFactorLookup } from "../compute/factor_set.ts";
+import type { Handler } from "../handlers/types.ts";
+import type { Queryable } from "./connection.ts";
+import { loadFactorSet } from "./factors.ts";
+import { loadReferenceData } from "./reference.ts";
+
+/** The factor set and reference data of one (det, year) slice. */
+export async function loadSliceInputs(
+  tx: Queryable,
+  handler: Handler,
+  dataEntryTypeId: number,
+  year: number,
+): Promise<ComputeInputs> {
+  const factors = await loadFactorSet(tx, dataEntryTypeId, year);
+  const reference = await loadReferenceData(tx, handler.reference, { years: [year] });
+  return { year, factors: createFactorLookup(year, factors), reference };
+}
+
+/** The carbon report modules of a (module type, year), optionally narrowed to `onlyIds`. */
+export async function sliceModuleIds(
+  tx: Queryable,
+  moduleTypeId: number,
+  year: number,
+  onlyIds?: readonly number[],
+): Promise<number[]> {
+  const rows = onlyIds
+    ? await tx<{ id: number }[]>`
+      select m.id from carbon_report_modules m join carbon_reports r on r.id = m.carbon_report_id
+      where m.module_type_id = ${moduleTypeId} and r.year = ${year} and m.id = any(${[
+      ...onlyIds,
+    ]}::bigint[])
+      order by m.id`
+    : await tx<{ id: number }[]>`
+      select m.id from carbon_report_modules m join carbon_reports r on r.id = m.carbon_report_id
+      where m.module_type_id = ${moduleTypeId} and r.year = ${year}
+      order by m.id`;
+  return rows.map((r) => r.id);
+}

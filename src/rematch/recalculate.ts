@@ -1,0 +1,157 @@
+// The rematch of spec/rematch.md: read a (det, year) slice in id-ordered chunks, run the one
+// compute path on each entry against the slice's factor set, and write only what changed.
+import { computeEntry, LINK_KEY } from "../compute/compute_entry.ts";
+import { sameRows } from "../compute/emission_row.ts";
+import type { EmissionRow } from "../compute/emission_row.ts";
+import type { EntryEmissionRow } from "../db/emissions.ts";
+import { getHandler } from "../handlers/mod.ts";
+import { ROLLUP_EMISSION_TYPE_IDS } from "../reference/emission_types.ts";
+import { getDataEntryType } from "../reference/enums.ts";
+import type { RematchDiffEntry, RematchOptions, RematchResult, SliceStore } from "./types.ts";
+
+/** Detail lists stop growing here; the counts never do. */
+export const DETAIL_LIMIT = 1000;
+const DEFAULT_CHUNK = 5000;
+
+/** Sum of kg over non-rollup rows. */
+export function leafKg(rows: readonly EmissionRow[]): number {
+  let sum = 0;
+  for (const r of rows) if (!ROLLUP_EMISSION_TYPE_IDS.has(r.emissionTypeId)) sum += r.kgCo2eq;
+  return sum;
+}
+
+function linkOf(data: Record<string, unknown>): number | null {
+  const id = data[LINK_KEY];
+  return typeof id === "number" ? id : null;
+}
+
+/**
+ * Runs the rematch through a store that is already inside one transaction. Per-entry compute
+ * errors are counted and leave the entry as it was; a store error propagates (the caller's
+ * transaction then rolls back, so nothing of the rematch persists).
+ */
+export async function rematchSlice(
+  store: SliceStore,
+  options: RematchOptions,
+): Promise<RematchResult> {
+  const started = performance.now();
+  const det = getDataEntryType(options.dataEntryType);
+  const handler = getHandler(det);
+  const { year } = options;
+  const dryRun = options.dryRun ?? false;
+  const chunkSize = options.chunkSize ?? DEFAULT_CHUNK;
+
+  await store.lockSlice(det.id, year, options.noWait ?? false);
+  const inputs = await store.loadInputs(handler, det.id, year);
+  const moduleIds = await store.moduleIds(det.moduleTypeId, year, options.carbonReportModuleIds);
+  const total = moduleIds.length ? await store.countEntries(det.id, moduleIds) : 0;
+
+  const result: RematchResult = {
+    dataEntryType: det.name,
+    dataEntryTypeId: det.id,
+    year,
+    dryRun,
+    entries: 0,
+    recalculated: 0,
+    unchanged: 0,
+    relinked: 0,
+    dropped: 0,
+    errors: 0,
+    errorDetails: [],
+    warnings: [],
+    emissionsInserted: 0,
+    emissionsUpdated: 0,
+    emissionsDeleted: 0,
+    ambiguousMatches: 0,
+    affectedModuleIds: [],
+    kgBefore: 0,
+    kgAfter: 0,
+    durationMs: 0,
+  };
+  const diff: RematchDiffEntry[] | undefined = dryRun && options.diff ? [] : undefined;
+  const affected = new Set<number>();
+  let afterId = 0;
+
+  while (moduleIds.length) {
+    options.signal?.throwIfAborted();
+    const entries = await store.readEntries(det.id, moduleIds, afterId, chunkSize);
+    if (entries.length === 0) break;
+    afterId = entries[entries.length - 1].id;
+    const stored = await store.readEmissions(entries.map((e) => e.id));
+
+    const replaceRowsOf: number[] = [];
+    const rows: EntryEmissionRow[] = [];
+    const relinks: { id: number; factorId: number | null }[] = [];
+    for (const entry of entries) {
+      result.entries++;
+      const oldRows = stored.get(entry.id) ?? [];
+      const oldKg = leafKg(oldRows);
+      result.kgBefore += oldKg;
+      let computed;
+      try {
+        computed = computeEntry(handler, entry.data, inputs);
+      } catch (error) {
+        // Per-entry isolation: the entry keeps its data and rows; anything else goes on.
+        result.errors++;
+        result.kgAfter += oldKg;
+        if (result.errorDetails.length < DETAIL_LIMIT) {
+          result.errorDetails.push({ dataEntryId: entry.id, error: (error as Error).message });
+        }
+        continue;
+      }
+      result.recalculated++;
+      if (computed.ambiguous) result.ambiguousMatches++;
+      for (const warning of computed.warnings) {
+        if (result.warnings.length < DETAIL_LIMIT) {
+          result.warnings.push({ dataEntryId: entry.id, warning });
+        }
+      }
+      const oldLink = linkOf(entry.data);
+      const newLink = linkOf(computed.data);
+      const relink = handler.link === "json" && oldLink !== newLink;
+      const rowsChanged = !sameRows(oldRows, computed.rows);
+      const newKg = leafKg(computed.rows);
+      result.kgAfter += newKg;
+      if (!rowsChanged && !relink) {
+        result.unchanged++;
+        continue;
+      }
+      affected.add(entry.moduleId);
+      if (relink) {
+        relinks.push({ id: entry.id, factorId: newLink });
+        if (newLink !== null) result.relinked++;
+      }
+      if (rowsChanged) {
+        replaceRowsOf.push(entry.id);
+        for (const row of computed.rows) rows.push({ dataEntryId: entry.id, row });
+        result.emissionsUpdated += Math.min(oldRows.length, computed.rows.length);
+        result.emissionsInserted += Math.max(0, computed.rows.length - oldRows.length);
+        result.emissionsDeleted += Math.max(0, oldRows.length - computed.rows.length);
+        if (oldRows.length > 0 && computed.rows.length === 0) result.dropped++;
+      }
+      diff?.push({
+        dataEntryId: entry.id,
+        kgBefore: oldKg,
+        kgAfter: newKg,
+        factorIdBefore: oldLink ?? oldRows.find((r) =>
+          r.primaryFactorId !== null
+        )?.primaryFactorId ?? null,
+        factorIdAfter: newLink ?? computed.rows.find((r) =>
+          r.primaryFactorId !== null
+        )?.primaryFactorId ?? null,
+      });
+    }
+    if (!dryRun && (replaceRowsOf.length || relinks.length)) {
+      await store.writeChunk({ replaceRowsOf, rows, relinks });
+    }
+    options.onProgress?.(result.entries, total);
+  }
+
+  result.affectedModuleIds = [...affected].sort((a, b) => a - b);
+  if (!dryRun && !options.noStats && result.affectedModuleIds.length) {
+    await store.refreshModuleStats(result.affectedModuleIds);
+  }
+  if (diff) result.diff = diff;
+  result.durationMs = Math.round(performance.now() - started);
+  return result;
+}

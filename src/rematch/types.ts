@@ -1,0 +1,101 @@
+// The rematch's options, result and the store it reads and writes a slice through.
+import type { ComputeInputs } from "../compute/compute_entry.ts";
+import type { EmissionRow } from "../compute/emission_row.ts";
+import type { EntryEmissionRow, StoredEmissionRow } from "../db/emissions.ts";
+import type { EntryData, Handler } from "../handlers/types.ts";
+
+/** Options of a (det, year) rematch. */
+export interface RematchOptions {
+  /** The det, by name or id. */
+  dataEntryType: string | number;
+  /** The slice year (the report year). */
+  year: number;
+  /** Only these carbon report modules. @default every module of the slice */
+  carbonReportModuleIds?: readonly number[];
+  /** Compute and report without writing. @default false */
+  dryRun?: boolean;
+  /** With dryRun: list per-entry old → new kg and relinks. @default false */
+  diff?: boolean;
+  /** Fail at once when another transaction holds the slice. @default false */
+  noWait?: boolean;
+  /** Skip recomputing carbon_report_modules.stats. @default false */
+  noStats?: boolean;
+  /** Entries per chunk (read, compute, write). @default 5000 */
+  chunkSize?: number;
+  /** Called after each chunk with entries done and the slice total. */
+  onProgress?: (done: number, total: number) => void;
+  /** Aborts between chunks; the transaction then rolls back. */
+  signal?: AbortSignal;
+}
+
+/** One entry of a `--diff` listing. */
+export interface RematchDiffEntry {
+  dataEntryId: number;
+  kgBefore: number;
+  kgAfter: number;
+  factorIdBefore: number | null;
+  factorIdAfter: number | null;
+}
+
+/** What a rematch did (or, dry, would do). */
+export interface RematchResult {
+  dataEntryType: string;
+  dataEntryTypeId: number;
+  year: number;
+  dryRun: boolean;
+  entries: number;
+  recalculated: number;
+  unchanged: number;
+  relinked: number;
+  dropped: number;
+  errors: number;
+  errorDetails: { dataEntryId: number; error: string }[];
+  warnings: { dataEntryId: number; warning: string }[];
+  emissionsInserted: number;
+  emissionsUpdated: number;
+  emissionsDeleted: number;
+  ambiguousMatches: number;
+  affectedModuleIds: number[];
+  kgBefore: number;
+  kgAfter: number;
+  durationMs: number;
+  diff?: RematchDiffEntry[];
+}
+
+/** An entry as the rematch reads it. */
+export interface SliceEntry {
+  readonly id: number;
+  readonly moduleId: number;
+  readonly data: EntryData;
+}
+
+/** One chunk's writes. */
+export interface ChunkWrite {
+  /** Entries whose rows are replaced. */
+  readonly replaceRowsOf: readonly number[];
+  /** Their new rows. */
+  readonly rows: readonly EntryEmissionRow[];
+  /** JSON-link entries whose `data.primary_factor_id` changes. */
+  readonly relinks: readonly { id: number; factorId: number | null }[];
+}
+
+/** Where the rematch reads and writes a slice: PostgreSQL in the product, memory in unit tests. */
+export interface SliceStore {
+  lockSlice(dataEntryTypeId: number, year: number, noWait: boolean): Promise<void>;
+  loadInputs(handler: Handler, dataEntryTypeId: number, year: number): Promise<ComputeInputs>;
+  moduleIds(moduleTypeId: number, year: number, only?: readonly number[]): Promise<number[]>;
+  countEntries(dataEntryTypeId: number, moduleIds: readonly number[]): Promise<number>;
+  /** Entries with id > afterId, in id order, at most `limit`. */
+  readEntries(
+    dataEntryTypeId: number,
+    moduleIds: readonly number[],
+    afterId: number,
+    limit: number,
+  ): Promise<SliceEntry[]>;
+  readEmissions(entryIds: readonly number[]): Promise<Map<number, StoredEmissionRow[]>>;
+  writeChunk(write: ChunkWrite): Promise<{ deleted: number; inserted: number }>;
+  refreshModuleStats(moduleIds: readonly number[]): Promise<void>;
+}
+
+/** Non-rollup kg of rows (totals exclude rollup rows). */
+export type RowsKg = (rows: readonly EmissionRow[]) => number;
