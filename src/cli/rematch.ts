@@ -89,12 +89,13 @@ export const rematchCommand = defineCommand({
     return {
       exitCode: hasErrors ? EXIT.partial : EXIT.ok,
       json: args.all ? { year: args.year, results } : results[0],
-      text: describeResults(results),
+      text: describeRematches(results),
     };
   },
 });
 
-function describeResults(results: readonly RematchResult[]): string {
+/** The summary table of rematch results, with errors and any diff. */
+export function describeRematches(results: readonly RematchResult[]): string {
   const dry = results[0]?.dryRun ? " (dry run: nothing written)" : "";
   const lines = [
     formatTable(

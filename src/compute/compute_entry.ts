@@ -1,6 +1,6 @@
 // The one compute path: entry data + the (det, year) factor set + reference data → emission
 // rows. Pure: no I/O. The write path and the rematch both call it.
-import { z } from "zod";
+import type { z } from "zod";
 import {
   type ComputeVars,
   EntryComputeError,

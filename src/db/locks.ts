@@ -21,10 +21,14 @@ export async function lockSlice(
 ): Promise<void> {
   const key1 = SLICE_LOCK_NAMESPACE + dataEntryTypeId;
   if (options.noWait) {
-    const [row] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(${key1}, ${year}) as ok`;
+    const [row] = await tx<
+      { ok: boolean }[]
+    >`select pg_try_advisory_xact_lock(${key1}, ${year}) as ok`;
     if (!row.ok) {
       throw new SliceBusyError(
-        `slice ${options.detName ?? dataEntryTypeId} ${year} is busy: another rematch or factor import holds it`,
+        `slice ${
+          options.detName ?? dataEntryTypeId
+        } ${year} is busy: another rematch or factor import holds it`,
       );
     }
     return;

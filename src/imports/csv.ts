@@ -82,6 +82,9 @@ export async function readCsvFile(path: string): Promise<CsvTable> {
 export function requireColumns(file: string, table: CsvTable, required: readonly string[]): void {
   const missing = required.filter((c) => !table.header.includes(c));
   if (missing.length) {
-    throw new FileError(file, `missing required column${missing.length > 1 ? "s" : ""} ${missing.join(", ")}`);
+    throw new FileError(
+      file,
+      `missing required column${missing.length > 1 ? "s" : ""} ${missing.join(", ")}`,
+    );
   }
 }

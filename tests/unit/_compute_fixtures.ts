@@ -100,8 +100,3 @@ export function assertKg(actual: number, expected: number, what = "kg"): void {
     throw new Error(`${what}: expected ${expected}, got ${actual}`);
   }
 }
-
-/** kg by emission type name suffix, for readable assertions. */
-export function kgByType(result: EntryComputation): Map<number, number> {
-  return new Map(result.rows.map((r) => [r.emissionTypeId, r.kgCo2eq]));
-}

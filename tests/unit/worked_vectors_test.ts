@@ -5,7 +5,6 @@ import {
   assertKg,
   compute,
   factor,
-  kgByType,
   reference,
   station,
   YEAR,

@@ -1,0 +1,4 @@
+import { main } from "../src/cli/command.ts";
+import { factorsCommand } from "../src/cli/factors.ts";
+
+if (import.meta.main) await main(factorsCommand);

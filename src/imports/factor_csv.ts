@@ -1,0 +1,306 @@
+// Factor CSV rows → validated factor rows (spec/factors-csv.md §1). Pure: no database.
+import { getHandler } from "../handlers/mod.ts";
+import type { Classification, FactorColumns, FactorValues } from "../handlers/types.ts";
+import {
+  type DataEntryType,
+  type DetName,
+  findModuleType,
+  getDataEntryType,
+  listDataEntryTypes,
+  MODULE_TYPES,
+} from "../reference/enums.ts";
+import { type CsvTable, requireColumns } from "./csv.ts";
+
+/** What a factor file is imported for: one det, or a whole module routed row by row. */
+export type FactorImportTarget =
+  | { readonly dataEntryTypeId: number }
+  | { readonly moduleTypeId: number };
+
+/** A bad row: skipped (or, with `--strict`, the reason nothing is written). */
+export interface FactorRowError {
+  /** Data row number, 1-based, header not counted. */
+  readonly row: number;
+  /** The column at fault, when one is. */
+  readonly column?: string;
+  readonly message: string;
+}
+
+/** One valid factor row of the file. */
+export interface ParsedFactorRow {
+  readonly row: number;
+  readonly dataEntryTypeId: number;
+  readonly emissionTypeId: number;
+  readonly classification: Classification;
+  readonly values: FactorValues;
+}
+
+/** A validated factor file. */
+export interface ParsedFactorTable {
+  /** The valid rows, in file order. */
+  readonly rows: ParsedFactorRow[];
+  /** The first {@linkcode MAX_LISTED_ROW_ERRORS} row errors, in file order. */
+  readonly rowErrors: FactorRowError[];
+  /** Every row error, listed or not. */
+  readonly rowErrorsCount: number;
+  /** Data rows in the file. */
+  readonly rowsRead: number;
+}
+
+/** Row errors beyond this many are counted but not listed. */
+export const MAX_LISTED_ROW_ERRORS = 100;
+
+/** How a whole-module file names each row's det. */
+interface ModuleRouting {
+  readonly column: string;
+  readonly dets: readonly DetName[];
+}
+
+// Only these modules take one file for several dets; additional_purchases has its own columns,
+// so it is not a purchase_category.
+const MODULE_ROUTING: Readonly<Record<number, ModuleRouting>> = {
+  [MODULE_TYPES.equipment]: { column: "equipment_category", dets: ["scientific", "it", "other"] },
+  [MODULE_TYPES.purchase]: {
+    column: "purchase_category",
+    dets: [
+      "scientific_equipment",
+      "it_equipment",
+      "consumable_accessories",
+      "biological_chemical_gaseous_product",
+      "services",
+      "vehicles",
+      "other_purchases",
+    ],
+  },
+};
+
+/** The dets a target covers, in id order, and the routing column of a module file. */
+export interface ResolvedFactorTarget {
+  readonly dets: readonly DataEntryType[];
+  /** Set for a whole-module file. */
+  readonly routing?: { readonly column: string; readonly moduleName: string };
+}
+
+/**
+ * Resolves an import target. A module without a routing column is accepted only when it has a
+ * single det. Throws a RangeError naming what to use instead.
+ *
+ * @example
+ * ```ts
+ * import { resolveFactorTarget } from "./factor_csv.ts";
+ * const target = resolveFactorTarget({ moduleTypeId: 4 });
+ * console.assert(target.routing?.column === "equipment_category");
+ * console.assert(target.dets.map((d) => d.name).join() === "scientific,it,other");
+ * ```
+ */
+export function resolveFactorTarget(target: FactorImportTarget): ResolvedFactorTarget {
+  if ("dataEntryTypeId" in target) return { dets: [getDataEntryType(target.dataEntryTypeId)] };
+  const module = findModuleType(target.moduleTypeId);
+  if (!module) throw new RangeError(`unknown module type ${target.moduleTypeId}`);
+  const routing = MODULE_ROUTING[module.id];
+  if (routing) {
+    const dets = routing.dets.map((name) => getDataEntryType(name)).sort((a, b) => a.id - b.id);
+    return { dets, routing: { column: routing.column, moduleName: module.name } };
+  }
+  const dets = listDataEntryTypes().filter((d) => d.moduleTypeId === module.id);
+  if (dets.length !== 1) {
+    throw new RangeError(
+      `module ${module.name} has no routing column: import each of its data entry types with --det (${
+        dets.map((d) => d.name).join(", ") || "none"
+      })`,
+    );
+  }
+  return { dets };
+}
+
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+/** A cell as a number when it is a finite decimal number, else undefined. */
+function parseDecimal(cell: string): number | undefined {
+  if (!DECIMAL.test(cell)) return undefined;
+  const value = Number(cell);
+  return Number.isFinite(value) ? value : undefined;
+}
+
+/** Collects row errors: all counted, the first {@linkcode MAX_LISTED_ROW_ERRORS} kept. */
+class RowErrorList {
+  readonly listed: FactorRowError[] = [];
+  count = 0;
+  add(error: FactorRowError): void {
+    this.count++;
+    if (this.listed.length < MAX_LISTED_ROW_ERRORS) this.listed.push(error);
+  }
+}
+
+/**
+ * Validates a factor CSV table for one det or one module (spec/factors-csv.md §1): routes each
+ * row to its det, builds classification and values, resolves the emission type and reports bad
+ * and duplicate rows. Missing required columns are a {@linkcode FileError}.
+ *
+ * @example
+ * ```ts
+ * import { parseCsv } from "./csv.ts";
+ * import { parseFactorTable } from "./factor_csv.ts";
+ * const table = parseCsv("train.csv", "country_code,ef_kg_co2eq_per_km\nCH,0.007\n");
+ * const parsed = parseFactorTable("train.csv", table, { dataEntryTypeId: 21 });
+ * console.assert(parsed.rows[0].values.ef_kg_co2eq_per_km === 0.007);
+ * ```
+ */
+export function parseFactorTable(
+  file: string,
+  table: CsvTable,
+  target: FactorImportTarget,
+): ParsedFactorTable {
+  const resolved = resolveFactorTarget(target);
+  const columnsByDet = new Map(
+    resolved.dets.map((det) => [det.name, getHandler(det).factorColumns]),
+  );
+  const required = new Set<string>();
+  if (resolved.routing) required.add(resolved.routing.column);
+  for (const columns of columnsByDet.values()) columns.required.forEach((c) => required.add(c));
+  requireColumns(file, table, [...required]);
+
+  const errors = new RowErrorList();
+  const rows: ParsedFactorRow[] = [];
+  const firstRowOfIdentity = new Map<string, number>();
+  for (const { row, cells } of table.rows) {
+    const det = routeRow(cells, resolved);
+    if ("error" in det) {
+      errors.add({ row, column: resolved.routing?.column, message: det.error });
+      continue;
+    }
+    const columns = columnsByDet.get(det.name)!;
+    const built = buildFactor(cells, columns);
+    if (built.errors.length) {
+      built.errors.forEach((e) => errors.add({ row, ...e }));
+      continue;
+    }
+    const problem = columns.check?.(built.values);
+    if (problem) {
+      errors.add({ row, column: problem.column, message: problem.message });
+      continue;
+    }
+    const emissionTypeId = getHandler(det).factorEmissionType(built.classification);
+    if (emissionTypeId === undefined) {
+      errors.add({
+        row,
+        message: `cannot resolve the emission type of this ${det.name} factor from ${
+          describeClassification(built.classification)
+        } (expected values naming a known ${det.name} emission type)`,
+      });
+      continue;
+    }
+    const identity = `${det.id}\u0000${emissionTypeId}\u0000${
+      JSON.stringify(built.classification)
+    }`;
+    const first = firstRowOfIdentity.get(identity);
+    if (first !== undefined) {
+      errors.add({
+        row,
+        message: `duplicate of row ${first}: rows ${first} and ${row} have the same ${det.name} ` +
+          `factor identity (emission type ${emissionTypeId}, ${
+            describeClassification(built.classification)
+          }); row ${first} is kept`,
+      });
+      continue;
+    }
+    firstRowOfIdentity.set(identity, row);
+    rows.push({
+      row,
+      dataEntryTypeId: det.id,
+      emissionTypeId,
+      classification: built.classification,
+      values: built.values,
+    });
+  }
+  return {
+    rows,
+    rowErrors: errors.listed,
+    rowErrorsCount: errors.count,
+    rowsRead: table.rows.length,
+  };
+}
+
+function routeRow(
+  cells: Readonly<Record<string, string>>,
+  resolved: ResolvedFactorTarget,
+): DataEntryType | { error: string } {
+  const { routing, dets } = resolved;
+  if (!routing) return dets[0];
+  const value = cells[routing.column] ?? "";
+  const expected = `expected a data entry type of module ${routing.moduleName}: ${
+    dets.map((d) => d.name).join(", ")
+  }`;
+  if (!value) return { error: `required value is blank (${expected})` };
+  const det = dets.find((d) => d.name === value);
+  return det ?? { error: `"${value}" is not a known category (${expected})` };
+}
+
+function buildFactor(
+  cells: Readonly<Record<string, string>>,
+  columns: FactorColumns,
+): {
+  classification: Classification;
+  values: FactorValues;
+  errors: { column: string; message: string }[];
+} {
+  const errors: { column: string; message: string }[] = [];
+  const classification: Classification = {};
+  const values: FactorValues = {};
+  for (const column of columns.required) {
+    if (!cells[column]) errors.push({ column, message: "required value is blank" });
+  }
+  for (const column of columns.classification) {
+    const cell = cells[column] ?? "";
+    classification[column] = cell || null;
+    if (cell) checkEnum(column, cell, columns, errors);
+  }
+  for (const column of columns.values) {
+    const cell = cells[column] ?? "";
+    if (!cell) continue;
+    checkEnum(column, cell, columns, errors);
+    const number = parseDecimal(cell);
+    if (columns.textValues?.includes(column)) {
+      values[column] = number ?? cell;
+      continue;
+    }
+    if (number === undefined) {
+      errors.push({ column, message: `"${cell}" is not a number (expected a finite number ≥ 0)` });
+      continue;
+    }
+    if (number < 0) {
+      errors.push({ column, message: `${cell} is negative (expected a finite number ≥ 0)` });
+      continue;
+    }
+    const range = columns.integers?.[column];
+    if (range && (!Number.isInteger(number) || number < range[0] || number > range[1])) {
+      errors.push({
+        column,
+        message: `${cell} is not allowed (expected an integer from ${range[0]} to ${range[1]})`,
+      });
+      continue;
+    }
+    values[column] = number;
+  }
+  return { classification, values, errors };
+}
+
+function checkEnum(
+  column: string,
+  cell: string,
+  columns: FactorColumns,
+  errors: { column: string; message: string }[],
+): void {
+  const allowed = columns.enums?.[column];
+  if (allowed && !allowed.includes(cell)) {
+    errors.push({
+      column,
+      message: `"${cell}" is not allowed (expected one of ${allowed.join(", ")})`,
+    });
+  }
+}
+
+function describeClassification(classification: Classification): string {
+  return Object.entries(classification)
+    .map(([column, value]) => `${column}=${value === null ? "(blank)" : JSON.stringify(value)}`)
+    .join(", ");
+}

@@ -1,0 +1,261 @@
+import assert from "node:assert/strict";
+import { decodeUtf8, FileError, parseCsv } from "./csv.ts";
+import { MAX_LISTED_ROW_ERRORS, parseFactorTable, resolveFactorTarget } from "./factor_csv.ts";
+
+const IT = { dataEntryTypeId: 11 };
+const EQUIPMENT = { moduleTypeId: 4 };
+const PURCHASE = { moduleTypeId: 5 };
+const EQUIPMENT_HEADER =
+  "equipment_class,sub_class,active_power_w,standby_power_w,active_usage_hours_per_week," +
+  "standby_usage_hours_per_week,ef_kg_co2eq_per_kwh";
+
+function parse(text: string, target: Parameters<typeof parseFactorTable>[2]) {
+  return parseFactorTable("f.csv", parseCsv("f.csv", text), target);
+}
+
+Deno.test("factor csv: a leading BOM is dropped and the first column is found", () => {
+  const bytes = new TextEncoder().encode("\uFEFFcountry_code,ef_kg_co2eq_per_km\nCH,0.007\n");
+  const parsed = parseFactorTable("t.csv", parseCsv("t.csv", decodeUtf8("t.csv", bytes)), {
+    dataEntryTypeId: 21,
+  });
+  assert.equal(parsed.rowErrorsCount, 0);
+  assert.deepEqual(parsed.rows[0].classification, { country_code: "CH" });
+  assert.deepEqual(parsed.rows[0].values, { ef_kg_co2eq_per_km: 0.007 });
+});
+
+Deno.test("factor csv: invalid UTF-8 is a file error", () => {
+  const bytes = new Uint8Array([0x61, 0x2c, 0x62, 0x0a, 0xff, 0xfe, 0x0a]);
+  assert.throws(() => decodeUtf8("bad.csv", bytes), (e) => {
+    assert.ok(e instanceof FileError);
+    assert.match(e.message, /bad\.csv: is not valid UTF-8/);
+    return true;
+  });
+});
+
+Deno.test("factor csv: a missing required column is a file error naming it", () => {
+  assert.throws(
+    () => parse("equipment_class,sub_class,active_power_w\nLaptop,,100\n", IT),
+    (e) => {
+      assert.ok(e instanceof FileError);
+      assert.match(e.message, /f\.csv: missing required columns standby_power_w, /);
+      assert.match(e.message, /ef_kg_co2eq_per_kwh/);
+      return true;
+    },
+  );
+});
+
+Deno.test("factor csv: a module file without its routing column is a file error", () => {
+  assert.throws(() => parse(`${EQUIPMENT_HEADER}\nLaptop,,1,1,1,1,1\n`, EQUIPMENT), (e) => {
+    assert.ok(e instanceof FileError);
+    assert.match(e.message, /missing required column equipment_category/);
+    return true;
+  });
+});
+
+Deno.test("factor csv: non-numeric and negative values are row errors; good rows are kept", () => {
+  const parsed = parse(
+    `${EQUIPMENT_HEADER}
+Laptop,Standard,100,10,40,128,0.2
+Desktop,,abc,5,40,128,0.2
+Server,,120,-5,40,128,0.2
+Phone,,1,1,40,128,Infinity
+`,
+    IT,
+  );
+  assert.deepEqual(parsed.rows.map((r) => r.row), [1]);
+  assert.equal(parsed.rowsRead, 4);
+  assert.equal(parsed.rowErrorsCount, 3);
+  assert.deepEqual(parsed.rowErrors.map((e) => [e.row, e.column]), [
+    [2, "active_power_w"],
+    [3, "standby_power_w"],
+    [4, "ef_kg_co2eq_per_kwh"],
+  ]);
+  assert.match(
+    parsed.rowErrors[0].message,
+    /"abc" is not a number \(expected a finite number ≥ 0\)/,
+  );
+  assert.match(parsed.rowErrors[1].message, /-5 is negative/);
+  assert.match(parsed.rowErrors[2].message, /"Infinity" is not a number/);
+});
+
+Deno.test("factor csv: a blank required cell is a row error naming the column", () => {
+  const parsed = parse(`${EQUIPMENT_HEADER}\n,Standard,100,10,40,128,0.2\n`, IT);
+  assert.deepEqual(parsed.rowErrors, [
+    { row: 1, column: "equipment_class", message: "required value is blank" },
+  ]);
+});
+
+Deno.test("factor csv: classification holds every C column, blank as null; values skip blanks", () => {
+  const parsed = parse(
+    "currency,purchase_institutional_code,purchase_additional_code,ef_kg_co2eq_per_currency," +
+      "translation_key\neur,51100000,,0.455,purchase.drugs\n",
+    { dataEntryTypeId: 63 },
+  );
+  assert.deepEqual(parsed.rows[0].classification, {
+    purchase_institutional_code: "51100000",
+    purchase_additional_code: null,
+    currency: "eur",
+  });
+  assert.deepEqual(parsed.rows[0].values, {
+    ef_kg_co2eq_per_currency: 0.455,
+    translation_key: "purchase.drugs",
+  });
+});
+
+Deno.test("factor csv: the same identity twice is an error on the later row naming both", () => {
+  const parsed = parse(
+    `${EQUIPMENT_HEADER}
+Laptop,Standard,100,10,40,128,0.2
+Laptop,,60,2,40,128,0.2
+Laptop,Standard,90,9,40,128,0.3
+`,
+    IT,
+  );
+  assert.deepEqual(parsed.rows.map((r) => r.row), [1, 2]);
+  assert.equal(parsed.rows[0].values.active_power_w, 100);
+  assert.equal(parsed.rowErrors.length, 1);
+  assert.equal(parsed.rowErrors[0].row, 3);
+  assert.match(parsed.rowErrors[0].message, /duplicate of row 1: rows 1 and 3 /);
+});
+
+Deno.test("factor csv: a routing value that is not a det of the module is a row error", () => {
+  const parsed = parse(
+    `equipment_category,${EQUIPMENT_HEADER}
+it,Laptop,Standard,100,10,40,128,0.2
+plane,Laptop,Standard,100,10,40,128,0.2
+,Laptop,Standard,100,10,40,128,0.2
+`,
+    EQUIPMENT,
+  );
+  assert.deepEqual(parsed.rows.map((r) => [r.row, r.dataEntryTypeId]), [[1, 11]]);
+  assert.deepEqual(parsed.rowErrors.map((e) => [e.row, e.column]), [
+    [2, "equipment_category"],
+    [3, "equipment_category"],
+  ]);
+  assert.match(
+    parsed.rowErrors[0].message,
+    /"plane" is not a known category \(expected a data entry type of module equipment: scientific, it, other\)/,
+  );
+});
+
+Deno.test("factor csv: with one det targeted the routing column is ignored", () => {
+  const parsed = parse(
+    `equipment_category,${EQUIPMENT_HEADER}\nscientific,Laptop,Standard,100,10,40,128,0.2\n`,
+    IT,
+  );
+  assert.equal(parsed.rowErrorsCount, 0);
+  assert.equal(parsed.rows[0].dataEntryTypeId, 11);
+  assert.equal(parsed.rows[0].emissionTypeId, 80200);
+});
+
+Deno.test("factor csv: an unresolvable emission type is a row error", () => {
+  const parsed = parse(
+    `headcount_category,headcount_class,headcount_subclass,unit,number_of_unit_per_fte,ef_kg_co2eq_per_unit
+food,vegetarian,,meal,100,1.2
+nonsense,vegetarian,,meal,100,1.2
+`,
+    { dataEntryTypeId: 1 },
+  );
+  assert.deepEqual(parsed.rows.map((r) => [r.row, r.emissionTypeId]), [[1, 10001]]);
+  assert.equal(parsed.rowErrors.length, 1);
+  assert.equal(parsed.rowErrors[0].row, 2);
+  assert.match(parsed.rowErrors[0].message, /cannot resolve the emission type/);
+  assert.match(parsed.rowErrors[0].message, /headcount_category="nonsense"/);
+});
+
+Deno.test("factor csv: equipment hours must be integers in 0..168 summing to at most 168", () => {
+  const parsed = parse(
+    `${EQUIPMENT_HEADER}
+Laptop,A,100,10,100,100,0.2
+Laptop,B,100,10,40.5,100,0.2
+Laptop,C,100,10,40,169,0.2
+Laptop,D,100,10,40,128,0.2
+`,
+    IT,
+  );
+  assert.deepEqual(parsed.rows.map((r) => r.row), [4]);
+  assert.deepEqual(parsed.rowErrors.map((e) => e.row), [1, 2, 3]);
+  assert.match(parsed.rowErrors[0].message, /168/);
+  assert.equal(parsed.rowErrors[1].column, "active_usage_hours_per_week");
+  assert.match(parsed.rowErrors[1].message, /40\.5 .*integer from 0 to 168/);
+  assert.equal(parsed.rowErrors[2].column, "standby_usage_hours_per_week");
+});
+
+Deno.test("factor csv: an enum column rejects values outside its list", () => {
+  const parsed = parse(
+    `category,cabin_class,ef_kg_co2eq_per_km,rfi_adjustment,min_distance,max_distance
+short_haul,economy,0.1,2,800,1500
+short_haul,Economy,0.1,2,800,1500
+`,
+    { dataEntryTypeId: 20 },
+  );
+  assert.deepEqual(parsed.rows.map((r) => r.row), [1]);
+  assert.equal(parsed.rowErrors[0].column, "cabin_class");
+  assert.match(
+    parsed.rowErrors[0].message,
+    /"Economy" is not allowed \(expected one of economy, business, first\)/,
+  );
+});
+
+Deno.test("factor csv: row errors are listed up to the cap and always counted", () => {
+  const bad = Array.from({ length: 150 }, (_, i) => `C${i},x`).join("\n");
+  const parsed = parse(`country_code,ef_kg_co2eq_per_km\n${bad}\nCH,0.007\n`, {
+    dataEntryTypeId: 21,
+  });
+  assert.equal(parsed.rowsRead, 151);
+  assert.equal(parsed.rowErrors.length, MAX_LISTED_ROW_ERRORS);
+  assert.equal(parsed.rowErrorsCount, 150);
+  assert.equal(parsed.rows.length, 1);
+});
+
+Deno.test("factor csv: the purchase common module file routes each row to its det", () => {
+  const text =
+    `currency,purchase_category,purchase_institutional_code,purchase_institutional_description,purchase_additional_code,ef_kg_co2eq_per_currency
+eur,biological_chemical_gaseous_product,12000000,"Produits chimiques, biochimiques et gazeux",N,0.5
+eur,biological_chemical_gaseous_product,51000000,Médicaments et produits pharmaceutiques,LA0,0.5
+eur,biological_chemical_gaseous_product,51100000,Médicaments anti-infectieux,LA05,0.41
+eur,consumable_accessories,10000000,"Fournitures, accessoires et matériel pour plantes et animaux vivants",K,0.5
+eur,it_equipment,43000000,"Composants, fournitures et équipements informatiques et de communication",I,0.5
+eur,scientific_equipment,23000000,Machines et accessoires pour la transformation et la fabrication industrielle,RA1,0.5
+eur,services,47100000,"Traitement, fournitures et élimination de l'eau et de l'eau usée",JA13,0.34
+eur,services,55000000,Produits publiés,C,0.5
+eur,services,91111500,Services de blanchissage,AA66,0.21
+eur,biological_chemical_gaseous_product,51100000,Médicaments anti-infectieux,,0.455
+eur,biological_chemical_gaseous_product,A,Médicaments,,0.9
+`;
+  const parsed = parse(text, PURCHASE);
+  assert.equal(parsed.rowErrorsCount, 0);
+  assert.equal(parsed.rowsRead, 11);
+  assert.deepEqual(
+    parsed.rows.map((r) => [r.row, r.dataEntryTypeId, r.emissionTypeId]),
+    [
+      [1, 63, 90500],
+      [2, 63, 90500],
+      [3, 63, 90500],
+      [4, 62, 90400],
+      [5, 61, 90300],
+      [6, 60, 90200],
+      [7, 64, 90600],
+      [8, 64, 90600],
+      [9, 64, 90600],
+      [10, 63, 90500],
+      [11, 63, 90500],
+    ],
+  );
+  assert.deepEqual(parsed.rows[9].classification, {
+    purchase_institutional_code: "51100000",
+    purchase_additional_code: null,
+    currency: "eur",
+  });
+  assert.deepEqual(parsed.rows[9].values, { ef_kg_co2eq_per_currency: 0.455 });
+});
+
+Deno.test("factor csv: a module without a routing column needs --det unless it has one det", () => {
+  assert.throws(
+    () => resolveFactorTarget({ moduleTypeId: 1 }),
+    /module headcount has no routing column.*member, student/,
+  );
+  assert.deepEqual(resolveFactorTarget({ moduleTypeId: 8 }).dets.map((d) => d.name), [
+    "process_emissions",
+  ]);
+});

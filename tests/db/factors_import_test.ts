@@ -1,0 +1,392 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { dbTest, useTestDatabase } from "../_harness.ts";
+import type { Database } from "../../src/db/connection.ts";
+import {
+  type FactorImportInput,
+  FactorImportRejected,
+  importFactors,
+  loadFactorSet,
+} from "../../src/db/factors.ts";
+import { FileError, parseCsv } from "../../src/imports/csv.ts";
+import { runCommand } from "../../src/cli/command.ts";
+import { factorsCommand } from "../../src/cli/factors.ts";
+
+const testDb = useTestDatabase();
+
+const IT = { dataEntryTypeId: 11 };
+const HEADER =
+  "equipment_class,sub_class,active_power_w,standby_power_w,active_usage_hours_per_week," +
+  "standby_usage_hours_per_week,ef_kg_co2eq_per_kwh";
+
+function input(
+  text: string,
+  options: Partial<Omit<FactorImportInput, "table">> = {},
+): FactorImportInput {
+  const file = options.file ?? "it.csv";
+  return { file, table: parseCsv(file, text), year: 2025, target: IT, ...options };
+}
+
+function importIn(db: Database, value: FactorImportInput) {
+  return db.sql.begin((tx) => importFactors(tx, value));
+}
+
+async function factorRows(db: Database) {
+  const rows = await db.sql<
+    {
+      id: number;
+      data_entry_type_id: number;
+      year: number;
+      classification: unknown;
+      values: unknown;
+    }[]
+  >`select id, data_entry_type_id, year, classification, "values" from factors order by id`;
+  return rows.map((r) => ({ ...r }));
+}
+
+async function insertEmission(db: Database, factorId: number): Promise<number> {
+  const [unit] = await db.sql<{ id: number }[]>`
+    insert into units (code, name) values ('U1', 'Unit 1') returning id`;
+  const [report] = await db.sql<{ id: number }[]>`
+    insert into carbon_reports (unit_id, year) values (${unit.id}, 2025) returning id`;
+  const [module] = await db.sql<{ id: number }[]>`
+    insert into carbon_report_modules (carbon_report_id, module_type_id)
+    values (${report.id}, 4) returning id`;
+  const [entry] = await db.sql<{ id: number }[]>`
+    insert into data_entries (carbon_report_module_id, data_entry_type_id, data)
+    values (${module.id}, 11, ${db.sql.json({ name: "old laptop", equipment_class: "Desktop" })})
+    returning id`;
+  const [emission] = await db.sql<{ id: number }[]>`
+    insert into data_entry_emissions
+      (data_entry_id, emission_type_id, primary_factor_id, kg_co2eq, scope)
+    values (${entry.id}, 80200, ${factorId}, 12.5, 2) returning id`;
+  return emission.id;
+}
+
+dbTest(testDb, "factors import: merge inserts, then updates in place keeping ids", async (db) => {
+  const first = await importIn(
+    db,
+    input(`${HEADER}
+Laptop,Standard,100,10,40,128,0.2
+Laptop,,60,2,40,128,0.2
+Desktop,,120,5,40,128,0.2
+`),
+  );
+  assert.deepEqual(
+    { ...first, rowErrors: undefined },
+    {
+      rowsRead: 3,
+      inserted: 3,
+      updated: 0,
+      unchanged: 0,
+      deleted: 0,
+      keptStale: 0,
+      rowErrors: undefined,
+      rowErrorsCount: 0,
+      slices: [{ dataEntryType: "it", dataEntryTypeId: 11, year: 2025 }],
+    },
+  );
+  const before = await factorRows(db);
+  assert.deepEqual(before[1].classification, { equipment_class: "Laptop", sub_class: null });
+
+  const second = await importIn(
+    db,
+    input(`${HEADER}
+Desktop,,120,5,40,128,0.2
+Laptop,Standard,100,10,40,128,0.1
+Laptop,,60,2,40,128,0.2
+`),
+  );
+  assert.deepEqual(
+    [second.inserted, second.updated, second.unchanged, second.keptStale],
+    [0, 1, 2, 0],
+  );
+  const after = await factorRows(db);
+  assert.deepEqual(after.map((r) => r.id), before.map((r) => r.id));
+  assert.equal((after[0].values as Record<string, number>).ef_kg_co2eq_per_kwh, 0.1);
+  assert.deepEqual(after.slice(1), before.slice(1));
+
+  const set = await loadFactorSet(db.sql, 11, 2025);
+  assert.deepEqual(set.map((f) => f.id), before.map((r) => r.id));
+  assert.deepEqual(set[0], {
+    id: before[0].id,
+    dataEntryTypeId: 11,
+    emissionTypeId: 80200,
+    year: 2025,
+    classification: { equipment_class: "Laptop", sub_class: "Standard" },
+    values: {
+      active_power_w: 100,
+      standby_power_w: 10,
+      active_usage_hours_per_week: 40,
+      standby_usage_hours_per_week: 128,
+      ef_kg_co2eq_per_kwh: 0.1,
+    },
+  });
+  assert.deepEqual(await loadFactorSet(db.sql, 11, 2024), []);
+});
+
+dbTest(testDb, "factors import: last_seen_job_id marks every factor of the file", async (db) => {
+  await importIn(db, input(`${HEADER}\nLaptop,Standard,100,10,40,128,0.2\n`));
+  const [{ updated_at: stamped }] = await db.sql`select updated_at from factors`;
+  const result = await importIn(
+    db,
+    input(`${HEADER}\nLaptop,Standard,100,10,40,128,0.2\nLaptop,,60,2,40,128,0.2\n`, { jobId: 7 }),
+  );
+  assert.deepEqual([result.inserted, result.updated, result.unchanged], [1, 0, 1]);
+  const rows = await db.sql`select last_seen_job_id, updated_at from factors order by id`;
+  assert.deepEqual(rows.map((r) => r.last_seen_job_id), [7, 7]);
+  assert.deepEqual(rows[0].updated_at, stamped);
+});
+
+dbTest(
+  testDb,
+  "factors import: merge keeps factors absent from the file and counts them",
+  async (db) => {
+    await importIn(
+      db,
+      input(`${HEADER}
+Laptop,Standard,100,10,40,128,0.2
+Desktop,,120,5,40,128,0.2
+Server,,300,100,40,128,0.2
+`),
+    );
+    // Another det and another year are not part of the slice.
+    await importIn(
+      db,
+      input(`${HEADER}\nMicroscope,,500,50,40,128,0.2\n`, { target: { dataEntryTypeId: 10 } }),
+    );
+    await importIn(db, input(`${HEADER}\nTablet,,10,1,40,128,0.2\n`, { year: 2024 }));
+
+    const result = await importIn(db, input(`${HEADER}\nLaptop,Standard,100,10,40,128,0.2\n`));
+    assert.deepEqual([result.unchanged, result.keptStale, result.deleted], [1, 2, 0]);
+    assert.equal((await factorRows(db)).length, 5);
+  },
+);
+
+dbTest(
+  testDb,
+  "factors import: replace deletes absent factors and their emissions lose the factor",
+  async (db) => {
+    await importIn(
+      db,
+      input(`${HEADER}\nLaptop,Standard,100,10,40,128,0.2\nDesktop,,120,5,40,128,0.2\n`),
+    );
+    await importIn(db, input(`${HEADER}\nTablet,,10,1,40,128,0.2\n`, { year: 2024 }));
+    const [desktop] = await db.sql<{ id: number }[]>`
+      select id from factors where classification->>'equipment_class' = 'Desktop'`;
+    const emissionId = await insertEmission(db, desktop.id);
+
+    const result = await importIn(
+      db,
+      input(`${HEADER}\nLaptop,Standard,100,10,40,128,0.3\nLaptop,,60,2,40,128,0.2\n`, {
+        mode: "replace",
+      }),
+    );
+    assert.deepEqual(
+      [result.inserted, result.updated, result.unchanged, result.deleted, result.keptStale],
+      [1, 1, 0, 1, 0],
+    );
+    const remaining = await factorRows(db);
+    assert.deepEqual(
+      remaining.map((r) => [r.year, (r.classification as Record<string, string>).equipment_class]),
+      [[2025, "Laptop"], [2024, "Tablet"], [2025, "Laptop"]],
+    );
+    const emissions = await db.sql`
+      select id, primary_factor_id, kg_co2eq from data_entry_emissions`;
+    assert.deepEqual(emissions.map((r) => ({ ...r })), [
+      { id: emissionId, primary_factor_id: null, kg_co2eq: 12.5 },
+    ]);
+  },
+);
+
+dbTest(testDb, "factors import: a module file touches the dets it names", async (db) => {
+  const text = `equipment_category,${HEADER}
+it,Laptop,Standard,100,10,40,128,0.2
+scientific,Microscope,,500,50,40,128,0.2
+`;
+  await importIn(db, input(`${HEADER}\nSpare,,1,1,1,1,1\n`, { target: { dataEntryTypeId: 12 } }));
+  const merged = await importIn(db, input(text, { target: { moduleTypeId: 4 } }));
+  assert.equal(merged.inserted, 2);
+  assert.deepEqual(merged.slices.map((s) => s.dataEntryType), ["scientific", "it"]);
+  assert.equal(merged.keptStale, 0);
+
+  const replaced = await importIn(
+    db,
+    input(text, { target: { moduleTypeId: 4 }, mode: "replace" }),
+  );
+  assert.deepEqual(replaced.slices.map((s) => s.dataEntryType), ["scientific", "it", "other"]);
+  assert.deepEqual([replaced.unchanged, replaced.deleted], [2, 1]);
+  const dets = await db.sql`select data_entry_type_id from factors order by data_entry_type_id`;
+  assert.deepEqual(dets.map((r) => r.data_entry_type_id), [10, 11]);
+});
+
+dbTest(testDb, "factors import: good rows are written and bad rows reported", async (db) => {
+  const result = await importIn(
+    db,
+    input(`${HEADER}\nLaptop,Standard,100,10,40,128,0.2\nDesktop,,abc,5,40,128,0.2\n`),
+  );
+  assert.equal(result.inserted, 1);
+  assert.equal(result.rowErrorsCount, 1);
+  assert.deepEqual(result.rowErrors[0], {
+    row: 2,
+    column: "active_power_w",
+    message: '"abc" is not a number (expected a finite number ≥ 0)',
+  });
+});
+
+dbTest(testDb, "factors import: strict with a bad row writes nothing", async (db) => {
+  await importIn(db, input(`${HEADER}\nServer,,300,100,40,128,0.2\n`));
+  const before = await factorRows(db);
+  await assert.rejects(
+    () =>
+      importIn(
+        db,
+        input(`${HEADER}\nLaptop,Standard,100,10,40,128,0.2\nDesktop,,120,-5,40,128,0.2\n`, {
+          strict: true,
+          mode: "replace",
+        }),
+      ),
+    (error) => {
+      assert.ok(error instanceof FactorImportRejected);
+      assert.equal(error.result.rowErrorsCount, 1);
+      assert.equal(error.result.rowErrors[0].column, "standby_power_w");
+      assert.match(error.message, /it\.csv: rejected \(strict\): 1 row error, nothing written/);
+      return true;
+    },
+  );
+  assert.deepEqual(await factorRows(db), before);
+});
+
+dbTest(testDb, "factors import: a file-level error writes nothing", async (db) => {
+  await importIn(db, input(`${HEADER}\nServer,,300,100,40,128,0.2\n`));
+  const before = await factorRows(db);
+  await assert.rejects(
+    () =>
+      importIn(
+        db,
+        input("equipment_class,active_power_w\nLaptop,100\n", { mode: "replace" }),
+      ),
+    (error) => error instanceof FileError && /missing required columns/.test(error.message),
+  );
+  assert.deepEqual(await factorRows(db), before);
+});
+
+dbTest(testDb, "factors import: an empty file in replace mode empties the slice", async (db) => {
+  await importIn(db, input(`${HEADER}\nServer,,300,100,40,128,0.2\n`));
+  const result = await importIn(db, input(`${HEADER}\n`, { mode: "replace" }));
+  assert.deepEqual([result.rowsRead, result.deleted], [0, 1]);
+  assert.deepEqual(await factorRows(db), []);
+});
+
+/** The CLI reaches the test database by URL, or (embedded) through its own data directory. */
+async function cliDatabase(db: Database): Promise<{ argv: string[]; dispose(): Promise<void> }> {
+  if (db.kind === "server") {
+    const o = db.sql.options as unknown as {
+      host: string[];
+      port: number[];
+      user: string;
+      pass: string | null;
+      database: string;
+    };
+    const url = new URL(`postgres://${o.host[0]}:${o.port[0]}/${o.database}`);
+    url.username = o.user;
+    if (o.pass) url.password = o.pass;
+    return { argv: ["--database-url", url.toString()], dispose: async () => {} };
+  }
+  const dir = await Deno.makeTempDir({ prefix: "rematch-factors-cli-" });
+  const previous = Deno.env.get("REMATCH_DATA_DIR");
+  Deno.env.set("REMATCH_DATA_DIR", join(dir, "db"));
+  return {
+    argv: [],
+    async dispose() {
+      if (previous === undefined) Deno.env.delete("REMATCH_DATA_DIR");
+      else Deno.env.set("REMATCH_DATA_DIR", previous);
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+/** Runs the command, capturing what it prints. */
+async function runFactors(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const { log, error } = console;
+  console.log = (...parts: unknown[]) => out.push(parts.join(" "));
+  console.error = (...parts: unknown[]) => err.push(parts.join(" "));
+  try {
+    const code = await runCommand(factorsCommand, argv);
+    return { code, out: out.join("\n"), err: err.join("\n") };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+dbTest(testDb, "factors CLI: exit codes 0, 3, 1 and 2", async (db) => {
+  const dir = await Deno.makeTempDir({ prefix: "rematch-factors-csv-" });
+  const cli = await cliDatabase(db);
+  try {
+    const good = join(dir, "good.csv");
+    const partial = join(dir, "partial.csv");
+    const broken = join(dir, "broken.csv");
+    await Deno.writeTextFile(good, `${HEADER}\nLaptop,Standard,100,10,40,128,0.2\n`);
+    await Deno.writeTextFile(
+      partial,
+      `${HEADER}\nLaptop,Standard,100,10,40,128,0.3\nDesktop,,abc,5,40,128,0.2\n`,
+    );
+    await Deno.writeTextFile(broken, "equipment_class,active_power_w\nLaptop,100\n");
+    const common = ["--year", "2025", ...cli.argv];
+
+    const ok = await runFactors(["import", good, "--det", "it", "--json", ...common]);
+    assert.equal(ok.code, 0, ok.err);
+    const okJson = JSON.parse(ok.out);
+    assert.deepEqual([okJson.inserted, okJson.rowErrorsCount], [1, 0]);
+
+    const strict = await runFactors(["import", partial, "--det", "11", "--strict", ...common]);
+    assert.equal(strict.code, 1, strict.err);
+    assert.match(strict.out, /rejected \(--strict\): nothing written/);
+    assert.match(strict.out, /row 2, column active_power_w: "abc" is not a number/);
+
+    const some = await runFactors(["import", partial, "--det", "it", ...common]);
+    assert.equal(some.code, 3, some.err);
+    assert.match(some.out, /2 rows read, 0 inserted, 1 updated, 0 unchanged/);
+    assert.match(some.out, /1 updated/);
+    assert.match(some.out, /row 2, column active_power_w: "abc" is not a number/);
+
+    const fileError = await runFactors(["import", broken, "--det", "it", ...common]);
+    assert.equal(fileError.code, 1);
+    assert.match(fileError.err, /broken\.csv: missing required columns/);
+
+    const missing = await runFactors(["import", join(dir, "absent.csv"), "--det", "it", ...common]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.err, /absent\.csv: cannot be read/);
+
+    const usages: [string[], RegExp][] = [
+      [["import", good, "--det", "it"], /--year: is required/],
+      [["import", good, "--year", "2025"], /exactly one of --det or --module/],
+      [["import", good, "--year", "2025", "--det", "it", "--module", "equipment"], /exactly one/],
+      [
+        ["import", good, "--year", "2025", "--det", "laptop"],
+        /--det: unknown data entry type "laptop"/,
+      ],
+      [
+        ["import", good, "--year", "2025", "--module", "headcount"],
+        /--module: module headcount has no routing column/,
+      ],
+      [
+        ["import", good, "--year", "2025", "--det", "it", "--mode", "upsert"],
+        /--mode: expected "merge" or "replace"/,
+      ],
+      [["export", good, "--year", "2025", "--det", "it"], /arguments: expected "import FILE"/],
+      [["import", good, "--year", "25", "--det", "it"], /--year: expected a 4-digit year/],
+    ];
+    for (const [argv, message] of usages) {
+      const usage = await runFactors(argv);
+      assert.equal(usage.code, 2, argv.join(" "));
+      assert.match(usage.err, message);
+    }
+  } finally {
+    await cli.dispose();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,84 @@
+// An in-memory SliceStore: the rematch workflow tested without a database.
+import { createFactorLookup } from "../../src/compute/factor_set.ts";
+import type { StoredEmissionRow } from "../../src/db/emissions.ts";
+import type { Factor, ReferenceData } from "../../src/handlers/types.ts";
+import type { ChunkWrite, SliceEntry, SliceStore } from "../../src/rematch/types.ts";
+import { reference as emptyReference } from "./_compute_fixtures.ts";
+
+export interface MemoryStore extends SliceStore {
+  entries: SliceEntry[];
+  emissions: Map<number, StoredEmissionRow[]>;
+  calls: { loadInputs: number; writes: ChunkWrite[]; stats: number[][]; locks: number };
+  /** Makes the next writeChunk throw (a database error). */
+  failWrites?: Error;
+}
+
+export function memoryStore(
+  factors: Factor[],
+  entries: SliceEntry[],
+  options: { reference?: ReferenceData; year?: number } = {},
+): MemoryStore {
+  let nextRowId = 1;
+  const store: MemoryStore = {
+    entries,
+    emissions: new Map(),
+    calls: { loadInputs: 0, writes: [], stats: [], locks: 0 },
+    lockSlice() {
+      store.calls.locks++;
+      return Promise.resolve();
+    },
+    loadInputs(_handler, _det, year) {
+      store.calls.loadInputs++;
+      return Promise.resolve({
+        year,
+        factors: createFactorLookup(year, factors),
+        reference: options.reference ?? emptyReference(),
+      });
+    },
+    moduleIds() {
+      return Promise.resolve([...new Set(store.entries.map((e) => e.moduleId))]);
+    },
+    countEntries() {
+      return Promise.resolve(store.entries.length);
+    },
+    readEntries(_det, _modules, afterId, limit) {
+      return Promise.resolve(
+        store.entries.filter((e) => e.id > afterId).sort((a, b) => a.id - b.id).slice(0, limit),
+      );
+    },
+    readEmissions(ids) {
+      return Promise.resolve(
+        new Map(
+          ids.flatMap((id) => (store.emissions.has(id) ? [[id, store.emissions.get(id)!]] : [])),
+        ),
+      );
+    },
+    writeChunk(write) {
+      if (store.failWrites) return Promise.reject(store.failWrites);
+      store.calls.writes.push(write);
+      for (const { id, factorId } of write.relinks) {
+        const entry = store.entries.find((e) => e.id === id)!;
+        store.entries[store.entries.indexOf(entry)] = {
+          ...entry,
+          data: { ...entry.data, primary_factor_id: factorId },
+        };
+      }
+      let deleted = 0;
+      for (const id of write.replaceRowsOf) {
+        deleted += store.emissions.get(id)?.length ?? 0;
+        store.emissions.delete(id);
+      }
+      for (const { dataEntryId, row } of write.rows) {
+        const list = store.emissions.get(dataEntryId) ?? [];
+        list.push({ ...row, id: nextRowId++, dataEntryId });
+        store.emissions.set(dataEntryId, list);
+      }
+      return Promise.resolve({ deleted, inserted: write.rows.length });
+    },
+    refreshModuleStats(ids) {
+      store.calls.stats.push([...ids]);
+      return Promise.resolve();
+    },
+  };
+  return store;
+}
