@@ -61,6 +61,15 @@ async function chooseServerUrl(): Promise<{ url: string; backend: TestBackend } 
   return docker ? { url: docker, backend: "docker" } : undefined;
 }
 
+/**
+ * True when this run's test databases live on a PostgreSQL server (URL given, not forced to
+ * embedded). Concurrency tests need one: PGlite serves every connection from one session.
+ */
+export function serverBackendExpected(): boolean {
+  return Deno.env.get("REMATCH_TEST_BACKEND") !== "embedded" &&
+    Boolean(Deno.env.get("TEST_DATABASE_URL") ?? Deno.env.get("DATABASE_URL"));
+}
+
 /** Creates a fresh migrated database for one test file. */
 export async function createTestDatabase(): Promise<TestDatabase & { drop(): Promise<void> }> {
   const server = await chooseServerUrl();
@@ -161,9 +170,11 @@ export function dbTest(
   handle: { readonly current: TestDatabase },
   name: string,
   fn: (db: Database) => Promise<void>,
+  options: { ignore?: boolean } = {},
 ): void {
   Deno.test({
     name,
+    ignore: options.ignore,
     // postgres.js keeps its sockets and their reads open between tests by design.
     sanitizeOps: false,
     sanitizeResources: false,
