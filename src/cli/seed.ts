@@ -1,0 +1,131 @@
+// `seed`: reproducible demo data for every det (spec/interfaces.md §2).
+import { z } from "zod";
+import { defineCommand, EXIT, flag } from "./command.ts";
+import { checkSeedYear, seedDatabase, type SeedSummary } from "../seed/seed.ts";
+
+/** The validated arguments of `seed`. */
+export interface SeedArgs {
+  readonly units: number;
+  readonly entries: number;
+  readonly year: number;
+  readonly randomSeed: number;
+}
+
+const USAGE = `Usage: deno task seed [--units N] [--entries N] [--year Y] [--random-seed S]
+         [--json] [--database-url URL]
+
+Loads the reference fixtures (locations, rooms, rates) and the factor fixtures of the year, then
+writes generated entries for every data entry type, emissions computed. The same flags give the
+same data. The units must not have entries for the year yet.
+
+  --units N          units U0001..UN (default 5)
+  --entries N        entries per data entry type and unit (default 20)
+  --year Y           report year; fixtures/factors/Y/ must exist (default 2025)
+  --random-seed S    seed of the generator (default 1)
+
+Exit codes: 0 done, 3 done but some entries failed to compute, 1 failed, 2 bad usage.`;
+
+const positiveInt = (name: string, min: number) =>
+  flag.int(name).refine((n) => n >= min, `must be an integer ≥ ${min}`);
+
+const schema = z.object({
+  positionals: z.array(z.string()).max(0, "seed takes no arguments"),
+  units: positiveInt("--units", 1).default(5),
+  entries: positiveInt("--entries", 0).default(20),
+  year: flag.year().default(2025),
+  "random-seed": positiveInt("--random-seed", 0).default(1),
+}).transform((flags): SeedArgs => ({
+  units: flags.units,
+  entries: flags.entries,
+  year: flags.year,
+  randomSeed: flags["random-seed"],
+}));
+
+/** `seed [--units N] [--entries N] [--year Y] [--random-seed S]` */
+export const seedCommand = defineCommand({
+  name: "seed",
+  usage: USAGE,
+  options: {
+    units: { type: "string" },
+    entries: { type: "string" },
+    year: { type: "string" },
+    "random-seed": { type: "string" },
+  },
+  schema,
+  async run(args, context) {
+    // A year without fixtures fails before the database is opened.
+    await checkSeedYear(args.year);
+    const db = await context.database();
+    const started = performance.now();
+    const showProgress = context.interactive && !context.json;
+    const summary = await seedDatabase(db, {
+      units: args.units,
+      entriesPerDet: args.entries,
+      year: args.year,
+      randomSeed: args.randomSeed,
+      onProgress: showProgress
+        ? ({ written, total }) => {
+          const line = `\rseeding: ${written} / ${total} entries`;
+          Deno.stderr.writeSync(new TextEncoder().encode(line));
+        }
+        : undefined,
+    });
+    if (showProgress) Deno.stderr.writeSync(new TextEncoder().encode("\n"));
+    const seconds = (performance.now() - started) / 1000;
+    const failed = summary.dets.some((d) => d.rejected || d.computeErrors);
+    return {
+      exitCode: failed ? EXIT.partial : EXIT.ok,
+      json: { database: db.description, seconds, ...summary },
+      text: describeSeed(db.description, summary, seconds),
+    };
+  },
+});
+
+/** The human report: what was seeded where, then one line per det. */
+export function describeSeed(database: string, summary: SeedSummary, seconds: number): string {
+  const header = ["det", "entries", "emission rows", "kg CO2-eq"];
+  const rows = summary.dets.map((d) => [
+    `${d.dataEntryType} (${d.dataEntryTypeId})`,
+    String(d.entries),
+    String(d.emissionRows),
+    formatKg(d.kgCo2eq),
+  ]);
+  const sum = (pick: (d: SeedSummary["dets"][number]) => number) =>
+    summary.dets.reduce((total, d) => total + pick(d), 0);
+  rows.push([
+    "total",
+    String(sum((d) => d.entries)),
+    String(sum((d) => d.emissionRows)),
+    formatKg(sum((d) => d.kgCo2eq)),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+  const problems = summary.dets.filter((d) => d.rejected || d.computeErrors || d.warnings);
+  return [
+    `seeded ${database}: year ${summary.year}, ${summary.units} units × ${summary.entriesPerDet} ` +
+    `entries per det, random seed ${summary.randomSeed} (${seconds.toFixed(1)} s)`,
+    `factors: ${summary.factorFiles.length} files, ` +
+    `${summary.factorFiles.reduce((n, f) => n + f.inserted, 0)} inserted`,
+    "",
+    line(header),
+    line(widths.map((w) => "-".repeat(w))),
+    ...rows.slice(0, -1).map(line),
+    line(widths.map((w) => "-".repeat(w))),
+    line(rows.at(-1)!),
+    ...(problems.length
+      ? [
+        "",
+        ...problems.map((d) =>
+          `${d.dataEntryType}: ${d.rejected} rejected, ${d.computeErrors} compute errors, ` +
+          `${d.warnings} warnings`
+        ),
+        ...summary.problems.slice(0, 10).map((p) => `  ${p.dataEntryType}: ${p.message}`),
+      ]
+      : []),
+  ].join("\n");
+}
+
+function formatKg(kg: number): string {
+  return kg.toLocaleString("en-US", { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+}

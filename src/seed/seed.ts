@@ -1,0 +1,380 @@
+// The demo seed: reference and factor fixtures of one year, then generated entries for every det
+// streamed through the bulk write path (createEntries), one transaction per batch.
+import { fileURLToPath } from "node:url";
+import type { Database, Queryable } from "../db/connection.ts";
+import { createEntries, type NewEntry } from "../db/entries.ts";
+import { importFactors } from "../db/factors.ts";
+import { type UpsertCounts, upsertReference } from "../db/reference.ts";
+import type { ReferenceKind } from "../handlers/types.ts";
+import { type CsvTable, readCsvFile } from "../imports/csv.ts";
+import type { FactorImportTarget } from "../imports/factor_csv.ts";
+import { readReferenceFile } from "../imports/reference_csv.ts";
+import { ROLLUP_EMISSION_TYPE_IDS } from "../reference/emission_types.ts";
+import {
+  type DetName,
+  findDataEntryType,
+  listDataEntryTypes,
+  MODULE_TYPES,
+  type ModuleTypeName,
+} from "../reference/enums.ts";
+import {
+  catalogFromTables,
+  generatedEntryCount,
+  generateEntries,
+  SEED_DETS,
+  type SeedDet,
+  seedUnitCode,
+} from "./generate.ts";
+
+const FIXTURES = new URL("../../fixtures/", import.meta.url);
+const REFERENCE_KINDS: readonly ReferenceKind[] = ["locations", "rooms", "rates"];
+/** Factor files that cover a whole module (routing column per row) rather than one det. */
+const MODULE_FILES: Readonly<Record<string, ModuleTypeName>> = {
+  equipment: "equipment",
+  purchase_common: "purchase",
+};
+
+/** Options of {@linkcode seedDatabase}. */
+export interface SeedOptions {
+  /** Number of units. @default 5 */
+  readonly units?: number;
+  /** Entries per det and unit. @default 20 */
+  readonly entriesPerDet?: number;
+  /** Report year; its factor fixtures (`fixtures/factors/<year>/`) must exist. @default 2025 */
+  readonly year?: number;
+  /** PRNG seed. @default 1 */
+  readonly randomSeed?: number;
+  /** Dets to write entries for. @default every det but embodied energy (its entries are companions) */
+  readonly dets?: readonly SeedDet[];
+  /** Entries per createEntries call and transaction. @default 5000 */
+  readonly batchSize?: number;
+  /** Called after each batch is committed. */
+  readonly onProgress?: (progress: SeedProgress) => void;
+}
+
+/** How far a seed is. */
+export interface SeedProgress {
+  /** Generated entries written so far (companions not counted). */
+  readonly written: number;
+  /** Generated entries in all. */
+  readonly total: number;
+}
+
+/** What the seed wrote for one det. */
+export interface SeedDetSummary {
+  readonly dataEntryType: DetName;
+  readonly dataEntryTypeId: number;
+  /** Entries stored (for embodied energy: the companions of building entries). */
+  readonly entries: number;
+  /** Emission rows stored, rollup rows included. */
+  readonly emissionRows: number;
+  /** kg CO2-eq of the emission rows, rollup rows excluded. */
+  readonly kgCo2eq: number;
+  /** Generated entries rejected by validation (a generator bug if ever not 0). */
+  readonly rejected: number;
+  /** Stored entries whose compute failed. */
+  readonly computeErrors: number;
+  /** Stored entries computed with a warning (e.g. a trip outside every haul band). */
+  readonly warnings: number;
+}
+
+/** A factor file the seed imported. */
+export interface SeedFactorFile {
+  readonly file: string;
+  readonly inserted: number;
+  readonly updated: number;
+  readonly unchanged: number;
+}
+
+/** What {@linkcode seedDatabase} did. */
+export interface SeedSummary {
+  readonly year: number;
+  readonly units: number;
+  readonly entriesPerDet: number;
+  readonly randomSeed: number;
+  readonly reference: Readonly<Record<ReferenceKind, UpsertCounts>>;
+  readonly factorFiles: readonly SeedFactorFile[];
+  /** Generated entries (companions not counted). */
+  readonly entriesGenerated: number;
+  readonly companionsCreated: number;
+  readonly emissionsInserted: number;
+  /** Per det, in det id order: every det with entries. */
+  readonly dets: readonly SeedDetSummary[];
+  /** The first problems met (rejections, compute errors, warnings), by det. */
+  readonly problems: readonly { dataEntryType: DetName; message: string }[];
+}
+
+/** The seed cannot run (no fixtures for the year, already seeded, bad fixture). */
+export class SeedError extends Error {
+  override name = "SeedError";
+}
+
+const MAX_LISTED_PROBLEMS = 100;
+
+/** The years that have a factor fixture folder, ascending. */
+export async function seedYears(): Promise<number[]> {
+  const years: number[] = [];
+  for await (const entry of Deno.readDir(new URL("factors/", FIXTURES))) {
+    if (entry.isDirectory && /^\d{4}$/.test(entry.name)) years.push(Number(entry.name));
+  }
+  return years.sort((a, b) => a - b);
+}
+
+/** Throws a {@linkcode SeedError} listing the available years when `year` has no fixtures. */
+export async function checkSeedYear(year: number): Promise<void> {
+  const years = await seedYears();
+  if (!years.includes(year)) {
+    throw new SeedError(
+      `no factor fixtures for year ${year}: available years are ${years.join(", ") || "none"}`,
+    );
+  }
+}
+
+async function readFactorFixtures(year: number): Promise<Map<string, CsvTable>> {
+  await checkSeedYear(year);
+  const folder = new URL(`factors/${year}/`, FIXTURES);
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(folder)) {
+    if (entry.isFile && entry.name.endsWith(".csv")) names.push(entry.name);
+  }
+  const tables = new Map<string, CsvTable>();
+  for (const name of names.sort()) {
+    tables.set(
+      name.slice(0, -".csv".length),
+      await readCsvFile(fileURLToPath(new URL(name, folder))),
+    );
+  }
+  return tables;
+}
+
+function factorTarget(stem: string): FactorImportTarget {
+  const module = MODULE_FILES[stem];
+  if (module) return { moduleTypeId: MODULE_TYPES[module] };
+  const det = findDataEntryType(stem);
+  if (!det) {
+    throw new SeedError(
+      `fixture ${stem}.csv names no data entry type (nor is it ${
+        Object.keys(MODULE_FILES).map((f) => `${f}.csv`).join(" or ")
+      })`,
+    );
+  }
+  return { dataEntryTypeId: det.id };
+}
+
+/** What {@linkcode importSeedFixtures} wrote. */
+export type SeedFixturesResult = Pick<SeedSummary, "reference" | "factorFiles">;
+
+/**
+ * Imports the reference fixtures and every factor fixture of `year` inside the caller's
+ * transaction (the first half of {@linkcode seedDatabase}, for tests and demos that write their
+ * own entries). Throws a {@linkcode SeedError} for a year without fixtures.
+ *
+ * @example
+ * ```ts ignore
+ * import { importSeedFixtures } from "./seed.ts";
+ * await db.sql.begin((tx) => importSeedFixtures(tx, 2025));
+ * ```
+ */
+export async function importSeedFixtures(
+  tx: Queryable,
+  year: number,
+): Promise<SeedFixturesResult> {
+  return importFixtures(tx, year, await readFactorFixtures(year));
+}
+
+async function importFixtures(
+  tx: Queryable,
+  year: number,
+  factorTables: ReadonlyMap<string, CsvTable>,
+): Promise<SeedFixturesResult> {
+  const reference = {} as Record<ReferenceKind, UpsertCounts>;
+  for (const kind of REFERENCE_KINDS) {
+    const path = fileURLToPath(new URL(`reference/${kind}.csv`, FIXTURES));
+    const parsed = await readReferenceFile(kind, path);
+    if (parsed.rowErrorsCount) {
+      const first = parsed.rowErrors[0];
+      throw new SeedError(`${path}: row ${first.row}: ${first.message}`);
+    }
+    reference[kind] = await upsertReference(tx, kind, parsed.rows);
+  }
+  const factorFiles: SeedFactorFile[] = [];
+  for (const [stem, table] of factorTables) {
+    const file = `fixtures/factors/${year}/${stem}.csv`;
+    const result = await importFactors(tx, {
+      file,
+      table,
+      year,
+      target: factorTarget(stem),
+      strict: true,
+    });
+    factorFiles.push({
+      file,
+      inserted: result.inserted,
+      updated: result.updated,
+      unchanged: result.unchanged,
+    });
+  }
+  return { reference, factorFiles };
+}
+
+async function refuseReseed(db: Database, unitCodes: readonly string[], year: number) {
+  const [row] = await db.sql<{ n: number }[]>`
+    select count(*)::int as n from data_entries e
+      join carbon_report_modules m on m.id = e.carbon_report_module_id
+      join carbon_reports r on r.id = m.carbon_report_id
+      join units u on u.id = r.unit_id
+    where r.year = ${year} and u.code = any(${unitCodes as string[]}::text[])`;
+  if (row.n > 0) {
+    throw new SeedError(
+      `units ${unitCodes[0]}..${unitCodes.at(-1)} already have ${row.n} entries for ${year}: ` +
+        "seed an empty database (or another year) so the data stays reproducible",
+    );
+  }
+}
+
+interface DetCounts {
+  rejected: number;
+  computeErrors: number;
+  warnings: number;
+}
+
+function requireInteger(name: string, value: number, min: number): void {
+  if (!Number.isInteger(value) || value < min) {
+    throw new RangeError(`${name} must be an integer ≥ ${min}, got ${value}`);
+  }
+}
+
+/** Entries, emission rows and kg per det of the seeded units' year: one aggregate read. */
+async function countSeeded(db: Database, unitCodes: readonly string[], year: number) {
+  const rollups = [...ROLLUP_EMISSION_TYPE_IDS];
+  return await db.sql<{ det: number; entries: number; rows: number; kg: number }[]>`
+    with seeded as (
+      select e.id, e.data_entry_type_id as det from data_entries e
+        join carbon_report_modules m on m.id = e.carbon_report_module_id
+        join carbon_reports r on r.id = m.carbon_report_id
+        join units u on u.id = r.unit_id
+      where r.year = ${year} and u.code = any(${unitCodes as string[]}::text[])
+    ),
+    entries as (select det, count(*)::int as n from seeded group by det),
+    emissions as (
+      select s.det, count(*)::int as n,
+        coalesce(sum(x.kg_co2eq) filter (where x.emission_type_id <> all(${rollups}::int[])), 0)
+          as kg
+      from seeded s join data_entry_emissions x on x.data_entry_id = s.id
+      group by s.det
+    )
+    select e.det, e.n as entries, coalesce(x.n, 0) as rows, coalesce(x.kg, 0)::float8 as kg
+    from entries e left join emissions x on x.det = e.det
+    order by e.det`;
+}
+
+/**
+ * Seeds a database with reproducible demo data: the reference fixtures (locations, rooms,
+ * rates) and every factor fixture of the year in one transaction, then `units × entriesPerDet`
+ * generated entries per det through {@linkcode createEntries}, `batchSize` per transaction, so
+ * memory stays flat whatever the size. Refuses ({@linkcode SeedError}) a year without factor
+ * fixtures and units that already have entries for the year.
+ *
+ * @example
+ * ```ts ignore
+ * import { openDatabase } from "../db/connection.ts";
+ * import { seedDatabase } from "./seed.ts";
+ * await using db = await openDatabase();
+ * const summary = await seedDatabase(db, { units: 2, entriesPerDet: 3 });
+ * console.table(summary.dets);
+ * ```
+ */
+export async function seedDatabase(db: Database, options: SeedOptions = {}): Promise<SeedSummary> {
+  const {
+    units = 5,
+    entriesPerDet = 20,
+    year = 2025,
+    randomSeed = 1,
+    dets = SEED_DETS,
+    batchSize = 5000,
+    onProgress,
+  } = options;
+  requireInteger("units", units, 1);
+  requireInteger("entriesPerDet", entriesPerDet, 0);
+  requireInteger("batchSize", batchSize, 1);
+  const factorTables = await readFactorFixtures(year);
+  const readFixture = (name: string) =>
+    readCsvFile(fileURLToPath(new URL(`reference/${name}`, FIXTURES)));
+  const catalog = catalogFromTables(year, {
+    locations: await readFixture("locations.csv"),
+    rooms: await readFixture("rooms.csv"),
+    rates: await readFixture("rates.csv"),
+    factors: Object.fromEntries(factorTables),
+  });
+  const generateOptions = { units, entriesPerDet, year, seed: randomSeed, dets };
+  // Fails here, before anything is written, when the fixtures cannot feed a det.
+  const entries = generateEntries(catalog, generateOptions);
+  const total = generatedEntryCount(generateOptions);
+  const unitCodes = Array.from({ length: units }, (_, i) => seedUnitCode(i));
+  await refuseReseed(db, unitCodes, year);
+
+  const imported = await db.sql.begin((tx) => importFixtures(tx, year, factorTables));
+
+  const counts = new Map<number, DetCounts>();
+  const problems: { dataEntryType: DetName; message: string }[] = [];
+  const note = (entry: NewEntry, kind: keyof DetCounts, message: string) => {
+    let c = counts.get(entry.det.id);
+    if (!c) counts.set(entry.det.id, c = { rejected: 0, computeErrors: 0, warnings: 0 });
+    c[kind]++;
+    if (problems.length < MAX_LISTED_PROBLEMS) {
+      problems.push({ dataEntryType: entry.det.name, message: `${entry.unitCode}: ${message}` });
+    }
+  };
+  let written = 0;
+  let companionsCreated = 0;
+  let emissionsInserted = 0;
+  const writeBatch = async (batch: NewEntry[]) => {
+    const result = await db.sql.begin((tx) => createEntries(tx, batch));
+    for (const p of result.rejected) note(batch[p.index], "rejected", p.message);
+    for (const p of result.computeErrors) note(batch[p.index], "computeErrors", p.message);
+    for (const p of result.warnings) note(batch[p.index], "warnings", p.message);
+    companionsCreated += result.companionsCreated;
+    emissionsInserted += result.emissionsInserted;
+    written += batch.length;
+    onProgress?.({ written, total });
+  };
+  let batch: NewEntry[] = [];
+  for (const entry of entries) {
+    batch.push(entry);
+    if (batch.length === batchSize) {
+      await writeBatch(batch);
+      batch = [];
+    }
+  }
+  if (batch.length) await writeBatch(batch);
+
+  const stored = new Map((await countSeeded(db, unitCodes, year)).map((r) => [r.det, r]));
+  const perDet = listDataEntryTypes()
+    .filter((d) => stored.has(d.id) || counts.has(d.id))
+    .map((d): SeedDetSummary => {
+      const s = stored.get(d.id);
+      const c = counts.get(d.id);
+      return {
+        dataEntryType: d.name,
+        dataEntryTypeId: d.id,
+        entries: s?.entries ?? 0,
+        emissionRows: s?.rows ?? 0,
+        kgCo2eq: s?.kg ?? 0,
+        rejected: c?.rejected ?? 0,
+        computeErrors: c?.computeErrors ?? 0,
+        warnings: c?.warnings ?? 0,
+      };
+    });
+  return {
+    year,
+    units,
+    entriesPerDet,
+    randomSeed,
+    ...imported,
+    entriesGenerated: written,
+    companionsCreated,
+    emissionsInserted,
+    dets: perDet,
+    problems,
+  };
+}

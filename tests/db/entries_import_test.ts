@@ -1,0 +1,354 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { dbTest, useTestDatabase } from "../_harness.ts";
+import type { Database } from "../../src/db/connection.ts";
+import { type CommandSpec, runCommand } from "../../src/cli/command.ts";
+import {
+  entriesCommand,
+  type EntriesImportArgs,
+  importEntriesFile,
+} from "../../src/cli/entries.ts";
+import { FileError } from "../../src/imports/csv.ts";
+import { getDataEntryType } from "../../src/reference/enums.ts";
+import { importSeedFixtures } from "../../src/seed/seed.ts";
+
+const testDb = useTestDatabase();
+
+const line = (det: string | number, data: Record<string, unknown>, unit = "U1", year = 2025) =>
+  JSON.stringify({ unit, year, data_entry_type: det, data });
+
+const PLANE = line("plane", {
+  origin_iata: "GVA",
+  destination_iata: "CDG",
+  cabin_class: "Economy",
+});
+const TRAIN = line("train", {
+  origin_name: "Geneva",
+  origin_country_code: "ch",
+  destination_name: "Lausanne",
+  destination_country_code: "CH",
+  cabin_class: " Second ",
+});
+const LAPTOP = line(11, {
+  name: "Laptop A",
+  equipment_class: "Laptop",
+  sub_class: "Standard",
+  active_usage_hours_per_week: "40",
+  standby_usage_hours_per_week: 128,
+});
+const BAD_HOURS = line("it", {
+  name: "Laptop B",
+  equipment_class: "Laptop",
+  active_usage_hours_per_week: 100,
+  standby_usage_hours_per_week: 100,
+});
+
+async function withFixtures(db: Database): Promise<void> {
+  await db.sql.begin((tx) => importSeedFixtures(tx, 2025));
+}
+
+const tempDir = Deno.makeTempDirSync({ prefix: "rematch-entries-" });
+Deno.test.afterAll(() => Deno.remove(tempDir, { recursive: true }));
+
+async function tempFile(name: string, text: string): Promise<string> {
+  const path = join(tempDir, name);
+  await Deno.writeTextFile(path, text);
+  return path;
+}
+
+function jsonl(file: string, options: Partial<EntriesImportArgs> = {}): EntriesImportArgs {
+  return { file, format: "jsonl", strict: false, ...options };
+}
+
+async function stored(db: Database) {
+  const rows = await db.sql<
+    {
+      id: number;
+      det: number;
+      unit: string;
+      year: number;
+      data: Record<string, unknown>;
+      rows: { type: number; kg: number; additional: number | null }[];
+    }[]
+  >`
+    select e.id, e.data_entry_type_id as det, u.code as unit, r.year, e.data,
+      coalesce((select json_agg(json_build_object('type', x.emission_type_id, 'kg', x.kg_co2eq,
+        'additional', x.additional_value) order by x.id)
+        from data_entry_emissions x where x.data_entry_id = e.id), '[]') as rows
+    from data_entries e join carbon_report_modules m on m.id = e.carbon_report_module_id
+      join carbon_reports r on r.id = m.carbon_report_id join units u on u.id = r.unit_id
+    order by e.id`;
+  return rows.map((r) => ({ ...r }));
+}
+
+function assertClose(actual: number, expected: number, message?: string) {
+  assert.ok(
+    Math.abs(actual - expected) <= 1e-9 * Math.abs(expected),
+    `${message ?? ""}: ${actual} != ${expected}`,
+  );
+}
+
+dbTest(
+  testDb,
+  "entries import: good lines are written, the bad line names line and field",
+  async (db) => {
+    await withFixtures(db);
+    const file = await tempFile(
+      "entries.jsonl",
+      [PLANE, TRAIN, BAD_HOURS, "", LAPTOP, ""].join("\n"),
+    );
+    const result = await importEntriesFile(db, jsonl(file));
+    assert.equal(result.written, true);
+    assert.equal(result.linesRead, 4, "blank lines are not counted");
+    assert.deepEqual([result.created, result.rejectedCount, result.computeErrorsCount], [3, 1, 0]);
+    assert.equal(result.errorsCount, 1);
+    assert.equal(result.errors[0].line, 3);
+    assert.equal(result.errors[0].stored, false);
+    assert.match(
+      result.errors[0].message,
+      /^line 3: standby_usage_hours_per_week: active \+ standby hours per week must be ≤ 168$/,
+    );
+
+    const [plane, train, laptop] = await stored(db);
+    assert.deepEqual([plane.det, train.det, laptop.det], [20, 21, 11]);
+    assert.deepEqual([plane.unit, plane.year], ["U1", 2025]);
+    // Normalisation (domain.md §5): enumerations trimmed and lower-cased, numeric strings numbers.
+    assert.equal(plane.data.cabin_class, "economy");
+    assert.equal(train.data.cabin_class, "second");
+    assert.equal(train.data.origin_country_code, "CH");
+    assert.equal(laptop.data.active_usage_hours_per_week, 40);
+
+    // GVA → CDG: 503 km, very_short_haul economy ef 0.13, rfi 2 (fixture factors).
+    assert.equal(plane.rows.length, 1);
+    assert.equal(plane.rows[0].type, 50203);
+    assertClose(plane.rows[0].kg, 503 * 0.13 * 2, "plane");
+    assert.equal(plane.rows[0].additional, 503);
+    // Geneva → Lausanne: 61 km, CH ef 0.007.
+    assert.equal(train.rows.length, 1);
+    assert.equal(train.rows[0].type, 50102);
+    assertClose(train.rows[0].kg, 61 * 0.007, "train");
+    // The spec's it vector: 40 h × 100 W + 128 h × 10 W, ef 0.2.
+    assertClose(laptop.rows[0].kg, 54.912, "laptop");
+  },
+);
+
+dbTest(testDb, "entries import: malformed lines, unknown dets and --det", async (db) => {
+  await withFixtures(db);
+  const file = await tempFile(
+    "mixed.ndjson",
+    [
+      "{not json",
+      line("rocket", { x: 1 }),
+      "[1, 2]",
+      JSON.stringify({ unit: " ", year: "20x5", data: {} }),
+      JSON.stringify({
+        unit: "U2",
+        year: "2025",
+        data: { origin_iata: "gva", destination_iata: "cdg", cabin_class: "first" },
+      }),
+      line("train", { origin_name: "Geneva", destination_name: "Lausanne", cabin_class: "second" }),
+    ].join("\r\n"),
+  );
+  const result = await importEntriesFile(db, jsonl(file, { det: getDataEntryType("plane") }));
+  assert.equal(result.created, 1);
+  assert.deepEqual(result.errors.map((e) => e.line), [1, 2, 3, 4, 6]);
+  assert.match(result.errors[0].message, /^line 1: invalid JSON: /);
+  assert.match(
+    result.errors[1].message,
+    /^line 2: data_entry_type: unknown data entry type "rocket"/,
+  );
+  assert.equal(result.errors[2].message, "line 3: expected a JSON object");
+  assert.match(result.errors[3].message, /^line 4: unit: must not be empty; year: /);
+  assert.equal(
+    result.errors[4].message,
+    "line 6: data_entry_type: train does not match --det plane",
+  );
+  const [plane] = await stored(db);
+  assert.deepEqual([plane.det, plane.unit, plane.data.origin_iata], [20, "U2", "GVA"]);
+  assert.equal(plane.rows[0].type, 50201);
+
+  const noDet = await tempFile(
+    "no-det.jsonl",
+    JSON.stringify({ unit: "U1", year: 2025, data: {} }),
+  );
+  const missing = await importEntriesFile(db, jsonl(noDet));
+  assert.match(missing.errors[0].message, /^line 1: data_entry_type: is required/);
+});
+
+dbTest(testDb, "entries import: --strict writes nothing when a line is bad", async (db) => {
+  await withFixtures(db);
+  const file = await tempFile("strict.jsonl", [PLANE, BAD_HOURS, LAPTOP].join("\n"));
+  const result = await importEntriesFile(db, jsonl(file, { strict: true, batchSize: 1 }));
+  assert.equal(result.written, false);
+  assert.deepEqual([result.created, result.errorsCount], [0, 1]);
+  assert.match(result.errors[0].message, /^line 2: standby_usage_hours_per_week: /);
+  assert.deepEqual(await stored(db), []);
+  const [{ n }] = await db.sql<{ n: number }[]>`select count(*)::int as n from units`;
+  assert.equal(n, 0, "units created on demand are rolled back too");
+
+  const clean = await tempFile("clean.jsonl", [PLANE, LAPTOP].join("\n"));
+  const ok = await importEntriesFile(db, jsonl(clean, { strict: true }));
+  assert.deepEqual([ok.written, ok.created, ok.errorsCount], [true, 2, 0]);
+});
+
+dbTest(
+  testDb,
+  "entries import: compute errors are stored without emissions; warnings",
+  async (db) => {
+    await withFixtures(db);
+    // Without a 2025 usd rate a usd purchase cannot be converted: a per-entry compute error.
+    await db.sql`delete from exchange_rates where year = 2025 and currency = 'usd'`;
+    const file = await tempFile(
+      "compute.jsonl",
+      [
+        line("it_equipment", {
+          total_spent_amount: 100,
+          currency: "USD",
+          purchase_institutional_code: "43211500",
+        }),
+        line("building", { building_name: "BC", room_name: "BC 999", room_type: "office" }),
+      ].join("\n"),
+    );
+    const result = await importEntriesFile(db, jsonl(file, { batchSize: 1 }));
+    assert.equal(result.written, true);
+    assert.deepEqual([result.created, result.computeErrorsCount, result.warningsCount], [2, 1, 1]);
+    assert.deepEqual([result.errors[0].line, result.errors[0].stored], [1, true]);
+    assert.match(result.errors[0].message, /^line 1: stored without emissions: .*usd.*2025/);
+    assert.equal(result.warnings[0].line, 2);
+    assert.match(result.warnings[0].message, /^line 2: room "BC 999" of building "BC" not found/);
+    assert.deepEqual((await stored(db)).map((e) => e.rows.length), [0, 0]);
+  },
+);
+
+dbTest(testDb, "entries import: CSV for one det", async (db) => {
+  await withFixtures(db);
+  const file = await tempFile(
+    "it.csv",
+    [
+      "unit,year,name,equipment_class,sub_class,active_usage_hours_per_week,standby_usage_hours_per_week,note",
+      "U1,2025,Laptop A,Laptop,Standard,40,128,",
+      "U1,2025,Laptop B,Laptop,,,,kind-only fallback and default hours",
+      "U2,2025,Laptop C,Laptop,Standard,100,100,",
+      "U2,later,Laptop D,Laptop,Standard,1,1,",
+    ].join("\n"),
+  );
+  const result = await importEntriesFile(db, {
+    file,
+    format: "csv",
+    det: getDataEntryType("it"),
+    strict: false,
+  });
+  assert.deepEqual([result.linesRead, result.created, result.errorsCount], [4, 2, 2]);
+  assert.equal(result.errors[0].row, 3);
+  assert.match(result.errors[0].message, /^row 3: standby_usage_hours_per_week: /);
+  assert.match(result.errors[1].message, /^row 4: year: /);
+  const [a, b] = await stored(db);
+  assert.deepEqual(a.data.sub_class, "Standard");
+  assert.equal("note" in a.data, false, "blank cells are left out");
+  assert.equal("sub_class" in b.data, false);
+  assert.equal(b.data.note, "kind-only fallback and default hours");
+  assertClose(a.rows[0].kg, 54.912, "spec vector");
+  // Laptop without sub_class: 40 h × 60 W + 128 h × 2 W, ef 0.2.
+  assertClose(b.rows[0].kg, (40 * 60 + 128 * 2) * 52 / 1000 * 0.2, "fallback");
+
+  const noYear = await tempFile("bad.csv", "unit,name\nU1,x\n");
+  await assert.rejects(
+    importEntriesFile(db, {
+      file: noYear,
+      format: "csv",
+      det: getDataEntryType("it"),
+      strict: false,
+    }),
+    (error: unknown) =>
+      error instanceof FileError && /missing required column year/.test(error.message),
+  );
+});
+
+/** Runs a command's body on the test database, its argv parsed and validated as the CLI does. */
+async function runOn<T>(spec: CommandSpec<T>, db: Database, argv: string[], json = false) {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: spec.options,
+    allowPositionals: true,
+    strict: true,
+  });
+  return await spec.run(spec.schema.parse({ ...values, positionals }), {
+    database: () => Promise.resolve(db),
+    json,
+    interactive: false,
+  });
+}
+
+// Parallel test files share one process environment, so the CLI is never pointed at a test
+// database by REMATCH_DATA_DIR: runs that must not reach a database get one that is not there.
+const NO_DATABASE = ["--database-url", "postgres://nobody@127.0.0.1:1/none"];
+
+/** Runs the command as the CLI does, capturing what it prints. */
+async function runCli<T>(
+  spec: CommandSpec<T>,
+  argv: string[],
+): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const { log, error } = console;
+  console.log = (...parts: unknown[]) => out.push(parts.join(" "));
+  console.error = (...parts: unknown[]) => err.push(parts.join(" "));
+  try {
+    const code = await runCommand(spec, [...argv, ...NO_DATABASE]);
+    return { code, out: out.join("\n"), err: err.join("\n") };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+dbTest(testDb, "entries CLI: exit codes 0, 3, 1 and 2", async (db) => {
+  await withFixtures(db);
+  const good = await tempFile("good.jsonl", [PLANE, LAPTOP].join("\n"));
+  const partial = await tempFile("partial.jsonl", [PLANE, BAD_HOURS].join("\n"));
+
+  const ok = await runOn(entriesCommand, db, ["import", good]);
+  assert.equal(ok.exitCode, 0);
+  assert.match(ok.text, /good\.jsonl: 2 lines read, 2 entries created, 2 emission rows$/);
+
+  const some = await runOn(entriesCommand, db, ["import", partial], true);
+  assert.equal(some.exitCode, 3);
+  const json = some.json as { created: number; errorsCount: number; written: boolean };
+  assert.deepEqual([json.created, json.errorsCount, json.written], [1, 1, true]);
+  const text = await runOn(entriesCommand, db, ["import", partial]);
+  assert.match(text.text, /2 lines read, 1 entry created/);
+  assert.match(text.text, /\n {2}line 2: standby_usage_hours_per_week: /);
+
+  const before = (await stored(db)).length;
+  const strict = await runOn(entriesCommand, db, ["import", partial, "--strict"]);
+  assert.equal(strict.exitCode, 1);
+  assert.match(strict.text, /nothing written \(--strict and bad lines\)/);
+  assert.equal((await stored(db)).length, before);
+
+  const absent = await runCli(entriesCommand, ["import", join(tempDir, "absent.jsonl")]);
+  assert.equal(absent.code, 1);
+  assert.match(absent.err, /absent\.jsonl: cannot be read/);
+  const noColumns = await runCli(entriesCommand, [
+    "import",
+    await tempFile("columns.csv", "unit,name\nU1,x\n"),
+    "--det",
+    "it",
+  ]);
+  assert.equal(noColumns.code, 1);
+  assert.match(noColumns.err, /columns\.csv: missing required column year/);
+
+  for (
+    const [argv, message] of [
+      [["import"], /arguments: expected "import FILE"/],
+      [["import", "x.txt"], /cannot tell the format of x\.txt/],
+      [["import", "x.csv"], /--det: is required for a CSV file/],
+      [["import", "x.jsonl", "--det", "rocket"], /--det: unknown data entry type "rocket"/],
+      [["export", "x.jsonl"], /arguments: expected "import FILE"/],
+    ] as const
+  ) {
+    const usage = await runCli(entriesCommand, [...argv]);
+    assert.equal(usage.code, 2, argv.join(" "));
+    assert.match(usage.err, message);
+  }
+});
