@@ -108,20 +108,45 @@ export async function createTestDatabase(): Promise<TestDatabase & { drop(): Pro
 }
 
 let template: Promise<string> | undefined;
+
+// One migrated template per isolate, named after the process so that a later run can remove the
+// templates of runs that are gone (an unload hook cannot: with --parallel, one isolate runs several
+// test files and unload fires after the first).
 function embeddedTemplate(): Promise<string> {
   template ??= (async () => {
-    const dir = await Deno.makeTempDir({ prefix: "rematch-template-" });
-    const dataDir = join(dir, "db");
-    const db = await openDatabase({ dataDir, announce: false });
+    // Test files run in isolates of one process: the first template built is shared by all.
+    const shared = join(tmpDir(), `rematch-template-${Deno.pid}`);
+    if (existsSync(join(shared, "db"))) return join(shared, "db");
+    await removeStaleTemplates();
+    const dir = await Deno.makeTempDir({ prefix: `rematch-template-${Deno.pid}-` });
+    const db = await openDatabase({ dataDir: join(dir, "db"), announce: false });
     await db.close();
-    globalThis.addEventListener("unload", () => {
-      try {
-        Deno.removeSync(dir, { recursive: true });
-      } catch { /* already gone */ }
-    });
-    return dataDir;
+    try {
+      await Deno.rename(dir, shared);
+    } catch {
+      // Another isolate published its template first: use that one.
+      await Deno.remove(dir, { recursive: true });
+    }
+    return join(shared, "db");
   })();
   return template;
+}
+
+async function removeStaleTemplates(): Promise<void> {
+  for await (const entry of Deno.readDir(tmpDir())) {
+    const pid = Number(/^rematch-(?:template|test-backend)-(\d+)/.exec(entry.name)?.[1]);
+    if (!pid || pid === Deno.pid || processIsAlive(pid)) continue;
+    await Deno.remove(join(tmpDir(), entry.name), { recursive: true }).catch(() => {});
+  }
+}
+
+function processIsAlive(pid: number): boolean {
+  try {
+    Deno.kill(pid, "SIGCONT");
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 const DATA_TABLES = [

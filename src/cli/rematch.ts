@@ -96,8 +96,8 @@ export const rematchCommand = defineCommand({
 
 /** The summary table of rematch results, with errors and any diff. */
 export function describeRematches(results: readonly RematchResult[]): string {
-  const dry = results[0]?.dryRun ? " (dry run: nothing written)" : "";
-  const lines = [
+  const lines = results[0]?.dryRun ? ["dry run: nothing written"] : [];
+  lines.push(
     formatTable(
       [
         "det",
@@ -123,8 +123,8 @@ export function describeRematches(results: readonly RematchResult[]): string {
         r.kgBefore,
         r.kgAfter,
       ]),
-    ) + dry,
-  ];
+    ),
+  );
   for (const r of results) {
     for (const e of r.errorDetails.slice(0, 20)) {
       lines.push(`${r.dataEntryType}: entry ${e.dataEntryId}: ${e.error}`);

@@ -1,6 +1,7 @@
 // `seed`: reproducible demo data for every det (spec/interfaces.md §2).
 import { z } from "zod";
 import { defineCommand, EXIT, flag } from "./command.ts";
+import { formatTable } from "./table.ts";
 import { checkSeedYear, seedDatabase, type SeedSummary } from "../seed/seed.ts";
 
 /** The validated arguments of `seed`. */
@@ -81,26 +82,17 @@ export const seedCommand = defineCommand({
   },
 });
 
-/** The human report: what was seeded where, then one line per det. */
+/** The human report: what was seeded where, then one line per det and a total. */
 export function describeSeed(database: string, summary: SeedSummary, seconds: number): string {
-  const header = ["det", "entries", "emission rows", "kg CO2-eq"];
-  const rows = summary.dets.map((d) => [
-    `${d.dataEntryType} (${d.dataEntryTypeId})`,
-    String(d.entries),
-    String(d.emissionRows),
-    formatKg(d.kgCo2eq),
-  ]);
   const sum = (pick: (d: SeedSummary["dets"][number]) => number) =>
     summary.dets.reduce((total, d) => total + pick(d), 0);
-  rows.push([
-    "total",
-    String(sum((d) => d.entries)),
-    String(sum((d) => d.emissionRows)),
-    formatKg(sum((d) => d.kgCo2eq)),
+  const rows: (string | number)[][] = summary.dets.map((d) => [
+    `${d.dataEntryType} (${d.dataEntryTypeId})`,
+    d.entries,
+    d.emissionRows,
+    d.kgCo2eq,
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) =>
-    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+  rows.push(["total", sum((d) => d.entries), sum((d) => d.emissionRows), sum((d) => d.kgCo2eq)]);
   const problems = summary.dets.filter((d) => d.rejected || d.computeErrors || d.warnings);
   return [
     `seeded ${database}: year ${summary.year}, ${summary.units} units × ${summary.entriesPerDet} ` +
@@ -108,11 +100,7 @@ export function describeSeed(database: string, summary: SeedSummary, seconds: nu
     `factors: ${summary.factorFiles.length} files, ` +
     `${summary.factorFiles.reduce((n, f) => n + f.inserted, 0)} inserted`,
     "",
-    line(header),
-    line(widths.map((w) => "-".repeat(w))),
-    ...rows.slice(0, -1).map(line),
-    line(widths.map((w) => "-".repeat(w))),
-    line(rows.at(-1)!),
+    formatTable(["det", "entries", "emission rows", "kg CO2-eq"], rows),
     ...(problems.length
       ? [
         "",
@@ -124,8 +112,4 @@ export function describeSeed(database: string, summary: SeedSummary, seconds: nu
       ]
       : []),
   ].join("\n");
-}
-
-function formatKg(kg: number): string {
-  return kg.toLocaleString("en-US", { minimumFractionDigits: 1, maximumFractionDigits: 1 });
 }

@@ -77,6 +77,12 @@ export async function ensureModules(
   return result;
 }
 
+// A jsonb parameter: postgres.js serialises it once (a pre-stringified value would be stored as a
+// JSON string).
+function jsonb(tx: Queryable, value: EntryData) {
+  return tx.json(value as Parameters<Queryable["json"]>[0]);
+}
+
 async function allocateEntryIds(tx: Queryable, count: number): Promise<number[]> {
   if (count === 0) return [];
   const rows = await tx<{ id: number }[]>`
@@ -266,9 +272,7 @@ async function storeComputed(
     data,
     await loadSliceInputs(tx, getHandler(det), det.id, year),
   );
-  await tx`update data_entries set data = ${
-    JSON.stringify(computed.data)
-  }::jsonb, updated_at = now()
+  await tx`update data_entries set data = ${jsonb(tx, computed.data)}, updated_at = now()
     where id = ${id}`;
   await deleteEmissionsOf(tx, [id]);
   await insertEmissions(tx, computed.rows.map((row) => ({ dataEntryId: id, row })));
@@ -300,9 +304,7 @@ export async function updateEntry(
       const [companionId] = await allocateEntryIds(tx, 1);
       const companionData = { ...derived, data_entry_id: id };
       await tx`insert into data_entries (id, carbon_report_module_id, data_entry_type_id, data)
-        values (${companionId}, ${entry.moduleId}, ${det.id}, ${
-        JSON.stringify(companionData)
-      }::jsonb)`;
+        values (${companionId}, ${entry.moduleId}, ${det.id}, ${jsonb(tx, companionData)})`;
       await storeComputed(tx, companionId, det, entry.year, companionData);
     }
   }
