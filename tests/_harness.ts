@@ -96,7 +96,7 @@ export async function createTestDatabase(): Promise<TestDatabase & { drop(): Pro
   const dataDir = join(dir, "db");
   // initdb plus migrations cost seconds; a migrated template directory is copied instead.
   cpSync(await embeddedTemplate(), dataDir, { recursive: true });
-  const db = await openDatabase({ dataDir, announce: false });
+  const db = await openDatabase({ databaseUrl: "", dataDir, announce: false });
   return {
     db,
     backend: "embedded",
@@ -119,7 +119,7 @@ function embeddedTemplate(): Promise<string> {
     if (existsSync(join(shared, "db"))) return join(shared, "db");
     await removeStaleTemplates();
     const dir = await Deno.makeTempDir({ prefix: `rematch-template-${Deno.pid}-` });
-    const db = await openDatabase({ dataDir: join(dir, "db"), announce: false });
+    const db = await openDatabase({ databaseUrl: "", dataDir: join(dir, "db"), announce: false });
     await db.close();
     try {
       await Deno.rename(dir, shared);

@@ -31,7 +31,7 @@ export interface Database extends AsyncDisposable {
 
 /** Options of {@linkcode openDatabase}. */
 export interface OpenDatabaseOptions {
-  /** Server URL. @default Deno.env DATABASE_URL; unset means embedded */
+  /** Server URL; "" forces the embedded database. @default Deno.env DATABASE_URL (unset: embedded) */
   databaseUrl?: string;
   /** Embedded data directory. @default Deno.env REMATCH_DATA_DIR or "./.rematch/db" */
   dataDir?: string;
