@@ -5,6 +5,7 @@ import postgres from "postgres";
 import { cpSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { type Database, openDatabase } from "../src/db/connection.ts";
+import { type CommandSpec, runCommand } from "../src/cli/command.ts";
 
 /** Which backend the harness chose for this run. */
 export type TestBackend = "server" | "docker" | "embedded";
@@ -209,4 +210,35 @@ export function dbTest(
       await fn(db);
     },
   });
+}
+
+/**
+ * The command with its database replaced by the test's: flags, validation, output and exit codes
+ * run as on the command line. (Pointing the CLI at a test database through the environment would
+ * race: parallel test files share one process environment.)
+ */
+export function onDatabase<T>(spec: CommandSpec<T>, db: Database): CommandSpec<T> {
+  return {
+    ...spec,
+    run: (args, context) => spec.run(args, { ...context, database: () => Promise.resolve(db) }),
+  };
+}
+
+/** Runs a command as `main` does, capturing what it prints. */
+export async function runCaptured<T>(
+  spec: CommandSpec<T>,
+  argv: string[],
+): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const { log, error } = console;
+  console.log = (...parts: unknown[]) => out.push(parts.join(" "));
+  console.error = (...parts: unknown[]) => err.push(parts.join(" "));
+  try {
+    const code = await runCommand(spec, argv);
+    return { code, out: out.join("\n"), err: err.join("\n") };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
 }

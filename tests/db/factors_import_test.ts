@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { dbTest, useTestDatabase } from "../_harness.ts";
+import { dbTest, onDatabase, runCaptured, useTestDatabase } from "../_harness.ts";
 import type { Database } from "../../src/db/connection.ts";
 import {
   type FactorImportInput,
@@ -9,7 +9,6 @@ import {
   loadFactorSet,
 } from "../../src/db/factors.ts";
 import { FileError, parseCsv } from "../../src/imports/csv.ts";
-import { runCommand } from "../../src/cli/command.ts";
 import { factorsCommand } from "../../src/cli/factors.ts";
 
 const testDb = useTestDatabase();
@@ -278,53 +277,9 @@ dbTest(testDb, "factors import: an empty file in replace mode empties the slice"
   assert.deepEqual(await factorRows(db), []);
 });
 
-/** The CLI reaches the test database by URL, or (embedded) through its own data directory. */
-async function cliDatabase(db: Database): Promise<{ argv: string[]; dispose(): Promise<void> }> {
-  if (db.kind === "server") {
-    const o = db.sql.options as unknown as {
-      host: string[];
-      port: number[];
-      user: string;
-      pass: string | null;
-      database: string;
-    };
-    const url = new URL(`postgres://${o.host[0]}:${o.port[0]}/${o.database}`);
-    url.username = o.user;
-    if (o.pass) url.password = o.pass;
-    return { argv: ["--database-url", url.toString()], dispose: async () => {} };
-  }
-  const dir = await Deno.makeTempDir({ prefix: "rematch-factors-cli-" });
-  const previous = Deno.env.get("REMATCH_DATA_DIR");
-  Deno.env.set("REMATCH_DATA_DIR", join(dir, "db"));
-  return {
-    argv: [],
-    async dispose() {
-      if (previous === undefined) Deno.env.delete("REMATCH_DATA_DIR");
-      else Deno.env.set("REMATCH_DATA_DIR", previous);
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
-}
-
-/** Runs the command, capturing what it prints. */
-async function runFactors(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const { log, error } = console;
-  console.log = (...parts: unknown[]) => out.push(parts.join(" "));
-  console.error = (...parts: unknown[]) => err.push(parts.join(" "));
-  try {
-    const code = await runCommand(factorsCommand, argv);
-    return { code, out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
-
 dbTest(testDb, "factors CLI: exit codes 0, 3, 1 and 2", async (db) => {
   const dir = await Deno.makeTempDir({ prefix: "rematch-factors-csv-" });
-  const cli = await cliDatabase(db);
+  const command = onDatabase(factorsCommand, db);
   try {
     const good = join(dir, "good.csv");
     const partial = join(dir, "partial.csv");
@@ -335,29 +290,42 @@ dbTest(testDb, "factors CLI: exit codes 0, 3, 1 and 2", async (db) => {
       `${HEADER}\nLaptop,Standard,100,10,40,128,0.3\nDesktop,,abc,5,40,128,0.2\n`,
     );
     await Deno.writeTextFile(broken, "equipment_class,active_power_w\nLaptop,100\n");
-    const common = ["--year", "2025", ...cli.argv];
+    const common = ["--year", "2025"];
 
-    const ok = await runFactors(["import", good, "--det", "it", "--json", ...common]);
+    const ok = await runCaptured(command, ["import", good, "--det", "it", "--json", ...common]);
     assert.equal(ok.code, 0, ok.err);
     const okJson = JSON.parse(ok.out);
     assert.deepEqual([okJson.inserted, okJson.rowErrorsCount], [1, 0]);
 
-    const strict = await runFactors(["import", partial, "--det", "11", "--strict", ...common]);
+    const strict = await runCaptured(command, [
+      "import",
+      partial,
+      "--det",
+      "11",
+      "--strict",
+      ...common,
+    ]);
     assert.equal(strict.code, 1, strict.err);
     assert.match(strict.out, /rejected \(--strict\): nothing written/);
     assert.match(strict.out, /row 2, column active_power_w: "abc" is not a number/);
 
-    const some = await runFactors(["import", partial, "--det", "it", ...common]);
+    const some = await runCaptured(command, ["import", partial, "--det", "it", ...common]);
     assert.equal(some.code, 3, some.err);
     assert.match(some.out, /2 rows read, 0 inserted, 1 updated, 0 unchanged/);
     assert.match(some.out, /1 updated/);
     assert.match(some.out, /row 2, column active_power_w: "abc" is not a number/);
 
-    const fileError = await runFactors(["import", broken, "--det", "it", ...common]);
+    const fileError = await runCaptured(command, ["import", broken, "--det", "it", ...common]);
     assert.equal(fileError.code, 1);
     assert.match(fileError.err, /broken\.csv: missing required columns/);
 
-    const missing = await runFactors(["import", join(dir, "absent.csv"), "--det", "it", ...common]);
+    const missing = await runCaptured(command, [
+      "import",
+      join(dir, "absent.csv"),
+      "--det",
+      "it",
+      ...common,
+    ]);
     assert.equal(missing.code, 1);
     assert.match(missing.err, /absent\.csv: cannot be read/);
 
@@ -381,12 +349,11 @@ dbTest(testDb, "factors CLI: exit codes 0, 3, 1 and 2", async (db) => {
       [["import", good, "--year", "25", "--det", "it"], /--year: expected a 4-digit year/],
     ];
     for (const [argv, message] of usages) {
-      const usage = await runFactors(argv);
+      const usage = await runCaptured(command, argv);
       assert.equal(usage.code, 2, argv.join(" "));
       assert.match(usage.err, message);
     }
   } finally {
-    await cli.dispose();
     await Deno.remove(dir, { recursive: true });
   }
 });

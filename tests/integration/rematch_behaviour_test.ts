@@ -1,9 +1,14 @@
 // Rematch behaviours beyond the matrix, against a real database (server in CI, and embedded).
 import assert from "node:assert/strict";
-import { dbTest, serverBackendExpected, useTestDatabase } from "../_harness.ts";
+import {
+  dbTest,
+  onDatabase,
+  runCaptured,
+  serverBackendExpected,
+  useTestDatabase,
+} from "../_harness.ts";
 import { SliceBusyError } from "../../src/db/locks.ts";
 import { lockSlice } from "../../src/db/locks.ts";
-import { runCommand } from "../../src/cli/command.ts";
 import { factorsCommand } from "../../src/cli/factors.ts";
 import { createPgSliceStore } from "../../src/rematch/pg_store.ts";
 import { rematchSlice } from "../../src/rematch/recalculate.ts";
@@ -226,10 +231,7 @@ dbTest(
     const dir = await Deno.makeTempDir();
     const file = `${dir}/plane_v2.csv`;
     await Deno.writeTextFile(file, `${PLANE_HEADER}\nvery_short_haul,economy,0.2,1,0,800\n`);
-    const code = await runCommand({
-      ...factorsCommand,
-      run: (args, ctx) => factorsCommand.run(args, { ...ctx, database: () => Promise.resolve(db) }),
-    }, [
+    const { code, err } = await runCaptured(onDatabase(factorsCommand, db), [
       "import",
       file,
       "--year",
@@ -240,7 +242,7 @@ dbTest(
       "--json",
     ]);
     await Deno.remove(dir, { recursive: true });
-    assert.equal(code, 0);
+    assert.equal(code, 0, err);
     const [after] = await emissionRows(db.sql, [id]);
     assert.ok(near(after.kg_co2eq, 100.6));
     assert.equal(after.data_entry_id, id);
