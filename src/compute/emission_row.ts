@@ -32,10 +32,35 @@ function canonical(value: unknown): unknown {
   return value;
 }
 
-/** True when both lists hold the same rows, compared as multisets. */
-export function sameRows(a: readonly EmissionRow[], b: readonly EmissionRow[]): boolean {
-  if (a.length !== b.length) return false;
-  const left = a.map(rowSignature).sort();
-  const right = b.map(rowSignature).sort();
-  return left.every((s, i) => s === right[i]);
+/** A stored row that can be rewritten in place. */
+export interface IdentifiedRow extends EmissionRow {
+  readonly id: number;
+}
+
+/**
+ * How to bring stored rows to the computed ones: `null` when the shapes differ (the entry's rows
+ * are replaced), else the in-place updates (empty when the rows, compared as multisets, are
+ * already right). Rows are paired by emission type, identical rows first.
+ */
+export function planRowUpdates(
+  stored: readonly IdentifiedRow[],
+  computed: readonly EmissionRow[],
+): { id: number; row: EmissionRow }[] | null {
+  if (stored.length !== computed.length) return null;
+  const byType = new Map<number, IdentifiedRow[]>();
+  for (const row of stored) {
+    const list = byType.get(row.emissionTypeId);
+    if (list) list.push(row);
+    else byType.set(row.emissionTypeId, [row]);
+  }
+  const changed: EmissionRow[] = [];
+  for (const row of computed) {
+    const list = byType.get(row.emissionTypeId);
+    if (!list?.length) return null;
+    const signature = rowSignature(row);
+    const same = list.findIndex((old) => rowSignature(old) === signature);
+    if (same >= 0) list.splice(same, 1);
+    else changed.push(row);
+  }
+  return changed.map((row) => ({ id: byType.get(row.emissionTypeId)!.shift()!.id, row }));
 }

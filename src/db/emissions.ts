@@ -87,3 +87,26 @@ export async function loadEmissionsOf(
   }
   return byEntry;
 }
+
+/** Rewrites stored rows in place by id (they keep their ids), in one UPDATE ... FROM unnest. */
+export async function updateEmissionsInPlace(
+  tx: Queryable,
+  updates: readonly { id: number; row: EmissionRow }[],
+): Promise<number> {
+  if (updates.length === 0) return 0;
+  const result = await tx`
+    update data_entry_emissions x set
+      emission_type_id = u.t, primary_factor_id = u.f, kg_co2eq = u.kg, additional_value = u.a,
+      scope = u.s, meta = u.m::jsonb, computed_at = now()
+    from unnest(
+      ${updates.map((u) => u.id)}::bigint[],
+      ${updates.map((u) => u.row.emissionTypeId)}::int[],
+      ${updates.map((u) => u.row.primaryFactorId)}::bigint[],
+      ${updates.map((u) => u.row.kgCo2eq)}::float8[],
+      ${updates.map((u) => u.row.additionalValue)}::float8[],
+      ${updates.map((u) => u.row.scope)}::smallint[],
+      ${updates.map((u) => JSON.stringify(u.row.meta))}::text[]
+    ) as u(id, t, f, kg, a, s, m)
+    where x.id = u.id`;
+  return result.count;
+}

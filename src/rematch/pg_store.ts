@@ -1,6 +1,11 @@
 // The SliceStore over a PostgreSQL transaction: a handful of statements per chunk.
 import type { Queryable } from "../db/connection.ts";
-import { deleteEmissionsOf, insertEmissions, loadEmissionsOf } from "../db/emissions.ts";
+import {
+  deleteEmissionsOf,
+  insertEmissions,
+  loadEmissionsOf,
+  updateEmissionsInPlace,
+} from "../db/emissions.ts";
 import { lockSlice } from "../db/locks.ts";
 import { loadSliceInputs, sliceModuleIds } from "../db/slice.ts";
 import type { EntryData } from "../handlers/types.ts";
@@ -34,7 +39,7 @@ export function createPgSliceStore(tx: Queryable): SliceStore {
       return rows.map((r) => ({ id: r.id, moduleId: r.module_id, data: r.data }));
     },
     readEmissions: (entryIds) => loadEmissionsOf(tx, entryIds),
-    async writeChunk({ replaceRowsOf, rows, relinks }) {
+    async writeChunk({ updates, replaceRowsOf, rows, relinks }) {
       if (relinks.length) {
         await tx`
           update data_entries d
@@ -46,9 +51,10 @@ export function createPgSliceStore(tx: Queryable): SliceStore {
             as u(i, f)
           where d.id = u.i`;
       }
+      const updated = await updateEmissionsInPlace(tx, updates);
       const deleted = await deleteEmissionsOf(tx, replaceRowsOf);
       const inserted = await insertEmissions(tx, rows);
-      return { deleted, inserted };
+      return { updated, deleted, inserted };
     },
     async refreshModuleStats(moduleIds) {
       await refreshModuleStats(tx, moduleIds);

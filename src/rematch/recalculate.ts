@@ -1,8 +1,7 @@
 // The rematch of spec/rematch.md: read a (det, year) slice in id-ordered chunks, run the one
 // compute path on each entry against the slice's factor set, and write only what changed.
 import { computeEntry, LINK_KEY } from "../compute/compute_entry.ts";
-import { sameRows } from "../compute/emission_row.ts";
-import type { EmissionRow } from "../compute/emission_row.ts";
+import { type EmissionRow, planRowUpdates } from "../compute/emission_row.ts";
 import type { EntryEmissionRow } from "../db/emissions.ts";
 import { getHandler } from "../handlers/mod.ts";
 import { ROLLUP_EMISSION_TYPE_IDS } from "../reference/emission_types.ts";
@@ -79,6 +78,7 @@ export async function rematchSlice(
     afterId = entries[entries.length - 1].id;
     const stored = await store.readEmissions(entries.map((e) => e.id));
 
+    const updates: { id: number; row: EmissionRow }[] = [];
     const replaceRowsOf: number[] = [];
     const rows: EntryEmissionRow[] = [];
     const relinks: { id: number; factorId: number | null }[] = [];
@@ -109,7 +109,8 @@ export async function rematchSlice(
       const oldLink = linkOf(entry.data);
       const newLink = linkOf(computed.data);
       const relink = handler.link === "json" && oldLink !== newLink;
-      const rowsChanged = !sameRows(oldRows, computed.rows);
+      const inPlace = planRowUpdates(oldRows, computed.rows);
+      const rowsChanged = inPlace === null || inPlace.length > 0;
       const newKg = leafKg(computed.rows);
       result.kgAfter += newKg;
       if (!rowsChanged && !relink) {
@@ -121,12 +122,14 @@ export async function rematchSlice(
         relinks.push({ id: entry.id, factorId: newLink });
         if (newLink !== null) result.relinked++;
       }
-      if (rowsChanged) {
+      if (inPlace) {
+        updates.push(...inPlace);
+        result.emissionsUpdated += inPlace.length;
+      } else {
         replaceRowsOf.push(entry.id);
         for (const row of computed.rows) rows.push({ dataEntryId: entry.id, row });
-        result.emissionsUpdated += Math.min(oldRows.length, computed.rows.length);
-        result.emissionsInserted += Math.max(0, computed.rows.length - oldRows.length);
-        result.emissionsDeleted += Math.max(0, oldRows.length - computed.rows.length);
+        result.emissionsInserted += computed.rows.length;
+        result.emissionsDeleted += oldRows.length;
         if (oldRows.length > 0 && computed.rows.length === 0) result.dropped++;
       }
       diff?.push({
@@ -141,8 +144,8 @@ export async function rematchSlice(
         )?.primaryFactorId ?? null,
       });
     }
-    if (!dryRun && (replaceRowsOf.length || relinks.length)) {
-      await store.writeChunk({ replaceRowsOf, rows, relinks });
+    if (!dryRun && (updates.length || replaceRowsOf.length || relinks.length)) {
+      await store.writeChunk({ updates, replaceRowsOf, rows, relinks });
     }
     options.onProgress?.(result.entries, total);
   }

@@ -71,7 +71,9 @@ export interface SliceEntry {
 
 /** One chunk's writes. */
 export interface ChunkWrite {
-  /** Entries whose rows are replaced. */
+  /** Stored rows rewritten in place (same entry, same emission type): they keep their ids. */
+  readonly updates: readonly { id: number; row: EmissionRow }[];
+  /** Entries whose rows are replaced (their shape changed). */
   readonly replaceRowsOf: readonly number[];
   /** Their new rows. */
   readonly rows: readonly EntryEmissionRow[];
@@ -93,7 +95,7 @@ export interface SliceStore {
     limit: number,
   ): Promise<SliceEntry[]>;
   readEmissions(entryIds: readonly number[]): Promise<Map<number, StoredEmissionRow[]>>;
-  writeChunk(write: ChunkWrite): Promise<{ deleted: number; inserted: number }>;
+  writeChunk(write: ChunkWrite): Promise<{ updated: number; deleted: number; inserted: number }>;
   refreshModuleStats(moduleIds: readonly number[]): Promise<void>;
 }
 

@@ -151,6 +151,35 @@ dbTest(testDb, "dry run computes the counts and the diff but writes nothing", as
 
 dbTest(
   testDb,
+  "a value change rewrites rows in place (ids kept); a shape change replaces them",
+  async (db) => {
+    await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.1\n`);
+    const [id] = await createTestEntries(db, "it", 2025, [laptop]);
+    const [before] = await emissionRows(db.sql, [id]);
+    await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.2\n`);
+    const changed = await recalculateForDataEntryType(db, { dataEntryType: "it", year: 2025 });
+    assert.deepEqual([
+      changed.emissionsUpdated,
+      changed.emissionsInserted,
+      changed.emissionsDeleted,
+    ], [1, 0, 0]);
+    const [after] = await emissionRows(db.sql, [id]);
+    assert.equal(after.id, before.id);
+    assert.ok(near(after.kg_co2eq, 54.912));
+    assert.notDeepEqual(after.computed_at, before.computed_at);
+    await importFactorText(db, "it", 2025, `${IT_HEADER}\nDesktop,,1,1,1,1,1\n`, "replace");
+    const dropped = await recalculateForDataEntryType(db, { dataEntryType: "it", year: 2025 });
+    assert.deepEqual([
+      dropped.emissionsUpdated,
+      dropped.emissionsInserted,
+      dropped.emissionsDeleted,
+    ], [0, 0, 1]);
+    assert.deepEqual(await emissionRows(db.sql, [id]), []);
+  },
+);
+
+dbTest(
+  testDb,
   "no-op rematch: unchanged = entries, emission ids and computed_at unchanged",
   async (db) => {
     await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.1\n`);

@@ -63,6 +63,12 @@ export function memoryStore(
           data: { ...entry.data, primary_factor_id: factorId },
         };
       }
+      for (const { id, row } of write.updates) {
+        for (const [entryId, list] of store.emissions) {
+          const index = list.findIndex((r) => r.id === id);
+          if (index >= 0) list[index] = { ...row, id, dataEntryId: entryId };
+        }
+      }
       let deleted = 0;
       for (const id of write.replaceRowsOf) {
         deleted += store.emissions.get(id)?.length ?? 0;
@@ -73,7 +79,11 @@ export function memoryStore(
         list.push({ ...row, id: nextRowId++, dataEntryId });
         store.emissions.set(dataEntryId, list);
       }
-      return Promise.resolve({ deleted, inserted: write.rows.length });
+      return Promise.resolve({
+        updated: write.updates.length,
+        deleted,
+        inserted: write.rows.length,
+      });
     },
     refreshModuleStats(ids) {
       store.calls.stats.push([...ids]);

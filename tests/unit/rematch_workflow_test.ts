@@ -102,7 +102,8 @@ Deno.test("rematch: partial error — the failing entry keeps data and rows, the
   assert.ok(Math.abs(store.emissions.get(1)![0].kgCo2eq - 54.912) < 1e-9);
   assert.ok(
     store.calls.writes.every((w) =>
-      !w.replaceRowsOf.includes(2) && !w.relinks.some((l) => l.id === 2)
+      !w.replaceRowsOf.includes(2) && !w.relinks.some((l) => l.id === 2) &&
+      !w.updates.some((u) => oldRows!.some((r) => r.id === u.id))
     ),
   );
 });

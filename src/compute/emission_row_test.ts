@@ -1,0 +1,35 @@
+import assert from "node:assert/strict";
+import { type EmissionRow, type IdentifiedRow, planRowUpdates } from "./emission_row.ts";
+
+const row = (type: number, kg: number, factor = 1): EmissionRow => ({
+  emissionTypeId: type,
+  primaryFactorId: factor,
+  kgCo2eq: kg,
+  additionalValue: null,
+  scope: 3,
+  meta: { factors_used: [{ id: factor, values: { ef: kg } }] },
+});
+const stored = (id: number, r: EmissionRow): IdentifiedRow => ({ ...r, id });
+
+Deno.test("planRowUpdates: identical rows (any order, meta key order aside) need nothing", () => {
+  const old = [stored(1, row(10001, 100)), stored(2, row(20001, 25))];
+  const reordered = {
+    ...row(10001, 100),
+    meta: { factors_used: [{ values: { ef: 100 }, id: 1 }] },
+  };
+  assert.deepEqual(planRowUpdates(old, [row(20001, 25), reordered]), []);
+});
+
+Deno.test("planRowUpdates: a changed value rewrites only that row, in place, by id", () => {
+  const old = [stored(1, row(10001, 100)), stored(2, row(20001, 25)), stored(3, row(40000, 125))];
+  const plan = planRowUpdates(old, [row(10001, 200), row(20001, 25), row(40000, 225)]);
+  assert.deepEqual(plan?.map((u) => [u.id, u.row.kgCo2eq]), [[1, 200], [3, 225]]);
+});
+
+Deno.test("planRowUpdates: a different shape (count or types) means replace (null)", () => {
+  const old = [stored(1, row(10001, 100)), stored(2, row(20001, 25))];
+  assert.equal(planRowUpdates(old, [row(10001, 100)]), null);
+  assert.equal(planRowUpdates(old, [row(10001, 100), row(30004, 25)]), null);
+  assert.equal(planRowUpdates(old, []), null);
+  assert.deepEqual(planRowUpdates([], []), []);
+});
