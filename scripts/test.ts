@@ -23,7 +23,7 @@ if (!skipChecks) {
 
 const reportDir = await Deno.makeTempDir({ prefix: "rematch-junit-" });
 const report = join(reportDir, "junit.xml");
-const code = await run(["test", "-A", "--parallel", `--junit-path=${report}`, ...paths]);
+const code = await run(["test", "-A", "--doc", "--parallel", `--junit-path=${report}`, ...paths]);
 let passed = 0;
 let failed = 0;
 try {
