@@ -6,6 +6,7 @@ import { cpSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { type Database, openDatabase } from "../src/db/connection.ts";
 import { type CommandSpec, runCommand } from "../src/cli/command.ts";
+import { parseArgs } from "node:util";
 
 /** Which backend the harness chose for this run. */
 export type TestBackend = "server" | "docker" | "embedded";
@@ -241,4 +242,27 @@ export async function runCaptured<T>(
     console.log = log;
     console.error = error;
   }
+}
+
+/** Runs a command's body on the test database, its argv parsed and validated as the CLI does. */
+export async function runOn<T>(spec: CommandSpec<T>, db: Database, argv: string[], json = false) {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: spec.options,
+    allowPositionals: true,
+    strict: true,
+  });
+  return await spec.run(spec.schema.parse({ ...values, positionals }), {
+    database: () => Promise.resolve(db),
+    json,
+    interactive: false,
+  });
+}
+
+/** A database URL nothing listens on: for CLI runs that must fail before reaching a database. */
+export const NO_DATABASE = ["--database-url", "postgres://nobody@127.0.0.1:1/none"];
+
+/** Runs the command as the CLI does (without a reachable database), capturing what it prints. */
+export function runCli<T>(spec: CommandSpec<T>, argv: string[]) {
+  return runCaptured(spec, [...argv, ...NO_DATABASE]);
 }

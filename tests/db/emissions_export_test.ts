@@ -1,9 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
-import { dbTest, useTestDatabase } from "../_harness.ts";
+import { dbTest, runCli, runOn, useTestDatabase } from "../_harness.ts";
 import type { Database } from "../../src/db/connection.ts";
-import { type CommandSpec, runCommand } from "../../src/cli/command.ts";
 import {
   EMISSION_EXPORT_COLUMNS,
   type EmissionExportFormat,
@@ -185,44 +183,6 @@ dbTest(testDb, "emissions export: JSON array, ordering and keyset pages", async 
   assert.equal((await exported(db, "it", "csv")).text, `${EMISSION_EXPORT_COLUMNS.join(",")}\n`);
   assert.deepEqual(JSON.parse((await exported(db, "it", "json")).text), []);
 });
-
-/** Runs a command's body on the test database, its argv parsed and validated as the CLI does. */
-async function runOn<T>(spec: CommandSpec<T>, db: Database, argv: string[], json = false) {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: spec.options,
-    allowPositionals: true,
-    strict: true,
-  });
-  return await spec.run(spec.schema.parse({ ...values, positionals }), {
-    database: () => Promise.resolve(db),
-    json,
-    interactive: false,
-  });
-}
-
-// Parallel test files share one process environment, so the CLI is never pointed at a test
-// database by REMATCH_DATA_DIR: runs that must not reach a database get one that is not there.
-const NO_DATABASE = ["--database-url", "postgres://nobody@127.0.0.1:1/none"];
-
-/** Runs the command as the CLI does, capturing what it prints. */
-async function runCli<T>(
-  spec: CommandSpec<T>,
-  argv: string[],
-): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const { log, error } = console;
-  console.log = (...parts: unknown[]) => out.push(parts.join(" "));
-  console.error = (...parts: unknown[]) => err.push(parts.join(" "));
-  try {
-    const code = await runCommand(spec, [...argv, ...NO_DATABASE]);
-    return { code, out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
 
 dbTest(testDb, "emissions CLI: export to a file, summary, usage errors", async (db) => {
   await seedSlice(db);

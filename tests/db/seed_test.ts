@@ -1,8 +1,6 @@
 import assert from "node:assert/strict";
-import { parseArgs } from "node:util";
-import { dbTest, truncateData, useTestDatabase } from "../_harness.ts";
+import { dbTest, runCli, runOn, truncateData, useTestDatabase } from "../_harness.ts";
 import type { Database } from "../../src/db/connection.ts";
-import { type CommandSpec, runCommand } from "../../src/cli/command.ts";
 import { seedCommand } from "../../src/cli/seed.ts";
 import { parseCsv } from "../../src/imports/csv.ts";
 import {
@@ -256,44 +254,6 @@ dbTest(testDb, "seed: a year without factor fixtures names the years there are",
   const summary = await seedDatabase(db, { ...SMALL, year: 2024, entriesPerDet: 1 });
   assert.ok(summary.dets.every((d) => d.emissionRows > 0));
 });
-
-/** Runs a command's body on the test database, its argv parsed and validated as the CLI does. */
-async function runOn<T>(spec: CommandSpec<T>, db: Database, argv: string[], json = false) {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: spec.options,
-    allowPositionals: true,
-    strict: true,
-  });
-  return await spec.run(spec.schema.parse({ ...values, positionals }), {
-    database: () => Promise.resolve(db),
-    json,
-    interactive: false,
-  });
-}
-
-// Parallel test files share one process environment, so the CLI is never pointed at a test
-// database by REMATCH_DATA_DIR: runs that must not reach a database get one that is not there.
-const NO_DATABASE = ["--database-url", "postgres://nobody@127.0.0.1:1/none"];
-
-/** Runs the command as the CLI does, capturing what it prints. */
-async function runCli<T>(
-  spec: CommandSpec<T>,
-  argv: string[],
-): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const { log, error } = console;
-  console.log = (...parts: unknown[]) => out.push(parts.join(" "));
-  console.error = (...parts: unknown[]) => err.push(parts.join(" "));
-  try {
-    const code = await runCommand(spec, [...argv, ...NO_DATABASE]);
-    return { code, out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
 
 dbTest(testDb, "seed CLI: table per det, JSON, and usage errors", async (db) => {
   const human = await runOn(seedCommand, db, ["--units", "1", "--entries", "1"]);
