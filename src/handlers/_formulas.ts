@@ -1,6 +1,7 @@
 // Shared pieces of handler rows: the link source, fixed types and currency conversion.
 import {
   type Classification,
+  type Computation,
   EntryComputeError,
   type FactorSource,
   type FactorValues,
@@ -50,4 +51,34 @@ export function spendKg(
 ): { kg: number; amountEur: number } {
   const amountEur = amount * eurPerUnit(env, entryCurrency);
   return { kg: amountEur * ef / eurPerUnit(env, factorCurrency), amountEur };
+}
+
+/** The formula kg = vars[quantityKey] × values[efKey]; none when either is missing. */
+export function quantityTimesEf(quantityKey: string, efKey: string): Computation["formula"] {
+  return (vars, factor) => {
+    const ef = num(factor.values, efKey);
+    const quantity = varNum(vars, quantityKey);
+    if (ef === undefined || quantity === undefined) return null;
+    return { kg: quantity * ef };
+  };
+}
+
+/**
+ * The spend formula: vars[amountKey] in the entry's `currency`, an ef per unit of the factor's
+ * currency (classification `currency`, default eur); records the amount in EUR.
+ */
+export function spendFormula(amountKey: string): Computation["formula"] {
+  return (vars, factor, env) => {
+    const ef = num(factor.values, "ef_kg_co2eq_per_currency");
+    const amount = varNum(vars, amountKey);
+    if (ef === undefined || amount === undefined) return null;
+    const { kg, amountEur } = spendKg(
+      amount,
+      String(vars.currency),
+      ef,
+      factor.classification.currency ?? "eur",
+      env,
+    );
+    return { kg, meta: { amount_eur: amountEur } };
+  };
 }

@@ -12,7 +12,7 @@ import {
   requiredText,
   slug,
 } from "./_fields.ts";
-import { fixedType, LINKED, num, varNum } from "./_formulas.ts";
+import { fixedType, LINKED, num, quantityTimesEf, varNum } from "./_formulas.ts";
 import type { Classification, Factor, FactorLookup, Handler } from "./types.ts";
 
 const ROOM_TYPES = [
@@ -161,12 +161,7 @@ const energyCombustion: Handler = {
   computations: (data) => [{
     emissionTypeId: combustionType(data.name),
     source: LINKED,
-    formula(vars, factor) {
-      const ef = num(factor.values, "ef_kg_co2eq_per_unit");
-      const quantity = varNum(vars, "quantity");
-      if (ef === undefined || quantity === undefined) return null;
-      return { kg: quantity * ef };
-    },
+    formula: quantityTimesEf("quantity", "ef_kg_co2eq_per_unit"),
   }],
 };
 

@@ -8,7 +8,7 @@ import {
   requiredText,
   slug,
 } from "./_fields.ts";
-import { LINKED, num, spendKg, varNum } from "./_formulas.ts";
+import { LINKED, num, spendFormula, varNum } from "./_formulas.ts";
 import type { Classification, Handler } from "./types.ts";
 
 const CLOUD_TYPES: Readonly<Record<string, number>> = {
@@ -41,19 +41,7 @@ const externalClouds: Handler = {
   computations: (data) => [{
     emissionTypeId: CLOUD_TYPES[String(data.service_type)],
     source: LINKED,
-    formula(vars, factor, env) {
-      const ef = num(factor.values, "ef_kg_co2eq_per_currency");
-      const amount = varNum(vars, "spent_amount");
-      if (ef === undefined || amount === undefined) return null;
-      const { kg, amountEur } = spendKg(
-        amount,
-        String(vars.currency),
-        ef,
-        factor.classification.currency ?? "eur",
-        env,
-      );
-      return { kg, meta: { amount_eur: amountEur } };
-    },
+    formula: spendFormula("spent_amount"),
   }],
 };
 

@@ -1,6 +1,6 @@
 // Process emissions (50): JSON link on category / subcategory, typed by gas category.
 import { entryObject, optionalText, requiredNumber, requiredText } from "./_fields.ts";
-import { LINKED, num, varNum } from "./_formulas.ts";
+import { LINKED, quantityTimesEf } from "./_formulas.ts";
 import type { Classification, Handler } from "./types.ts";
 
 const CATEGORY_TYPES: Readonly<Record<string, number>> = {
@@ -36,12 +36,7 @@ const processEmissions: Handler = {
   computations: (data) => [{
     emissionTypeId: categoryType(data.category),
     source: LINKED,
-    formula(vars, factor) {
-      const ef = num(factor.values, "ef_kg_co2eq_per_unit");
-      const quantity = varNum(vars, "quantity");
-      if (ef === undefined || quantity === undefined) return null;
-      return { kg: quantity * ef };
-    },
+    formula: quantityTimesEf("quantity", "ef_kg_co2eq_per_unit"),
   }],
 };
 

@@ -10,7 +10,7 @@ import {
   requiredText,
   slug,
 } from "./_fields.ts";
-import { fixedType, LINKED, num, spendKg, varNum } from "./_formulas.ts";
+import { fixedType, LINKED, num, spendFormula, varNum } from "./_formulas.ts";
 import type { Classification, Handler } from "./types.ts";
 
 const PURCHASE_CURRENCIES = [
@@ -54,19 +54,7 @@ function purchaseCommon(det: DetName, typeId: number): Handler {
     computations: () => [{
       emissionTypeId: typeId,
       source: LINKED,
-      formula(vars, factor, env) {
-        const ef = num(factor.values, "ef_kg_co2eq_per_currency");
-        const amount = varNum(vars, "total_spent_amount");
-        if (ef === undefined || amount === undefined) return null;
-        const { kg, amountEur } = spendKg(
-          amount,
-          String(vars.currency),
-          ef,
-          factor.classification.currency ?? "eur",
-          env,
-        );
-        return { kg, meta: { amount_eur: amountEur } };
-      },
+      formula: spendFormula("total_spent_amount"),
     }],
   };
 }
