@@ -4,7 +4,7 @@
 import postgres from "postgres";
 import { cpSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { type Database, openDatabase } from "../src/db/connection.ts";
+import { type Database, openDatabase, processIsAlive } from "../src/db/connection.ts";
 import { type CommandSpec, runCommand } from "../src/cli/command.ts";
 import { parseArgs } from "node:util";
 
@@ -139,15 +139,6 @@ async function removeStaleTemplates(): Promise<void> {
     const pid = Number(/^rematch-(?:template|test-backend)-(\d+)/.exec(entry.name)?.[1]);
     if (!pid || pid === Deno.pid || processIsAlive(pid)) continue;
     await Deno.remove(join(tmpDir(), entry.name), { recursive: true }).catch(() => {});
-  }
-}
-
-function processIsAlive(pid: number): boolean {
-  try {
-    Deno.kill(pid, "SIGCONT");
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -179,7 +179,8 @@ async function lockDataDir(dir: string): Promise<() => Promise<void>> {
   throw new DatabaseBusyError(`could not lock embedded database ${dir} (${lockPath})`);
 }
 
-function processIsAlive(pid: number): boolean {
+/** True when a process with this id is running (signal 0-style probe). */
+export function processIsAlive(pid: number): boolean {
   try {
     Deno.kill(pid, "SIGCONT");
     return true;

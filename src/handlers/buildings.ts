@@ -2,6 +2,7 @@
 // embodied energy (32, FK link, one row per factor).
 import { emissionTypeByName, isInSubtree } from "../reference/emission_types.ts";
 import { roomKey } from "../reference/natural_key.ts";
+import { ROOM_TYPES } from "../reference/enums.ts";
 import {
   entryObject,
   numberWithDefault,
@@ -14,15 +15,6 @@ import {
 } from "./_fields.ts";
 import { fixedType, LINKED, num, quantityTimesEf, varNum } from "./_formulas.ts";
 import type { Classification, Factor, FactorLookup, Handler } from "./types.ts";
-
-const ROOM_TYPES = [
-  "office",
-  "miscellaneous",
-  "laboratories",
-  "archives",
-  "libraries",
-  "auditoriums",
-] as const;
 
 /** The five room leaves, in emission order, with the energy value each reads. */
 const ROOM_ENERGIES = [

@@ -7,15 +7,7 @@ import { type CsvRow, decodeUtf8, FileError, parseCsv, requireColumns } from "./
 import type { BuildingRoom, Location, ReferenceKind } from "../handlers/types.ts";
 import { locationNaturalKey, rateKey, roomKey } from "../reference/natural_key.ts";
 
-/** Room types a building room may have (spec/modules.md, building rooms). */
-export const ROOM_TYPES = [
-  "office",
-  "miscellaneous",
-  "laboratories",
-  "archives",
-  "libraries",
-  "auditoriums",
-] as const;
+import { ROOM_TYPES } from "../reference/enums.ts";
 
 /** A location as imported: everything but the database id, natural key derived. */
 export type LocationRow = Omit<Location, "id">;

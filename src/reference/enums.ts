@@ -101,3 +101,13 @@ export function findModuleType(
   );
   return entry ? { id: entry[1], name: entry[0] as ModuleTypeName } : undefined;
 }
+
+/** Room types a building room (and a building entry) may have. */
+export const ROOM_TYPES = [
+  "office",
+  "miscellaneous",
+  "laboratories",
+  "archives",
+  "libraries",
+  "auditoriums",
+] as const;
