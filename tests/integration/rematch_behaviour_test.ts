@@ -323,8 +323,20 @@ dbTest(
         return r;
       },
     );
+    let imported = false;
+    const importing = importFactorText(
+      db,
+      "it",
+      2025,
+      `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.2\n`,
+    )
+      .then((r) => {
+        imported = true;
+        return r;
+      });
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(finished, false, "the second rematch must wait for the lock");
+    assert.equal(imported, false, "a factor import of the slice must wait for the lock too");
     // Another slice is not blocked.
     const other = await recalculateForDataEntryType(db, {
       dataEntryType: "plane",
@@ -335,6 +347,7 @@ dbTest(
     release();
     await holder;
     assert.equal((await waiting).entries, 1);
+    assert.equal((await importing).updated, 1);
   },
   { ignore: !serverBackendExpected() },
 );
