@@ -37,30 +37,37 @@ function tmpDir(): string {
   return Deno.env.get("TMPDIR") ?? "/tmp";
 }
 
-let dockerUrl: Promise<string | undefined> | undefined;
+let docker: Promise<{ url?: string; why: string }> | undefined;
 
-// Started at most once per process; any failure (no engine) falls through to embedded.
-function dockerServerUrl(): Promise<string | undefined> {
-  dockerUrl ??= (async () => {
+// Started at most once per isolate; any failure (no engine) falls through to embedded, and the
+// announcement says why.
+function dockerServer(): Promise<{ url?: string; why: string }> {
+  docker ??= (async () => {
     const socket = Deno.env.get("DOCKER_HOST") ?? "/var/run/docker.sock";
-    if (!Deno.env.get("DOCKER_HOST") && !existsSync(socket)) return undefined;
+    if (!Deno.env.get("DOCKER_HOST") && !existsSync(socket)) {
+      return { why: `no DATABASE_URL and no Docker engine at ${socket}` };
+    }
     try {
       const { PostgreSqlContainer } = await import("@testcontainers/postgresql");
       const container = await new PostgreSqlContainer("postgres:15").start();
-      return container.getConnectionUri();
-    } catch {
-      return undefined;
+      return { url: container.getConnectionUri(), why: "testcontainers postgres:15" };
+    } catch (error) {
+      return { why: `no DATABASE_URL; Docker failed: ${(error as Error).message.split("\n")[0]}` };
     }
   })();
-  return dockerUrl;
+  return docker;
 }
 
-async function chooseServerUrl(): Promise<{ url: string; backend: TestBackend } | undefined> {
-  if (Deno.env.get("REMATCH_TEST_BACKEND") === "embedded") return undefined;
+async function chooseServer(): Promise<{ url?: string; backend: TestBackend; why: string }> {
+  if (Deno.env.get("REMATCH_TEST_BACKEND") === "embedded") {
+    return { backend: "embedded", why: "REMATCH_TEST_BACKEND=embedded" };
+  }
   const url = Deno.env.get("TEST_DATABASE_URL") ?? Deno.env.get("DATABASE_URL");
-  if (url) return { url, backend: "server" };
-  const docker = await dockerServerUrl();
-  return docker ? { url: docker, backend: "docker" } : undefined;
+  if (url) return { url, backend: "server", why: "one database per test file" };
+  const found = await dockerServer();
+  return found.url
+    ? { url: found.url, backend: "docker", why: found.why }
+    : { backend: "embedded", why: found.why };
 }
 
 /**
@@ -74,14 +81,14 @@ export function serverBackendExpected(): boolean {
 
 /** Creates a fresh migrated database for one test file. */
 export async function createTestDatabase(): Promise<TestDatabase & { drop(): Promise<void> }> {
-  const server = await chooseServerUrl();
-  if (server) {
+  const server = await chooseServer();
+  if (server.url) {
     const name = `rematch_test_${Date.now().toString(36)}_${crypto.randomUUID().slice(0, 8)}`;
     const admin = postgres(server.url, { max: 1, onnotice: () => {} });
     await admin.unsafe(`create database ${name}`);
     const url = new URL(server.url);
     url.pathname = `/${name}`;
-    announce(server.backend, "one database per test file");
+    announce(server.backend, server.why);
     const db = await openDatabase({ databaseUrl: url.toString(), announce: false });
     return {
       db,
@@ -93,7 +100,7 @@ export async function createTestDatabase(): Promise<TestDatabase & { drop(): Pro
       },
     };
   }
-  announce("embedded", "PGlite in a temporary directory per test file");
+  announce("embedded", `PGlite in a temporary directory per test file; ${server.why}`);
   const dir = await Deno.makeTempDir({ prefix: "rematch-test-" });
   const dataDir = join(dir, "db");
   // initdb plus migrations cost seconds; a migrated template directory is copied instead.
