@@ -10,26 +10,26 @@ export interface EmissionRow {
   readonly meta: Record<string, unknown>;
 }
 
-/** A canonical text of a row, equal for rows that need no rewrite (meta keys sorted). */
-export function rowSignature(row: EmissionRow): string {
-  return JSON.stringify([
-    row.emissionTypeId,
-    row.primaryFactorId,
-    row.kgCo2eq,
-    row.additionalValue,
-    row.scope,
-    canonical(row.meta),
-  ]);
+/** True when two rows need no rewrite: same fields and the same meta as JSON (key order aside). */
+export function sameRow(a: EmissionRow, b: EmissionRow): boolean {
+  return a.emissionTypeId === b.emissionTypeId && a.primaryFactorId === b.primaryFactorId &&
+    a.kgCo2eq === b.kgCo2eq && a.additionalValue === b.additionalValue && a.scope === b.scope &&
+    sameJson(a.meta, b.meta);
 }
 
-function canonical(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(canonical);
-  if (value && typeof value === "object") {
-    return Object.fromEntries(
-      Object.keys(value).sort().map((k) => [k, canonical((value as Record<string, unknown>)[k])]),
-    );
+// Equality as JSON would serialise: key order ignored, undefined-valued keys absent.
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+    return a.every((value, i) => sameJson(value, b[i]));
   }
-  return value;
+  const left = a as Record<string, unknown>;
+  const right = b as Record<string, unknown>;
+  const keys = Object.keys(left).filter((k) => left[k] !== undefined);
+  if (keys.length !== Object.keys(right).filter((k) => right[k] !== undefined).length) return false;
+  return keys.every((k) => sameJson(left[k], right[k]));
 }
 
 /** A stored row that can be rewritten in place. */
@@ -57,8 +57,7 @@ export function planRowUpdates(
   for (const row of computed) {
     const list = byType.get(row.emissionTypeId);
     if (!list?.length) return null;
-    const signature = rowSignature(row);
-    const same = list.findIndex((old) => rowSignature(old) === signature);
+    const same = list.findIndex((old) => sameRow(old, row));
     if (same >= 0) list.splice(same, 1);
     else changed.push(row);
   }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type EmissionRow, type IdentifiedRow, planRowUpdates } from "./emission_row.ts";
+import { type EmissionRow, type IdentifiedRow, planRowUpdates, sameRow } from "./emission_row.ts";
 
 const row = (type: number, kg: number, factor = 1): EmissionRow => ({
   emissionTypeId: type,
@@ -32,4 +32,13 @@ Deno.test("planRowUpdates: a different shape (count or types) means replace (nul
   assert.equal(planRowUpdates(old, [row(10001, 100), row(30004, 25)]), null);
   assert.equal(planRowUpdates(old, []), null);
   assert.deepEqual(planRowUpdates([], []), []);
+});
+
+Deno.test("sameRow: JSON semantics for meta — key order and undefined keys do not count", () => {
+  const a = row(10001, 100);
+  assert.ok(sameRow(a, { ...a, meta: { ...a.meta, absent: undefined } }));
+  assert.ok(!sameRow(a, { ...a, meta: { ...a.meta, extra: null } }));
+  assert.ok(!sameRow(a, { ...a, meta: { factors_used: [{ id: 1, values: { ef: 101 } }] } }));
+  assert.ok(!sameRow(a, { ...a, kgCo2eq: 100.0000001 }));
+  assert.ok(!sameRow(a, { ...a, primaryFactorId: null }));
 });
