@@ -26,17 +26,18 @@ export function importFactorText(
   );
 }
 
-/** Creates entries of one det for unit U1 and returns their ids. */
+/** Creates entries of one det for a unit (default U1) and returns their ids. */
 export async function createTestEntries(
   db: Database,
   det: string,
   year: number,
   datas: Record<string, unknown>[],
+  unitCode = "U1",
 ): Promise<number[]> {
   const result = await db.sql.begin((tx) =>
     createEntries(
       tx,
-      datas.map((data) => ({ unitCode: "U1", year, det: getDataEntryType(det), data })),
+      datas.map((data) => ({ unitCode, year, det: getDataEntryType(det), data })),
     )
   );
   if (result.rejected.length) throw new Error(`rejected: ${JSON.stringify(result.rejected)}`);

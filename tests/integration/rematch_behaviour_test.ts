@@ -220,6 +220,25 @@ dbTest(
   },
 );
 
+dbTest(testDb, "--modules: only the given carbon report modules are recomputed", async (db) => {
+  await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.1\n`);
+  const [inA] = await createTestEntries(db, "it", 2025, [laptop], "A");
+  const [inB] = await createTestEntries(db, "it", 2025, [laptop], "B");
+  await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.2\n`);
+  const [moduleA] = await db.sql<{ id: number }[]>`
+    select m.id from carbon_report_modules m join carbon_reports r on r.id = m.carbon_report_id
+      join units u on u.id = r.unit_id where u.code = 'A'`;
+  const r = await recalculateForDataEntryType(db, {
+    dataEntryType: "it",
+    year: 2025,
+    carbonReportModuleIds: [moduleA.id],
+  });
+  assert.equal(r.entries, 1);
+  assert.deepEqual(r.affectedModuleIds, [moduleA.id]);
+  assert.ok(near((await emissionRows(db.sql, [inA]))[0].kg_co2eq, 54.912));
+  assert.ok(near((await emissionRows(db.sql, [inB]))[0].kg_co2eq, 27.456));
+});
+
 dbTest(
   testDb,
   "module stats are recomputed for the affected modules, rollups excluded",
