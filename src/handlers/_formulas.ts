@@ -3,6 +3,8 @@ import {
   type Classification,
   type Computation,
   EntryComputeError,
+  type Factor,
+  type FactorLookup,
   type FactorSource,
   type FactorValues,
   type FormulaEnv,
@@ -81,4 +83,18 @@ export function spendFormula(amountKey: string): Computation["formula"] {
     );
     return { kg, meta: { amount_eur: amountEur } };
   };
+}
+
+/**
+ * Factors whose classification[field] is `value`, or — when there are none — those whose
+ * field is `fallback` (one fallback level: `default` buildings, `RoW` countries).
+ */
+export function whereOrFallback(
+  set: FactorLookup,
+  field: string,
+  value: unknown,
+  fallback: string,
+): readonly Factor[] {
+  const own = set.where(field, String(value));
+  return own.length ? own : set.where(field, fallback);
 }

@@ -13,7 +13,7 @@ import {
   requiredText,
   slug,
 } from "./_fields.ts";
-import { fixedType, LINKED, num, quantityTimesEf, varNum } from "./_formulas.ts";
+import { fixedType, LINKED, num, quantityTimesEf, varNum, whereOrFallback } from "./_formulas.ts";
 import type { Classification, Factor, FactorLookup, Handler } from "./types.ts";
 
 /** The five room leaves, in emission order, with the energy value each reads. */
@@ -161,8 +161,7 @@ const energyCombustion: Handler = {
 export const DEFAULT_BUILDING = "default";
 
 function embodiedFactors(vars: Record<string, unknown>, set: FactorLookup): readonly Factor[] {
-  const own = set.where("building_name", String(vars.building_name));
-  return own.length ? own : set.where("building_name", DEFAULT_BUILDING);
+  return whereOrFallback(set, "building_name", vars.building_name, DEFAULT_BUILDING);
 }
 
 const embodiedEnergy: Handler = {

@@ -12,7 +12,7 @@ import {
   optionalText,
   requiredText,
 } from "./_fields.ts";
-import { fixedType, num, varNum } from "./_formulas.ts";
+import { fixedType, num, varNum, whereOrFallback } from "./_formulas.ts";
 import {
   type Classification,
   EntryComputeError,
@@ -204,8 +204,7 @@ export function trainCountry(origin: string | null, destination: string | null):
 }
 
 function trainFactors(vars: Record<string, unknown>, set: FactorLookup): readonly Factor[] {
-  const own = set.where("country_code", String(vars.country_code));
-  return own.length ? own : set.where("country_code", REST_OF_WORLD);
+  return whereOrFallback(set, "country_code", vars.country_code, REST_OF_WORLD);
 }
 
 const train: Handler = {
