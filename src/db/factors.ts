@@ -1,9 +1,8 @@
 // Factor rows in the database: the set-based import of a factor CSV and the (det, year) set.
 import type { Factor } from "../handlers/types.ts";
-import type { CsvTable } from "../imports/csv.ts";
+import type { CsvTable, RowError } from "../imports/csv.ts";
 import {
   type FactorImportTarget,
-  type FactorRowError,
   parseFactorTable,
   resolveFactorTarget,
 } from "../imports/factor_csv.ts";
@@ -46,7 +45,7 @@ export interface FactorImportResult {
   readonly deleted: number;
   /** Factors of the slices absent from the file, kept (`merge`). */
   readonly keptStale: number;
-  readonly rowErrors: readonly FactorRowError[];
+  readonly rowErrors: readonly RowError[];
   readonly rowErrorsCount: number;
   /** The slices the import covers, in det id order: what a rematch must recompute. */
   readonly slices: readonly FactorImportSlice[];

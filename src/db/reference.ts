@@ -9,9 +9,9 @@ import {
   type ReferenceFile,
   type ReferenceRows,
   type RoomRow,
-  type RowError,
 } from "../imports/reference_csv.ts";
 import { rateKey, roomKey } from "../reference/natural_key.ts";
+import type { RowError } from "../imports/csv.ts";
 
 /** What an upsert did: new rows, rows whose values changed, rows already exactly so. */
 export interface UpsertCounts {

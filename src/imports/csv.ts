@@ -88,3 +88,24 @@ export function requireColumns(file: string, table: CsvTable, required: readonly
     );
   }
 }
+
+/** A bad row: its 1-based number (header not counted), the column at fault when there is one, and
+ * what is wrong. */
+export interface RowError {
+  readonly row: number;
+  readonly column?: string;
+  readonly message: string;
+}
+
+/** At most this many row errors are listed; the counts count them all. */
+export const MAX_LISTED_ROW_ERRORS = 100;
+
+/** Collects row errors: all counted, the first {@linkcode MAX_LISTED_ROW_ERRORS} kept. */
+export class RowErrorList {
+  readonly listed: RowError[] = [];
+  count = 0;
+  add(error: RowError): void {
+    this.count++;
+    if (this.listed.length < MAX_LISTED_ROW_ERRORS) this.listed.push(error);
+  }
+}

@@ -9,21 +9,12 @@ import {
   listDataEntryTypes,
   MODULE_TYPES,
 } from "../reference/enums.ts";
-import { type CsvTable, requireColumns } from "./csv.ts";
+import { type CsvTable, requireColumns, type RowError, RowErrorList } from "./csv.ts";
 
 /** What a factor file is imported for: one det, or a whole module routed row by row. */
 export type FactorImportTarget =
   | { readonly dataEntryTypeId: number }
   | { readonly moduleTypeId: number };
-
-/** A bad row: skipped (or, with `--strict`, the reason nothing is written). */
-export interface FactorRowError {
-  /** Data row number, 1-based, header not counted. */
-  readonly row: number;
-  /** The column at fault, when one is. */
-  readonly column?: string;
-  readonly message: string;
-}
 
 /** One valid factor row of the file. */
 export interface ParsedFactorRow {
@@ -39,15 +30,12 @@ export interface ParsedFactorTable {
   /** The valid rows, in file order. */
   readonly rows: ParsedFactorRow[];
   /** The first {@linkcode MAX_LISTED_ROW_ERRORS} row errors, in file order. */
-  readonly rowErrors: FactorRowError[];
+  readonly rowErrors: RowError[];
   /** Every row error, listed or not. */
   readonly rowErrorsCount: number;
   /** Data rows in the file. */
   readonly rowsRead: number;
 }
-
-/** Row errors beyond this many are counted but not listed. */
-export const MAX_LISTED_ROW_ERRORS = 100;
 
 /** How a whole-module file names each row's det. */
 interface ModuleRouting {
@@ -119,16 +107,6 @@ function parseDecimal(cell: string): number | undefined {
   if (!DECIMAL.test(cell)) return undefined;
   const value = Number(cell);
   return Number.isFinite(value) ? value : undefined;
-}
-
-/** Collects row errors: all counted, the first {@linkcode MAX_LISTED_ROW_ERRORS} kept. */
-class RowErrorList {
-  readonly listed: FactorRowError[] = [];
-  count = 0;
-  add(error: FactorRowError): void {
-    this.count++;
-    if (this.listed.length < MAX_LISTED_ROW_ERRORS) this.listed.push(error);
-  }
 }
 
 /**

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
+import { MAX_LISTED_ROW_ERRORS } from "./csv.ts";
 import { decodeUtf8, FileError, parseCsv } from "./csv.ts";
-import { MAX_LISTED_ROW_ERRORS, parseFactorTable, resolveFactorTarget } from "./factor_csv.ts";
+import { parseFactorTable, resolveFactorTarget } from "./factor_csv.ts";
 
 const IT = { dataEntryTypeId: 11 };
 const EQUIPMENT = { moduleTypeId: 4 };

@@ -3,7 +3,15 @@
 // and row errors out); readReferenceFile is the one thin reading edge; writing lives in
 // src/db/reference.ts.
 import { z } from "zod";
-import { type CsvRow, decodeUtf8, FileError, parseCsv, requireColumns } from "./csv.ts";
+import {
+  type CsvRow,
+  decodeUtf8,
+  FileError,
+  parseCsv,
+  requireColumns,
+  type RowError,
+  RowErrorList,
+} from "./csv.ts";
 import type { BuildingRoom, Location, ReferenceKind } from "../handlers/types.ts";
 import { locationNaturalKey, rateKey, roomKey } from "../reference/natural_key.ts";
 
@@ -29,16 +37,6 @@ export interface ReferenceRows {
   rooms: RoomRow;
   rates: RateRow;
 }
-
-/** A bad row: its 1-based number, the column at fault when there is one, and what is wrong. */
-export interface RowError {
-  readonly row: number;
-  readonly column?: string;
-  readonly message: string;
-}
-
-/** At most this many row errors are listed; `rowErrorsCount` counts them all. */
-export const MAX_LISTED_ROW_ERRORS = 100;
 
 /** The columns of each kind's file; a CSV header must name them all (cells may be blank). */
 export const REFERENCE_COLUMNS: { readonly [K in ReferenceKind]: readonly string[] } = {
@@ -376,13 +374,4 @@ function jsonLineCells(
     }
   }
   return valid ? cells : undefined;
-}
-
-class RowErrorList {
-  readonly listed: RowError[] = [];
-  count = 0;
-  add(error: RowError): void {
-    this.count++;
-    if (this.listed.length < MAX_LISTED_ROW_ERRORS) this.listed.push(error);
-  }
 }

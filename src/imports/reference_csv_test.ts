@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
+import { MAX_LISTED_ROW_ERRORS } from "./csv.ts";
 import { FileError } from "./csv.ts";
-import { MAX_LISTED_ROW_ERRORS, parseReferenceText } from "./reference_csv.ts";
+import { parseReferenceText } from "./reference_csv.ts";
 
 const LOCATIONS_HEADER = "transport_mode,name,iata_code,country_code,latitude,longitude";
 const ROOMS_HEADER = "building_name,room_name,room_type,room_surface_square_meter";
