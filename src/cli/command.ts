@@ -4,6 +4,7 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig["options"]>;
 import { z } from "zod";
 import { type Database, openDatabase } from "../db/connection.ts";
+import { yearProblem } from "../reference/years.ts";
 
 /** Exit codes: 0 done; 3 done with per-entry or per-row errors; 1 failed; 2 bad usage. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, partial: 3 } as const;
@@ -139,11 +140,14 @@ export const flag = {
   int: (name: string) =>
     z.string({ error: `expected an integer for ${name}` }).regex(/^-?\d+$/, `expected an integer`)
       .transform(Number),
-  /** A year between 1900 and 2200. */
+  /** A year in MIN_YEAR..MAX_YEAR (`src/reference/years.ts`). */
   year: () =>
     z.string({ error: "is required (e.g. --year 2025)" }).regex(
       /^\d{4}$/,
       "expected a 4-digit year",
     )
-      .transform(Number),
+      .transform(Number).superRefine((value, ctx) => {
+        const problem = yearProblem(value);
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
+      }),
 };

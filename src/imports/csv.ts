@@ -9,9 +9,13 @@ export class FileError extends Error {
   }
 }
 
-/** One data row: its 1-based number (header not counted) and its cells by header name. */
+/**
+ * One data row: its 1-based number (header not counted), the file line it starts on (1-based,
+ * header and blank lines counted: what an editor shows) and its cells by header name.
+ */
 export interface CsvRow {
   readonly row: number;
+  readonly line: number;
   readonly cells: Readonly<Record<string, string>>;
 }
 
@@ -39,8 +43,10 @@ export function decodeUtf8(file: string, bytes: Uint8Array): string {
  * @example
  * ```ts
  * import { parseCsv } from "./csv.ts";
- * const table = parseCsv("x.csv", "a, b\n 1 ,2\n");
- * console.assert(table.rows[0].cells.a === "1");
+ * import assert from "node:assert/strict";
+ * const table = parseCsv("x.csv", "a, b\n 1 ,2\n\n\"x\ny\",3\n");
+ * assert.equal(table.rows[0].cells.a, "1");
+ * assert.deepEqual(table.rows.map((r) => [r.row, r.line]), [[1, 2], [2, 4]]);
  * ```
  */
 export function parseCsv(file: string, text: string): CsvTable {
@@ -57,14 +63,38 @@ export function parseCsv(file: string, text: string): CsvTable {
     if (name && seen.has(name)) throw new FileError(file, `header names column "${name}" twice`);
     seen.add(name);
   }
+  const lines = recordStartLines(text);
   const rows = records.slice(1).map((record, index) => {
     const cells: Record<string, string> = {};
     header.forEach((name, i) => {
       if (name) cells[name] = (record[i] ?? "").trim();
     });
-    return { row: index + 1, cells };
+    return { row: index + 1, line: lines[index + 1] ?? index + 2, cells };
   });
   return { header, rows };
+}
+
+// The file line each non-empty record starts on. csv-parse's own line counter drifts after
+// quoted newlines in CRLF files, so the lines are counted here: a record ends at a newline
+// outside quotes, and empty lines (skipped by the parser) hold no record.
+function recordStartLines(text: string): number[] {
+  const starts: number[] = [];
+  let line = 1;
+  let quoted = false;
+  let atRecordStart = true;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (atRecordStart && c !== "\n" && !(c === "\r" && text[i + 1] === "\n")) {
+      starts.push(line);
+      atRecordStart = false;
+    }
+    if (c === '"') quoted = !quoted;
+    else if (c === "\n") {
+      line++;
+      if (!quoted) atRecordStart = true;
+    }
+  }
+  return starts;
 }
 
 /** Reads a CSV file from disk (bytes → strict UTF-8 → table). */

@@ -333,7 +333,7 @@ function readJsonLines(
     rowsRead++;
     const row = index + 1;
     const cells = jsonLineCells(row, line, columns, errors);
-    if (cells) records.push({ row, cells });
+    if (cells) records.push({ row, line: row, cells });
   });
   if (rowsRead === 0) throw new FileError(file, "is empty (expected one JSON object per line)");
   return { records, rowsRead };
