@@ -40,26 +40,42 @@ export interface IdentifiedRow extends EmissionRow {
 /**
  * How to bring stored rows to the computed ones: `null` when the shapes differ (the entry's rows
  * are replaced), else the in-place updates (empty when the rows, compared as multisets, are
- * already right). Rows are paired by emission type, identical rows first.
+ * already right). The shape is the number of rows of each emission type: rows are paired within
+ * a type, identical rows first, so a change of shape with the same total (e.g. {food, waste}
+ * becoming {food, food}) is a replacement too.
  */
 export function planRowUpdates(
   stored: readonly IdentifiedRow[],
   computed: readonly EmissionRow[],
 ): { id: number; row: EmissionRow }[] | null {
   if (stored.length !== computed.length) return null;
-  const byType = new Map<number, IdentifiedRow[]>();
-  for (const row of stored) {
+  const storedByType = groupByType(stored);
+  const computedByType = groupByType(computed);
+  if (storedByType.size !== computedByType.size) return null;
+  for (const [type, rows] of computedByType) {
+    if (storedByType.get(type)?.length !== rows.length) return null;
+  }
+  const updates: { id: number; row: EmissionRow }[] = [];
+  for (const [type, rows] of computedByType) {
+    const unpaired = [...storedByType.get(type)!];
+    const changed = rows.filter((row) => {
+      const same = unpaired.findIndex((old) => sameRow(old, row));
+      if (same < 0) return true;
+      unpaired.splice(same, 1);
+      return false;
+    });
+    // Equal counts per type: exactly one stored row is left for each changed row.
+    changed.forEach((row, i) => updates.push({ id: unpaired[i].id, row }));
+  }
+  return updates;
+}
+
+function groupByType<T extends EmissionRow>(rows: readonly T[]): Map<number, T[]> {
+  const byType = new Map<number, T[]>();
+  for (const row of rows) {
     const list = byType.get(row.emissionTypeId);
     if (list) list.push(row);
     else byType.set(row.emissionTypeId, [row]);
   }
-  const changed: EmissionRow[] = [];
-  for (const row of computed) {
-    const list = byType.get(row.emissionTypeId);
-    if (!list?.length) return null;
-    const same = list.findIndex((old) => sameRow(old, row));
-    if (same >= 0) list.splice(same, 1);
-    else changed.push(row);
-  }
-  return changed.map((row) => ({ id: byType.get(row.emissionTypeId)!.shift()!.id, row }));
+  return byType;
 }

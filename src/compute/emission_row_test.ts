@@ -34,6 +34,25 @@ Deno.test("planRowUpdates: a different shape (count or types) means replace (nul
   assert.deepEqual(planRowUpdates([], []), []);
 });
 
+Deno.test("planRowUpdates: same total but other counts per type ({food, waste} → {food, food}) means replace", () => {
+  const old = [stored(1, row(10001, 100)), stored(2, row(20001, 25)), stored(3, row(40000, 125))];
+  // No computed food row equals the stored one, so both would claim stored row 1.
+  const shapes = [
+    [row(10001, 200), row(10001, 6, 2), row(40000, 206)],
+    [row(10001, 100), row(10001, 6, 2), row(40000, 106)],
+    [row(10001, 100), row(40000, 125), row(40000, 125)],
+  ];
+  for (const computed of shapes) assert.equal(planRowUpdates(old, computed), null);
+});
+
+Deno.test("planRowUpdates: several rows of one type pair identical rows first, then by position", () => {
+  const old = [stored(1, row(10001, 100)), stored(2, row(10001, 6, 2)), stored(3, row(40000, 106))];
+  const plan = planRowUpdates(old, [row(10001, 7, 2), row(10001, 100), row(40000, 107)]);
+  assert.deepEqual(plan?.map((u) => [u.id, u.row.kgCo2eq]), [[2, 7], [3, 107]]);
+  const both = planRowUpdates(old, [row(10001, 8, 2), row(10001, 9), row(40000, 17)]);
+  assert.deepEqual(both?.map((u) => [u.id, u.row.kgCo2eq]), [[1, 8], [2, 9], [3, 17]]);
+});
+
 Deno.test("sameRow: JSON semantics for meta — key order and undefined keys do not count", () => {
   const a = row(10001, 100);
   assert.ok(sameRow(a, { ...a, meta: { ...a.meta, absent: undefined } }));

@@ -1,9 +1,15 @@
 // The rematch of spec/rematch.md: read a (det, year) slice in id-ordered chunks, run the one
 // compute path on each entry against the slice's factor set, and write only what changed.
-import { computeEntry, LINK_KEY } from "../compute/compute_entry.ts";
-import { type EmissionRow, planRowUpdates } from "../compute/emission_row.ts";
+import {
+  computeEntry,
+  type ComputeInputs,
+  type EntryComputation,
+  LINK_KEY,
+} from "../compute/compute_entry.ts";
+import { type EmissionRow, type IdentifiedRow, planRowUpdates } from "../compute/emission_row.ts";
 import type { EntryEmissionRow } from "../db/emissions.ts";
 import { getHandler } from "../handlers/mod.ts";
+import { EntryComputeError, type EntryData, type Handler } from "../handlers/types.ts";
 import { ROLLUP_EMISSION_TYPE_IDS } from "../reference/emission_types.ts";
 import { getDataEntryType } from "../reference/enums.ts";
 import type { RematchDiffEntry, RematchOptions, RematchResult, SliceStore } from "./types.ts";
@@ -22,6 +28,50 @@ export function leafKg(rows: readonly EmissionRow[]): number {
 function linkOf(data: Record<string, unknown>): number | null {
   const id = data[LINK_KEY];
   return typeof id === "number" ? id : null;
+}
+
+function firstFactorId(rows: readonly EmissionRow[]): number | null {
+  return rows.find((r) => r.primaryFactorId !== null)?.primaryFactorId ?? null;
+}
+
+/** What the rematch does with one entry, decided without I/O. */
+interface EntryPlan {
+  readonly computed: EntryComputation;
+  readonly oldLink: number | null;
+  readonly newLink: number | null;
+  /** A JSON-link entry whose `primary_factor_id` changes. */
+  readonly relink: boolean;
+  /** In-place row updates, or null when the rows are replaced. */
+  readonly inPlace: { id: number; row: EmissionRow }[] | null;
+  readonly rowsChanged: boolean;
+}
+
+/** Computes one entry and compares it with its stored rows; throws for a per-entry failure. */
+function planEntry(
+  handler: Handler,
+  data: EntryData,
+  oldRows: readonly IdentifiedRow[],
+  inputs: ComputeInputs,
+): EntryPlan {
+  const computed = computeEntry(handler, data, inputs);
+  const oldLink = linkOf(data);
+  const newLink = linkOf(computed.data);
+  const inPlace = planRowUpdates(oldRows, computed.rows);
+  return {
+    computed,
+    oldLink,
+    newLink,
+    relink: handler.link === "json" && oldLink !== newLink,
+    inPlace,
+    rowsChanged: inPlace === null || inPlace.length > 0,
+  };
+}
+
+/** An entry's error as reported: its message, and its kind when it is not a compute error. */
+function describeEntryError(error: unknown): string {
+  if (error instanceof EntryComputeError) return error.message;
+  if (error instanceof Error) return `unexpected ${error.name}: ${error.message}`;
+  return `unexpected error: ${String(error)}`;
 }
 
 /**
@@ -87,18 +137,20 @@ export async function rematchSlice(
       const oldRows = stored.get(entry.id) ?? [];
       const oldKg = leafKg(oldRows);
       result.kgBefore += oldKg;
-      let computed;
+      let plan: EntryPlan;
       try {
-        computed = computeEntry(handler, entry.data, inputs);
+        plan = planEntry(handler, entry.data, oldRows, inputs);
       } catch (error) {
-        // Per-entry isolation: the entry keeps its data and rows; anything else goes on.
+        // Per-entry isolation: whatever went wrong computing or comparing this entry, it keeps
+        // its data and rows and the others go on. (Database errors happen outside this loop.)
         result.errors++;
         result.kgAfter += oldKg;
         if (result.errorDetails.length < DETAIL_LIMIT) {
-          result.errorDetails.push({ dataEntryId: entry.id, error: (error as Error).message });
+          result.errorDetails.push({ dataEntryId: entry.id, error: describeEntryError(error) });
         }
         continue;
       }
+      const { computed, inPlace } = plan;
       result.recalculated++;
       if (computed.ambiguous) result.ambiguousMatches++;
       for (const warning of computed.warnings) {
@@ -106,21 +158,16 @@ export async function rematchSlice(
           result.warnings.push({ dataEntryId: entry.id, warning });
         }
       }
-      const oldLink = linkOf(entry.data);
-      const newLink = linkOf(computed.data);
-      const relink = handler.link === "json" && oldLink !== newLink;
-      const inPlace = planRowUpdates(oldRows, computed.rows);
-      const rowsChanged = inPlace === null || inPlace.length > 0;
       const newKg = leafKg(computed.rows);
       result.kgAfter += newKg;
-      if (!rowsChanged && !relink) {
+      if (!plan.rowsChanged && !plan.relink) {
         result.unchanged++;
         continue;
       }
       affected.add(entry.moduleId);
-      if (relink) {
-        relinks.push({ id: entry.id, factorId: newLink });
-        if (newLink !== null) result.relinked++;
+      if (plan.relink) {
+        relinks.push({ id: entry.id, factorId: plan.newLink });
+        if (plan.newLink !== null) result.relinked++;
       }
       if (inPlace) {
         updates.push(...inPlace);
@@ -136,12 +183,8 @@ export async function rematchSlice(
         dataEntryId: entry.id,
         kgBefore: oldKg,
         kgAfter: newKg,
-        factorIdBefore: oldLink ?? oldRows.find((r) =>
-          r.primaryFactorId !== null
-        )?.primaryFactorId ?? null,
-        factorIdAfter: newLink ?? computed.rows.find((r) =>
-          r.primaryFactorId !== null
-        )?.primaryFactorId ?? null,
+        factorIdBefore: plan.oldLink ?? firstFactorId(oldRows),
+        factorIdAfter: plan.newLink ?? firstFactorId(computed.rows),
       });
     }
     if (!dryRun && (updates.length || replaceRowsOf.length || relinks.length)) {

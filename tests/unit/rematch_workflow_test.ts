@@ -275,3 +275,81 @@ Deno.test("rematch: an aborted signal stops before the next chunk", async () => 
   );
   assert.deepEqual(store.calls.writes, []);
 });
+
+Deno.test("rematch: an unexpected exception computing one entry is that entry's error", async () => {
+  const good = factor(
+    "it",
+    { equipment_class: "Laptop", sub_class: "Standard" },
+    laptopValues(0.1),
+  );
+  const broken = factor("it", { equipment_class: "Desktop", sub_class: null }, laptopValues(0.1));
+  const store = seeded([good, broken], [{ ...good, values: laptopValues(0.2) }, {
+    ...broken,
+    // A defect, not bad data: reading the factor's values throws a TypeError.
+    values: new Proxy(broken.values, {
+      get() {
+        throw new TypeError("values unreadable");
+      },
+    }),
+  }], [laptop({ equipment_class: "Desktop", sub_class: "" }), laptop()]);
+  const oldRows = structuredClone(store.emissions.get(1));
+  const r = await rematchSlice(store, { dataEntryType: "it", year: YEAR });
+  assert.deepEqual([r.entries, r.recalculated, r.errors], [2, 1, 1]);
+  assert.deepEqual(r.errorDetails, [{
+    dataEntryId: 1,
+    error: "unexpected TypeError: values unreadable",
+  }]);
+  assert.deepEqual(store.emissions.get(1), oldRows);
+  assert.ok(Math.abs(store.emissions.get(2)![0].kgCo2eq - 54.912) < 1e-9);
+});
+
+Deno.test("rematch: an unexpected exception comparing one entry's rows is that entry's error", async () => {
+  const v1 = factor("it", { equipment_class: "Laptop", sub_class: "Standard" }, laptopValues(0.1));
+  const store = seeded([v1], [v1], [laptop(), laptop()]);
+  const [row] = store.emissions.get(1)!;
+  // Everything but meta equals the computed row, so the comparison reaches meta and throws.
+  const poisoned = Object.defineProperty({ ...row }, "meta", {
+    get() {
+      throw new RangeError("meta unreadable");
+    },
+  });
+  store.emissions.set(1, [poisoned]);
+  const r = await rematchSlice(store, { dataEntryType: "it", year: YEAR });
+  assert.deepEqual([r.entries, r.recalculated, r.unchanged, r.errors], [2, 1, 1, 1]);
+  assert.deepEqual(r.errorDetails, [{
+    dataEntryId: 1,
+    error: "unexpected RangeError: meta unreadable",
+  }]);
+  assert.deepEqual(store.calls.writes, []);
+});
+
+Deno.test("rematch: a change of row shape with the same row count replaces the rows", async () => {
+  const headcount = (category: string, kind: string, unit: string, n: number, ef: number) =>
+    factor("member", {
+      headcount_category: category,
+      headcount_class: kind,
+      headcount_subclass: null,
+      unit,
+    }, { number_of_unit_per_fte: n, ef_kg_co2eq_per_unit: ef });
+  const meal = headcount("food", "vegetarian", "meal", 100, 1);
+  const waste = headcount("waste", "incineration", "kg", 50, 0.5);
+  const kg = headcount("food", "vegetarian", "kg", 2, 3);
+  const store = seeded([meal, waste], [{
+    ...meal,
+    values: { ...meal.values, ef_kg_co2eq_per_unit: 2 },
+  }, kg], [
+    { fte: 1 },
+    { fte: 0.5 },
+  ], "member");
+  const r = await rematchSlice(store, { dataEntryType: "member", year: YEAR });
+  assert.deepEqual([r.recalculated, r.errors, r.emissionsDeleted, r.emissionsInserted], [
+    2,
+    0,
+    6,
+    6,
+  ]);
+  assert.deepEqual(
+    store.emissions.get(1)!.map((row) => [row.emissionTypeId, row.primaryFactorId, row.kgCo2eq]),
+    [[10001, meal.id, 200], [10001, kg.id, 6], [40000, meal.id, 206]],
+  );
+});
