@@ -13,7 +13,7 @@ import {
 } from "../handlers/types.ts";
 import { emissionTypeDepth, emissionTypeScope } from "../reference/emission_types.ts";
 import type { EmissionRow } from "./emission_row.ts";
-import { resolveJsonLink } from "./json_link.ts";
+import { type JsonLinkResolution, resolveJsonLink } from "./json_link.ts";
 
 /** The entry data key holding a user's kg override. */
 export const OVERRIDE_KEY = "__kg_co2eq_override__";
@@ -56,7 +56,8 @@ export function describeIssues(error: z.ZodError): string {
 
 /**
  * Computes an entry's emission rows per spec/modules.md. Throws EntryComputeError for a
- * per-entry failure (invalid data, ambiguous factors, missing exchange rate).
+ * per-entry failure (invalid data, ambiguous factors, missing exchange rate). An override entry
+ * gets its one override row whatever its factors, and its JSON link resolved like any other.
  */
 export function computeEntry(
   handler: Handler,
@@ -65,34 +66,48 @@ export function computeEntry(
 ): EntryComputation {
   let data = validateEntryData(handler, rawData);
   const computations = handler.computations(data);
-
-  if (data[OVERRIDE_KEY] !== undefined) {
+  const overridden = data[OVERRIDE_KEY] !== undefined;
+  if (overridden) {
     const kg = data[OVERRIDE_KEY];
     if (typeof kg !== "number" || !Number.isFinite(kg)) {
       throw new EntryComputeError(
         `${OVERRIDE_KEY}: expected a finite number, got ${JSON.stringify(kg)}`,
       );
     }
-    const typeId = computations[0].emissionTypeId;
-    const row: EmissionRow = {
-      emissionTypeId: typeId,
-      primaryFactorId: null,
-      kgCo2eq: kg,
-      additionalValue: null,
-      scope: emissionTypeScope(typeId),
-      meta: { override: true },
-    };
-    return { data, rows: [row], warnings: [], ambiguous: false };
   }
 
+  // The link is resolved for override entries too, so that none keeps naming a deleted factor.
   let ambiguous = false;
+  const warnings: string[] = [];
   if (handler.link === "json" && handler.kindField && handler.kindField in data) {
-    const resolved = resolveJsonLink(handler, data, inputs.factors);
+    let resolved: JsonLinkResolution;
+    try {
+      resolved = resolveJsonLink(handler, data, inputs.factors);
+    } catch (error) {
+      // An override's kg does not depend on its factor: an ambiguity unlinks it, never fails it.
+      if (!overridden || !(error instanceof EntryComputeError)) throw error;
+      resolved = { factorId: null, ambiguous: false };
+      warnings.push(`override kept, factor link left empty: ${error.message}`);
+    }
     ambiguous = resolved.ambiguous;
     if ((data[LINK_KEY] ?? null) !== resolved.factorId) {
       data = { ...data, [LINK_KEY]: resolved.factorId };
     }
   }
+
+  if (overridden) {
+    const typeId = computations[0].emissionTypeId;
+    const row: EmissionRow = {
+      emissionTypeId: typeId,
+      primaryFactorId: null,
+      kgCo2eq: data[OVERRIDE_KEY] as number,
+      additionalValue: null,
+      scope: emissionTypeScope(typeId),
+      meta: { override: true },
+    };
+    return { data, rows: [row], warnings, ambiguous };
+  }
+
   const linkedId = data[LINK_KEY];
   const linked = handler.link === "json" && typeof linkedId === "number"
     ? inputs.factors.byId(linkedId)

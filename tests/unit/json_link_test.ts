@@ -246,3 +246,39 @@ Deno.test("override: exactly one row typed by the first emission type, no rollup
     { type: 10000, kg: 42, factor: null, meta: { override: true } },
   );
 });
+
+Deno.test("override: the JSON link is resolved too (a deleted factor's id becomes null), the row stays the override", () => {
+  const standard = factor("it", { equipment_class: "Laptop", sub_class: "Standard" }, laptopValues);
+  const data = {
+    name: "x",
+    equipment_class: "Laptop",
+    sub_class: "Standard",
+    __kg_co2eq_override__: 5,
+  };
+  const linked = compute("it", data, [standard]);
+  assert.equal(linked.data.primary_factor_id, standard.id);
+  // The entry still names `standard`, which is no longer in the set (a replace import deleted it).
+  const dead = compute("it", { ...data, primary_factor_id: standard.id }, []);
+  assert.equal(dead.data.primary_factor_id, null);
+  for (const r of [linked, dead]) {
+    assert.deepEqual(
+      r.rows.map((row) => [row.emissionTypeId, row.kgCo2eq, row.primaryFactorId, row.meta]),
+      [[80200, 5, null, { override: true }]],
+    );
+  }
+});
+
+Deno.test("override: an ambiguous link leaves the link empty with a warning; the override row is kept", () => {
+  const factors = [row(CHEM, "51100000", "LA05", 0.41), row(CHEM, "51100000", "LA06", 0.42)];
+  const data = {
+    purchase_institutional_code: "51100000",
+    total_spent_amount: 100,
+    currency: "eur",
+    primary_factor_id: factors[0].id,
+  };
+  assert.throws(() => compute(CHEM, data, factors), /Ambiguous factor data/);
+  const r = compute(CHEM, { ...data, __kg_co2eq_override__: 9 }, factors);
+  assert.equal(r.data.primary_factor_id, null);
+  assert.match(r.warnings[0], /override kept, factor link left empty: Ambiguous factor data/);
+  assert.deepEqual(r.rows.map((row) => [row.kgCo2eq, row.meta]), [[9, { override: true }]]);
+});
