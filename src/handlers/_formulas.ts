@@ -40,6 +40,17 @@ export function eurPerUnit(env: FormulaEnv, currency: string): number {
   return rate;
 }
 
+/** A spend converted to kg, with every number the conversion used. */
+export interface SpendKg {
+  readonly kg: number;
+  /** The amount in EUR: amount × eurPerUnit. */
+  readonly amountEur: number;
+  /** EUR per unit of the entry's currency. */
+  readonly eurPerUnit: number;
+  /** EUR per unit of the factor's currency. */
+  readonly factorEurPerUnit: number;
+}
+
 /**
  * kg for an amount spent in `entryCurrency` with an ef per unit of the factor's currency:
  * amount × eur(entry) × ef / eur(factor).
@@ -50,38 +61,55 @@ export function spendKg(
   ef: number,
   factorCurrency: string,
   env: FormulaEnv,
-): { kg: number; amountEur: number } {
-  const amountEur = amount * eurPerUnit(env, entryCurrency);
-  return { kg: amountEur * ef / eurPerUnit(env, factorCurrency), amountEur };
+): SpendKg {
+  const rate = eurPerUnit(env, entryCurrency);
+  const factorRate = eurPerUnit(env, factorCurrency);
+  const amountEur = amount * rate;
+  return {
+    kg: amountEur * ef / factorRate,
+    amountEur,
+    eurPerUnit: rate,
+    factorEurPerUnit: factorRate,
+  };
 }
 
-/** The formula kg = vars[quantityKey] × values[efKey]; none when either is missing. */
+/**
+ * The formula kg = vars[quantityKey] × values[efKey]; none when either is missing. The row's
+ * meta records the quantity under its own key.
+ */
 export function quantityTimesEf(quantityKey: string, efKey: string): Computation["formula"] {
   return (vars, factor) => {
     const ef = num(factor.values, efKey);
     const quantity = varNum(vars, quantityKey);
     if (ef === undefined || quantity === undefined) return null;
-    return { kg: quantity * ef };
+    return { kg: quantity * ef, meta: { [quantityKey]: quantity } };
   };
 }
 
 /**
  * The spend formula: vars[amountKey] in the entry's `currency`, an ef per unit of the factor's
- * currency (classification `currency`, default eur); records the amount in EUR.
+ * currency (classification `currency`, default eur). The row's meta records the amount and its
+ * currency, the amount in EUR and both rates used, so the kg can be checked from the row alone.
  */
 export function spendFormula(amountKey: string): Computation["formula"] {
   return (vars, factor, env) => {
     const ef = num(factor.values, "ef_kg_co2eq_per_currency");
     const amount = varNum(vars, amountKey);
     if (ef === undefined || amount === undefined) return null;
-    const { kg, amountEur } = spendKg(
-      amount,
-      String(vars.currency),
-      ef,
-      factor.classification.currency ?? "eur",
-      env,
-    );
-    return { kg, meta: { amount_eur: amountEur } };
+    const currency = String(vars.currency);
+    const factorCurrency = factor.classification.currency ?? "eur";
+    const spend = spendKg(amount, currency, ef, factorCurrency, env);
+    return {
+      kg: spend.kg,
+      meta: {
+        [amountKey]: amount,
+        currency,
+        eur_per_unit: spend.eurPerUnit,
+        amount_eur: spend.amountEur,
+        factor_currency: factorCurrency,
+        factor_eur_per_unit: spend.factorEurPerUnit,
+      },
+    };
   };
 }
 

@@ -104,9 +104,14 @@ const buildingRooms: Handler = {
           const kwhPerM2 = num(factor.values, kwhKey);
           const ef = num(factor.values, "ef_kg_co2eq_per_kwh");
           if (surface === undefined || kwhPerM2 === undefined || ef === undefined) return null;
+          const conversion = roomConversion(leaf, factor);
           return {
-            kg: surface * kwhPerM2 * ratio * ef * roomConversion(leaf, factor),
-            meta: { room_surface_square_meter: surface, room_allocation_ratio: ratio },
+            kg: surface * kwhPerM2 * ratio * ef * conversion,
+            meta: {
+              room_surface_square_meter: surface,
+              room_allocation_ratio: ratio,
+              conversion,
+            },
           };
         },
       };

@@ -85,6 +85,7 @@ function equipment(det: DetName, emissionTypeId: number): Handler {
           meta: {
             active_usage_hours_per_week: active,
             standby_usage_hours_per_week: standby,
+            weeks_per_year: env.weeksPerYear,
             annual_kwh: annualKwh,
           },
         };

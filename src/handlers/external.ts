@@ -94,7 +94,15 @@ const externalAi: Handler = {
       const perDay = REQUESTS_PER_DAY[String(vars.requests_per_user_per_day)];
       if (gramsPerRequest === undefined || fte === undefined || perDay === undefined) return null;
       const requests = perDay * WORK_DAYS_PER_WEEK * WORK_WEEKS_PER_YEAR * fte;
-      return { kg: requests * gramsPerRequest / 1000, meta: { requests_per_year: requests } };
+      return {
+        kg: requests * gramsPerRequest / 1000,
+        meta: {
+          fte_count: fte,
+          requests_per_user_per_day: vars.requests_per_user_per_day,
+          requests_per_day: perDay,
+          requests_per_year: requests,
+        },
+      };
     },
   }],
 };

@@ -92,7 +92,10 @@ const additionalPurchases: Handler = {
       const consumption = varNum(vars, "annual_consumption");
       const coef = varNum(vars, "coef_to_kg");
       if (ef === undefined || consumption === undefined || coef === undefined) return null;
-      return { kg: consumption * coef * ef };
+      return {
+        kg: consumption * coef * ef,
+        meta: { annual_consumption: consumption, coef_to_kg: coef },
+      };
     },
   }],
 };

@@ -271,7 +271,9 @@ const train: Handler = {
         meta: {
           distance_km: distance,
           distance_one_trip_km: vars.distance_one_trip_km,
-          country_code: factor.classification.country_code,
+          // The country the route resolved to, and the factor's (RoW when it stood in).
+          country_code: vars.country_code,
+          factor_country_code: factor.classification.country_code,
         },
       };
     },
