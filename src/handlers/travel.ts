@@ -16,6 +16,7 @@ import { fixedType, num, varNum, whereOrFallback } from "./_formulas.ts";
 import {
   type Classification,
   EntryComputeError,
+  type EntryData,
   type Factor,
   type FactorLookup,
   type Handler,
@@ -174,22 +175,26 @@ function stationNameIndex(reference: ReferenceData): Map<string, Location[]> {
   return index;
 }
 
+/**
+ * A station by natural key, else by (country, name), else — no country given — by name across
+ * all countries, where several matches are a per-entry error naming them.
+ */
 function findStation(
   reference: ReferenceData,
-  naturalKey: unknown,
-  countryCode: unknown,
-  name: unknown,
+  end: "origin" | "destination",
+  data: EntryData,
 ): Location | undefined {
+  const naturalKey = data[`${end}_natural_key`];
+  const countryCode = data[`${end}_country_code`];
+  const name = String(data[`${end}_name`]);
   if (naturalKey) return reference.locations.get(String(naturalKey));
-  if (countryCode) {
-    return reference.locations.get(stationLookupKey(String(countryCode), String(name)));
-  }
-  const matches = stationNameIndex(reference).get(normalizeKeyName(String(name))) ?? [];
+  if (countryCode) return reference.locations.get(stationLookupKey(String(countryCode), name));
+  const matches = stationNameIndex(reference).get(normalizeKeyName(name)) ?? [];
   if (matches.length > 1) {
     throw new EntryComputeError(
-      `station "${name}" is ambiguous: ${matches.length} stations match (${
-        matches.map((m) => m.countryCode).join(", ")
-      }); give its country code`,
+      `${end}_name: station "${name}" is ambiguous, ${matches.length} stations match: ${
+        matches.map((m) => m.naturalKey).sort().join(", ")
+      }; give ${end}_country_code or ${end}_natural_key`,
     );
   }
   return matches[0];
@@ -231,18 +236,8 @@ const train: Handler = {
   factorEmissionType: fixedType(50100),
   reference: ["locations"],
   preCompute(data, reference) {
-    const origin = findStation(
-      reference,
-      data.origin_natural_key,
-      data.origin_country_code,
-      data.origin_name,
-    );
-    const destination = findStation(
-      reference,
-      data.destination_natural_key,
-      data.destination_country_code,
-      data.destination_name,
-    );
+    const origin = findStation(reference, "origin", data);
+    const destination = findStation(reference, "destination", data);
     if (!origin || !destination) {
       const missing = !origin ? data.origin_name : data.destination_name;
       return { none: true, warning: `station ${missing} not found in locations` };
