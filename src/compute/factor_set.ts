@@ -7,11 +7,15 @@ import type { Factor, FactorLookup } from "../handlers/types.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createFactorLookup } from "./factor_set.ts";
- * const set = createFactorLookup(2025, [
- *   { id: 2, dataEntryTypeId: 21, emissionTypeId: 50100, year: 2025, classification: { country_code: "CH" }, values: {} },
- * ]);
- * console.assert(set.where("country_code", "CH")[0].id === 2);
+ * const train = (id: number, year: number, country_code: string) => ({
+ *   id, dataEntryTypeId: 21, emissionTypeId: 50100, year, classification: { country_code }, values: {},
+ * });
+ * const set = createFactorLookup(2025, [train(7, 2025, "CH"), train(2, 2025, "CH"), train(3, 2024, "CH")]);
+ * // Only the year's factors, in id order.
+ * assert.deepEqual(set.where("country_code", "CH").map((f) => f.id), [2, 7]);
+ * assert.equal(set.byId(3), undefined);
  * ```
  */
 export function createFactorLookup(year: number, factors: readonly Factor[]): FactorLookup {

@@ -8,8 +8,10 @@ export const EARTH_RADIUS_KM = 6371.0088;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { haversineKm } from "./geo.ts";
- * console.assert(Math.round(haversineKm(46.2381, 6.109, 49.0097, 2.5479)) === 408);
+ * // Geneva airport → Paris CDG (the plane rule then adds 95 km: 503 km)
+ * assert.equal(Math.round(haversineKm(46.2381, 6.109, 49.0097, 2.5479)), 408);
  * ```
  */
 export function haversineKm(lat1: number, lon1: number, lat2: number, lon2: number): number {
@@ -26,8 +28,9 @@ export function haversineKm(lat1: number, lon1: number, lat2: number, lon2: numb
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { roundHalfEven } from "./geo.ts";
- * console.assert(roundHalfEven(2.5) === 2 && roundHalfEven(3.5) === 4 && roundHalfEven(2.6) === 3);
+ * assert.deepEqual([2.5, 3.5, 2.6, 2.4].map(roundHalfEven), [2, 4, 3, 2]);
  * ```
  */
 export function roundHalfEven(x: number): number {

@@ -68,8 +68,11 @@ export function listDataEntryTypes(): readonly DataEntryType[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { findDataEntryType } from "./enums.ts";
- * console.assert(findDataEntryType("20")?.name === "plane");
+ * assert.equal(findDataEntryType("20")?.name, "plane");
+ * assert.equal(findDataEntryType(" plane ")?.id, 20);
+ * assert.equal(findDataEntryType("laptop"), undefined);
  * ```
  */
 export function findDataEntryType(nameOrId: string | number): DataEntryType | undefined {
