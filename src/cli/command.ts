@@ -5,6 +5,7 @@ type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig["options"]>;
 import { z } from "zod";
 import { type Database, openDatabase } from "../db/connection.ts";
 import { yearProblem } from "../reference/years.ts";
+import { parseByteSize } from "../imports/file.ts";
 
 /** Exit codes: 0 done; 3 done with per-entry or per-row errors; 1 failed; 2 bad usage. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, partial: 3 } as const;
@@ -150,4 +151,17 @@ export const flag = {
         const problem = yearProblem(value);
         if (problem) ctx.addIssue({ code: "custom", message: problem });
       }),
+  /** A size in bytes, with an optional binary unit (e.g. `--max-file-size 1GiB`). */
+  byteSize: () =>
+    z.string().transform((value, ctx) => {
+      const bytes = parseByteSize(value);
+      if (bytes === undefined) {
+        ctx.addIssue({
+          code: "custom",
+          message: `expected a size such as 512MiB, 2GiB or a number of bytes, got "${value}"`,
+        });
+        return z.NEVER;
+      }
+      return bytes;
+    }),
 };

@@ -6,6 +6,7 @@ import { describeIssues } from "../compute/compute_entry.ts";
 import type { Database, Queryable } from "../db/connection.ts";
 import { createEntries, type NewEntry } from "../db/entries.ts";
 import { type CsvTable, FileError, readCsvFile, requireColumns } from "../imports/csv.ts";
+import { checkImportFile, openImportFile } from "../imports/file.ts";
 import { type DataEntryType, findDataEntryType } from "../reference/enums.ts";
 
 /** How an entries file is read. */
@@ -174,12 +175,7 @@ function toEntry(value: unknown, defaultDet: DataEntryType | undefined): NewEntr
 
 /** Splits a file into numbered lines as it is read: the file is never held whole. */
 async function* readLines(path: string): AsyncGenerator<{ number: number; text: string }> {
-  let file: Deno.FsFile;
-  try {
-    file = await Deno.open(path);
-  } catch (error) {
-    throw new FileError(path, `cannot be read: ${(error as Error).message}`);
-  }
+  const file = await openImportFile(path);
   // A leading BOM is dropped by the decoder; invalid UTF-8 throws.
   const decoder = new TextDecoder("utf-8", { fatal: true });
   const decode = (chunk?: Uint8Array) => {
@@ -191,7 +187,7 @@ async function* readLines(path: string): AsyncGenerator<{ number: number; text: 
   };
   let pending = "";
   let number = 0;
-  for await (const chunk of file.readable) {
+  for await (const chunk of file) {
     const parts = (pending + decode(chunk)).split("\n");
     pending = parts.pop()!;
     for (const text of parts) yield { number: ++number, text };
@@ -223,7 +219,14 @@ async function* jsonLines(
 }
 
 async function* csvRows(table: CsvTable, det: DataEntryType): AsyncGenerator<SourceLine> {
-  for (const { row, cells } of table.rows) {
+  for (const { row, cells, problem } of table.rows) {
+    if (problem) {
+      yield {
+        number: row,
+        error: `${problem.column ? `${problem.column}: ` : ""}${problem.message}`,
+      };
+      continue;
+    }
     const { unit, year, ...fields } = cells;
     const data = Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== ""));
     const entry = toEntry({ unit, year, data }, det);
@@ -242,12 +245,7 @@ async function openSource(args: EntriesImportArgs): Promise<AsyncIterable<Source
     requireColumns(args.file, table, ["unit", "year"]);
     return csvRows(table, args.det!);
   }
-  try {
-    const info = await Deno.stat(args.file);
-    if (!info.isFile) throw new Error("not a file");
-  } catch (error) {
-    throw new FileError(args.file, `cannot be read: ${(error as Error).message}`);
-  }
+  await checkImportFile(args.file);
   return jsonLines(args.file, args.det);
 }
 

@@ -2,10 +2,19 @@
 import { z } from "zod";
 import { defineCommand, EXIT, flag } from "./command.ts";
 import type { Database, Queryable } from "../db/connection.ts";
-import { FactorImportRejected, type FactorImportResult, importFactors } from "../db/factors.ts";
+import {
+  type FactorIdentity,
+  FactorImportRejected,
+  type FactorImportResult,
+  type FactorSliceChanges,
+  importFactors,
+} from "../db/factors.ts";
 import { readCsvFile } from "../imports/csv.ts";
+import { describeRowError } from "../imports/csv.ts";
 import { type FactorImportTarget, resolveFactorTarget } from "../imports/factor_csv.ts";
+import { DEFAULT_MAX_FILE_BYTES, describeBytes } from "../imports/file.ts";
 import { findDataEntryType, findModuleType } from "../reference/enums.ts";
+import { MAX_YEAR, MIN_YEAR } from "../reference/years.ts";
 import { rematchInTransaction } from "../rematch/run.ts";
 import type { RematchResult } from "../rematch/types.ts";
 import { describeRematches } from "./rematch.ts";
@@ -21,6 +30,14 @@ export interface FactorsImportArgs {
   readonly strict: boolean;
   /** Run the rematch of the touched slices in the import's transaction. */
   readonly rematch: boolean;
+  /** Do everything, report it, and roll it all back. @default false */
+  readonly dryRun?: boolean;
+  /** `replace`: accept a file without data rows. @default false */
+  readonly allowEmpty?: boolean;
+  /** `replace`: accept deleting more than half of a slice's factors. @default false */
+  readonly force?: boolean;
+  /** Refuse files larger than this. @default the reader's limit (256 MiB) */
+  readonly maxFileBytes?: number;
 }
 
 /** Work run in the import's transaction after the factors are written. */
@@ -29,27 +46,40 @@ export interface FactorsImportHooks {
   afterImport?: (tx: Queryable, result: FactorImportResult) => Promise<unknown>;
 }
 
-/** What {@linkcode runFactorsImport} did. */
+/** What {@linkcode runFactorsImport} did (or, dry, would do). */
 export interface FactorsImportOutcome {
   readonly result: FactorImportResult;
   /** The afterImport hook's value, when a hook ran. */
   readonly after?: unknown;
+  /** True when everything was rolled back (`dryRun`). */
+  readonly dryRun: boolean;
 }
 
 const USAGE = `Usage: deno task factors import FILE --year Y (--det D | --module M)
-         [--mode merge|replace] [--strict] [--rematch] [--json] [--database-url URL]
+         [--mode merge|replace] [--strict] [--rematch] [--dry-run] [--allow-empty] [--force]
+         [--max-file-size SIZE] [--json] [--database-url URL]
 
-Imports a factor CSV for one year, either for one data entry type (--det, name or id) or for a
-whole module whose rows name their type in a routing column (--module equipment: column
-equipment_category; --module purchase: column purchase_category).
+Imports a factor CSV for one year (${MIN_YEAR}..${MAX_YEAR}), either for one data entry type
+(--det, name or id) or for a whole module whose rows name their type in a routing column
+(--module equipment: column equipment_category; --module purchase: column purchase_category).
+With --det, a row whose routing column names another type is a row error.
 
   --mode merge     keep the year's factors that are not in the file (default)
-  --mode replace   the file is the whole set: delete the year's factors not in it
+  --mode replace   the file is the whole set: delete the year's factors not in it. Refused,
+                   with nothing written, when any row has an error, when the file has no data
+                   rows (unless --allow-empty) or when it would delete more than half of a
+                   type's factors (unless --force)
   --strict         any bad row rejects the import; nothing is written
   --rematch        recompute the emissions of the touched slices in the same transaction
+  --dry-run        do all of it (with --rematch too), report it, then roll everything back
+  --allow-empty    replace: accept a header-only file (empties the slices)
+  --force          replace: accept deleting more than half of a type's factors
+  --max-file-size  refuse larger files (default ${
+  describeBytes(DEFAULT_MAX_FILE_BYTES).replace(" ", "")
+}, or REMATCH_MAX_FILE_SIZE), e.g. 1GiB
 
-Exit codes: 0 done, 3 done with row errors (good rows written), 1 failed (nothing written),
-2 bad usage.`;
+Row errors say the file line (header = line 1). Exit codes: 0 done, 3 done with row errors
+(good rows written), 1 failed or refused (nothing written), 2 bad usage.`;
 
 const schema = z.object({
   positionals: z.array(z.string()),
@@ -59,6 +89,10 @@ const schema = z.object({
   mode: z.enum(["merge", "replace"], { error: 'expected "merge" or "replace"' }).default("merge"),
   strict: z.boolean().default(false),
   rematch: z.boolean().default(false),
+  "dry-run": z.boolean().default(false),
+  "allow-empty": z.boolean().default(false),
+  force: z.boolean().default(false),
+  "max-file-size": flag.byteSize().optional(),
 }).transform((flags, ctx): FactorsImportArgs => {
   const [command, file, ...extra] = flags.positionals;
   if (command !== "import" || !file || extra.length) {
@@ -75,7 +109,17 @@ const schema = z.object({
     ctx.addIssue({ code: "custom", path: [], message: "give exactly one of --det or --module" });
     return z.NEVER;
   }
-  const common = { file, year: flags.year, mode: flags.mode, strict: flags.strict };
+  const common = {
+    file,
+    year: flags.year,
+    mode: flags.mode,
+    strict: flags.strict,
+    rematch: flags.rematch,
+    dryRun: flags["dry-run"],
+    allowEmpty: flags["allow-empty"],
+    force: flags.force,
+    maxFileBytes: flags["max-file-size"],
+  };
   if (flags.det !== undefined) {
     const det = findDataEntryType(flags.det);
     if (!det) {
@@ -87,12 +131,7 @@ const schema = z.object({
       });
       return z.NEVER;
     }
-    return {
-      ...common,
-      rematch: flags.rematch,
-      target: { dataEntryTypeId: det.id },
-      targetLabel: `det ${det.name}`,
-    };
+    return { ...common, target: { dataEntryTypeId: det.id }, targetLabel: `det ${det.name}` };
   }
   const module = findModuleType(flags.module!);
   if (!module) {
@@ -111,12 +150,21 @@ const schema = z.object({
     ctx.addIssue({ code: "custom", path: ["module"], message: (error as Error).message });
     return z.NEVER;
   }
-  return { ...common, rematch: flags.rematch, target, targetLabel: `module ${module.name}` };
+  return { ...common, target, targetLabel: `module ${module.name}` };
 });
+
+/** Thrown to roll a dry run back once everything is computed. */
+class DryRunRollback extends Error {
+  constructor(readonly outcome: FactorsImportOutcome) {
+    super("dry run");
+  }
+}
 
 /**
  * Reads the file and imports it in one transaction, then runs the afterImport hook in the same
- * transaction. FileError and FactorImportRejected propagate with nothing written.
+ * transaction; with `dryRun` the transaction is rolled back after both, so the outcome is what
+ * a real run would have done. FileError, RangeError (year) and FactorImportRejected propagate
+ * with nothing written.
  *
  * @example
  * ```ts ignore
@@ -132,19 +180,30 @@ export async function runFactorsImport(
   args: FactorsImportArgs,
   hooks: FactorsImportHooks = {},
 ): Promise<FactorsImportOutcome> {
-  const table = await readCsvFile(args.file);
-  return await db.sql.begin(async (tx) => {
-    const result = await importFactors(tx, {
-      file: args.file,
-      table,
-      year: args.year,
-      target: args.target,
-      mode: args.mode,
-      strict: args.strict,
-    });
-    if (!hooks.afterImport) return { result };
-    return { result, after: await hooks.afterImport(tx, result) };
-  }) as FactorsImportOutcome;
+  const table = await readCsvFile(args.file, { maxBytes: args.maxFileBytes });
+  const dryRun = args.dryRun ?? false;
+  try {
+    return await db.sql.begin(async (tx) => {
+      const result = await importFactors(tx, {
+        file: args.file,
+        table,
+        year: args.year,
+        target: args.target,
+        mode: args.mode,
+        strict: args.strict,
+        allowEmpty: args.allowEmpty,
+        force: args.force,
+      });
+      const outcome: FactorsImportOutcome = hooks.afterImport
+        ? { result, after: await hooks.afterImport(tx, result), dryRun }
+        : { result, dryRun };
+      if (dryRun) throw new DryRunRollback(outcome);
+      return outcome;
+    }) as FactorsImportOutcome;
+  } catch (error) {
+    if (error instanceof DryRunRollback) return error.outcome;
+    throw error;
+  }
 }
 
 /** `factors import FILE --year Y (--det D | --module M) ...` */
@@ -158,6 +217,10 @@ export const factorsCommand = defineCommand({
     mode: { type: "string" },
     strict: { type: "boolean" },
     rematch: { type: "boolean" },
+    "dry-run": { type: "boolean" },
+    "allow-empty": { type: "boolean" },
+    force: { type: "boolean" },
+    "max-file-size": { type: "string" },
   },
   schema,
   async run(args, context) {
@@ -167,14 +230,22 @@ export const factorsCommand = defineCommand({
     const db = await context.database();
     const heading = `${args.file} (year ${args.year}, ${args.targetLabel}, ${args.mode})`;
     try {
-      const { result, after } = await runFactorsImport(db, args, hooks);
+      const { result, after, dryRun } = await runFactorsImport(db, args, hooks);
       const rematches = (after ?? []) as RematchResult[];
       const rematchErrors = rematches.some((r) => r.errors > 0);
       return {
         exitCode: result.rowErrorsCount || rematchErrors ? EXIT.partial : EXIT.ok,
-        json: { file: args.file, year: args.year, mode: args.mode, ...result, rematch: after },
+        json: {
+          file: args.file,
+          year: args.year,
+          mode: args.mode,
+          dryRun,
+          ...result,
+          rematch: after,
+        },
         text: [
-          describeImport(heading, result),
+          ...(dryRun ? ["dry run: nothing written; a real import would do this:"] : []),
+          describeImport(heading, result, dryRun),
           ...(after ? ["", describeRematches(rematches)] : []),
         ].join("\n"),
       };
@@ -183,15 +254,16 @@ export const factorsCommand = defineCommand({
       return {
         exitCode: EXIT.failed,
         json: {
-          error: { code: error.name, message: error.message },
+          error: { code: error.name, reason: error.reason, message: error.message },
           file: args.file,
           year: args.year,
           mode: args.mode,
+          dryRun: args.dryRun ?? false,
           ...error.result,
         },
         text: [
-          `${heading}: rejected (--strict): nothing written`,
-          ...describeRowErrors(error.result, "rejected the import"),
+          `${heading}: ${error.message.slice(args.file.length + 2)}`,
+          ...describeRowErrors(error.result, "the import was rejected"),
         ].join("\n"),
       };
     }
@@ -208,15 +280,52 @@ async function rematchSlices(tx: Queryable, result: FactorImportResult): Promise
   return results;
 }
 
-function describeImport(heading: string, result: FactorImportResult): string {
+function describeImport(heading: string, result: FactorImportResult, dryRun: boolean): string {
   const slices = result.slices.map((s) => `${s.dataEntryType} ${s.year}`).join(", ") || "none";
   return [
     `${heading}: ${result.rowsRead} rows read, ${result.inserted} inserted, ` +
     `${result.updated} updated, ${result.unchanged} unchanged, ${result.deleted} deleted, ` +
     `${result.keptStale} kept stale`,
     `slices: ${slices}`,
+    ...(dryRun || result.changes.length > 1 ? result.changes.map(describeSlice) : []),
+    ...(dryRun ? result.changes.flatMap(listIdentities) : []),
     ...describeRowErrors(result, "rows skipped"),
   ].join("\n");
+}
+
+function describeSlice(c: FactorSliceChanges): string {
+  return `  ${c.dataEntryType} ${c.year}: ${c.before} factors before; ${c.inserted} inserted, ` +
+    `${c.updated} updated, ${c.unchanged} unchanged, ${c.deleted} deleted, ` +
+    `${c.keptStale} kept stale`;
+}
+
+/** Identities listed in the text of a dry run (the JSON lists up to 100 of each). */
+const LISTED_IN_TEXT = 20;
+
+function listIdentities(c: FactorSliceChanges): string[] {
+  const lines: string[] = [];
+  for (const kind of ["inserted", "updated", "deleted", "keptStale", "unchanged"] as const) {
+    const count = c[kind];
+    if (!count) continue;
+    const label = kind === "keptStale" ? "kept stale" : kind;
+    lines.push(`${c.dataEntryType} ${c.year} ${label}:`);
+    for (const identity of c.listed[kind].slice(0, LISTED_IN_TEXT)) {
+      lines.push(`  ${describeIdentity(identity)}`);
+    }
+    if (count > LISTED_IN_TEXT) lines.push(`  ... and ${count - LISTED_IN_TEXT} more (see --json)`);
+  }
+  return lines;
+}
+
+function describeIdentity(identity: FactorIdentity): string {
+  const where = [
+    identity.line === undefined ? "" : `line ${identity.line}`,
+    identity.id === undefined ? "" : `factor ${identity.id}`,
+  ].filter(Boolean).join(", ");
+  const classification = Object.entries(identity.classification)
+    .map(([column, value]) => `${column}=${value === null ? "(blank)" : JSON.stringify(value)}`)
+    .join(", ");
+  return `${where}: emission type ${identity.emissionTypeId}, ${classification}`;
 }
 
 function describeRowErrors(result: FactorImportResult, consequence: string): string[] {
@@ -224,9 +333,7 @@ function describeRowErrors(result: FactorImportResult, consequence: string): str
   const unlisted = result.rowErrorsCount - result.rowErrors.length;
   return [
     `${result.rowErrorsCount} row error${result.rowErrorsCount === 1 ? "" : "s"} (${consequence}):`,
-    ...result.rowErrors.map((e) =>
-      `  row ${e.row}${e.column ? `, column ${e.column}` : ""}: ${e.message}`
-    ),
+    ...result.rowErrors.map((e) => `  ${describeRowError(e)}`),
     ...(unlisted ? [`  ... and ${unlisted} more`] : []),
   ];
 }

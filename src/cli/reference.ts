@@ -1,10 +1,13 @@
 // `locations import FILE`, `rooms import FILE`, `rates import FILE`: one command shape for the
 // three reference kinds (spec/factors-csv.md §4, spec/interfaces.md §2).
 import { z } from "zod";
-import { type CommandSpec, defineCommand, EXIT } from "./command.ts";
+import { type CommandSpec, defineCommand, EXIT, flag } from "./command.ts";
 import type { ReferenceKind } from "../handlers/types.ts";
 import { readReferenceFile, REFERENCE_COLUMNS } from "../imports/reference_csv.ts";
 import { importReferenceRows, type ReferenceImportResult } from "../db/reference.ts";
+import { describeRowError } from "../imports/csv.ts";
+import { DEFAULT_MAX_FILE_BYTES, describeBytes } from "../imports/file.ts";
+import { MAX_YEAR, MIN_YEAR } from "../reference/years.ts";
 
 /** The arguments of a reference import command. */
 export interface ReferenceImportArgs {
@@ -12,13 +15,16 @@ export interface ReferenceImportArgs {
   file: string;
   /** Any row error aborts the import and nothing is written. */
   strict: boolean;
+  /** Refuse files larger than this. @default the reader's limit */
+  maxFileBytes?: number;
 }
 
 const DESCRIPTIONS: { readonly [K in ReferenceKind]: string } = {
   locations:
     "Upserts airports and railway stations by natural key (plane:IATA, train:country:name).",
   rooms: "Upserts building rooms by (building_name, room_name).",
-  rates: "Upserts exchange rates (EUR per unit of a currency) by (year, currency).",
+  rates:
+    `Upserts exchange rates (EUR per unit of a currency) by (year, currency); years from ${MIN_YEAR} to ${MAX_YEAR}.`,
 };
 
 const positionals = z.array(z.string()).superRefine((args, ctx) => {
@@ -34,8 +40,15 @@ const positionals = z.array(z.string()).superRefine((args, ctx) => {
   if (problem) ctx.addIssue({ code: "custom", message: problem });
 });
 
-const argsSchema = z.object({ strict: z.boolean().default(false), positionals })
-  .transform(({ strict, positionals }): ReferenceImportArgs => ({ file: positionals[1], strict }));
+const argsSchema = z.object({
+  strict: z.boolean().default(false),
+  "max-file-size": flag.byteSize().optional(),
+  positionals,
+}).transform((flags): ReferenceImportArgs => ({
+  file: flags.positionals[1],
+  strict: flags.strict,
+  maxFileBytes: flags["max-file-size"],
+}));
 
 /**
  * The import command of one reference kind: `deno task <kind> import FILE [--strict] [--json]`.
@@ -52,7 +65,8 @@ const argsSchema = z.object({ strict: z.boolean().default(false), positionals })
 export function referenceImportCommand(kind: ReferenceKind): CommandSpec<ReferenceImportArgs> {
   return defineCommand({
     name: kind,
-    usage: `Usage: deno task ${kind} import FILE [--strict] [--json] [--database-url URL]
+    usage: `Usage: deno task ${kind} import FILE [--strict] [--max-file-size SIZE] [--json]
+         [--database-url URL]
 
 ${DESCRIPTIONS[kind]}
 FILE is a CSV file with the header ${REFERENCE_COLUMNS[kind].join(",")}
@@ -60,15 +74,18 @@ FILE is a CSV file with the header ${REFERENCE_COLUMNS[kind].join(",")}
 field names) when its name ends in .jsonl or .ndjson.
 
 Options:
-  --strict  any bad row aborts the import: nothing is written
-  --json    print one JSON document
+  --strict         any bad row aborts the import: nothing is written
+  --max-file-size  refuse larger files (default ${
+      describeBytes(DEFAULT_MAX_FILE_BYTES).replace(" ", "")
+    }, or REMATCH_MAX_FILE_SIZE), e.g. 1GiB
+  --json           print one JSON document
 
-Exit codes: 0 done; 3 done, bad rows skipped; 1 nothing written; 2 bad usage.`,
-    options: { strict: { type: "boolean" } },
+Row errors say the file line (a CSV header is line 1). Exit codes: 0 done; 3 done, bad rows skipped; 1 nothing written; 2 bad usage.`,
+    options: { strict: { type: "boolean" }, "max-file-size": { type: "string" } },
     schema: argsSchema,
     async run(args, context) {
       // The file is read first: a file error or a strict failure never opens the database.
-      const parsed = await readReferenceFile(kind, args.file);
+      const parsed = await readReferenceFile(kind, args.file, { maxBytes: args.maxFileBytes });
       const result = await importReferenceRows(context.database, args.file, parsed, {
         strict: args.strict,
       });
@@ -99,7 +116,7 @@ export function describeImport(result: ReferenceImportResult): string {
   if (result.rowErrorsCount) {
     lines.push(`${plural(result.rowErrorsCount, "row error")}:`);
     for (const error of result.rowErrors) {
-      lines.push(`  row ${error.row}${error.column ? `, ${error.column}` : ""}: ${error.message}`);
+      lines.push(`  ${describeRowError(error)}`);
     }
     const unlisted = result.rowErrorsCount - result.rowErrors.length;
     if (unlisted > 0) lines.push(`  ... and ${unlisted} more`);

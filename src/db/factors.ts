@@ -1,12 +1,19 @@
 // Factor rows in the database: the set-based import of a factor CSV and the (det, year) set.
-import type { Factor } from "../handlers/types.ts";
-import type { CsvTable, RowError } from "../imports/csv.ts";
+import type { Classification, Factor } from "../handlers/types.ts";
+import {
+  type CsvTable,
+  describeRowError,
+  MAX_LISTED_ROW_ERRORS,
+  type RowError,
+} from "../imports/csv.ts";
 import {
   type FactorImportTarget,
+  type ParsedFactorRow,
   parseFactorTable,
   resolveFactorTarget,
 } from "../imports/factor_csv.ts";
-import type { DetName } from "../reference/enums.ts";
+import type { DataEntryType, DetName } from "../reference/enums.ts";
+import { yearProblem } from "../reference/years.ts";
 import type { Queryable } from "./connection.ts";
 import { lockSlice } from "./locks.ts";
 
@@ -15,13 +22,17 @@ export interface FactorImportInput {
   /** The file name, for messages. */
   readonly file: string;
   readonly table: CsvTable;
-  /** The year of every factor of the file. */
+  /** The year of every factor of the file (MIN_YEAR..MAX_YEAR of `src/reference/years.ts`). */
   readonly year: number;
   readonly target: FactorImportTarget;
   /** `merge` keeps factors absent from the file; `replace` deletes them. @default "merge" */
   readonly mode?: "merge" | "replace";
   /** Any row error rejects the whole import ({@linkcode FactorImportRejected}). @default false */
   readonly strict?: boolean;
+  /** `replace`: accept a file without data rows, which empties the slices. @default false */
+  readonly allowEmpty?: boolean;
+  /** `replace`: accept deleting more than half of a slice's factors. @default false */
+  readonly force?: boolean;
   /** The ingestion job, recorded as `last_seen_job_id` on every factor of the file. */
   readonly jobId?: number;
 }
@@ -31,6 +42,36 @@ export interface FactorImportSlice {
   readonly dataEntryType: DetName;
   readonly dataEntryTypeId: number;
   readonly year: number;
+}
+
+/** One factor identity in an import's listing. */
+export interface FactorIdentity {
+  /** The factor's id, when it exists in the database (updated, unchanged, deleted, kept). */
+  readonly id?: number;
+  /** The data row and file line of the file that holds it (inserted, updated, unchanged). */
+  readonly row?: number;
+  readonly line?: number;
+  readonly emissionTypeId: number;
+  readonly classification: Classification;
+}
+
+/** What an import does to one (det, year) slice: counts, and the identities behind them. */
+export interface FactorSliceChanges extends FactorImportSlice {
+  /** Factors of the slice before the import. */
+  readonly before: number;
+  readonly inserted: number;
+  readonly updated: number;
+  readonly unchanged: number;
+  readonly deleted: number;
+  readonly keptStale: number;
+  /** The first {@linkcode MAX_LISTED_ROW_ERRORS} identities of each count. */
+  readonly listed: {
+    readonly inserted: readonly FactorIdentity[];
+    readonly updated: readonly FactorIdentity[];
+    readonly unchanged: readonly FactorIdentity[];
+    readonly deleted: readonly FactorIdentity[];
+    readonly keptStale: readonly FactorIdentity[];
+  };
 }
 
 /** What an import did (spec/factors-csv.md §2). */
@@ -49,32 +90,47 @@ export interface FactorImportResult {
   readonly rowErrorsCount: number;
   /** The slices the import covers, in det id order: what a rematch must recompute. */
   readonly slices: readonly FactorImportSlice[];
+  /** Per slice (same order): what the import did to it, with the identities. */
+  readonly changes: readonly FactorSliceChanges[];
 }
 
-/** Thrown by a strict import with row errors: the caller's transaction must roll back. */
+/** Why an import was refused with nothing written. */
+export type FactorImportRefusal =
+  /** `strict` and a bad row. */
+  | "strict"
+  /** `replace` and a bad row: the file is not the whole set it claims to be. */
+  | "replace-row-errors"
+  /** `replace` with no data rows, without `allowEmpty`. */
+  | "empty-replace"
+  /** `replace` deleting more than half of a slice's factors, without `force`. */
+  | "mass-delete";
+
+/** Thrown when an import is refused: the caller's transaction must roll back. */
 export class FactorImportRejected extends Error {
   override name = "FactorImportRejected";
-  constructor(readonly file: string, readonly result: FactorImportResult) {
-    const first = result.rowErrors[0];
-    super(
-      `${file}: rejected (strict): ${result.rowErrorsCount} row error${
-        result.rowErrorsCount === 1 ? "" : "s"
-      }, nothing written${
-        first
-          ? `; first: row ${first.row}${
-            first.column ? `, column ${first.column}` : ""
-          }: ${first.message}`
-          : ""
-      }`,
-    );
+  constructor(
+    readonly file: string,
+    readonly reason: FactorImportRefusal,
+    readonly result: FactorImportResult,
+    detail: string,
+  ) {
+    super(`${file}: rejected, nothing written: ${detail}`);
   }
+}
+
+/** Of a slice's factors, how many an import may delete without `force`: at most half. */
+export function massDeletion(deleted: number, before: number): boolean {
+  return deleted * 2 > before;
 }
 
 /**
  * Imports a factor CSV table inside the caller's transaction: validates it, locks the slices it
- * touches, then upserts by identity (ids kept), and in `replace` mode deletes the slices' factors
- * absent from the file. Throws a FileError for a file-level problem and
- * {@linkcode FactorImportRejected} for a strict import with row errors; both write nothing.
+ * touches (in det id order), pairs the file with the slices' factors by identity, then upserts
+ * (ids kept) and in `replace` mode deletes the slices' factors absent from the file. Throws a
+ * FileError for a file-level problem, a RangeError for a year outside MIN_YEAR..MAX_YEAR and
+ * {@linkcode FactorImportRejected} for a refused import; all of them write nothing. `replace`
+ * is refused when a row has an error, when the file has no data rows (unless `allowEmpty`) and
+ * when it would delete more than half of a slice's factors (unless `force`).
  *
  * @example
  * ```ts ignore
@@ -91,11 +147,13 @@ export async function importFactors(
   input: FactorImportInput,
 ): Promise<FactorImportResult> {
   const { file, table, year, target, mode = "merge", strict = false, jobId } = input;
+  const badYear = yearProblem(year);
+  if (badYear) throw new RangeError(`${file}: year: ${badYear}`);
   const parsed = parseFactorTable(file, table, target);
   const resolved = resolveFactorTarget(target);
   // A module file in merge mode touches only the dets it names; replace owns them all.
   const present = new Set(parsed.rows.map((r) => r.dataEntryTypeId));
-  const sliceDets = resolved.routing && mode === "merge"
+  const sliceDets = resolved.routing?.wholeModule && mode === "merge"
     ? resolved.dets.filter((d) => present.has(d.id))
     : resolved.dets;
   const summary = {
@@ -104,24 +162,133 @@ export async function importFactors(
     rowErrorsCount: parsed.rowErrorsCount,
     slices: sliceDets.map((d) => ({ dataEntryType: d.name, dataEntryTypeId: d.id, year })),
   };
-  if (strict && parsed.rowErrorsCount > 0) {
-    throw new FactorImportRejected(file, {
-      ...summary,
-      inserted: 0,
-      updated: 0,
-      unchanged: 0,
-      deleted: 0,
-      keptStale: 0,
-    });
+  const rowErrorsRefusal = strict ? "strict" : mode === "replace" ? "replace-row-errors" : null;
+  if (rowErrorsRefusal && parsed.rowErrorsCount > 0) {
+    const first = parsed.rowErrors[0];
+    throw new FactorImportRejected(
+      file,
+      rowErrorsRefusal,
+      { ...summary, ...NO_CHANGES },
+      `${plural(parsed.rowErrorsCount, "row error")} ${
+        rowErrorsRefusal === "strict"
+          ? "with --strict"
+          : "in a replace import (the file must be the whole set: fix every row)"
+      }; first: ${describeRowError(first)}`,
+    );
   }
   for (const det of resolved.dets) await lockSlice(tx, det.id, year, { detName: det.name });
 
-  const rows = parsed.rows;
-  const jobParam = jobId ?? null;
-  // One statement: the file is paired with the slices' factors by identity once (a full join),
-  // and every write and count reads that pairing.
-  const [counts] = await tx<
-    { inserted: number; updated: number; unchanged: number; stale: number; deleted: number }[]
+  const plan = await planImport(tx, parsed.rows, year, sliceDets);
+  const changes = sliceDets.map((det) => describeSlice(det, year, plan, mode));
+  const result: FactorImportResult = {
+    ...summary,
+    inserted: plan.inserted.length,
+    updated: plan.updated.length,
+    unchanged: plan.unchanged.length,
+    deleted: mode === "replace" ? plan.absent.length : 0,
+    keptStale: mode === "merge" ? plan.absent.length : 0,
+    changes,
+  };
+  if (mode === "replace") refuseUnsafeReplace(file, input, result);
+  await writePlan(tx, plan, year, mode, jobId ?? null);
+  return result;
+}
+
+const NO_CHANGES = {
+  inserted: 0,
+  updated: 0,
+  unchanged: 0,
+  deleted: 0,
+  keptStale: 0,
+  changes: [],
+} as const;
+
+function refuseUnsafeReplace(
+  file: string,
+  input: FactorImportInput,
+  result: FactorImportResult,
+): void {
+  const slices = result.changes.map((c) => `${c.dataEntryType} ${c.year}`).join(", ");
+  if (result.rowsRead === 0) {
+    if (input.allowEmpty) return;
+    throw new FactorImportRejected(
+      file,
+      "empty-replace",
+      result,
+      `the file has no data rows, and a replace import of it would delete all ${
+        plural(result.deleted, "factor")
+      } of ${slices} (give --allow-empty to empty them on purpose)`,
+    );
+  }
+  if (input.force) return;
+  const massive = result.changes.filter((c) => massDeletion(c.deleted, c.before));
+  if (massive.length === 0) return;
+  throw new FactorImportRejected(
+    file,
+    "mass-delete",
+    result,
+    `this replace import would delete more than half of the factors of ${
+      plural(massive.length, "slice")
+    } (give --force to delete them): ${massive.map(describeDeletion).join("; ")}`,
+  );
+}
+
+/** `it 2025: 3 of 4 factors (equipment_class: Desktop, Laptop, Monitor)`. */
+function describeDeletion(changes: FactorSliceChanges): string {
+  const kinds = new Map<string, Set<string>>();
+  for (const identity of changes.listed.deleted) {
+    const [column, value] = Object.entries(identity.classification)[0] ?? [];
+    if (column === undefined) continue;
+    const values = kinds.get(column) ?? new Set<string>();
+    values.add(value === null ? "(blank)" : value);
+    kinds.set(column, values);
+  }
+  const described = [...kinds].map(([column, values]) => {
+    const sorted = [...values].sort();
+    const shown = sorted.slice(0, 10).join(", ");
+    return `${column}: ${shown}${sorted.length > 10 ? `, ... (${sorted.length} kinds)` : ""}`;
+  });
+  return `${changes.dataEntryType} ${changes.year}: ${changes.deleted} of ${
+    plural(changes.before, "factor")
+  }${described.length ? ` (${described.join("; ")})` : ""}`;
+}
+
+/** The file paired with the slices' factors by identity. */
+interface ImportPlan {
+  readonly inserted: readonly ParsedFactorRow[];
+  readonly updated: readonly { id: number; row: ParsedFactorRow }[];
+  readonly unchanged: readonly { id: number; row: ParsedFactorRow }[];
+  /** Factors of the slices absent from the file: kept stale (merge) or deleted (replace). */
+  readonly absent: readonly StoredIdentity[];
+  /** Factors per det before the import. */
+  readonly before: ReadonlyMap<number, number>;
+}
+
+interface StoredIdentity {
+  readonly id: number;
+  readonly dataEntryTypeId: number;
+  readonly emissionTypeId: number;
+  readonly classification: Classification;
+}
+
+// One read pairs the file with the slices' factors (a full join on the identity, compared as
+// PostgreSQL compares it: jsonb text); every count, listing and write follows from it. The
+// slices are locked, so nothing changes between this read and the writes.
+async function planImport(
+  tx: Queryable,
+  rows: readonly ParsedFactorRow[],
+  year: number,
+  dets: readonly DataEntryType[],
+): Promise<ImportPlan> {
+  const paired = await tx<
+    {
+      n: number | null;
+      id: number | null;
+      det: number | null;
+      et: number | null;
+      classification: Classification | null;
+      same: boolean;
+    }[]
   >`
     with input as (
       select i.n, i.det, i.et, i.cls::jsonb as cls, i.vals::jsonb as vals
@@ -136,57 +303,132 @@ export async function importFactors(
       select f.id, f.data_entry_type_id as det, f.emission_type_id as et, f.classification,
         f."values" as vals
       from factors f
-      where f.year = ${year} and f.data_entry_type_id = any(${
-    resolved.dets.map((d) => d.id)
-  }::int[])
-    ),
-    paired as materialized (
-      select i.n, i.det, i.et, i.cls, i.vals, e.id, e.det as existing_det, e.vals = i.vals as same
-      from input i
-      full join existing e
-        on e.det = i.det and e.et = i.et and e.classification::text = i.cls::text
-    ),
-    rewritten as (
+      where f.year = ${year} and f.data_entry_type_id = any(${dets.map((d) => d.id)}::int[])
+    )
+    select i.n::int as n, e.id, e.det, e.et,
+      case when i.n is null then e.classification end as classification,
+      coalesce(e.vals = i.vals, false) as same
+    from input i
+    full join existing e
+      on e.det = i.det and e.et = i.et and e.classification::text = i.cls::text
+    order by i.n, e.id`;
+  const inserted: ParsedFactorRow[] = [];
+  const updated: { id: number; row: ParsedFactorRow }[] = [];
+  const unchanged: { id: number; row: ParsedFactorRow }[] = [];
+  const absent: StoredIdentity[] = [];
+  const before = new Map<number, number>(dets.map((d) => [d.id, 0]));
+  for (const p of paired) {
+    if (p.id !== null) before.set(p.det!, (before.get(p.det!) ?? 0) + 1);
+    if (p.n === null) {
+      absent.push({
+        id: p.id!,
+        dataEntryTypeId: p.det!,
+        emissionTypeId: p.et!,
+        classification: p.classification!,
+      });
+      continue;
+    }
+    const row = rows[p.n - 1];
+    if (p.id === null) inserted.push(row);
+    else (p.same ? unchanged : updated).push({ id: p.id, row });
+  }
+  return { inserted, updated, unchanged, absent, before };
+}
+
+function describeSlice(
+  det: DataEntryType,
+  year: number,
+  plan: ImportPlan,
+  mode: "merge" | "replace",
+): FactorSliceChanges {
+  const ofDet = <T>(items: readonly T[], detOf: (item: T) => number) =>
+    items.filter((item) => detOf(item) === det.id);
+  const fromFile = (row: ParsedFactorRow, id?: number): FactorIdentity => ({
+    ...(id === undefined ? {} : { id }),
+    row: row.row,
+    line: row.line,
+    emissionTypeId: row.emissionTypeId,
+    classification: row.classification,
+  });
+  const inserted = ofDet(plan.inserted, (r) => r.dataEntryTypeId).map((r) => fromFile(r));
+  const updated = ofDet(plan.updated, (u) => u.row.dataEntryTypeId).map((u) =>
+    fromFile(u.row, u.id)
+  );
+  const unchanged = ofDet(plan.unchanged, (u) => u.row.dataEntryTypeId).map((u) =>
+    fromFile(u.row, u.id)
+  );
+  const absent = ofDet(plan.absent, (a) => a.dataEntryTypeId).map((a): FactorIdentity => ({
+    id: a.id,
+    emissionTypeId: a.emissionTypeId,
+    classification: a.classification,
+  }));
+  const deleted = mode === "replace" ? absent : [];
+  const keptStale = mode === "merge" ? absent : [];
+  const cap = <T>(items: readonly T[]) => items.slice(0, MAX_LISTED_ROW_ERRORS);
+  return {
+    dataEntryType: det.name,
+    dataEntryTypeId: det.id,
+    year,
+    before: plan.before.get(det.id) ?? 0,
+    inserted: inserted.length,
+    updated: updated.length,
+    unchanged: unchanged.length,
+    deleted: deleted.length,
+    keptStale: keptStale.length,
+    listed: {
+      inserted: cap(inserted),
+      updated: cap(updated),
+      unchanged: cap(unchanged),
+      deleted: cap(deleted),
+      keptStale: cap(keptStale),
+    },
+  };
+}
+
+async function writePlan(
+  tx: Queryable,
+  plan: ImportPlan,
+  year: number,
+  mode: "merge" | "replace",
+  jobId: number | null,
+): Promise<void> {
+  if (plan.updated.length) {
+    await tx`
       update factors f
-      set "values" = p.vals,
-          updated_at = case when p.same then f.updated_at else now() end,
-          last_seen_job_id = coalesce(${jobParam}::bigint, f.last_seen_job_id)
-      from paired p
-      where f.id = p.id and p.n is not null and (not p.same or ${jobParam}::bigint is not null)
-    ),
-    added as (
+      set "values" = u.vals::jsonb, updated_at = now(),
+        last_seen_job_id = coalesce(${jobId}::bigint, f.last_seen_job_id)
+      from unnest(
+        ${plan.updated.map((u) => u.id)}::bigint[],
+        ${plan.updated.map((u) => JSON.stringify(u.row.values))}::text[]
+      ) as u(id, vals)
+      where f.id = u.id`;
+  }
+  if (jobId !== null && plan.unchanged.length) {
+    await tx`
+      update factors set last_seen_job_id = ${jobId}::bigint
+      where id = any(${plan.unchanged.map((u) => u.id)}::bigint[])`;
+  }
+  if (plan.inserted.length) {
+    const rows = plan.inserted;
+    await tx`
       insert into factors
         (data_entry_type_id, emission_type_id, year, classification, "values", last_seen_job_id)
-      select p.det, p.et, ${year}, p.cls, p.vals, ${jobParam}::bigint
-      from paired p
-      where p.id is null
-      order by p.n
-      returning id
-    ),
-    stale as (
-      select p.id from paired p
-      where p.n is null and p.existing_det = any(${sliceDets.map((d) => d.id)}::int[])
-    ),
-    removed as (
-      delete from factors f
-      using stale s
-      where f.id = s.id and ${mode === "replace"}::boolean
-      returning f.id
-    )
-    select
-      (select count(*) from added) as inserted,
-      (select count(*) from paired where n is not null and not same) as updated,
-      (select count(*) from paired where same) as unchanged,
-      (select count(*) from stale) as stale,
-      (select count(*) from removed) as deleted`;
-  return {
-    ...summary,
-    inserted: counts.inserted,
-    updated: counts.updated,
-    unchanged: counts.unchanged,
-    deleted: counts.deleted,
-    keptStale: mode === "merge" ? counts.stale : 0,
-  };
+      select i.det, i.et, ${year}, i.cls::jsonb, i.vals::jsonb, ${jobId}::bigint
+      from unnest(
+        ${rows.map((r) => r.dataEntryTypeId)}::int[],
+        ${rows.map((r) => r.emissionTypeId)}::int[],
+        ${rows.map((r) => JSON.stringify(r.classification))}::text[],
+        ${rows.map((r) => JSON.stringify(r.values))}::text[]
+      ) with ordinality as i(det, et, cls, vals, n)
+      order by i.n`;
+  }
+  if (mode === "replace" && plan.absent.length) {
+    await tx`delete from factors where id = any(${plan.absent.map((a) => a.id)}::bigint[])`;
+  }
+}
+
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
 }
 
 /**

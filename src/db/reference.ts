@@ -175,6 +175,8 @@ export async function loadReferenceData(
 export interface ImportReferenceOptions {
   /** Any row error aborts the import and nothing is written. @default false */
   strict?: boolean;
+  /** Refuse files larger than this many bytes. @default the reader's limit (256 MiB) */
+  maxFileBytes?: number;
 }
 
 /** The outcome of a reference import. */
@@ -206,7 +208,7 @@ export async function importReferenceFile(
   path: string,
   options: ImportReferenceOptions = {},
 ): Promise<ReferenceImportResult> {
-  const parsed = await readReferenceFile(kind, path);
+  const parsed = await readReferenceFile(kind, path, { maxBytes: options.maxFileBytes });
   return importReferenceRows(() => Promise.resolve(db), path, parsed, options);
 }
 

@@ -1,12 +1,23 @@
-// The one CSV reader: strict UTF-8, optional BOM dropped, one header row, cells trimmed.
+// The one CSV reader: strict UTF-8, optional BOM dropped, one header row, cells trimmed; a row
+// the database could not store, or whose cells do not line up with the header, is a row problem.
 import { parse } from "csv-parse/sync";
+import { FileError, type ImportFileOptions, readImportFile } from "./file.ts";
 
-/** A file-level problem: nothing of the file may be written. */
-export class FileError extends Error {
-  override name = "FileError";
-  constructor(readonly file: string, message: string) {
-    super(`${file}: ${message}`);
-  }
+export { FileError } from "./file.ts";
+
+/** The largest cell an import accepts, in UTF-8 bytes: factor and reference cells are short. */
+export const MAX_CELL_BYTES = 64 * 1024;
+
+/**
+ * The largest identity (factor classification, location natural key, building and room name) an
+ * import accepts, in UTF-8 bytes: PostgreSQL cannot index a key above about 2.7 kB.
+ */
+export const MAX_KEY_BYTES = 2000;
+
+/** What is wrong with a row as a whole, or with one of its cells. */
+export interface CellProblem {
+  readonly column?: string;
+  readonly message: string;
 }
 
 /**
@@ -17,6 +28,11 @@ export interface CsvRow {
   readonly row: number;
   readonly line: number;
   readonly cells: Readonly<Record<string, string>>;
+  /**
+   * Set when the row cannot be imported as it stands (more or fewer cells than the header, a
+   * cell the database cannot store): report it as a row error and skip the row.
+   */
+  readonly problem?: CellProblem;
 }
 
 /** A parsed CSV file. */
@@ -38,20 +54,25 @@ export function decodeUtf8(file: string, bytes: Uint8Array): string {
 
 /**
  * Parses CSV text: comma separated, `"` quoting with doubled quotes, quoted cells may hold commas
- * and newlines; the header row names the columns; cells and names are trimmed.
+ * and newlines; the header row names the columns; cells and names are trimmed. Lines that are
+ * empty or hold only blank cells are skipped. A row with more or fewer cells than the header,
+ * or with a cell the database cannot store ({@linkcode cellProblem}), carries a `problem`.
  *
  * @example
  * ```ts
  * import { parseCsv } from "./csv.ts";
  * import assert from "node:assert/strict";
- * const table = parseCsv("x.csv", "a, b\n 1 ,2\n\n\"x\ny\",3\n");
+ * const table = parseCsv("x.csv", "a, b\n 1 ,2\n\n\"x\ny\",3\n4,0,5\n");
  * assert.equal(table.rows[0].cells.a, "1");
- * assert.deepEqual(table.rows.map((r) => [r.row, r.line]), [[1, 2], [2, 4]]);
+ * assert.deepEqual(table.rows.map((r) => [r.row, r.line]), [[1, 2], [2, 4], [3, 6]]);
+ * assert.match(table.rows[2].problem?.message ?? "", /has 3 cells but the header has 2 columns/);
  * ```
  */
 export function parseCsv(file: string, text: string): CsvTable {
   let records: string[][];
   try {
+    // Cell counts are checked row by row below: a short or long row is a row error, not a
+    // file error, and never silently padded or cut.
     records = parse(text, { relax_column_count: true, skip_empty_lines: true, bom: true });
   } catch (error) {
     throw new FileError(file, `is not valid CSV: ${(error as Error).message}`);
@@ -64,14 +85,105 @@ export function parseCsv(file: string, text: string): CsvTable {
     seen.add(name);
   }
   const lines = recordStartLines(text);
-  const rows = records.slice(1).map((record, index) => {
+  const rows: CsvRow[] = [];
+  for (let index = 1; index < records.length; index++) {
+    const record = records[index];
+    if (record.every((cell) => cell.trim() === "")) continue;
     const cells: Record<string, string> = {};
+    let problem: CellProblem | undefined;
     header.forEach((name, i) => {
-      if (name) cells[name] = (record[i] ?? "").trim();
+      const cell = (record[i] ?? "").trim();
+      if (!name) return;
+      cells[name] = cell;
+      const wrong = cellProblem(cell);
+      if (wrong && !problem) problem = { column: name, message: wrong };
     });
-    return { row: index + 1, line: lines[index + 1] ?? index + 2, cells };
-  });
+    problem = countProblem(record.length, header.length) ?? problem;
+    rows.push({
+      row: rows.length + 1,
+      line: lines[index] ?? index + 1,
+      cells,
+      ...(problem ? { problem } : {}),
+    });
+  }
   return { header, rows };
+}
+
+function countProblem(cells: number, columns: number): CellProblem | undefined {
+  if (cells === columns) return undefined;
+  const counts = `has ${cells} cell${cells === 1 ? "" : "s"} but the header has ${columns} column${
+    columns === 1 ? "" : "s"
+  }`;
+  return {
+    message: cells > columns
+      ? `${counts}: a value holding a comma must be quoted, and numbers take a decimal point ` +
+        `(0.2, not 0,2)`
+      : `${counts}: a cell is missing (a blank cell still needs its comma)`,
+  };
+}
+
+/**
+ * The UTF-8 length of a string in bytes.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { utf8Length } from "./csv.ts";
+ * assert.equal(utf8Length("Zürich"), 7);
+ * ```
+ */
+export function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) bytes += 1;
+    else if (code < 0x800) bytes += 2;
+    else if (code >= 0xd800 && code < 0xdc00) {
+      bytes += 4; // a surrogate pair: one 4-byte character
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+/**
+ * Why the database could not store a cell, or undefined when it can: PostgreSQL text and JSON
+ * cannot hold a NUL character, and a cell above {@linkcode MAX_CELL_BYTES} is refused here
+ * rather than by a raw server error after the fact.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { cellProblem } from "./csv.ts";
+ * assert.equal(cellProblem("Laptop"), undefined);
+ * assert.match(cellProblem("a\u0000b") ?? "", /NUL character/);
+ * assert.match(cellProblem("x".repeat(70_000)) ?? "", /70000 bytes/);
+ * ```
+ */
+export function cellProblem(cell: string): string | undefined {
+  if (cell.includes("\u0000")) {
+    return "contains a NUL character (\\0), which the database cannot store";
+  }
+  // Each UTF-16 unit is at most 3 UTF-8 bytes: only long cells need counting.
+  if (cell.length * 3 > MAX_CELL_BYTES) {
+    const bytes = utf8Length(cell);
+    if (bytes > MAX_CELL_BYTES) {
+      return `is ${bytes} bytes long, above the limit of ${MAX_CELL_BYTES} bytes for a cell`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Why an identity is too long for the database's unique index, or undefined when it fits
+ * ({@linkcode MAX_KEY_BYTES}). `what` names the identity in the message.
+ */
+export function keyProblem(what: string, key: string): string | undefined {
+  const bytes = utf8Length(key);
+  return bytes > MAX_KEY_BYTES
+    ? `${what} is ${bytes} bytes long, above the limit of ${MAX_KEY_BYTES} bytes for an ` +
+      `identity (the database indexes it)`
+    : undefined;
 }
 
 // The file line each non-empty record starts on. csv-parse's own line counter drifts after
@@ -97,34 +209,86 @@ function recordStartLines(text: string): number[] {
   return starts;
 }
 
-/** Reads a CSV file from disk (bytes → strict UTF-8 → table). */
-export async function readCsvFile(path: string): Promise<CsvTable> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch (error) {
-    throw new FileError(path, `cannot be read: ${(error as Error).message}`);
-  }
-  return parseCsv(path, decodeUtf8(path, bytes));
+/**
+ * Reads a CSV file from disk (regular file within the size limit → strict UTF-8 → table).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readCsvFile } from "./csv.ts";
+ * const table = await readCsvFile("fixtures/reference/rates.csv");
+ * assert.deepEqual(table.header, ["year", "currency", "eur_per_unit"]);
+ * ```
+ */
+export async function readCsvFile(
+  path: string,
+  options: ImportFileOptions = {},
+): Promise<CsvTable> {
+  return parseCsv(path, decodeUtf8(path, await readImportFile(path, options)));
 }
 
-/** Throws a FileError naming every required column missing from the header. */
+/**
+ * Throws a FileError naming every required column missing from the header; a header of one
+ * column holding `;` or a tab is said to look semicolon- or tab-separated.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseCsv, requireColumns } from "./csv.ts";
+ * const table = parseCsv("x.csv", "name;ef\nLaptop;0,2\n");
+ * assert.throws(() => requireColumns("x.csv", table, ["name", "ef"]), /looks semicolon-separated/);
+ * ```
+ */
 export function requireColumns(file: string, table: CsvTable, required: readonly string[]): void {
   const missing = required.filter((c) => !table.header.includes(c));
   if (missing.length) {
+    const [only] = table.header;
+    const separator = table.header.length !== 1
+      ? undefined
+      : only.includes(";")
+      ? "semicolon"
+      : only.includes("\t")
+      ? "tab"
+      : undefined;
     throw new FileError(
       file,
-      `missing required column${missing.length > 1 ? "s" : ""} ${missing.join(", ")}`,
+      `missing required column${missing.length > 1 ? "s" : ""} ${missing.join(", ")}${
+        separator
+          ? ` (the header is one column ${
+            JSON.stringify(only.length > 80 ? `${only.slice(0, 80)}...` : only)
+          }: the file looks ${separator}-separated; save it with commas between columns)`
+          : ""
+      }`,
     );
   }
 }
 
-/** A bad row: its 1-based number (header not counted), the column at fault when there is one, and
- * what is wrong. */
+/**
+ * A bad row: its 1-based data-row number (header not counted), the file line it starts on, the
+ * column at fault when there is one, and what is wrong.
+ */
 export interface RowError {
   readonly row: number;
+  readonly line: number;
   readonly column?: string;
   readonly message: string;
+}
+
+/**
+ * A row error as a person reads it: `line N[, column C]: message`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { describeRowError } from "./csv.ts";
+ * assert.equal(
+ *   describeRowError({ row: 1, line: 2, column: "ef", message: "is blank" }),
+ *   "line 2, column ef: is blank",
+ * );
+ * ```
+ */
+export function describeRowError(error: RowError): string {
+  return `line ${error.line}${error.column ? `, column ${error.column}` : ""}: ${error.message}`;
 }
 
 /** At most this many row errors are listed; the counts count them all. */

@@ -9,7 +9,7 @@ import {
   listDataEntryTypes,
   MODULE_TYPES,
 } from "../reference/enums.ts";
-import { type CsvTable, requireColumns, type RowError, RowErrorList } from "./csv.ts";
+import { type CsvTable, keyProblem, requireColumns, type RowError, RowErrorList } from "./csv.ts";
 
 /** What a factor file is imported for: one det, or a whole module routed row by row. */
 export type FactorImportTarget =
@@ -19,6 +19,8 @@ export type FactorImportTarget =
 /** One valid factor row of the file. */
 export interface ParsedFactorRow {
   readonly row: number;
+  /** The file line the row starts on. */
+  readonly line: number;
   readonly dataEntryTypeId: number;
   readonly emissionTypeId: number;
   readonly classification: Classification;
@@ -61,11 +63,20 @@ const MODULE_ROUTING: Readonly<Record<number, ModuleRouting>> = {
   },
 };
 
-/** The dets a target covers, in id order, and the routing column of a module file. */
+/** The dets a target covers, in id order, and the routing column of its module. */
 export interface ResolvedFactorTarget {
   readonly dets: readonly DataEntryType[];
-  /** Set for a whole-module file. */
-  readonly routing?: { readonly column: string; readonly moduleName: string };
+  /**
+   * Set for a whole-module file (each row names its det), and for one det of a routed module:
+   * a file made for the whole module may then hold rows of other dets, which must not land in
+   * this one.
+   */
+  readonly routing?: {
+    readonly column: string;
+    readonly moduleName: string;
+    /** True when the file is for the whole module; false for one of its dets. */
+    readonly wholeModule: boolean;
+  };
 }
 
 /**
@@ -74,20 +85,31 @@ export interface ResolvedFactorTarget {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveFactorTarget } from "./factor_csv.ts";
  * const target = resolveFactorTarget({ moduleTypeId: 4 });
- * console.assert(target.routing?.column === "equipment_category");
- * console.assert(target.dets.map((d) => d.name).join() === "scientific,it,other");
+ * assert.equal(target.routing?.column, "equipment_category");
+ * assert.deepEqual(target.dets.map((d) => d.name), ["scientific", "it", "other"]);
+ * assert.equal(resolveFactorTarget({ dataEntryTypeId: 11 }).routing?.wholeModule, false);
  * ```
  */
 export function resolveFactorTarget(target: FactorImportTarget): ResolvedFactorTarget {
-  if ("dataEntryTypeId" in target) return { dets: [getDataEntryType(target.dataEntryTypeId)] };
+  if ("dataEntryTypeId" in target) {
+    const det = getDataEntryType(target.dataEntryTypeId);
+    const routing = MODULE_ROUTING[det.moduleTypeId];
+    if (!routing?.dets.includes(det.name)) return { dets: [det] };
+    const moduleName = findModuleType(det.moduleTypeId)!.name;
+    return { dets: [det], routing: { column: routing.column, moduleName, wholeModule: false } };
+  }
   const module = findModuleType(target.moduleTypeId);
   if (!module) throw new RangeError(`unknown module type ${target.moduleTypeId}`);
   const routing = MODULE_ROUTING[module.id];
   if (routing) {
     const dets = routing.dets.map((name) => getDataEntryType(name)).sort((a, b) => a.id - b.id);
-    return { dets, routing: { column: routing.column, moduleName: module.name } };
+    return {
+      dets,
+      routing: { column: routing.column, moduleName: module.name, wholeModule: true },
+    };
   }
   const dets = listDataEntryTypes().filter((d) => d.moduleTypeId === module.id);
   if (dets.length !== 1) {
@@ -116,11 +138,15 @@ function parseDecimal(cell: string): number | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseCsv } from "./csv.ts";
  * import { parseFactorTable } from "./factor_csv.ts";
- * const table = parseCsv("train.csv", "country_code,ef_kg_co2eq_per_km\nCH,0.007\n");
+ * const table = parseCsv("train.csv", "country_code,ef_kg_co2eq_per_km\nCH,0.007\nFR,-1\n");
  * const parsed = parseFactorTable("train.csv", table, { dataEntryTypeId: 21 });
- * console.assert(parsed.rows[0].values.ef_kg_co2eq_per_km === 0.007);
+ * assert.equal(parsed.rows[0].values.ef_kg_co2eq_per_km, 0.007);
+ * assert.deepEqual(parsed.rowErrors.map((e) => [e.row, e.line, e.column]), [
+ *   [2, 3, "ef_kg_co2eq_per_km"],
+ * ]);
  * ```
  */
 export function parseFactorTable(
@@ -133,57 +159,67 @@ export function parseFactorTable(
     resolved.dets.map((det) => [det.name, getHandler(det).factorColumns]),
   );
   const required = new Set<string>();
-  if (resolved.routing) required.add(resolved.routing.column);
+  if (resolved.routing?.wholeModule) required.add(resolved.routing.column);
   for (const columns of columnsByDet.values()) columns.required.forEach((c) => required.add(c));
   requireColumns(file, table, [...required]);
 
   const errors = new RowErrorList();
   const rows: ParsedFactorRow[] = [];
-  const firstRowOfIdentity = new Map<string, number>();
-  for (const { row, cells } of table.rows) {
+  const firstLineOfIdentity = new Map<string, number>();
+  for (const { row, line, cells, problem: cellProblem } of table.rows) {
+    const fail = (problem: { column?: string; message: string }) =>
+      errors.add({ row, line, ...problem });
+    if (cellProblem) {
+      fail(cellProblem);
+      continue;
+    }
     const det = routeRow(cells, resolved);
     if ("error" in det) {
-      errors.add({ row, column: resolved.routing?.column, message: det.error });
+      fail({ column: resolved.routing?.column, message: det.error });
       continue;
     }
     const columns = columnsByDet.get(det.name)!;
     const built = buildFactor(cells, columns);
     if (built.errors.length) {
-      built.errors.forEach((e) => errors.add({ row, ...e }));
+      built.errors.forEach(fail);
       continue;
     }
     const problem = columns.check?.(built.values);
     if (problem) {
-      errors.add({ row, column: problem.column, message: problem.message });
+      fail(problem);
+      continue;
+    }
+    const classificationText = JSON.stringify(built.classification);
+    const tooLong = keyProblem("the classification", classificationText);
+    if (tooLong) {
+      fail({ column: longestCell(built.classification), message: tooLong });
       continue;
     }
     const emissionTypeId = getHandler(det).factorEmissionType(built.classification);
     if (emissionTypeId === undefined) {
-      errors.add({
-        row,
+      fail({
         message: `cannot resolve the emission type of this ${det.name} factor from ${
           describeClassification(built.classification)
         } (expected values naming a known ${det.name} emission type)`,
       });
       continue;
     }
-    const identity = `${det.id}\u0000${emissionTypeId}\u0000${
-      JSON.stringify(built.classification)
-    }`;
-    const first = firstRowOfIdentity.get(identity);
+    const identity = `${det.id}\u0000${emissionTypeId}\u0000${classificationText}`;
+    const first = firstLineOfIdentity.get(identity);
     if (first !== undefined) {
-      errors.add({
-        row,
-        message: `duplicate of row ${first}: rows ${first} and ${row} have the same ${det.name} ` +
+      fail({
+        message:
+          `duplicate of line ${first}: lines ${first} and ${line} have the same ${det.name} ` +
           `factor identity (emission type ${emissionTypeId}, ${
             describeClassification(built.classification)
-          }); row ${first} is kept`,
+          }); line ${first} is kept`,
       });
       continue;
     }
-    firstRowOfIdentity.set(identity, row);
+    firstLineOfIdentity.set(identity, line);
     rows.push({
       row,
+      line,
       dataEntryTypeId: det.id,
       emissionTypeId,
       classification: built.classification,
@@ -205,6 +241,16 @@ function routeRow(
   const { routing, dets } = resolved;
   if (!routing) return dets[0];
   const value = cells[routing.column] ?? "";
+  if (!routing.wholeModule) {
+    // One det of a routed module: a blank routing cell or the det's own name is this det; any
+    // other value is a row meant for another det of the module.
+    const [det] = dets;
+    if (value === "" || value === det.name) return det;
+    return {
+      error: `this row is for "${value}", not ${det.name}: a file with rows for several data ` +
+        `entry types of module ${routing.moduleName} is imported with --module ${routing.moduleName}`,
+    };
+  }
   const expected = `expected a data entry type of module ${routing.moduleName}: ${
     dets.map((d) => d.name).join(", ")
   }`;
@@ -275,6 +321,19 @@ function checkEnum(
       message: `"${cell}" is not allowed (expected one of ${allowed.join(", ")})`,
     });
   }
+}
+
+function longestCell(classification: Classification): string | undefined {
+  let longest: string | undefined;
+  for (const [column, value] of Object.entries(classification)) {
+    if (
+      value !== null &&
+      (longest === undefined || value.length > (classification[longest]?.length ?? 0))
+    ) {
+      longest = column;
+    }
+  }
+  return longest;
 }
 
 function describeClassification(classification: Classification): string {

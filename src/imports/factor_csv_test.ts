@@ -82,7 +82,7 @@ Phone,,1,1,40,128,Infinity
 Deno.test("factor csv: a blank required cell is a row error naming the column", () => {
   const parsed = parse(`${EQUIPMENT_HEADER}\n,Standard,100,10,40,128,0.2\n`, IT);
   assert.deepEqual(parsed.rowErrors, [
-    { row: 1, column: "equipment_class", message: "required value is blank" },
+    { row: 1, line: 2, column: "equipment_class", message: "required value is blank" },
   ]);
 });
 
@@ -115,8 +115,9 @@ Laptop,Standard,90,9,40,128,0.3
   assert.deepEqual(parsed.rows.map((r) => r.row), [1, 2]);
   assert.equal(parsed.rows[0].values.active_power_w, 100);
   assert.equal(parsed.rowErrors.length, 1);
-  assert.equal(parsed.rowErrors[0].row, 3);
-  assert.match(parsed.rowErrors[0].message, /duplicate of row 1: rows 1 and 3 /);
+  assert.deepEqual([parsed.rowErrors[0].row, parsed.rowErrors[0].line], [3, 4]);
+  assert.match(parsed.rowErrors[0].message, /duplicate of line 2: lines 2 and 4 /);
+  assert.match(parsed.rowErrors[0].message, /line 2 is kept/);
 });
 
 Deno.test("factor csv: a routing value that is not a det of the module is a row error", () => {
@@ -139,14 +140,93 @@ plane,Laptop,Standard,100,10,40,128,0.2
   );
 });
 
-Deno.test("factor csv: with one det targeted the routing column is ignored", () => {
+Deno.test("factor csv: with one det targeted, rows routed to another det are row errors", () => {
   const parsed = parse(
-    `equipment_category,${EQUIPMENT_HEADER}\nscientific,Laptop,Standard,100,10,40,128,0.2\n`,
+    `equipment_category,${EQUIPMENT_HEADER}
+scientific,Microscope,,500,50,40,128,0.2
+it,Laptop,Standard,100,10,40,128,0.2
+,Desktop,,120,5,40,128,0.2
+other,Fridge,,300,100,40,128,0.2
+`,
     IT,
   );
+  assert.deepEqual(
+    parsed.rows.map((r) => [r.line, r.dataEntryTypeId, r.emissionTypeId]),
+    [[3, 11, 80200], [4, 11, 80200]],
+  );
+  assert.deepEqual(parsed.rowErrors.map((e) => [e.line, e.column]), [
+    [2, "equipment_category"],
+    [5, "equipment_category"],
+  ]);
+  assert.match(parsed.rowErrors[0].message, /this row is for "scientific", not it/);
+  assert.match(parsed.rowErrors[0].message, /imported with --module equipment/);
+  // The routing column stays optional for one det.
+  assert.equal(parse(`${EQUIPMENT_HEADER}\nLaptop,,1,1,1,1,1\n`, IT).rowErrorsCount, 0);
+  // A det of an unrouted module ignores another module's routing column.
+  const train = parse("purchase_category,country_code,ef_kg_co2eq_per_km\nservices,CH,0.1\n", {
+    dataEntryTypeId: 21,
+  });
+  assert.equal(train.rowErrorsCount, 0);
+});
+
+Deno.test("factor csv: a decimal comma is a row error, never a value cut short", () => {
+  const parsed = parse(
+    `${EQUIPMENT_HEADER}\nLaptop,Standard,100,10,40,128,0,2\nDesktop,,120,5,40,128,"0,2"\n` +
+      `Server,,300,100,40,128\n`,
+    IT,
+  );
+  assert.deepEqual(parsed.rows, []);
+  assert.deepEqual(parsed.rowErrors.map((e) => [e.line, e.column]), [
+    [2, undefined],
+    [3, "ef_kg_co2eq_per_kwh"],
+    [4, undefined],
+  ]);
+  assert.match(parsed.rowErrors[0].message, /has 8 cells but the header has 7 columns/);
+  assert.match(parsed.rowErrors[0].message, /0\.2, not 0,2/);
+  assert.match(parsed.rowErrors[1].message, /"0,2" is not a number/);
+  assert.match(parsed.rowErrors[2].message, /has 6 cells but the header has 7 columns/);
+});
+
+Deno.test("factor csv: cells the database cannot store are row errors naming the column", () => {
+  const huge = "x".repeat(64 * 1024 + 1);
+  const parsed = parse(
+    `${EQUIPMENT_HEADER}
+Lap\u0000top,Standard,100,10,40,128,0.2
+Laptop,${huge},100,10,40,128,0.2
+${"é".repeat(600)},${"ü".repeat(500)},100,10,40,128,0.2
+Laptop,Standard,100,10,40,128,0.2
+`,
+    IT,
+  );
+  assert.deepEqual(parsed.rows.map((r) => r.line), [5]);
+  assert.deepEqual(parsed.rowErrors.map((e) => [e.line, e.column]), [
+    [2, "equipment_class"],
+    [3, "sub_class"],
+    [4, "equipment_class"],
+  ]);
+  assert.match(parsed.rowErrors[0].message, /NUL character/);
+  assert.match(parsed.rowErrors[1].message, /is 65537 bytes long, above the limit of 65536/);
+  // 600 × 2 + 500 × 2 bytes of letters plus the JSON around them: above the 2000-byte key limit.
+  assert.match(parsed.rowErrors[2].message, /the classification is 22\d\d bytes long/);
+});
+
+Deno.test("factor csv: a semicolon-separated file says so", () => {
+  assert.throws(
+    () => parse("equipment_class;sub_class;ef_kg_co2eq_per_kwh\nLaptop;;0,2\n", IT),
+    (e) => {
+      assert.ok(e instanceof FileError);
+      assert.match(e.message, /missing required columns/);
+      assert.match(e.message, /looks semicolon-separated/);
+      return true;
+    },
+  );
+});
+
+Deno.test("factor csv: rows of blank cells are skipped like blank lines", () => {
+  const parsed = parse(`${EQUIPMENT_HEADER}\n,,,,,,\nLaptop,,1,1,1,1,1\n  \n`, IT);
   assert.equal(parsed.rowErrorsCount, 0);
-  assert.equal(parsed.rows[0].dataEntryTypeId, 11);
-  assert.equal(parsed.rows[0].emissionTypeId, 80200);
+  assert.equal(parsed.rowsRead, 1);
+  assert.deepEqual(parsed.rows.map((r) => [r.row, r.line]), [[1, 3]]);
 });
 
 Deno.test("factor csv: an unresolvable emission type is a row error", () => {

@@ -4,18 +4,21 @@
 // src/db/reference.ts.
 import { z } from "zod";
 import {
+  cellProblem,
   type CsvRow,
   decodeUtf8,
   FileError,
+  keyProblem,
   parseCsv,
   requireColumns,
   type RowError,
   RowErrorList,
 } from "./csv.ts";
+import { type ImportFileOptions, readImportFile } from "./file.ts";
 import type { BuildingRoom, Location, ReferenceKind } from "../handlers/types.ts";
 import { locationNaturalKey, rateKey, roomKey } from "../reference/natural_key.ts";
-
 import { ROOM_TYPES } from "../reference/enums.ts";
+import { MAX_YEAR, MIN_YEAR, yearProblem } from "../reference/years.ts";
 
 /** A location as imported: everything but the database id, natural key derived. */
 export type LocationRow = Omit<Location, "id">;
@@ -92,6 +95,7 @@ export function isJsonLinesFile(file: string): boolean {
  * assert.deepEqual(parsed.rows, [{ year: 2025, currency: "chf", eurPerUnit: 1.05 }]);
  * assert.deepEqual(parsed.rowErrors, [{
  *   row: 2,
+ *   line: 3,
  *   column: "eur_per_unit",
  *   message: 'expected a finite number > 0 (EUR per unit), got "0"',
  * }]);
@@ -106,17 +110,22 @@ export function parseReferenceText<K extends ReferenceKind>(
   const columns = REFERENCE_COLUMNS[kind];
   const errors = new RowErrorList();
   const { records, rowsRead } = isJsonLinesFile(file)
-    ? readJsonLines(file, text, columns, errors)
+    ? readJsonLines(file, text, columns)
     : readCsv(file, text, columns);
   const rows: ReferenceRows[K][] = [];
-  const firstRowOfKey = new Map<string, number>();
+  const firstLineOfKey = new Map<string, number>();
   for (const record of records) {
+    const at = { row: record.row, line: record.line };
+    if (record.problem) {
+      errors.add({ ...at, ...record.problem });
+      continue;
+    }
     const checked = spec.schema.safeParse(record.cells);
     if (!checked.success) {
       for (const issue of checked.error.issues) {
         const [column] = issue.path;
         errors.add({
-          row: record.row,
+          ...at,
           ...(typeof column === "string" ? { column } : {}),
           message: issue.message,
         });
@@ -124,15 +133,22 @@ export function parseReferenceText<K extends ReferenceKind>(
       continue;
     }
     const key = spec.key(checked.data);
-    const first = firstRowOfKey.get(key);
+    const tooLong = keyProblem(spec.keyName, key);
+    if (tooLong) {
+      errors.add({ ...at, column: spec.keyColumn, message: tooLong });
+      continue;
+    }
+    const first = firstLineOfKey.get(key);
     if (first !== undefined) {
       errors.add({
-        row: record.row,
-        message: `repeats ${spec.describeKey(checked.data)} of row ${first} (row ${first} is kept)`,
+        ...at,
+        message: `repeats ${
+          spec.describeKey(checked.data)
+        } of line ${first} (line ${first} is kept)`,
       });
       continue;
     }
-    firstRowOfKey.set(key, record.row);
+    firstLineOfKey.set(key, record.line);
     rows.push(checked.data);
   }
   return {
@@ -145,8 +161,9 @@ export function parseReferenceText<K extends ReferenceKind>(
 }
 
 /**
- * Reads a reference file from disk (bytes → strict UTF-8 → {@linkcode parseReferenceText}); an
- * unreadable file is a {@linkcode FileError}. The only I/O of this module.
+ * Reads a reference file from disk (a regular file within the size limit → strict UTF-8 →
+ * {@linkcode parseReferenceText}); an unreadable, special or too large file is a
+ * {@linkcode FileError}. The only I/O of this module.
  *
  * @example
  * ```ts
@@ -162,13 +179,9 @@ export function parseReferenceText<K extends ReferenceKind>(
 export async function readReferenceFile<K extends ReferenceKind>(
   kind: K,
   path: string,
+  options: ImportFileOptions = {},
 ): Promise<ReferenceFile<K>> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch (error) {
-    throw new FileError(path, `cannot be read: ${(error as Error).message}`);
-  }
+  const bytes = await readImportFile(path, options);
   return parseReferenceText(kind, path, decodeUtf8(path, bytes));
 }
 
@@ -181,6 +194,9 @@ interface KindSpec<R> {
   readonly key: (row: R) => string;
   /** The identity as a person reads it, for duplicate errors. */
   readonly describeKey: (row: R) => string;
+  /** The key as named when it is too long to index, and the column then blamed. */
+  readonly keyName: string;
+  readonly keyColumn: string;
 }
 
 const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
@@ -278,7 +294,10 @@ const roomSchema = z.object({
 }));
 
 const rateSchema = z.object({
-  year: cell("a 4-digit year", (value) => /^\d{4}$/.test(value) ? Number(value) : undefined),
+  year: cell(
+    `a year from ${MIN_YEAR} to ${MAX_YEAR}`,
+    (value) => /^\d{4}$/.test(value) && !yearProblem(Number(value)) ? Number(value) : undefined,
+  ),
   currency: cell("a 3-letter ISO 4217 currency code", letters(3, "lower")),
   eur_per_unit: cell(
     "a finite number > 0 (EUR per unit)",
@@ -291,17 +310,23 @@ const KINDS: { readonly [K in ReferenceKind]: KindSpec<ReferenceRows[K]> } = {
     schema: locationSchema,
     key: (row) => row.naturalKey,
     describeKey: (row) => `natural key ${JSON.stringify(row.naturalKey)}`,
+    keyName: "the natural key",
+    keyColumn: "name",
   },
   rooms: {
     schema: roomSchema,
     key: (row) => roomKey(row.buildingName, row.roomName),
     describeKey: (row) =>
       `room ${JSON.stringify(row.roomName)} of building ${JSON.stringify(row.buildingName)}`,
+    keyName: "building_name and room_name together",
+    keyColumn: "room_name",
   },
   rates: {
     schema: rateSchema,
     key: (row) => rateKey(row.year, row.currency),
     describeKey: (row) => `the ${row.year} rate of ${row.currency}`,
+    keyName: "the key",
+    keyColumn: "currency",
   },
 };
 
@@ -320,58 +345,54 @@ function readCsv(file: string, text: string, columns: readonly string[]): Record
 }
 
 /** One record per non-blank line, cells as the CSV reader gives them (trimmed text, "" = blank). */
-function readJsonLines(
-  file: string,
-  text: string,
-  columns: readonly string[],
-  errors: RowErrorList,
-): Records {
+function readJsonLines(file: string, text: string, columns: readonly string[]): Records {
   const records: CsvRow[] = [];
-  let rowsRead = 0;
   text.replace(/^\uFEFF/, "").split(/\r?\n/).forEach((line, index) => {
-    if (line.trim() === "") return;
-    rowsRead++;
-    const row = index + 1;
-    const cells = jsonLineCells(row, line, columns, errors);
-    if (cells) records.push({ row, line: row, cells });
+    if (line.trim() !== "") records.push(jsonLineCells(index + 1, line, columns));
   });
-  if (rowsRead === 0) throw new FileError(file, "is empty (expected one JSON object per line)");
-  return { records, rowsRead };
+  if (records.length === 0) {
+    throw new FileError(file, "is empty (expected one JSON object per line)");
+  }
+  return { records, rowsRead: records.length };
 }
 
-function jsonLineCells(
-  row: number,
-  line: string,
-  columns: readonly string[],
-  errors: RowErrorList,
-): Record<string, string> | undefined {
+/** A JSON line as a CSV row (its row and line are the file line), its `problem` set when bad. */
+function jsonLineCells(row: number, line: string, columns: readonly string[]): CsvRow {
+  const at = { row, line: row };
   let value: unknown;
   try {
     value = JSON.parse(line);
   } catch (error) {
-    errors.add({ row, message: `is not valid JSON: ${(error as Error).message}` });
-    return undefined;
+    return {
+      ...at,
+      cells: {},
+      problem: { message: `is not valid JSON: ${(error as Error).message}` },
+    };
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    errors.add({ row, message: `expected a JSON object with fields ${columns.join(", ")}` });
-    return undefined;
+    return {
+      ...at,
+      cells: {},
+      problem: { message: `expected a JSON object with fields ${columns.join(", ")}` },
+    };
   }
   const object = value as Record<string, unknown>;
   const cells: Record<string, string> = {};
-  let valid = true;
+  let problem: { column: string; message: string } | undefined;
   for (const column of columns) {
     const field = object[column];
     if (field === undefined || field === null) cells[column] = "";
     else if (typeof field === "string") cells[column] = field.trim();
     else if (typeof field === "number") cells[column] = String(field);
     else {
-      errors.add({
-        row,
+      problem ??= {
         column,
         message: `expected a string or a number, got ${JSON.stringify(field)}`,
-      });
-      valid = false;
+      };
+      continue;
     }
+    const wrong = cellProblem(cells[column]);
+    if (wrong) problem ??= { column, message: wrong };
   }
-  return valid ? cells : undefined;
+  return { ...at, cells, ...(problem ? { problem } : {}) };
 }

@@ -72,45 +72,58 @@ train,Basel,,CH,,1e999`,
   );
   assert.equal(parsed.rows.length, 0);
   assert.deepEqual(parsed.rowErrors, [
-    { row: 1, column: "transport_mode", message: 'expected plane or train, got "bus"' },
-    { row: 2, column: "name", message: "is required: expected the airport's or station's name" },
+    { row: 1, line: 2, column: "transport_mode", message: 'expected plane or train, got "bus"' },
+    {
+      row: 2,
+      line: 3,
+      column: "name",
+      message: "is required: expected the airport's or station's name",
+    },
     {
       row: 3,
+      line: 4,
       column: "iata_code",
       message: 'expected a 3-letter IATA code or a blank cell, got "GV"',
     },
     {
       row: 3,
+      line: 4,
       column: "country_code",
       message: 'expected a 2-letter ISO 3166-1 country code or a blank cell, got "CHE"',
     },
     {
       row: 3,
+      line: 4,
       column: "latitude",
       message: 'expected a latitude in degrees from -90 to 90, got "91"',
     },
     {
       row: 3,
+      line: 4,
       column: "longitude",
       message: 'expected a longitude in degrees from -180 to 180, got "-180.5"',
     },
     {
       row: 4,
+      line: 5,
       column: "latitude",
       message: 'expected a latitude in degrees from -90 to 90, got "abc"',
     },
     {
       row: 4,
+      line: 5,
       column: "longitude",
       message: 'expected a longitude in degrees from -180 to 180, got "0x10"',
     },
     {
       row: 5,
+      line: 6,
       column: "latitude",
       message: "is required: expected a latitude in degrees from -90 to 90",
     },
     {
       row: 5,
+      line: 6,
       column: "longitude",
       message: 'expected a longitude in degrees from -180 to 180, got "1e999"',
     },
@@ -141,8 +154,12 @@ train, zürich ,,ch,47.0,8.0`,
   );
   assert.deepEqual(parsed.rows.map((r) => r.name), ["Geneva", "Zürich"]);
   assert.deepEqual(parsed.rowErrors, [
-    { row: 3, message: 'repeats natural key "plane:GVA" of row 1 (row 1 is kept)' },
-    { row: 4, message: 'repeats natural key "train:ch:zürich" of row 2 (row 2 is kept)' },
+    { row: 3, line: 4, message: 'repeats natural key "plane:GVA" of line 2 (line 2 is kept)' },
+    {
+      row: 4,
+      line: 5,
+      message: 'repeats natural key "train:ch:zürich" of line 3 (line 3 is kept)',
+    },
   ]);
 });
 
@@ -164,19 +181,31 @@ BC,BC 010,office,20
   assert.deepEqual(parsed.rowErrors, [
     {
       row: 3,
+      line: 4,
       column: "room_type",
       message:
         'expected one of office, miscellaneous, laboratories, archives, libraries, auditoriums or a blank cell, got "kitchen"',
     },
     {
       row: 3,
+      line: 4,
       column: "room_surface_square_meter",
       message: 'expected a surface in m² ≥ 0 or a blank cell, got "-1"',
     },
-    { row: 4, message: 'repeats room "BC 010" of building "BC" of row 1 (row 1 is kept)' },
-    { row: 5, column: "building_name", message: "is required: expected the building's name" },
+    {
+      row: 4,
+      line: 5,
+      message: 'repeats room "BC 010" of building "BC" of line 2 (line 2 is kept)',
+    },
     {
       row: 5,
+      line: 6,
+      column: "building_name",
+      message: "is required: expected the building's name",
+    },
+    {
+      row: 5,
+      line: 6,
       column: "room_surface_square_meter",
       message: 'expected a surface in m² ≥ 0 or a blank cell, got "abc"',
     },
@@ -194,32 +223,40 @@ Deno.test("reference csv: rates lower-case the currency and need a positive fini
 2024,eur,0
 2024,gbp,-1.2
 2024,jpy,
-2025,usd,0.9`,
+2025,usd,0.9
+0000,chf,1
+2101,chf,1`,
   );
   assert.deepEqual(parsed.rows, [{ year: 2025, currency: "usd", eurPerUnit: 0.885 }]);
   assert.deepEqual(parsed.rowErrors, [
-    { row: 2, column: "year", message: 'expected a 4-digit year, got "25"' },
+    { row: 2, line: 3, column: "year", message: 'expected a year from 1990 to 2100, got "25"' },
     {
       row: 3,
+      line: 4,
       column: "currency",
       message: 'expected a 3-letter ISO 4217 currency code, got "euro"',
     },
     {
       row: 4,
+      line: 5,
       column: "eur_per_unit",
       message: 'expected a finite number > 0 (EUR per unit), got "0"',
     },
     {
       row: 5,
+      line: 6,
       column: "eur_per_unit",
       message: 'expected a finite number > 0 (EUR per unit), got "-1.2"',
     },
     {
       row: 6,
+      line: 7,
       column: "eur_per_unit",
       message: "is required: expected a finite number > 0 (EUR per unit)",
     },
-    { row: 7, message: "repeats the 2025 rate of usd of row 1 (row 1 is kept)" },
+    { row: 7, line: 8, message: "repeats the 2025 rate of usd of line 2 (line 2 is kept)" },
+    { row: 8, line: 9, column: "year", message: 'expected a year from 1990 to 2100, got "0000"' },
+    { row: 9, line: 10, column: "year", message: 'expected a year from 1990 to 2100, got "2101"' },
   ]);
 });
 
@@ -275,11 +312,11 @@ Deno.test("reference csv: JSON lines take the same fields, numbers and nulls all
     ["train:ch:lausanne", "Lausanne", 46.5167, null],
   ]);
   // Rows are numbered by line, so a person finds them in an editor.
-  assert.deepEqual(parsed.rowErrors.map((e) => [e.row, e.column]), [
-    [4, undefined],
-    [5, undefined],
-    [6, "name"],
-    [7, "latitude"],
+  assert.deepEqual(parsed.rowErrors.map((e) => [e.row, e.line, e.column]), [
+    [4, 4, undefined],
+    [5, 5, undefined],
+    [6, 6, "name"],
+    [7, 7, "latitude"],
   ]);
   assert.match(parsed.rowErrors[0].message, /^is not valid JSON: /);
   assert.equal(
@@ -296,4 +333,54 @@ Deno.test("reference csv: .ndjson is JSON lines too, with a leading BOM dropped"
     '\uFEFF{"year": 2025, "currency": "CHF", "eur_per_unit": 1.0526315789473684}\n',
   );
   assert.deepEqual(parsed.rows, [{ year: 2025, currency: "chf", eurPerUnit: 1 / 0.95 }]);
+});
+
+Deno.test("reference csv: cells and keys the database cannot store are row errors", () => {
+  const long = "Gare ".repeat(450); // 2250 bytes: a station key PostgreSQL could not index
+  const csv = parseReferenceText(
+    "locations",
+    "l.csv",
+    `${LOCATIONS_HEADER}
+train,${long},,CH,46.2,6.1
+train,Gen\u0000ève,,CH,46.2,6.1
+plane,${"x".repeat(70_000)},GVA,CH,46.2,6.1
+plane,${long},GVA,CH,46.2,6.1
+`,
+  );
+  // An airport's key is its IATA code: a long airport name is stored as it is.
+  assert.deepEqual(csv.rows.map((r) => r.naturalKey), ["plane:GVA"]);
+  assert.deepEqual(csv.rowErrors.map((e) => [e.line, e.column]), [
+    [2, "name"],
+    [3, "name"],
+    [4, "name"],
+  ]);
+  assert.match(csv.rowErrors[0].message, /the natural key is 22\d\d bytes long/);
+  assert.match(csv.rowErrors[1].message, /NUL character/);
+  assert.match(csv.rowErrors[2].message, /70000 bytes long/);
+
+  const jsonl = parseReferenceText(
+    "rooms",
+    "r.jsonl",
+    [
+      JSON.stringify({ building_name: "BC", room_name: "a\u0000b" }),
+      JSON.stringify({ building_name: "BC".repeat(600), room_name: "x".repeat(900) }),
+      JSON.stringify({ building_name: "BC", room_name: "BC 010", room_type: "office" }),
+    ].join("\n"),
+  );
+  assert.deepEqual(jsonl.rows.map((r) => r.roomName), ["BC 010"]);
+  assert.deepEqual(jsonl.rowErrors.map((e) => [e.line, e.column]), [
+    [1, "room_name"],
+    [2, "room_name"],
+  ]);
+  assert.match(jsonl.rowErrors[0].message, /NUL character/);
+  assert.match(jsonl.rowErrors[1].message, /building_name and room_name together is 2101 bytes/);
+
+  const rates = parseReferenceText(
+    "rates",
+    "x.jsonl",
+    '{"year": 0, "currency": "chf", "eur_per_unit": 1}',
+  );
+  assert.deepEqual(rates.rowErrors.map((e) => [e.line, e.column, e.message]), [
+    [1, "year", 'expected a year from 1990 to 2100, got "0"'],
+  ]);
 });
