@@ -9,8 +9,7 @@ import {
   type FactorSliceChanges,
   importFactors,
 } from "../db/factors.ts";
-import { readCsvFile } from "../imports/csv.ts";
-import { describeRowError } from "../imports/csv.ts";
+import { describeRowError, readCsvFile } from "../imports/csv.ts";
 import { type FactorImportTarget, resolveFactorTarget } from "../imports/factor_csv.ts";
 import { DEFAULT_MAX_FILE_BYTES, describeBytes } from "../imports/file.ts";
 import { findDataEntryType, findModuleType } from "../reference/enums.ts";
@@ -161,7 +160,8 @@ class DryRunRollback extends Error {
 }
 
 /**
- * Reads the file and imports it in one transaction, then runs the afterImport hook in the same
+ * Reads the file, then opens the database (`database` may be a function that opens it) and
+ * imports the file in one transaction, then runs the afterImport hook in the same
  * transaction; with `dryRun` the transaction is rolled back after both, so the outcome is what
  * a real run would have done. FileError, RangeError (year) and FactorImportRejected propagate
  * with nothing written.
@@ -176,11 +176,13 @@ class DryRunRollback extends Error {
  * ```
  */
 export async function runFactorsImport(
-  db: Database,
+  database: Pick<Database, "sql"> | (() => Promise<Pick<Database, "sql">>),
   args: FactorsImportArgs,
   hooks: FactorsImportHooks = {},
 ): Promise<FactorsImportOutcome> {
+  // The file is read first: a file error never opens the database.
   const table = await readCsvFile(args.file, { maxBytes: args.maxFileBytes });
+  const db = typeof database === "function" ? await database() : database;
   const dryRun = args.dryRun ?? false;
   try {
     return await db.sql.begin(async (tx) => {
@@ -227,10 +229,9 @@ export const factorsCommand = defineCommand({
     // --rematch: the touched slices are recomputed in the import's own transaction, so the new
     // factors and the emissions computed from them commit together.
     const hooks: FactorsImportHooks = args.rematch ? { afterImport: rematchSlices } : {};
-    const db = await context.database();
     const heading = `${args.file} (year ${args.year}, ${args.targetLabel}, ${args.mode})`;
     try {
-      const { result, after, dryRun } = await runFactorsImport(db, args, hooks);
+      const { result, after, dryRun } = await runFactorsImport(context.database, args, hooks);
       const rematches = (after ?? []) as RematchResult[];
       const rematchErrors = rematches.some((r) => r.errors > 0);
       return {

@@ -12,6 +12,7 @@ import {
   parseFactorTable,
   resolveFactorTarget,
 } from "../imports/factor_csv.ts";
+import { getHandler } from "../handlers/mod.ts";
 import type { DataEntryType, DetName } from "../reference/enums.ts";
 import { yearProblem } from "../reference/years.ts";
 import type { Queryable } from "./connection.ts";
@@ -233,24 +234,19 @@ function refuseUnsafeReplace(
   );
 }
 
-/** `it 2025: 3 of 4 factors (equipment_class: Desktop, Laptop, Monitor)`. */
+/**
+ * `it 2025: 3 of 4 factors (equipment_class: Desktop, Laptop)`: the kinds are the values of the
+ * det's first classification column among the deleted factors listed.
+ */
 function describeDeletion(changes: FactorSliceChanges): string {
-  const kinds = new Map<string, Set<string>>();
-  for (const identity of changes.listed.deleted) {
-    const [column, value] = Object.entries(identity.classification)[0] ?? [];
-    if (column === undefined) continue;
-    const values = kinds.get(column) ?? new Set<string>();
-    values.add(value === null ? "(blank)" : value);
-    kinds.set(column, values);
-  }
-  const described = [...kinds].map(([column, values]) => {
-    const sorted = [...values].sort();
-    const shown = sorted.slice(0, 10).join(", ");
-    return `${column}: ${shown}${sorted.length > 10 ? `, ... (${sorted.length} kinds)` : ""}`;
-  });
+  const [column] = getHandler(changes.dataEntryTypeId).factorColumns.classification;
+  const kinds = [
+    ...new Set(changes.listed.deleted.map((d) => d.classification[column] ?? "(blank)")),
+  ].sort();
+  const shown = kinds.slice(0, 10).join(", ") + (kinds.length > 10 ? ", ..." : "");
   return `${changes.dataEntryType} ${changes.year}: ${changes.deleted} of ${
     plural(changes.before, "factor")
-  }${described.length ? ` (${described.join("; ")})` : ""}`;
+  } (${column}: ${shown})`;
 }
 
 /** The file paired with the slices' factors by identity. */
@@ -357,10 +353,17 @@ function describeSlice(
   const unchanged = ofDet(plan.unchanged, (u) => u.row.dataEntryTypeId).map((u) =>
     fromFile(u.row, u.id)
   );
+  // Stored classifications come back in jsonb key order: list them in the det's column order.
+  const columns = getHandler(det).factorColumns.classification;
   const absent = ofDet(plan.absent, (a) => a.dataEntryTypeId).map((a): FactorIdentity => ({
     id: a.id,
     emissionTypeId: a.emissionTypeId,
-    classification: a.classification,
+    classification: Object.fromEntries(
+      [
+        ...columns.filter((c) => c in a.classification),
+        ...Object.keys(a.classification).filter((c) => !columns.includes(c)),
+      ].map((c) => [c, a.classification[c]]),
+    ),
   }));
   const deleted = mode === "replace" ? absent : [];
   const keptStale = mode === "merge" ? absent : [];

@@ -72,7 +72,7 @@ Desktop,,120,5,40,128,0.2
 `),
   );
   assert.deepEqual(
-    { ...first, rowErrors: undefined },
+    { ...first, rowErrors: undefined, changes: undefined },
     {
       rowsRead: 3,
       inserted: 3,
@@ -83,8 +83,19 @@ Desktop,,120,5,40,128,0.2
       rowErrors: undefined,
       rowErrorsCount: 0,
       slices: [{ dataEntryType: "it", dataEntryTypeId: 11, year: 2025 }],
+      changes: undefined,
     },
   );
+  assert.deepEqual(
+    first.changes.map((c) => [c.dataEntryType, c.before, c.inserted, c.listed.inserted.length]),
+    [["it", 0, 3, 3]],
+  );
+  assert.deepEqual(first.changes[0].listed.inserted[1], {
+    row: 2,
+    line: 3,
+    emissionTypeId: 80200,
+    classification: { equipment_class: "Laptop", sub_class: null },
+  });
   const before = await factorRows(db);
   assert.deepEqual(before[1].classification, { equipment_class: "Laptop", sub_class: null });
 
@@ -100,6 +111,17 @@ Laptop,,60,2,40,128,0.2
     [second.inserted, second.updated, second.unchanged, second.keptStale],
     [0, 1, 2, 0],
   );
+  assert.deepEqual(second.changes[0].listed.updated, [{
+    id: before[0].id,
+    row: 2,
+    line: 3,
+    emissionTypeId: 80200,
+    classification: { equipment_class: "Laptop", sub_class: "Standard" },
+  }]);
+  assert.deepEqual(second.changes[0].listed.unchanged.map((u) => [u.id, u.line]), [
+    [before[2].id, 2],
+    [before[1].id, 4],
+  ]);
   const after = await factorRows(db);
   assert.deepEqual(after.map((r) => r.id), before.map((r) => r.id));
   assert.equal((after[0].values as Record<string, number>).ef_kg_co2eq_per_kwh, 0.1);
@@ -209,9 +231,19 @@ scientific,Microscope,,500,50,40,128,0.2
   assert.deepEqual(merged.slices.map((s) => s.dataEntryType), ["scientific", "it"]);
   assert.equal(merged.keptStale, 0);
 
+  // Replacing the module deletes every factor of `other` (1 of 1): refused without force.
+  await assert.rejects(
+    () => importIn(db, input(text, { target: { moduleTypeId: 4 }, mode: "replace" })),
+    (error) => {
+      assert.ok(error instanceof FactorImportRejected);
+      assert.equal(error.reason, "mass-delete");
+      assert.match(error.message, /other 2025: 1 of 1 factor \(equipment_class: Spare\)/);
+      return true;
+    },
+  );
   const replaced = await importIn(
     db,
-    input(text, { target: { moduleTypeId: 4 }, mode: "replace" }),
+    input(text, { target: { moduleTypeId: 4 }, mode: "replace", force: true }),
   );
   assert.deepEqual(replaced.slices.map((s) => s.dataEntryType), ["scientific", "it", "other"]);
   assert.deepEqual([replaced.unchanged, replaced.deleted], [2, 1]);
@@ -228,6 +260,7 @@ dbTest(testDb, "factors import: good rows are written and bad rows reported", as
   assert.equal(result.rowErrorsCount, 1);
   assert.deepEqual(result.rowErrors[0], {
     row: 2,
+    line: 3,
     column: "active_power_w",
     message: '"abc" is not a number (expected a finite number ≥ 0)',
   });
@@ -247,9 +280,11 @@ dbTest(testDb, "factors import: strict with a bad row writes nothing", async (db
       ),
     (error) => {
       assert.ok(error instanceof FactorImportRejected);
+      assert.equal(error.reason, "strict");
       assert.equal(error.result.rowErrorsCount, 1);
       assert.equal(error.result.rowErrors[0].column, "standby_power_w");
-      assert.match(error.message, /it\.csv: rejected \(strict\): 1 row error, nothing written/);
+      assert.match(error.message, /it\.csv: rejected, nothing written: 1 row error with --strict/);
+      assert.match(error.message, /first: line 3, column standby_power_w: -5 is negative/);
       return true;
     },
   );
@@ -270,9 +305,21 @@ dbTest(testDb, "factors import: a file-level error writes nothing", async (db) =
   assert.deepEqual(await factorRows(db), before);
 });
 
-dbTest(testDb, "factors import: an empty file in replace mode empties the slice", async (db) => {
+dbTest(testDb, "factors import: an empty replace is refused unless allowEmpty", async (db) => {
   await importIn(db, input(`${HEADER}\nServer,,300,100,40,128,0.2\n`));
-  const result = await importIn(db, input(`${HEADER}\n`, { mode: "replace" }));
+  const before = await factorRows(db);
+  await assert.rejects(
+    () => importIn(db, input(`${HEADER}\n`, { mode: "replace" })),
+    (error) => {
+      assert.ok(error instanceof FactorImportRejected);
+      assert.equal(error.reason, "empty-replace");
+      assert.match(error.message, /no data rows.*delete all 1 factor of it 2025.*--allow-empty/);
+      return true;
+    },
+  );
+  assert.deepEqual(await factorRows(db), before);
+  // allowEmpty alone is enough: emptying the slice is what was asked for.
+  const result = await importIn(db, input(`${HEADER}\n`, { mode: "replace", allowEmpty: true }));
   assert.deepEqual([result.rowsRead, result.deleted], [0, 1]);
   assert.deepEqual(await factorRows(db), []);
 });
@@ -306,14 +353,14 @@ dbTest(testDb, "factors CLI: exit codes 0, 3, 1 and 2", async (db) => {
       ...common,
     ]);
     assert.equal(strict.code, 1, strict.err);
-    assert.match(strict.out, /rejected \(--strict\): nothing written/);
-    assert.match(strict.out, /row 2, column active_power_w: "abc" is not a number/);
+    assert.match(strict.out, /rejected, nothing written: 1 row error with --strict/);
+    assert.match(strict.out, /line 3, column active_power_w: "abc" is not a number/);
 
     const some = await runCaptured(command, ["import", partial, "--det", "it", ...common]);
     assert.equal(some.code, 3, some.err);
     assert.match(some.out, /2 rows read, 0 inserted, 1 updated, 0 unchanged/);
     assert.match(some.out, /1 updated/);
-    assert.match(some.out, /row 2, column active_power_w: "abc" is not a number/);
+    assert.match(some.out, /line 3, column active_power_w: "abc" is not a number/);
 
     const fileError = await runCaptured(command, ["import", broken, "--det", "it", ...common]);
     assert.equal(fileError.code, 1);
@@ -347,6 +394,10 @@ dbTest(testDb, "factors CLI: exit codes 0, 3, 1 and 2", async (db) => {
       ],
       [["export", good, "--year", "2025", "--det", "it"], /arguments: expected "import FILE"/],
       [["import", good, "--year", "25", "--det", "it"], /--year: expected a 4-digit year/],
+      [
+        ["import", good, "--year", "2025", "--det", "it", "--max-file-size", "lots"],
+        /--max-file-size: expected a size such as 512MiB/,
+      ],
     ];
     for (const [argv, message] of usages) {
       const usage = await runCaptured(command, argv);
