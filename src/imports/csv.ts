@@ -216,8 +216,11 @@ function recordStartLines(text: string): number[] {
  * ```ts
  * import assert from "node:assert/strict";
  * import { readCsvFile } from "./csv.ts";
- * const table = await readCsvFile("fixtures/reference/rates.csv");
- * assert.deepEqual(table.header, ["year", "currency", "eur_per_unit"]);
+ * const path = await Deno.makeTempFile({ suffix: ".csv" });
+ * await Deno.writeTextFile(path, "year,currency\n2025,chf\n");
+ * const table = await readCsvFile(path);
+ * assert.deepEqual(table.rows[0].cells, { year: "2025", currency: "chf" });
+ * await Deno.remove(path);
  * ```
  */
 export async function readCsvFile(

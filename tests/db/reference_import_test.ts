@@ -143,7 +143,7 @@ plane,Lausanne Blécherette,,ch,46.5453,6.6167
       { inserted: 2, updated: 2, unchanged: 0 },
     );
     assert.deepEqual(json.rowErrors, [
-      { row: 3, message: 'repeats natural key "plane:GVA" of row 1 (row 1 is kept)' },
+      { row: 3, line: 4, message: 'repeats natural key "plane:GVA" of line 2 (line 2 is kept)' },
     ]);
     const rows = await db.sql<
       { natural_key: string; id: number; name: string; latitude: number }[]
@@ -234,6 +234,7 @@ dbTest(testDb, "reference import: --strict with a bad row writes nothing (exit 1
     assert.deepEqual(strict.json.rowErrors, [
       {
         row: 2,
+        line: 3,
         column: "eur_per_unit",
         message: 'expected a finite number > 0 (EUR per unit), got "-1"',
       },
@@ -244,7 +245,7 @@ dbTest(testDb, "reference import: --strict with a bad row writes nothing (exit 1
     const loose = await run(ratesCommand, db, ["import", path]);
     assert.equal(loose.code, EXIT.partial);
     assert.match(loose.stdout, /3 rows read, 2 inserted, 0 updated, 0 unchanged/);
-    assert.match(loose.stdout, /row 2, eur_per_unit: expected a finite number > 0/);
+    assert.match(loose.stdout, /line 3, column eur_per_unit: expected a finite number > 0/);
     assert.equal(await count(db, "exchange_rates"), 2);
   } finally {
     await Deno.remove(path);
@@ -332,4 +333,23 @@ dbTest(testDb, "reference import: loadReferenceData reads inside a transaction t
   await run(ratesCommand, db, ["import", fixture("rates.csv")]);
   const reference = await db.sql.begin((tx) => loadReferenceData(tx, ["rates", "rates"]));
   assert.equal(reference.rates.size, 18);
+});
+
+dbTest(testDb, "reference import: a rate year outside 1990..2100 is a row error", async (db) => {
+  const path = await tempFile(
+    ".csv",
+    "year,currency,eur_per_unit\n2025,chf,1.05\n0000,usd,0.9\n2101,gbp,1.17\n",
+  );
+  try {
+    const { code, json } = await runJson(ratesCommand, db, ["import", path]);
+    assert.equal(code, EXIT.partial);
+    assert.deepEqual(
+      json.rowErrors.map((e: { line: number; column: string }) => [e.line, e.column]),
+      [[3, "year"], [4, "year"]],
+    );
+    const years = await db.sql`select year from exchange_rates order by year`;
+    assert.deepEqual(years.map((r) => r.year), [2025]);
+  } finally {
+    await Deno.remove(path);
+  }
 });

@@ -1,0 +1,115 @@
+// Every import command refuses what is not a regular file, and files above the size limit,
+// before it reads them or opens the database: a FIFO must not hang, /dev/zero must not fill
+// memory. The commands run without a reachable database, so a refusal also proves that nothing
+// was written.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { runCli } from "../_harness.ts";
+import type { CommandSpec } from "../../src/cli/command.ts";
+import { entriesCommand } from "../../src/cli/entries.ts";
+import { factorsCommand } from "../../src/cli/factors.ts";
+import { locationsCommand, ratesCommand, roomsCommand } from "../../src/cli/reference.ts";
+
+interface ImportCommand {
+  readonly name: string;
+  // deno-lint-ignore no-explicit-any
+  readonly spec: CommandSpec<any>;
+  /** Arguments after the file. */
+  readonly extra: readonly string[];
+  /** The file name suffix the command needs to accept the file. */
+  readonly suffix: string;
+}
+
+const COMMANDS: readonly ImportCommand[] = [
+  {
+    name: "factors",
+    spec: factorsCommand,
+    extra: ["--det", "it", "--year", "2025"],
+    suffix: ".csv",
+  },
+  { name: "locations", spec: locationsCommand, extra: [], suffix: ".csv" },
+  { name: "rooms", spec: roomsCommand, extra: [], suffix: ".csv" },
+  { name: "rates", spec: ratesCommand, extra: [], suffix: ".csv" },
+  { name: "entries (JSON lines)", spec: entriesCommand, extra: [], suffix: ".jsonl" },
+  { name: "entries (CSV)", spec: entriesCommand, extra: ["--det", "it"], suffix: ".csv" },
+];
+
+/** Fails instead of hanging when a command waits on its file. */
+async function withinSeconds<T>(seconds: number, work: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still running after ${seconds} s`)), seconds * 1000);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("import commands refuse a FIFO, /dev/zero and a directory", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "rematch-import-files-" });
+  try {
+    for (const command of COMMANDS) {
+      const fifo = join(dir, `pipe${command.suffix}`);
+      const zero = join(dir, `zero${command.suffix}`);
+      const folder = join(dir, `folder${command.suffix}`);
+      await Deno.remove(fifo).catch(() => {});
+      const made = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+      assert.ok(made.success, "mkfifo failed");
+      await Deno.symlink("/dev/zero", zero).catch(() => {});
+      await Deno.mkdir(folder, { recursive: true });
+      const cases: [string, RegExp][] = [
+        [fifo, /is a named pipe \(FIFO\): an import reads a regular file only/],
+        [zero, /is a character device: an import reads a regular file only/],
+        [folder, /is a directory: an import reads a regular file only/],
+      ];
+      for (const [path, message] of cases) {
+        const run = await withinSeconds(
+          10,
+          runCli(command.spec, ["import", path, ...command.extra]),
+        );
+        assert.equal(run.code, 1, `${command.name} ${path}: ${run.err}`);
+        assert.match(run.err, message, command.name);
+        assert.ok(run.err.includes(path), `${command.name}: the message names the file`);
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("import commands refuse a file above the size limit", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "rematch-import-files-" });
+  try {
+    for (const command of COMMANDS) {
+      // Sparse: 300 MiB by its size, no disk used. Above the 256 MiB default of every command.
+      const large = join(dir, `large${command.suffix}`);
+      await Deno.writeTextFile(large, "");
+      await Deno.truncate(large, 300 * 1024 * 1024);
+      const run = await runCli(command.spec, ["import", large, ...command.extra]);
+      assert.equal(run.code, 1, `${command.name}: ${run.err}`);
+      assert.match(
+        run.err,
+        /large\.\w+: is 300 MiB, above the 256 MiB limit for an import file \(raise it with --max-file-size, e\.g\. --max-file-size 300MiB\)/,
+        command.name,
+      );
+    }
+    // The commands with --max-file-size take a lower limit too.
+    const small = join(dir, "small.csv");
+    await Deno.writeTextFile(small, "year,currency,eur_per_unit\n2025,chf,1.05\n");
+    for (const command of COMMANDS.filter((c) => !c.name.startsWith("entries"))) {
+      const run = await runCli(command.spec, [
+        "import",
+        small,
+        ...command.extra,
+        "--max-file-size",
+        "16",
+      ]);
+      assert.equal(run.code, 1, `${command.name}: ${run.err}`);
+      assert.match(run.err, /small\.csv: is 41 bytes, above the 16 bytes limit/, command.name);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
