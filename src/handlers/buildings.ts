@@ -67,9 +67,9 @@ const buildingRooms: Handler = {
       "energy_type",
       "conversion_factor",
     ],
+    // A blank room_type is the building's generic factor (entries without a room type).
     required: [
       "building_name",
-      "room_type",
       "ef_kg_co2eq_per_kwh",
       "heating_kwh_per_square_meter",
       "cooling_kwh_per_square_meter",
