@@ -6,7 +6,7 @@ import { createEntries, type NewEntry } from "../db/entries.ts";
 import { importFactors } from "../db/factors.ts";
 import { type UpsertCounts, upsertReference } from "../db/reference.ts";
 import type { ReferenceKind } from "../handlers/types.ts";
-import { type CsvTable, readCsvFile } from "../imports/csv.ts";
+import { type CsvTable, describeRowError, readCsvFile } from "../imports/csv.ts";
 import type { FactorImportTarget } from "../imports/factor_csv.ts";
 import { readReferenceFile } from "../imports/reference_csv.ts";
 import { ROLLUP_EMISSION_TYPE_IDS } from "../reference/emission_types.ts";
@@ -193,7 +193,7 @@ async function importFixtures(
     const parsed = await readReferenceFile(kind, path);
     if (parsed.rowErrorsCount) {
       const first = parsed.rowErrors[0];
-      throw new SeedError(`${path}: row ${first.row}: ${first.message}`);
+      throw new SeedError(`${path}: ${describeRowError(first)}`);
     }
     reference[kind] = await upsertReference(tx, kind, parsed.rows);
   }
