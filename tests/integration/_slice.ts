@@ -7,7 +7,7 @@ import { parseCsv } from "../../src/imports/csv.ts";
 import { getDataEntryType } from "../../src/reference/enums.ts";
 import { locationNaturalKey } from "../../src/reference/natural_key.ts";
 
-/** Imports factor CSV text for one det and year. */
+/** Imports factor CSV text for one det and year (a replace may delete any share of the slice). */
 export function importFactorText(
   db: Database,
   det: string,
@@ -22,6 +22,7 @@ export function importFactorText(
       year,
       target: { dataEntryTypeId: getDataEntryType(det).id },
       mode,
+      force: true,
     })
   );
 }
