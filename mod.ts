@@ -24,5 +24,11 @@ export { getHandler, listHandlers } from "./src/handlers/mod.ts";
 export type { Factor, Handler, ReferenceData } from "./src/handlers/types.ts";
 export { EntryComputeError } from "./src/handlers/types.ts";
 export { createEntries, deleteEntry, type NewEntry, updateEntry } from "./src/db/entries.ts";
-export { type FactorImportResult, importFactors, loadFactorSet } from "./src/db/factors.ts";
+export {
+  type FactorImportInput,
+  FactorImportRejected,
+  type FactorImportResult,
+  importFactors,
+  loadFactorSet,
+} from "./src/db/factors.ts";
 export { findDataEntryType, getDataEntryType, listDataEntryTypes } from "./src/reference/enums.ts";

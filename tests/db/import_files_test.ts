@@ -1,14 +1,16 @@
 // Every import command refuses what is not a regular file, and files above the size limit,
 // before it reads them or opens the database: a FIFO must not hang, /dev/zero must not fill
-// memory. The commands run without a reachable database, so a refusal also proves that nothing
-// was written.
+// memory. Those commands run without a reachable database, so a refusal also proves that nothing
+// was written. The last test shows entries CSV files share the one CSV reader's row checks.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli } from "../_harness.ts";
+import { dbTest, onDatabase, runCaptured, runCli, useTestDatabase } from "../_harness.ts";
 import type { CommandSpec } from "../../src/cli/command.ts";
 import { entriesCommand } from "../../src/cli/entries.ts";
 import { factorsCommand } from "../../src/cli/factors.ts";
 import { locationsCommand, ratesCommand, roomsCommand } from "../../src/cli/reference.ts";
+
+const testDb = useTestDatabase();
 
 interface ImportCommand {
   readonly name: string;
@@ -113,3 +115,36 @@ Deno.test("import commands refuse a file above the size limit", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+dbTest(
+  testDb,
+  "an entries CSV goes through the same reader: unstorable rows are row errors",
+  async (db) => {
+    const dir = await Deno.makeTempDir({ prefix: "rematch-import-files-" });
+    try {
+      const path = join(dir, "it.csv");
+      await Deno.writeTextFile(
+        path,
+        "unit,year,name,equipment_class\nU1,2025,laptop,Laptop\nU1,2025,lap\u0000top,Laptop\n" +
+          "U1,2025,desk,Desktop,extra\n",
+      );
+      const run = await runCaptured(onDatabase(entriesCommand, db), [
+        "import",
+        path,
+        "--det",
+        "it",
+        "--json",
+      ]);
+      assert.equal(run.code, 3, run.err);
+      const result = JSON.parse(run.out);
+      assert.deepEqual([result.created, result.rejectedCount], [1, 2]);
+      const messages = result.errors.map((e: { message: string }) => e.message).join("\n");
+      assert.match(messages, /name: contains a NUL character/);
+      assert.match(messages, /has 5 cells but the header has 4 columns/);
+      const names = await db.sql`select data->>'name' as name from data_entries`;
+      assert.deepEqual(names.map((r) => r.name), ["laptop"]);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
