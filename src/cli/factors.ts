@@ -232,7 +232,10 @@ export const factorsCommand = defineCommand({
     const heading = `${args.file} (year ${args.year}, ${args.targetLabel}, ${args.mode})`;
     try {
       const { result, after, dryRun } = await runFactorsImport(context.database, args, hooks);
-      const rematches = (after ?? []) as RematchResult[];
+      // A dry run's rematch ran for real inside the rolled-back transaction: say it was dry.
+      const rematches = ((after ?? []) as RematchResult[]).map((r) =>
+        dryRun ? { ...r, dryRun: true } : r
+      );
       const rematchErrors = rematches.some((r) => r.errors > 0);
       return {
         exitCode: result.rowErrorsCount || rematchErrors ? EXIT.partial : EXIT.ok,
@@ -242,7 +245,7 @@ export const factorsCommand = defineCommand({
           mode: args.mode,
           dryRun,
           ...result,
-          rematch: after,
+          rematch: after === undefined ? undefined : rematches,
         },
         text: [
           ...(dryRun ? ["dry run: nothing written; a real import would do this:"] : []),

@@ -255,6 +255,7 @@ dbTest(
         [{ equipment_class: "Desktop", sub_class: null }],
       );
       const [rematch] = report.rematch;
+      assert.equal(rematch.dryRun, true);
       assert.ok(Math.abs(rematch.kgBefore - LAPTOP_KWH * 0.1) < 1e-9, `${rematch.kgBefore}`);
       assert.ok(Math.abs(rematch.kgAfter - LAPTOP_KWH * 0.2) < 1e-9, `${rematch.kgAfter}`);
 
@@ -273,7 +274,7 @@ dbTest(
       const comparable = (r: { rematch: { durationMs?: number }[] }) => ({
         ...r,
         dryRun: undefined,
-        rematch: r.rematch.map((m) => ({ ...m, durationMs: undefined })),
+        rematch: r.rematch.map((m) => ({ ...m, durationMs: undefined, dryRun: undefined })),
       });
       assert.deepEqual(comparable(done), comparable(report));
       assert.notDeepEqual(await snapshot(db), before);
