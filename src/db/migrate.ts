@@ -5,7 +5,11 @@ import { EMISSION_TYPE_NODES } from "../reference/emission_type_nodes.ts";
 import { listDataEntryTypes, MODULE_TYPES } from "../reference/enums.ts";
 
 /** The migration files, in the order they apply; the number prefix is the schema version. */
-export const MIGRATION_FILES: readonly string[] = ["0001_schema.sql", "0002_jobs.sql"];
+export const MIGRATION_FILES: readonly string[] = [
+  "0001_schema.sql",
+  "0002_jobs.sql",
+  "0003_entries.sql",
+];
 
 /** The schema version this code expects (the number of the last migration). */
 export const SCHEMA_VERSION: number = migrationVersion(MIGRATION_FILES[MIGRATION_FILES.length - 1]);

@@ -22,9 +22,14 @@ export function headcountFactorType(c: Classification): number | undefined {
   return undefined;
 }
 
-function headcount(det: DetName, fteMax: number | undefined): Handler {
+function headcount(
+  det: DetName,
+  fteMax: number | undefined,
+  uniqueInModule?: readonly string[],
+): Handler {
   return {
     det,
+    uniqueInModule,
     link: "fk",
     entrySchema: entryObject({
       name: optionalText(),
@@ -72,6 +77,6 @@ function headcount(det: DetName, fteMax: number | undefined): Handler {
 
 /** Member and student. */
 export const headcountHandlers: readonly Handler[] = [
-  headcount("member", 1),
+  headcount("member", 1, ["user_institutional_id"]),
   headcount("student", undefined),
 ];

@@ -156,6 +156,11 @@ export interface Handler {
   ) => PreComputeResult;
   /** The entry's computations, in emission order; the first one types an override row. */
   readonly computations: (data: EntryData) => readonly Computation[];
+  /**
+   * Text fields whose non-blank values are unique among this det's entries of one module
+   * (enforced at write and by a unique index of the migrations).
+   */
+  readonly uniqueInModule?: readonly string[];
   /** Rollup type added when more than one leaf row is produced. */
   readonly rollupEmissionTypeId?: number;
   /**
