@@ -17,8 +17,8 @@ export function sameRow(a: EmissionRow, b: EmissionRow): boolean {
     sameJson(a.meta, b.meta);
 }
 
-// Equality as JSON would serialise: key order ignored, undefined-valued keys absent.
-function sameJson(a: unknown, b: unknown): boolean {
+/** Equality as JSON would serialise: key order ignored, undefined-valued keys absent. */
+export function sameJson(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
   if (Array.isArray(a) || Array.isArray(b)) {

@@ -1,41 +1,124 @@
-// Writing data entries: create, update and delete, each computing the entry's emissions in the
-// same transaction through the one compute path (spec/rematch.md §3).
-import { computeEntry, type ComputeInputs, validateEntryData } from "../compute/compute_entry.ts";
-import type { EmissionRow } from "../compute/emission_row.ts";
+// Writing data entries: create (or, by source key, update), update and delete. Each write takes
+// the rematch's (det, year) slice locks before reading factors, computes through the one compute
+// path and refreshes the stats of the modules it touched, all in the caller's transaction
+// (spec/rematch.md §2 rules 12 and 15, §3).
+import {
+  computeEntry,
+  type ComputeInputs,
+  OVERRIDE_KEY,
+  validateEntryData,
+} from "../compute/compute_entry.ts";
+import { type EmissionRow, sameJson, sameRow } from "../compute/emission_row.ts";
 import { getHandler } from "../handlers/mod.ts";
 import { EntryComputeError, type EntryData } from "../handlers/types.ts";
 import { type DataEntryType, getDataEntryType } from "../reference/enums.ts";
+import { yearProblem } from "../reference/years.ts";
+import { refreshModuleStats } from "../rematch/pg_store.ts";
 import type { Queryable } from "./connection.ts";
-import { deleteEmissionsOf, type EntryEmissionRow, insertEmissions } from "./emissions.ts";
+import {
+  deleteEmissionsOf,
+  type EntryEmissionRow,
+  insertEmissions,
+  loadEmissionsOf,
+} from "./emissions.ts";
+import { lockSlice } from "./locks.ts";
 import { loadSliceInputs } from "./slice.ts";
+import { jsonStorageProblem, keyTextProblem } from "./storable.ts";
 
-/** An entry to create. */
+/** An entry to create (or, when its source key names an entry of its module, to update). */
 export interface NewEntry {
   readonly unitCode: string;
   readonly year: number;
   readonly det: DataEntryType;
   readonly data: unknown;
+  /**
+   * Idempotency key, unique per carbon report module (trimmed; blank means none). When an entry of
+   * the same module already has this key, that entry is updated (same id, recomputed, companion
+   * kept in step) instead of a new one being created.
+   */
+  readonly sourceKey?: string;
 }
 
 /** A problem with one input entry, by its index in the input list. */
 export interface EntryProblem {
   readonly index: number;
   readonly message: string;
+  /** For a clash (a unique field or a source key): the stored entry holding the value. */
+  readonly conflictingEntryId?: number;
 }
+
+/** What became of one input entry. */
+export type EntryOutcome = "created" | "updated" | "unchanged";
 
 /** What {@linkcode createEntries} did. */
 export interface CreateEntriesResult {
-  /** Ids of the created entries by input index (undefined for rejected inputs). */
+  /** The entry id of each input by index (undefined for rejected inputs). */
   readonly ids: (number | undefined)[];
+  /** What became of each input by index (undefined for rejected inputs). */
+  readonly outcomes: (EntryOutcome | undefined)[];
   readonly created: number;
+  /** Inputs whose source key named an entry that needed a write. */
+  readonly updated: number;
+  /** Inputs whose source key named an entry already exactly so (data and emission rows). */
+  readonly unchanged: number;
   readonly companionsCreated: number;
+  readonly companionsUpdated: number;
+  readonly companionsDeleted: number;
   readonly emissionsInserted: number;
-  /** Inputs rejected by validation: not stored. */
+  /** Emission rows replaced by updates. */
+  readonly emissionsDeleted: number;
+  /** Indexes of the inputs now stored without any emission row (compute errors included). */
+  readonly withoutEmissions: number[];
+  /** Inputs rejected by validation or a clash: not stored. */
   readonly rejected: EntryProblem[];
   /** Stored entries whose compute failed (no emissions until fixed and rematched). */
   readonly computeErrors: EntryProblem[];
   /** Stored entries computed with a note (e.g. room not found). */
   readonly warnings: EntryProblem[];
+  /** Carbon report modules written to; their stats are refreshed unless told otherwise. */
+  readonly moduleIds: number[];
+}
+
+/** Options of the entry writes. */
+export interface EntryWriteOptions {
+  /**
+   * Refresh the stats of the modules written to, in the same transaction. A caller writing many
+   * batches in one transaction may refresh once at the end instead.
+   * @default true
+   */
+  readonly refreshStats?: boolean;
+}
+
+/** A (det, year) slice an entry write touches. */
+export interface SliceRef {
+  readonly dataEntryTypeId: number;
+  readonly year: number;
+}
+
+/**
+ * Takes the rematch's transaction-scoped lock of every slice, in ascending det id (then year)
+ * order, so that writers and rematches never wait on each other crosswise. Locks already held by
+ * the transaction are taken again at no cost.
+ */
+export async function lockSlices(tx: Queryable, slices: Iterable<SliceRef>): Promise<void> {
+  const unique = new Map<string, SliceRef>();
+  for (const s of slices) unique.set(`${s.dataEntryTypeId}:${s.year}`, s);
+  const ordered = [...unique.values()].sort((a, b) =>
+    a.dataEntryTypeId - b.dataEntryTypeId || a.year - b.year
+  );
+  for (const s of ordered) {
+    await lockSlice(tx, s.dataEntryTypeId, s.year, {
+      detName: getDataEntryType(s.dataEntryTypeId).name,
+    });
+  }
+}
+
+/** The slices an entry of `det` touches: its own and its companion's. */
+export function slicesOf(det: DataEntryType, year: number): SliceRef[] {
+  const companion = getHandler(det).companion;
+  const slices = [{ dataEntryTypeId: det.id, year }];
+  if (companion) slices.push({ dataEntryTypeId: getDataEntryType(companion.det).id, year });
+  return slices;
 }
 
 /** Units, reports and modules created on demand; returns module ids by `unit\0year\0module`. */
@@ -77,27 +160,11 @@ export async function ensureModules(
   return result;
 }
 
-// A jsonb parameter: postgres.js serialises it once (a pre-stringified value would be stored as a
-// JSON string).
-function jsonb(tx: Queryable, value: EntryData) {
-  return tx.json(value as Parameters<Queryable["json"]>[0]);
-}
-
 async function allocateEntryIds(tx: Queryable, count: number): Promise<number[]> {
   if (count === 0) return [];
   const rows = await tx<{ id: number }[]>`
     select nextval(pg_get_serial_sequence('data_entries', 'id')) as id from generate_series(1, ${count})`;
   return rows.map((r) => r.id);
-}
-
-interface PendingEntry {
-  index: number;
-  id: number;
-  moduleId: number;
-  det: DataEntryType;
-  year: number;
-  data: EntryData;
-  companionOf?: number;
 }
 
 /** Slice inputs cached per (det, year) for one write. */
@@ -114,70 +181,272 @@ function sliceInputCache(tx: Queryable) {
   };
 }
 
-/**
- * Creates entries in bulk (a few statements per call, not per entry): validates and
- * normalises each, creates units/reports/modules on demand, resolves JSON links, computes and
- * stores emission rows, and creates companion entries. Invalid inputs are rejected and listed.
- */
-export async function createEntries(
+// ---- validation -----------------------------------------------------------------------------
+
+// The override is a number the schemas do not declare: a numeric text (a CSV cell) becomes the
+// number, a blank or null one means no override (spec/domain.md §5).
+function normaliseOverride(data: unknown): unknown {
+  if (data === null || typeof data !== "object" || Array.isArray(data)) return data;
+  const record = data as Record<string, unknown>;
+  if (!(OVERRIDE_KEY in record)) return data;
+  const value = record[OVERRIDE_KEY];
+  const copy = { ...record };
+  if (value === null || (typeof value === "string" && value.trim() === "")) {
+    delete copy[OVERRIDE_KEY];
+  } else if (typeof value === "string" && Number.isFinite(Number(value.trim()))) {
+    copy[OVERRIDE_KEY] = Number(value.trim());
+  }
+  return copy;
+}
+
+/** Validates and normalises entry data for storage; throws EntryComputeError naming the field. */
+function validateForStorage(det: DataEntryType, raw: unknown): EntryData {
+  const data = validateEntryData(getHandler(det), normaliseOverride(raw));
+  const override = data[OVERRIDE_KEY];
+  if (override !== undefined && (typeof override !== "number" || !Number.isFinite(override))) {
+    throw new EntryComputeError(
+      `${OVERRIDE_KEY}: expected a number of kg CO2-eq, got ${JSON.stringify(override)}`,
+    );
+  }
+  const problem = jsonStorageProblem(data);
+  if (problem) throw new EntryComputeError(problem);
+  return data;
+}
+
+/** Why an input's envelope cannot be stored, or undefined. */
+function envelopeProblem(input: NewEntry): string | undefined {
+  const year = yearProblem(input.year);
+  if (year) return `year: ${year}`;
+  if (input.unitCode.trim() === "") return "unit: must not be empty";
+  const unit = keyTextProblem(input.unitCode);
+  if (unit) return `unit: ${unit}`;
+  const key = input.sourceKey?.trim();
+  const keyProblem = key ? keyTextProblem(key) : undefined;
+  return keyProblem && `source_key: ${keyProblem}`;
+}
+
+// ---- the shared write path ------------------------------------------------------------------
+
+/** One entry to write: an input, a companion, or an existing entry being updated. */
+interface Pending {
+  /** Index of the input it comes from (a companion carries its parent's). */
+  readonly index: number;
+  id: number;
+  readonly moduleId: number;
+  readonly det: DataEntryType;
+  readonly year: number;
+  data: EntryData;
+  readonly sourceKey?: string;
+  /** The stored data when this is an update of an existing entry. */
+  stored?: EntryData;
+  readonly companionOf?: number;
+  rows: readonly EmissionRow[];
+}
+
+/** A validated input ready to be placed: in a module, new or targeting an existing entry. */
+interface Placed {
+  readonly index: number;
+  readonly det: DataEntryType;
+  readonly year: number;
+  readonly moduleId: number;
+  readonly data: EntryData;
+  readonly sourceKey?: string;
+  /** The existing entry this input updates. */
+  readonly target?: { id: number; data: EntryData };
+}
+
+interface WritePlan {
+  readonly placed: Placed[];
+  readonly rejected: EntryProblem[];
+  readonly inputCount: number;
+  /** Throw the first compute error instead of storing the entry without emissions. */
+  readonly failOnComputeError: boolean;
+  readonly refreshStats: boolean;
+}
+
+interface WriteOutcome extends CreateEntriesResult {
+  readonly pending: readonly Pending[];
+}
+
+/** A placed input with its entry id (allocated for a new entry). */
+type Identified = Placed & { readonly id: number };
+
+/** Rejects inputs whose unique field value is held by another entry of their module. */
+async function checkUniqueFields(
   tx: Queryable,
-  inputs: readonly NewEntry[],
-): Promise<CreateEntriesResult> {
-  const rejected: EntryProblem[] = [];
-  const valid: { index: number; input: NewEntry; data: EntryData }[] = [];
-  inputs.forEach((input, index) => {
-    try {
-      valid.push({ index, input, data: validateEntryData(getHandler(input.det), input.data) });
-    } catch (error) {
-      rejected.push({ index, message: (error as Error).message });
+  placed: Identified[],
+  rejected: EntryProblem[],
+): Promise<Identified[]> {
+  const checks = new Map<string, { det: DataEntryType; field: string }>();
+  for (const p of placed) {
+    for (const field of getHandler(p.det).uniqueInModule ?? []) {
+      checks.set(`${p.det.id}:${field}`, { det: p.det, field });
     }
-  });
+  }
+  if (checks.size === 0) return placed;
+  const valueOf = (data: EntryData | undefined, field: string) => {
+    const value = data?.[field];
+    return typeof value === "string" && value !== "" ? value : undefined;
+  };
+  const refused = new Set<number>();
+  for (const { det, field } of checks.values()) {
+    const mine = placed.filter((p) => p.det.id === det.id);
+    const values = [...new Set(mine.flatMap((p) => valueOf(p.data, field) ?? []))];
+    if (values.length === 0) continue;
+    const updating = mine.flatMap((p) => (p.target ? [p.target.id] : []));
+    // Who holds each (module, value) now: stored entries, then each input in order (an update
+    // first gives up its stored value), as if the inputs were written one by one.
+    const holder = new Map<string, number>();
+    const key = (moduleId: number, value: string) => `${moduleId}\u0000${value}`;
+    const stored = await tx<{ id: number; module_id: number; value: string }[]>`
+      select id, carbon_report_module_id as module_id, data->>${field} as value from data_entries
+      where data_entry_type_id = ${det.id}
+        and carbon_report_module_id = any(${[...new Set(mine.map((p) => p.moduleId))]}::bigint[])
+        and data->>${field} = any(${values}::text[]) and id <> all(${updating}::bigint[])`;
+    for (const r of stored) holder.set(key(r.module_id, r.value), r.id);
+    for (const p of mine) {
+      const old = valueOf(p.target?.data, field);
+      if (old !== undefined) holder.set(key(p.moduleId, old), p.id);
+    }
+    for (const p of mine) {
+      const value = valueOf(p.data, field);
+      if (value === undefined) {
+        const old = valueOf(p.target?.data, field);
+        if (old !== undefined) holder.delete(key(p.moduleId, old));
+        continue;
+      }
+      const held = holder.get(key(p.moduleId, value));
+      if (held !== undefined && held !== p.id) {
+        refused.add(p.index);
+        rejected.push({
+          index: p.index,
+          message: `${field}: ${
+            JSON.stringify(value)
+          } is already used in this module by entry ${held} (it must be unique per module)`,
+          conflictingEntryId: held,
+        });
+        continue;
+      }
+      const old = valueOf(p.target?.data, field);
+      if (old !== undefined && old !== value) holder.delete(key(p.moduleId, old));
+      holder.set(key(p.moduleId, value), p.id);
+    }
+  }
+  return placed.filter((p) => !refused.has(p.index));
+}
 
-  const companions = valid.flatMap((v) => {
-    const companion = getHandler(v.input.det).companion;
-    const data = companion?.derive(v.data);
-    return companion && data ? [{ ...v, det: getDataEntryType(companion.det), data }] : [];
+/** Entries of `det` in these modules pointing back to one of these parents, by parent id. */
+async function loadCompanions(
+  tx: Queryable,
+  det: DataEntryType,
+  moduleIds: readonly number[],
+  parentIds: readonly number[],
+): Promise<Map<number, { id: number; data: EntryData }[]>> {
+  const byParent = new Map<number, { id: number; data: EntryData }[]>();
+  if (parentIds.length === 0) return byParent;
+  const rows = await tx<{ id: number; parent: string; data: EntryData }[]>`
+    select id, data->>'data_entry_id' as parent, data from data_entries
+    where data_entry_type_id = ${det.id}
+      and carbon_report_module_id = any(${[...new Set(moduleIds)]}::bigint[])
+      and data->>'data_entry_id' = any(${parentIds.map(String)}::text[])
+    order by id`;
+  for (const r of rows) {
+    const parent = Number(r.parent);
+    byParent.set(parent, [...(byParent.get(parent) ?? []), { id: r.id, data: r.data }]);
+  }
+  return byParent;
+}
+
+function sameRows(stored: readonly EmissionRow[], computed: readonly EmissionRow[]): boolean {
+  if (stored.length !== computed.length) return false;
+  const left = [...stored];
+  return computed.every((row) => {
+    const at = left.findIndex((old) => sameRow(old, row));
+    if (at < 0) return false;
+    left.splice(at, 1);
+    return true;
   });
-  const modules = await ensureModules(
+}
+
+/**
+ * The write path shared by create and update: unique fields, companions, compute, the writes
+ * (only of what changed) and the module stats. The caller has validated the inputs, taken the
+ * slice locks and placed each input in its module.
+ */
+async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome> {
+  const rejected = [...plan.rejected];
+  // New entries get their ids first so that a clash can name the entry it clashes with.
+  const freshIds = await allocateEntryIds(tx, plan.placed.filter((p) => !p.target).length);
+  let nextFresh = 0;
+  const placed = await checkUniqueFields(
     tx,
-    [...valid.map((v) => v.input), ...companions.map((c) => ({ ...c.input, det: c.det }))].map((
-      e,
-    ) => ({
-      unitCode: e.unitCode,
-      year: e.year,
-      moduleTypeId: e.det.moduleTypeId,
-    })),
+    plan.placed.map((p) => ({ ...p, id: p.target?.id ?? freshIds[nextFresh++] })),
+    rejected,
   );
-  const moduleOf = (e: { unitCode: string; year: number }, det: DataEntryType) =>
-    modules.get(`${e.unitCode}\u0000${e.year}\u0000${det.moduleTypeId}`)!;
-
-  const ids = await allocateEntryIds(tx, valid.length + companions.length);
-  const pending: PendingEntry[] = valid.map((v, i) => ({
-    index: v.index,
-    id: ids[i],
-    moduleId: moduleOf(v.input, v.input.det),
-    det: v.input.det,
-    year: v.input.year,
-    data: v.data,
+  const pending: Pending[] = placed.map((p) => ({
+    index: p.index,
+    id: p.id,
+    moduleId: p.moduleId,
+    det: p.det,
+    year: p.year,
+    data: p.data,
+    sourceKey: p.sourceKey,
+    stored: p.target?.data,
+    rows: [],
   }));
-  const parentId = new Map(pending.map((p) => [p.index, p.id]));
-  companions.forEach((c, i) => {
-    const id = ids[valid.length + i];
-    pending.push({
-      index: c.index,
-      id,
-      moduleId: moduleOf(c.input, c.det),
-      det: c.det,
-      year: c.input.year,
-      data: { ...c.data, data_entry_id: parentId.get(c.index) },
-      companionOf: parentId.get(c.index),
-    });
-  });
+
+  // Companions: derived from the parent's validated data; an updated parent's existing companion
+  // is updated (extra ones deleted), created when missing, deleted when no longer derived.
+  const companionDeletes: { id: number; moduleId: number }[] = [];
+  const newCompanions: Omit<Pending, "id">[] = [];
+  const updatedCompanions: Pending[] = [];
+  const byCompanionDet = new Map<number, Pending[]>();
+  for (const parent of pending) {
+    const companion = getHandler(parent.det).companion;
+    if (!companion) continue;
+    const det = getDataEntryType(companion.det);
+    byCompanionDet.set(det.id, [...(byCompanionDet.get(det.id) ?? []), parent]);
+  }
+  for (const [detId, parents] of byCompanionDet) {
+    const det = getDataEntryType(detId);
+    const updatedParents = parents.filter((p) => p.stored);
+    const existing = await loadCompanions(
+      tx,
+      det,
+      updatedParents.map((p) => p.moduleId),
+      updatedParents.map((p) => p.id),
+    );
+    for (const parent of parents) {
+      const derived = getHandler(parent.det).companion!.derive(parent.data);
+      const [current, ...extra] = existing.get(parent.id) ?? [];
+      companionDeletes.push(...extra.map((c) => ({ id: c.id, moduleId: parent.moduleId })));
+      const base = {
+        index: parent.index,
+        moduleId: parent.moduleId,
+        det,
+        year: parent.year,
+        companionOf: parent.id,
+        rows: [],
+      };
+      if (!derived) {
+        if (current) companionDeletes.push({ id: current.id, moduleId: parent.moduleId });
+      } else if (current) {
+        const data = { ...derived, data_entry_id: parent.id };
+        updatedCompanions.push({ ...base, id: current.id, data, stored: current.data });
+      } else {
+        newCompanions.push({ ...base, data: { ...derived, data_entry_id: parent.id } });
+      }
+    }
+  }
+  const companionIds = await allocateEntryIds(tx, newCompanions.length);
+  pending.push(
+    ...newCompanions.map((c, i) => ({ ...c, id: companionIds[i] })),
+    ...updatedCompanions,
+  );
 
   const inputsFor = sliceInputCache(tx);
   const computeErrors: EntryProblem[] = [];
   const warnings: EntryProblem[] = [];
-  const emissionRows: EntryEmissionRow[] = [];
   for (const entry of pending) {
     try {
       const computed = computeEntry(
@@ -186,38 +455,218 @@ export async function createEntries(
         await inputsFor(entry.det, entry.year),
       );
       entry.data = computed.data;
-      for (const row of computed.rows) emissionRows.push({ dataEntryId: entry.id, row });
+      entry.rows = computed.rows;
       for (const warning of computed.warnings) {
         warnings.push({ index: entry.index, message: warning });
       }
     } catch (error) {
-      if (!(error instanceof EntryComputeError)) throw error;
+      if (!(error instanceof EntryComputeError) || plan.failOnComputeError) throw error;
       computeErrors.push({ index: entry.index, message: error.message });
     }
   }
 
-  if (pending.length) {
+  const updates = pending.filter((p) => p.stored);
+  const storedRows = await loadEmissionsOf(tx, updates.map((p) => p.id));
+  const unchangedIds = new Set(
+    updates.filter((p) =>
+      sameJson(p.stored, p.data) && sameRows(storedRows.get(p.id) ?? [], p.rows)
+    ).map((p) => p.id),
+  );
+  const inserts = pending.filter((p) => !p.stored);
+  const changed = updates.filter((p) => !unchangedIds.has(p.id));
+
+  if (inserts.length) {
     await tx`
-      insert into data_entries (id, carbon_report_module_id, data_entry_type_id, data)
-      select i, m, d, j::jsonb from unnest(
-        ${pending.map((p) => p.id)}::bigint[],
-        ${pending.map((p) => p.moduleId)}::bigint[],
-        ${pending.map((p) => p.det.id)}::int[],
-        ${pending.map((p) => JSON.stringify(p.data))}::text[]
-      ) as u(i, m, d, j)`;
+      insert into data_entries (id, carbon_report_module_id, data_entry_type_id, data, source_key)
+      select i, m, d, j::jsonb, k from unnest(
+        ${inserts.map((p) => p.id)}::bigint[],
+        ${inserts.map((p) => p.moduleId)}::bigint[],
+        ${inserts.map((p) => p.det.id)}::int[],
+        ${inserts.map((p) => JSON.stringify(p.data))}::text[],
+        ${inserts.map((p) => p.sourceKey ?? null)}::text[]
+      ) as u(i, m, d, j, k)`;
   }
+  if (changed.length) {
+    await tx`
+      update data_entries e set data = u.j::jsonb, updated_at = now()
+      from unnest(${changed.map((p) => p.id)}::bigint[],
+        ${changed.map((p) => JSON.stringify(p.data))}::text[]) as u(i, j)
+      where e.id = u.i`;
+  }
+  const companionsDeleted = companionDeletes.length
+    ? (await tx`delete from data_entries where id = any(${
+      companionDeletes.map((c) => c.id)
+    }::bigint[])`).count
+    : 0;
+  const emissionsDeleted = await deleteEmissionsOf(tx, changed.map((p) => p.id));
+  const emissionRows: EntryEmissionRow[] = [...inserts, ...changed].flatMap((p) =>
+    p.rows.map((row) => ({ dataEntryId: p.id, row }))
+  );
   const emissionsInserted = await insertEmissions(tx, emissionRows);
-  const idsByIndex: (number | undefined)[] = inputs.map(() => undefined);
-  for (const p of pending) if (p.companionOf === undefined) idsByIndex[p.index] = p.id;
+
+  const moduleIds = [
+    ...new Set([...inserts, ...changed, ...companionDeletes].map((p) => p.moduleId)),
+  ].sort((a, b) => a - b);
+  if (plan.refreshStats) await refreshModuleStats(tx, moduleIds);
+
+  const ids: (number | undefined)[] = Array.from({ length: plan.inputCount }, () => undefined);
+  const outcomes: (EntryOutcome | undefined)[] = ids.map(() => undefined);
+  const withoutEmissions: number[] = [];
+  const parents = pending.filter((p) => p.companionOf === undefined);
+  for (const p of parents) {
+    ids[p.index] = p.id;
+    outcomes[p.index] = !p.stored ? "created" : unchangedIds.has(p.id) ? "unchanged" : "updated";
+    if (p.rows.length === 0) withoutEmissions.push(p.index);
+  }
+  const companions = pending.filter((p) => p.companionOf !== undefined);
+  const count = (list: readonly Pending[], test: (p: Pending) => boolean) =>
+    list.filter(test).length;
   return {
-    ids: idsByIndex,
-    created: valid.length,
-    companionsCreated: companions.length,
+    ids,
+    outcomes,
+    created: count(parents, (p) => !p.stored),
+    updated: count(parents, (p) => Boolean(p.stored) && !unchangedIds.has(p.id)),
+    unchanged: count(parents, (p) => unchangedIds.has(p.id)),
+    companionsCreated: count(companions, (p) => !p.stored),
+    companionsUpdated: count(companions, (p) => Boolean(p.stored) && !unchangedIds.has(p.id)),
+    companionsDeleted,
     emissionsInserted,
-    rejected,
+    emissionsDeleted,
+    withoutEmissions: withoutEmissions.sort((a, b) => a - b),
+    rejected: rejected.sort((a, b) => a.index - b.index),
     computeErrors,
     warnings,
+    moduleIds,
+    pending,
   };
+}
+
+// ---- the public writes ----------------------------------------------------------------------
+
+/**
+ * Creates entries in bulk (a few statements per call, not per entry): validates and normalises
+ * each (year, unit, source key, schema, what jsonb can store), takes the slice locks, creates
+ * units/reports/modules on demand, resolves JSON links, computes and stores emission rows,
+ * creates companion entries and refreshes module stats. An input whose source key names an entry
+ * of its module updates that entry instead (or leaves it untouched when it is already so).
+ * Invalid inputs are rejected and listed; entries whose compute fails are stored without
+ * emissions and listed.
+ *
+ * @example
+ * ```ts ignore
+ * import { createEntries } from "./entries.ts";
+ * import { getDataEntryType } from "../reference/enums.ts";
+ * const result = await db.sql.begin((tx) =>
+ *   createEntries(tx, [{
+ *     unitCode: "U1", year: 2025, det: getDataEntryType("it"), sourceKey: "laptop-17",
+ *     data: { name: "laptop", equipment_class: "Laptop" },
+ *   }])
+ * );
+ * ```
+ */
+export async function createEntries(
+  tx: Queryable,
+  inputs: readonly NewEntry[],
+  options: EntryWriteOptions = {},
+): Promise<CreateEntriesResult> {
+  const rejected: EntryProblem[] = [];
+  const valid: { index: number; input: NewEntry; data: EntryData; sourceKey?: string }[] = [];
+  inputs.forEach((input, index) => {
+    const problem = envelopeProblem(input);
+    if (problem) return rejected.push({ index, message: problem });
+    try {
+      const sourceKey = input.sourceKey?.trim() || undefined;
+      valid.push({ index, input, data: validateForStorage(input.det, input.data), sourceKey });
+    } catch (error) {
+      if (!(error instanceof EntryComputeError)) throw error;
+      rejected.push({ index, message: error.message });
+    }
+  });
+
+  await lockSlices(tx, valid.flatMap((v) => slicesOf(v.input.det, v.input.year)));
+  const modules = await ensureModules(
+    tx,
+    valid.map(({ input }) => ({
+      unitCode: input.unitCode,
+      year: input.year,
+      moduleTypeId: input.det.moduleTypeId,
+    })),
+  );
+  const placed = await placeByKey(
+    tx,
+    valid.map((v) => ({
+      index: v.index,
+      det: v.input.det,
+      year: v.input.year,
+      moduleId: modules.get(
+        `${v.input.unitCode}\u0000${v.input.year}\u0000${v.input.det.moduleTypeId}`,
+      )!,
+      data: v.data,
+      sourceKey: v.sourceKey,
+    })),
+    rejected,
+  );
+  const { pending: _, ...result } = await writePlaced(tx, {
+    placed,
+    rejected,
+    inputCount: inputs.length,
+    failOnComputeError: false,
+    refreshStats: options.refreshStats ?? true,
+  });
+  return result;
+}
+
+/** Points each keyed input at the entry of its module holding that key, if any. */
+async function placeByKey(
+  tx: Queryable,
+  placed: Placed[],
+  rejected: EntryProblem[],
+): Promise<Placed[]> {
+  const keyed = placed.filter((p) => p.sourceKey !== undefined);
+  if (keyed.length === 0) return placed;
+  const key = (moduleId: number, sourceKey: string) => `${moduleId}\u0000${sourceKey}`;
+  const rows = await tx<
+    { id: number; module_id: number; det: number; key: string; data: EntryData }[]
+  >`
+    select e.id, e.carbon_report_module_id as module_id, e.data_entry_type_id as det,
+      e.source_key as key, e.data
+    from data_entries e join unnest(${keyed.map((p) => p.moduleId)}::bigint[],
+      ${keyed.map((p) => p.sourceKey!)}::text[]) as k(m, s)
+      on e.carbon_report_module_id = k.m and e.source_key = k.s`;
+  const existing = new Map(rows.map((r) => [key(r.module_id, r.key), r]));
+  const firstUse = new Map<string, number>();
+  const result: Placed[] = [];
+  for (const p of placed) {
+    if (p.sourceKey === undefined) {
+      result.push(p);
+      continue;
+    }
+    const k = key(p.moduleId, p.sourceKey);
+    const earlier = firstUse.get(k);
+    if (earlier !== undefined) {
+      rejected.push({
+        index: p.index,
+        message: `source_key: ${
+          JSON.stringify(p.sourceKey)
+        } is also the key of input ${earlier} of this write (one entry per key and module)`,
+      });
+      continue;
+    }
+    firstUse.set(k, p.index);
+    const found = existing.get(k);
+    if (found && found.det !== p.det.id) {
+      rejected.push({
+        index: p.index,
+        message: `source_key: ${JSON.stringify(p.sourceKey)} already names entry ${found.id}, a ${
+          getDataEntryType(found.det).name
+        } entry of this module (this one is ${p.det.name})`,
+        conflictingEntryId: found.id,
+      });
+      continue;
+    }
+    result.push(found ? { ...p, target: { id: found.id, data: found.data } } : p);
+  }
+  return result;
 }
 
 interface StoredEntry {
@@ -226,13 +675,22 @@ interface StoredEntry {
   det: DataEntryType;
   year: number;
   data: EntryData;
+  sourceKey: string | null;
 }
 
 async function loadEntry(tx: Queryable, id: number): Promise<StoredEntry> {
   const [row] = await tx<
-    { id: number; module_id: number; det: number; year: number; data: EntryData }[]
+    {
+      id: number;
+      module_id: number;
+      det: number;
+      year: number;
+      data: EntryData;
+      source_key: string | null;
+    }[]
   >`
-    select e.id, e.carbon_report_module_id as module_id, e.data_entry_type_id as det, r.year, e.data
+    select e.id, e.carbon_report_module_id as module_id, e.data_entry_type_id as det, r.year,
+      e.data, e.source_key
     from data_entries e join carbon_report_modules m on m.id = e.carbon_report_module_id
       join carbon_reports r on r.id = m.carbon_report_id
     where e.id = ${id}`;
@@ -243,81 +701,70 @@ async function loadEntry(tx: Queryable, id: number): Promise<StoredEntry> {
     det: getDataEntryType(row.det),
     year: row.year,
     data: row.data,
+    sourceKey: row.source_key,
   };
 }
 
-async function companionIds(
-  tx: Queryable,
-  parent: StoredEntry,
-  det: DataEntryType,
-): Promise<number[]> {
-  const rows = await tx<{ id: number }[]>`
-    select id from data_entries
-    where carbon_report_module_id = ${parent.moduleId} and data_entry_type_id = ${det.id}
-      and data->>'data_entry_id' = ${String(parent.id)}
-    order by id`;
-  return rows.map((r) => r.id);
-}
-
-/** Validates and computes `data` for an existing entry; throws before writing on any error. */
-async function storeComputed(
-  tx: Queryable,
-  id: number,
-  det: DataEntryType,
-  year: number,
-  data: unknown,
-): Promise<{ data: EntryData; rows: readonly EmissionRow[]; warnings: readonly string[] }> {
-  const computed = computeEntry(
-    getHandler(det),
-    data,
-    await loadSliceInputs(tx, getHandler(det), det.id, year),
-  );
-  await tx`update data_entries set data = ${jsonb(tx, computed.data)}, updated_at = now()
-    where id = ${id}`;
-  await deleteEmissionsOf(tx, [id]);
-  await insertEmissions(tx, computed.rows.map((row) => ({ dataEntryId: id, row })));
-  return computed;
+// An entry's det and year never change: they are read before the lock, its data after it.
+async function loadLockedEntry(tx: Queryable, id: number): Promise<StoredEntry> {
+  const first = await loadEntry(tx, id);
+  await lockSlices(tx, slicesOf(first.det, first.year));
+  return await loadEntry(tx, id);
 }
 
 /**
- * Replaces an entry's data and recomputes its emissions; keeps its companion in step. A
- * validation or compute error throws EntryComputeError and writes nothing (call inside a
- * transaction so the companion's write rolls back too).
+ * Replaces an entry's data and recomputes its emissions under its slice lock; keeps its companion
+ * in step and refreshes its module's stats. A validation error, a clash of a unique field or a
+ * compute error throws EntryComputeError and writes nothing (call inside a transaction so the
+ * companion's write rolls back too).
  */
 export async function updateEntry(
   tx: Queryable,
   id: number,
   data: unknown,
+  options: EntryWriteOptions = {},
 ): Promise<{ data: EntryData; rows: readonly EmissionRow[]; warnings: readonly string[] }> {
-  const entry = await loadEntry(tx, id);
-  const result = await storeComputed(tx, id, entry.det, entry.year, data);
+  const entry = await loadLockedEntry(tx, id);
+  const validated = validateForStorage(entry.det, data);
+  const rejected: EntryProblem[] = [];
+  const outcome = await writePlaced(tx, {
+    placed: [{
+      index: 0,
+      det: entry.det,
+      year: entry.year,
+      moduleId: entry.moduleId,
+      data: validated,
+      sourceKey: entry.sourceKey ?? undefined,
+      target: { id: entry.id, data: entry.data },
+    }],
+    rejected,
+    inputCount: 1,
+    failOnComputeError: true,
+    refreshStats: options.refreshStats ?? true,
+  });
+  if (outcome.rejected.length) throw new EntryComputeError(outcome.rejected[0].message);
+  const self = outcome.pending.find((p) => p.id === id)!;
+  return {
+    data: self.data,
+    rows: self.rows,
+    warnings: outcome.warnings.map((w) => w.message),
+  };
+}
+
+/** Deletes an entry (its emissions cascade) and its companion, under their slice locks. */
+export async function deleteEntry(
+  tx: Queryable,
+  id: number,
+  options: EntryWriteOptions = {},
+): Promise<void> {
+  const entry = await loadLockedEntry(tx, id);
   const companion = getHandler(entry.det).companion;
   if (companion) {
     const det = getDataEntryType(companion.det);
-    const existing = await companionIds(tx, entry, det);
-    const derived = companion.derive(result.data);
-    if (!derived) {
-      if (existing.length) await tx`delete from data_entries where id = any(${existing}::bigint[])`;
-    } else if (existing.length) {
-      await storeComputed(tx, existing[0], det, entry.year, { ...derived, data_entry_id: id });
-    } else {
-      const [companionId] = await allocateEntryIds(tx, 1);
-      const companionData = { ...derived, data_entry_id: id };
-      await tx`insert into data_entries (id, carbon_report_module_id, data_entry_type_id, data)
-        values (${companionId}, ${entry.moduleId}, ${det.id}, ${jsonb(tx, companionData)})`;
-      await storeComputed(tx, companionId, det, entry.year, companionData);
-    }
-  }
-  return result;
-}
-
-/** Deletes an entry (its emissions cascade) and its companion. */
-export async function deleteEntry(tx: Queryable, id: number): Promise<void> {
-  const entry = await loadEntry(tx, id);
-  const companion = getHandler(entry.det).companion;
-  if (companion) {
-    const existing = await companionIds(tx, entry, getDataEntryType(companion.det));
-    if (existing.length) await tx`delete from data_entries where id = any(${existing}::bigint[])`;
+    const existing = await loadCompanions(tx, det, [entry.moduleId], [entry.id]);
+    const ids = (existing.get(entry.id) ?? []).map((c) => c.id);
+    if (ids.length) await tx`delete from data_entries where id = any(${ids}::bigint[])`;
   }
   await tx`delete from data_entries where id = ${id}`;
+  if (options.refreshStats ?? true) await refreshModuleStats(tx, [entry.moduleId]);
 }
