@@ -4,10 +4,18 @@ import { z } from "zod";
 import { defineCommand, EXIT } from "./command.ts";
 import { describeIssues } from "../compute/compute_entry.ts";
 import type { Database, Queryable } from "../db/connection.ts";
-import { createEntries, type NewEntry } from "../db/entries.ts";
+import {
+  createEntries,
+  lockSlices,
+  type NewEntry,
+  type SliceRef,
+  slicesOf,
+} from "../db/entries.ts";
+import { refreshModuleStats } from "../rematch/pg_store.ts";
 import { type CsvTable, FileError, readCsvFile, requireColumns } from "../imports/csv.ts";
 import { checkImportFile, openImportFile } from "../imports/file.ts";
 import { type DataEntryType, findDataEntryType } from "../reference/enums.ts";
+import { MAX_YEAR, MIN_YEAR, yearProblem } from "../reference/years.ts";
 
 /** How an entries file is read. */
 export type EntriesFileFormat = "jsonl" | "csv";
@@ -24,13 +32,13 @@ export interface EntriesImportArgs {
   readonly batchSize?: number;
 }
 
-/** A problem with one line (JSON lines) or data row (CSV, header not counted). */
+/** A problem with one entry of the file, by the file line it starts on. */
 export interface EntryLineProblem {
-  readonly line?: number;
-  readonly row?: number;
-  /** True for an entry stored without emissions (its compute failed). */
+  /** The file line (1-based; for CSV the line the record starts on, header counted). */
+  readonly line: number;
+  /** True when the line's entry is stored (without emissions when this is an error). */
   readonly stored: boolean;
-  /** Starts with `line N:` or `row N:`, then the field and what is wrong. */
+  /** Starts with `line N:`, then the field and what is wrong. */
   readonly message: string;
 }
 
@@ -42,13 +50,24 @@ export interface EntriesImportResult {
   readonly written: boolean;
   /** Non-blank JSON lines, or CSV data rows. */
   readonly linesRead: number;
+  /** Entries created (lines without a source key, or whose key is new in its module). */
   readonly created: number;
+  /** Entries whose source key named a stored entry that this import changed. */
+  readonly updated: number;
+  /** Entries whose source key named a stored entry already exactly so: nothing written. */
+  readonly unchanged: number;
   readonly companionsCreated: number;
+  readonly companionsUpdated: number;
+  readonly companionsDeleted: number;
   readonly emissionsInserted: number;
-  /** Lines not stored: malformed, unknown det, or rejected by the det's schema. */
+  /** Emission rows of updated entries that were replaced. */
+  readonly emissionsDeleted: number;
+  /** Lines not stored: malformed, unknown det, rejected by the det's schema, or a clash. */
   readonly rejectedCount: number;
-  /** Lines stored without emissions: their compute failed. */
+  /** Lines stored without emissions because their compute failed. */
   readonly computeErrorsCount: number;
+  /** Lines whose entry is stored without any emission row, whatever the reason. */
+  readonly withoutEmissionsCount: number;
   /** The first {@linkcode MAX_LISTED_PROBLEMS} rejections and compute errors, in line order. */
   readonly errors: readonly EntryLineProblem[];
   readonly errorsCount: number;
@@ -60,6 +79,9 @@ export interface EntriesImportResult {
 /** At most this many errors and warnings are listed; the counts count them all. */
 export const MAX_LISTED_PROBLEMS = 100;
 
+/** A JSON line longer than this (in characters) is refused unread: no entry holds that much. */
+export const MAX_LINE_LENGTH = 4 * 1024 * 1024;
+
 const USAGE =
   `Usage: deno task entries import FILE [--det D] [--strict] [--json] [--database-url URL]
 
@@ -67,10 +89,15 @@ Imports data entries, computing their emissions, in one transaction. Units, repo
 are created on demand.
 
 FILE ending in .jsonl, .ndjson or .json: JSON lines, one entry per line:
-  {"unit": "U1", "year": 2025, "data_entry_type": "plane", "data": {"origin_iata": "GVA", ...}}
+  {"unit": "U1", "year": 2025, "data_entry_type": "plane", "source_key": "trip-17",
+   "data": {"origin_iata": "GVA", ...}}
   data_entry_type is a name or id; lines without one take --det.
-FILE ending in .csv: one data entry type, given by --det; columns unit and year, and one column
-  per data field (blank cells are left out).
+FILE ending in .csv: one data entry type, given by --det; columns unit and year, optionally
+  source_key (or id), and one column per data field (blank cells are left out).
+
+source_key (or id) is optional and unique per unit, year and module: a line whose key already
+names an entry updates that entry (same id, emissions recomputed) instead of adding one, so a
+file with keys can be imported again safely. Lines without a key always create entries.
 
   --det D    the data entry type (name such as plane, or its id)
   --strict   any bad line rejects the import: nothing is written
@@ -131,26 +158,43 @@ interface SourceLine {
   readonly error?: string;
 }
 
-const trimmed = (v: unknown) => (typeof v === "string" ? v.trim() : v);
-const numericText = (v: unknown) => typeof v === "string" && /^\s*\d+\s*$/.test(v) ? Number(v) : v;
+/** An entries file's lines, readable more than once (a first pass finds the slices to lock). */
+type Source = () => AsyncIterable<SourceLine>;
 
-const YEAR_EXPECTED = "expected a year such as 2025 (1900..2200)";
+const trimmed = (v: unknown) => (typeof v === "string" ? v.trim() : v);
+
+const YEAR_RANGE = `a year between ${MIN_YEAR} and ${MAX_YEAR}`;
+
+const yearSchema = z.unknown().transform((value, ctx): number => {
+  const year = typeof value === "string" && /^\s*-?\d+\s*$/.test(value) ? Number(value) : value;
+  const problem = year === undefined || year === null || year === ""
+    ? `is required (${YEAR_RANGE})`
+    : typeof year === "number"
+    ? yearProblem(year)
+    : `expected ${YEAR_RANGE}, got ${JSON.stringify(value)}`;
+  if (problem) {
+    ctx.addIssue({ code: "custom", message: problem });
+    return z.NEVER;
+  }
+  return year as number;
+});
+
+// A key is a text or an integer (a numeric `id` column of another system); blank means none.
+const keySchema = z.union([z.string(), z.number().int()], {
+  error: "expected a text or an integer",
+}).optional();
 
 const envelopeSchema = z.object({
   unit: z.preprocess(
     trimmed,
     z.string({ error: "is required (the unit code)" }).min(1, "must not be empty"),
   ),
-  year: z.preprocess(
-    numericText,
-    z.number({ error: YEAR_EXPECTED }).int(YEAR_EXPECTED).min(1900, YEAR_EXPECTED).max(
-      2200,
-      YEAR_EXPECTED,
-    ),
-  ),
+  year: yearSchema,
   data_entry_type: z.union([z.string(), z.number()], {
     error: "expected a data entry type name or id",
   }).optional(),
+  source_key: keySchema,
+  id: keySchema,
   data: z.record(z.string(), z.unknown(), { error: "is required (an object of data fields)" }),
 });
 
@@ -170,11 +214,22 @@ function toEntry(value: unknown, defaultDet: DataEntryType | undefined): NewEntr
     }
   }
   if (!det) return "data_entry_type: is required (a name such as plane, or its id; or give --det)";
-  return { unitCode: unit, year, det, data };
+  const [sourceKey, id] = [parsed.data.source_key, parsed.data.id].map((k) =>
+    k === undefined ? undefined : String(k).trim() || undefined
+  );
+  if (sourceKey !== undefined && id !== undefined) {
+    return "source_key: give the key as source_key or as id, not both";
+  }
+  return { unitCode: unit, year, det, data, sourceKey: sourceKey ?? id };
 }
 
-/** Splits a file into numbered lines as it is read: the file is never held whole. */
-async function* readLines(path: string): AsyncGenerator<{ number: number; text: string }> {
+/**
+ * Splits a file into numbered lines as it is read: the file is never held whole, and a line
+ * longer than {@linkcode MAX_LINE_LENGTH} is dropped as it grows (`tooLong`).
+ */
+async function* readLines(
+  path: string,
+): AsyncGenerator<{ number: number; text: string; tooLong?: boolean }> {
   const file = await openImportFile(path);
   // A leading BOM is dropped by the decoder; invalid UTF-8 throws.
   const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -186,21 +241,40 @@ async function* readLines(path: string): AsyncGenerator<{ number: number; text: 
     }
   };
   let pending = "";
+  let tooLong = false;
   let number = 0;
+  const line = (text: string) => {
+    const result = tooLong || text.length > MAX_LINE_LENGTH
+      ? { number: ++number, text: "", tooLong: true }
+      : { number: ++number, text };
+    tooLong = false;
+    return result;
+  };
   for await (const chunk of file) {
     const parts = (pending + decode(chunk)).split("\n");
     pending = parts.pop()!;
-    for (const text of parts) yield { number: ++number, text };
+    for (const text of parts) yield line(text);
+    if (pending.length > MAX_LINE_LENGTH) {
+      tooLong = true;
+      pending = "";
+    }
   }
   pending += decode();
-  if (pending !== "") yield { number: ++number, text: pending };
+  if (pending !== "" || tooLong) yield line(pending);
 }
 
 async function* jsonLines(
   path: string,
   defaultDet: DataEntryType | undefined,
 ): AsyncGenerator<SourceLine> {
-  for await (const { number, text } of readLines(path)) {
+  for await (const { number, text, tooLong } of readLines(path)) {
+    if (tooLong) {
+      yield {
+        number,
+        error: `longer than ${MAX_LINE_LENGTH} characters: an entry holds far less (not read)`,
+      };
+      continue;
+    }
     if (text.trim() === "") continue;
     let value: unknown;
     try {
@@ -218,19 +292,29 @@ async function* jsonLines(
   }
 }
 
+// Columns that describe the entry rather than hold one of its data fields.
+const CSV_ENVELOPE = ["unit", "year", "source_key", "id"] as const;
+
+// Every cell is text: numeric fields become numbers in the det's schema (and the override in the
+// write path), so a text field such as user_institutional_id "042" stays text.
 async function* csvRows(table: CsvTable, det: DataEntryType): AsyncGenerator<SourceLine> {
-  for (const { row, cells, problem } of table.rows) {
+  for (const { line, cells, problem } of table.rows) {
     if (problem) {
       yield {
-        number: row,
+        number: line,
         error: `${problem.column ? `${problem.column}: ` : ""}${problem.message}`,
       };
       continue;
     }
-    const { unit, year, ...fields } = cells;
-    const data = Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== ""));
-    const entry = toEntry({ unit, year, data }, det);
-    yield typeof entry === "string" ? { number: row, error: entry } : { number: row, entry };
+    const envelope: Record<string, unknown> = {};
+    const data: Record<string, string> = {};
+    for (const [name, value] of Object.entries(cells)) {
+      if ((CSV_ENVELOPE as readonly string[]).includes(name)) {
+        if (value !== "" || name === "unit" || name === "year") envelope[name] = value;
+      } else if (value !== "") data[name] = value;
+    }
+    const entry = toEntry({ ...envelope, data }, det);
+    yield typeof entry === "string" ? { number: line, error: entry } : { number: line, entry };
   }
 }
 
@@ -239,14 +323,29 @@ async function* csvRows(table: CsvTable, det: DataEntryType): AsyncGenerator<Sou
  * checked to exist and is then read as it is imported. Either way an unreadable file fails
  * before the database is opened.
  */
-async function openSource(args: EntriesImportArgs): Promise<AsyncIterable<SourceLine>> {
+async function openSource(args: EntriesImportArgs): Promise<Source> {
   if (args.format === "csv") {
     const table = await readCsvFile(args.file);
     requireColumns(args.file, table, ["unit", "year"]);
-    return csvRows(table, args.det!);
+    return () => csvRows(table, args.det!);
   }
   await checkImportFile(args.file);
-  return jsonLines(args.file, args.det);
+  return () => jsonLines(args.file, args.det);
+}
+
+/**
+ * The slices the file's entries touch, read in a first pass: the import locks them all, in det
+ * id order, before writing anything, so two imports of mixed files cannot deadlock.
+ */
+async function slicesOfSource(source: Source): Promise<SliceRef[]> {
+  const slices = new Map<string, SliceRef>();
+  for await (const line of source()) {
+    if (!line.entry) continue;
+    for (const slice of slicesOf(line.entry.det, line.entry.year)) {
+      slices.set(`${slice.dataEntryTypeId}:${slice.year}`, slice);
+    }
+  }
+  return [...slices.values()];
 }
 
 // ---- importing --------------------------------------------------------------------------------
@@ -261,32 +360,53 @@ class StrictRejection extends Error {
 class ProblemList {
   readonly listed: EntryLineProblem[] = [];
   count = 0;
-  constructor(private readonly unit: "line" | "row") {}
-  add(number: number, message: string, stored: boolean): void {
+  add(line: number, message: string, stored: boolean): void {
     this.count++;
     if (this.listed.length >= MAX_LISTED_PROBLEMS) return;
-    this.listed.push({
-      [this.unit]: number,
-      stored,
-      message: `${this.unit} ${number}: ${message}`,
-    });
+    this.listed.push({ line, stored, message: `line ${line}: ${message}` });
   }
 }
+
+type Counts = Pick<
+  EntriesImportResult,
+  | "created"
+  | "updated"
+  | "unchanged"
+  | "companionsCreated"
+  | "companionsUpdated"
+  | "companionsDeleted"
+  | "emissionsInserted"
+  | "emissionsDeleted"
+>;
 
 async function importLines(
   tx: Queryable,
   args: EntriesImportArgs,
-  lines: AsyncIterable<SourceLine>,
+  source: Source,
+  slices: readonly SliceRef[],
 ): Promise<EntriesImportResult> {
-  const unit = args.format === "csv" ? "row" : "line";
-  const errors = new ProblemList(unit);
-  const warnings = new ProblemList(unit);
+  await lockSlices(tx, slices);
+  const errors = new ProblemList();
+  const warnings = new ProblemList();
+  const counts: { -readonly [K in keyof Counts]: number } = {
+    created: 0,
+    updated: 0,
+    unchanged: 0,
+    companionsCreated: 0,
+    companionsUpdated: 0,
+    companionsDeleted: 0,
+    emissionsInserted: 0,
+    emissionsDeleted: 0,
+  };
   let linesRead = 0;
-  let created = 0;
-  let companionsCreated = 0;
-  let emissionsInserted = 0;
   let rejectedCount = 0;
   let computeErrorsCount = 0;
+  let withoutEmissionsCount = 0;
+  // The file line of every entry this import wrote, so that a clash can name it.
+  const lineOfEntry = new Map<number, number>();
+  // The first line of each source key per module: a second line with the same key is an error.
+  const keyLines = new Map<string, number>();
+  const moduleIds = new Set<number>();
 
   // Problems are reported per batch in line order: the batch's own parse errors interleaved
   // with what createEntries found.
@@ -295,17 +415,29 @@ async function importLines(
     const rejected = new Map<number, string>();
     const failed = new Map<number, string>();
     const noted = new Map<number, string[]>();
+    const bare = new Set<number>();
     if (valid.length) {
-      const result = await createEntries(tx, valid.map((v) => v.entry));
-      created += result.created;
-      companionsCreated += result.companionsCreated;
-      emissionsInserted += result.emissionsInserted;
-      for (const p of result.rejected) rejected.set(valid[p.index].at, p.message);
+      const result = await createEntries(tx, valid.map((v) => v.entry), { refreshStats: false });
+      for (const key of Object.keys(counts) as (keyof Counts)[]) counts[key] += result[key];
+      for (const id of result.moduleIds) moduleIds.add(id);
+      result.ids.forEach((id, i) => {
+        if (id !== undefined) lineOfEntry.set(id, batch[valid[i].at].number);
+      });
+      for (const p of result.rejected) {
+        const line = p.conflictingEntryId === undefined
+          ? undefined
+          : lineOfEntry.get(p.conflictingEntryId);
+        const message = line === undefined
+          ? p.message
+          : p.message.replace(`entry ${p.conflictingEntryId}`, `$& (line ${line})`);
+        rejected.set(valid[p.index].at, message);
+      }
       for (const p of result.computeErrors) failed.set(valid[p.index].at, p.message);
       for (const p of result.warnings) {
         const at = valid[p.index].at;
         noted.set(at, [...(noted.get(at) ?? []), p.message]);
       }
+      for (const index of result.withoutEmissions) bare.add(valid[index].at);
     }
     batch.forEach((line, at) => {
       const error = line.error ?? rejected.get(at);
@@ -318,32 +450,62 @@ async function importLines(
         computeErrorsCount++;
         errors.add(line.number, `stored without emissions: ${computeError}`, true);
       }
-      for (const message of noted.get(at) ?? []) warnings.add(line.number, message, true);
+      const notes = noted.get(at) ?? [];
+      for (const message of notes) warnings.add(line.number, message, true);
+      if (bare.has(at)) {
+        withoutEmissionsCount++;
+        if (computeError === undefined && notes.length === 0) {
+          const { det, year } = line.entry!;
+          warnings.add(
+            line.number,
+            `stored without emissions: no ${det.name} factor of ${year} gives it an emission row`,
+            true,
+          );
+        }
+      }
     });
+  };
+
+  // A key repeated within the file is refused on its later lines (the first line keeps it).
+  const withKeyCheck = (line: SourceLine): SourceLine => {
+    const entry = line.entry;
+    if (!entry?.sourceKey) return line;
+    const key = [entry.unitCode, entry.year, entry.det.moduleTypeId, entry.sourceKey].join("\0");
+    const first = keyLines.get(key);
+    if (first === undefined) {
+      keyLines.set(key, line.number);
+      return line;
+    }
+    return {
+      number: line.number,
+      error: `source_key: ${
+        JSON.stringify(entry.sourceKey)
+      } is already the key of line ${first} (one entry per key in a unit, year and module)`,
+    };
   };
 
   const batchSize = args.batchSize ?? 5000;
   let batch: SourceLine[] = [];
-  for await (const line of lines) {
+  for await (const line of source()) {
     linesRead++;
-    batch.push(line);
+    batch.push(withKeyCheck(line));
     if (batch.length >= batchSize) {
       await flush(batch);
       batch = [];
     }
   }
   if (batch.length) await flush(batch);
+  await refreshModuleStats(tx, [...moduleIds].sort((a, b) => a - b));
 
   const result: EntriesImportResult = {
     file: args.file,
     format: args.format,
     written: true,
     linesRead,
-    created,
-    companionsCreated,
-    emissionsInserted,
+    ...counts,
     rejectedCount,
     computeErrorsCount,
+    withoutEmissionsCount,
     errors: errors.listed,
     errorsCount: errors.count,
     warnings: warnings.listed,
@@ -353,9 +515,8 @@ async function importLines(
     throw new StrictRejection({
       ...result,
       written: false,
-      created: 0,
-      companionsCreated: 0,
-      emissionsInserted: 0,
+      ...Object.fromEntries(Object.keys(counts).map((k) => [k, 0])) as Counts,
+      withoutEmissionsCount: 0,
     });
   }
   return result;
@@ -363,10 +524,12 @@ async function importLines(
 
 /**
  * Imports an entries file in one transaction, `batchSize` entries per bulk write; the database
- * (or a function opening it) is reached only once the file is known readable. Bad lines are
- * reported (`line N: field: problem`) and skipped; with `strict` any bad line or compute error
- * rolls everything back (`written: false`). A file-level problem (unreadable, not UTF-8, CSV
- * without `unit` or `year`) throws a FileError with nothing written.
+ * (or a function opening it) is reached only once the file is known readable. The slices of every
+ * entry are locked first (as a rematch locks them). Bad lines are reported (`line N: field:
+ * problem`, N the file line) and skipped; with `strict` any bad line or compute error rolls
+ * everything back (`written: false`). A line whose source key names a stored entry of its module
+ * updates it. A file-level problem (unreadable, not UTF-8, CSV without `unit` or `year`) throws a
+ * FileError with nothing written.
  *
  * @example
  * ```ts ignore
@@ -374,17 +537,18 @@ async function importLines(
  * const result = await importEntriesFile(db, {
  *   file: "entries.jsonl", format: "jsonl", strict: false,
  * });
- * console.log(result.created, result.errors);
+ * console.log(result.created, result.updated, result.unchanged, result.errors);
  * ```
  */
 export async function importEntriesFile(
   database: Pick<Database, "sql"> | (() => Promise<Pick<Database, "sql">>),
   args: EntriesImportArgs,
 ): Promise<EntriesImportResult> {
-  const lines = await openSource(args);
+  const source = await openSource(args);
+  const slices = await slicesOfSource(source);
   const db = typeof database === "function" ? await database() : database;
   try {
-    return await db.sql.begin((tx) => importLines(tx, args, lines)) as EntriesImportResult;
+    return await db.sql.begin((tx) => importLines(tx, args, source, slices)) as EntriesImportResult;
   } catch (error) {
     if (error instanceof StrictRejection) return error.result;
     throw error;
@@ -411,11 +575,22 @@ export const entriesCommand = defineCommand({
 export function describeEntriesImport(result: EntriesImportResult): string {
   const kind = result.format === "csv" ? "row" : "line";
   const head = `${result.file}: ${plural(result.linesRead, kind)} read`;
+  const companions = [
+    [result.companionsCreated, "created"],
+    [result.companionsUpdated, "updated"],
+    [result.companionsDeleted, "deleted"],
+  ] as const;
   const lines = [
     result.written
-      ? `${head}, ${plural(result.created, "entry", "entries")} created` +
-        (result.companionsCreated ? ` (+${result.companionsCreated} companions)` : "") +
-        `, ${plural(result.emissionsInserted, "emission row")}`
+      ? `${head}, ${plural(result.created, "entry", "entries")} created, ` +
+        `${result.updated} updated, ${result.unchanged} unchanged` +
+        (companions.some(([n]) => n)
+          ? ` (companions: ${companions.map(([n, what]) => `${n} ${what}`).join(", ")})`
+          : "") +
+        `, ${plural(result.emissionsInserted, "emission row")} written` +
+        (result.withoutEmissionsCount
+          ? `; ${result.withoutEmissionsCount} stored without emissions`
+          : "")
       : `${head}, nothing written (--strict and bad ${kind}s)`,
   ];
   const section = (count: number, listed: readonly EntryLineProblem[], title: string) => {
@@ -426,8 +601,8 @@ export function describeEntriesImport(result: EntriesImportResult): string {
   section(
     result.errorsCount,
     result.errors,
-    `${plural(result.errorsCount, "error")} (${result.rejectedCount} ${kind}s skipped, ` +
-      `${result.computeErrorsCount} stored without emissions)`,
+    `${plural(result.errorsCount, "error")} (${plural(result.rejectedCount, kind)} skipped, ` +
+      `${result.computeErrorsCount} stored without emissions after a failed compute)`,
   );
   section(result.warningsCount, result.warnings, plural(result.warningsCount, "warning"));
   return lines.join("\n");

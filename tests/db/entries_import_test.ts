@@ -238,9 +238,13 @@ dbTest(testDb, "entries import: CSV for one det", async (db) => {
     strict: false,
   });
   assert.deepEqual([result.linesRead, result.created, result.errorsCount], [4, 2, 2]);
-  assert.equal(result.errors[0].row, 3);
-  assert.match(result.errors[0].message, /^row 3: standby_usage_hours_per_week: /);
-  assert.match(result.errors[1].message, /^row 4: year: /);
+  // Problems name the file line (the header is line 1).
+  assert.deepEqual(result.errors.map((e) => e.line), [4, 5]);
+  assert.match(result.errors[0].message, /^line 4: standby_usage_hours_per_week: /);
+  assert.equal(
+    result.errors[1].message,
+    'line 5: year: expected a year between 1990 and 2100, got "later"',
+  );
   const [a, b] = await stored(db);
   assert.deepEqual(a.data.sub_class, "Standard");
   assert.equal("note" in a.data, false, "blank cells are left out");
@@ -270,7 +274,10 @@ dbTest(testDb, "entries CLI: exit codes 0, 3, 1 and 2", async (db) => {
 
   const ok = await runOn(entriesCommand, db, ["import", good]);
   assert.equal(ok.exitCode, 0);
-  assert.match(ok.text, /good\.jsonl: 2 lines read, 2 entries created, 2 emission rows$/);
+  assert.match(
+    ok.text,
+    /good\.jsonl: 2 lines read, 2 entries created, 0 updated, 0 unchanged, 2 emission rows written$/,
+  );
 
   const some = await runOn(entriesCommand, db, ["import", partial], true);
   assert.equal(some.exitCode, 3);
