@@ -1,8 +1,10 @@
 // The write path: create, update and delete compute emissions in the same transaction and keep
 // the embodied-energy companion of a building entry in step.
 import assert from "node:assert/strict";
-import { dbTest, useTestDatabase } from "../_harness.ts";
-import { deleteEntry, updateEntry } from "../../src/db/entries.ts";
+import { dbTest, serverBackendExpected, useTestDatabase } from "../_harness.ts";
+import { createEntries, deleteEntry, updateEntry } from "../../src/db/entries.ts";
+import { lockSlice } from "../../src/db/locks.ts";
+import { getDataEntryType } from "../../src/reference/enums.ts";
 import { upsertRooms } from "../../src/db/reference.ts";
 import { EntryComputeError } from "../../src/handlers/types.ts";
 import {
@@ -12,10 +14,11 @@ import {
   importFactorText,
   IT_HEADER,
 } from "../integration/_slice.ts";
-import type { Database } from "../../src/db/connection.ts";
+import type { Database, Queryable } from "../../src/db/connection.ts";
 
 const testDb = useTestDatabase();
 const near = (a: number, b: number) => Math.abs(a - b) <= Math.abs(b) * 1e-9;
+const IT = getDataEntryType("it");
 
 async function companions(db: Database) {
   return (await db.sql<{ id: number; data: Record<string, unknown> }[]>`
@@ -125,5 +128,253 @@ dbTest(
     );
     assert.deepEqual(await entryData(db.sql, id), data);
     assert.deepEqual(await emissionRows(db.sql, [id]), rows);
+  },
+);
+
+// ---- slice locks (spec/rematch.md §2 rule 12) ------------------------------------------------
+
+const LAPTOP = { name: "laptop", equipment_class: "Laptop", sub_class: "Standard" };
+
+/** The (det, year) advisory lock requests of other sessions, granted or waiting. */
+async function sliceLockRequests(db: Database) {
+  // lockSlice takes pg_advisory_xact_lock(310000 + det, year): classid and objid in pg_locks.
+  return (await db.sql<{ det: number; year: number; granted: boolean; pid: number }[]>`
+    select classid::int - 310000 as det, objid::int as year, granted, pid from pg_locks
+    where locktype = 'advisory' and objsubid = 2 and classid between 310000 and 310100
+    order by pid, det`).map((r) => ({ ...r }));
+}
+
+/** Polls until a session waits for the lock of (det, year); fails after about 10 s. */
+async function untilWaiting(db: Database, det: number, year: number): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    const requests = await sliceLockRequests(db);
+    if (requests.some((r) => !r.granted && r.det === det && r.year === year)) return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  assert.fail(`nobody waits for slice ${det} ${year}`);
+}
+
+/** Holds the lock of these slices in another transaction until `release` is called. */
+async function holdSlices(db: Database, slices: [number, number][]) {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let locked!: () => void;
+  const isLocked = new Promise<void>((resolve) => (locked = resolve));
+  const done = db.sql.begin(async (tx) => {
+    for (const [det, year] of slices) await lockSlice(tx, det, year);
+    locked();
+    await released;
+  });
+  await isLocked;
+  return {
+    async release() {
+      release();
+      await done;
+    },
+  };
+}
+
+/** Runs `write` in a transaction that fails instead of waiting for any lock. */
+function withoutWaiting<T>(db: Database, write: (tx: Queryable) => Promise<T>): Promise<T> {
+  return db.sql.begin(async (tx) => {
+    await tx`set local lock_timeout = '2s'`;
+    return await write(tx);
+  }) as Promise<T>;
+}
+
+/** Starts `write` and tells whether it has finished yet. */
+function track<T>(promise: Promise<T>) {
+  const state = { finished: false, promise };
+  promise.then(() => (state.finished = true), () => (state.finished = true));
+  return state;
+}
+
+const onServer = { ignore: !serverBackendExpected() };
+
+dbTest(
+  testDb,
+  "locks: create, update and delete wait while another transaction holds their slice",
+  async (db) => {
+    await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.1\n`);
+    const [id, other] = await createTestEntries(db, "it", 2025, [LAPTOP, LAPTOP]);
+
+    const writes: [string, (tx: Queryable) => Promise<unknown>][] = [
+      [
+        "create",
+        (tx) => createEntries(tx, [{ unitCode: "U1", year: 2025, det: IT, data: LAPTOP }]),
+      ],
+      ["update", (tx) => updateEntry(tx, id, { ...LAPTOP, active_usage_hours_per_week: 20 })],
+      ["delete", (tx) => deleteEntry(tx, other)],
+    ];
+    for (const [what, write] of writes) {
+      const holder = await holdSlices(db, [[11, 2025]]);
+      const writing = track(db.sql.begin(write));
+      try {
+        await untilWaiting(db, 11, 2025);
+        assert.equal(writing.finished, false, `${what} must wait for the slice lock`);
+      } finally {
+        await holder.release();
+        await writing.promise;
+      }
+    }
+    const [{ n }] = await db.sql<{ n: number }[]>`select count(*)::int as n from data_entries`;
+    assert.equal(n, 2, "one created, one deleted");
+    // 20 h × 100 W + 128 h × 10 W, × 52 / 1000, ef 0.1: computed after the lock was granted.
+    assert.ok(near((await emissionRows(db.sql, [id]))[0].kg_co2eq, 3280 * 52 / 1000 * 0.1));
+  },
+  onServer,
+);
+
+dbTest(
+  testDb,
+  "locks: a write does not wait for other slices (another det, another year)",
+  async (db) => {
+    await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.1\n`);
+    const [id] = await createTestEntries(db, "it", 2025, [LAPTOP]);
+    const holder = await holdSlices(db, [[10, 2025], [11, 2024], [12, 2025]]);
+    try {
+      await withoutWaiting(
+        db,
+        (tx) => createEntries(tx, [{ unitCode: "U1", year: 2025, det: IT, data: LAPTOP }]),
+      );
+      await withoutWaiting(db, (tx) => updateEntry(tx, id, LAPTOP));
+      await withoutWaiting(db, (tx) => deleteEntry(tx, id));
+    } finally {
+      await holder.release();
+    }
+    // The guard is real: the same write on a held slice fails instead of waiting.
+    const held = await holdSlices(db, [[11, 2025]]);
+    try {
+      await assert.rejects(
+        withoutWaiting(
+          db,
+          (tx) => createEntries(tx, [{ unitCode: "U1", year: 2025, det: IT, data: LAPTOP }]),
+        ),
+        /lock timeout/,
+      );
+    } finally {
+      await held.release();
+    }
+  },
+  onServer,
+);
+
+dbTest(
+  testDb,
+  "locks: every slice a write touches, companions included, in ascending det id order",
+  async (db) => {
+    await buildingSetup(db);
+    const [id] = await createTestEntries(db, "building", 2025, [{
+      ...room,
+      room_surface_square_meter: 50,
+    }]);
+    // Updating a room touches its companion's slice (embodied energy, det 32) too.
+    const companionHeld = await holdSlices(db, [[32, 2025]]);
+    const update = track(
+      db.sql.begin((tx) => updateEntry(tx, id, { ...room, room_surface_square_meter: 20 })),
+    );
+    try {
+      await untilWaiting(db, 32, 2025);
+      assert.equal(update.finished, false);
+    } finally {
+      await companionHeld.release();
+      await update.promise;
+    }
+
+    // it (11) and building (30, companion 32) in one call: with 30 held, the writer holds 11
+    // and waits for 30, and has not asked for 32 yet.
+    const held = await holdSlices(db, [[30, 2025]]);
+    const create = track(db.sql.begin((tx) =>
+      createEntries(tx, [
+        { unitCode: "U1", year: 2025, det: getDataEntryType("building"), data: room },
+        { unitCode: "U1", year: 2025, det: IT, data: LAPTOP },
+      ])
+    ));
+    try {
+      await untilWaiting(db, 30, 2025);
+      const requests = await sliceLockRequests(db);
+      const writer = requests.find((r) => !r.granted)!.pid;
+      assert.deepEqual(
+        requests.filter((r) => r.pid === writer).map((r) => [r.det, r.granted]),
+        [[11, true], [30, false]],
+      );
+    } finally {
+      await held.release();
+    }
+    const result = await create.promise;
+    assert.equal(result.created, 2);
+  },
+  onServer,
+);
+
+// ---- module stats (spec/rematch.md §2 rule 15) -----------------------------------------------
+
+const MEMBER_FACTORS =
+  "headcount_category,headcount_class,headcount_subclass,unit,number_of_unit_per_fte,ef_kg_co2eq_per_unit\n" +
+  "food,vegetarian,,meal,100,1\nwaste,incineration,,kg,50,0.5\ncommuting,public_transport,,km,200,0.2\n";
+
+async function moduleStats(db: Database) {
+  return (await db.sql<{ module_type_id: number; stats: Record<string, unknown> | null }[]>`
+    select module_type_id, stats from carbon_report_modules order by id`).map((r) => ({ ...r }));
+}
+
+dbTest(
+  testDb,
+  "stats: create, update and delete refresh their module's stats, rollup rows excluded",
+  async (db) => {
+    await importFactorText(db, "member", 2025, MEMBER_FACTORS);
+    // The spec's member vector: fte 1 → food 100, waste 25, commuting 40 (rollup 165).
+    const [a] = await createTestEntries(db, "member", 2025, [{ name: "Ada", fte: 1 }]);
+    let [stats] = await moduleStats(db);
+    assert.deepEqual(stats.stats, {
+      scope1: 0,
+      scope2: 0,
+      scope3: 165,
+      total: 165,
+      by_emission_type: { "10001": 100, "20001": 25, "30004": 40 },
+      entry_count: 1,
+    });
+
+    const [b] = await createTestEntries(db, "member", 2025, [{ name: "Bob", fte: 0.5 }]);
+    [stats] = await moduleStats(db);
+    assert.equal(stats.stats!.total, 165 + 82.5);
+    assert.equal(stats.stats!.entry_count, 2);
+
+    await db.sql.begin((tx) => updateEntry(tx, a, { name: "Ada", fte: 0.2 }));
+    [stats] = await moduleStats(db);
+    // 0.2 × 165 + 0.5 × 165
+    assert.ok(near(stats.stats!.total as number, 0.7 * 165));
+    assert.ok(near(stats.stats!.scope3 as number, 0.7 * 165));
+
+    await db.sql.begin((tx) => deleteEntry(tx, b));
+    [stats] = await moduleStats(db);
+    assert.ok(near(stats.stats!.total as number, 0.2 * 165));
+    assert.equal(stats.stats!.entry_count, 1);
+    assert.equal("40000" in (stats.stats!.by_emission_type as object), false);
+
+    await db.sql.begin((tx) => deleteEntry(tx, a));
+    [stats] = await moduleStats(db);
+    assert.deepEqual(stats.stats, {
+      scope1: 0,
+      scope2: 0,
+      scope3: 0,
+      total: 0,
+      by_emission_type: {},
+      entry_count: 0,
+    });
+  },
+);
+
+dbTest(
+  testDb,
+  "stats: a room and its companion count in the buildings module; rollups excluded",
+  async (db) => {
+    await buildingSetup(db);
+    await createTestEntries(db, "building", 2025, [{ ...room, room_surface_square_meter: 50 }]);
+    const [stats] = await moduleStats(db);
+    // The room has no building factors here, so only the companion's 50 m² × 100 kg/m² counts.
+    assert.equal(stats.stats!.entry_count, 2);
+    assert.equal(stats.stats!.total, 5000);
+    assert.deepEqual(stats.stats!.by_emission_type, { "60300": 5000 });
   },
 );
