@@ -475,6 +475,22 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
   const inserts = pending.filter((p) => !p.stored);
   const changed = updates.filter((p) => !unchangedIds.has(p.id));
 
+  // Updates before inserts, and updated unique values cleared first: an input may take a value
+  // that an earlier input of the same call gave up, and the unique indexes check row by row.
+  const uniqueFields = [
+    ...new Set(changed.flatMap((p) => getHandler(p.det).uniqueInModule ?? [])),
+  ];
+  if (uniqueFields.length) {
+    await tx`update data_entries set data = data - ${uniqueFields}::text[]
+      where id = any(${changed.map((p) => p.id)}::bigint[])`;
+  }
+  if (changed.length) {
+    await tx`
+      update data_entries e set data = u.j::jsonb, updated_at = now()
+      from unnest(${changed.map((p) => p.id)}::bigint[],
+        ${changed.map((p) => JSON.stringify(p.data))}::text[]) as u(i, j)
+      where e.id = u.i`;
+  }
   if (inserts.length) {
     await tx`
       insert into data_entries (id, carbon_report_module_id, data_entry_type_id, data, source_key)
@@ -485,13 +501,6 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
         ${inserts.map((p) => JSON.stringify(p.data))}::text[],
         ${inserts.map((p) => p.sourceKey ?? null)}::text[]
       ) as u(i, m, d, j, k)`;
-  }
-  if (changed.length) {
-    await tx`
-      update data_entries e set data = u.j::jsonb, updated_at = now()
-      from unnest(${changed.map((p) => p.id)}::bigint[],
-        ${changed.map((p) => JSON.stringify(p.data))}::text[]) as u(i, j)
-      where e.id = u.i`;
   }
   const companionsDeleted = companionDeletes.length
     ? (await tx`delete from data_entries where id = any(${
