@@ -1,11 +1,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { dbTest, runCli, runOn, useTestDatabase } from "../_harness.ts";
+import { dbTest, runCli, runOn, serverBackendExpected, useTestDatabase } from "../_harness.ts";
 import type { Database } from "../../src/db/connection.ts";
+import { lockSlice } from "../../src/db/locks.ts";
 import {
+  describeEntriesImport,
   entriesCommand,
   type EntriesImportArgs,
   importEntriesFile,
+  MAX_LINE_LENGTH,
 } from "../../src/cli/entries.ts";
 import { FileError } from "../../src/imports/csv.ts";
 import { getDataEntryType } from "../../src/reference/enums.ts";
@@ -318,4 +321,332 @@ dbTest(testDb, "entries CLI: exit codes 0, 3, 1 and 2", async (db) => {
     assert.equal(usage.code, 2, argv.join(" "));
     assert.match(usage.err, message);
   }
+});
+
+// ---- re-importing with source keys (issue 7 item 17) -----------------------------------------
+
+const keyed = (key: Record<string, unknown>, det: string, data: Record<string, unknown>) =>
+  JSON.stringify({ unit: "U1", year: 2025, data_entry_type: det, ...key, data });
+
+const LAPTOP_DATA = { name: "Laptop A", equipment_class: "Laptop", sub_class: "Standard" };
+
+dbTest(
+  testDb,
+  "entries import: a file with keys imported twice updates instead of duplicating",
+  async (db) => {
+    await withFixtures(db);
+    const lines = [
+      keyed({ source_key: "L1" }, "it", LAPTOP_DATA),
+      keyed({ id: 7 }, "it", { ...LAPTOP_DATA, name: "Laptop B" }),
+      keyed({ id: "T1" }, "plane", {
+        origin_iata: "GVA",
+        destination_iata: "CDG",
+        cabin_class: "economy",
+      }),
+    ];
+    const file = await tempFile("keyed.jsonl", lines.join("\n"));
+    const first = await importEntriesFile(db, jsonl(file));
+    assert.deepEqual([first.created, first.updated, first.unchanged], [3, 0, 0]);
+    const before = await stored(db);
+
+    const again = await runOn(entriesCommand, db, ["import", file]);
+    assert.equal(again.exitCode, 0);
+    assert.match(again.text, /3 lines read, 0 entries created, 0 updated, 3 unchanged/);
+    assert.deepEqual(await stored(db), before, "same entries, same ids, same rows");
+    const [{ keys }] = await db.sql<{ keys: string[] }[]>`
+      select array_agg(source_key order by id) as keys from data_entries`;
+    assert.deepEqual(keys, ["L1", "7", "T1"]);
+
+    // One line changed: that entry is updated in place and recomputed.
+    const changed = await tempFile(
+      "keyed-2.jsonl",
+      [
+        lines[0],
+        keyed({ id: 7 }, "it", { ...LAPTOP_DATA, active_usage_hours_per_week: 20 }),
+        lines[2],
+      ]
+        .join("\n"),
+    );
+    const third = await importEntriesFile(db, jsonl(changed, { batchSize: 2 }));
+    assert.deepEqual([third.created, third.updated, third.unchanged], [0, 1, 2]);
+    const after = await stored(db);
+    assert.deepEqual(after.map((e) => e.id), before.map((e) => e.id));
+    // 20 h × 100 W + 128 h × 10 W, × 52 / 1000, ef 0.2 (fixture factors).
+    assertClose(after[1].rows[0].kg, 3280 * 52 / 1000 * 0.2, "updated");
+    assert.deepEqual(after[0], before[0]);
+  },
+);
+
+dbTest(
+  testDb,
+  "entries import: a key given twice in a file, or both id and source_key, is a line error",
+  async (db) => {
+    await withFixtures(db);
+    const file = await tempFile(
+      "twice.jsonl",
+      [
+        keyed({ source_key: "L1" }, "it", LAPTOP_DATA),
+        keyed({ source_key: "L1" }, "it", LAPTOP_DATA),
+        keyed({ source_key: "L1", unit: "U2" }, "it", LAPTOP_DATA),
+        keyed({ source_key: "A", id: "B" }, "it", LAPTOP_DATA),
+        keyed({ source_key: 1.5 }, "it", LAPTOP_DATA),
+      ].join("\n"),
+    );
+    const result = await importEntriesFile(db, jsonl(file, { batchSize: 1 }));
+    assert.equal(result.created, 2);
+    assert.deepEqual(result.errors.map((e) => e.message), [
+      'line 2: source_key: "L1" is already the key of line 1 (one entry per key in a unit, year and module)',
+      "line 4: source_key: give the key as source_key or as id, not both",
+      "line 5: source_key: expected a text or an integer",
+    ]);
+  },
+);
+
+dbTest(
+  testDb,
+  "entries import: a CSV with an id column re-imports as updates",
+  async (db) => {
+    await withFixtures(db);
+    const csv = (hours: number) =>
+      [
+        "unit,year,id,name,equipment_class,sub_class,active_usage_hours_per_week",
+        `U1,2025,A-1,Laptop A,Laptop,Standard,${hours}`,
+        "U1,2025,,Laptop B,Laptop,Standard,40",
+      ].join("\n");
+    const args = (file: string) => ({
+      file,
+      format: "csv" as const,
+      det: getDataEntryType("it"),
+      strict: false,
+    });
+    const first = await importEntriesFile(db, args(await tempFile("k1.csv", csv(40))));
+    assert.deepEqual([first.created, first.updated, first.unchanged], [2, 0, 0]);
+    const second = await importEntriesFile(db, args(await tempFile("k2.csv", csv(20))));
+    // The keyed row updates its entry; the row without a key is created again.
+    assert.deepEqual([second.created, second.updated, second.unchanged], [1, 1, 0]);
+    const entries = await stored(db);
+    assert.equal(entries.length, 3);
+    assert.equal("id" in entries[0].data, false, "the key is not a data field");
+    assert.equal(entries[0].data.active_usage_hours_per_week, 20);
+  },
+);
+
+// ---- counts, lines, years, overrides ---------------------------------------------------------
+
+dbTest(
+  testDb,
+  "entries import: an entry stored without emissions is counted and noted",
+  async (db) => {
+    await withFixtures(db);
+    const file = await tempFile(
+      "bare.jsonl",
+      [
+        line("it", { name: "Mystery", equipment_class: "Abacus" }),
+        BAD_HOURS,
+        LAPTOP,
+      ].join("\n"),
+    );
+    const result = await importEntriesFile(db, jsonl(file));
+    assert.deepEqual([result.created, result.withoutEmissionsCount], [2, 1]);
+    assert.deepEqual(result.warnings.map((w) => [w.line, w.stored, w.message]), [[
+      1,
+      true,
+      "line 1: stored without emissions: no it factor of 2025 gives it an emission row",
+    ]]);
+    const text = describeEntriesImport(result);
+    assert.match(text, /2 entries created, .*; 1 stored without emissions\n/);
+    assert.match(text, /1 error \(1 line skipped, 0 stored without emissions after a failed/);
+  },
+);
+
+dbTest(testDb, "entries import: a year outside 1990..2100 names the line", async (db) => {
+  await withFixtures(db);
+  const file = await tempFile(
+    "years.jsonl",
+    [line("it", LAPTOP_DATA, "U1", 0), line("it", LAPTOP_DATA, "U1", 2101), LAPTOP].join("\n"),
+  );
+  const result = await importEntriesFile(db, jsonl(file));
+  assert.equal(result.created, 1);
+  assert.deepEqual(result.errors.map((e) => e.message), [
+    "line 1: year: expected a year between 1990 and 2100, got 0",
+    "line 2: year: expected a year between 1990 and 2100, got 2101",
+  ]);
+});
+
+dbTest(
+  testDb,
+  "entries import: CSV problems name the file line; numbers and the override are parsed",
+  async (db) => {
+    await withFixtures(db);
+    const file = await tempFile(
+      "override.csv",
+      [
+        "unit,year,name,equipment_class,sub_class,active_usage_hours_per_week,note,__kg_co2eq_override__",
+        'U1,2025,Laptop A,Laptop,Standard,40,"a note',
+        'on two lines",42',
+        "",
+        "U1,2025,Laptop B,Laptop,Standard,40,,",
+        "U1,2025,Laptop C,Laptop,Standard,lots,,",
+        "U1,2025,Laptop D,Laptop,Standard,40,,many",
+      ].join("\n"),
+    );
+    const result = await importEntriesFile(db, {
+      file,
+      format: "csv",
+      det: getDataEntryType("it"),
+      strict: false,
+    });
+    assert.equal(result.created, 2);
+    assert.deepEqual(result.errors.map((e) => e.message), [
+      "line 6: active_usage_hours_per_week: expected a number",
+      'line 7: __kg_co2eq_override__: expected a number of kg CO2-eq, got "many"',
+    ]);
+    const [overridden, computed] = await stored(db);
+    assert.equal(overridden.data.__kg_co2eq_override__, 42);
+    assert.equal(overridden.data.active_usage_hours_per_week, 40);
+    assert.deepEqual(overridden.rows, [{ type: 80200, kg: 42, additional: null }]);
+    assert.equal("__kg_co2eq_override__" in computed.data, false, "blank cell: no override");
+    assertClose(computed.rows[0].kg, 54.912, "computed as usual");
+  },
+);
+
+// ---- data the database cannot store (issue 7 item 13) ----------------------------------------
+
+dbTest(
+  testDb,
+  "entries import: NUL, deep nesting and oversized entries are line errors, nothing lost",
+  async (db) => {
+    await withFixtures(db);
+    let deep: unknown = 1;
+    for (let i = 0; i < 40; i++) deep = { x: deep };
+    const file = await tempFile(
+      "unstorable.jsonl",
+      [
+        line("it", { ...LAPTOP_DATA, note: "a\u0000b" }),
+        line("it", { ...LAPTOP_DATA, deep }),
+        JSON.stringify({ unit: "U\u0000", year: 2025, data_entry_type: "it", data: LAPTOP_DATA }),
+        line("it", { ...LAPTOP_DATA, note: "x".repeat(MAX_LINE_LENGTH) }),
+        line("it", { ...LAPTOP_DATA, note: "é".repeat(600_000) }),
+        LAPTOP,
+      ].join("\n"),
+    );
+    const result = await importEntriesFile(db, jsonl(file));
+    assert.equal(result.created, 1);
+    assert.deepEqual(result.errors.map((e) => e.line), [1, 2, 3, 4, 5]);
+    assert.equal(
+      result.errors[0].message,
+      "line 1: note: contains a NUL character (\\u0000), which PostgreSQL cannot store",
+    );
+    assert.match(result.errors[1].message, /^line 2: deep(\.x)+: nested deeper than 32 levels$/);
+    assert.match(result.errors[2].message, /^line 3: unit: contains a NUL character/);
+    assert.match(result.errors[3].message, /^line 4: longer than 4194304 characters/);
+    assert.match(result.errors[4].message, /^line 5: data: is 12\d{5} bytes as JSON; at most/);
+
+    const csv = await tempFile(
+      "unstorable.csv",
+      [
+        "unit,year,name,equipment_class,note",
+        "U1,2025,Laptop,Laptop,a\u0000b",
+        `U1,2025,Laptop,Laptop,${"x".repeat(1_100_000)}`,
+        "U1,2025,Laptop,Laptop,fine",
+      ].join("\n"),
+    );
+    const fromCsv = await importEntriesFile(db, {
+      file: csv,
+      format: "csv",
+      det: getDataEntryType("it"),
+      strict: false,
+    });
+    assert.equal(fromCsv.created, 1);
+    assert.deepEqual(fromCsv.errors.map((e) => e.line), [2, 3]);
+    assert.match(fromCsv.errors[0].message, /^line 2: note: contains a NUL character/);
+    assert.match(fromCsv.errors[1].message, /^line 3: data: is 11\d{5} bytes as JSON/);
+  },
+);
+
+dbTest(
+  testDb,
+  "entries import: a member id used twice names the entry and the line that holds it",
+  async (db) => {
+    await withFixtures(db);
+    const file = await tempFile(
+      "members.jsonl",
+      [
+        line("member", { user_institutional_id: "42", fte: 1 }),
+        line("member", { user_institutional_id: "7", fte: 1 }),
+        line("member", { user_institutional_id: "42", fte: 0.5 }),
+      ].join("\n"),
+    );
+    const result = await importEntriesFile(db, jsonl(file, { batchSize: 1 }));
+    assert.equal(result.created, 2);
+    const [first] = await stored(db);
+    assert.deepEqual(result.errors.map((e) => e.message), [
+      `line 3: user_institutional_id: "42" is already used in this module by entry ${first.id} ` +
+      "(line 1) (it must be unique per module)",
+    ]);
+  },
+);
+
+// ---- locks and stats -------------------------------------------------------------------------
+
+dbTest(
+  testDb,
+  "entries import: every slice of the file is locked before anything is written",
+  async (db) => {
+    await withFixtures(db);
+    // plane (20) comes first in the file, it (11) second: the import must ask for 11 first.
+    const file = await tempFile("slices.jsonl", [PLANE, LAPTOP].join("\n"));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((resolve) => (locked = resolve));
+    const holder = db.sql.begin(async (tx) => {
+      await lockSlice(tx, 11, 2025);
+      locked();
+      await released;
+    });
+    await isLocked;
+    const importing = importEntriesFile(db, jsonl(file, { batchSize: 1 }));
+    try {
+      let requests: { det: number; granted: boolean; pid: number }[] = [];
+      for (let i = 0; i < 400 && !requests.some((r) => !r.granted); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 25));
+        requests = (await db.sql<{ det: number; granted: boolean; pid: number }[]>`
+          select classid::int - 310000 as det, granted, pid from pg_locks
+          where locktype = 'advisory' and objsubid = 2 and classid between 310000 and 310100`)
+          .map((r) => ({ ...r }));
+      }
+      const waiter = requests.find((r) => !r.granted);
+      assert.ok(waiter, "the import waits for a slice");
+      assert.deepEqual(
+        requests.filter((r) => r.pid === waiter.pid).map((r) => [r.det, r.granted]),
+        [[11, false]],
+        "it waits for it (11) holding nothing, not plane (20) first",
+      );
+    } finally {
+      release();
+      await holder;
+    }
+    assert.equal((await importing).created, 2);
+  },
+  { ignore: !serverBackendExpected() },
+);
+
+dbTest(testDb, "entries import: module stats are refreshed, rollups excluded", async (db) => {
+  await withFixtures(db);
+  const file = await tempFile(
+    "stats.jsonl",
+    [LAPTOP, line("member", { fte: 1 })].join("\n"),
+  );
+  await importEntriesFile(db, jsonl(file));
+  const modules = await db.sql<{ module_type_id: number; stats: Record<string, number> }[]>`
+    select module_type_id, stats from carbon_report_modules order by module_type_id`;
+  const [headcount, equipment] = modules;
+  const [member] = (await stored(db)).filter((e) => e.det === 1);
+  // The member's leaf rows, without its headcount rollup (40000).
+  const leaves = member.rows.filter((r) => r.type !== 40000);
+  assert.ok(member.rows.some((r) => r.type === 40000), "the member has a rollup row");
+  assertClose(headcount.stats.total, leaves.reduce((sum, r) => sum + r.kg, 0), "headcount");
+  assert.equal(headcount.stats.entry_count, 1);
+  assertClose(equipment.stats.total, 54.912, "equipment");
 });
