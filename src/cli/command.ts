@@ -33,6 +33,8 @@ export interface CommandContext {
   json: boolean;
   /** True when stderr is a terminal (progress bars). */
   interactive: boolean;
+  /** The `--database-url` flag when given (commands that make their own databases read it). */
+  databaseUrl?: string;
 }
 
 /** One command: its flags, their validation and its body. */
@@ -100,6 +102,7 @@ export async function runCommand<T>(spec: CommandSpec<T>, argv: string[]): Promi
     const context: CommandContext = {
       json: wantsJson,
       interactive: Deno.stderr.isTerminal(),
+      databaseUrl: databaseUrl as string | undefined,
       async database() {
         db ??= await openDatabase({ databaseUrl: databaseUrl as string | undefined });
         return db;

@@ -1,0 +1,80 @@
+// The bench's own databases: one fresh database per case, never the one DATABASE_URL names.
+// On a server: CREATE DATABASE beside it, DROP at the end; embedded: a temporary directory.
+import postgres from "postgres";
+import { join } from "node:path";
+import { type Database, openDatabase, redactDatabaseUrl } from "../db/connection.ts";
+
+/** Where a bench case's database lives (plain data: it is handed to the phase processes). */
+export type BenchTarget =
+  | { readonly kind: "server"; readonly url: string }
+  | { readonly kind: "embedded"; readonly dataDir: string };
+
+/** A case's database: where it is, and how to remove it. */
+export interface BenchDatabase {
+  readonly target: BenchTarget;
+  /** The database without its password, for messages. */
+  readonly description: string;
+  /** Drops the database (server) or removes its directory (embedded). */
+  drop(): Promise<void>;
+}
+
+/**
+ * Creates a fresh, empty database for one case: on the server of `serverUrl` when given, else an
+ * embedded database in a new temporary directory. Migrations run when it is first opened.
+ */
+export async function createBenchDatabase(
+  serverUrl: string | undefined,
+  label: string,
+): Promise<BenchDatabase> {
+  const suffix = `${Date.now().toString(36)}_${crypto.randomUUID().slice(0, 6)}`;
+  if (serverUrl) {
+    const name = `rematch_bench_${label.replace(/[^a-z0-9]/gi, "_").toLowerCase()}_${suffix}`;
+    const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
+    try {
+      await admin.unsafe(`create database ${name}`);
+    } catch (error) {
+      await admin.end();
+      throw error;
+    }
+    const url = new URL(serverUrl);
+    url.pathname = `/${name}`;
+    return {
+      target: { kind: "server", url: url.toString() },
+      description: redactDatabaseUrl(url.toString()),
+      async drop() {
+        try {
+          await admin.unsafe(`drop database if exists ${name} with (force)`);
+        } finally {
+          await admin.end();
+        }
+      },
+    };
+  }
+  const dir = await Deno.makeTempDir({ prefix: `rematch-bench-${label}-` });
+  const dataDir = join(dir, "db");
+  return {
+    target: { kind: "embedded", dataDir },
+    description: `embedded: ${dataDir}`,
+    drop: () => Deno.remove(dir, { recursive: true }),
+  };
+}
+
+/** Opens a case's database (migrations applied), quietly. */
+export function openBenchDatabase(target: BenchTarget): Promise<Database> {
+  return target.kind === "server"
+    ? openDatabase({ databaseUrl: target.url, announce: false })
+    : openDatabase({ databaseUrl: "", dataDir: target.dataDir, announce: false });
+}
+
+/** Opens the database, runs `fn`, and closes it again (the embedded one admits one process). */
+export async function withBenchDatabase<T>(
+  target: BenchTarget,
+  fn: (db: Database) => Promise<T>,
+): Promise<T> {
+  const db = await openBenchDatabase(target);
+  try {
+    return await fn(db);
+  } finally {
+    await db.close();
+  }
+}

@@ -1,0 +1,360 @@
+// One timed phase of the bench, run in a fresh Deno process so that its peak RSS is its own
+// (nothing left over from seeding or from an earlier phase): the parent hands the phase over
+// as JSON, the child opens the case's database, times the work and prints one JSON line.
+import { fileURLToPath } from "node:url";
+import type { Database } from "../db/connection.ts";
+import { runFactorsImport } from "../cli/factors.ts";
+import { getDataEntryType } from "../reference/enums.ts";
+import { createPgSliceStore } from "../rematch/pg_store.ts";
+import { rematchSlice } from "../rematch/recalculate.ts";
+import { recalculateForDataEntryType } from "../rematch/run.ts";
+import type { RematchResult, SliceStore } from "../rematch/types.ts";
+import type { SeedDet } from "../seed/generate.ts";
+import { type BenchTarget, openBenchDatabase } from "./database.ts";
+import {
+  createFloorTable,
+  dropFloorTable,
+  type FloorMethod,
+  type FloorVariant,
+  readFloorTemplate,
+  writeFloorRows,
+} from "./floor.ts";
+import { BENCH_YEAR, type BenchSliceSummary, seedBenchSlice } from "./slice.ts";
+
+/** What the per-entry baseline is asked to do. */
+export interface BaselineOptions {
+  readonly dataEntryType: string;
+  readonly year: number;
+  /** Only the first `limit` entries (id order). @default the whole slice */
+  readonly limit?: number;
+  /** Commit the writes (else they are rolled back). */
+  readonly commit: boolean;
+}
+
+/** What the per-entry baseline did. */
+export interface BaselineSummary {
+  readonly entries: number;
+  readonly errors: number;
+  /** kg of the rows it wrote (rollups excluded), plus the old kg of entries that failed. */
+  readonly kgAfter: number;
+  readonly emissionsWritten: number;
+  /** SQL statements it sent. */
+  readonly statements: number;
+}
+
+/** The per-entry baseline: lives in tests/bench/ and is handed in, so src/ never imports it. */
+export type BaselineRunner = (db: Database, options: BaselineOptions) => Promise<BaselineSummary>;
+
+/** What the bench needs from its composition root (scripts/bench.ts). */
+export interface BenchHooks {
+  readonly baseline: BaselineRunner;
+  /** The script that runs `--phase JSON` in a fresh process. */
+  readonly entrypoint: string | URL;
+}
+
+/** One phase, as plain data. */
+export type PhaseSpec =
+  | { readonly kind: "seed"; readonly target: BenchTarget; readonly det: SeedDet; entries: number }
+  | {
+    readonly kind: "floor";
+    readonly target: BenchTarget;
+    readonly det: string;
+    readonly variant: FloorVariant;
+  }
+  | {
+    readonly kind: "rematch";
+    readonly target: BenchTarget;
+    readonly det: string;
+    readonly profile: boolean;
+  }
+  | {
+    readonly kind: "baseline";
+    readonly target: BenchTarget;
+    readonly det: string;
+    readonly limit?: number;
+    readonly commit: boolean;
+  }
+  | { readonly kind: "factor-import"; readonly target: BenchTarget; readonly file: string };
+
+/** Time spent in one part of the rematch (`--profile`). */
+export interface ProfilePart {
+  readonly part: string;
+  readonly seconds: number;
+  readonly calls: number;
+}
+
+/** A rematch result without its long lists (their lengths are the counts). */
+export type RematchSummary = Omit<RematchResult, "errorDetails" | "warnings" | "diff"> & {
+  readonly firstErrors: RematchResult["errorDetails"];
+};
+
+/** What each phase kind reports besides its time. */
+export interface PhaseDetails {
+  seed: BenchSliceSummary;
+  floor: { readonly rows: number; readonly method: FloorMethod };
+  rematch: { readonly result: RematchSummary; readonly profile?: readonly ProfilePart[] };
+  baseline: BaselineSummary;
+  "factor-import": {
+    readonly rows: number;
+    readonly fresh: { readonly seconds: number; readonly inserted: number };
+    readonly unchanged: { readonly seconds: number; readonly unchanged: number };
+  };
+}
+
+/** A phase's time, its process's peak RSS during the phase, and its details. */
+export interface PhaseOutcome<K extends PhaseSpec["kind"] = PhaseSpec["kind"]> {
+  readonly seconds: number;
+  readonly peakRssBytes: number;
+  /** How the peak was measured. */
+  readonly rssMethod: string;
+  readonly detail: PhaseDetails[K];
+}
+
+// ---- peak RSS ---------------------------------------------------------------------------------
+
+const STATUS = "/proc/self/status";
+
+function vmHwmBytes(): number | undefined {
+  try {
+    const kb = /VmHWM:\s+(\d+)\s+kB/.exec(Deno.readTextFileSync(STATUS))?.[1];
+    return kb ? Number(kb) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The peak RSS of this process from now on: Linux's high-water mark (VmHWM) after resetting it
+ * (`5` into /proc/self/clear_refs), else `Deno.memoryUsage().rss` sampled every 10 ms.
+ */
+export function startPeakRss(): { method: string; stop(): number } {
+  (globalThis as { gc?: () => void }).gc?.();
+  try {
+    Deno.writeTextFileSync("/proc/self/clear_refs", "5");
+    if (vmHwmBytes() !== undefined) {
+      return {
+        method: "VmHWM of the phase's process, reset at its start",
+        stop: () => vmHwmBytes()!,
+      };
+    }
+  } catch {
+    // Not Linux, or not allowed: sample instead.
+  }
+  let peak = Deno.memoryUsage().rss;
+  const timer = setInterval(() => peak = Math.max(peak, Deno.memoryUsage().rss), 10);
+  return {
+    method: "Deno.memoryUsage().rss of the phase's process, sampled every 10 ms",
+    stop() {
+      clearInterval(timer);
+      return Math.max(peak, Deno.memoryUsage().rss);
+    },
+  };
+}
+
+// ---- the rematch, optionally profiled ---------------------------------------------------------
+
+/** Which part of the rematch each store method is. */
+const PART_OF: Readonly<Record<string, string>> = {
+  lockSlice: "setup",
+  loadInputs: "setup",
+  moduleIds: "setup",
+  countEntries: "setup",
+  readEntries: "read entries",
+  readEmissions: "read emissions",
+  writeChunk: "write",
+  refreshModuleStats: "stats",
+};
+
+/** Wraps every method of the store so that the time until its promise settles is added up. */
+function timedStore(store: SliceStore, spent: Map<string, { ms: number; calls: number }>) {
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver);
+      if (typeof value !== "function") return value;
+      const part = PART_OF[String(property)] ?? String(property);
+      return async (...args: unknown[]) => {
+        const started = performance.now();
+        try {
+          return await value.apply(target, args);
+        } finally {
+          const s = spent.get(part) ?? { ms: 0, calls: 0 };
+          s.ms += performance.now() - started;
+          s.calls++;
+          spent.set(part, s);
+        }
+      };
+    },
+  });
+}
+
+/**
+ * The rematch with each part timed: the product's store and workflow (rematchSlice over
+ * createPgSliceStore in one transaction, as recalculateForDataEntryType runs them), the store
+ * wrapped. "compute/compare" is the workflow's time outside the store's calls.
+ */
+async function profiledRematch(db: Database, det: string) {
+  const spent = new Map<string, { ms: number; calls: number }>();
+  const started = performance.now();
+  let inside = 0;
+  const result = await db.sql.begin(async (tx) => {
+    const result = await rematchSlice(timedStore(createPgSliceStore(tx), spent), {
+      dataEntryType: det,
+      year: BENCH_YEAR,
+    });
+    inside = performance.now() - started;
+    return result;
+  });
+  const total = performance.now() - started;
+  const storeMs = [...spent.values()].reduce((sum, s) => sum + s.ms, 0);
+  const part = (name: string, ms: number, calls: number) => ({
+    part: name,
+    seconds: ms / 1000,
+    calls,
+  });
+  const known = ["setup", "read entries", "read emissions", "write", "stats"];
+  const listed = (names: readonly string[]) =>
+    names.filter((n) => spent.has(n)).map((n) => part(n, spent.get(n)!.ms, spent.get(n)!.calls));
+  const parts: ProfilePart[] = [
+    ...listed(known.slice(0, 3)),
+    part("compute/compare", inside - storeMs, 0),
+    ...listed(known.slice(3)),
+    ...listed([...spent.keys()].filter((n) => !known.includes(n))),
+    part("begin/commit", total - inside, 1),
+  ];
+  return { result, parts };
+}
+
+function summarize(result: RematchResult): RematchSummary {
+  const { errorDetails, warnings: _warnings, diff: _diff, ...counts } = result;
+  return { ...counts, firstErrors: errorDetails.slice(0, 5) };
+}
+
+// ---- running a phase --------------------------------------------------------------------------
+
+async function timed<T>(work: () => Promise<T>): Promise<{ seconds: number; value: T }> {
+  const started = performance.now();
+  const value = await work();
+  return { seconds: (performance.now() - started) / 1000, value };
+}
+
+/**
+ * Runs one phase in this process: opens the database, prepares what is not timed, then times
+ * the work and measures the peak RSS around it.
+ */
+export async function executePhase(spec: PhaseSpec, hooks: Pick<BenchHooks, "baseline">) {
+  const db = await openBenchDatabase(spec.target);
+  try {
+    let prepared: unknown;
+    if (spec.kind === "floor") {
+      await createFloorTable(db, spec.variant);
+      prepared = await readFloorTemplate(db, getDataEntryType(spec.det).id);
+    }
+    // Dirty pages of the previous phase are written now, not inside the timed work.
+    if (db.kind === "server") await db.sql`checkpoint`.catch(() => {});
+    const rss = startPeakRss();
+    const { seconds, value } = await timed(async (): Promise<PhaseDetails[typeof spec.kind]> => {
+      switch (spec.kind) {
+        case "seed":
+          return await seedBenchSlice(db, { det: spec.det, entries: spec.entries });
+        case "floor":
+          return await writeFloorRows(
+            db,
+            spec.variant,
+            prepared as Parameters<typeof writeFloorRows>[2],
+          );
+        case "rematch": {
+          if (!spec.profile) {
+            const result = await recalculateForDataEntryType(db, {
+              dataEntryType: spec.det,
+              year: BENCH_YEAR,
+            });
+            return { result: summarize(result) };
+          }
+          const { result, parts } = await profiledRematch(db, spec.det);
+          return { result: summarize(result), profile: parts };
+        }
+        case "baseline":
+          return await hooks.baseline(db, {
+            dataEntryType: spec.det,
+            year: BENCH_YEAR,
+            limit: spec.limit,
+            commit: spec.commit,
+          });
+        case "factor-import":
+          return await importTwice(db, spec.file);
+      }
+    });
+    const peakRssBytes = rss.stop();
+    if (spec.kind === "floor") await dropFloorTable(db, spec.variant);
+    return { seconds, peakRssBytes, rssMethod: rss.method, detail: value };
+  } finally {
+    await db.close();
+  }
+}
+
+async function importTwice(db: Database, file: string): Promise<PhaseDetails["factor-import"]> {
+  const args = {
+    file,
+    year: BENCH_YEAR,
+    target: { dataEntryTypeId: getDataEntryType("it").id },
+    targetLabel: "det it",
+    mode: "merge" as const,
+    strict: false,
+    rematch: false,
+  };
+  const fresh = await timed(() => runFactorsImport(db, args));
+  const again = await timed(() => runFactorsImport(db, args));
+  return {
+    rows: fresh.value.result.rowsRead,
+    fresh: { seconds: fresh.seconds, inserted: fresh.value.result.inserted },
+    unchanged: { seconds: again.seconds, unchanged: again.value.result.unchanged },
+  };
+}
+
+const CONFIG = fileURLToPath(new URL("../../deno.json", import.meta.url));
+
+/** Runs one phase in a fresh Deno process (`<entrypoint> --phase JSON`) and returns its outcome. */
+export async function runPhase<K extends PhaseSpec["kind"]>(
+  hooks: BenchHooks,
+  spec: PhaseSpec & { kind: K },
+): Promise<PhaseOutcome<K>> {
+  const entrypoint = hooks.entrypoint instanceof URL
+    ? fileURLToPath(hooks.entrypoint)
+    : hooks.entrypoint;
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--config",
+      CONFIG,
+      "--v8-flags=--expose-gc",
+      entrypoint,
+      "--phase",
+      JSON.stringify(spec),
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(output.stdout).trim();
+  if (!output.success) {
+    const stderr = new TextDecoder().decode(output.stderr).trim();
+    throw new Error(`bench phase ${spec.kind} failed (exit ${output.code}): ${stderr || stdout}`);
+  }
+  return JSON.parse(stdout.split("\n").at(-1)!) as PhaseOutcome<K>;
+}
+
+/** The child's side: runs the phase given as JSON and prints its outcome as one JSON line. */
+export async function runPhaseFromArgs(
+  json: string | undefined,
+  hooks: Pick<BenchHooks, "baseline">,
+): Promise<never> {
+  try {
+    if (!json) throw new Error("--phase needs the phase as JSON");
+    const outcome = await executePhase(JSON.parse(json) as PhaseSpec, hooks);
+    console.log(JSON.stringify(outcome));
+    Deno.exit(0);
+  } catch (error) {
+    console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
+    Deno.exit(1);
+  }
+}

@@ -1,0 +1,158 @@
+// How a bench run is printed: a text table per case, or the Markdown table of the README.
+import { formatTable } from "../cli/table.ts";
+import type { BenchCase, BenchReport, BenchTiming } from "./run.ts";
+
+const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
+const mb = (bytes: number) => Math.round(bytes / 2 ** 20);
+const ratio = (value: number | null) => (value === null ? "" : round(value, value < 10 ? 3 : 1));
+
+function timingRow(t: BenchTiming): (string | number)[] {
+  return [
+    t.label,
+    round(t.seconds, 3),
+    Math.round(t.entriesPerSecond),
+    ratio(t.floorRatio),
+    ratio(t.baselineRatio),
+    mb(t.peakRssBytes),
+    t.note ?? "",
+  ];
+}
+
+const HEADER = ["what", "seconds", "entries/s", "× floor A", "baseline ÷", "peak RSS MB", "note"];
+
+function describeChecks(c: BenchCase): string[] {
+  const lines: string[] = [];
+  const { fullChange, noop, baseline, onePercent } = c.checks;
+  if (fullChange) {
+    lines.push(
+      `full change: ${fullChange.factorsChanged} factors changed; the rematch rewrote ` +
+        `${fullChange.entriesWritten} of ${fullChange.entriesWithRows} entries with rows ` +
+        `(${fullChange.errors} errors); kg ${round(fullChange.kgBefore, 3)} → ` +
+        `${round(fullChange.kgAfter, 3)} (×${
+          round(fullChange.kgAfter / fullChange.kgBefore, 6)
+        }), ` +
+        `stored ${round(fullChange.kgStored, 3)}`,
+    );
+  }
+  if (noop) {
+    lines.push(
+      `no-op: ${noop.unchanged} of ${noop.recalculated} entries unchanged, ` +
+        `${noop.emissionsWritten} rows written, stored rows ${
+          noop.rowsUntouched ? "untouched" : "CHANGED"
+        }`,
+    );
+  }
+  if (baseline) {
+    lines.push(
+      `baseline: ${baseline.entries} entries${baseline.sampled ? " (sample)" : ""}, ` +
+        `${baseline.errors} errors, kg ${round(baseline.kgAfter, 3)}` +
+        (baseline.rematchAfterWrites === undefined
+          ? ""
+          : `; a rematch right after it wrote ${baseline.rematchAfterWrites} rows`),
+    );
+  }
+  if (onePercent) {
+    lines.push(
+      `one-percent: factor ${onePercent.factorId} covered ${onePercent.coveredEntries} entries ` +
+        `(${round(onePercent.share * 100, 2)} %); the rematch rewrote ${onePercent.entriesWritten}`,
+    );
+  }
+  return lines;
+}
+
+function describeProfiles(c: BenchCase): string[] {
+  return c.timings.filter((t) => t.profile).map((t) =>
+    `profile of "${t.label}": ` +
+    t.profile!.map((p) => `${p.part} ${round(p.seconds, 3)} s`).join(" · ")
+  );
+}
+
+function machineLine(report: BenchReport): string {
+  const m = report.machine;
+  return `${m.cpu}, ${m.cores} cores, ${m.memoryGb} GB, ${m.os}, Deno ${m.deno}, ${m.database}; ` +
+    `1-minute load ${m.loadAverage[0]} at the start, ${m.loadAverage[1]} at the end`;
+}
+
+/** The human report: per case its table, checks and profiles; then seeding and factor import. */
+export function formatBenchText(report: BenchReport): string {
+  const out = [`bench ${report.startedAt} on ${machineLine(report)}`, ""];
+  for (const c of report.cases) {
+    out.push(
+      `${c.det} · ${c.entries} entries in ${c.units} units · ${c.emissionRows} emission rows · ` +
+        `seeded at ${Math.round(c.seed.entriesPerSecond)} entries/s ` +
+        `(${round(c.seed.seconds, 2)} s, peak RSS ${mb(c.seed.peakRssBytes)} MB)`,
+      formatTable(HEADER, c.timings.map(timingRow)),
+      ...describeChecks(c),
+      ...describeProfiles(c),
+      "",
+    );
+  }
+  if (report.factorImport) {
+    const f = report.factorImport;
+    out.push(
+      `factor CSV import, ${f.rows} rows: fresh ${round(f.freshSeconds, 3)} s ` +
+        `(${f.inserted} inserted), unchanged re-import ${round(f.unchangedSeconds, 3)} s ` +
+        `(${f.unchanged} unchanged); peak RSS ${mb(f.peakRssBytes)} MB`,
+      "",
+    );
+  }
+  out.push(`peak RSS: ${report.rssMethod}`, ...report.notes);
+  return out.join("\n");
+}
+
+const cell = (value: string | number) => String(value).replaceAll("|", "\\|");
+
+/** The README's table: every case's timings, then seeding and factor import, with the machine. */
+export function formatBenchMarkdown(report: BenchReport): string {
+  const head = [
+    "det",
+    "entries",
+    "what",
+    "seconds",
+    "entries/s",
+    "× floor A",
+    "baseline ÷",
+    "peak RSS",
+  ];
+  const rows = report.cases.flatMap((c) =>
+    c.timings.map((t) => [
+      c.det,
+      c.entries,
+      t.label + (t.note && t.what === "baseline" && t.note.startsWith("extrapolated")
+        ? " (extrapolated)"
+        : ""),
+      round(t.seconds, 3),
+      Math.round(t.entriesPerSecond),
+      ratio(t.floorRatio),
+      ratio(t.baselineRatio),
+      `${mb(t.peakRssBytes)} MB`,
+    ])
+  );
+  const table = [
+    `| ${head.join(" | ")} |`,
+    `|${head.map((_, i) => (i === 0 || i === 2 ? "---" : "---:")).join("|")}|`,
+    ...rows.map((r) => `| ${r.map(cell).join(" | ")} |`),
+  ];
+  const extra = [
+    ...report.cases.map((c) =>
+      `- seeding ${c.det} ${c.entries}: ${Math.round(c.seed.entriesPerSecond)} entries/s`
+    ),
+    ...(report.factorImport
+      ? [
+        `- factor CSV import of ${report.factorImport.rows} rows: ` +
+        `${round(report.factorImport.freshSeconds, 2)} s fresh, ` +
+        `${round(report.factorImport.unchangedSeconds, 2)} s unchanged re-import`,
+      ]
+      : []),
+  ];
+  return [
+    `Measured ${report.startedAt.slice(0, 10)} with \`deno task bench\` (${report.backend}) on ` +
+    `${machineLine(report)}. A shared machine under load: absolute times are noisy; the ratios ` +
+    `within one run are what counts. × floor A: seconds ÷ the write floor A of the same case; ` +
+    `baseline ÷: the per-entry baseline's seconds ÷ these. Peak RSS: ${report.rssMethod}.`,
+    "",
+    ...table,
+    "",
+    ...extra,
+  ].join("\n");
+}

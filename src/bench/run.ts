@@ -1,0 +1,494 @@
+// `deno task bench` (spec/performance.md): per (det, size) case a fresh database, the seeded
+// slice, the write floors, then the rematch after a full change, the no-op rematch, the
+// per-entry baseline and the one-percent change, each timed in its own process; ratios are
+// taken inside the case, against floor A measured in the same run.
+import { join } from "node:path";
+import { recalculateForDataEntryType } from "../rematch/run.ts";
+import { getDataEntryType } from "../reference/enums.ts";
+import type { SeedDet } from "../seed/generate.ts";
+import {
+  CHANGE_FACTOR,
+  closestCoverage,
+  emissionSnapshot,
+  factorCoverage,
+  scaleEmissionFactors,
+} from "./changes.ts";
+import { type BenchTarget, createBenchDatabase, withBenchDatabase } from "./database.ts";
+import {
+  type BenchHooks,
+  type PhaseOutcome,
+  type ProfilePart,
+  type RematchSummary,
+  runPhase,
+} from "./phase.ts";
+import { BENCH_YEAR } from "./slice.ts";
+
+/** The factor changes a case times (`--change`). */
+export type ChangeKind = "all" | "one-percent" | "none";
+
+/** What {@linkcode runBench} runs. */
+export interface BenchOptions {
+  /** Dets, each a case per size. @default ["it", "plane"] */
+  readonly dets: readonly SeedDet[];
+  /** Slice sizes (entries). */
+  readonly entries: readonly number[];
+  /** Which changes to time: `all` (rematch and baseline after every factor changed), `none` (the
+   * no-op rematch), `one-percent`. */
+  readonly changes: ReadonlySet<ChangeKind>;
+  /** Time the parts of each rematch (read, compute, write, stats). */
+  readonly profile: boolean;
+  /** The baseline runs on at most this many entries and is extrapolated beyond. */
+  readonly baselineSample: number;
+  /** Rows of the factor CSV import measurement (0: skip it). */
+  readonly importRows: number;
+  /** The server to create the case databases on (undefined: embedded). */
+  readonly serverUrl?: string;
+  /** Progress lines (stderr). */
+  readonly onStatus?: (line: string) => void;
+}
+
+/** One timed line of a case. */
+export interface BenchTiming {
+  readonly what: "floor A" | "floor B" | "rematch" | "baseline" | "no-op" | "one-percent";
+  /** Human label (`rematch, every factor changed`, ...). */
+  readonly label: string;
+  readonly seconds: number;
+  readonly entriesPerSecond: number;
+  /** seconds ÷ floor A seconds. */
+  readonly floorRatio: number | null;
+  /** baseline seconds ÷ seconds: how many times faster than the per-entry baseline. */
+  readonly baselineRatio: number | null;
+  readonly peakRssBytes: number;
+  readonly note?: string;
+  readonly profile?: readonly ProfilePart[];
+}
+
+/** What the bench checks about a case's results (the --quick test asserts on them). */
+export interface CaseChecks {
+  readonly fullChange?: {
+    readonly factorsChanged: number;
+    readonly entriesWithRows: number;
+    /** Entries whose rows the rematch rewrote. */
+    readonly entriesWritten: number;
+    readonly errors: number;
+    readonly kgBefore: number;
+    /** The rematch's kg after, and the sum of the stored rows after it. */
+    readonly kgAfter: number;
+    readonly kgStored: number;
+  };
+  readonly noop?: {
+    readonly recalculated: number;
+    readonly unchanged: number;
+    /** Rows the no-op inserted, updated and deleted. */
+    readonly emissionsWritten: number;
+    /** Row count, id sum and latest computed_at equal before and after. */
+    readonly rowsUntouched: boolean;
+  };
+  readonly baseline?: {
+    readonly entries: number;
+    readonly sampled: boolean;
+    readonly errors: number;
+    readonly kgAfter: number;
+    /** Whole-slice baseline only: rows a rematch right after it wrote (0: identical rows). */
+    readonly rematchAfterWrites?: number;
+  };
+  readonly onePercent?: {
+    readonly factorId: number;
+    /** Entries whose rows named the factor. */
+    readonly coveredEntries: number;
+    readonly share: number;
+    readonly entriesWritten: number;
+  };
+}
+
+/** One (det, size) case. */
+export interface BenchCase {
+  readonly det: SeedDet;
+  readonly entries: number;
+  readonly units: number;
+  readonly emissionRows: number;
+  readonly seed: {
+    readonly seconds: number;
+    readonly entriesPerSecond: number;
+    readonly peakRssBytes: number;
+  };
+  readonly timings: readonly BenchTiming[];
+  readonly checks: CaseChecks;
+}
+
+/** The factor CSV import measurement (its own database). */
+export interface FactorImportTiming {
+  readonly rows: number;
+  readonly freshSeconds: number;
+  readonly unchangedSeconds: number;
+  readonly inserted: number;
+  readonly unchanged: number;
+  readonly peakRssBytes: number;
+}
+
+/** The machine and database a run measured. */
+export interface MachineInfo {
+  readonly cpu: string;
+  readonly cores: number;
+  readonly memoryGb: number;
+  readonly os: string;
+  readonly deno: string;
+  readonly database: string;
+  /** /proc/loadavg's 1-minute load at the start and the end of the run. */
+  readonly loadAverage: readonly [number, number];
+}
+
+/** Everything a run measured. */
+export interface BenchReport {
+  readonly startedAt: string;
+  readonly backend: "server" | "embedded";
+  readonly machine: MachineInfo;
+  readonly rssMethod: string;
+  readonly changeFactor: number;
+  readonly cases: readonly BenchCase[];
+  readonly factorImport?: FactorImportTiming;
+  readonly notes: readonly string[];
+}
+
+const LABELS: Readonly<Record<BenchTiming["what"], string>> = {
+  "floor A": "write floor A (indexes, no FKs)",
+  "floor B": "write floor B (indexes + FKs)",
+  rematch: "rematch, every factor changed",
+  baseline: "per-entry baseline",
+  "no-op": "no-op rematch (nothing changed)",
+  "one-percent": "rematch, one factor (~1 %) changed",
+};
+
+function loadAverage(): number {
+  try {
+    return Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
+  } catch {
+    return NaN;
+  }
+}
+
+function cpuModel(): string {
+  try {
+    const line = Deno.readTextFileSync("/proc/cpuinfo").split("\n")
+      .find((l) => l.startsWith("model name"));
+    return line?.split(":")[1]?.trim() ?? Deno.build.arch;
+  } catch {
+    return Deno.build.arch;
+  }
+}
+
+function rowsWritten(r: RematchSummary): number {
+  return r.emissionsInserted + r.emissionsUpdated + r.emissionsDeleted;
+}
+
+type Timed = Omit<BenchTiming, "label" | "floorRatio" | "baselineRatio" | "entriesPerSecond">;
+
+async function runCase(
+  hooks: BenchHooks,
+  options: BenchOptions,
+  det: SeedDet,
+  entries: number,
+  target: BenchTarget,
+): Promise<BenchCase> {
+  const status = (line: string) => options.onStatus?.(`${det} ${entries}: ${line}`);
+  const detId = getDataEntryType(det).id;
+  const onDb = <T>(fn: Parameters<typeof withBenchDatabase<T>>[1]) => withBenchDatabase(target, fn);
+  const timed: Timed[] = [];
+  const checks: { -readonly [K in keyof CaseChecks]: CaseChecks[K] } = {};
+  const add = (what: Timed["what"], outcome: PhaseOutcome, extra: Partial<Timed> = {}) =>
+    timed.push({ what, seconds: outcome.seconds, peakRssBytes: outcome.peakRssBytes, ...extra });
+  const rematch = async () => {
+    const outcome = await runPhase(hooks, {
+      kind: "rematch",
+      target,
+      det,
+      profile: options.profile,
+    });
+    return { outcome, result: outcome.detail.result, profile: outcome.detail.profile };
+  };
+
+  status("seeding");
+  const seed = await runPhase(hooks, { kind: "seed", target, det, entries });
+  // The planner gets statistics, as autovacuum would give it on a live database.
+  await onDb((db) => db.sql`vacuum analyze`);
+
+  for (const variant of ["A", "B"] as const) {
+    status(`write floor ${variant}`);
+    const floor = await runPhase(hooks, { kind: "floor", target, det, variant });
+    add(`floor ${variant}`, floor, {
+      note: floor.detail.method === "copy"
+        ? `COPY of ${floor.detail.rows} rows`
+        : `${floor.detail.rows} rows by INSERT ... SELECT FROM unnest (no COPY on embedded)`,
+    });
+  }
+
+  if (options.changes.has("all")) {
+    status("rematch after every factor changed");
+    const before = await onDb((db) => emissionSnapshot(db.sql, detId));
+    const factorsChanged = await onDb((db) => scaleEmissionFactors(db.sql, detId, BENCH_YEAR));
+    const { outcome, result, profile } = await rematch();
+    const after = await onDb((db) => emissionSnapshot(db.sql, detId));
+    add("rematch", outcome, { profile });
+    checks.fullChange = {
+      factorsChanged,
+      entriesWithRows: before.entriesWithRows,
+      entriesWritten: result.recalculated - result.unchanged,
+      errors: result.errors,
+      kgBefore: result.kgBefore,
+      kgAfter: result.kgAfter,
+      kgStored: after.kg,
+    };
+  }
+
+  if (options.changes.has("none")) {
+    status("no-op rematch");
+    const before = await onDb((db) => emissionSnapshot(db.sql, detId));
+    const { outcome, result, profile } = await rematch();
+    const after = await onDb((db) => emissionSnapshot(db.sql, detId));
+    add("no-op", outcome, { profile });
+    checks.noop = {
+      recalculated: result.recalculated,
+      unchanged: result.unchanged,
+      emissionsWritten: rowsWritten(result),
+      rowsUntouched: JSON.stringify(before) === JSON.stringify(after),
+    };
+  }
+
+  if (options.changes.has("all")) {
+    const sampled = entries > options.baselineSample;
+    status(`per-entry baseline${sampled ? ` (first ${options.baselineSample} entries)` : ""}`);
+    const outcome = await runPhase(hooks, {
+      kind: "baseline",
+      target,
+      det,
+      limit: sampled ? options.baselineSample : undefined,
+      commit: !sampled,
+    });
+    const summary = outcome.detail;
+    const seconds = outcome.seconds * (entries / Math.max(1, summary.entries));
+    add("baseline", { ...outcome, seconds }, {
+      note: sampled
+        ? `extrapolated ×${(entries / summary.entries).toFixed(1)} from its first ` +
+          `${summary.entries} entries (${outcome.seconds.toFixed(2)} s, rolled back)`
+        : `${summary.statements} SQL statements`,
+    });
+    let rematchAfterWrites: number | undefined;
+    if (!sampled) {
+      // The baseline rewrote every row: a rematch right after must find every row right.
+      const check = await onDb((db) =>
+        recalculateForDataEntryType(db, { dataEntryType: det, year: BENCH_YEAR })
+      );
+      rematchAfterWrites = check.emissionsInserted + check.emissionsUpdated +
+        check.emissionsDeleted;
+    }
+    checks.baseline = {
+      entries: summary.entries,
+      sampled,
+      errors: summary.errors,
+      kgAfter: summary.kgAfter,
+      rematchAfterWrites,
+    };
+  }
+
+  if (options.changes.has("one-percent")) {
+    status("rematch after one factor (~1 %) changed");
+    // The bench's own baseline may have left a slice of dead rows behind: not the rematch's.
+    await onDb((db) => db.sql`vacuum analyze`);
+    const coverage = await onDb((db) => factorCoverage(db.sql, detId));
+    const chosen = closestCoverage(coverage, entries, 0.01);
+    if (chosen) {
+      await onDb((db) => scaleEmissionFactors(db.sql, detId, BENCH_YEAR, chosen.factorId));
+      const { outcome, result, profile } = await rematch();
+      const share = chosen.entries / entries;
+      add("one-percent", outcome, {
+        profile,
+        note: `factor ${chosen.factorId} covers ${chosen.entries} entries ` +
+          `(${(share * 100).toFixed(2)} %)`,
+      });
+      checks.onePercent = {
+        factorId: chosen.factorId,
+        coveredEntries: chosen.entries,
+        share,
+        entriesWritten: result.recalculated - result.unchanged,
+      };
+    }
+  }
+
+  const floorA = timed.find((t) => t.what === "floor A")?.seconds;
+  const baseline = timed.find((t) => t.what === "baseline")?.seconds;
+  return {
+    det,
+    entries: seed.detail.entries,
+    units: seed.detail.units,
+    emissionRows: seed.detail.emissionRows,
+    seed: {
+      seconds: seed.detail.entrySeconds,
+      entriesPerSecond: seed.detail.entries / seed.detail.entrySeconds,
+      peakRssBytes: seed.peakRssBytes,
+    },
+    timings: timed.map((t) => ({
+      ...t,
+      label: LABELS[t.what],
+      entriesPerSecond: entries / t.seconds,
+      floorRatio: floorA ? t.seconds / floorA : null,
+      baselineRatio: baseline ? baseline / t.seconds : null,
+    })),
+    checks,
+  };
+}
+
+/** Writes an `it` factor CSV of `rows` distinct classes (500 kinds × subkinds) for the import. */
+async function writeImportCsv(path: string, rows: number): Promise<void> {
+  const lines = [
+    "equipment_class,sub_class,active_power_w,standby_power_w,active_usage_hours_per_week," +
+    "standby_usage_hours_per_week,ef_kg_co2eq_per_kwh",
+  ];
+  for (let i = 0; i < rows; i++) {
+    lines.push(
+      `Class ${Math.floor(i / 100)},Model ${i % 100},${20 + (i % 480)},${1 + (i % 9)},40,128,0.2`,
+    );
+  }
+  await Deno.writeTextFile(path, lines.join("\n") + "\n");
+}
+
+async function measureFactorImport(
+  hooks: BenchHooks,
+  options: BenchOptions,
+): Promise<FactorImportTiming> {
+  options.onStatus?.(`factor CSV import of ${options.importRows} rows`);
+  const dir = await Deno.makeTempDir({ prefix: "rematch-bench-csv-" });
+  const database = await createBenchDatabase(options.serverUrl, "import");
+  try {
+    const file = join(dir, "it.csv");
+    await writeImportCsv(file, options.importRows);
+    const outcome = await runPhase(hooks, {
+      kind: "factor-import",
+      target: database.target,
+      file,
+    });
+    const d = outcome.detail;
+    return {
+      rows: d.rows,
+      freshSeconds: d.fresh.seconds,
+      unchangedSeconds: d.unchanged.seconds,
+      inserted: d.fresh.inserted,
+      unchanged: d.unchanged.unchanged,
+      peakRssBytes: outcome.peakRssBytes,
+    };
+  } finally {
+    await database.drop();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/**
+ * Runs every (det, size) case in its own fresh database (dropped at the end, also on failure),
+ * then the factor import measurement, and returns what was measured.
+ */
+export async function runBench(hooks: BenchHooks, options: BenchOptions): Promise<BenchReport> {
+  const startedAt = new Date().toISOString();
+  const loadAtStart = loadAverage();
+  const cases: BenchCase[] = [];
+  let database = "";
+  let rssMethod = "";
+  for (const det of options.dets) {
+    for (const entries of options.entries) {
+      const created = await createBenchDatabase(options.serverUrl, `${det}_${entries}`);
+      options.onStatus?.(`${det} ${entries}: database ${created.description}`);
+      try {
+        if (!database) {
+          database = await withBenchDatabase(created.target, async (db) => {
+            const [row] = await db.sql<{ v: string }[]>`select version() as v`;
+            return `${db.kind}: ${row.v.split(" ").slice(0, 2).join(" ")}`;
+          });
+        }
+        cases.push(await runCase(hooks, options, det, entries, created.target));
+      } finally {
+        await created.drop();
+      }
+    }
+  }
+  const factorImport = options.importRows > 0
+    ? await measureFactorImport(hooks, options)
+    : undefined;
+  rssMethod = "VmHWM (Linux peak RSS) of a fresh process per phase, reset when the timed work " +
+    "starts; it includes the Deno runtime and the client, not the PostgreSQL server" +
+    (options.serverUrl ? "" : " (embedded: PGlite runs inside the process and is included)");
+  const notes = [
+    "Every timed phase runs in its own Deno process; the database is opened and a CHECKPOINT " +
+    "taken before the clock starts.",
+    `A change multiplies the ef_* values of the factors by ${CHANGE_FACTOR}.`,
+    "The no-op rematch runs right after the full-change rematch; the one-percent change after " +
+    "the baseline and a VACUUM ANALYZE.",
+  ];
+  if (!options.serverUrl) {
+    notes.push(
+      "Embedded (PGlite): the write floor uses INSERT ... SELECT FROM unnest because COPY FROM " +
+        "STDIN does not work over the embedded socket; its ratios are not comparable to a server's.",
+    );
+  }
+  return {
+    startedAt,
+    backend: options.serverUrl ? "server" : "embedded",
+    machine: {
+      cpu: cpuModel(),
+      cores: navigator.hardwareConcurrency,
+      memoryGb: Math.round(Deno.systemMemoryInfo().total / 2 ** 30),
+      os: `${Deno.build.os} ${Deno.osRelease()}`,
+      deno: Deno.version.deno,
+      database,
+      loadAverage: [loadAtStart, loadAverage()],
+    },
+    rssMethod,
+    changeFactor: CHANGE_FACTOR,
+    cases,
+    factorImport,
+    notes,
+  };
+}
+
+const close = (a: number, b: number) => Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(b));
+
+/**
+ * What is inconsistent in a case's results (empty when all is well): the full change rewrote
+ * every entry with rows and scaled the kg by {@linkcode CHANGE_FACTOR}; the no-op wrote nothing;
+ * a whole-slice baseline left rows a rematch finds right; the one-percent change rewrote exactly
+ * the entries its factor covered.
+ */
+export function consistencyProblems(c: BenchCase): string[] {
+  const problems: string[] = [];
+  const { fullChange, noop, baseline, onePercent } = c.checks;
+  if (fullChange) {
+    if (fullChange.factorsChanged === 0) problems.push("full change: no factor changed");
+    if (fullChange.entriesWritten !== fullChange.entriesWithRows) {
+      problems.push(
+        `full change: ${fullChange.entriesWritten} entries rewritten, ` +
+          `${fullChange.entriesWithRows} have rows`,
+      );
+    }
+    if (!close(fullChange.kgAfter, fullChange.kgBefore * CHANGE_FACTOR)) {
+      problems.push(`full change: kg ${fullChange.kgBefore} → ${fullChange.kgAfter}`);
+    }
+    if (!close(fullChange.kgStored, fullChange.kgAfter)) {
+      problems.push(`full change: stored kg ${fullChange.kgStored} ≠ ${fullChange.kgAfter}`);
+    }
+  }
+  if (
+    noop && (noop.emissionsWritten || noop.unchanged !== noop.recalculated || !noop.rowsUntouched)
+  ) {
+    problems.push(`no-op: ${noop.emissionsWritten} rows written`);
+  }
+  if (baseline?.rematchAfterWrites) {
+    problems.push(`baseline: a rematch after it rewrote ${baseline.rematchAfterWrites} rows`);
+  }
+  if (baseline && !baseline.sampled && fullChange && !close(baseline.kgAfter, fullChange.kgAfter)) {
+    problems.push(`baseline: kg ${baseline.kgAfter} ≠ the rematch's ${fullChange.kgAfter}`);
+  }
+  if (onePercent && onePercent.entriesWritten !== onePercent.coveredEntries) {
+    problems.push(
+      `one-percent: ${onePercent.entriesWritten} entries rewritten, ` +
+        `${onePercent.coveredEntries} covered by factor ${onePercent.factorId}`,
+    );
+  }
+  return problems;
+}

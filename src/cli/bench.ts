@@ -1,0 +1,147 @@
+// `bench`: the rematch's performance against the write floor and the per-entry baseline
+// (spec/performance.md). The baseline is handed in by scripts/bench.ts from tests/bench/.
+import { z } from "zod";
+import type { BenchHooks } from "../bench/phase.ts";
+import { formatBenchMarkdown, formatBenchText } from "../bench/report.ts";
+import { type ChangeKind, consistencyProblems, runBench } from "../bench/run.ts";
+import { isBenchDet } from "../bench/slice.ts";
+import type { SeedDet } from "../seed/generate.ts";
+import { defineCommand, EXIT } from "./command.ts";
+
+const DEFAULT_ENTRIES = [10_000, 100_000];
+const QUICK_ENTRIES = 2_000;
+const CHANGES: readonly ChangeKind[] = ["all", "none", "one-percent"];
+
+const USAGE = `Usage: deno task bench [--entries N[,N...]] [--det D[,D...]]
+         [--change all|one-percent|none] [--quick] [--profile] [--json | --markdown]
+         [--baseline-sample N] [--import-rows N] [--database-url URL]
+
+Times the rematch of seeded slices against the physical write floor and the per-entry
+baseline, in ONE run on this machine. Each (det, size) case gets a fresh database: created
+beside the one DATABASE_URL (or --database-url) names and dropped at the end, or an embedded
+database in a temporary directory when no URL is given. Every timed phase runs in its own
+process, which gives its peak RSS.
+
+  --entries N,...       slice sizes (default ${
+  DEFAULT_ENTRIES.join(",")
+}; 1000000 is the large size)
+  --det D,...           data entry types (default it,plane)
+  --change C,...        which changes to time (default all three): all = every factor's values
+                        changed, then the rematch and the per-entry baseline; none = the no-op
+                        rematch; one-percent = one factor covering about 1 % of the entries
+  --quick               ${QUICK_ENTRIES} entries per det, a small import: what the test suite runs
+  --profile             time the rematch's parts (read entries, read emissions, compute/compare,
+                        write, stats)
+  --baseline-sample N   the baseline runs on at most N entries, extrapolated beyond (default 20000)
+  --import-rows N       rows of the factor CSV import measurement (default 50000; 0 skips it)
+  --json                the measurements as one JSON document
+  --markdown            the table for the README
+
+Exit codes: 0 done, 3 done but some results were inconsistent (listed), 1 failed, 2 bad usage.`;
+
+const count = (name: string, min: number) =>
+  z.string().regex(/^\d+$/, `expected an integer for ${name}`).transform(Number)
+    .refine((n) => n >= min, `must be ≥ ${min}`);
+
+const list = <T extends string>(what: string, ok: (value: string) => value is T) =>
+  z.string().transform((text, ctx) => {
+    const values = text.split(",").map((v) => v.trim());
+    const bad = values.filter((v) => !ok(v));
+    if (bad.length) {
+      ctx.addIssue({ code: "custom", message: `unknown ${what}: ${bad.join(", ")}` });
+      return z.NEVER;
+    }
+    return [...new Set(values as T[])];
+  });
+
+/** The validated arguments of `bench`. */
+export interface BenchArgs {
+  readonly entries: readonly number[];
+  readonly dets: readonly SeedDet[];
+  readonly changes: ReadonlySet<ChangeKind>;
+  readonly profile: boolean;
+  readonly markdown: boolean;
+  readonly baselineSample: number;
+  readonly importRows: number;
+}
+
+const schema = z.object({
+  positionals: z.array(z.string()).max(0, "bench takes flags only"),
+  entries: z.string().regex(/^\d+(,\d+)*$/, "expected sizes such as 10000,100000")
+    .transform((s) => s.split(",").map(Number))
+    .refine((sizes) => sizes.every((n) => n >= 100), "each size must be ≥ 100 entries")
+    .optional(),
+  det: list(
+    "data entry type (the seed generator writes every det but building_embodied_energy)",
+    isBenchDet,
+  )
+    .default(["it", "plane"]),
+  change: list(
+    `change (expected ${CHANGES.join(", ")})`,
+    (v): v is ChangeKind => (CHANGES as readonly string[]).includes(v),
+  ).default([...CHANGES]),
+  quick: z.boolean().default(false),
+  profile: z.boolean().default(false),
+  markdown: z.boolean().default(false),
+  "baseline-sample": count("--baseline-sample", 1).default(20_000),
+  "import-rows": count("--import-rows", 0).optional(),
+}).refine((a) => !(a.quick && a.entries), {
+  message: "--quick sets the size: leave out --entries",
+  path: ["quick"],
+}).transform((a): BenchArgs => ({
+  entries: a.quick ? [QUICK_ENTRIES] : a.entries ?? DEFAULT_ENTRIES,
+  dets: a.det,
+  changes: new Set(a.change),
+  profile: a.profile,
+  markdown: a.markdown,
+  baselineSample: a["baseline-sample"],
+  importRows: a["import-rows"] ?? (a.quick ? QUICK_ENTRIES : 50_000),
+}));
+
+/** The `bench` command, with the per-entry baseline and the phase script handed in. */
+export function benchCommand(hooks: BenchHooks) {
+  return defineCommand({
+    name: "bench",
+    usage: USAGE,
+    options: {
+      entries: { type: "string" },
+      det: { type: "string" },
+      change: { type: "string" },
+      quick: { type: "boolean" },
+      profile: { type: "boolean" },
+      markdown: { type: "boolean" },
+      "baseline-sample": { type: "string" },
+      "import-rows": { type: "string" },
+    },
+    schema,
+    async run(args, context) {
+      const serverUrl = context.databaseUrl ?? Deno.env.get("DATABASE_URL") ?? undefined;
+      console.error(
+        `database: ${
+          serverUrl
+            ? "a fresh database per case on the server"
+            : "embedded, a temporary directory per case"
+        }`,
+      );
+      const report = await runBench(hooks, {
+        dets: args.dets,
+        entries: args.entries,
+        changes: args.changes,
+        profile: args.profile,
+        baselineSample: args.baselineSample,
+        importRows: args.importRows,
+        serverUrl: serverUrl || undefined,
+        onStatus: (line) => console.error(line),
+      });
+      const problems = report.cases.flatMap((c) =>
+        consistencyProblems(c).map((p) => `${c.det} ${c.entries}: ${p}`)
+      );
+      const text = args.markdown ? formatBenchMarkdown(report) : formatBenchText(report);
+      return {
+        exitCode: problems.length ? EXIT.partial : EXIT.ok,
+        json: { ...report, problems },
+        text: problems.length ? `${text}\n\nINCONSISTENT:\n${problems.join("\n")}` : text,
+      };
+    },
+  });
+}
