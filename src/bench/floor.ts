@@ -36,11 +36,21 @@ export async function readFloorTemplate(
   db: Database,
   dataEntryTypeId: number,
 ): Promise<FloorTemplate> {
-  const ids = await db.sql<{ e: number }[]>`
+  // Read through a cursor into a flat array: a million row objects would inflate the process
+  // (and the floor's peak RSS) for nothing.
+  const [{ n }] = await db.sql<{ n: number }[]>`
+    select count(*)::int as n from data_entry_emissions x
+      join data_entries d on d.id = x.data_entry_id
+    where d.data_entry_type_id = ${dataEntryTypeId}`;
+  const entryIds = new Float64Array(n);
+  let filled = 0;
+  const cursor = db.sql<{ e: number }[]>`
     select x.data_entry_id as e from data_entry_emissions x
       join data_entries d on d.id = x.data_entry_id
-    where d.data_entry_type_id = ${dataEntryTypeId} order by x.id`;
-  const entryIds = Float64Array.from(ids, (r) => r.e);
+    where d.data_entry_type_id = ${dataEntryTypeId} order by x.id`.cursor(10_000);
+  for await (const rows of cursor) {
+    for (const r of rows) if (filled < n) entryIds[filled++] = r.e;
+  }
   const samples = await db.sql<
     {
       emissionTypeId: number;
@@ -55,7 +65,7 @@ export async function readFloorTemplate(
       x.kg_co2eq as kg, x.additional_value as "additionalValue", x.scope, x.meta::text as meta
     from data_entry_emissions x join data_entries d on d.id = x.data_entry_id
     where d.data_entry_type_id = ${dataEntryTypeId} order by x.id limit ${SAMPLE_ROWS}`;
-  return { entryIds, samples: samples.map((s) => ({ ...s })) };
+  return { entryIds: entryIds.subarray(0, filled), samples: samples.map((s) => ({ ...s })) };
 }
 
 /** The floor's table name for a variant. */

@@ -237,56 +237,65 @@ async function timed<T>(work: () => Promise<T>): Promise<{ seconds: number; valu
   return { seconds: (performance.now() - started) / 1000, value };
 }
 
+/** Prepares what is not timed and returns the work that is. */
+async function prepare(
+  spec: PhaseSpec,
+  db: Database,
+  hooks: Pick<BenchHooks, "baseline">,
+): Promise<() => Promise<PhaseDetails[PhaseSpec["kind"]]>> {
+  switch (spec.kind) {
+    case "seed":
+      return () => seedBenchSlice(db, { det: spec.det, entries: spec.entries });
+    case "floor": {
+      await createFloorTable(db, spec.variant);
+      const template = await readFloorTemplate(db, getDataEntryType(spec.det).id);
+      return () => writeFloorRows(db, spec.variant, template);
+    }
+    case "rematch":
+      if (spec.profile) {
+        return async () => {
+          const { result, parts } = await profiledRematch(db, spec.det);
+          return { result: summarize(result), profile: parts };
+        };
+      }
+      return async () => ({
+        result: summarize(
+          await recalculateForDataEntryType(db, { dataEntryType: spec.det, year: BENCH_YEAR }),
+        ),
+      });
+    case "baseline":
+      return () =>
+        hooks.baseline(db, {
+          dataEntryType: spec.det,
+          year: BENCH_YEAR,
+          limit: spec.limit,
+          commit: spec.commit,
+        });
+    case "factor-import":
+      return () => importTwice(db, spec.file);
+  }
+}
+
 /**
  * Runs one phase in this process: opens the database, prepares what is not timed, then times
  * the work and measures the peak RSS around it.
  */
-export async function executePhase(spec: PhaseSpec, hooks: Pick<BenchHooks, "baseline">) {
+export async function executePhase(
+  spec: PhaseSpec,
+  hooks: Pick<BenchHooks, "baseline">,
+): Promise<PhaseOutcome> {
   const db = await openBenchDatabase(spec.target);
   try {
-    let prepared: unknown;
-    if (spec.kind === "floor") {
-      await createFloorTable(db, spec.variant);
-      prepared = await readFloorTemplate(db, getDataEntryType(spec.det).id);
-    }
+    const work = await prepare(spec, db, hooks);
     // Dirty pages of the previous phase are written now, not inside the timed work.
     if (db.kind === "server") await db.sql`checkpoint`.catch(() => {});
     const rss = startPeakRss();
-    const { seconds, value } = await timed(async (): Promise<PhaseDetails[typeof spec.kind]> => {
-      switch (spec.kind) {
-        case "seed":
-          return await seedBenchSlice(db, { det: spec.det, entries: spec.entries });
-        case "floor":
-          return await writeFloorRows(
-            db,
-            spec.variant,
-            prepared as Parameters<typeof writeFloorRows>[2],
-          );
-        case "rematch": {
-          if (!spec.profile) {
-            const result = await recalculateForDataEntryType(db, {
-              dataEntryType: spec.det,
-              year: BENCH_YEAR,
-            });
-            return { result: summarize(result) };
-          }
-          const { result, parts } = await profiledRematch(db, spec.det);
-          return { result: summarize(result), profile: parts };
-        }
-        case "baseline":
-          return await hooks.baseline(db, {
-            dataEntryType: spec.det,
-            year: BENCH_YEAR,
-            limit: spec.limit,
-            commit: spec.commit,
-          });
-        case "factor-import":
-          return await importTwice(db, spec.file);
-      }
-    });
+    const started = performance.now();
+    const detail = await work();
+    const seconds = (performance.now() - started) / 1000;
     const peakRssBytes = rss.stop();
     if (spec.kind === "floor") await dropFloorTable(db, spec.variant);
-    return { seconds, peakRssBytes, rssMethod: rss.method, detail: value };
+    return { seconds, peakRssBytes, rssMethod: rss.method, detail };
   } finally {
     await db.close();
   }

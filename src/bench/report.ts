@@ -4,7 +4,7 @@ import type { BenchCase, BenchReport, BenchTiming } from "./run.ts";
 
 const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
 const mb = (bytes: number) => Math.round(bytes / 2 ** 20);
-const ratio = (value: number | null) => (value === null ? "" : round(value, value < 10 ? 3 : 1));
+const ratio = (value: number | null) => (value === null ? "" : round(value, value < 10 ? 2 : 1));
 
 function timingRow(t: BenchTiming): (string | number)[] {
   return [
@@ -69,8 +69,8 @@ function describeProfiles(c: BenchCase): string[] {
 
 function machineLine(report: BenchReport): string {
   const m = report.machine;
-  return `${m.cpu}, ${m.cores} cores, ${m.memoryGb} GB, ${m.os}, Deno ${m.deno}, ${m.database}; ` +
-    `1-minute load ${m.loadAverage[0]} at the start, ${m.loadAverage[1]} at the end`;
+  return `${m.cpu}, ${m.cores} cores, ${m.memoryGb} GB RAM, ${m.os}, Deno ${m.deno}, ` +
+    `${m.database}; 1-minute load average ${m.loadAverage[0]} → ${m.loadAverage[1]}`;
 }
 
 /** The human report: per case its table, checks and profiles; then seeding and factor import. */
@@ -144,12 +144,17 @@ export function formatBenchMarkdown(report: BenchReport): string {
         `${round(report.factorImport.unchangedSeconds, 2)} s unchanged re-import`,
       ]
       : []),
+    ...report.cases.flatMap((c) =>
+      describeProfiles(c).map((line) => `- ${c.det} ${c.entries}, ${line}`)
+    ),
   ];
   return [
-    `Measured ${report.startedAt.slice(0, 10)} with \`deno task bench\` (${report.backend}) on ` +
-    `${machineLine(report)}. A shared machine under load: absolute times are noisy; the ratios ` +
-    `within one run are what counts. × floor A: seconds ÷ the write floor A of the same case; ` +
-    `baseline ÷: the per-entry baseline's seconds ÷ these. Peak RSS: ${report.rssMethod}.`,
+    `Measured ${report.startedAt.slice(0, 10)} by \`deno task bench\` on a shared machine under ` +
+    `load (${machineLine(report)}): absolute times are noisy, the ratios within one run are what ` +
+    `counts. × floor A: seconds ÷ the case's write floor A; baseline ÷: the per-entry ` +
+    `baseline's seconds ÷ these; peak RSS: of the phase's own Deno process (` +
+    (report.backend === "server" ? "the server's memory not counted" : "PGlite included") +
+    ").",
     "",
     ...table,
     "",

@@ -415,8 +415,8 @@ export async function runBench(hooks: BenchHooks, options: BenchOptions): Promis
     "starts; it includes the Deno runtime and the client, not the PostgreSQL server" +
     (options.serverUrl ? "" : " (embedded: PGlite runs inside the process and is included)");
   const notes = [
-    "Every timed phase runs in its own Deno process; the database is opened and a CHECKPOINT " +
-    "taken before the clock starts.",
+    "Every timed phase runs in its own Deno process; the database is opened (and on a server " +
+    "a CHECKPOINT taken) before the clock starts.",
     `A change multiplies the ef_* values of the factors by ${CHANGE_FACTOR}.`,
     "The no-op rematch runs right after the full-change rematch; the one-percent change after " +
     "the baseline and a VACUUM ANALYZE.",
