@@ -418,8 +418,11 @@ export async function runBench(hooks: BenchHooks, options: BenchOptions): Promis
     "Every timed phase runs in its own Deno process; the database is opened (and on a server " +
     "a CHECKPOINT taken) before the clock starts.",
     `A change multiplies the ef_* values of the factors by ${CHANGE_FACTOR}.`,
-    "The no-op rematch runs right after the full-change rematch; the one-percent change after " +
-    "the baseline and a VACUUM ANALYZE.",
+    `The no-op rematch runs right after ${
+      options.changes.has("all") ? "the full-change rematch" : "seeding"
+    }; the one-percent change after ${
+      options.changes.has("all") ? "the baseline and " : ""
+    }a VACUUM ANALYZE.`,
   ];
   if (!options.serverUrl) {
     notes.push(

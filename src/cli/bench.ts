@@ -1,6 +1,7 @@
 // `bench`: the rematch's performance against the write floor and the per-entry baseline
 // (spec/performance.md). The baseline is handed in by scripts/bench.ts from tests/bench/.
 import { z } from "zod";
+import { redactDatabaseUrl } from "../db/connection.ts";
 import type { BenchHooks } from "../bench/phase.ts";
 import { formatBenchMarkdown, formatBenchText } from "../bench/report.ts";
 import { type ChangeKind, consistencyProblems, runBench } from "../bench/run.ts";
@@ -115,13 +116,13 @@ export function benchCommand(hooks: BenchHooks) {
     },
     schema,
     async run(args, context) {
-      const serverUrl = context.databaseUrl ?? Deno.env.get("DATABASE_URL") ?? undefined;
+      // As for every command, an empty --database-url means the embedded database.
+      const serverUrl = (context.databaseUrl ?? Deno.env.get("DATABASE_URL")) || undefined;
+      // Every command says which database it uses: here, the server its cases are created on.
       console.error(
-        `database: ${
-          serverUrl
-            ? "a fresh database per case on the server"
-            : "embedded, a temporary directory per case"
-        }`,
+        serverUrl
+          ? `database: ${redactDatabaseUrl(serverUrl)} (a fresh database per case beside it)`
+          : "database: embedded, a temporary directory per case",
       );
       const report = await runBench(hooks, {
         dets: args.dets,
@@ -130,7 +131,7 @@ export function benchCommand(hooks: BenchHooks) {
         profile: args.profile,
         baselineSample: args.baselineSample,
         importRows: args.importRows,
-        serverUrl: serverUrl || undefined,
+        serverUrl,
         onStatus: (line) => console.error(line),
       });
       const problems = report.cases.flatMap((c) =>
