@@ -1,5 +1,6 @@
 // Numbered SQL migrations, applied in order under an advisory lock, then the reference tables
-// are brought in line with the code's own tables.
+// are brought in line with the code's own tables. A database that is already current is only
+// read: startup takes no lock, so it never waits behind writers of other slices.
 import type postgres from "postgres";
 import { EMISSION_TYPE_NODES } from "../reference/emission_type_nodes.ts";
 import { listDataEntryTypes, MODULE_TYPES } from "../reference/enums.ts";
@@ -23,6 +24,35 @@ export interface MigrationResult {
   applied: number[];
   /** The schema version after the call. */
   version: number;
+  /** True when this call rewrote reference rows (module, data entry or emission types). */
+  referenceUpdated: boolean;
+}
+
+/** What a database holds, read without writing or locking anything. */
+export interface SchemaState {
+  /** The highest applied migration version; 0 when the database has no rematch schema. */
+  version: number;
+  /** Versions of {@linkcode MIGRATION_FILES} not applied yet, ascending. */
+  pending: number[];
+  /** True when every reference row of the code is stored with the code's values. */
+  referenceCurrent: boolean;
+}
+
+/** Options of {@linkcode applyMigrations}. */
+export interface ApplyMigrationsOptions {
+  /**
+   * Told, before anything is written, what is about to change (e.g. "applying migrations
+   * 1..2"). Never called when the database is current.
+   */
+  onWrite?: (message: string) => void;
+}
+
+/**
+ * Thrown when the database's schema does not fit this code: none, behind (for readers, which
+ * never migrate) or ahead of it (for everyone).
+ */
+export class SchemaVersionError extends Error {
+  override name = "SchemaVersionError";
 }
 
 function migrationVersion(file: string): number {
@@ -30,45 +60,140 @@ function migrationVersion(file: string): number {
 }
 
 // deno-lint-ignore no-explicit-any
-type AnySql = postgres.Sql<any>;
+type AnySql = postgres.Sql<any> | postgres.TransactionSql<any>;
+// deno-lint-ignore no-explicit-any
+type Client = postgres.Sql<any>;
 
-/** Applies pending migrations and syncs `module_types`, `data_entry_types` and `emission_types`. */
-export async function applyMigrations(sql: AnySql): Promise<MigrationResult> {
+/** "migration 3" or "migrations 1..3" (versions are consecutive). */
+export function describeVersions(versions: readonly number[]): string {
+  return versions.length === 1
+    ? `migration ${versions[0]}`
+    : `migrations ${versions[0]}..${versions[versions.length - 1]}`;
+}
+
+/**
+ * Reads the schema version and whether the reference tables hold the code's rows, with plain
+ * reads only (no row lock, no advisory lock).
+ */
+export async function inspectSchema(sql: AnySql): Promise<SchemaState> {
+  const version = await schemaVersion(sql);
+  const applied = version === 0 ? new Set<number>() : new Set(
+    (await sql<{ version: number }[]>`select version from schema_migrations`).map((r) => r.version),
+  );
+  const pending = MIGRATION_FILES.map(migrationVersion).filter((v) => !applied.has(v));
+  const referenceCurrent = pending.length === 0 && await referenceTablesCurrent(sql);
+  return { version, pending, referenceCurrent };
+}
+
+/**
+ * Applies pending migrations and syncs `module_types`, `data_entry_types` and `emission_types`.
+ * When both are current it only reads; otherwise it works under a transaction-scoped advisory
+ * lock, so concurrent starters apply each migration once. A database whose schema is newer than
+ * this code is refused with a {@linkcode SchemaVersionError}.
+ */
+export async function applyMigrations(
+  sql: Client,
+  options: ApplyMigrationsOptions = {},
+): Promise<MigrationResult> {
+  const state = await inspectSchema(sql);
+  refuseNewerSchema(state.version);
+  if (state.pending.length === 0 && state.referenceCurrent) {
+    return { applied: [], version: state.version, referenceUpdated: false };
+  }
   return await sql.begin(async (tx) => {
     await tx`select pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`;
+    // Another process may have migrated while this one waited for the lock: look again.
+    const locked = await inspectSchema(tx);
+    refuseNewerSchema(locked.version);
+    if (locked.pending.length) options.onWrite?.(`applying ${describeVersions(locked.pending)}`);
+    else if (!locked.referenceCurrent) options.onWrite?.("updating the reference tables");
     await tx`
       create table if not exists schema_migrations (
         version integer primary key,
         name text not null,
         applied_at timestamptz not null default now()
       )`;
-    const done = new Set(
-      (await tx<{ version: number }[]>`select version from schema_migrations`).map((r) =>
-        r.version
-      ),
-    );
-    const applied: number[] = [];
     for (const file of MIGRATION_FILES) {
       const version = migrationVersion(file);
-      if (done.has(version)) continue;
+      if (!locked.pending.includes(version)) continue;
       const text = await Deno.readTextFile(new URL(`../../migrations/${file}`, import.meta.url));
       await tx.unsafe(text);
       await tx`insert into schema_migrations (version, name) values (${version}, ${file})`;
-      applied.push(version);
     }
-    await syncReferenceTables(tx);
-    return { applied, version: SCHEMA_VERSION };
-  });
+    const referenceUpdated = !(locked.pending.length === 0 && locked.referenceCurrent);
+    if (referenceUpdated) await syncReferenceTables(tx);
+    return { applied: locked.pending, version: SCHEMA_VERSION, referenceUpdated };
+  }) as MigrationResult;
 }
 
-/** The highest applied migration version, or 0 on an empty database. */
+/**
+ * Refuses a database this code must not touch: without the schema, behind it (readers never
+ * migrate) or ahead of it. The messages say what to run.
+ */
+export async function requireCurrentSchema(sql: AnySql): Promise<void> {
+  const version = await schemaVersion(sql);
+  refuseNewerSchema(version);
+  if (version === 0) {
+    throw new SchemaVersionError(
+      "the database has no rematch schema: run `deno task migrate` first (this command only reads)",
+    );
+  }
+  if (version < SCHEMA_VERSION) {
+    throw new SchemaVersionError(
+      `the database schema is at version ${version}, this program needs ${SCHEMA_VERSION}: ` +
+        "run `deno task migrate` first (this command only reads)",
+    );
+  }
+}
+
+function refuseNewerSchema(version: number): void {
+  if (version > SCHEMA_VERSION) {
+    throw new SchemaVersionError(
+      `the database schema is at version ${version}, newer than this program's ${SCHEMA_VERSION}: ` +
+        "use the rematch version that migrated it",
+    );
+  }
+}
+
+/** The highest applied migration version, or 0 on a database without the rematch schema. */
 export async function schemaVersion(sql: AnySql): Promise<number> {
-  const [row] = await sql<{ version: number | null }[]>`
-    select max(version) as version from schema_migrations`.catch(() => [{ version: 0 }]);
-  return row?.version ?? 0;
+  const [table] = await sql<{ exists: boolean }[]>`
+    select to_regclass('schema_migrations') is not null as exists`;
+  if (!table.exists) return 0;
+  const [max] = await sql<{ version: number | null }[]>`
+    select max(version) as version from schema_migrations`;
+  return max.version ?? 0;
 }
 
-// Upserts that only write rows whose content differs, so a second run changes nothing.
+// The code's reference rows that are missing or differ, counted with reads only.
+async function referenceTablesCurrent(sql: AnySql): Promise<boolean> {
+  const modules = Object.entries(MODULE_TYPES);
+  const dets = listDataEntryTypes();
+  const nodes = EMISSION_TYPE_NODES;
+  const [row] = await sql<{ stale: number }[]>`
+    select
+      (select count(*) from unnest(${modules.map(([, id]) => id)}::int[],
+          ${modules.map(([n]) => n)}::text[]) as c(id, name)
+        left join module_types t on t.id = c.id
+        where t.id is null or t.name is distinct from c.name)
+      + (select count(*) from unnest(${dets.map((d) => d.id)}::int[],
+          ${dets.map((d) => d.name)}::text[], ${dets.map((d) => d.moduleTypeId)}::int[])
+          as c(id, name, module_type_id)
+        left join data_entry_types t on t.id = c.id
+        where t.id is null or (t.name, t.module_type_id) is distinct from (c.name, c.module_type_id))
+      + (select count(*) from unnest(${nodes.map((n) => n.id)}::int[],
+          ${nodes.map((n) => n.name)}::text[], ${nodes.map((n) => n.parentId)}::int[],
+          ${nodes.map((n) => n.scope)}::smallint[], ${nodes.map((n) => n.category)}::text[])
+          as c(id, name, parent_id, scope, category)
+        left join emission_types t on t.id = c.id
+        where t.id is null or (t.name, t.parent_id, t.scope, t.category)
+          is distinct from (c.name, c.parent_id, c.scope, c.category))
+      as stale`;
+  return Number(row.stale) === 0;
+}
+
+// Upserts that only write rows whose content differs, so a second run changes nothing. They lock
+// the rows they meet, which is why they only run when the read-only check found a difference.
 // deno-lint-ignore no-explicit-any
 async function syncReferenceTables(tx: postgres.TransactionSql<any>): Promise<void> {
   const modules = Object.entries(MODULE_TYPES);
