@@ -3,7 +3,12 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 
 type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig["options"]>;
 import { z } from "zod";
-import { type Database, openDatabase } from "../db/connection.ts";
+import {
+  type Database,
+  type DatabaseAccess,
+  openDatabase,
+  redactSecrets,
+} from "../db/connection.ts";
 import { yearProblem } from "../reference/years.ts";
 import { parseByteSize } from "../imports/file.ts";
 
@@ -47,6 +52,11 @@ export interface CommandSpec<T> {
   options: ParseArgsOptionsConfig;
   /** Validates `{...flags, positionals}` into the command's arguments. */
   schema: z.ZodType<T>;
+  /**
+   * `read` when the command (with these arguments) only reads: it then refuses a database
+   * without the schema, or behind it, instead of migrating. @default "write"
+   */
+  access?: DatabaseAccess | ((args: T) => DatabaseAccess);
   /** The command's body. */
   run(args: T, context: CommandContext): Promise<CommandOutcome>;
 }
@@ -55,7 +65,24 @@ const COMMON_OPTIONS: ParseArgsOptionsConfig = {
   help: { type: "boolean", short: "h" },
   json: { type: "boolean" },
   "database-url": { type: "string" },
+  "connect-timeout": { type: "string" },
+  "no-wait": { type: "boolean" },
 };
+
+/** The flags every command takes, shown after each command's own usage. */
+export const COMMON_USAGE = `Every command also takes:
+  --database-url URL       a PostgreSQL server (default: DATABASE_URL, else the embedded
+                           database); a password belongs in DATABASE_URL or PGPASSWORD, not here
+  --connect-timeout S      seconds per attempt to reach the server, ${"3 attempts (default: REMATCH_CONNECT_TIMEOUT, else 10)"}
+  --no-wait                fail at once when another command has the embedded database open
+  --json                   print exactly one JSON document
+  --help                   this text`;
+
+const connectTimeoutFlag = z.string().regex(
+  /^\d+(\.\d+)?$/,
+  "expected a number of seconds (e.g. 10)",
+)
+  .transform(Number).refine((s) => s > 0, "expected a number of seconds above 0").optional();
 
 /** Defines a command (identity function that keeps the argument type). */
 export function defineCommand<T>(spec: CommandSpec<T>): CommandSpec<T> {
@@ -78,7 +105,11 @@ export function describeZodError(error: z.ZodError, prefix = "--"): string {
 /** Runs a command with argv and returns the process exit code. */
 export async function runCommand<T>(spec: CommandSpec<T>, argv: string[]): Promise<number> {
   const wantsJson = argv.includes("--json");
+  // Every password the command line or the environment names is kept out of what is printed.
+  const urls = argv.filter((arg, i) => argv[i - 1] === "--database-url" || arg.includes("://"));
+  const redact = (text: string) => redactSecrets(text, urls);
   let db: Database | undefined;
+  const stopSignals = listenForSignals(spec.name, wantsJson);
   try {
     let parsed;
     try {
@@ -93,28 +124,51 @@ export async function runCommand<T>(spec: CommandSpec<T>, argv: string[]): Promi
     }
     const values = parsed.values as Record<string, unknown>;
     if (values.help) {
-      console.log(spec.usage);
+      console.log(`${spec.usage}\n\n${COMMON_USAGE}`);
       return EXIT.ok;
     }
-    const { help: _help, json: _json, "database-url": databaseUrl, ...flags } = values;
+    const {
+      help: _help,
+      json: _json,
+      "database-url": databaseUrl,
+      "connect-timeout": connectTimeoutText,
+      "no-wait": noWait,
+      ...flags
+    } = values;
+    // A command that declares --no-wait itself (rematch: the slice lock) also receives it.
+    if ("no-wait" in spec.options && noWait !== undefined) flags["no-wait"] = noWait;
+    const timeout = connectTimeoutFlag.safeParse(connectTimeoutText);
+    if (!timeout.success) {
+      throw new UsageError(describeZodError(timeout.error).replace(/^/, "--connect-timeout: "));
+    }
     const checked = spec.schema.safeParse({ ...flags, positionals: parsed.positionals });
     if (!checked.success) throw new UsageError(describeZodError(checked.error));
+    const access = typeof spec.access === "function"
+      ? spec.access(checked.data)
+      : spec.access ?? "write";
     const context: CommandContext = {
       json: wantsJson,
       interactive: Deno.stderr.isTerminal(),
       databaseUrl: databaseUrl as string | undefined,
       async database() {
-        db ??= await openDatabase({ databaseUrl: databaseUrl as string | undefined });
+        db ??= await openDatabase({
+          databaseUrl: databaseUrl as string | undefined,
+          access,
+          connectTimeout: timeout.data,
+          wait: !noWait,
+        });
         return db;
       },
     };
     const outcome = await spec.run(checked.data, context);
-    if (wantsJson) console.log(JSON.stringify(outcome.json, null, 2));
-    else if (outcome.text) console.log(outcome.text);
+    stopSignals();
+    if (wantsJson) console.log(JSON.stringify(redactJson(outcome.json, redact), null, 2));
+    else if (outcome.text) console.log(redact(outcome.text));
     return outcome.exitCode;
   } catch (error) {
+    stopSignals();
     const usage = error instanceof UsageError;
-    const message = error instanceof Error ? error.message : String(error);
+    const message = redact(error instanceof Error ? error.message : String(error));
     if (wantsJson) {
       console.log(
         JSON.stringify({ error: { code: usage ? "usage" : errorCode(error), message } }, null, 2),
@@ -127,6 +181,46 @@ export async function runCommand<T>(spec: CommandSpec<T>, argv: string[]): Promi
   } finally {
     await db?.close();
   }
+}
+
+/** Exit codes of a command stopped by a signal (128 + the signal's number). */
+export const SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143 } as const;
+
+// While a command runs, SIGINT and SIGTERM end it with one line saying what became of its work.
+// Exiting drops the connections, so PostgreSQL (or PGlite, at its next start) rolls back the
+// transaction in progress; transactions committed before stay. Returns the undo.
+function listenForSignals(name: string, json: boolean): () => void {
+  const listeners: [Deno.Signal, () => void][] = [];
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    const listener = () => {
+      const message = `interrupted by ${signal}: the transaction in progress was rolled back ` +
+        "(nothing of it is committed; work committed before it stays)";
+      if (json) console.log(JSON.stringify({ error: { code: "interrupted", message } }));
+      else console.error(`${name}: ${message}`);
+      Deno.exit(SIGNAL_EXIT[signal]);
+    };
+    try {
+      Deno.addSignalListener(signal, listener);
+      listeners.push([signal, listener]);
+    } catch {
+      // a platform without this signal
+    }
+  }
+  let stopped = false;
+  return () => {
+    if (stopped) return;
+    stopped = true;
+    for (const [signal, listener] of listeners) Deno.removeSignalListener(signal, listener);
+  };
+}
+
+// Every string of the JSON document, redacted; taken from its JSON form, so what is redacted is
+// exactly what would have been printed.
+function redactJson(value: unknown, redact: (text: string) => string): unknown {
+  const text = JSON.stringify(value);
+  return text === undefined
+    ? value
+    : JSON.parse(text, (_key, item) => typeof item === "string" ? redact(item) : item);
 }
 
 function errorCode(error: unknown): string {

@@ -201,6 +201,7 @@ export const emissionsCommand = defineCommand({
     output: { type: "string" },
   },
   schema,
+  access: "read",
   async run(args, context) {
     if (context.json && !args.output) {
       // Standard output carries the rows; a second JSON document would corrupt them.

@@ -3,8 +3,15 @@
 import postgres from "postgres";
 import { PGlite } from "@electric-sql/pglite";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
-import { dirname, resolve } from "node:path";
-import { applyMigrations } from "./migrate.ts";
+import { existsSync } from "node:fs";
+import net from "node:net";
+import { dirname, join, resolve } from "node:path";
+import {
+  applyMigrations,
+  type MigrationResult,
+  requireCurrentSchema,
+  SchemaVersionError,
+} from "./migrate.ts";
 
 /** The postgres.js client type used across the project. */
 export type Sql = postgres.Sql<Record<string, never>>;
@@ -17,6 +24,12 @@ export type Queryable =
 /** Which kind of database a {@linkcode Database} talks to. */
 export type DatabaseKind = "embedded" | "server";
 
+/**
+ * What a command does with the database: `read` never creates or migrates anything and refuses
+ * a database whose schema is missing or behind; `write` applies pending migrations first.
+ */
+export type DatabaseAccess = "read" | "write";
+
 /** An open database: the postgres.js client plus what it is and how to close it. */
 export interface Database extends AsyncDisposable {
   /** The postgres.js client. */
@@ -25,6 +38,8 @@ export interface Database extends AsyncDisposable {
   readonly kind: DatabaseKind;
   /** `embedded: <dir>` or the URL without its password. */
   readonly description: string;
+  /** What opening it for writing did to the schema; absent when opened for reading. */
+  readonly migrations?: MigrationResult;
   /** Ends every connection; for the embedded database also stops the socket and closes PGlite. */
   close(): Promise<void>;
 }
@@ -35,18 +50,42 @@ export interface OpenDatabaseOptions {
   databaseUrl?: string;
   /** Embedded data directory. @default Deno.env REMATCH_DATA_DIR or "./.rematch/db" */
   dataDir?: string;
-  /** Apply pending migrations after connecting. @default true */
-  migrate?: boolean;
-  /** Print one line on stderr saying which database is used. @default true */
+  /** `write` applies pending migrations; `read` only checks the schema. @default "write" */
+  access?: DatabaseAccess;
+  /**
+   * Print on stderr which database is used, migrations being applied and waits for a busy
+   * embedded directory. @default true
+   */
   announce?: boolean;
   /** Maximum server connections (the embedded database always uses one). @default 4 */
   maxConnections?: number;
+  /**
+   * Seconds one connection attempt to a server may take (there are at most
+   * {@linkcode CONNECT_ATTEMPTS}). @default Deno.env REMATCH_CONNECT_TIMEOUT or 10
+   */
+  connectTimeout?: number;
+  /**
+   * Wait while another process has the embedded directory open (with a message on stderr);
+   * false fails at once with a {@linkcode DatabaseBusyError}. @default true
+   */
+  wait?: boolean;
 }
 
-/** Thrown when the embedded directory is already open in another live process. */
+/** Thrown when the embedded directory is open in another process and waiting is off. */
 export class DatabaseBusyError extends Error {
   override name = "DatabaseBusyError";
 }
+
+/** Thrown when no connection to the server could be made within the attempts allowed. */
+export class DatabaseConnectError extends Error {
+  override name = "DatabaseConnectError";
+}
+
+/** How many times connecting to a server is tried before giving up. */
+export const CONNECT_ATTEMPTS = 3;
+
+/** Seconds per connection attempt when neither the option nor REMATCH_CONNECT_TIMEOUT says. */
+export const DEFAULT_CONNECT_TIMEOUT = 10;
 
 // bigint columns (ids, counts) come back as numbers: ids stay far below 2^53.
 const CLIENT_TYPES = {
@@ -58,19 +97,86 @@ const CLIENT_TYPES = {
   },
 };
 
+// `scheme://user:password@` (the password may hold anything but whitespace and quotes; the last
+// `@` of the word ends it) and the `password=value` pairs of connection strings and queries.
+const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@'"]*:)[^\s'"]*@/gi;
+const KEY_VALUE_PASSWORD = /(password\s*=\s*)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s&;,'"]+)/gi;
+const REDACTED = "***";
+
+// Known secrets shorter than this are not searched for as bare text: they would blank out
+// ordinary words. Their URL and key=value forms are still redacted by the patterns.
+const MIN_BARE_SECRET = 4;
+
+/**
+ * Removes passwords from text meant for a person or a log: the password of every URL
+ * (`postgres://user:***@host`), every `password=...` pair, and the bare text of the passwords
+ * in `DATABASE_URL`, `PGPASSWORD` and the `urls` given (so an unparsable URL leaks nothing).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { redactSecrets } from "./connection.ts";
+ * assert.equal(
+ *   redactSecrets("Invalid URL: 'postgres://ops:s3cret@db host/carbon'"),
+ *   "Invalid URL: 'postgres://ops:***@db host/carbon'",
+ * );
+ * assert.equal(redactSecrets("host=db password=s3cret user=ops"), "host=db password=*** user=ops");
+ * ```
+ */
+export function redactSecrets(text: string, urls: readonly string[] = []): string {
+  let result = text.replace(URL_PASSWORD, `$1${REDACTED}@`).replace(
+    KEY_VALUE_PASSWORD,
+    `$1${REDACTED}`,
+  );
+  for (const secret of knownSecrets(urls)) {
+    if (secret.length >= MIN_BARE_SECRET) result = result.replaceAll(secret, REDACTED);
+  }
+  return result;
+}
+
+function knownSecrets(urls: readonly string[]): string[] {
+  const secrets: string[] = [];
+  const env = (name: string) => {
+    try {
+      return Deno.env.get(name);
+    } catch {
+      return undefined; // no --allow-env: nothing to know
+    }
+  };
+  for (const url of [...urls, env("DATABASE_URL") ?? ""]) {
+    // Lenient on purpose: the URL may be one `new URL` rejects. The password runs from the
+    // colon after the user to the last `@`.
+    const password = /^[a-z][a-z0-9+.-]*:\/\/[^:/@]*:(.*)@[^@]*$/is.exec(url.trim())?.[1];
+    if (password) {
+      secrets.push(password);
+      try {
+        secrets.push(decodeURIComponent(password));
+      } catch {
+        // not percent-encoded text: the raw form is enough
+      }
+    }
+  }
+  const pgPassword = env("PGPASSWORD");
+  if (pgPassword) secrets.push(pgPassword);
+  // Longest first, so a secret containing another is replaced whole.
+  return [...new Set(secrets)].sort((a, b) => b.length - a.length);
+}
+
 /** The URL with its password removed, for messages. */
 export function redactDatabaseUrl(url: string): string {
   try {
     const parsed = new URL(url);
     parsed.password = "";
-    return parsed.toString();
+    return redactSecrets(parsed.toString(), [url]);
   } catch {
-    return "(unparsable DATABASE_URL)";
+    return redactSecrets(url, [url]);
   }
 }
 
 /**
- * Opens the database the environment names and applies pending migrations.
+ * Opens the database the environment names. With `write` access (the default) pending
+ * migrations are applied, saying so on stderr; with `read` access a database without the
+ * schema, or behind it, is refused and nothing is created.
  *
  * @example
  * ```ts ignore
@@ -81,45 +187,187 @@ export function redactDatabaseUrl(url: string): string {
  */
 export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<Database> {
   const url = options.databaseUrl ?? Deno.env.get("DATABASE_URL") ?? "";
-  const db = url ? openServer(url, options.maxConnections ?? 4) : await openEmbedded(
-    options.dataDir ?? Deno.env.get("REMATCH_DATA_DIR") ?? "./.rematch/db",
-  );
-  if (options.announce ?? true) console.error(`database: ${db.description}`);
-  if (options.migrate ?? true) {
-    try {
-      await applyMigrations(db.sql);
-    } catch (error) {
-      await db.close();
-      throw error;
+  const dataDir = options.dataDir ?? Deno.env.get("REMATCH_DATA_DIR") ?? "./.rematch/db";
+  const access = options.access ?? "write";
+  const log = (options.announce ?? true) ? (line: string) => console.error(line) : () => {};
+  log(`database: ${url ? redactDatabaseUrl(url) : `embedded: ${dataDir}`}`);
+  const db = url
+    ? await openServer(url, options.maxConnections ?? 4, options.connectTimeout)
+    : await openEmbedded(dataDir, { access, wait: options.wait ?? true, log });
+  try {
+    if (access === "read") {
+      await requireCurrentSchema(db.sql);
+      return db;
     }
+    const migrations = await applyMigrations(db.sql, { onWrite: log });
+    return { ...db, migrations };
+  } catch (error) {
+    await db.close();
+    throw error;
   }
-  return db;
 }
+
+// Both settings are also set on the embedded session, which ignores startup parameters.
+const SESSION_PARAMETERS = {
+  application_name: "rematch",
+  // Floats come back with every digit (shortest exact form), whatever the server's or the
+  // database's default: a no-op rematch compares stored kg exactly.
+  extra_float_digits: 3,
+};
 
 function clientOptions() {
-  return { onnotice: () => {}, types: CLIENT_TYPES, connection: { application_name: "rematch" } };
+  return { onnotice: () => {}, types: CLIENT_TYPES, connection: SESSION_PARAMETERS };
 }
 
-function openServer(url: string, max: number): Database {
-  const sql = postgres(url, { ...clientOptions(), max }) as unknown as Sql;
-  const close = () => sql.end({ timeout: 5 });
-  return {
-    sql,
-    kind: "server",
-    description: redactDatabaseUrl(url),
-    close,
-    [Symbol.asyncDispose]: close,
+/** The connect timeout in seconds: the option, else REMATCH_CONNECT_TIMEOUT, else the default. */
+export function connectTimeoutSeconds(option?: number): number {
+  if (option !== undefined) return option;
+  const text = Deno.env.get("REMATCH_CONNECT_TIMEOUT");
+  if (text === undefined || text === "") return DEFAULT_CONNECT_TIMEOUT;
+  const seconds = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text.trim()) || !(seconds > 0)) {
+    throw new DatabaseConnectError(
+      `REMATCH_CONNECT_TIMEOUT: expected a number of seconds above 0 (e.g. 10), got "${text}"`,
+    );
+  }
+  return seconds;
+}
+
+// Errors a server sends that may pass: starting up, shutting down, too many connections.
+const TRANSIENT_SERVER_ERRORS = new Set(["57P01", "57P03", "53300"]);
+
+async function openServer(url: string, max: number, timeout?: number): Promise<Database> {
+  const seconds = connectTimeoutSeconds(timeout);
+  const description = redactDatabaseUrl(url);
+  for (let attempt = 1;; attempt++) {
+    const problem = await tryConnect(url, max, seconds);
+    if (!("reason" in problem)) {
+      const { sql } = problem;
+      const close = () => sql.end({ timeout: 5 });
+      return { sql, kind: "server", description, close, [Symbol.asyncDispose]: close };
+    }
+    if (!problem.transient || attempt >= CONNECT_ATTEMPTS) {
+      const tries = problem.transient
+        ? ` (${attempt} attempts of at most ${seconds} s; --connect-timeout or ` +
+          "REMATCH_CONNECT_TIMEOUT changes the time)"
+        : "";
+      throw new DatabaseConnectError(
+        `cannot connect to ${description}: ${redactSecrets(problem.reason, [url])}${tries}`,
+      );
+    }
+    await new Promise((done) => setTimeout(done, 500 * attempt));
+  }
+}
+
+// One attempt: a fresh client whose first query must succeed within the timeout. postgres.js
+// alone reconnects at once, forever, when a server hangs up before the session is ready; so the
+// client's sockets come from here, and while the attempt runs a hang-up ends it.
+async function tryConnect(
+  url: string,
+  max: number,
+  seconds: number,
+): Promise<{ sql: Sql } | { reason: string; transient: boolean }> {
+  let fail: (reason: string) => void = () => {};
+  const failed = new Promise<never>((_, reject) => {
+    fail = (reason) => reject(new Error(reason));
+  });
+  failed.catch(() => {});
+  let probing = true;
+  const sockets: net.Socket[] = [];
+  const openSocket = async (target: SocketTarget): Promise<net.Socket> => {
+    if (probing && sockets.length > 0) {
+      throw new Error("the server closed the connection before the session was ready");
+    }
+    const socket = await connectSocket(target, sockets);
+    socket.once("close", () => {
+      if (probing) fail("the server closed the connection before the session was ready");
+    });
+    return socket;
   };
+  let sql: Sql;
+  try {
+    // `socket` (a factory of connected sockets) is a postgres.js option its types leave out.
+    const socketFactory = { socket: openSocket } as object;
+    sql = postgres(url, {
+      ...clientOptions(),
+      max,
+      connect_timeout: seconds,
+      ...socketFactory,
+    }) as unknown as Sql;
+  } catch (error) {
+    return { reason: (error as Error).message, transient: false };
+  }
+  const timer = setTimeout(() => fail(`no answer within ${seconds} s`), seconds * 1000);
+  try {
+    await Promise.race([sql`select 1`, failed]);
+    probing = false;
+    return { sql };
+  } catch (error) {
+    probing = false;
+    await sql.end({ timeout: 0 }).catch(() => {});
+    for (const socket of sockets) socket.destroy();
+    if (error instanceof postgres.PostgresError) {
+      return { reason: error.message, transient: TRANSIENT_SERVER_ERRORS.has(error.code) };
+    }
+    return { reason: (error as Error).message, transient: true };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
-async function openEmbedded(dataDir: string): Promise<Database> {
+// What postgres.js hands a socket factory: its parsed hosts and ports, or a unix socket path.
+interface SocketTarget {
+  host: string[];
+  port: number[];
+  path?: string | false;
+}
+
+// Connects to the first host that accepts, in the URL's order (as postgres.js would).
+async function connectSocket(target: SocketTarget, opened: net.Socket[]): Promise<net.Socket> {
+  const places: (() => net.Socket)[] = target.path
+    ? [() => net.connect(target.path as string)]
+    : target.host.map((host, i) => () => net.connect(target.port[i] ?? target.port[0], host));
+  let lastError: unknown;
+  for (const place of places) {
+    const socket = place();
+    opened.push(socket);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.once("connect", () => {
+          socket.off("error", reject);
+          resolve();
+        });
+        socket.once("error", reject);
+      });
+      return socket;
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  throw lastError;
+}
+
+async function openEmbedded(
+  dataDir: string,
+  options: { access: DatabaseAccess; wait: boolean; log: (line: string) => void },
+): Promise<Database> {
   const dir = resolve(dataDir);
+  if (options.access === "read" && !existsSync(join(dir, "PG_VERSION"))) {
+    // Creating the directory would be a write: a reader leaves the disk as it found it.
+    throw new SchemaVersionError(
+      `the embedded database ${dataDir} does not exist: run \`deno task migrate\` first ` +
+        "(this command only reads)",
+    );
+  }
   await Deno.mkdir(dirname(dir), { recursive: true });
-  const releaseLock = await lockDataDir(dir);
+  const releaseLock = await lockDataDir(dir, options);
   let pglite: PGlite | undefined;
   let server: PGLiteSocketServer | undefined;
   try {
     pglite = await PGlite.create(dir);
+    for (const [name, value] of Object.entries(SESSION_PARAMETERS)) {
+      await pglite.query("select set_config($1, $2, false)", [name, String(value)]);
+    }
     // One connection: PGlite is a single backend session, so several client connections
     // would interleave inside each other's transactions.
     server = new PGLiteSocketServer({ db: pglite, host: "127.0.0.1", port: 0, maxConnections: 1 });
@@ -157,34 +405,101 @@ async function openEmbedded(dataDir: string): Promise<Database> {
   }
 }
 
-// PGlite cannot share a directory between processes: a pid file beside it keeps a second
-// command out while the first runs, and is taken over when its process is gone.
-async function lockDataDir(dir: string): Promise<() => Promise<void>> {
-  const lockPath = `${dir}.lock`;
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      await Deno.writeTextFile(lockPath, String(Deno.pid), { createNew: true });
-      return () => Deno.remove(lockPath).catch(() => {});
-    } catch (error) {
-      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
-      const holder = Number((await Deno.readTextFile(lockPath).catch(() => "")).trim());
-      if (holder && processIsAlive(holder)) {
-        throw new DatabaseBusyError(
-          `embedded database ${dir} is in use by process ${holder}; wait for it or set DATABASE_URL`,
-        );
-      }
-      await Deno.remove(lockPath).catch(() => {});
-    }
-  }
-  throw new DatabaseBusyError(`could not lock embedded database ${dir} (${lockPath})`);
+/** Who holds an embedded directory, as written into its lock file. */
+export interface LockHolder {
+  /** Process id. */
+  readonly pid: number;
+  /** The command line (passwords redacted). */
+  readonly command: string;
+  /** When it took the directory (ISO 8601). */
+  readonly since: string;
 }
 
-/** True when a process with this id is running (signal 0-style probe). */
-export function processIsAlive(pid: number): boolean {
+/** The lock file of an embedded data directory: `<dir>.lock`, beside it. */
+export function lockFileOf(dataDir: string): string {
+  return `${resolve(dataDir)}.lock`;
+}
+
+/**
+ * Reads who holds (or last held) the directory from its lock file; undefined when the file is
+ * missing, empty or unreadable. Holding is decided by the OS lock alone, never by this text.
+ */
+export async function readLockHolder(dataDir: string): Promise<LockHolder | undefined> {
+  const text = await Deno.readTextFile(lockFileOf(dataDir)).catch(() => "");
   try {
-    Deno.kill(pid, "SIGCONT");
-    return true;
+    const holder = JSON.parse(text);
+    if (typeof holder?.pid === "number") {
+      return { pid: holder.pid, command: String(holder.command), since: String(holder.since) };
+    }
   } catch {
-    return false;
+    // an older pid-only file, or one being written
   }
+  return undefined;
+}
+
+const LOCK_POLL_MS = 100;
+
+// PGlite cannot share a directory between processes. An exclusive OS lock (flock) on
+// `<dir>.lock`, held as long as the directory is open, keeps every other process out; the kernel
+// drops it when the process ends however it ends, so a lock never outlives its holder and
+// taking it is one atomic step. The file stays; its text only says who holds it.
+async function lockDataDir(
+  dir: string,
+  options: { wait: boolean; log: (line: string) => void },
+): Promise<() => Promise<void>> {
+  const lockPath = lockFileOf(dir);
+  const file = await Deno.open(lockPath, { read: true, write: true, create: true });
+  try {
+    let said: string | undefined;
+    for (let polls = 0; !(await file.tryLock(true)); polls++) {
+      const holder = await readLockHolder(dir);
+      const busy = `embedded database ${dir} is in use: its lock file ${lockPath} is held by ${
+        describeHolder(holder)
+      }`;
+      if (!options.wait) {
+        throw new DatabaseBusyError(
+          `${busy}; not waiting (--no-wait): run again once it has finished, or set DATABASE_URL`,
+        );
+      }
+      // Said again only when another holder is named; the text is briefly empty while a holder
+      // starts or leaves, which is not worth a line once one has been printed.
+      if (holder ? busy !== said : said === undefined && polls >= 3) {
+        options.log(`waiting: ${busy} (--no-wait fails instead)`);
+        said = busy;
+      }
+      await new Promise((done) => setTimeout(done, LOCK_POLL_MS));
+    }
+    const holder: LockHolder = {
+      pid: Deno.pid,
+      command: redactSecrets(commandLine()),
+      since: new Date().toISOString(),
+    };
+    await file.truncate(0);
+    await file.seek(0, Deno.SeekMode.Start);
+    const bytes = new TextEncoder().encode(`${JSON.stringify(holder)}\n`);
+    for (let offset = 0; offset < bytes.length;) {
+      offset += await file.write(bytes.subarray(offset));
+    }
+  } catch (error) {
+    file.close();
+    throw error;
+  }
+  return async () => {
+    // Emptied while still locked, so the next holder's text is never overwritten.
+    await file.truncate(0).catch(() => {});
+    file.close();
+  };
+}
+
+function describeHolder(holder: LockHolder | undefined): string {
+  return holder
+    ? `process ${holder.pid} (${holder.command}) since ${holder.since}`
+    : "another process (it has not written its name yet)";
+}
+
+function commandLine(): string {
+  const main = Deno.mainModule.startsWith("file:")
+    ? decodeURIComponent(new URL(Deno.mainModule).pathname)
+    : Deno.mainModule;
+  return [main, ...Deno.args].join(" ");
 }
