@@ -4,7 +4,7 @@
 import postgres from "postgres";
 import { cpSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { type Database, openDatabase, processIsAlive } from "../src/db/connection.ts";
+import { type Database, openDatabase } from "../src/db/connection.ts";
 import { type CommandSpec, runCommand } from "../src/cli/command.ts";
 import { parseArgs } from "node:util";
 
@@ -15,14 +15,17 @@ export type TestBackend = "server" | "docker" | "embedded";
 export interface TestDatabase {
   readonly db: Database;
   readonly backend: TestBackend;
+  /** The test database's URL on a server backend (for subprocesses); undefined when embedded. */
+  readonly url?: string;
 }
 
 let announced = false;
 // `deno test --parallel` runs files in separate isolates of one process: a marker file keyed by
 // the process id makes the run say its backend once.
-function announce(backend: TestBackend, detail: string): void {
+async function announce(backend: TestBackend, detail: string): Promise<void> {
   if (announced) return;
   announced = true;
+  await holdRunLock();
   try {
     Deno.writeTextFileSync(join(tmpDir(), `rematch-test-backend-${Deno.pid}`), backend, {
       createNew: true,
@@ -88,11 +91,12 @@ export async function createTestDatabase(): Promise<TestDatabase & { drop(): Pro
     await admin.unsafe(`create database ${name}`);
     const url = new URL(server.url);
     url.pathname = `/${name}`;
-    announce(server.backend, server.why);
+    await announce(server.backend, server.why);
     const db = await openDatabase({ databaseUrl: url.toString(), announce: false });
     return {
       db,
       backend: server.backend,
+      url: url.toString(),
       async drop() {
         await db.close();
         await admin.unsafe(`drop database if exists ${name} with (force)`);
@@ -100,7 +104,7 @@ export async function createTestDatabase(): Promise<TestDatabase & { drop(): Pro
       },
     };
   }
-  announce("embedded", `PGlite in a temporary directory per test file; ${server.why}`);
+  await announce("embedded", `PGlite in a temporary directory per test file; ${server.why}`);
   const dir = await Deno.makeTempDir({ prefix: "rematch-test-" });
   const dataDir = join(dir, "db");
   // initdb plus migrations cost seconds; a migrated template directory is copied instead.
@@ -126,6 +130,7 @@ function embeddedTemplate(): Promise<string> {
     // Test files run in isolates of one process: the first template built is shared by all.
     const shared = join(tmpDir(), `rematch-template-${Deno.pid}`);
     if (existsSync(join(shared, "db"))) return join(shared, "db");
+    await holdRunLock();
     await removeStaleTemplates();
     const dir = await Deno.makeTempDir({ prefix: `rematch-template-${Deno.pid}-` });
     const db = await openDatabase({ databaseUrl: "", dataDir: join(dir, "db"), announce: false });
@@ -141,10 +146,43 @@ function embeddedTemplate(): Promise<string> {
   return template;
 }
 
+// Files named after this process (templates, the backend marker) are cleaned up by a later run
+// once the process is gone. It holds a shared OS lock on `rematch-run-<pid>.lock` while it lives
+// (every isolate of the process takes one); the kernel drops it when the process ends, so a later
+// run knows the owner is gone when it can take the lock exclusively. No signal is sent, and a
+// reused pid cannot fool it.
+let runLock: Promise<void> | undefined;
+function holdRunLock(): Promise<void> {
+  runLock ??= (async () => {
+    const file = await Deno.open(runLockPath(Deno.pid), { write: true, create: true });
+    await file.lock(false); // kept open, and so held, until the process ends
+  })();
+  return runLock;
+}
+
+function runLockPath(pid: number): string {
+  return join(tmpDir(), `rematch-run-${pid}.lock`);
+}
+
+async function ownerIsGone(pid: number): Promise<boolean> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(runLockPath(pid), { write: true });
+  } catch {
+    return true; // left by a run older than the lock files, or already cleaned
+  }
+  try {
+    return await file.tryLock(true);
+  } finally {
+    file.close();
+  }
+}
+
 async function removeStaleTemplates(): Promise<void> {
   for await (const entry of Deno.readDir(tmpDir())) {
-    const pid = Number(/^rematch-(?:template|test-backend)-(\d+)/.exec(entry.name)?.[1]);
-    if (!pid || pid === Deno.pid || processIsAlive(pid)) continue;
+    const match = /^rematch-(?:template|test-backend|run)-(\d+)/.exec(entry.name);
+    const pid = Number(match?.[1]);
+    if (!pid || pid === Deno.pid || !(await ownerIsGone(pid))) continue;
     await Deno.remove(join(tmpDir(), entry.name), { recursive: true }).catch(() => {});
   }
 }

@@ -1,48 +1,355 @@
-// The embedded database: clean close, reopen right after, one process at a time; URL redaction.
+// Opening a database: the embedded directory's OS lock (busy, waiting, stale lock files), the
+// connect timeout against servers that close or never answer, floats that round-trip, and
+// passwords kept out of every message.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { DatabaseBusyError, openDatabase, redactDatabaseUrl } from "../../src/db/connection.ts";
+import {
+  DatabaseBusyError,
+  lockFileOf,
+  openDatabase,
+  redactDatabaseUrl,
+  redactSecrets,
+} from "../../src/db/connection.ts";
 import { SCHEMA_VERSION, schemaVersion } from "../../src/db/migrate.ts";
+import { runCaptured } from "../_harness.ts";
+import { migrateCommand } from "../../src/cli/migrate.ts";
+import { emissionsCommand } from "../../src/cli/emissions.ts";
+import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
+import { deadPid, fakeServer, rowsOf, runScript, seedPreciseSlice, within } from "./_connection.ts";
+
+const quiet = { databaseUrl: "", announce: false } as const;
+
+async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "rematch-connection-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** What console.error printed while `fn` ran. */
+async function capturingStderr<T>(fn: () => Promise<T>): Promise<{ value: T; err: string[] }> {
+  const err: string[] = [];
+  const { error } = console;
+  console.error = (...parts: unknown[]) => err.push(parts.join(" "));
+  try {
+    return { value: await fn(), err };
+  } finally {
+    console.error = error;
+  }
+}
+
+const dbOptions = { sanitizeOps: false, sanitizeResources: false };
 
 Deno.test({
-  name:
-    "embedded: a write survives close, the directory reopens at once, a second opener is refused",
-  sanitizeOps: false,
-  sanitizeResources: false,
+  name: "embedded: a write survives close and the directory reopens at once",
+  ...dbOptions,
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "rematch-connection-" });
-    const dataDir = join(dir, "db");
-    try {
-      const first = await openDatabase({ databaseUrl: "", dataDir, announce: false });
+    await withTempDir(async (dir) => {
+      const dataDir = join(dir, "db");
+      const first = await openDatabase({ ...quiet, dataDir });
       assert.equal(first.kind, "embedded");
       assert.equal(await schemaVersion(first.sql), SCHEMA_VERSION);
       await first.sql`insert into units (code) values ('kept')`;
-      await assert.rejects(
-        () => openDatabase({ databaseUrl: "", dataDir, announce: false }),
-        (e) => e instanceof DatabaseBusyError && /in use by process/.test(e.message),
-      );
       await first.close();
-      const second = await openDatabase({ databaseUrl: "", dataDir, announce: false });
+      const second = await openDatabase({ ...quiet, dataDir, wait: false });
       try {
         const rows = await second.sql<{ code: string }[]>`select code from units`;
         assert.deepEqual(rows.map((r) => r.code), ["kept"]);
       } finally {
         await second.close();
       }
+    });
+  },
+});
+
+Deno.test({
+  name: "embedded: a busy directory names the directory, its lock file and the holder; " +
+    "--no-wait fails at once, the default waits with a message",
+  ...dbOptions,
+  async fn() {
+    await withTempDir(async (dir) => {
+      const dataDir = join(dir, "db");
+      const first = await openDatabase({ ...quiet, dataDir });
+      let firstClosed = false;
+      try {
+        const holder = JSON.parse(await Deno.readTextFile(lockFileOf(dataDir)));
+        assert.equal(holder.pid, Deno.pid);
+        assert.ok(!Number.isNaN(Date.parse(holder.since)), holder.since);
+        await assert.rejects(
+          () => openDatabase({ ...quiet, dataDir, wait: false }),
+          (e) => {
+            assert.ok(e instanceof DatabaseBusyError);
+            assert.match(e.message, new RegExp(`embedded database ${dir}/db is in use`));
+            assert.ok(e.message.includes(`lock file ${dir}/db.lock`), e.message);
+            assert.ok(e.message.includes(`process ${Deno.pid} (${holder.command})`), e.message);
+            assert.ok(e.message.includes(`since ${holder.since}`), e.message);
+            assert.match(e.message, /--no-wait/);
+            return true;
+          },
+        );
+        // The default waits: the second opener gets the directory once the first closes.
+        const waiting = capturingStderr(() =>
+          openDatabase({ databaseUrl: "", dataDir, announce: true })
+        );
+        await new Promise((done) => setTimeout(done, 500));
+        firstClosed = true;
+        await first.close();
+        const { value: second, err } = await waiting;
+        try {
+          assert.equal((await second.sql`select code from units`).length, 0);
+        } finally {
+          await second.close();
+        }
+        const waits = err.filter((line) => line.startsWith("waiting: "));
+        assert.equal(waits.length, 1, err.join("\n"));
+        assert.ok(waits[0].includes(`lock file ${dir}/db.lock`), waits[0]);
+        assert.ok(waits[0].includes(`process ${Deno.pid}`), waits[0]);
+      } finally {
+        if (!firstClosed) await first.close();
+      }
+    });
+  },
+});
+
+Deno.test({
+  name: "embedded: a stale lock file (its process gone) never blocks, in either format",
+  ...dbOptions,
+  async fn() {
+    await withTempDir(async (dir) => {
+      const dataDir = join(dir, "db");
+      await (await openDatabase({ ...quiet, dataDir })).close();
+      const pid = await deadPid();
+      for (const text of [String(pid), JSON.stringify({ pid, command: "old", since: "then" })]) {
+        await Deno.writeTextFile(lockFileOf(dataDir), text);
+        const db = await openDatabase({ ...quiet, dataDir, wait: false });
+        assert.equal(JSON.parse(await Deno.readTextFile(lockFileOf(dataDir))).pid, Deno.pid);
+        await db.close();
+        // The file stays (it is never removed, so it can never be swapped under a holder).
+        assert.ok((await Deno.stat(lockFileOf(dataDir))).isFile);
+      }
+    });
+  },
+});
+
+function processState(pid: number): string {
+  // /proc/<pid>/stat: "pid (comm) S ...": the state letter follows the command's parenthesis.
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0];
+}
+
+Deno.test({
+  name: "embedded: a stale lock naming a live unrelated stopped process neither touches it " +
+    "nor blocks",
+  ignore: Deno.build.os !== "linux",
+  ...dbOptions,
+  async fn() {
+    await withTempDir(async (dir) => {
+      const dataDir = join(dir, "db");
+      await (await openDatabase({ ...quiet, dataDir })).close();
+      const sleeper = new Deno.Command("sleep", { args: ["120"] }).spawn();
+      try {
+        sleeper.kill("SIGSTOP");
+        for (let i = 0; i < 50 && processState(sleeper.pid) !== "T"; i++) {
+          await new Promise((done) => setTimeout(done, 20));
+        }
+        assert.equal(processState(sleeper.pid), "T");
+        await Deno.writeTextFile(
+          lockFileOf(dataDir),
+          JSON.stringify({ pid: sleeper.pid, command: "sleep 120", since: "earlier" }),
+        );
+        const db = await openDatabase({ ...quiet, dataDir, wait: false });
+        await db.close();
+        await Deno.writeTextFile(lockFileOf(dataDir), String(sleeper.pid));
+        await (await openDatabase({ ...quiet, dataDir, wait: false })).close();
+        // A probe by signal (SIGCONT) would have resumed it.
+        assert.equal(processState(sleeper.pid), "T");
+      } finally {
+        sleeper.kill("SIGKILL");
+        await sleeper.status;
+      }
+    });
+  },
+});
+
+Deno.test({
+  name: "connect: a server that hangs up at once is tried a few times, then a clear error, exit 1",
+  ...dbOptions,
+  async fn() {
+    const server = fakeServer("close");
+    try {
+      const url = `postgres://ops:Hunter2pw@127.0.0.1:${server.port}/carbon`;
+      const run = await within(
+        30,
+        "migrate",
+        runCaptured(migrateCommand, ["--database-url", url, "--connect-timeout", "1"]),
+      );
+      assert.equal(run.code, 1);
+      assert.match(
+        run.err,
+        new RegExp(
+          `migrate: cannot connect to postgres://ops@127\\.0\\.0\\.1:${server.port}/carbon`,
+        ),
+      );
+      assert.match(run.err, /closed the connection before the session was ready \(3 attempts/);
+      assert.doesNotMatch(run.err + run.out, /Hunter2pw/);
+      // postgres.js alone reconnects hundreds of times a second, forever.
+      assert.ok(server.accepted <= 3 * 2, `${server.accepted} connections`);
     } finally {
-      await Deno.remove(dir, { recursive: true });
+      await server.stop();
     }
   },
 });
 
-Deno.test("redactDatabaseUrl: the password never shows", () => {
+Deno.test({
+  name: "connect: a server that never answers times out per attempt (--connect-timeout)",
+  ...dbOptions,
+  async fn() {
+    const server = fakeServer("silent");
+    try {
+      const url = `postgres://ops@127.0.0.1:${server.port}/carbon`;
+      const run = await within(
+        30,
+        "migrate",
+        runCaptured(migrateCommand, ["--database-url", url, "--connect-timeout", "0.3", "--json"]),
+      );
+      assert.equal(run.code, 1);
+      const { error } = JSON.parse(run.out);
+      assert.equal(error.code, "DatabaseConnectError");
+      assert.match(error.message, /no answer within 0\.3 s \(3 attempts of at most 0\.3 s/);
+      assert.equal(server.accepted, 3);
+    } finally {
+      await server.stop();
+    }
+  },
+});
+
+Deno.test("connect: --connect-timeout is validated (exit 2)", async () => {
+  for (const value of ["abc", "0", "1e3"]) {
+    const run = await runCaptured(migrateCommand, ["--connect-timeout", value]);
+    assert.equal(run.code, 2, value);
+    assert.match(run.err, /--connect-timeout: expected a number of seconds/, value);
+  }
+});
+
+Deno.test("redactSecrets: URL passwords, password= pairs and the bare password go", () => {
+  const cases: [string, string][] = [
+    ["postgres://ops:s3cret@db.example:5432/carbon", "postgres://ops:***@db.example:5432/carbon"],
+    ["Invalid URL: 'postgres://ops:s3cret@db x/y'", "Invalid URL: 'postgres://ops:***@db x/y'"],
+    ["postgresql://ops:p@ss@db/x and more", "postgresql://ops:***@db/x and more"],
+    ["host=db password='a b' user=ops", "host=db password=*** user=ops"],
+    [
+      "postgres://db/x?sslmode=require&password=s3cret",
+      "postgres://db/x?sslmode=require&password=***",
+    ],
+    ["PGPASSWORD=s3cret deno task migrate", "PGPASSWORD=*** deno task migrate"],
+    ["postgres://postgres@127.0.0.1:5432/postgres", "postgres://postgres@127.0.0.1:5432/postgres"],
+    ["ratio 3:4 at 10:30, mail ops@example.org", "ratio 3:4 at 10:30, mail ops@example.org"],
+  ];
+  for (const [text, expected] of cases) assert.equal(redactSecrets(text), expected, text);
+  // The password of a URL that cannot be parsed, wherever its text shows up.
+  const odd = "postgres://ops:we ird'pw@db/x";
+  assert.equal(
+    redactSecrets(`Invalid URL: '${odd}' (we ird'pw)`, [odd]),
+    "Invalid URL: 'postgres://ops:***@db/x' (***)",
+  );
   assert.equal(
     redactDatabaseUrl("postgres://ops:s3cret@db.example:5432/carbon"),
     "postgres://ops@db.example:5432/carbon",
   );
-  assert.equal(
-    redactDatabaseUrl("postgres://postgres@127.0.0.1:5432/postgres"),
-    "postgres://postgres@127.0.0.1:5432/postgres",
-  );
-  assert.doesNotMatch(redactDatabaseUrl("not a url s3cret"), /s3cret/);
+  assert.doesNotMatch(redactDatabaseUrl(odd), /ird/);
+});
+
+Deno.test({
+  name: "redaction: an unparsable --database-url never prints its password (human and --json)",
+  ...dbOptions,
+  async fn() {
+    const url = "postgres://ops:Sup3rSecret@db host:5432/carbon";
+    const export_ = ["export", "--det", "it", "--year", "2025"];
+    const runs = [
+      await runCaptured(migrateCommand, ["--database-url", url]),
+      await runCaptured(migrateCommand, ["--database-url", url, "--json"]),
+      await runCaptured(emissionsCommand, [...export_, "--database-url", url]),
+      await runCaptured(emissionsCommand, [
+        ...export_,
+        "--output",
+        "/dev/null",
+        "--database-url",
+        url,
+        "--json",
+      ]),
+    ];
+    for (const [i, run] of runs.entries()) {
+      assert.equal(run.code, 1, run.err);
+      const message = i % 2 ? JSON.parse(run.out).error.message : run.err;
+      assert.match(message, /postgres:\/\/ops:\*\*\*@db host/);
+      assert.doesNotMatch(run.out + run.err, /Sup3rSecret/);
+    }
+  },
+});
+
+Deno.test({
+  name: "redaction: DATABASE_URL and PGPASSWORD stay out of a command's output (subprocess)",
+  ...dbOptions,
+  async fn() {
+    const run = (env: Record<string, string>, args: string[]) => runScript("migrate", args, env);
+    const unparsable = await run({ DATABASE_URL: "postgres://ops:Sup3rSecret@db host/x" }, []);
+    assert.equal(unparsable.code, 1);
+    assert.match(unparsable.err, /ops:\*\*\*@db host/);
+    const server = fakeServer("silent");
+    try {
+      const timedOut = await run({
+        DATABASE_URL: `postgres://ops:Sup3rSecret@127.0.0.1:${server.port}/x?password=Sup3rSecret`,
+        PGPASSWORD: "An0therSecret",
+        REMATCH_CONNECT_TIMEOUT: "0.2",
+      }, ["--json"]);
+      assert.equal(timedOut.code, 1, timedOut.err);
+      assert.match(JSON.parse(timedOut.out).error.message, /no answer within 0\.2 s/);
+      assert.match(timedOut.err, /^database: postgres:\/\/ops@127\.0\.0\.1/m);
+      for (const text of [unparsable.out, unparsable.err, timedOut.out, timedOut.err]) {
+        assert.doesNotMatch(text, /Sup3rSecret|An0therSecret/);
+      }
+      const badTimeout = await run({
+        DATABASE_URL: `postgres://ops@127.0.0.1:${server.port}/x`,
+        REMATCH_CONNECT_TIMEOUT: "soon",
+      }, []);
+      assert.equal(badTimeout.code, 1);
+      assert.match(badTimeout.err, /REMATCH_CONNECT_TIMEOUT: expected a number of seconds/);
+    } finally {
+      await server.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "floats: a no-op rematch writes nothing on the embedded database set to " +
+    "extra_float_digits = 0",
+  ...dbOptions,
+  async fn() {
+    await withTempDir(async (dir) => {
+      const dataDir = join(dir, "db");
+      let db = await openDatabase({ ...quiet, dataDir });
+      let ids: number[];
+      let before;
+      try {
+        ids = await seedPreciseSlice(db);
+        before = await rowsOf(db, ids);
+        await db.sql`alter system set extra_float_digits = 0`;
+      } finally {
+        await db.close();
+      }
+      db = await openDatabase({ ...quiet, dataDir });
+      try {
+        const [setting] = await db.sql`show extra_float_digits`;
+        assert.equal(setting.extra_float_digits, "3");
+        const result = await recalculateForDataEntryType(db, { dataEntryType: "it", year: 2025 });
+        assert.equal(result.unchanged, ids.length);
+        assert.equal(result.emissionsUpdated, 0);
+        assert.deepEqual(await rowsOf(db, ids), before);
+      } finally {
+        await db.close();
+      }
+    });
+  },
 });
