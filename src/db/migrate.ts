@@ -15,8 +15,11 @@ export const MIGRATION_FILES: readonly string[] = [
 /** The schema version this code expects (the number of the last migration). */
 export const SCHEMA_VERSION: number = migrationVersion(MIGRATION_FILES[MIGRATION_FILES.length - 1]);
 
-// Any constant works as long as nothing else in the database uses it.
-const MIGRATION_LOCK_KEY = 7_305_310_001;
+/**
+ * The advisory lock key migrations run under (any constant nothing else in the database uses).
+ * Only taken when something is to be written.
+ */
+export const MIGRATION_LOCK_KEY = 7_305_310_001;
 
 /** What {@linkcode applyMigrations} did. */
 export interface MigrationResult {
