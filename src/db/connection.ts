@@ -451,6 +451,7 @@ async function lockDataDir(
   const file = await Deno.open(lockPath, { read: true, write: true, create: true });
   try {
     let said: string | undefined;
+    let lastRead: string | undefined;
     for (let polls = 0; !(await file.tryLock(true)); polls++) {
       const holder = await readLockHolder(dir);
       const busy = `embedded database ${dir} is in use: its lock file ${lockPath} is held by ${
@@ -461,9 +462,13 @@ async function lockDataDir(
           `${busy}; not waiting (--no-wait): run again once it has finished, or set DATABASE_URL`,
         );
       }
-      // Said again only when another holder is named; the text is briefly empty while a holder
-      // starts or leaves, which is not worth a line once one has been printed.
-      if (holder ? busy !== said : said === undefined && polls >= 3) {
+      // The text is written just after the lock is taken: for an instant it still names the
+      // previous (perhaps killed) holder, or nobody. A holder is named once the same text is read
+      // twice in a row, and named again only when another one is.
+      const read = JSON.stringify(holder ?? null);
+      const stable = read === lastRead;
+      lastRead = read;
+      if (holder && stable ? busy !== said : said === undefined && polls >= 5) {
         options.log(`waiting: ${busy} (--no-wait fails instead)`);
         said = busy;
       }
