@@ -64,6 +64,8 @@ export const rematchCommand = defineCommand({
     "no-stats": { type: "boolean" },
   },
   schema,
+  // A dry run only reads: it never migrates a database.
+  access: (args) => args["dry-run"] ? "read" : "write",
   async run(args, context): Promise<CommandOutcome> {
     const db = await context.database();
     const rematch = async (det: string): Promise<RematchResult> => {

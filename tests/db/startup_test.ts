@@ -178,9 +178,21 @@ dbTest(
   async () => {
     await withEmptyDatabase(async (url) => {
       const target = ["--database-url", url];
-      const empty = await runCaptured(emissionsCommand, [...EXPORT, ...target]);
-      assert.equal(empty.code, 1);
-      assert.match(empty.err, /the database has no rematch schema: run `deno task migrate` first/);
+      const empty = [
+        await runCaptured(emissionsCommand, [...EXPORT, ...target]),
+        await runCaptured(rematchCommand, [
+          "--det",
+          "it",
+          "--year",
+          "2025",
+          "--dry-run",
+          ...target,
+        ]),
+      ];
+      for (const run of empty) {
+        assert.equal(run.code, 1);
+        assert.match(run.err, /the database has no rematch schema: run `deno task migrate` first/);
+      }
       const sql = client(url);
       try {
         const [tables] = await sql`
