@@ -225,6 +225,8 @@ export const factorsCommand = defineCommand({
     "max-file-size": { type: "string" },
   },
   schema,
+  // A dry run writes only inside a transaction it rolls back: it never migrates a database.
+  access: (args) => args.dryRun ? "read" : "write",
   async run(args, context) {
     // --rematch: the touched slices are recomputed in the import's own transaction, so the new
     // factors and the emissions computed from them commit together.

@@ -208,15 +208,18 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<D
 }
 
 // Both settings are also set on the embedded session, which ignores startup parameters.
-const SESSION_PARAMETERS = {
-  application_name: "rematch",
-  // Floats come back with every digit (shortest exact form), whatever the server's or the
-  // database's default: a no-op rematch compares stored kg exactly.
-  extra_float_digits: 3,
-};
+function sessionParameters() {
+  return {
+    // As libpq does, PGAPPNAME names the session (in pg_stat_activity) when set.
+    application_name: Deno.env.get("PGAPPNAME") || "rematch",
+    // Floats come back with every digit (shortest exact form), whatever the server's or the
+    // database's default: a no-op rematch compares stored kg exactly.
+    extra_float_digits: 3,
+  };
+}
 
 function clientOptions() {
-  return { onnotice: () => {}, types: CLIENT_TYPES, connection: SESSION_PARAMETERS };
+  return { onnotice: () => {}, types: CLIENT_TYPES, connection: sessionParameters() };
 }
 
 /** The connect timeout in seconds: the option, else REMATCH_CONNECT_TIMEOUT, else the default. */
@@ -365,7 +368,7 @@ async function openEmbedded(
   let server: PGLiteSocketServer | undefined;
   try {
     pglite = await PGlite.create(dir);
-    for (const [name, value] of Object.entries(SESSION_PARAMETERS)) {
+    for (const [name, value] of Object.entries(sessionParameters())) {
       await pglite.query("select set_config($1, $2, false)", [name, String(value)]);
     }
     // One connection: PGlite is a single backend session, so several client connections

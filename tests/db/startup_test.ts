@@ -7,7 +7,9 @@ import { dbTest, runCaptured, serverBackendExpected, useTestDatabase } from "../
 import { openDatabase, type Queryable } from "../../src/db/connection.ts";
 import { MIGRATION_LOCK_KEY, SCHEMA_VERSION } from "../../src/db/migrate.ts";
 import { createEntries } from "../../src/db/entries.ts";
+import { fileURLToPath } from "node:url";
 import { emissionsCommand } from "../../src/cli/emissions.ts";
+import { factorsCommand } from "../../src/cli/factors.ts";
 import { migrateCommand } from "../../src/cli/migrate.ts";
 import { rematchCommand } from "../../src/cli/rematch.ts";
 import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
@@ -188,6 +190,16 @@ dbTest(
           "--dry-run",
           ...target,
         ]),
+        await runCaptured(factorsCommand, [
+          "import",
+          fileURLToPath(new URL("../../fixtures/demo/it.csv", import.meta.url)),
+          "--det",
+          "it",
+          "--year",
+          "2025",
+          "--dry-run",
+          ...target,
+        ]),
       ];
       for (const run of empty) {
         assert.equal(run.code, 1);
@@ -260,12 +272,30 @@ dbTest(
   serverOnly,
 );
 
-/** Waits until a session named rematch waits for a lock (at most 30 s); returns its query. */
-async function waitForBlockedRematch(sql: Queryable): Promise<string> {
+/**
+ * Waits until no session of that name is left (at most 30 s): a killed client's backend lingers
+ * until it notices, and must not be taken for the next child's.
+ */
+async function waitForNoRematch(sql: Queryable, name: string): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    const [row] = await sql<{ n: number }[]>`
+      select count(*)::int as n from pg_stat_activity
+      where datname = current_database() and application_name = ${name}`;
+    if (row.n === 0) return;
+    await new Promise((done) => setTimeout(done, 100));
+  }
+  const rows = await sql`
+    select pid, state, wait_event_type, wait_event, backend_start, xact_start, query
+    from pg_stat_activity where datname = current_database() and application_name = ${name}`;
+  throw new Error(`a rematch session is still there: ${JSON.stringify(rows)}`);
+}
+
+/** Waits until a session of that name waits for a lock (at most 30 s); returns its query. */
+async function waitForBlockedRematch(sql: Queryable, name: string): Promise<string> {
   for (let i = 0; i < 300; i++) {
     const [row] = await sql<{ query: string }[]>`
       select query from pg_stat_activity
-      where datname = current_database() and application_name = 'rematch'
+      where datname = current_database() and application_name = ${name}
         and wait_event_type = 'Lock'`;
     if (row) return row.query;
     await new Promise((done) => setTimeout(done, 100));
@@ -287,6 +317,7 @@ dbTest(
     const blocker = client(url);
     try {
       for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
+        const name = `rematch-${signal.toLowerCase()}-test`;
         let release = () => {};
         const released = new Promise<void>((done) => release = done);
         let holding = () => {};
@@ -300,13 +331,14 @@ dbTest(
         await held;
         const child = new Deno.Command(Deno.execPath(), {
           args: ["run", "-A", script, "--det", "it", "--year", "2025"],
-          env: { DATABASE_URL: url, NO_COLOR: "1" },
+          // Named apart from this test's own sessions (all "rematch").
+          env: { DATABASE_URL: url, NO_COLOR: "1", PGAPPNAME: name },
           stdout: "piped",
           stderr: "piped",
         }).spawn();
         try {
           // Its emission rows are written: it waits to refresh the stats, in the same transaction.
-          assert.match(await waitForBlockedRematch(db.sql), /update carbon_report_modules/);
+          assert.match(await waitForBlockedRematch(db.sql, name), /update carbon_report_modules/);
           child.kill(signal);
           const output = await child.output();
           const err = new TextDecoder().decode(output.stderr);
@@ -320,6 +352,7 @@ dbTest(
           release();
           await blocking;
         }
+        await waitForNoRematch(db.sql, name);
         assert.deepEqual(await rowsOf(db, ids), before, signal);
       }
     } finally {
