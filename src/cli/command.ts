@@ -73,7 +73,8 @@ const COMMON_OPTIONS: ParseArgsOptionsConfig = {
 export const COMMON_USAGE = `Every command also takes:
   --database-url URL       a PostgreSQL server (default: DATABASE_URL, else the embedded
                            database); a password belongs in DATABASE_URL or PGPASSWORD, not here
-  --connect-timeout S      seconds per attempt to reach the server, ${"3 attempts (default: REMATCH_CONNECT_TIMEOUT, else 10)"}
+  --connect-timeout S      seconds per attempt to reach the server, 3 attempts
+                           (default: REMATCH_CONNECT_TIMEOUT, else 10)
   --no-wait                fail at once when another command has the embedded database open
   --json                   print exactly one JSON document
   --help                   this text`;
@@ -179,6 +180,7 @@ export async function runCommand<T>(spec: CommandSpec<T>, argv: string[]): Promi
     }
     return usage ? EXIT.usage : EXIT.failed;
   } finally {
+    stopSignals();
     await db?.close();
   }
 }
