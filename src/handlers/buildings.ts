@@ -82,6 +82,8 @@ const buildingRooms: Handler = {
   },
   factorEmissionType: fixedType(60100),
   reference: ["rooms"],
+  // energy_type steers the heating leaves, but it is text: any change of it reads the slice.
+  structuralValues: [],
   preCompute(data, reference) {
     const room = reference.rooms.get(roomKey(String(data.building_name), String(data.room_name)));
     if (!room || room.surfaceSquareMeter === null) {
@@ -155,6 +157,7 @@ const energyCombustion: Handler = {
   },
   factorEmissionType: (c: Classification) => combustionType(c.name),
   reference: [],
+  structuralValues: [],
   computations: (data) => [{
     emissionTypeId: combustionType(data.name),
     source: LINKED,
@@ -185,6 +188,8 @@ const embodiedEnergy: Handler = {
   },
   factorEmissionType: fixedType(60300),
   reference: [],
+  // The `default` building fallback is chosen by classification only.
+  structuralValues: [],
   computations: () => [{
     emissionTypeId: 60300,
     source: { kind: "query", select: embodiedFactors },

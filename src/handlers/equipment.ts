@@ -61,6 +61,8 @@ function equipment(det: DetName, emissionTypeId: number): Handler {
     },
     factorEmissionType: fixedType(emissionTypeId),
     reference: [],
+    // Default hours feed the formula (and its 168-hour check) of the entries linked to the factor.
+    structuralValues: [],
     computations: () => [{
       emissionTypeId,
       source: LINKED,

@@ -38,6 +38,7 @@ const externalClouds: Handler = {
   factorEmissionType: (c: Classification) =>
     CLOUD_TYPES[String(c.service_type ?? "").toLowerCase()],
   reference: ["rates"],
+  structuralValues: [],
   computations: (data) => [{
     emissionTypeId: CLOUD_TYPES[String(data.service_type)],
     source: LINKED,
@@ -84,6 +85,7 @@ const externalAi: Handler = {
   },
   factorEmissionType: (c: Classification) => aiType(c.provider),
   reference: [],
+  structuralValues: [],
   computations: (data) => [{
     emissionTypeId: aiType(data.provider),
     source: LINKED,

@@ -51,6 +51,8 @@ function headcount(
     },
     factorEmissionType: headcountFactorType,
     reference: [],
+    // Factors are taken by emission type; their values feed the formula only.
+    structuralValues: [],
     computations: () =>
       HEADCOUNT_ROOTS.map((root) => ({
         emissionTypeId: root,

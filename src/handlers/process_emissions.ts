@@ -33,6 +33,7 @@ const processEmissions: Handler = {
   },
   factorEmissionType: (c: Classification) => categoryType(c.category),
   reference: [],
+  structuralValues: [],
   computations: (data) => [{
     emissionTypeId: categoryType(data.category),
     source: LINKED,

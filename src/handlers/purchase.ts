@@ -51,6 +51,7 @@ function purchaseCommon(det: DetName, typeId: number): Handler {
     },
     factorEmissionType: fixedType(typeId),
     reference: ["rates"],
+    structuralValues: [],
     computations: () => [{
       emissionTypeId: typeId,
       source: LINKED,
@@ -84,6 +85,7 @@ const additionalPurchases: Handler = {
   },
   factorEmissionType: (c: Classification) => additionalType(c.name),
   reference: [],
+  structuralValues: [],
   computations: (data) => [{
     emissionTypeId: additionalType(data.name),
     source: LINKED,

@@ -93,6 +93,8 @@ const plane: Handler = {
   },
   factorEmissionType: (c: Classification) => PLANE_CABIN_TYPES[String(c.cabin_class)],
   reference: ["locations"],
+  // The haul bands decide which factor a flight takes.
+  structuralValues: ["min_distance", "max_distance"],
   preCompute(data, reference, set) {
     const airport = (iata: unknown) =>
       reference.locations.get(
@@ -235,6 +237,8 @@ const train: Handler = {
   },
   factorEmissionType: fixedType(50100),
   reference: ["locations"],
+  // Country and RoW fallback are chosen by classification only.
+  structuralValues: [],
   preCompute(data, reference) {
     const origin = findStation(reference, "origin", data);
     const destination = findStation(reference, "destination", data);

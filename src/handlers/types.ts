@@ -148,6 +148,12 @@ export interface Handler {
   readonly factorEmissionType: (classification: Classification) => number | undefined;
   /** Reference data the pre-compute or formula reads. */
   readonly reference: readonly ReferenceKind[];
+  /**
+   * Value fields that steer a lookup rather than only feed a formula (read by `preCompute` or a
+   * `select`, e.g. plane haul bands): a change of one makes the rematch read the whole slice,
+   * where a change of any other numeric value reads only the entries using that factor.
+   */
+  readonly structuralValues: readonly string[];
   /** Derives vars from reference data and the factor set before the computations run. */
   readonly preCompute?: (
     data: EntryData,
