@@ -199,6 +199,7 @@ const DATA_TABLES = [
   "locations",
   "building_rooms",
   "exchange_rates",
+  "slice_states",
 ];
 
 /** Empties every data table (reference tables and migrations stay). */

@@ -14,6 +14,7 @@ import { EntryComputeError, type EntryData } from "../handlers/types.ts";
 import { type DataEntryType, getDataEntryType } from "../reference/enums.ts";
 import { yearProblem } from "../reference/years.ts";
 import { refreshModuleStats } from "../rematch/pg_store.ts";
+import { noteWrittenEntries } from "../rematch/state.ts";
 import type { Queryable } from "./connection.ts";
 import {
   deleteEmissionsOf,
@@ -447,6 +448,7 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
   const inputsFor = sliceInputCache(tx);
   const computeErrors: EntryProblem[] = [];
   const warnings: EntryProblem[] = [];
+  const failedIds = new Map<number, string>();
   for (const entry of pending) {
     try {
       const computed = computeEntry(
@@ -462,6 +464,7 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
     } catch (error) {
       if (!(error instanceof EntryComputeError) || plan.failOnComputeError) throw error;
       computeErrors.push({ index: entry.index, message: error.message });
+      failedIds.set(entry.id, error.message);
     }
   }
 
@@ -512,6 +515,17 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
     p.rows.map((row) => ({ dataEntryId: p.id, row }))
   );
   const emissionsInserted = await insertEmissions(tx, emissionRows);
+  // A failed entry, or one computed while its slice is stale, is left for the next rematch.
+  await noteWrittenEntries(
+    tx,
+    pending.map((p) => ({
+      id: p.id,
+      det: p.det,
+      year: p.year,
+      error: failedIds.get(p.id),
+      fresh: !p.stored,
+    })),
+  );
 
   const moduleIds = [
     ...new Set([...inserts, ...changed, ...companionDeletes].map((p) => p.moduleId)),

@@ -11,6 +11,13 @@ import { loadSliceInputs, sliceModuleIds } from "../db/slice.ts";
 import type { EntryData } from "../handlers/types.ts";
 import { ROLLUP_EMISSION_TYPE_IDS } from "../reference/emission_types.ts";
 import { getDataEntryType } from "../reference/enums.ts";
+import {
+  compareSlice,
+  markEntries,
+  recordedFactors,
+  recordSliceState,
+  targetEntryIds,
+} from "./state.ts";
 import type { SliceStore } from "./types.ts";
 
 /** A store that reads and writes through `tx` (which must be a transaction). */
@@ -38,7 +45,22 @@ export function createPgSliceStore(tx: Queryable): SliceStore {
         order by id limit ${limit}`;
       return rows.map((r) => ({ id: r.id, moduleId: r.module_id, data: r.data }));
     },
+    async readEntriesById(ids) {
+      if (ids.length === 0) return [];
+      const rows = await tx<{ id: number; module_id: number; data: EntryData }[]>`
+        select id, carbon_report_module_id as module_id, data from data_entries
+        where id = any(${[...ids]}::bigint[])
+        order by id`;
+      return rows.map((r) => ({ id: r.id, moduleId: r.module_id, data: r.data }));
+    },
     readEmissions: (entryIds) => loadEmissionsOf(tx, entryIds),
+    compareState: (handler, detId, year, moduleIds) =>
+      compareSlice(tx, handler, detId, year, moduleIds),
+    recordedFactors: (detId, year) => recordedFactors(tx, detId, year),
+    targetEntryIds: (detId, moduleIds, factorIds) =>
+      targetEntryIds(tx, detId, { moduleIds }, factorIds),
+    markEntries: (marks) => markEntries(tx, marks),
+    recordState: (record) => recordSliceState(tx, record),
     async writeChunk({ updates, replaceRowsOf, rows, relinks }) {
       if (relinks.length) {
         await tx`

@@ -12,7 +12,20 @@ import { getHandler } from "../handlers/mod.ts";
 import { EntryComputeError, type EntryData, type Handler } from "../handlers/types.ts";
 import { ROLLUP_EMISSION_TYPE_IDS } from "../reference/emission_types.ts";
 import { getDataEntryType } from "../reference/enums.ts";
-import type { RematchDiffEntry, RematchOptions, RematchResult, SliceStore } from "./types.ts";
+import {
+  classifyFactorChanges,
+  diffFactorSet,
+  type EntryMarks,
+  type FactorFingerprint,
+  type SliceComparison,
+} from "./state.ts";
+import type {
+  RematchDiffEntry,
+  RematchOptions,
+  RematchResult,
+  SliceEntry,
+  SliceStore,
+} from "./types.ts";
 
 /** Detail lists stop growing here; the counts never do. */
 export const DETAIL_LIMIT = 1000;
@@ -74,28 +87,56 @@ function describeEntryError(error: unknown): string {
   return `unexpected error: ${String(error)}`;
 }
 
-/**
- * Runs the rematch through a store that is already inside one transaction. Per-entry compute
- * errors are counted and leave the entry as it was; a store error propagates (the caller's
- * transaction then rolls back, so nothing of the rematch persists).
- */
-export async function rematchSlice(
-  store: SliceStore,
+/** The scope a rematch runs with, decided from the slice state and the factors it loaded. */
+interface ScopeDecision {
+  readonly scope: "targeted" | "full";
+  readonly reason: string;
+  /** Targeted: the factors changed in value. */
+  readonly factorIds: readonly number[];
+  /** The loaded factors and the reference data are exactly as the slice state records them. */
+  readonly inputsMatch: boolean;
+}
+
+// The SQL comparison chose the scope before anything was loaded; the factors loaded since are
+// compared again here, so that what is computed, what is read and what is recorded agree even
+// when a hand edit lands in between.
+function decideScope(
   options: RematchOptions,
-): Promise<RematchResult> {
-  const started = performance.now();
-  const det = getDataEntryType(options.dataEntryType);
-  const handler = getHandler(det);
-  const { year } = options;
-  const dryRun = options.dryRun ?? false;
-  const chunkSize = options.chunkSize ?? DEFAULT_CHUNK;
+  comparison: SliceComparison,
+  handler: Handler,
+  previous: ReadonlyMap<number, FactorFingerprint> | undefined,
+  inputs: ComputeInputs,
+): ScopeDecision {
+  const changes = previous
+    ? classifyFactorChanges(
+      diffFactorSet(previous, inputs.factors.factors),
+      handler.structuralValues,
+    )
+    : undefined;
+  const inputsMatch = comparison.inputsMatch && changes?.scope === "none";
+  if (options.full) {
+    return { scope: "full", reason: "full rematch asked for", factorIds: [], inputsMatch };
+  }
+  if (comparison.scope === "full" || !changes) {
+    return { scope: "full", reason: comparison.reason, factorIds: [], inputsMatch };
+  }
+  if (changes.scope === "full") {
+    return { scope: "full", reason: changes.reason, factorIds: [], inputsMatch };
+  }
+  return {
+    scope: "targeted",
+    reason: comparison.reason,
+    factorIds: changes.valueChangedIds,
+    inputsMatch,
+  };
+}
 
-  await store.lockSlice(det.id, year, options.noWait ?? false);
-  const inputs = await store.loadInputs(handler, det.id, year);
-  const moduleIds = await store.moduleIds(det.moduleTypeId, year, options.carbonReportModuleIds);
-  const total = moduleIds.length ? await store.countEntries(det.id, moduleIds) : 0;
-
-  const result: RematchResult = {
+function emptyResult(
+  det: { name: string; id: number },
+  year: number,
+  dryRun: boolean,
+): RematchResult {
+  return {
     dataEntryType: det.name,
     dataEntryTypeId: det.id,
     year,
@@ -116,22 +157,101 @@ export async function rematchSlice(
     kgBefore: 0,
     kgAfter: 0,
     durationMs: 0,
+    upToDate: false,
+    scope: "full",
+    scopeReason: "",
+    entriesRead: 0,
   };
+}
+
+/** The entries to recompute, chunk by chunk: the whole slice by id, or the targeted ids. */
+async function* entryChunks(
+  store: SliceStore,
+  dataEntryTypeId: number,
+  moduleIds: readonly number[],
+  chunkSize: number,
+  targetIds: readonly number[] | undefined,
+): AsyncGenerator<SliceEntry[]> {
+  if (targetIds) {
+    for (let i = 0; i < targetIds.length; i += chunkSize) {
+      yield await store.readEntriesById(targetIds.slice(i, i + chunkSize));
+    }
+    return;
+  }
+  if (moduleIds.length === 0) return;
+  let afterId = 0;
+  while (true) {
+    const entries = await store.readEntries(dataEntryTypeId, moduleIds, afterId, chunkSize);
+    if (entries.length === 0) return;
+    afterId = entries[entries.length - 1].id;
+    yield entries;
+  }
+}
+
+/**
+ * Runs the rematch through a store that is already inside one transaction. A current slice
+ * returns at once (`upToDate`); factor changes of existing numeric non-structural values read
+ * only the entries using those factors plus the pending ones (`targeted`); anything else, or
+ * `full`, reads every entry. Per-entry compute errors are counted and leave the entry as it was
+ * (marked pending, so the next rematch retries it); a store error propagates (the caller's
+ * transaction then rolls back, so nothing of the rematch persists). A rematch of the whole slice
+ * records its state; a module-restricted one (`carbonReportModuleIds`) does not, and marks the
+ * entries it rewrites against unrecorded inputs, so the next whole-slice rematch reads them.
+ */
+export async function rematchSlice(
+  store: SliceStore,
+  options: RematchOptions,
+): Promise<RematchResult> {
+  const started = performance.now();
+  const det = getDataEntryType(options.dataEntryType);
+  const handler = getHandler(det);
+  const { year } = options;
+  const dryRun = options.dryRun ?? false;
+  const chunkSize = options.chunkSize ?? DEFAULT_CHUNK;
+  const restricted = options.carbonReportModuleIds !== undefined;
+  const result = emptyResult(det, year, dryRun);
+
+  await store.lockSlice(det.id, year, options.noWait ?? false);
+  const onlyModules = restricted
+    ? await store.moduleIds(det.moduleTypeId, year, options.carbonReportModuleIds)
+    : undefined;
+  const comparison = await store.compareState(handler, det.id, year, onlyModules);
+  if (comparison.scope === "none" && !options.full) {
+    result.upToDate = true;
+    result.scope = "none";
+    result.scopeReason = comparison.reason;
+    result.durationMs = Math.round(performance.now() - started);
+    return result;
+  }
+  const inputs = await store.loadInputs(handler, det.id, year);
+  const moduleIds = onlyModules ?? await store.moduleIds(det.moduleTypeId, year);
+  const previous = await store.recordedFactors(det.id, year);
+  const decision = decideScope(options, comparison, handler, previous, inputs);
+  result.scope = decision.scope;
+  result.scopeReason = decision.reason;
+  const targetIds = decision.scope === "targeted"
+    ? await store.targetEntryIds(det.id, moduleIds, decision.factorIds)
+    : undefined;
+  const total = targetIds?.length ??
+    (moduleIds.length ? await store.countEntries(det.id, moduleIds) : 0);
+  // Marks of entries computed now are dropped when the state vouches for them: always after a
+  // whole-slice rematch (it records these inputs), else only when the inputs are as recorded.
+  const vouched = !restricted || decision.inputsMatch;
+  const hadPending = comparison.pendingEntries > 0;
+
   const diff: RematchDiffEntry[] | undefined = dryRun && options.diff ? [] : undefined;
   const affected = new Set<number>();
-  let afterId = 0;
-
-  while (moduleIds.length) {
+  for await (const entries of entryChunks(store, det.id, moduleIds, chunkSize, targetIds)) {
     options.signal?.throwIfAborted();
-    const entries = await store.readEntries(det.id, moduleIds, afterId, chunkSize);
-    if (entries.length === 0) break;
-    afterId = entries[entries.length - 1].id;
     const stored = await store.readEmissions(entries.map((e) => e.id));
 
     const updates: { id: number; row: EmissionRow }[] = [];
     const replaceRowsOf: number[] = [];
     const rows: EntryEmissionRow[] = [];
     const relinks: { id: number; factorId: number | null }[] = [];
+    const failed: { id: number; error: string }[] = [];
+    const computedIds: number[] = [];
+    const changedIds: number[] = [];
     for (const entry of entries) {
       result.entries++;
       const oldRows = stored.get(entry.id) ?? [];
@@ -145,12 +265,15 @@ export async function rematchSlice(
         // its data and rows and the others go on. (Database errors happen outside this loop.)
         result.errors++;
         result.kgAfter += oldKg;
+        const message = describeEntryError(error);
+        failed.push({ id: entry.id, error: message });
         if (result.errorDetails.length < DETAIL_LIMIT) {
-          result.errorDetails.push({ dataEntryId: entry.id, error: describeEntryError(error) });
+          result.errorDetails.push({ dataEntryId: entry.id, error: message });
         }
         continue;
       }
       const { computed, inPlace } = plan;
+      computedIds.push(entry.id);
       result.recalculated++;
       if (computed.ambiguous) result.ambiguousMatches++;
       for (const warning of computed.warnings) {
@@ -164,6 +287,7 @@ export async function rematchSlice(
         result.unchanged++;
         continue;
       }
+      changedIds.push(entry.id);
       affected.add(entry.moduleId);
       if (plan.relink) {
         relinks.push({ id: entry.id, factorId: plan.newLink });
@@ -190,8 +314,12 @@ export async function rematchSlice(
     if (!dryRun && (updates.length || replaceRowsOf.length || relinks.length)) {
       await store.writeChunk({ updates, replaceRowsOf, rows, relinks });
     }
+    if (!dryRun) {
+      await markChunk(store, { failed, computedIds, changedIds, vouched, hadPending });
+    }
     options.onProgress?.(result.entries, total);
   }
+  result.entriesRead = result.entries;
 
   result.affectedModuleIds = [...affected].sort((a, b) => a - b);
   if (!dryRun && !options.noStats && result.affectedModuleIds.length) {
@@ -199,5 +327,55 @@ export async function rematchSlice(
   }
   if (diff) result.diff = diff;
   result.durationMs = Math.round(performance.now() - started);
+  if (!dryRun && !restricted) {
+    await recordState(store, result, decision, comparison, inputs, previous);
+  }
   return result;
+}
+
+// The pending marks of one chunk's entries: failures are marked; entries computed are vouched
+// for, or (a module-restricted rematch against unrecorded inputs) marked when rewritten.
+async function markChunk(
+  store: SliceStore,
+  chunk: {
+    failed: { id: number; error: string }[];
+    computedIds: number[];
+    changedIds: number[];
+    vouched: boolean;
+    hadPending: boolean;
+  },
+): Promise<void> {
+  const { failed, computedIds, changedIds, vouched, hadPending } = chunk;
+  const marks: EntryMarks = vouched ? { failed, cleared: hadPending ? computedIds : [] } : {
+    failed,
+    unvouched: { reason: "rematched", ids: changedIds },
+    noLongerFailing: hadPending ? computedIds : [],
+  };
+  if (
+    failed.length || marks.cleared?.length || changedIds.length && !vouched ||
+    marks.noLongerFailing?.length
+  ) {
+    await store.markEntries(marks);
+  }
+}
+
+// The slice state of a whole-slice rematch: written in its transaction, after its writes.
+async function recordState(
+  store: SliceStore,
+  result: RematchResult,
+  decision: ScopeDecision,
+  comparison: SliceComparison,
+  inputs: ComputeInputs,
+  previous: ReadonlyMap<number, FactorFingerprint> | undefined,
+): Promise<void> {
+  const { errorDetails: _e, warnings: _w, diff: _d, affectedModuleIds: _a, ...summary } = result;
+  await store.recordState({
+    dataEntryTypeId: result.dataEntryTypeId,
+    year: result.year,
+    scope: decision.scope,
+    referenceDigests: comparison.referenceDigests,
+    factors: inputs.factors.factors,
+    previous,
+    summary,
+  });
 }

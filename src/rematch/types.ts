@@ -3,6 +3,13 @@ import type { ComputeInputs } from "../compute/compute_entry.ts";
 import type { EmissionRow } from "../compute/emission_row.ts";
 import type { EntryEmissionRow, StoredEmissionRow } from "../db/emissions.ts";
 import type { EntryData, Handler } from "../handlers/types.ts";
+import type {
+  EntryMarks,
+  FactorFingerprint,
+  RematchScope,
+  SliceComparison,
+  SliceStateRecord,
+} from "./state.ts";
 
 /** Options of a (det, year) rematch. */
 export interface RematchOptions {
@@ -20,6 +27,12 @@ export interface RematchOptions {
   noWait?: boolean;
   /** Skip recomputing carbon_report_modules.stats. @default false */
   noStats?: boolean;
+  /**
+   * Read and recompute every entry of the slice, whatever its recorded state says (a current
+   * slice is otherwise left alone, and value-only factor changes read only their users).
+   * @default false
+   */
+  full?: boolean;
   /** Entries per chunk (read, compute, write). @default 5000 */
   chunkSize?: number;
   /** Called after each chunk with entries done and the slice total. */
@@ -60,6 +73,18 @@ export interface RematchResult {
   kgAfter: number;
   durationMs: number;
   diff?: RematchDiffEntry[];
+  /** The slice was current: nothing was read beyond its fingerprints, nothing written. */
+  upToDate: boolean;
+  /**
+   * What the rematch read: `none` (current), `targeted` (the entries using factors changed in
+   * value, plus the entries pending) or `full` (every entry). In a targeted rematch `entries`,
+   * `kgBefore` and `kgAfter` count the entries it read; the rest of the slice is unchanged.
+   */
+  scope: RematchScope;
+  /** Why that scope (`--full`, `never rematched`, `factor 12 deleted`, `3 factors changed in value`, ...). */
+  scopeReason: string;
+  /** Entries read from the database (0 when up to date). */
+  entriesRead: number;
 }
 
 /** An entry as the rematch reads it. */
@@ -94,7 +119,31 @@ export interface SliceStore {
     afterId: number,
     limit: number,
   ): Promise<SliceEntry[]>;
+  /** These entries (of the slice), in id order. */
+  readEntriesById(ids: readonly number[]): Promise<SliceEntry[]>;
   readEmissions(entryIds: readonly number[]): Promise<Map<number, StoredEmissionRow[]>>;
+  /** The slice (or, with `moduleIds`, those modules of it) compared with its recorded state. */
+  compareState(
+    handler: Handler,
+    dataEntryTypeId: number,
+    year: number,
+    moduleIds?: readonly number[],
+  ): Promise<SliceComparison>;
+  /** The factor snapshot of the slice's recorded state (undefined when none). */
+  recordedFactors(
+    dataEntryTypeId: number,
+    year: number,
+  ): Promise<ReadonlyMap<number, FactorFingerprint> | undefined>;
+  /** Ids of the entries using these factors (row or JSON link) plus the pending ones. */
+  targetEntryIds(
+    dataEntryTypeId: number,
+    moduleIds: readonly number[],
+    factorIds: readonly number[],
+  ): Promise<number[]>;
+  /** Updates the pending marks of entries. */
+  markEntries(marks: EntryMarks): Promise<void>;
+  /** Records the slice's state after a rematch of the whole slice. */
+  recordState(record: SliceStateRecord): Promise<void>;
   writeChunk(write: ChunkWrite): Promise<{ updated: number; deleted: number; inserted: number }>;
   refreshModuleStats(moduleIds: readonly number[]): Promise<void>;
 }

@@ -76,7 +76,11 @@ dbTest(
       );
       assert.ok(near(row.kg_co2eq, kgCo2eq), `row ${i}: ${row.kg_co2eq} ≠ ${kgCo2eq}`);
     });
-    const again = await recalculateForDataEntryType(db, { dataEntryType: "member", year: 2025 });
+    const again = await recalculateForDataEntryType(db, {
+      dataEntryType: "member",
+      year: 2025,
+      full: true,
+    });
     assert.equal(again.unchanged, 2, "the replaced rows are right: a second run writes nothing");
   },
 );

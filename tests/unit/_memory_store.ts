@@ -46,6 +46,28 @@ export function memoryStore(
         store.entries.filter((e) => e.id > afterId).sort((a, b) => a.id - b.id).slice(0, limit),
       );
     },
+    readEntriesById(ids) {
+      const wanted = new Set(ids);
+      return Promise.resolve(
+        store.entries.filter((e) => wanted.has(e.id)).sort((a, b) => a.id - b.id),
+      );
+    },
+    // No recorded state: every rematch reads the whole slice and records nothing.
+    compareState() {
+      return Promise.resolve({
+        scope: "full",
+        reason: "never rematched",
+        valueChangedIds: [],
+        referenceDigests: {},
+        inputsMatch: false,
+        pendingEntries: 0,
+        failingEntries: 0,
+      });
+    },
+    recordedFactors: () => Promise.resolve(undefined),
+    targetEntryIds: () => Promise.resolve([]),
+    markEntries: () => Promise.resolve(),
+    recordState: () => Promise.resolve(),
     readEmissions(ids) {
       return Promise.resolve(
         new Map(

@@ -32,6 +32,10 @@ function result(det: string, errors = 0): RematchResult {
     kgBefore: 1,
     kgAfter: 2,
     durationMs: 0,
+    upToDate: false,
+    scope: "full",
+    scopeReason: "never rematched",
+    entriesRead: 1,
   };
 }
 

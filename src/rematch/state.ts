@@ -1,0 +1,736 @@
+// Slice state (spec/rematch.md rules 16-18): what the last rematch of a (det, year) slice
+// computed against, compared with the live rows to say whether the slice is current and, when
+// it is not, how much of it a rematch must read again.
+import { sameJson } from "../compute/emission_row.ts";
+import type { Queryable } from "../db/connection.ts";
+import { getHandler } from "../handlers/mod.ts";
+import type {
+  Classification,
+  Factor,
+  FactorValues,
+  Handler,
+  ReferenceKind,
+} from "../handlers/types.ts";
+import { ROLLUP_EMISSION_TYPE_IDS } from "../reference/emission_types.ts";
+import { type DataEntryType, type DetName, getDataEntryType } from "../reference/enums.ts";
+import type { RematchResult } from "./types.ts";
+
+/**
+ * The revision of the compute code. A slice state recorded by another revision is not trusted:
+ * bump it with any change of the code that can change what an entry computes to (a formula, a
+ * lookup, the emission-type tree), so that every slice reads as stale and `rematch --stale`
+ * recomputes them.
+ */
+export const COMPUTE_REVISION = 1;
+
+/**
+ * How much of a slice a rematch reads: nothing (the slice is current), the entries using the
+ * factors whose values changed plus the entries pending, or every entry.
+ */
+export type RematchScope = "none" | "targeted" | "full";
+
+/** A factor as a slice state records it. */
+export interface FactorFingerprint {
+  readonly emissionTypeId: number;
+  readonly classification: Classification;
+  readonly values: FactorValues;
+}
+
+/** A factor that differs between a slice state and the live set (absent on one side, or changed). */
+export interface FactorDifference {
+  readonly id: number;
+  /** As recorded; undefined for a factor inserted since. */
+  readonly before?: FactorFingerprint;
+  /** As it is now; undefined for a factor deleted since. */
+  readonly after?: FactorFingerprint;
+}
+
+/** What factor differences mean for a rematch. */
+export interface FactorChanges {
+  /** `none` (no difference that matters), `targeted` (value changes only) or `full`. */
+  readonly scope: RematchScope;
+  /** Why, in a few words (empty for `none`). */
+  readonly reason: string;
+  /** Factors whose only changes are existing numeric values of non-structural fields. */
+  readonly valueChangedIds: readonly number[];
+}
+
+/**
+ * Sorts factor differences into what a rematch must do: a factor inserted or deleted, a changed
+ * emission type or classification, a value key added or removed, a structural value changed or
+ * a value that is not a number on both sides all need the whole slice; changes of existing
+ * numeric non-structural values need only the entries using those factors.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { classifyFactorChanges } from "./state.ts";
+ * const plane = (ef: number, max: number) => ({
+ *   emissionTypeId: 50203,
+ *   classification: { category: "short_haul", cabin_class: "economy" },
+ *   values: { ef_kg_co2eq_per_km: ef, min_distance: 0, max_distance: max },
+ * });
+ * const structural = ["min_distance", "max_distance"];
+ * const ef = classifyFactorChanges([{ id: 7, before: plane(0.1, 800), after: plane(0.2, 800) }], structural);
+ * assert.deepEqual([ef.scope, ef.valueChangedIds], ["targeted", [7]]);
+ * const band = classifyFactorChanges([{ id: 7, before: plane(0.1, 800), after: plane(0.1, 900) }], structural);
+ * assert.equal(band.scope, "full");
+ * assert.equal(band.reason, "factor 7: max_distance changed (a structural value)");
+ * ```
+ */
+export function classifyFactorChanges(
+  differences: readonly FactorDifference[],
+  structuralValues: readonly string[],
+): FactorChanges {
+  let inserted = 0;
+  let deleted = 0;
+  const whole: string[] = [];
+  const valueChangedIds: number[] = [];
+  for (const { id, before, after } of differences) {
+    if (!before) inserted++;
+    else if (!after) deleted++;
+    else {
+      const why = wholeSliceChange(before, after, structuralValues);
+      if (why) whole.push(`factor ${id}: ${why}`);
+      else if (!sameJson(before.values, after.values)) valueChangedIds.push(id);
+    }
+  }
+  if (inserted || deleted || whole.length) {
+    const reasons = [
+      ...(inserted ? [`${plural(inserted, "factor")} inserted`] : []),
+      ...(deleted ? [`${plural(deleted, "factor")} deleted`] : []),
+      ...(whole.length
+        ? [whole[0] + (whole.length > 1 ? ` (and ${whole.length - 1} more)` : "")]
+        : []),
+    ];
+    return { scope: "full", reason: reasons.join("; "), valueChangedIds };
+  }
+  if (valueChangedIds.length) {
+    return {
+      scope: "targeted",
+      reason: `${plural(valueChangedIds.length, "factor")} changed in value`,
+      valueChangedIds,
+    };
+  }
+  return { scope: "none", reason: "", valueChangedIds };
+}
+
+// Why a change of one factor needs the whole slice, or undefined when only numeric values of
+// non-structural fields changed.
+function wholeSliceChange(
+  before: FactorFingerprint,
+  after: FactorFingerprint,
+  structural: readonly string[],
+): string | undefined {
+  if (before.emissionTypeId !== after.emissionTypeId) {
+    return `emission type ${before.emissionTypeId} → ${after.emissionTypeId}`;
+  }
+  if (!sameJson(before.classification, after.classification)) return "classification changed";
+  const added = Object.keys(after.values).filter((k) => !(k in before.values));
+  if (added.length) return `value ${added[0]} added`;
+  const removed = Object.keys(before.values).filter((k) => !(k in after.values));
+  if (removed.length) return `value ${removed[0]} removed`;
+  for (const key of Object.keys(after.values)) {
+    const [old, now] = [before.values[key], after.values[key]];
+    if (sameJson(old, now)) continue;
+    if (structural.includes(key)) return `${key} changed (a structural value)`;
+    if (typeof old !== "number" || typeof now !== "number") return `${key} changed (not a number)`;
+  }
+  return undefined;
+}
+
+/** The differences between a recorded factor snapshot and a factor set read into memory. */
+export function diffFactorSet(
+  recorded: ReadonlyMap<number, FactorFingerprint>,
+  live: readonly Factor[],
+): FactorDifference[] {
+  const differences: FactorDifference[] = [];
+  const seen = new Set<number>();
+  for (const f of live) {
+    seen.add(f.id);
+    const before = recorded.get(f.id);
+    const after = fingerprintOf(f);
+    if (
+      !before || before.emissionTypeId !== after.emissionTypeId ||
+      !sameJson(before.classification, after.classification) ||
+      !sameJson(before.values, after.values)
+    ) {
+      differences.push({ id: f.id, before, after });
+    }
+  }
+  for (const [id, before] of recorded) if (!seen.has(id)) differences.push({ id, before });
+  return differences.sort((a, b) => a.id - b.id);
+}
+
+function fingerprintOf(f: Factor): FactorFingerprint {
+  return { emissionTypeId: f.emissionTypeId, classification: f.classification, values: f.values };
+}
+
+// ---- reading the recorded state and the live rows ---------------------------------------------
+
+/** A rematch's counts as the slice state keeps them (the result without its lists). */
+export type RematchSummary = Omit<
+  RematchResult,
+  "errorDetails" | "warnings" | "diff" | "affectedModuleIds"
+>;
+
+/** The state the last rematch of the whole slice recorded. */
+export interface RecordedState {
+  readonly computeRevision: number;
+  readonly referenceDigests: Readonly<Record<string, string>>;
+  readonly rematchedAt: Date;
+  readonly scope: "targeted" | "full";
+  readonly summary: RematchSummary;
+}
+
+async function readRecordedState(
+  sql: Queryable,
+  dataEntryTypeId: number,
+  year: number,
+): Promise<RecordedState | undefined> {
+  const [row] = await sql<
+    {
+      compute_revision: number;
+      reference_digests: Record<string, string>;
+      rematched_at: Date;
+      scope: "targeted" | "full";
+      summary: RematchSummary;
+    }[]
+  >`
+    select compute_revision, reference_digests, rematched_at, scope, summary from slice_states
+    where data_entry_type_id = ${dataEntryTypeId} and year = ${year}`;
+  return row && {
+    computeRevision: row.compute_revision,
+    referenceDigests: row.reference_digests,
+    rematchedAt: row.rematched_at,
+    scope: row.scope,
+    summary: row.summary,
+  };
+}
+
+/** The factor snapshot of a slice state, by factor id (undefined when nothing is recorded). */
+export async function recordedFactors(
+  sql: Queryable,
+  dataEntryTypeId: number,
+  year: number,
+): Promise<Map<number, FactorFingerprint> | undefined> {
+  const [state] = await sql`
+    select 1 from slice_states where data_entry_type_id = ${dataEntryTypeId} and year = ${year}`;
+  if (!state) return undefined;
+  const rows = await sql<
+    {
+      factor_id: number;
+      emission_type_id: number;
+      classification: Classification;
+      values: FactorValues;
+    }[]
+  >`
+    select factor_id, emission_type_id, classification, "values" from slice_state_factors
+    where data_entry_type_id = ${dataEntryTypeId} and year = ${year}`;
+  return new Map(rows.map((r) => [r.factor_id, {
+    emissionTypeId: r.emission_type_id,
+    classification: r.classification,
+    values: r.values,
+  }]));
+}
+
+// The differences in one statement: only factors that changed come back, so a current slice
+// costs one join of two small indexed sets.
+async function liveFactorDifferences(
+  sql: Queryable,
+  dataEntryTypeId: number,
+  year: number,
+): Promise<FactorDifference[]> {
+  type Side = { et: number | null; cls: Classification | null; vals: FactorValues | null };
+  const rows = await sql<({ id: number } & { before: Side; after: Side })[]>`
+    select coalesce(f.id, s.factor_id) as id,
+      json_build_object('et', s.emission_type_id, 'cls', s.classification, 'vals', s."values")
+        as before,
+      json_build_object('et', f.emission_type_id, 'cls', f.classification, 'vals', f."values")
+        as after
+    from (select id, emission_type_id, classification, "values" from factors
+          where data_entry_type_id = ${dataEntryTypeId} and year = ${year}) f
+      full join (select factor_id, emission_type_id, classification, "values"
+          from slice_state_factors
+          where data_entry_type_id = ${dataEntryTypeId} and year = ${year}) s
+        on s.factor_id = f.id
+    where f.id is null or s.factor_id is null or f.emission_type_id <> s.emission_type_id
+      or f.classification <> s.classification or f."values" <> s."values"
+    order by 1`;
+  const side = (s: Side): FactorFingerprint | undefined =>
+    s.et === null ? undefined : { emissionTypeId: s.et, classification: s.cls!, values: s.vals! };
+  return rows.map((r) => ({ id: r.id, before: side(r.before), after: side(r.after) }));
+}
+
+/**
+ * A digest of each kind of reference data a handler reads, as it is now: every location, every
+ * building room, and the exchange rates of the slice year.
+ */
+export async function referenceDigests(
+  sql: Queryable,
+  kinds: readonly ReferenceKind[],
+  year: number,
+): Promise<Record<string, string>> {
+  const digests: Record<string, string> = {};
+  for (const kind of [...kinds].sort()) {
+    // row(...)::text tells NULL from "" and quotes separators; floats print exactly.
+    const [row] = kind === "locations"
+      ? await sql<{ digest: string }[]>`
+        select md5(coalesce(string_agg(row(natural_key, transport_mode, name, iata_code,
+          country_code, latitude, longitude)::text, e'\\n' order by natural_key), '')) as digest
+        from locations`
+      : kind === "rooms"
+      ? await sql<{ digest: string }[]>`
+        select md5(coalesce(string_agg(row(building_name, room_name, room_type,
+          room_surface_square_meter)::text, e'\\n' order by building_name, room_name), '')) as digest
+        from building_rooms`
+      : await sql<{ digest: string }[]>`
+        select md5(coalesce(string_agg(row(currency, eur_per_unit)::text, e'\\n'
+          order by currency), '')) as digest
+        from exchange_rates where year = ${year}`;
+    digests[kind] = row.digest;
+  }
+  return digests;
+}
+
+/** How the live factors and reference data of a slice compare with its recorded state. */
+export interface InputsComparison {
+  /** The recorded state, when the slice has one. */
+  readonly recorded?: RecordedState;
+  /** `none` when the inputs are as recorded, `targeted` for value changes only, else `full`. */
+  readonly scope: RematchScope;
+  readonly reason: string;
+  /** Factors whose only changes are numeric non-structural values. */
+  readonly valueChangedIds: readonly number[];
+  /** The live reference digests, read before anything else of the slice. */
+  readonly referenceDigests: Readonly<Record<string, string>>;
+}
+
+/** Compares the live factors and reference data of a slice with its recorded state. */
+export async function compareInputs(
+  sql: Queryable,
+  handler: Handler,
+  dataEntryTypeId: number,
+  year: number,
+): Promise<InputsComparison> {
+  const digests = await referenceDigests(sql, handler.reference, year);
+  const recorded = await readRecordedState(sql, dataEntryTypeId, year);
+  if (!recorded) {
+    return {
+      scope: "full",
+      reason: "never rematched",
+      valueChangedIds: [],
+      referenceDigests: digests,
+    };
+  }
+  const base = { recorded, referenceDigests: digests, valueChangedIds: [] };
+  if (recorded.computeRevision !== COMPUTE_REVISION) {
+    return {
+      ...base,
+      scope: "full",
+      reason:
+        `recorded by compute revision ${recorded.computeRevision} (this code is ${COMPUTE_REVISION})`,
+    };
+  }
+  const changedKinds = Object.keys(digests).filter((k) =>
+    recorded.referenceDigests[k] !== digests[k]
+  );
+  if (changedKinds.length) {
+    return { ...base, scope: "full", reason: `${changedKinds.join(" and ")} changed` };
+  }
+  const changes = classifyFactorChanges(
+    await liveFactorDifferences(sql, dataEntryTypeId, year),
+    handler.structuralValues,
+  );
+  return { ...base, ...changes };
+}
+
+/** How many entries of a slice (or of some of its modules) are pending, and how many failing. */
+export async function pendingCounts(
+  sql: Queryable,
+  dataEntryTypeId: number,
+  year: number,
+  moduleIds?: readonly number[],
+): Promise<{ pending: number; failing: number }> {
+  const [row] = await sql<{ pending: number; failing: number }[]>`
+    select count(*)::int as pending, (count(*) filter (where p.reason = 'failed'))::int as failing
+    from data_entry_pending p
+      join data_entries e on e.id = p.data_entry_id
+      join carbon_report_modules m on m.id = e.carbon_report_module_id
+      join carbon_reports r on r.id = m.carbon_report_id
+    where e.data_entry_type_id = ${dataEntryTypeId} and r.year = ${year}
+      ${moduleIds ? sql`and e.carbon_report_module_id = any(${[...moduleIds]}::bigint[])` : sql``}`;
+  return row;
+}
+
+/** What a rematch of a slice (or of some of its modules) would read, and why. */
+export interface SliceComparison extends InputsComparison {
+  /** True when the factors and reference data are exactly as recorded. */
+  readonly inputsMatch: boolean;
+  /** Entries a rematch reads whatever changed: failing or not vouched for by the state. */
+  readonly pendingEntries: number;
+  /** Of those, the entries whose compute failed. */
+  readonly failingEntries: number;
+}
+
+/**
+ * Compares a slice with its recorded state: `none` when it is current (factors and reference
+ * data as recorded, no entry pending), `targeted` when only factor values changed or entries are
+ * pending, else `full` with the reason. With `moduleIds`, pending entries count in those modules
+ * only (a module-restricted rematch).
+ */
+export async function compareSlice(
+  sql: Queryable,
+  handler: Handler,
+  dataEntryTypeId: number,
+  year: number,
+  moduleIds?: readonly number[],
+): Promise<SliceComparison> {
+  const inputs = await compareInputs(sql, handler, dataEntryTypeId, year);
+  const { pending, failing } = await pendingCounts(sql, dataEntryTypeId, year, moduleIds);
+  const inputsMatch = inputs.scope === "none";
+  const counts = { inputsMatch, pendingEntries: pending, failingEntries: failing };
+  if (inputs.scope === "full" || (inputsMatch && pending === 0)) {
+    return { ...inputs, ...counts, reason: inputs.reason || "current" };
+  }
+  const reasons = [
+    ...(inputs.reason ? [inputs.reason] : []),
+    ...(failing ? [`${plural(failing, "entry", "entries")} failing`] : []),
+    ...(pending > failing ? [`${plural(pending - failing, "entry", "entries")} to recheck`] : []),
+  ];
+  return { ...inputs, ...counts, scope: "targeted", reason: reasons.join("; ") };
+}
+
+/**
+ * The entries a targeted rematch reads, in id order: those with an emission row or a JSON link
+ * naming one of `factorIds`, plus the pending ones; within `moduleIds`, or the whole slice of
+ * `year`.
+ */
+export async function targetEntryIds(
+  sql: Queryable,
+  dataEntryTypeId: number,
+  where: { readonly moduleIds: readonly number[] } | { readonly year: number },
+  factorIds: readonly number[],
+): Promise<number[]> {
+  const ids = [...factorIds];
+  // Driven from the (few) ids found through the indexes, then narrowed to the slice.
+  const rows = await sql<{ id: number }[]>`
+    with target as (
+      select x.data_entry_id as id from data_entry_emissions x
+      where x.primary_factor_id = any(${ids}::bigint[])
+      union
+      select l.id from data_entries l
+      where l.data_entry_type_id = ${dataEntryTypeId}
+        and jsonb_typeof(l.data -> 'primary_factor_id') = 'number'
+        and l.data -> 'primary_factor_id' = any(${ids.map(String)}::text[]::jsonb[])
+      union
+      select p.data_entry_id from data_entry_pending p
+    )
+    select e.id from target t join data_entries e on e.id = t.id
+    ${
+    "year" in where
+      ? sql`join carbon_report_modules m on m.id = e.carbon_report_module_id
+          join carbon_reports r on r.id = m.carbon_report_id and r.year = ${where.year}`
+      : sql``
+  }
+    where e.data_entry_type_id = ${dataEntryTypeId}
+      ${
+    "moduleIds" in where
+      ? sql`and e.carbon_report_module_id = any(${[...where.moduleIds]}::bigint[])`
+      : sql``
+  }
+    order by e.id`;
+  return rows.map((r) => r.id);
+}
+
+// ---- writing the state ------------------------------------------------------------------------
+
+/** What a rematch of the whole slice records, in its transaction, after its writes. */
+export interface SliceStateRecord {
+  readonly dataEntryTypeId: number;
+  readonly year: number;
+  readonly scope: "targeted" | "full";
+  /** The reference digests read before the slice's inputs were loaded. */
+  readonly referenceDigests: Readonly<Record<string, string>>;
+  /** The factor set the rematch computed with. */
+  readonly factors: readonly Factor[];
+  /** The snapshot recorded before (only the differences are rewritten). */
+  readonly previous?: ReadonlyMap<number, FactorFingerprint>;
+  readonly summary: RematchSummary;
+}
+
+/**
+ * Records a slice's state: the compute revision, the reference digests, the run's summary and
+ * the factors exactly as the rematch read them (so a hand edit racing the rematch leaves the
+ * slice stale rather than wrongly current).
+ */
+export async function recordSliceState(tx: Queryable, record: SliceStateRecord): Promise<void> {
+  const { dataEntryTypeId: det, year } = record;
+  await tx`
+    insert into slice_states
+      (data_entry_type_id, year, compute_revision, reference_digests, rematched_at, scope, summary)
+    values (${det}, ${year}, ${COMPUTE_REVISION}, ${tx.json(record.referenceDigests)}, now(),
+      ${record.scope}, ${tx.json(record.summary as unknown as Record<string, number>)})
+    on conflict (data_entry_type_id, year) do update set
+      compute_revision = excluded.compute_revision, reference_digests = excluded.reference_digests,
+      rematched_at = excluded.rematched_at, scope = excluded.scope, summary = excluded.summary`;
+  const differences = diffFactorSet(record.previous ?? new Map(), record.factors);
+  const gone = differences.filter((d) => d.before).map((d) => d.id);
+  if (gone.length) {
+    await tx`delete from slice_state_factors
+      where data_entry_type_id = ${det} and year = ${year} and factor_id = any(${gone}::bigint[])`;
+  }
+  const now = differences.flatMap((d) => (d.after ? [{ id: d.id, ...d.after }] : []));
+  if (now.length) {
+    await tx`
+      insert into slice_state_factors
+        (data_entry_type_id, year, factor_id, emission_type_id, classification, "values")
+      select ${det}, ${year}, u.id, u.et, u.cls::jsonb, u.vals::jsonb
+      from unnest(${now.map((f) => f.id)}::bigint[], ${now.map((f) => f.emissionTypeId)}::int[],
+        ${now.map((f) => JSON.stringify(f.classification))}::text[],
+        ${now.map((f) => JSON.stringify(f.values))}::text[]) as u(id, et, cls, vals)`;
+  }
+}
+
+/** Changes to the pending marks of entries. */
+export interface EntryMarks {
+  /** Entries whose compute failed, with the error. */
+  readonly failed?: readonly { readonly id: number; readonly error: string }[];
+  /** Entries the slice state vouches for again: their marks go. */
+  readonly cleared?: readonly number[];
+  /** Entries computed against inputs the slice state does not record. */
+  readonly unvouched?: {
+    readonly reason: "written" | "rematched";
+    readonly ids: readonly number[];
+  };
+  /** Entries that computed again: a `failed` mark of theirs becomes `rematched`. */
+  readonly noLongerFailing?: readonly number[];
+}
+
+/** Applies pending marks (a few statements, none for an empty list). */
+export async function markEntries(tx: Queryable, marks: EntryMarks): Promise<void> {
+  if (marks.cleared?.length) {
+    await tx`delete from data_entry_pending where data_entry_id = any(${[
+      ...marks.cleared,
+    ]}::bigint[])`;
+  }
+  if (marks.noLongerFailing?.length) {
+    await tx`update data_entry_pending set reason = 'rematched', error = null, noted_at = now()
+      where data_entry_id = any(${[...marks.noLongerFailing]}::bigint[]) and reason = 'failed'`;
+  }
+  const upserts = [
+    ...(marks.failed ?? []).map((f) => ({ id: f.id, reason: "failed", error: f.error })),
+    ...(marks.unvouched?.ids ?? []).map((id) => ({
+      id,
+      reason: marks.unvouched!.reason,
+      error: null,
+    })),
+  ];
+  if (upserts.length) {
+    await tx`
+      insert into data_entry_pending as p (data_entry_id, reason, error)
+      select * from unnest(${upserts.map((u) => u.id)}::bigint[],
+        ${upserts.map((u) => u.reason)}::text[], ${upserts.map((u) => u.error)}::text[])
+      on conflict (data_entry_id) do update set reason = excluded.reason, error = excluded.error,
+        noted_at = now()
+      where (p.reason, p.error) is distinct from (excluded.reason, excluded.error)`;
+  }
+}
+
+/** An entry the write path just stored (created, updated, or left as it was). */
+export interface WrittenEntry {
+  readonly id: number;
+  readonly det: DataEntryType;
+  readonly year: number;
+  /** Its compute error, when it failed. */
+  readonly error?: string;
+  /** A newly created entry (it has no mark to clear). */
+  readonly fresh: boolean;
+}
+
+/**
+ * Keeps the pending marks true after an entry write (under the slice locks): a failed entry is
+ * marked; an entry computed while its slice's inputs are as recorded (or nothing is recorded) is
+ * vouched for; one computed while the slice is stale is marked `written`, so the next rematch
+ * reads it whatever the factors then are (they may have changed back).
+ */
+export async function noteWrittenEntries(
+  tx: Queryable,
+  entries: readonly WrittenEntry[],
+): Promise<void> {
+  const failed = entries.flatMap((
+    e,
+  ) => (e.error === undefined ? [] : [{ id: e.id, error: e.error }]));
+  const cleared: number[] = [];
+  const written: number[] = [];
+  const bySlice = new Map<string, WrittenEntry[]>();
+  for (const e of entries) {
+    if (e.error !== undefined) continue;
+    const key = `${e.det.id}:${e.year}`;
+    bySlice.set(key, [...(bySlice.get(key) ?? []), e]);
+  }
+  for (const slice of bySlice.values()) {
+    const { det, year } = slice[0];
+    const vouched = !(await readRecordedState(tx, det.id, year)) ||
+      (await compareInputs(tx, getHandler(det), det.id, year)).scope === "none";
+    if (vouched) {
+      cleared.push(...slice.filter((e) => !e.fresh).map((e) => e.id));
+    } else {
+      written.push(...slice.map((e) => e.id));
+    }
+  }
+  await markEntries(tx, { failed, cleared, unvouched: { reason: "written", ids: written } });
+}
+
+// ---- status -----------------------------------------------------------------------------------
+
+/** A slice's standing: what `status` lists and `rematch --stale` acts on. */
+export interface SliceStatus {
+  readonly dataEntryType: DetName;
+  readonly dataEntryTypeId: number;
+  readonly year: number;
+  /** Entries of the slice. */
+  readonly entries: number;
+  /** Factors of (det, year) now. */
+  readonly factors: number;
+  /** Slice total in kg CO2-eq, rollup rows excluded (when asked for). */
+  readonly kg?: number;
+  readonly state: "current" | "stale" | "never rematched";
+  /** What a rematch would do now. */
+  readonly scope: RematchScope;
+  /** Why it is not current (`current` when it is). */
+  readonly reason: string;
+  /** Factors changed in value only (a targeted rematch reads their users). */
+  readonly changedFactors: number;
+  /** Entries a rematch would read: about, for a targeted one. */
+  readonly entriesToRead: number;
+  readonly pendingEntries: number;
+  readonly failingEntries: number;
+  /** The last rematch that recorded the slice's state. */
+  readonly lastRematch?: {
+    readonly at: string;
+    readonly scope: "targeted" | "full";
+    readonly summary: RematchSummary;
+  };
+  /** `current`, `stale: targeted (N factors, about M entries)`, `stale: full (why)`, `never rematched`. */
+  readonly label: string;
+}
+
+/** Which slices {@linkcode sliceStatus} looks at. */
+export interface SliceStatusOptions {
+  /** Only this year. @default every year with entries */
+  readonly year?: number;
+  /** Only this det (id). @default every det with entries */
+  readonly dataEntryTypeId?: number;
+  /** Add each slice's kg total (reads every emission row of the slices). @default false */
+  readonly kg?: boolean;
+}
+
+/**
+ * The one answer to "which slices need a rematch, and how much of each": every (det, year) with
+ * entries, in det then year order, compared with its recorded state as a rematch would compare
+ * it (spec/rematch.md rule 18).
+ *
+ * @example
+ * ```ts ignore
+ * import { sliceStatus } from "./state.ts";
+ * const stale = (await sliceStatus(db.sql, { year: 2025 })).filter((s) => s.state !== "current");
+ * ```
+ */
+export async function sliceStatus(
+  sql: Queryable,
+  options: SliceStatusOptions = {},
+): Promise<SliceStatus[]> {
+  const { year, dataEntryTypeId: det } = options;
+  // A fresh fragment per query: `and r.year = ...`, `and e.data_entry_type_id = ...`.
+  const filter = () =>
+    sql`${year === undefined ? sql`` : sql`and r.year = ${year}`}
+      ${det === undefined ? sql`` : sql`and e.data_entry_type_id = ${det}`}`;
+  const slices = await sql<{ det: number; year: number; entries: number }[]>`
+    select e.data_entry_type_id as det, r.year, count(*)::int as entries
+    from data_entries e join carbon_report_modules m on m.id = e.carbon_report_module_id
+      join carbon_reports r on r.id = m.carbon_report_id
+    where true ${filter()}
+    group by 1, 2 order by 1, 2`;
+  const factorCounts = await sql<{ det: number; year: number; n: number }[]>`
+    select data_entry_type_id as det, year, count(*)::int as n from factors
+    where year is not null group by 1, 2`;
+  const key = (d: number, y: number) => `${d}:${y}`;
+  const factors = new Map(factorCounts.map((f) => [key(f.det, f.year), f.n]));
+  const kg = new Map<string, number>();
+  if (options.kg) {
+    const totals = await sql<{ det: number; year: number; kg: number }[]>`
+      select e.data_entry_type_id as det, r.year, sum(x.kg_co2eq) as kg
+      from data_entry_emissions x join data_entries e on e.id = x.data_entry_id
+        join carbon_report_modules m on m.id = e.carbon_report_module_id
+        join carbon_reports r on r.id = m.carbon_report_id
+      where x.emission_type_id <> all(${[...ROLLUP_EMISSION_TYPE_IDS]}::int[]) ${filter()}
+      group by 1, 2`;
+    for (const t of totals) kg.set(key(t.det, t.year), t.kg);
+  }
+
+  const statuses: SliceStatus[] = [];
+  for (const slice of slices) {
+    const type = getDataEntryType(slice.det);
+    const comparison = await compareSlice(sql, getHandler(type), slice.det, slice.year);
+    const entriesToRead = comparison.scope === "full"
+      ? slice.entries
+      : comparison.scope === "targeted"
+      ? (await targetEntryIds(sql, slice.det, { year: slice.year }, comparison.valueChangedIds))
+        .length
+      : 0;
+    const recorded = comparison.recorded;
+    const state = !recorded ? "never rematched" : comparison.scope === "none" ? "current" : "stale";
+    statuses.push({
+      dataEntryType: type.name,
+      dataEntryTypeId: type.id,
+      year: slice.year,
+      entries: slice.entries,
+      factors: factors.get(key(slice.det, slice.year)) ?? 0,
+      ...(options.kg ? { kg: kg.get(key(slice.det, slice.year)) ?? 0 } : {}),
+      state,
+      scope: comparison.scope,
+      reason: comparison.reason,
+      changedFactors: comparison.valueChangedIds.length,
+      entriesToRead,
+      pendingEntries: comparison.pendingEntries,
+      failingEntries: comparison.failingEntries,
+      ...(recorded
+        ? {
+          lastRematch: {
+            at: recorded.rematchedAt.toISOString(),
+            scope: recorded.scope,
+            summary: recorded.summary,
+          },
+        }
+        : {}),
+      label: state === "never rematched"
+        ? state
+        : comparison.scope === "none"
+        ? "current"
+        : comparison.scope === "targeted"
+        ? `stale: targeted (${plural(comparison.valueChangedIds.length, "factor")}, about ${
+          plural(entriesToRead, "entry", "entries")
+        })`
+        : `stale: full (${comparison.reason})`,
+    });
+  }
+  return statuses;
+}
+
+/** The command that brings these slices up to date (one slice, one year, or every year). */
+export function rematchCommandFor(
+  slices: readonly { dataEntryType: string; year: number }[],
+): string {
+  if (slices.length === 1) {
+    return `deno task rematch --det ${slices[0].dataEntryType} --year ${slices[0].year}`;
+  }
+  const years = [...new Set(slices.map((s) => s.year))];
+  return years.length === 1
+    ? `deno task rematch --stale --year ${years[0]}`
+    : "deno task rematch --stale";
+}
+
+function plural(n: number, noun: string, nouns = `${noun}s`): string {
+  return `${n} ${n === 1 ? noun : nouns}`;
+}
