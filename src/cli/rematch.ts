@@ -3,28 +3,37 @@ import { z } from "zod";
 import { listHandlers } from "../handlers/mod.ts";
 import { findDataEntryType, getDataEntryType } from "../reference/enums.ts";
 import { recalculateForDataEntryType } from "../rematch/run.ts";
+import { sliceStatus } from "../rematch/state.ts";
 import type { RematchResult } from "../rematch/types.ts";
 import { type CommandOutcome, defineCommand, EXIT, flag } from "./command.ts";
 import { formatTable, progressBar } from "./table.ts";
 
 const USAGE = `Usage:
-  deno task rematch --det D --year Y [--modules ID,ID] [--dry-run [--diff]] [--no-wait] [--no-stats] [--json]
-  deno task rematch --all --year Y [--dry-run] [--no-wait] [--no-stats] [--json]
+  deno task rematch --det D --year Y [--modules ID,ID] [--full] [--dry-run [--diff]] [--no-wait] [--no-stats] [--json]
+  deno task rematch --all --year Y [--full] [--dry-run] [--no-wait] [--no-stats] [--json]
+  deno task rematch --stale [--year Y] [--full] [--dry-run] [--no-wait] [--no-stats] [--json]
 
-Recomputes the emissions of every data entry of the (det, year) slice against the current
+Recomputes the emissions of the data entries of the (det, year) slice against the current
 factors, in one transaction under the slice's lock. Only entries whose rows change are written.
+A slice remembers what its last rematch computed against: when nothing changed since, the
+rematch returns at once (scope none); when only numeric values of factors changed, it reads only
+the entries using those factors plus the entries left failing (scope targeted); anything else
+reads the whole slice (scope full).
 
   --det D         data entry type, by name (plane) or id (20)
   --year Y        the report year of the slice
   --all           every data entry type, one transaction each (each commits alone)
+  --stale         every slice with entries that is not current (see deno task status), one
+                  transaction each; --year narrows it to one year
+  --full          read and recompute every entry, whatever the slice's state says
   --modules IDS   only these carbon report module ids (comma separated)
   --dry-run       compute and report, write nothing; --diff lists per-entry kg changes
   --no-wait       fail at once if another rematch or factor import holds the slice
   --no-stats      do not recompute carbon_report_modules.stats
   --json          print one JSON document
 
-Each det is its own transaction: with --all, a det that fails (its slice busy with --no-wait, a
-database error) is rolled back alone and reported, and the next det runs.
+Each slice is its own transaction: with --all or --stale, a slice that fails (busy with
+--no-wait, a database error) is rolled back alone and reported, and the next one runs.
 
 Exit codes: 0 done; 3 done with per-entry errors, or (--all) some dets committed and some failed;
 1 nothing committed (with --det: the slice failed, nothing written); 2 bad usage.`;
@@ -33,8 +42,10 @@ const schema = z.object({
   det: z.string().refine((d) => findDataEntryType(d) !== undefined, {
     message: "unknown data entry type (give a name such as plane, or an id such as 20)",
   }).optional(),
-  year: flag.year(),
+  year: flag.year().optional(),
   all: z.boolean().optional(),
+  stale: z.boolean().optional(),
+  full: z.boolean().optional(),
   modules: z.string().regex(/^\d+(,\d+)*$/, "expected comma-separated module ids, e.g. 12,15")
     .transform((s) => s.split(",").map(Number)).optional(),
   "dry-run": z.boolean().optional(),
@@ -42,12 +53,16 @@ const schema = z.object({
   "no-wait": z.boolean().optional(),
   "no-stats": z.boolean().optional(),
   positionals: z.array(z.string()).max(0, "rematch takes flags only"),
-}).refine((a) => Boolean(a.det) !== Boolean(a.all), {
-  message: "give exactly one of --det D or --all",
+}).refine((a) => [a.det, a.all, a.stale].filter(Boolean).length === 1, {
+  message: "give exactly one of --det D, --all or --stale",
   path: ["det"],
 })
+  .refine((a) => a.stale || a.year !== undefined, {
+    message: "is required (e.g. --year 2025)",
+    path: ["year"],
+  })
   .refine((a) => !a.diff || a["dry-run"], { message: "--diff needs --dry-run", path: ["diff"] })
-  .refine((a) => !(a.all && a.modules), { message: "--modules needs --det", path: ["modules"] });
+  .refine((a) => !a.modules || a.det, { message: "--modules needs --det", path: ["modules"] });
 
 /** The `rematch` command. */
 export const rematchCommand = defineCommand({
@@ -57,6 +72,8 @@ export const rematchCommand = defineCommand({
     det: { type: "string" },
     year: { type: "string" },
     all: { type: "boolean" },
+    stale: { type: "boolean" },
+    full: { type: "boolean" },
     modules: { type: "string" },
     "dry-run": { type: "boolean" },
     diff: { type: "boolean" },
@@ -68,14 +85,13 @@ export const rematchCommand = defineCommand({
   access: (args) => args["dry-run"] ? "read" : "write",
   async run(args, context): Promise<CommandOutcome> {
     const db = await context.database();
-    const rematch = async (det: string): Promise<RematchResult> => {
-      const bar = context.interactive && !context.json
-        ? progressBar(`${det} ${args.year}`)
-        : undefined;
+    const rematch = async (det: string, year = args.year!): Promise<RematchResult> => {
+      const bar = context.interactive && !context.json ? progressBar(`${det} ${year}`) : undefined;
       try {
         return await recalculateForDataEntryType(db, {
           dataEntryType: det,
-          year: args.year,
+          year,
+          full: args.full,
           carbonReportModuleIds: args.modules,
           dryRun: args["dry-run"],
           diff: args.diff,
@@ -96,59 +112,118 @@ export const rematchCommand = defineCommand({
         text: describeRematches([result]),
       };
     }
+    const databaseAnswers = async () => {
+      try {
+        await db.sql`select 1`;
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const dryRun = Boolean(args["dry-run"]);
+    if (args.stale) {
+      const stale = (await sliceStatus(db.sql, { year: args.year }))
+        .filter((s) => s.state !== "current");
+      const outcomes = await rematchEachSlice(
+        stale.map((s) => ({ dataEntryType: s.dataEntryType, year: s.year })),
+        (slice) => rematch(slice.dataEntryType, slice.year),
+        databaseAnswers,
+      );
+      const where = args.year === undefined ? "" : ` of ${args.year}`;
+      return {
+        exitCode: allDetsExitCode(outcomes),
+        json: describeAllDetsJson(args.year ?? null, dryRun, outcomes),
+        text: outcomes.length
+          ? describeAllDets(outcomes)
+          : `every slice with entries${where} is current: nothing to rematch`,
+      };
+    }
     const outcomes = await rematchEachDet(
       listHandlers().map((h) => h.det),
       rematch,
-      async () => {
-        try {
-          await db.sql`select 1`;
-          return true;
-        } catch {
-          return false;
-        }
-      },
+      databaseAnswers,
     );
     return {
       exitCode: allDetsExitCode(outcomes),
-      json: describeAllDetsJson(args.year, Boolean(args["dry-run"]), outcomes),
+      json: describeAllDetsJson(args.year!, dryRun, outcomes),
       text: describeAllDets(outcomes),
     };
   },
 });
 
-/** What became of one det in `rematch --all`. */
+/** What became of one det (one slice with --stale) in `rematch --all`. */
 export type DetOutcome =
   /** Its transaction committed (or, dry, ran to the end and rolled back). */
   | { readonly dataEntryType: string; readonly status: "done"; readonly result: RematchResult }
   /** Its transaction failed and rolled back: nothing of this det was written. */
-  | { readonly dataEntryType: string; readonly status: "failed"; readonly error: string }
+  | {
+    readonly dataEntryType: string;
+    readonly year?: number;
+    readonly status: "failed";
+    readonly error: string;
+  }
   /** Not run: the database was gone after an earlier det failed. */
-  | { readonly dataEntryType: string; readonly status: "skipped"; readonly error: string };
+  | {
+    readonly dataEntryType: string;
+    readonly year?: number;
+    readonly status: "skipped";
+    readonly error: string;
+  };
+
+/** A slice `rematch --stale` runs. */
+export interface SliceTarget {
+  readonly dataEntryType: string;
+  readonly year: number;
+}
 
 /**
  * Runs the rematch of each det in turn, each in its own transaction. A det that fails is
  * reported and the next one runs; when the database no longer answers after a failure, the
  * remaining dets are reported as not run.
  */
-export async function rematchEachDet(
+export function rematchEachDet(
   dets: readonly string[],
   rematch: (det: string) => Promise<RematchResult>,
   databaseAnswers: () => Promise<boolean>,
 ): Promise<DetOutcome[]> {
+  return inTurn(
+    dets.map((det) => ({ dataEntryType: det })),
+    (t) => rematch(t.dataEntryType),
+    databaseAnswers,
+  );
+}
+
+/** {@linkcode rematchEachDet} over (det, year) slices: what `rematch --stale` runs. */
+export function rematchEachSlice(
+  slices: readonly SliceTarget[],
+  rematch: (slice: SliceTarget) => Promise<RematchResult>,
+  databaseAnswers: () => Promise<boolean>,
+): Promise<DetOutcome[]> {
+  return inTurn(slices, rematch, databaseAnswers);
+}
+
+async function inTurn<T extends { readonly dataEntryType: string; readonly year?: number }>(
+  targets: readonly T[],
+  rematch: (target: T) => Promise<RematchResult>,
+  databaseAnswers: () => Promise<boolean>,
+): Promise<DetOutcome[]> {
   const outcomes: DetOutcome[] = [];
   let gone: string | undefined;
-  for (const det of dets) {
+  for (const target of targets) {
+    const { dataEntryType, year } = target;
+    const which = year === undefined ? {} : { year };
     if (gone) {
-      outcomes.push({ dataEntryType: det, status: "skipped", error: gone });
+      outcomes.push({ dataEntryType, ...which, status: "skipped", error: gone });
       continue;
     }
     try {
-      outcomes.push({ dataEntryType: det, status: "done", result: await rematch(det) });
+      outcomes.push({ dataEntryType, status: "done", result: await rematch(target) });
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      outcomes.push({ dataEntryType: det, status: "failed", error: message });
+      outcomes.push({ dataEntryType, ...which, status: "failed", error: message });
       if (!(await databaseAnswers())) {
-        gone = `not run: the database stopped answering after ${det} failed`;
+        const slice = year === undefined ? dataEntryType : `${dataEntryType} ${year}`;
+        gone = `not run: the database stopped answering after ${slice} failed`;
       }
     }
   }
@@ -171,7 +246,7 @@ export function allDetsExitCode(outcomes: readonly DetOutcome[]): number {
  * `dry-run`, `failed` with `error`, `skipped` with `error`) and the count of each status.
  */
 export function describeAllDetsJson(
-  year: number,
+  year: number | null,
   dryRun: boolean,
   outcomes: readonly DetOutcome[],
 ) {
@@ -180,7 +255,7 @@ export function describeAllDetsJson(
       status: o.status,
       dataEntryType: o.dataEntryType,
       dataEntryTypeId: getDataEntryType(o.dataEntryType).id,
-      year,
+      year: o.year ?? year,
       error: o.error,
     }
   );
@@ -212,17 +287,20 @@ export function describeAllDets(outcomes: readonly DetOutcome[]): string {
         : [
           o.dataEntryType,
           o.status === "failed" ? "FAILED" : "not run",
-          ...RESULT_COLUMNS.map(() => dash),
+          o.year ?? dash,
+          ...RESULT_COLUMNS.slice(1).map(() => dash),
         ]
     ),
   ));
   for (const o of outcomes) {
     if (o.status === "failed") {
-      lines.push(`${o.dataEntryType}: failed, nothing of it written: ${o.error}`);
+      const slice = o.year === undefined ? o.dataEntryType : `${o.dataEntryType} ${o.year}`;
+      lines.push(`${slice}: failed, nothing of it written: ${o.error}`);
     }
   }
   const skipped = outcomes.filter((o) => o.status === "skipped");
   if (skipped.length) lines.push(skipped[0].error);
+  lines.push(...scopeLines(done.filter((r) => r.entriesRead > 0)));
   lines.push(...errorLines(done));
   const failed = outcomes.filter((o) => o.status === "failed").length;
   const verb = dryRun ? "computed" : "committed";
@@ -242,6 +320,7 @@ const RESULT_COLUMNS = [
   "errors",
   "kg before",
   "kg after",
+  "scope",
 ] as const;
 
 function resultCells(r: RematchResult): unknown[] {
@@ -255,7 +334,20 @@ function resultCells(r: RematchResult): unknown[] {
     r.errors,
     r.kgBefore,
     r.kgAfter,
+    r.scope,
   ];
+}
+
+// Why each slice read what it read; entries and kg of a targeted rematch are those it read.
+function scopeLines(results: readonly RematchResult[]): string[] {
+  return results.map((r) =>
+    r.scope === "none"
+      ? `${r.dataEntryType} ${r.year}: up to date, nothing read (${r.scopeReason})`
+      : r.scope === "targeted"
+      ? `${r.dataEntryType} ${r.year}: targeted (${r.scopeReason}): read ${r.entriesRead} ` +
+        `entries; entries and kg count those only`
+      : `${r.dataEntryType} ${r.year}: full (${r.scopeReason})`
+  );
 }
 
 function errorLines(results: readonly RematchResult[]): string[] {
@@ -280,6 +372,7 @@ export function describeRematches(results: readonly RematchResult[]): string {
       results.map((r) => [r.dataEntryType, ...resultCells(r)]),
     ),
   );
+  lines.push(...scopeLines(results));
   lines.push(...errorLines(results));
   for (const r of results) {
     if (r.diff?.length) {

@@ -24,11 +24,17 @@ dbTest(testDb, "rematch CLI: --json prints one document; --all covers every det"
   assert.equal(all.code, 0, all.err);
   const { results } = JSON.parse(all.out);
   assert.equal(results.length, 21);
-  assert.equal(
-    results.find((r: { dataEntryType: string }) => r.dataEntryType === "it").unchanged,
-    1,
-  );
-  const human = await runCaptured(command, ["--det", "it", "--year", "2025", "--dry-run"]);
+  // The first rematch left `it` current: the second one reads nothing.
+  const it = results.find((r: { dataEntryType: string }) => r.dataEntryType === "it");
+  assert.deepEqual([it.upToDate, it.scope, it.entriesRead], [true, "none", 0]);
+  const human = await runCaptured(command, [
+    "--det",
+    "it",
+    "--year",
+    "2025",
+    "--dry-run",
+    "--full",
+  ]);
   assert.match(human.out, /dry run: nothing written/);
   assert.match(human.out, /^it\s+2025\s+1\s+1\s+1\s+0\s+0\s+0/m);
 });
@@ -54,8 +60,11 @@ dbTest(testDb, "rematch CLI: per-entry errors exit 3, with the entry named", asy
 dbTest(testDb, "rematch CLI: bad usage exits 2 with a message naming the flag", async (db) => {
   const command = onDatabase(rematchCommand, db);
   const cases: [string[], RegExp][] = [
-    [["--year", "2025"], /exactly one of --det D or --all/],
-    [["--det", "it", "--all", "--year", "2025"], /exactly one of --det D or --all/],
+    [["--year", "2025"], /exactly one of --det D, --all or --stale/],
+    [["--det", "it", "--all", "--year", "2025"], /exactly one of --det D, --all or --stale/],
+    [["--stale", "--all", "--year", "2025"], /exactly one of --det D, --all or --stale/],
+    [["--all"], /--year: is required/],
+    [["--stale", "--modules", "3"], /--modules needs --det/],
     [["--det", "laptop", "--year", "2025"], /--det: unknown data entry type/],
     [["--det", "it"], /--year: is required/],
     [["--det", "it", "--year", "2025", "--diff"], /--diff needs --dry-run/],
