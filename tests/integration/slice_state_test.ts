@@ -1,0 +1,267 @@
+// Slices that know they are current (spec/rematch.md rules 16-17): up-to-date and targeted
+// rematches, hand edits, failing and pending entries, module-restricted rematches.
+import assert from "node:assert/strict";
+import { dbTest, useTestDatabase } from "../_harness.ts";
+import type { Database } from "../../src/db/connection.ts";
+import { updateEntry } from "../../src/db/entries.ts";
+import { upsertLocations } from "../../src/db/reference.ts";
+import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
+import { sliceStatus } from "../../src/rematch/state.ts";
+import {
+  createTestEntries,
+  emissionRows,
+  entryData,
+  importFactorText,
+  insertAirports,
+  IT_HEADER,
+  PLANE_HEADER,
+} from "./_slice.ts";
+
+const testDb = useTestDatabase();
+const near = (a: number, b: number) => Math.abs(a - b) <= Math.abs(b) * 1e-9;
+const rematch = (db: Database, det: string, extra: Record<string, unknown> = {}) =>
+  recalculateForDataEntryType(db, { dataEntryType: det, year: 2025, ...extra });
+
+// Worked vector of spec/modules.md: 40 h × 100 W + 128 h × 10 W over 52 weeks = 274.56 kWh.
+const KWH = 274.56;
+const laptop = { name: "laptop", equipment_class: "Laptop", sub_class: "Standard" };
+const desktop = { name: "desktop", equipment_class: "Desktop" };
+const itFactors = (laptopEf: number, desktopEf: number) =>
+  `${IT_HEADER}\nLaptop,Standard,100,10,40,128,${laptopEf}\nDesktop,,100,10,40,128,${desktopEf}\n`;
+
+async function pendingOf(db: Database): Promise<{ id: number; reason: string }[]> {
+  const rows = await db.sql<{ id: number; reason: string }[]>`
+    select data_entry_id as id, reason from data_entry_pending order by 1`;
+  return rows.map((r) => ({ ...r }));
+}
+
+async function statusOf(db: Database, det: string) {
+  const [status] = (await sliceStatus(db.sql, { year: 2025 }))
+    .filter((s) => s.dataEntryType === det);
+  return status;
+}
+
+dbTest(testDb, "a current slice returns at once: nothing read, nothing written", async (db) => {
+  await importFactorText(db, "it", 2025, itFactors(0.1, 0.1));
+  const ids = await createTestEntries(db, "it", 2025, [laptop, desktop]);
+  assert.equal((await statusOf(db, "it")).state, "never rematched");
+  const first = await rematch(db, "it");
+  assert.deepEqual([first.scope, first.scopeReason, first.entriesRead], [
+    "full",
+    "never rematched",
+    2,
+  ]);
+  assert.equal((await statusOf(db, "it")).label, "current");
+  const rows = await emissionRows(db.sql, ids);
+  const second = await rematch(db, "it");
+  assert.deepEqual(
+    [second.upToDate, second.scope, second.entries, second.entriesRead, second.recalculated],
+    [true, "none", 0, 0, 0],
+  );
+  assert.deepEqual(await emissionRows(db.sql, ids), rows);
+  // --full still reads every entry (and finds them right).
+  const forced = await rematch(db, "it", { full: true });
+  assert.deepEqual([forced.scope, forced.entriesRead, forced.unchanged], ["full", 2, 2]);
+});
+
+dbTest(testDb, "a value change reads only the entries using that factor", async (db) => {
+  await importFactorText(db, "it", 2025, itFactors(0.1, 0.1));
+  const [laptopId, desktopId] = await createTestEntries(db, "it", 2025, [laptop, desktop]);
+  await rematch(db, "it");
+  const desktopRows = await emissionRows(db.sql, [desktopId]);
+  await importFactorText(db, "it", 2025, itFactors(0.2, 0.1));
+  const status = await statusOf(db, "it");
+  assert.equal(status.label, "stale: targeted (1 factor, about 1 entry)");
+  const r = await rematch(db, "it");
+  assert.deepEqual([r.scope, r.entriesRead, r.emissionsUpdated], ["targeted", 1, 1]);
+  assert.equal(r.scopeReason, "1 factor changed in value");
+  // 267.52 kWh × 0.2
+  assert.ok(near((await emissionRows(db.sql, [laptopId]))[0].kg_co2eq, KWH * 0.2));
+  assert.deepEqual(await emissionRows(db.sql, [desktopId]), desktopRows);
+  assert.equal((await statusOf(db, "it")).label, "current");
+});
+
+dbTest(testDb, "a plane max_distance change reads the whole slice", async (db) => {
+  await insertAirports(db);
+  await importFactorText(
+    db,
+    "plane",
+    2025,
+    `${PLANE_HEADER}\nvery_short_haul,economy,0.1,1,0,800\nshort_haul,economy,0.2,1,800,3700\n`,
+  );
+  // GVA → LHR is 849 km one way: short haul (bands are tried in category-name order) until the
+  // bands move their common bound to 850 km.
+  const [flight] = await createTestEntries(db, "plane", 2025, [
+    { origin_iata: "GVA", destination_iata: "LHR", cabin_class: "economy" },
+  ]);
+  await rematch(db, "plane");
+  assert.ok(near((await emissionRows(db.sql, [flight]))[0].kg_co2eq, 849 * 0.2));
+  await importFactorText(
+    db,
+    "plane",
+    2025,
+    `${PLANE_HEADER}\nvery_short_haul,economy,0.1,1,0,850\nshort_haul,economy,0.2,1,850,3700\n`,
+  );
+  assert.match(
+    (await statusOf(db, "plane")).label,
+    /^stale: full \(factor \d+: max_distance changed \(a structural value\) \(and 1 more\)\)$/,
+  );
+  const r = await rematch(db, "plane");
+  assert.deepEqual([r.scope, r.entriesRead], ["full", 1]);
+  assert.match(r.scopeReason, /max_distance changed \(a structural value\)/);
+  // The flight now falls in the very short band, whose factor no row named before.
+  assert.ok(near((await emissionRows(db.sql, [flight]))[0].kg_co2eq, 849 * 0.1));
+});
+
+dbTest(testDb, "a factor edited by hand with SQL makes the slice stale", async (db) => {
+  await importFactorText(db, "it", 2025, itFactors(0.1, 0.1));
+  const [laptopId] = await createTestEntries(db, "it", 2025, [laptop, desktop]);
+  await rematch(db, "it");
+  await db.sql`update factors set "values" = jsonb_set("values", '{ef_kg_co2eq_per_kwh}', '0.3')
+    where classification->>'equipment_class' = 'Laptop'`;
+  assert.equal((await statusOf(db, "it")).state, "stale");
+  const valueEdit = await rematch(db, "it");
+  assert.deepEqual([valueEdit.scope, valueEdit.entriesRead], ["targeted", 1]);
+  assert.ok(near((await emissionRows(db.sql, [laptopId]))[0].kg_co2eq, KWH * 0.3));
+  // A classification edited by hand can change which factor an entry links to.
+  await db.sql`update factors set classification = jsonb_set(classification, '{sub_class}', '"Pro"')
+    where classification->>'equipment_class' = 'Laptop'`;
+  assert.match((await statusOf(db, "it")).label, /^stale: full \(factor \d+: classification/);
+  const classEdit = await rematch(db, "it");
+  assert.equal(classEdit.scope, "full");
+  assert.deepEqual(await emissionRows(db.sql, [laptopId]), [], "no factor for Standard laptops");
+  // A factor deleted by hand too.
+  await db.sql`delete from factors where classification->>'equipment_class' = 'Desktop'`;
+  assert.equal((await statusOf(db, "it")).label, "stale: full (1 factor deleted)");
+});
+
+dbTest(testDb, "an entry that failed on write is retried by the next rematch", async (db) => {
+  // Default hours 40 active + 100 standby: an entry giving 100 active hours exceeds 168.
+  await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,100,0.1\n`);
+  const [ok] = await createTestEntries(db, "it", 2025, [laptop]);
+  await rematch(db, "it");
+  const [failing] = await createTestEntries(db, "it", 2025, [
+    { ...laptop, active_usage_hours_per_week: 100 },
+  ]);
+  assert.deepEqual(await pendingOf(db), [{ id: failing, reason: "failed" }]);
+  assert.equal((await entryData(db.sql, failing)).primary_factor_id, undefined);
+  const status = await statusOf(db, "it");
+  assert.deepEqual([status.state, status.failingEntries], ["stale", 1]);
+  assert.equal(status.label, "stale: targeted (0 factors, about 1 entry)");
+  // Still failing: read again, still marked, the other entry untouched.
+  const again = await rematch(db, "it");
+  assert.deepEqual([again.scope, again.entriesRead, again.errors], ["targeted", 1, 1]);
+  assert.match(again.errorDetails[0].error, /exceed 168/);
+  // The factor's standby default drops to 20: a value change of a factor no row names yet.
+  await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,20,0.1\n`);
+  const fixed = await rematch(db, "it");
+  assert.deepEqual([fixed.scope, fixed.entriesRead, fixed.errors], ["targeted", 2, 0]);
+  assert.deepEqual(await pendingOf(db), []);
+  // (100 h × 100 W + 20 h × 10 W) × 52 / 1000 = 530.4 kWh × 0.1
+  assert.ok(near((await emissionRows(db.sql, [failing]))[0].kg_co2eq, 53.04));
+  // (40 × 100 + 20 × 10) × 52 / 1000 = 218.4 kWh × 0.1
+  assert.ok(near((await emissionRows(db.sql, [ok]))[0].kg_co2eq, 21.84));
+  assert.equal((await statusOf(db, "it")).label, "current");
+});
+
+dbTest(
+  testDb,
+  "an entry written while the slice is stale is read again even when the factors change back",
+  async (db) => {
+    await importFactorText(db, "it", 2025, itFactors(0.1, 0.1));
+    await createTestEntries(db, "it", 2025, [desktop]);
+    await rematch(db, "it");
+    await importFactorText(db, "it", 2025, itFactors(0.2, 0.1));
+    // Computed on write with ef 0.2, while the slice state records 0.1 ...
+    const [written] = await createTestEntries(db, "it", 2025, [laptop]);
+    assert.ok(near((await emissionRows(db.sql, [written]))[0].kg_co2eq, KWH * 0.2));
+    assert.deepEqual(await pendingOf(db), [{ id: written, reason: "written" }]);
+    // ... then the factor goes back to what the state records: the entry alone is stale.
+    await importFactorText(db, "it", 2025, itFactors(0.1, 0.1));
+    assert.equal((await statusOf(db, "it")).label, "stale: targeted (0 factors, about 1 entry)");
+    const r = await rematch(db, "it");
+    assert.deepEqual([r.scope, r.entriesRead, r.emissionsUpdated], ["targeted", 1, 1]);
+    assert.ok(near((await emissionRows(db.sql, [written]))[0].kg_co2eq, KWH * 0.1));
+    assert.deepEqual(await pendingOf(db), []);
+    // Written while current: vouched for at once.
+    await createTestEntries(db, "it", 2025, [laptop]);
+    assert.deepEqual(await pendingOf(db), []);
+    assert.equal((await statusOf(db, "it")).label, "current");
+  },
+);
+
+dbTest(testDb, "fixing a failing entry through updateEntry clears its mark", async (db) => {
+  await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,100,0.1\n`);
+  await rematch(db, "it");
+  const [failing] = await createTestEntries(db, "it", 2025, [
+    { ...laptop, active_usage_hours_per_week: 100 },
+  ]);
+  assert.equal((await pendingOf(db)).length, 1);
+  await db.sql.begin((tx) =>
+    updateEntry(tx, failing, { ...laptop, active_usage_hours_per_week: 60 })
+  );
+  assert.deepEqual(await pendingOf(db), []);
+  assert.equal((await statusOf(db, "it")).label, "current");
+});
+
+dbTest(testDb, "reference data the handler reads: a change reads the whole slice", async (db) => {
+  await insertAirports(db);
+  await importFactorText(db, "plane", 2025, `${PLANE_HEADER}\nshort_haul,economy,0.1,1,0,3700\n`);
+  await importFactorText(db, "it", 2025, itFactors(0.1, 0.1));
+  await createTestEntries(db, "plane", 2025, [
+    { origin_iata: "GVA", destination_iata: "CDG", cabin_class: "economy" },
+  ]);
+  await createTestEntries(db, "it", 2025, [laptop]);
+  await rematch(db, "plane");
+  await rematch(db, "it");
+  await db.sql.begin((tx) =>
+    upsertLocations(tx, [{
+      transportMode: "plane",
+      name: "Geneva",
+      iataCode: "GVA",
+      countryCode: "CH",
+      latitude: 46.3,
+      longitude: 6.109,
+      naturalKey: "plane:GVA",
+    }])
+  );
+  assert.equal((await statusOf(db, "plane")).label, "stale: full (locations changed)");
+  assert.equal((await statusOf(db, "it")).label, "current", "it reads no locations");
+  assert.equal((await rematch(db, "plane")).scope, "full");
+  assert.equal((await rematch(db, "plane")).scope, "none");
+});
+
+dbTest(testDb, "a dry run records nothing", async (db) => {
+  await importFactorText(db, "it", 2025, itFactors(0.1, 0.1));
+  await createTestEntries(db, "it", 2025, [laptop]);
+  const dry = await rematch(db, "it", { dryRun: true });
+  assert.deepEqual([dry.scope, dry.dryRun], ["full", true]);
+  assert.equal((await statusOf(db, "it")).state, "never rematched");
+});
+
+dbTest(
+  testDb,
+  "a module-restricted rematch records no state and marks what it rewrote",
+  async (db) => {
+    await importFactorText(db, "it", 2025, itFactors(0.1, 0.1));
+    const [inU1] = await createTestEntries(db, "it", 2025, [laptop], "U1");
+    const [inU2] = await createTestEntries(db, "it", 2025, [laptop], "U2");
+    await rematch(db, "it");
+    await importFactorText(db, "it", 2025, itFactors(0.2, 0.1));
+    const [module1] = await db.sql<{ id: number }[]>`
+      select carbon_report_module_id as id from data_entries where id = ${inU1}`;
+    const one = await rematch(db, "it", { carbonReportModuleIds: [module1.id] });
+    assert.deepEqual([one.scope, one.entriesRead, one.emissionsUpdated], ["targeted", 1, 1]);
+    assert.deepEqual(await pendingOf(db), [{ id: inU1, reason: "rematched" }]);
+    // The state still records ef 0.1: the rest of the slice is stale, and so is U1's entry
+    // for the state (were the factor to change back, it must be read again).
+    const status = await statusOf(db, "it");
+    assert.equal(status.label, "stale: targeted (1 factor, about 2 entries)");
+    const rest = await rematch(db, "it");
+    assert.deepEqual([rest.scope, rest.entriesRead, rest.emissionsUpdated], ["targeted", 2, 1]);
+    assert.ok(near((await emissionRows(db.sql, [inU2]))[0].kg_co2eq, KWH * 0.2));
+    assert.deepEqual(await pendingOf(db), []);
+    // A restricted rematch of a current slice is up to date too.
+    assert.equal((await rematch(db, "it", { carbonReportModuleIds: [module1.id] })).scope, "none");
+  },
+);
