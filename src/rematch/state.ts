@@ -55,6 +55,22 @@ export interface FactorChanges {
   readonly valueChangedIds: readonly number[];
 }
 
+// Why a targeted rematch equals a full one. An entry's rows depend on the factor set through
+// (a) which factors it gets: rule L (ids and classifications), the Strategy B selects (plane:
+// category, cabin class and the haul band of the lowest-id factor per category, from the
+// structural min/max_distance; train: country_code with the RoW fallback; embodied energy:
+// building_name with the `default` fallback; headcount: the factor's emission type subtree),
+// and (b) the values of the factors it got, read by its formulas, whose "none" depends only on
+// whether a value is a number. A targeted change keeps ids, emission types, classifications,
+// value keys, value types and structural values: every entry gets the same factors as before, and
+// an entry none of whose factors changed computes what it computed before. Such an entry is found
+// by what it stored: every formula that returns a row names its factor (headcount and embodied
+// energy write one row per factor of the subtree or fallback; a rollup's leaves name every
+// factor), and a JSON-link entry names its factor in `data.primary_factor_id` even when its
+// formula returns none. An override's kg depends on no value. The stored rows of every entry
+// not pending are what the recorded factors computed (entry writes on a stale slice, failures
+// and module-restricted rematches mark entries pending), so the entries not read are right.
+
 /**
  * Sorts factor differences into what a rematch must do: a factor inserted or deleted, a changed
  * emission type or classification, a value key added or removed, a structural value changed or
