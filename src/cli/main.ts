@@ -8,12 +8,14 @@ import { migrateCommand } from "./migrate.ts";
 import { referenceImportCommand } from "./reference.ts";
 import { rematchCommand } from "./rematch.ts";
 import { seedCommand } from "./seed.ts";
+import { statusCommand } from "./status.ts";
 
 // deno-lint-ignore no-explicit-any
 const COMMANDS: Record<string, CommandSpec<any>> = {
   demo: demoCommand,
   migrate: migrateCommand,
   rematch: rematchCommand,
+  status: statusCommand,
   seed: seedCommand,
   factors: factorsCommand,
   entries: entriesCommand,

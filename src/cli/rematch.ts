@@ -103,7 +103,7 @@ export const rematchCommand = defineCommand({
         bar?.done();
       }
     };
-    if (!args.all) {
+    if (args.det) {
       // One det, one transaction: a failure throws and nothing was written (exit 1).
       const result = await rematch(findDataEntryType(args.det!)!.name);
       return {

@@ -750,3 +750,36 @@ export function rematchCommandFor(
 function plural(n: number, noun: string, nouns = `${noun}s`): string {
   return `${n} ${n === 1 ? noun : nouns}`;
 }
+
+/** Slices left stale, and the command that brings them up to date. */
+export interface LeftStale {
+  readonly slices: readonly SliceStatus[];
+  /** `deno task rematch ...`, or null when every slice is current. */
+  readonly command: string | null;
+}
+
+/**
+ * The slices with entries that are not current among those a change may have touched: the
+ * given dets (of one year), or every det whose handler reads a kind of reference data. What an
+ * import without `--rematch` reports at its end.
+ */
+export async function leftStale(
+  sql: Queryable,
+  touched: {
+    readonly year?: number;
+    readonly dataEntryTypeIds?: readonly number[];
+    readonly referenceKind?: ReferenceKind;
+  },
+): Promise<LeftStale> {
+  const dets = touched.dataEntryTypeIds;
+  if (dets?.length === 0) return { slices: [], command: null };
+  const only = dets?.length === 1 ? dets[0] : undefined;
+  const slices = (await sliceStatus(sql, { year: touched.year, dataEntryTypeId: only })).filter((
+    s,
+  ) =>
+    s.state !== "current" && (!dets || dets.includes(s.dataEntryTypeId)) &&
+    (!touched.referenceKind ||
+      getHandler(s.dataEntryTypeId).reference.includes(touched.referenceKind))
+  );
+  return { slices, command: slices.length ? rematchCommandFor(slices) : null };
+}
