@@ -15,8 +15,10 @@ import { DEFAULT_MAX_FILE_BYTES, describeBytes } from "../imports/file.ts";
 import { findDataEntryType, findModuleType } from "../reference/enums.ts";
 import { MAX_YEAR, MIN_YEAR } from "../reference/years.ts";
 import { rematchInTransaction } from "../rematch/run.ts";
+import { type LeftStale, leftStale } from "../rematch/state.ts";
 import type { RematchResult } from "../rematch/types.ts";
 import { describeRematches } from "./rematch.ts";
+import { describeLeftStale } from "./status.ts";
 
 /** The validated arguments of `factors import`. */
 export interface FactorsImportArgs {
@@ -229,15 +231,19 @@ export const factorsCommand = defineCommand({
   access: (args) => args.dryRun ? "read" : "write",
   async run(args, context) {
     // --rematch: the touched slices are recomputed in the import's own transaction, so the new
-    // factors and the emissions computed from them commit together.
-    const hooks: FactorsImportHooks = args.rematch ? { afterImport: rematchSlices } : {};
+    // factors and the emissions computed from them commit together. Without it, the import ends
+    // by saying which slices it left stale (seen from inside its transaction: dry runs too).
+    const hooks: FactorsImportHooks = {
+      afterImport: args.rematch ? rematchSlices : staleAfterImport,
+    };
     const heading = `${args.file} (year ${args.year}, ${args.targetLabel}, ${args.mode})`;
     try {
       const { result, after, dryRun } = await runFactorsImport(context.database, args, hooks);
       // A dry run's rematch ran for real inside the rolled-back transaction: say it was dry.
-      const rematches = ((after ?? []) as RematchResult[]).map((r) =>
-        dryRun ? { ...r, dryRun: true } : r
-      );
+      const rematches = args.rematch
+        ? (after as RematchResult[]).map((r) => dryRun ? { ...r, dryRun: true } : r)
+        : [];
+      const stale = args.rematch ? undefined : after as LeftStale;
       const rematchErrors = rematches.some((r) => r.errors > 0);
       return {
         exitCode: result.rowErrorsCount || rematchErrors ? EXIT.partial : EXIT.ok,
@@ -247,12 +253,13 @@ export const factorsCommand = defineCommand({
           mode: args.mode,
           dryRun,
           ...result,
-          rematch: after === undefined ? undefined : rematches,
+          rematch: args.rematch ? rematches : undefined,
+          leftStale: stale,
         },
         text: [
           ...(dryRun ? ["dry run: nothing written; a real import would do this:"] : []),
           describeImport(heading, result, dryRun),
-          ...(after ? ["", describeRematches(rematches)] : []),
+          ...(args.rematch ? ["", describeRematches(rematches)] : describeLeftStale(stale!)),
         ].join("\n"),
       };
     } catch (error) {
@@ -284,6 +291,13 @@ async function rematchSlices(tx: Queryable, result: FactorImportResult): Promise
     );
   }
   return results;
+}
+
+function staleAfterImport(tx: Queryable, result: FactorImportResult): Promise<LeftStale> {
+  return leftStale(tx, {
+    year: result.slices[0]?.year,
+    dataEntryTypeIds: result.slices.map((s) => s.dataEntryTypeId),
+  });
 }
 
 function describeImport(heading: string, result: FactorImportResult, dryRun: boolean): string {

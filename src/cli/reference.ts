@@ -8,6 +8,8 @@ import { importReferenceRows, type ReferenceImportResult } from "../db/reference
 import { describeRowError } from "../imports/csv.ts";
 import { DEFAULT_MAX_FILE_BYTES, describeBytes } from "../imports/file.ts";
 import { MAX_YEAR, MIN_YEAR } from "../reference/years.ts";
+import { leftStale } from "../rematch/state.ts";
+import { describeLeftStale } from "./status.ts";
 
 /** The arguments of a reference import command. */
 export interface ReferenceImportArgs {
@@ -89,10 +91,14 @@ Row errors say the file line (a CSV header is line 1). Exit codes: 0 done; 3 don
       const result = await importReferenceRows(context.database, args.file, parsed, {
         strict: args.strict,
       });
+      // The slices whose handler reads this kind and that are not current now.
+      const stale = result.written
+        ? await leftStale((await context.database()).sql, { referenceKind: kind })
+        : undefined;
       return {
         exitCode: !result.written ? EXIT.failed : result.rowErrorsCount ? EXIT.partial : EXIT.ok,
-        json: result,
-        text: describeImport(result),
+        json: stale ? { ...result, leftStale: stale } : result,
+        text: [describeImport(result), ...(stale ? describeLeftStale(stale) : [])].join("\n"),
       };
     },
   });
