@@ -45,3 +45,7 @@ CREATE TABLE data_entry_pending (
 CREATE INDEX data_entries_json_link_idx
   ON data_entries (data_entry_type_id, (data -> 'primary_factor_id'))
   WHERE jsonb_typeof(data -> 'primary_factor_id') = 'number';
+
+-- Module stats are refreshed for the few modules a targeted rematch touched: their entries are
+-- found by module (no other index leads with it).
+CREATE INDEX data_entries_module_idx ON data_entries (carbon_report_module_id, id);

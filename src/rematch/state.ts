@@ -429,27 +429,29 @@ export async function targetEntryIds(
   factorIds: readonly number[],
 ): Promise<number[]> {
   const ids = [...factorIds];
-  // Driven from the (few) ids found through the indexes, then narrowed to the slice.
+  // Two steps, so that the (few) ids found through the indexes drive the second one: as one
+  // statement the planner tends to scan the whole slice to probe them.
+  const candidates = await sql<{ id: number }[]>`
+    select x.data_entry_id as id from data_entry_emissions x
+    where x.primary_factor_id = any(${ids}::bigint[])
+    union
+    select l.id from data_entries l
+    where l.data_entry_type_id = ${dataEntryTypeId}
+      and jsonb_typeof(l.data -> 'primary_factor_id') = 'number'
+      and l.data -> 'primary_factor_id' = any(${ids.map(String)}::text[]::jsonb[])
+    union
+    select p.data_entry_id from data_entry_pending p`;
+  if (candidates.length === 0) return [];
   const rows = await sql<{ id: number }[]>`
-    with target as (
-      select x.data_entry_id as id from data_entry_emissions x
-      where x.primary_factor_id = any(${ids}::bigint[])
-      union
-      select l.id from data_entries l
-      where l.data_entry_type_id = ${dataEntryTypeId}
-        and jsonb_typeof(l.data -> 'primary_factor_id') = 'number'
-        and l.data -> 'primary_factor_id' = any(${ids.map(String)}::text[]::jsonb[])
-      union
-      select p.data_entry_id from data_entry_pending p
-    )
-    select e.id from target t join data_entries e on e.id = t.id
+    select e.id from data_entries e
     ${
     "year" in where
       ? sql`join carbon_report_modules m on m.id = e.carbon_report_module_id
           join carbon_reports r on r.id = m.carbon_report_id and r.year = ${where.year}`
       : sql``
   }
-    where e.data_entry_type_id = ${dataEntryTypeId}
+    where e.id = any(${candidates.map((c) => c.id)}::bigint[])
+      and e.data_entry_type_id = ${dataEntryTypeId}
       ${
     "moduleIds" in where
       ? sql`and e.carbon_report_module_id = any(${[...where.moduleIds]}::bigint[])`
