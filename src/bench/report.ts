@@ -22,7 +22,7 @@ const HEADER = ["what", "seconds", "entries/s", "× floor A", "baseline ÷", "pe
 
 function describeChecks(c: BenchCase): string[] {
   const lines: string[] = [];
-  const { fullChange, noop, baseline, onePercent } = c.checks;
+  const { fullChange, noop, forcedNoop, baseline, onePercent } = c.checks;
   if (fullChange) {
     lines.push(
       `full change: ${fullChange.factorsChanged} factors changed; the rematch rewrote ` +
@@ -34,11 +34,12 @@ function describeChecks(c: BenchCase): string[] {
         `stored ${round(fullChange.kgStored, 3)}`,
     );
   }
-  if (noop) {
+  for (const [name, run] of [["no-op", noop], ["forced full no-op", forcedNoop]] as const) {
+    if (!run) continue;
     lines.push(
-      `no-op: ${noop.unchanged} of ${noop.recalculated} entries unchanged, ` +
-        `${noop.emissionsWritten} rows written, stored rows ${
-          noop.rowsUntouched ? "untouched" : "CHANGED"
+      `${name}: scope ${run.scope}, ${run.entriesRead} entries read, ${run.unchanged} of ` +
+        `${run.recalculated} unchanged, ${run.emissionsWritten} rows written, stored rows ${
+          run.rowsUntouched ? "untouched" : "CHANGED"
         }`,
     );
   }
@@ -54,7 +55,8 @@ function describeChecks(c: BenchCase): string[] {
   if (onePercent) {
     lines.push(
       `one-percent: factor ${onePercent.factorId} covered ${onePercent.coveredEntries} entries ` +
-        `(${round(onePercent.share * 100, 2)} %); the rematch rewrote ${onePercent.entriesWritten}`,
+        `(${round(onePercent.share * 100, 2)} %); the rematch (${onePercent.scope}) read ` +
+        `${onePercent.entriesRead} and rewrote ${onePercent.entriesWritten}`,
     );
   }
   return lines;

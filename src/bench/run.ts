@@ -49,7 +49,14 @@ export interface BenchOptions {
 
 /** One timed line of a case. */
 export interface BenchTiming {
-  readonly what: "floor A" | "floor B" | "rematch" | "baseline" | "no-op" | "one-percent";
+  readonly what:
+    | "floor A"
+    | "floor B"
+    | "rematch"
+    | "baseline"
+    | "no-op"
+    | "forced full no-op"
+    | "one-percent";
   /** Human label (`rematch, every factor changed`, ...). */
   readonly label: string;
   readonly seconds: number;
@@ -77,11 +84,23 @@ export interface CaseChecks {
     readonly kgStored: number;
   };
   readonly noop?: {
+    /** `none`: the slice knew it was current. */
+    readonly scope: string;
+    readonly entriesRead: number;
     readonly recalculated: number;
     readonly unchanged: number;
     /** Rows the no-op inserted, updated and deleted. */
     readonly emissionsWritten: number;
     /** Row count, id sum and latest computed_at equal before and after. */
+    readonly rowsUntouched: boolean;
+  };
+  /** The no-op again with `full`: every entry read and recomputed, none written. */
+  readonly forcedNoop?: {
+    readonly scope: string;
+    readonly entriesRead: number;
+    readonly recalculated: number;
+    readonly unchanged: number;
+    readonly emissionsWritten: number;
     readonly rowsUntouched: boolean;
   };
   readonly baseline?: {
@@ -93,6 +112,9 @@ export interface CaseChecks {
     readonly rematchAfterWrites?: number;
   };
   readonly onePercent?: {
+    /** `targeted`: only the entries using the factor were read. */
+    readonly scope: string;
+    readonly entriesRead: number;
     readonly factorId: number;
     /** Entries whose rows named the factor. */
     readonly coveredEntries: number;
@@ -156,6 +178,7 @@ const LABELS: Readonly<Record<BenchTiming["what"], string>> = {
   rematch: "rematch, every factor changed",
   baseline: "per-entry baseline",
   "no-op": "no-op rematch (nothing changed)",
+  "forced full no-op": "forced full no-op (--full, nothing changed)",
   "one-percent": "rematch, one factor (~1 %) changed",
 };
 
@@ -181,6 +204,11 @@ function rowsWritten(r: RematchSummary): number {
   return r.emissionsInserted + r.emissionsUpdated + r.emissionsDeleted;
 }
 
+/** What the rematch read and why: `targeted, 1000 entries read (1 factor changed in value)`. */
+function scopeNote(r: RematchSummary): string {
+  return `${r.scope}, ${r.entriesRead} entries read (${r.scopeReason})`;
+}
+
 type Timed = Omit<BenchTiming, "label" | "floorRatio" | "baselineRatio" | "entriesPerSecond">;
 
 async function runCase(
@@ -197,14 +225,21 @@ async function runCase(
   const checks: { -readonly [K in keyof CaseChecks]: CaseChecks[K] } = {};
   const add = (what: Timed["what"], outcome: PhaseOutcome, extra: Partial<Timed> = {}) =>
     timed.push({ what, seconds: outcome.seconds, peakRssBytes: outcome.peakRssBytes, ...extra });
-  const rematch = async () => {
+  const rematch = async (full = false) => {
     const outcome = await runPhase(hooks, {
       kind: "rematch",
       target,
       det,
       profile: options.profile,
+      full,
     });
     return { outcome, result: outcome.detail.result, profile: outcome.detail.profile };
+  };
+  // The no-op and the one-percent change start from a slice whose state is recorded.
+  const recordState = async () => {
+    if (options.changes.has("all")) return;
+    status("first rematch (records the slice state, not timed)");
+    await onDb((db) => recalculateForDataEntryType(db, { dataEntryType: det, year: BENCH_YEAR }));
   };
 
   status("seeding");
@@ -228,7 +263,7 @@ async function runCase(
     const factorsChanged = await onDb((db) => scaleEmissionFactors(db.sql, detId, BENCH_YEAR));
     const { outcome, result, profile } = await rematch();
     const after = await onDb((db) => emissionSnapshot(db.sql, detId));
-    add("rematch", outcome, { profile });
+    add("rematch", outcome, { profile, note: scopeNote(result) });
     checks.fullChange = {
       factorsChanged,
       entriesWithRows: before.entriesWithRows,
@@ -241,17 +276,22 @@ async function runCase(
   }
 
   if (options.changes.has("none")) {
-    status("no-op rematch");
-    const before = await onDb((db) => emissionSnapshot(db.sql, detId));
-    const { outcome, result, profile } = await rematch();
-    const after = await onDb((db) => emissionSnapshot(db.sql, detId));
-    add("no-op", outcome, { profile });
-    checks.noop = {
-      recalculated: result.recalculated,
-      unchanged: result.unchanged,
-      emissionsWritten: rowsWritten(result),
-      rowsUntouched: JSON.stringify(before) === JSON.stringify(after),
-    };
+    await recordState();
+    for (const full of [false, true]) {
+      status(full ? "forced full no-op rematch" : "no-op rematch");
+      const before = await onDb((db) => emissionSnapshot(db.sql, detId));
+      const { outcome, result, profile } = await rematch(full);
+      const after = await onDb((db) => emissionSnapshot(db.sql, detId));
+      add(full ? "forced full no-op" : "no-op", outcome, { profile, note: scopeNote(result) });
+      checks[full ? "forcedNoop" : "noop"] = {
+        scope: result.scope,
+        entriesRead: result.entriesRead,
+        recalculated: result.recalculated,
+        unchanged: result.unchanged,
+        emissionsWritten: rowsWritten(result),
+        rowsUntouched: JSON.stringify(before) === JSON.stringify(after),
+      };
+    }
   }
 
   if (options.changes.has("all")) {
@@ -275,8 +315,9 @@ async function runCase(
     let rematchAfterWrites: number | undefined;
     if (!sampled) {
       // The baseline rewrote every row: a rematch right after must find every row right.
+      // --full: the baseline wrote behind the slice state's back.
       const check = await onDb((db) =>
-        recalculateForDataEntryType(db, { dataEntryType: det, year: BENCH_YEAR })
+        recalculateForDataEntryType(db, { dataEntryType: det, year: BENCH_YEAR, full: true })
       );
       rematchAfterWrites = check.emissionsInserted + check.emissionsUpdated +
         check.emissionsDeleted;
@@ -296,6 +337,7 @@ async function runCase(
     await onDb((db) => db.sql`vacuum analyze`);
     const coverage = await onDb((db) => factorCoverage(db.sql, detId));
     const chosen = closestCoverage(coverage, entries, 0.01);
+    if (chosen) await recordState();
     if (chosen) {
       await onDb((db) => scaleEmissionFactors(db.sql, detId, BENCH_YEAR, chosen.factorId));
       const { outcome, result, profile } = await rematch();
@@ -303,9 +345,11 @@ async function runCase(
       add("one-percent", outcome, {
         profile,
         note: `factor ${chosen.factorId} covers ${chosen.entries} entries ` +
-          `(${(share * 100).toFixed(2)} %)`,
+          `(${(share * 100).toFixed(2)} %); ${scopeNote(result)}`,
       });
       checks.onePercent = {
+        scope: result.scope,
+        entriesRead: result.entriesRead,
         factorId: chosen.factorId,
         coveredEntries: chosen.entries,
         share,
@@ -460,7 +504,7 @@ const close = (a: number, b: number) => Math.abs(a - b) <= 1e-9 * Math.max(1, Ma
  */
 export function consistencyProblems(c: BenchCase): string[] {
   const problems: string[] = [];
-  const { fullChange, noop, baseline, onePercent } = c.checks;
+  const { fullChange, noop, forcedNoop, baseline, onePercent } = c.checks;
   if (fullChange) {
     if (fullChange.factorsChanged === 0) problems.push("full change: no factor changed");
     if (fullChange.entriesWritten !== fullChange.entriesWithRows) {
@@ -481,11 +525,32 @@ export function consistencyProblems(c: BenchCase): string[] {
   ) {
     problems.push(`no-op: ${noop.emissionsWritten} rows written`);
   }
+  if (noop && (noop.scope !== "none" || noop.entriesRead !== 0)) {
+    problems.push(`no-op: scope ${noop.scope}, ${noop.entriesRead} entries read`);
+  }
+  if (
+    forcedNoop &&
+    (forcedNoop.emissionsWritten || forcedNoop.unchanged !== forcedNoop.recalculated ||
+      !forcedNoop.rowsUntouched || forcedNoop.scope !== "full")
+  ) {
+    problems.push(
+      `forced full no-op: scope ${forcedNoop.scope}, ${forcedNoop.emissionsWritten} rows written`,
+    );
+  }
   if (baseline?.rematchAfterWrites) {
     problems.push(`baseline: a rematch after it rewrote ${baseline.rematchAfterWrites} rows`);
   }
   if (baseline && !baseline.sampled && fullChange && !close(baseline.kgAfter, fullChange.kgAfter)) {
     problems.push(`baseline: kg ${baseline.kgAfter} ≠ the rematch's ${fullChange.kgAfter}`);
+  }
+  if (
+    onePercent &&
+    (onePercent.scope !== "targeted" || onePercent.entriesRead !== onePercent.coveredEntries)
+  ) {
+    problems.push(
+      `one-percent: scope ${onePercent.scope}, ${onePercent.entriesRead} entries read, ` +
+        `${onePercent.coveredEntries} covered by factor ${onePercent.factorId}`,
+    );
   }
   if (onePercent && onePercent.entriesWritten !== onePercent.coveredEntries) {
     problems.push(

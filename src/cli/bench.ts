@@ -29,7 +29,8 @@ process, which gives its peak RSS.
   --det D,...           data entry types (default it,plane)
   --change C,...        which changes to time (default all three): all = every factor's values
                         changed, then the rematch and the per-entry baseline; none = the no-op
-                        rematch; one-percent = one factor covering about 1 % of the entries
+                        rematch (the slice knows it is current) and the forced full no-op
+                        (--full); one-percent = one factor covering about 1 % of the entries
   --quick               ${QUICK_ENTRIES} entries per det, a small import: what the test suite runs
   --profile             time the rematch's parts (read entries, read emissions, compute/compare,
                         write, stats)

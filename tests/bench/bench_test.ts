@@ -43,18 +43,22 @@ Deno.test({
       assert.ok(c.units > 1, `${c.det}: spread over several modules`);
       assert.deepEqual(
         c.timings.map((t) => t.what),
-        ["floor A", "floor B", "rematch", "no-op", "baseline", "one-percent"],
+        ["floor A", "floor B", "rematch", "no-op", "forced full no-op", "baseline", "one-percent"],
       );
       for (const t of c.timings) {
         assert.ok(t.seconds > 0 && Number.isFinite(t.seconds), `${c.det} ${t.what} ran`);
         assert.ok(t.peakRssBytes > 0, `${c.det} ${t.what}: peak RSS measured`);
       }
-      for (const what of ["rematch", "no-op", "one-percent"]) {
+      for (const what of ["rematch", "forced full no-op", "one-percent"]) {
         const parts = c.timings.find((t) => t.what === what)!.profile!.map((p) => p.part);
-        for (const part of ["read entries", "read emissions", "compute/compare"]) {
+        for (const part of ["read entries", "read emissions", "compute/compare", "slice state"]) {
           assert.ok(parts.includes(part), `${c.det} ${what}: profile has ${part}`);
         }
       }
+      // The no-op read the slice state and nothing else.
+      const noopParts = c.timings.find((t) => t.what === "no-op")!.profile!.map((p) => p.part);
+      assert.ok(!noopParts.includes("read entries"), `${c.det} no-op: ${noopParts}`);
+      assert.ok(noopParts.includes("slice state"), `${c.det} no-op: ${noopParts}`);
       assertConsistent(c);
     }
     assert.deepEqual(
@@ -73,8 +77,11 @@ Deno.test({
 });
 
 function assertConsistent(c: BenchCase): void {
-  const { fullChange, noop, baseline, onePercent } = c.checks;
-  assert.ok(fullChange && noop && baseline && onePercent, `${c.det}: every check recorded`);
+  const { fullChange, noop, forcedNoop, baseline, onePercent } = c.checks;
+  assert.ok(
+    fullChange && noop && forcedNoop && baseline && onePercent,
+    `${c.det}: every check recorded`,
+  );
   // Every generated entry of these dets resolves to a factor: one row each.
   assert.equal(c.emissionRows, ENTRIES);
   assert.equal(fullChange.entriesWithRows, ENTRIES);
@@ -84,10 +91,16 @@ function assertConsistent(c: BenchCase): void {
   assert.ok(near(fullChange.kgAfter, fullChange.kgBefore * CHANGE_FACTOR), `${c.det}: kg scaled`);
   assert.ok(near(fullChange.kgStored, fullChange.kgAfter), `${c.det}: stored kg is the result's`);
 
-  assert.equal(noop.recalculated, ENTRIES);
-  assert.equal(noop.unchanged, ENTRIES);
+  // The slice knew it was current: nothing read. Forced, it read everything and wrote nothing.
+  assert.deepEqual([noop.scope, noop.entriesRead, noop.recalculated], ["none", 0, 0]);
   assert.equal(noop.emissionsWritten, 0, `${c.det}: the no-op wrote nothing`);
   assert.ok(noop.rowsUntouched, `${c.det}: no stored row moved`);
+  assert.deepEqual(
+    [forcedNoop.scope, forcedNoop.entriesRead, forcedNoop.recalculated, forcedNoop.unchanged],
+    ["full", ENTRIES, ENTRIES, ENTRIES],
+  );
+  assert.equal(forcedNoop.emissionsWritten, 0, `${c.det}: the forced no-op wrote nothing`);
+  assert.ok(forcedNoop.rowsUntouched, `${c.det}: no stored row moved (forced)`);
 
   // The baseline recomputed every entry by its own queries: the same kg, and rows a rematch
   // right after it finds exactly right.
@@ -97,6 +110,10 @@ function assertConsistent(c: BenchCase): void {
   assert.equal(baseline.rematchAfterWrites, 0);
 
   assert.equal(onePercent.entriesWritten, onePercent.coveredEntries);
+  assert.deepEqual([onePercent.scope, onePercent.entriesRead], [
+    "targeted",
+    onePercent.coveredEntries,
+  ]);
   assert.ok(
     onePercent.share >= 0.005 && onePercent.share <= 0.02,
     `${c.det}: about 1 % (${onePercent.share})`,
@@ -122,8 +139,30 @@ Deno.test("bench consistency: a no-op that wrote, or a one-percent change that s
         kgAfter: 110,
         kgStored: 110,
       },
-      noop: { recalculated: 10, unchanged: 10, emissionsWritten: 0, rowsUntouched: true },
-      onePercent: { factorId: 7, coveredEntries: 1, share: 0.1, entriesWritten: 1 },
+      noop: {
+        scope: "none",
+        entriesRead: 0,
+        recalculated: 0,
+        unchanged: 0,
+        emissionsWritten: 0,
+        rowsUntouched: true,
+      },
+      forcedNoop: {
+        scope: "full",
+        entriesRead: 10,
+        recalculated: 10,
+        unchanged: 10,
+        emissionsWritten: 0,
+        rowsUntouched: true,
+      },
+      onePercent: {
+        scope: "targeted",
+        entriesRead: 1,
+        factorId: 7,
+        coveredEntries: 1,
+        share: 0.1,
+        entriesWritten: 1,
+      },
     },
   };
   assert.deepEqual(consistencyProblems(c), []);
@@ -131,15 +170,19 @@ Deno.test("bench consistency: a no-op that wrote, or a one-percent change that s
     ...c,
     checks: {
       fullChange: { ...c.checks.fullChange!, kgAfter: 100, kgStored: 100 },
-      noop: { ...c.checks.noop!, emissionsWritten: 3, unchanged: 9 },
-      onePercent: { ...c.checks.onePercent!, entriesWritten: 4 },
+      noop: { ...c.checks.noop!, emissionsWritten: 3, recalculated: 9, scope: "full" },
+      forcedNoop: { ...c.checks.forcedNoop!, scope: "targeted" },
+      onePercent: { ...c.checks.onePercent!, entriesWritten: 4, entriesRead: 10 },
     },
   };
   const problems = consistencyProblems(broken);
-  assert.equal(problems.length, 3);
+  assert.equal(problems.length, 6);
   assert.match(problems[0], /^full change: kg 100 → 100/);
   assert.match(problems[1], /^no-op: 3 rows written/);
-  assert.match(problems[2], /^one-percent: 4 entries rewritten, 1 covered by factor 7/);
+  assert.match(problems[2], /^no-op: scope full, 0 entries read/);
+  assert.match(problems[3], /^forced full no-op: scope targeted, 0 rows written/);
+  assert.match(problems[4], /^one-percent: scope targeted, 10 entries read, 1 covered by factor 7/);
+  assert.match(problems[5], /^one-percent: 4 entries rewritten, 1 covered by factor 7/);
 });
 
 Deno.test("bench usage: bad sizes, dets and changes are refused with exit code 2", async () => {
