@@ -14,6 +14,14 @@ export { applyMigrations, SCHEMA_VERSION, schemaVersion } from "./src/db/migrate
 export { recalculateForDataEntryType, rematchInTransaction } from "./src/rematch/run.ts";
 export type { RematchDiffEntry, RematchOptions, RematchResult } from "./src/rematch/types.ts";
 export {
+  type LeftStale,
+  leftStale,
+  type RematchScope,
+  type SliceStatus,
+  sliceStatus,
+  type SliceStatusOptions,
+} from "./src/rematch/state.ts";
+export {
   computeEntry,
   type ComputeInputs,
   type EntryComputation,

@@ -1,0 +1,115 @@
+// What factor differences mean for a rematch (pure): which need the whole slice, which only the
+// users of the factors.
+import assert from "node:assert/strict";
+import type { Factor } from "../handlers/types.ts";
+import {
+  classifyFactorChanges,
+  diffFactorSet,
+  type FactorFingerprint,
+  rematchCommandFor,
+} from "./state.ts";
+
+const room = (values: Record<string, number | string>, roomType = "office"): FactorFingerprint => ({
+  emissionTypeId: 60100,
+  classification: { building_name: "BC", room_type: roomType },
+  values: { ef_kg_co2eq_per_kwh: 0.1, energy_type: "electric", ...values },
+});
+
+Deno.test("classifyFactorChanges: numeric non-structural value changes are targeted", () => {
+  const changes = classifyFactorChanges([
+    { id: 3, before: room({}), after: room({ ef_kg_co2eq_per_kwh: 0.2 }) },
+    { id: 9, before: room({ conversion_factor: 0 }), after: room({ conversion_factor: 1 }) },
+  ], []);
+  assert.deepEqual(changes, {
+    scope: "targeted",
+    reason: "2 factors changed in value",
+    valueChangedIds: [3, 9],
+  });
+});
+
+Deno.test("classifyFactorChanges: equal values (JSON key order aside) change nothing", () => {
+  const before = room({ lighting_kwh_per_square_meter: 5 });
+  const after = { ...before, values: Object.fromEntries(Object.entries(before.values).reverse()) };
+  assert.deepEqual(classifyFactorChanges([{ id: 3, before, after }], []), {
+    scope: "none",
+    reason: "",
+    valueChangedIds: [],
+  });
+});
+
+Deno.test("classifyFactorChanges: everything else reads the whole slice, and says why", () => {
+  const cases: [FactorFingerprint | undefined, FactorFingerprint | undefined, string][] = [
+    [undefined, room({}), "1 factor inserted"],
+    [room({}), undefined, "1 factor deleted"],
+    [room({}), { ...room({}), emissionTypeId: 60101 }, "factor 4: emission type 60100 → 60101"],
+    [room({}), room({}, "archives"), "factor 4: classification changed"],
+    [room({}), room({ extra: 1 }), "factor 4: value extra added"],
+    [room({ extra: 1 }), room({}), "factor 4: value extra removed"],
+    [room({}), room({ energy_type: "thermal" }), "factor 4: energy_type changed (not a number)"],
+    [room({ extra: "1" }), room({ extra: 1 }), "factor 4: extra changed (not a number)"],
+  ];
+  for (const [before, after, reason] of cases) {
+    const changes = classifyFactorChanges([{ id: 4, before, after }], []);
+    assert.deepEqual([changes.scope, changes.reason], ["full", reason]);
+  }
+  const structural = classifyFactorChanges(
+    [{ id: 4, before: room({ max_distance: 800 }), after: room({ max_distance: 900 }) }],
+    ["min_distance", "max_distance"],
+  );
+  assert.equal(structural.reason, "factor 4: max_distance changed (a structural value)");
+});
+
+Deno.test("classifyFactorChanges: several reasons are summed up, value changes still listed", () => {
+  const changes = classifyFactorChanges([
+    { id: 1, after: room({}) },
+    { id: 2, after: room({}) },
+    { id: 3, before: room({}) },
+    { id: 5, before: room({}), after: room({}, "archives") },
+    { id: 6, before: room({}), after: room({ extra: 2 }) },
+    { id: 7, before: room({}), after: room({ ef_kg_co2eq_per_kwh: 1 }) },
+  ], []);
+  assert.equal(changes.scope, "full");
+  assert.equal(
+    changes.reason,
+    "2 factors inserted; 1 factor deleted; factor 5: classification changed (and 1 more)",
+  );
+  assert.deepEqual(changes.valueChangedIds, [7]);
+});
+
+Deno.test("diffFactorSet: the recorded snapshot against a set read into memory", () => {
+  const factor = (id: number, fingerprint: FactorFingerprint): Factor => ({
+    id,
+    dataEntryTypeId: 30,
+    year: 2025,
+    ...fingerprint,
+  });
+  const recorded = new Map([[1, room({})], [2, room({})], [3, room({})]]);
+  const live = [
+    factor(1, room({})),
+    factor(2, room({ ef_kg_co2eq_per_kwh: 0.3 })),
+    factor(4, room({}, "archives")),
+  ];
+  assert.deepEqual(diffFactorSet(recorded, live), [
+    { id: 2, before: room({}), after: room({ ef_kg_co2eq_per_kwh: 0.3 }) },
+    { id: 3, before: room({}) },
+    { id: 4, before: undefined, after: room({}, "archives") },
+  ]);
+});
+
+Deno.test("rematchCommandFor: one slice, one year, or every year", () => {
+  assert.equal(
+    rematchCommandFor([{ dataEntryType: "it", year: 2025 }]),
+    "deno task rematch --det it --year 2025",
+  );
+  assert.equal(
+    rematchCommandFor([{ dataEntryType: "it", year: 2025 }, {
+      dataEntryType: "plane",
+      year: 2025,
+    }]),
+    "deno task rematch --stale --year 2025",
+  );
+  assert.equal(
+    rematchCommandFor([{ dataEntryType: "it", year: 2025 }, { dataEntryType: "it", year: 2024 }]),
+    "deno task rematch --stale",
+  );
+});
