@@ -225,7 +225,7 @@ export async function rematchSlice(
   }
   const inputs = await store.loadInputs(handler, det.id, year);
   const moduleIds = onlyModules ?? await store.moduleIds(det.moduleTypeId, year);
-  const previous = await store.recordedFactors(det.id, year);
+  const previous = comparison.recorded ? await store.recordedFactors(det.id, year) : undefined;
   const decision = decideScope(options, comparison, handler, previous, inputs);
   result.scope = decision.scope;
   result.scopeReason = decision.reason;

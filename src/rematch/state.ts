@@ -199,40 +199,12 @@ export interface RecordedState {
   readonly summary: RematchSummary;
 }
 
-async function readRecordedState(
-  sql: Queryable,
-  dataEntryTypeId: number,
-  year: number,
-): Promise<RecordedState | undefined> {
-  const [row] = await sql<
-    {
-      compute_revision: number;
-      reference_digests: Record<string, string>;
-      rematched_at: Date;
-      scope: "targeted" | "full";
-      summary: RematchSummary;
-    }[]
-  >`
-    select compute_revision, reference_digests, rematched_at, scope, summary from slice_states
-    where data_entry_type_id = ${dataEntryTypeId} and year = ${year}`;
-  return row && {
-    computeRevision: row.compute_revision,
-    referenceDigests: row.reference_digests,
-    rematchedAt: row.rematched_at,
-    scope: row.scope,
-    summary: row.summary,
-  };
-}
-
-/** The factor snapshot of a slice state, by factor id (undefined when nothing is recorded). */
+/** The factor snapshot of a slice's recorded state, by factor id (empty when none). */
 export async function recordedFactors(
   sql: Queryable,
   dataEntryTypeId: number,
   year: number,
-): Promise<Map<number, FactorFingerprint> | undefined> {
-  const [state] = await sql`
-    select 1 from slice_states where data_entry_type_id = ${dataEntryTypeId} and year = ${year}`;
-  if (!state) return undefined;
+): Promise<Map<number, FactorFingerprint>> {
   const rows = await sql<
     {
       factor_id: number;
@@ -250,63 +222,111 @@ export async function recordedFactors(
   }]));
 }
 
-// The differences in one statement: only factors that changed come back, so a current slice
-// costs one join of two small indexed sets.
-async function liveFactorDifferences(
-  sql: Queryable,
-  dataEntryTypeId: number,
-  year: number,
-): Promise<FactorDifference[]> {
-  type Side = { et: number | null; cls: Classification | null; vals: FactorValues | null };
-  const rows = await sql<({ id: number } & { before: Side; after: Side })[]>`
-    select coalesce(f.id, s.factor_id) as id,
-      json_build_object('et', s.emission_type_id, 'cls', s.classification, 'vals', s."values")
-        as before,
-      json_build_object('et', f.emission_type_id, 'cls', f.classification, 'vals', f."values")
-        as after
-    from (select id, emission_type_id, classification, "values" from factors
-          where data_entry_type_id = ${dataEntryTypeId} and year = ${year}) f
-      full join (select factor_id, emission_type_id, classification, "values"
-          from slice_state_factors
-          where data_entry_type_id = ${dataEntryTypeId} and year = ${year}) s
-        on s.factor_id = f.id
-    where f.id is null or s.factor_id is null or f.emission_type_id <> s.emission_type_id
-      or f.classification <> s.classification or f."values" <> s."values"
-    order by 1`;
-  const side = (s: Side): FactorFingerprint | undefined =>
-    s.et === null ? undefined : { emissionTypeId: s.et, classification: s.cls!, values: s.vals! };
-  return rows.map((r) => ({ id: r.id, before: side(r.before), after: side(r.after) }));
+// One digest per kind of reference data, as a scalar subquery. row(...)::text tells NULL from ""
+// and quotes separators; floats print exactly.
+function digestOf(sql: Queryable, kind: ReferenceKind, year: number) {
+  switch (kind) {
+    case "locations":
+      return sql`(select md5(coalesce(string_agg(row(natural_key, transport_mode, name, iata_code,
+        country_code, latitude, longitude)::text, e'\\n' order by natural_key), '')) from locations)`;
+    case "rooms":
+      return sql`(select md5(coalesce(string_agg(row(building_name, room_name, room_type,
+        room_surface_square_meter)::text, e'\\n' order by building_name, room_name), ''))
+        from building_rooms)`;
+    case "rates":
+      return sql`(select md5(coalesce(string_agg(row(currency, eur_per_unit)::text, e'\\n'
+        order by currency), '')) from exchange_rates where year = ${year})`;
+  }
 }
 
-/**
- * A digest of each kind of reference data a handler reads, as it is now: every location, every
- * building room, and the exchange rates of the slice year.
- */
-export async function referenceDigests(
+const REFERENCE_KINDS: readonly ReferenceKind[] = ["locations", "rates", "rooms"];
+
+/** What a comparison reads about a slice. */
+interface SliceFacts {
+  readonly recorded?: RecordedState;
+  /** Factors that differ between the recorded snapshot and the live set. */
+  readonly differences: readonly FactorDifference[];
+  /** Live digests of the reference kinds the handler reads. */
+  readonly digests: Record<string, string>;
+  readonly pending: number;
+  readonly failing: number;
+}
+
+// Everything a comparison needs in ONE statement, so that a current slice costs one round trip:
+// the recorded state, the factors that differ from its snapshot (only those come back), the
+// live reference digests and the pending entries (of `moduleIds`, or of the whole slice).
+async function readSliceFacts(
   sql: Queryable,
-  kinds: readonly ReferenceKind[],
+  handler: Handler,
+  dataEntryTypeId: number,
   year: number,
-): Promise<Record<string, string>> {
-  const digests: Record<string, string> = {};
-  for (const kind of [...kinds].sort()) {
-    // row(...)::text tells NULL from "" and quotes separators; floats print exactly.
-    const [row] = kind === "locations"
-      ? await sql<{ digest: string }[]>`
-        select md5(coalesce(string_agg(row(natural_key, transport_mode, name, iata_code,
-          country_code, latitude, longitude)::text, e'\\n' order by natural_key), '')) as digest
-        from locations`
-      : kind === "rooms"
-      ? await sql<{ digest: string }[]>`
-        select md5(coalesce(string_agg(row(building_name, room_name, room_type,
-          room_surface_square_meter)::text, e'\\n' order by building_name, room_name), '')) as digest
-        from building_rooms`
-      : await sql<{ digest: string }[]>`
-        select md5(coalesce(string_agg(row(currency, eur_per_unit)::text, e'\\n'
-          order by currency), '')) as digest
-        from exchange_rates where year = ${year}`;
-    digests[kind] = row.digest;
-  }
-  return digests;
+  moduleIds?: readonly number[],
+): Promise<SliceFacts> {
+  type Side = { et: number | null; cls: Classification | null; vals: FactorValues | null };
+  type Recorded = Omit<RecordedState, "rematchedAt"> & { rematchedAt: string };
+  // `'locations', (select md5(...)), 'rates', (...)`: the kinds the handler reads.
+  const digestPairs = REFERENCE_KINDS.filter((k) => handler.reference.includes(k)).reduce(
+    (pairs: ReturnType<typeof digestOf> | undefined, kind) => {
+      const pair = sql`${kind}::text, ${digestOf(sql, kind, year)}`;
+      return pairs ? sql`${pairs}, ${pair}` : pair;
+    },
+    undefined,
+  ) ?? sql``;
+  const [row] = await sql<
+    {
+      recorded: Recorded | null;
+      differences: { id: number; before: Side; after: Side }[];
+      pending: number;
+      failing: number;
+      digests: Record<string, string>;
+    }[]
+  >`
+    select
+      (select json_build_object('computeRevision', compute_revision,
+          'referenceDigests', reference_digests, 'rematchedAt', rematched_at, 'scope', scope,
+          'summary', summary)
+        from slice_states where data_entry_type_id = ${dataEntryTypeId} and year = ${year})
+        as recorded,
+      (select coalesce(json_agg(json_build_object('id', coalesce(f.id, s.factor_id),
+          'before', json_build_object('et', s.emission_type_id, 'cls', s.classification,
+            'vals', s."values"),
+          'after', json_build_object('et', f.emission_type_id, 'cls', f.classification,
+            'vals', f."values")) order by coalesce(f.id, s.factor_id)), '[]'::json)
+        from (select id, emission_type_id, classification, "values" from factors
+            where data_entry_type_id = ${dataEntryTypeId} and year = ${year}) f
+          full join (select factor_id, emission_type_id, classification, "values"
+            from slice_state_factors
+            where data_entry_type_id = ${dataEntryTypeId} and year = ${year}) s
+          on s.factor_id = f.id
+        where f.id is null or s.factor_id is null or f.emission_type_id <> s.emission_type_id
+          or f.classification <> s.classification or f."values" <> s."values") as differences,
+      p.pending, p.failing,
+      json_build_object(${digestPairs}) as digests
+    from (
+      select count(*)::int as pending,
+        (count(*) filter (where p.reason = 'failed'))::int as failing
+      from data_entry_pending p
+        join data_entries e on e.id = p.data_entry_id
+        join carbon_report_modules m on m.id = e.carbon_report_module_id
+        join carbon_reports r on r.id = m.carbon_report_id
+      where e.data_entry_type_id = ${dataEntryTypeId} and r.year = ${year}
+        ${moduleIds ? sql`and e.carbon_report_module_id = any(${[...moduleIds]}::bigint[])` : sql``}
+    ) p`;
+  const side = (s: Side): FactorFingerprint | undefined =>
+    s.et === null ? undefined : { emissionTypeId: s.et, classification: s.cls!, values: s.vals! };
+  return {
+    recorded: row.recorded
+      ? { ...row.recorded, rematchedAt: new Date(row.recorded.rematchedAt) }
+      : undefined,
+    differences: row.differences.map((d) => ({
+      id: d.id,
+      before: side(d.before),
+      after: side(d.after),
+    })),
+    digests: row.digests,
+    pending: row.pending,
+    failing: row.failing,
+  };
 }
 
 /** How the live factors and reference data of a slice compare with its recorded state. */
@@ -322,24 +342,10 @@ export interface InputsComparison {
   readonly referenceDigests: Readonly<Record<string, string>>;
 }
 
-/** Compares the live factors and reference data of a slice with its recorded state. */
-export async function compareInputs(
-  sql: Queryable,
-  handler: Handler,
-  dataEntryTypeId: number,
-  year: number,
-): Promise<InputsComparison> {
-  const digests = await referenceDigests(sql, handler.reference, year);
-  const recorded = await readRecordedState(sql, dataEntryTypeId, year);
-  if (!recorded) {
-    return {
-      scope: "full",
-      reason: "never rematched",
-      valueChangedIds: [],
-      referenceDigests: digests,
-    };
-  }
+function compareFacts(handler: Handler, facts: SliceFacts): InputsComparison {
+  const { recorded, digests } = facts;
   const base = { recorded, referenceDigests: digests, valueChangedIds: [] };
+  if (!recorded) return { ...base, scope: "full", reason: "never rematched" };
   if (recorded.computeRevision !== COMPUTE_REVISION) {
     return {
       ...base,
@@ -354,29 +360,17 @@ export async function compareInputs(
   if (changedKinds.length) {
     return { ...base, scope: "full", reason: `${changedKinds.join(" and ")} changed` };
   }
-  const changes = classifyFactorChanges(
-    await liveFactorDifferences(sql, dataEntryTypeId, year),
-    handler.structuralValues,
-  );
-  return { ...base, ...changes };
+  return { ...base, ...classifyFactorChanges(facts.differences, handler.structuralValues) };
 }
 
-/** How many entries of a slice (or of some of its modules) are pending, and how many failing. */
-export async function pendingCounts(
+/** Compares the live factors and reference data of a slice with its recorded state. */
+export async function compareInputs(
   sql: Queryable,
+  handler: Handler,
   dataEntryTypeId: number,
   year: number,
-  moduleIds?: readonly number[],
-): Promise<{ pending: number; failing: number }> {
-  const [row] = await sql<{ pending: number; failing: number }[]>`
-    select count(*)::int as pending, (count(*) filter (where p.reason = 'failed'))::int as failing
-    from data_entry_pending p
-      join data_entries e on e.id = p.data_entry_id
-      join carbon_report_modules m on m.id = e.carbon_report_module_id
-      join carbon_reports r on r.id = m.carbon_report_id
-    where e.data_entry_type_id = ${dataEntryTypeId} and r.year = ${year}
-      ${moduleIds ? sql`and e.carbon_report_module_id = any(${[...moduleIds]}::bigint[])` : sql``}`;
-  return row;
+): Promise<InputsComparison> {
+  return compareFacts(handler, await readSliceFacts(sql, handler, dataEntryTypeId, year));
 }
 
 /** What a rematch of a slice (or of some of its modules) would read, and why. */
@@ -402,8 +396,9 @@ export async function compareSlice(
   year: number,
   moduleIds?: readonly number[],
 ): Promise<SliceComparison> {
-  const inputs = await compareInputs(sql, handler, dataEntryTypeId, year);
-  const { pending, failing } = await pendingCounts(sql, dataEntryTypeId, year, moduleIds);
+  const facts = await readSliceFacts(sql, handler, dataEntryTypeId, year, moduleIds);
+  const inputs = compareFacts(handler, facts);
+  const { pending, failing } = facts;
   const inputsMatch = inputs.scope === "none";
   const counts = { inputsMatch, pendingEntries: pending, failingEntries: failing };
   if (inputs.scope === "full" || (inputsMatch && pending === 0)) {
@@ -589,8 +584,8 @@ export async function noteWrittenEntries(
   }
   for (const slice of bySlice.values()) {
     const { det, year } = slice[0];
-    const vouched = !(await readRecordedState(tx, det.id, year)) ||
-      (await compareInputs(tx, getHandler(det), det.id, year)).scope === "none";
+    const inputs = await compareInputs(tx, getHandler(det), det.id, year);
+    const vouched = !inputs.recorded || inputs.scope === "none";
     if (vouched) {
       cleared.push(...slice.filter((e) => !e.fresh).map((e) => e.id));
     } else {

@@ -129,11 +129,11 @@ export interface SliceStore {
     year: number,
     moduleIds?: readonly number[],
   ): Promise<SliceComparison>;
-  /** The factor snapshot of the slice's recorded state (undefined when none). */
+  /** The factor snapshot of the slice's recorded state (empty when none). */
   recordedFactors(
     dataEntryTypeId: number,
     year: number,
-  ): Promise<ReadonlyMap<number, FactorFingerprint> | undefined>;
+  ): Promise<ReadonlyMap<number, FactorFingerprint>>;
   /** Ids of the entries using these factors (row or JSON link) plus the pending ones. */
   targetEntryIds(
     dataEntryTypeId: number,

@@ -64,7 +64,7 @@ export function memoryStore(
         failingEntries: 0,
       });
     },
-    recordedFactors: () => Promise.resolve(undefined),
+    recordedFactors: () => Promise.resolve(new Map()),
     targetEntryIds: () => Promise.resolve([]),
     markEntries: () => Promise.resolve(),
     recordState: () => Promise.resolve(),
