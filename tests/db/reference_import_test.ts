@@ -76,6 +76,8 @@ dbTest(testDb, "reference import: the fixture files load and are read back once"
       unchanged: 0,
       rowErrors: [],
       rowErrorsCount: 0,
+      // No entries yet: no slice left stale.
+      leftStale: { slices: [], command: null },
     },
   );
   const rooms = await runJson(roomsCommand, db, ["import", fixture("rooms.csv")]);
