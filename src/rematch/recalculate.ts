@@ -351,12 +351,8 @@ async function markChunk(
     unvouched: { reason: "rematched", ids: changedIds },
     noLongerFailing: hadPending ? computedIds : [],
   };
-  if (
-    failed.length || marks.cleared?.length || changedIds.length && !vouched ||
-    marks.noLongerFailing?.length
-  ) {
-    await store.markEntries(marks);
-  }
+  const lists = [marks.failed, marks.cleared, marks.unvouched?.ids, marks.noLongerFailing];
+  if (lists.some((list) => list?.length)) await store.markEntries(marks);
 }
 
 // The slice state of a whole-slice rematch: written in its transaction, after its writes.

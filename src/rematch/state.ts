@@ -298,8 +298,11 @@ async function readSliceFacts(
             from slice_state_factors
             where data_entry_type_id = ${dataEntryTypeId} and year = ${year}) s
           on s.factor_id = f.id
-        where f.id is null or s.factor_id is null or f.emission_type_id <> s.emission_type_id
-          or f.classification <> s.classification or f."values" <> s."values") as differences,
+        where (f.id is null or s.factor_id is null or f.emission_type_id <> s.emission_type_id
+            or f.classification <> s.classification or f."values" <> s."values")
+          -- Without a recorded state every factor would differ, and none of it is needed.
+          and exists (select 1 from slice_states
+            where data_entry_type_id = ${dataEntryTypeId} and year = ${year})) as differences,
       p.pending, p.failing,
       json_build_object(${digestPairs}) as digests
     from (
@@ -571,16 +574,19 @@ export async function noteWrittenEntries(
   tx: Queryable,
   entries: readonly WrittenEntry[],
 ): Promise<void> {
-  const failed = entries.flatMap((
-    e,
-  ) => (e.error === undefined ? [] : [{ id: e.id, error: e.error }]));
+  const failed: { id: number; error: string }[] = [];
   const cleared: number[] = [];
   const written: number[] = [];
   const bySlice = new Map<string, WrittenEntry[]>();
   for (const e of entries) {
-    if (e.error !== undefined) continue;
+    if (e.error !== undefined) {
+      failed.push({ id: e.id, error: e.error });
+      continue;
+    }
     const key = `${e.det.id}:${e.year}`;
-    bySlice.set(key, [...(bySlice.get(key) ?? []), e]);
+    const slice = bySlice.get(key);
+    if (slice) slice.push(e);
+    else bySlice.set(key, [e]);
   }
   for (const slice of bySlice.values()) {
     const { det, year } = slice[0];
