@@ -45,6 +45,8 @@ export const statusCommand = defineCommand({
   usage: USAGE,
   options: { year: { type: "string" }, det: { type: "string" } },
   schema,
+  // Status only reads: it never migrates a database.
+  access: "read",
   async run(args, context) {
     const db = await context.database();
     const slices = await sliceStatus(db.sql, {
