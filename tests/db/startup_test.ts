@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import { dbTest, runCaptured, serverBackendExpected, useTestDatabase } from "../_harness.ts";
 import { openDatabase, type Queryable } from "../../src/db/connection.ts";
-import { MIGRATION_LOCK_KEY, SCHEMA_VERSION } from "../../src/db/migrate.ts";
+import { MIGRATION_FILES, MIGRATION_LOCK_KEY, SCHEMA_VERSION } from "../../src/db/migrate.ts";
 import { createEntries } from "../../src/db/entries.ts";
 import { fileURLToPath } from "node:url";
 import { emissionsCommand } from "../../src/cli/emissions.ts";
@@ -212,7 +212,8 @@ dbTest(
           where table_schema = current_schema()`;
         assert.equal(tables.n, 0);
 
-        const versions = Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1);
+        // The migration numbers may have gaps while parallel branches land.
+        const versions = MIGRATION_FILES.map((file) => Number(file.slice(0, 4)));
         const migrated = await runCaptured(migrateCommand, target);
         assert.equal(migrated.code, 0, migrated.err);
         const applying = SCHEMA_VERSION === 1
@@ -244,7 +245,7 @@ dbTest(
           behind.err,
           new RegExp(
             `schema is at version ${
-              SCHEMA_VERSION - 1
+              versions.at(-2)
             }, this program needs ${SCHEMA_VERSION}: run \`deno task migrate\` first`,
           ),
         );
