@@ -234,7 +234,33 @@ export async function importReferenceRows<K extends ReferenceKind>(
     return { ...report, written: false, ...NOTHING };
   }
   const db = await database();
-  const counts = await db.sql.begin((tx) => upsertReference(tx, parsed.kind, parsed.rows));
+  return await db.sql.begin((tx) =>
+    importReferenceInTransaction(tx, file, parsed, options)
+  ) as ReferenceImportResult;
+}
+
+/**
+ * The reference import inside a transaction the caller holds (the reference_ingest job): with
+ * `strict` and a row error nothing is written (`written: false`), else the good rows are
+ * upserted.
+ */
+export async function importReferenceInTransaction<K extends ReferenceKind>(
+  tx: Queryable,
+  file: string,
+  parsed: ReferenceFile<K>,
+  options: ImportReferenceOptions = {},
+): Promise<ReferenceImportResult> {
+  const report = {
+    kind: parsed.kind,
+    file,
+    rowsRead: parsed.rowsRead,
+    rowErrors: parsed.rowErrors,
+    rowErrorsCount: parsed.rowErrorsCount,
+  };
+  if (options.strict && parsed.rowErrorsCount > 0) {
+    return { ...report, written: false, ...NOTHING };
+  }
+  const counts = await upsertReference(tx, parsed.kind, parsed.rows);
   return { ...report, written: true, ...counts };
 }
 
