@@ -189,6 +189,8 @@ async function removeStaleTemplates(): Promise<void> {
 
 const DATA_TABLES = [
   "data_ingestion_jobs",
+  "workers",
+  "uploads",
   "pipelines",
   "data_entry_emissions",
   "data_entries",

@@ -11,6 +11,7 @@ export const MIGRATION_FILES: readonly string[] = [
   "0002_jobs.sql",
   "0003_entries.sql",
   "0005_slice_state.sql",
+  "0006_jobs.sql",
 ];
 
 /** The schema version this code expects (the number of the last migration). */
