@@ -1,0 +1,566 @@
+// The job queue in SQL (spec/interfaces.md §3): creating pipelines and jobs, the claim, the
+// finish compare-and-set, heartbeats, the stale sweep, abort, recover and pipeline status.
+// Multi-row work always locks pipelines first (in id order), then jobs: no two transactions
+// can wait on each other crosswise.
+import type { Queryable, Sql } from "../db/connection.ts";
+import { getDataEntryType } from "../reference/enums.ts";
+import type {
+  ChainedRecalc,
+  ClaimedJob,
+  JobMeta,
+  JobProgress,
+  JobResult,
+  JobRow,
+  NewJob,
+  RecalcInput,
+  SliceKey,
+} from "./types.ts";
+
+// Claims of jobs with one (job type, module, det, year) key are serialised by this advisory lock
+// (two-int form, so it never meets the slice locks' keys).
+const JOB_KEY_LOCK_NAMESPACE = 310_999;
+
+/** The notification channel a worker LISTENs on (sent by the trigger of migration 0006). */
+export const JOB_CHANNEL = "rematch_jobs";
+
+type Json = Parameters<Queryable["json"]>[0];
+const json = (tx: Queryable, value: unknown) => tx.json(value as Json);
+
+/** What a job became part of when it was added to a pipeline. */
+export interface AddedJob {
+  readonly jobId: number;
+  /** The pipeline that owns the job (another one when the job is shared). */
+  readonly pipelineId: string;
+  readonly state: JobRow["state"];
+  /** True when an identical waiting recalc already existed and is now shared. */
+  readonly shared: boolean;
+}
+
+/** A pipeline just created and its jobs. */
+export interface CreatedPipeline {
+  readonly pipelineId: string;
+  readonly jobs: readonly AddedJob[];
+}
+
+/**
+ * Creates a pipeline and its jobs inside the caller's transaction. A recalc of a slice that
+ * already has a waiting recalc is not created again: the pipeline waits for that one.
+ */
+export async function createPipeline(
+  tx: Queryable,
+  pipeline: { kind: string; actor: string | null; meta?: Record<string, unknown> },
+  jobs: readonly NewJob[],
+): Promise<CreatedPipeline> {
+  const id = crypto.randomUUID();
+  await tx`
+    insert into pipelines (id, kind, status, meta, actor)
+    values (${id}, ${pipeline.kind}, 'RUNNING', ${
+    json(tx, pipeline.meta ?? {})
+  }, ${pipeline.actor})`;
+  const added: AddedJob[] = [];
+  for (const job of jobs) added.push(await addJob(tx, id, job, pipeline.actor));
+  await refreshPipelines(tx, [id]);
+  return { pipelineId: id, jobs: added };
+}
+
+/** Adds one job to a pipeline (a waiting recalc of the same slice is shared instead). */
+export async function addJob(
+  tx: Queryable,
+  pipelineId: string,
+  job: NewJob,
+  actor: string | null,
+): Promise<AddedJob> {
+  const meta: JobMeta = { input: job.input as Record<string, unknown>, actor };
+  if (job.jobType !== "emission_recalc") {
+    const [row] = await tx<{ id: number }[]>`
+      insert into data_ingestion_jobs
+        (pipeline_id, job_type, module_type_id, data_entry_type_id, year, meta)
+      values (${pipelineId}, ${job.jobType}, ${job.moduleTypeId}, ${job.dataEntryTypeId},
+        ${job.year}, ${json(tx, meta)})
+      returning id`;
+    return { jobId: row.id, pipelineId, state: "NOT_STARTED", shared: false };
+  }
+  const input = job.input as RecalcInput;
+  // The waiting recalc may start between the insert that met it and the read that looks for it:
+  // then a new one can be inserted, so try again.
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const [row] = await tx<{ id: number }[]>`
+      insert into data_ingestion_jobs
+        (pipeline_id, job_type, module_type_id, data_entry_type_id, year, meta)
+      values (${pipelineId}, 'emission_recalc', ${job.moduleTypeId}, ${job.dataEntryTypeId},
+        ${job.year}, ${json(tx, meta)})
+      on conflict (data_entry_type_id, year)
+        where job_type = 'emission_recalc' and state = 'NOT_STARTED'
+      do nothing
+      returning id`;
+    if (row) return { jobId: row.id, pipelineId, state: "NOT_STARTED", shared: false };
+    const [waiting] = await tx<{ id: number; pipeline_id: string }[]>`
+      select id, pipeline_id from data_ingestion_jobs
+      where job_type = 'emission_recalc' and state = 'NOT_STARTED'
+        and data_entry_type_id = ${job.dataEntryTypeId} and year = ${job.year}`;
+    if (!waiting) continue;
+    if (input.full) {
+      // The shared recalc does what both asked for: the whole slice.
+      await tx`
+        update data_ingestion_jobs set meta = jsonb_set(meta, '{input,full}', 'true')
+        where id = ${waiting.id} and state = 'NOT_STARTED'`;
+    }
+    if (waiting.pipeline_id !== pipelineId) {
+      await tx`
+        insert into pipeline_links (pipeline_id, job_id) values (${pipelineId}, ${waiting.id})
+        on conflict do nothing`;
+    }
+    return {
+      jobId: waiting.id,
+      pipelineId: waiting.pipeline_id,
+      state: "NOT_STARTED",
+      shared: true,
+    };
+  }
+  throw new Error(
+    `could not queue a recalc of det ${job.dataEntryTypeId} ${job.year}: the waiting one kept starting`,
+  );
+}
+
+/**
+ * Queues one emission_recalc per slice in the pipeline (the chain of an ingest); a slice with a
+ * waiting recalc shares it.
+ */
+export async function enqueueRecalcs(
+  tx: Queryable,
+  pipelineId: string,
+  slices: readonly SliceKey[],
+  actor: string | null,
+): Promise<ChainedRecalc[]> {
+  const chained: ChainedRecalc[] = [];
+  for (const slice of slices) {
+    const det = getDataEntryType(slice.dataEntryTypeId);
+    const added = await addJob(tx, pipelineId, {
+      jobType: "emission_recalc",
+      moduleTypeId: det.moduleTypeId,
+      dataEntryTypeId: det.id,
+      year: slice.year,
+      input: { data_entry_type_id: det.id, year: slice.year, full: false },
+    }, actor);
+    chained.push({
+      job_id: added.jobId,
+      pipeline_id: added.pipelineId,
+      data_entry_type: det.name,
+      data_entry_type_id: det.id,
+      year: slice.year,
+      shared: added.shared,
+    });
+  }
+  return chained;
+}
+
+/**
+ * Recomputes the status of these pipelines from their jobs and the jobs they wait for: RUNNING
+ * while any runs or waits, then FAILED when the first job ended ERROR, PARTIAL when some job
+ * ended ERROR or WARNING, else SUCCESS. Locks the pipelines first, so two jobs finishing
+ * together both count.
+ */
+export async function refreshPipelines(tx: Queryable, ids: readonly string[]): Promise<void> {
+  const unique = [...new Set(ids)].sort();
+  if (unique.length === 0) return;
+  await tx`select id from pipelines where id = any(${unique}::uuid[]) order by id for update`;
+  await tx`
+    with member as (
+      select j.pipeline_id, j.id, j.state, j.result, 0 as linked
+      from data_ingestion_jobs j where j.pipeline_id = any(${unique}::uuid[])
+      union all
+      select l.pipeline_id, j.id, j.state, j.result, 1 as linked
+      from pipeline_links l join data_ingestion_jobs j on j.id = l.job_id
+      where l.pipeline_id = any(${unique}::uuid[])
+    ), computed as (
+      select pipeline_id,
+        case
+          when bool_or(state <> 'FINISHED') then 'RUNNING'
+          when (array_agg(result order by linked, id))[1] = 'ERROR' then 'FAILED'
+          when bool_or(result in ('ERROR', 'WARNING')) then 'PARTIAL'
+          else 'SUCCESS'
+        end as status
+      from member group by pipeline_id
+    )
+    update pipelines p set status = c.status, updated_at = clock_timestamp()
+    from computed c where p.id = c.pipeline_id`;
+}
+
+/** The pipelines a job counts in (its own, then those waiting for it), locked in id order. */
+export async function lockPipelinesOf(
+  tx: Queryable,
+  job: { id: number; pipeline_id: string },
+): Promise<{ ids: string[]; aborted: boolean }> {
+  const rows = await tx<{ id: string; aborted: boolean }[]>`
+    select id, aborted_at is not null as aborted from pipelines
+    where id = ${job.pipeline_id}
+       or id in (select pipeline_id from pipeline_links where job_id = ${job.id})
+    order by id for update`;
+  return {
+    ids: rows.map((r) => r.id),
+    aborted: rows.some((r) => r.id === job.pipeline_id && r.aborted),
+  };
+}
+
+/**
+ * Claims the oldest claimable job, or returns null (a claim that matches nothing is a silent
+ * no-op). Candidates are read `FOR UPDATE SKIP LOCKED`; a job whose (type, module, det, year)
+ * has a RUNNING current job waits for a later claim; claiming demotes the previous current job
+ * of its key and makes this one current, in one transaction.
+ */
+export async function claimJob(sql: Sql, workerId: string): Promise<ClaimedJob | null> {
+  return await sql.begin(async (tx) => {
+    const candidates = await tx<JobRow[]>`
+      select c.* from data_ingestion_jobs c
+      where c.state = 'NOT_STARTED' and c.locked_by is null and c.attempts < c.max_attempts
+        and (c.run_after is null or c.run_after <= now())
+        and not exists (
+          select 1 from data_ingestion_jobs r
+          where r.is_current and r.state = 'RUNNING' and r.job_type = c.job_type
+            and coalesce(r.module_type_id, -1) = coalesce(c.module_type_id, -1)
+            and coalesce(r.data_entry_type_id, -1) = coalesce(c.data_entry_type_id, -1)
+            and coalesce(r.year, -1) = coalesce(c.year, -1))
+      order by c.id limit 20
+      for update of c skip locked`;
+    for (const candidate of candidates) {
+      const claimed = await claimCandidate(tx, candidate, workerId);
+      if (claimed) return claimed;
+    }
+    return null;
+  }) as ClaimedJob | null;
+}
+
+async function claimCandidate(
+  tx: Queryable,
+  job: JobRow,
+  workerId: string,
+): Promise<ClaimedJob | null> {
+  const key = jobKey(job);
+  const [lock] = await tx<{ ok: boolean }[]>`
+    select pg_try_advisory_xact_lock(${JOB_KEY_LOCK_NAMESPACE}, hashtext(${key})) as ok`;
+  if (!lock.ok) return null;
+  // Read again under the key lock: a claim committed since the candidate read is seen now.
+  const [running] = await tx<{ id: number }[]>`
+    select id from data_ingestion_jobs
+    where is_current and state = 'RUNNING' and job_type = ${job.job_type}
+      and coalesce(module_type_id, -1) = ${job.module_type_id ?? -1}
+      and coalesce(data_entry_type_id, -1) = ${job.data_entry_type_id ?? -1}
+      and coalesce(year, -1) = ${job.year ?? -1}`;
+  if (running) return null;
+  await tx`
+    update data_ingestion_jobs set is_current = false
+    where is_current and id <> ${job.id} and job_type = ${job.job_type}
+      and coalesce(module_type_id, -1) = ${job.module_type_id ?? -1}
+      and coalesce(data_entry_type_id, -1) = ${job.data_entry_type_id ?? -1}
+      and coalesce(year, -1) = ${job.year ?? -1}`;
+  // The compare-and-set of the claim: it still waits, unlocked, with attempts left.
+  const [claimed] = await tx<ClaimedJob[]>`
+    update data_ingestion_jobs
+    set state = 'RUNNING', locked_by = ${workerId}, locked_at = clock_timestamp(),
+      started_at = clock_timestamp(), attempts = attempts + 1, is_current = true
+    where id = ${job.id} and state = 'NOT_STARTED' and locked_by is null
+      and attempts < max_attempts and (run_after is null or run_after <= now())
+    returning *`;
+  return claimed ?? null;
+}
+
+function jobKey(job: Pick<JobRow, "job_type" | "module_type_id" | "data_entry_type_id" | "year">) {
+  return [job.job_type, job.module_type_id, job.data_entry_type_id, job.year].join(":");
+}
+
+/** How a job ends. */
+export interface JobEnding {
+  readonly result: JobResult;
+  readonly message: string;
+  /** Merged into the job's meta (result document, progress, chained recalcs). */
+  readonly meta: Partial<JobMeta>;
+}
+
+/**
+ * The finish compare-and-set: ends the job only while `claim` still holds it (same worker, same
+ * attempt, RUNNING). Returns false when the claim was lost: the caller must write nothing.
+ */
+export async function finishJob(
+  tx: Queryable,
+  claim: ClaimedJob,
+  ending: JobEnding,
+): Promise<boolean> {
+  const rows = await tx`
+    update data_ingestion_jobs
+    set state = 'FINISHED', result = ${ending.result}, status_message = ${ending.message},
+      meta = meta || ${json(tx, ending.meta)}, finished_at = clock_timestamp(),
+      locked_at = clock_timestamp()
+    where id = ${claim.id} and locked_by = ${claim.locked_by} and attempts = ${claim.attempts}
+      and state = 'RUNNING'
+    returning id`;
+  return rows.length === 1;
+}
+
+/** Ends a job as ERROR in a transaction of its own (its data work was rolled back). */
+export async function failJob(
+  sql: Sql,
+  claim: ClaimedJob,
+  message: string,
+  meta: Partial<JobMeta> = {},
+): Promise<boolean> {
+  return await sql.begin(async (tx) => {
+    const pipelines = await lockPipelinesOf(tx, claim);
+    const done = await finishJob(tx, claim, { result: "ERROR", message, meta });
+    if (done) await refreshPipelines(tx, pipelines.ids);
+    return done;
+  }) as boolean;
+}
+
+/**
+ * Puts a job back in the queue, or hands it over when a recalc of its slice is already waiting
+ * (the partial unique index allows one): it then ends SUCCESS saying so, and its pipelines wait
+ * for the waiting one.
+ */
+async function requeue(
+  tx: Queryable,
+  job: JobRow,
+  message: string,
+  options: { restoreAttempt: boolean },
+): Promise<"requeued" | "handed-over"> {
+  if (job.job_type === "emission_recalc") {
+    const [waiting] = await tx<{ id: number }[]>`
+      select id from data_ingestion_jobs
+      where job_type = 'emission_recalc' and state = 'NOT_STARTED'
+        and data_entry_type_id = ${job.data_entry_type_id} and year = ${job.year}`;
+    if (waiting) {
+      await tx`
+        update data_ingestion_jobs
+        set state = 'FINISHED', result = 'SUCCESS', finished_at = clock_timestamp(),
+          status_message = ${`${message}; handed over to job ${waiting.id}, which was waiting for the same slice`},
+          meta = meta || ${json(tx, { result: { handedOverTo: waiting.id } })}
+        where id = ${job.id}`;
+      await tx`
+        insert into pipeline_links (pipeline_id, job_id)
+        select pipeline_id, ${waiting.id}::bigint from (
+          select ${job.pipeline_id}::uuid as pipeline_id
+          union select pipeline_id from pipeline_links where job_id = ${job.id}
+        ) p
+        where pipeline_id <> (select pipeline_id from data_ingestion_jobs where id = ${waiting.id})
+        on conflict do nothing`;
+      return "handed-over";
+    }
+  }
+  await tx`
+    update data_ingestion_jobs
+    set state = 'NOT_STARTED', locked_by = null, locked_at = null, started_at = null,
+      attempts = attempts - ${options.restoreAttempt ? 1 : 0}, status_message = ${message}
+    where id = ${job.id}`;
+  return "requeued";
+}
+
+/**
+ * A worker that stops gracefully gives its job back: rolled back, NOT_STARTED again, the
+ * attempt not counted (the job did not fail).
+ */
+export async function releaseJob(sql: Sql, claim: ClaimedJob, message: string): Promise<boolean> {
+  return await sql.begin(async (tx) => {
+    const pipelines = await lockPipelinesOf(tx, claim);
+    const [job] = await tx<JobRow[]>`
+      select * from data_ingestion_jobs
+      where id = ${claim.id} and locked_by = ${claim.locked_by} and attempts = ${claim.attempts}
+        and state = 'RUNNING'
+      for update`;
+    if (!job) return false;
+    await requeue(tx, job, message, { restoreAttempt: true });
+    await refreshPipelines(tx, pipelines.ids);
+    return true;
+  }) as boolean;
+}
+
+/** What a heartbeat learned. */
+export type HeartbeatOutcome = "ok" | "lost" | "aborted";
+
+/**
+ * Refreshes a running job's `locked_at` and progress. `lost` when the claim is no longer this
+ * worker's (swept, recovered); `aborted` when its pipeline was aborted.
+ */
+export async function heartbeatJob(
+  sql: Queryable,
+  claim: ClaimedJob,
+  progress: JobProgress | undefined,
+): Promise<HeartbeatOutcome> {
+  const rows = progress
+    ? await sql<{ aborted: boolean }[]>`
+      update data_ingestion_jobs j
+      set locked_at = clock_timestamp(), meta = jsonb_set(j.meta, '{progress}', ${
+      json(sql, progress)
+    })
+      where id = ${claim.id} and locked_by = ${claim.locked_by} and attempts = ${claim.attempts}
+        and state = 'RUNNING'
+      returning (select p.aborted_at is not null from pipelines p where p.id = j.pipeline_id)
+        as aborted`
+    : await sql<{ aborted: boolean }[]>`
+      update data_ingestion_jobs j set locked_at = clock_timestamp()
+      where id = ${claim.id} and locked_by = ${claim.locked_by} and attempts = ${claim.attempts}
+        and state = 'RUNNING'
+      returning (select p.aborted_at is not null from pipelines p where p.id = j.pipeline_id)
+        as aborted`;
+  if (rows.length === 0) return "lost";
+  return rows[0].aborted ? "aborted" : "ok";
+}
+
+/** A job the sweep or a recovery dealt with. */
+export interface ReturnedJob {
+  readonly id: number;
+  readonly outcome: "requeued" | "handed-over" | "failed";
+  readonly message: string;
+}
+
+function describeStale(job: JobRow): string {
+  const last = job.locked_at ? job.locked_at.toISOString() : "never";
+  return `worker ${job.locked_by} stopped sending heartbeats (last at ${last})`;
+}
+
+/**
+ * The stale sweep: every RUNNING job whose `locked_at` is older than `staleSeconds` goes back to
+ * NOT_STARTED when it has attempts left, else ends FINISHED+ERROR saying so. Workers not seen for
+ * as long are removed from the registry.
+ */
+export async function sweepStaleJobs(sql: Sql, staleSeconds: number): Promise<ReturnedJob[]> {
+  const stale = await sql<{ id: number; pipeline_id: string }[]>`
+    select id, pipeline_id from data_ingestion_jobs
+    where state = 'RUNNING' and locked_at < clock_timestamp() - make_interval(secs => ${staleSeconds})
+    order by id limit 100`;
+  const returned: ReturnedJob[] = [];
+  for (const candidate of stale) {
+    const done = await sql.begin(async (tx) => {
+      const pipelines = await lockPipelinesOf(tx, candidate);
+      const [job] = await tx<JobRow[]>`
+        select * from data_ingestion_jobs
+        where id = ${candidate.id} and state = 'RUNNING'
+          and locked_at < clock_timestamp() - make_interval(secs => ${staleSeconds})
+        for update skip locked`;
+      if (!job) return undefined;
+      const why = describeStale(job);
+      let result: ReturnedJob;
+      if (job.attempts < job.max_attempts) {
+        const message =
+          `${why}; returned to the queue (attempt ${job.attempts} of ${job.max_attempts} used)`;
+        result = {
+          id: job.id,
+          outcome: await requeue(tx, job, message, { restoreAttempt: false }),
+          message,
+        };
+      } else {
+        const message =
+          `${why}; no attempts left (${job.attempts} of ${job.max_attempts}): not retried`;
+        await tx`
+          update data_ingestion_jobs
+          set state = 'FINISHED', result = 'ERROR', status_message = ${message},
+            finished_at = clock_timestamp()
+          where id = ${job.id}`;
+        result = { id: job.id, outcome: "failed", message };
+      }
+      await refreshPipelines(tx, pipelines.ids);
+      return result;
+    });
+    if (done) returned.push(done as ReturnedJob);
+  }
+  await sql`
+    delete from workers
+    where last_seen_at < clock_timestamp() - make_interval(secs => ${staleSeconds})`;
+  return returned;
+}
+
+/** Why a recovery was refused. */
+export type RecoverRefusal = "not-found" | "not-running" | "not-stale";
+
+/**
+ * Returns a RUNNING job whose `locked_at` is older than `staleSeconds` to NOT_STARTED by hand (as
+ * the sweep would). An operator's recovery is one more try even when no attempts are left.
+ */
+export async function recoverJob(
+  sql: Sql,
+  jobId: number,
+  staleSeconds: number,
+): Promise<ReturnedJob | RecoverRefusal> {
+  const [found] = await sql<{ id: number; pipeline_id: string }[]>`
+    select id, pipeline_id from data_ingestion_jobs where id = ${jobId}`;
+  if (!found) return "not-found";
+  return await sql.begin(async (tx) => {
+    const pipelines = await lockPipelinesOf(tx, found);
+    const [job] = await tx<(JobRow & { stale: boolean })[]>`
+      select *, locked_at < clock_timestamp() - make_interval(secs => ${staleSeconds}) as stale
+      from data_ingestion_jobs where id = ${jobId} for update`;
+    if (job.state !== "RUNNING") return "not-running";
+    if (!job.stale) return "not-stale";
+    const message = `${describeStale(job)}; recovered by hand`;
+    if (job.attempts >= job.max_attempts) {
+      await tx`update data_ingestion_jobs set max_attempts = attempts + 1 where id = ${jobId}`;
+    }
+    const outcome = await requeue(tx, job, message, { restoreAttempt: false });
+    await refreshPipelines(tx, pipelines.ids);
+    return { id: jobId, outcome, message };
+  }) as ReturnedJob | RecoverRefusal;
+}
+
+/** What an abort did. */
+export interface AbortOutcome {
+  /** Waiting jobs ended ERROR "aborted". */
+  readonly waitingAborted: number;
+  /** Running jobs that will see the abort at their next chunk (or heartbeat). */
+  readonly running: number;
+}
+
+/**
+ * Aborts a pipeline: its waiting jobs end ERROR "aborted" at once, its running jobs see the abort
+ * at their next heartbeat or chunk and roll back; it stops waiting for other pipelines' jobs.
+ * Null when there is no such pipeline; "finished" when it had already ended.
+ */
+export async function abortPipeline(
+  sql: Sql,
+  pipelineId: string,
+): Promise<AbortOutcome | null | "finished"> {
+  return await sql.begin(async (tx) => {
+    const [pipeline] = await tx<{ status: string }[]>`
+      select status from pipelines where id = ${pipelineId} for update`;
+    if (!pipeline) return null;
+    if (pipeline.status !== "RUNNING") return "finished";
+    await tx`update pipelines set aborted_at = clock_timestamp() where id = ${pipelineId}`;
+    await tx`delete from pipeline_links where pipeline_id = ${pipelineId}`;
+    const waiting = await tx`
+      update data_ingestion_jobs
+      set state = 'FINISHED', result = 'ERROR', status_message = 'aborted',
+        finished_at = clock_timestamp()
+      where pipeline_id = ${pipelineId} and state = 'NOT_STARTED'
+      returning id`;
+    const [running] = await tx<{ n: number }[]>`
+      select count(*)::int as n from data_ingestion_jobs
+      where pipeline_id = ${pipelineId} and state = 'RUNNING'`;
+    await refreshPipelines(tx, [pipelineId]);
+    return { waitingAborted: waiting.length, running: running.n };
+  }) as AbortOutcome | null | "finished";
+}
+
+// ---- the worker registry ----------------------------------------------------------------------
+
+/** A worker as registered. */
+export interface WorkerInfo {
+  readonly id: string;
+  readonly hostname: string;
+  readonly pid: number;
+  readonly version: string;
+  readonly concurrency: number;
+}
+
+/**
+ * Registers a worker, or refreshes its `last_seen_at` (re-registering it when a sweep removed it
+ * meanwhile).
+ */
+export async function registerWorker(sql: Queryable, worker: WorkerInfo): Promise<void> {
+  await sql`
+    insert into workers (id, hostname, pid, version, concurrency)
+    values (${worker.id}, ${worker.hostname}, ${worker.pid}, ${worker.version},
+      ${worker.concurrency})
+    on conflict (id) do update set last_seen_at = clock_timestamp()`;
+}
+
+/** Removes a worker from the registry. */
+export async function deregisterWorker(sql: Queryable, workerId: string): Promise<void> {
+  await sql`delete from workers where id = ${workerId}`;
+}

@@ -1,0 +1,438 @@
+// A job worker (spec/interfaces.md §3): claims jobs (woken by LISTEN, polling as a fallback),
+// runs each one's work and its finish in one transaction, heartbeats, sweeps stale jobs, and
+// stops gracefully. Many may run, in many processes on many hosts, against one PostgreSQL.
+import { hostname } from "node:os";
+import type { Database, Sql } from "../db/connection.ts";
+import { getDataEntryType } from "../reference/enums.ts";
+import { slicesToRecalculate } from "./chain.ts";
+import type { Logger } from "./log.ts";
+import {
+  claimJob,
+  deregisterWorker,
+  enqueueRecalcs,
+  failJob,
+  finishJob,
+  heartbeatJob,
+  JOB_CHANNEL,
+  type JobEnding,
+  lockPipelinesOf,
+  refreshPipelines,
+  registerWorker,
+  releaseJob,
+  sweepStaleJobs,
+  type WorkerInfo,
+} from "./queue.ts";
+import type { ClaimedJob, JobProgress } from "./types.ts";
+import { deleteExpiredUploads } from "./uploads.ts";
+import { JobFailed, prepareWork } from "./work.ts";
+import denoConfig from "../../deno.json" with { type: "json" };
+
+/** The version workers register with. */
+export const VERSION: string = denoConfig.version;
+
+/** Options of a {@linkcode JobWorker}. */
+export interface WorkerOptions {
+  /** Jobs run at once (the embedded database always runs one). @default 1 */
+  concurrency?: number;
+  /** Claim attempts without a notification, in ms. @default 2000 */
+  pollIntervalMs?: number;
+  /** A running job refreshes `locked_at` this often, in ms. @default 5000 */
+  heartbeatIntervalMs?: number;
+  /** A RUNNING job not heartbeating for this long is returned by the sweep, in ms. @default 60000 */
+  staleTimeoutMs?: number;
+  /** On stop, running jobs may finish for this long before they are aborted, in ms. @default 30000 */
+  graceMs?: number;
+  /** Consecutive failed heartbeats after which a job is aborted. @default 3 */
+  maxHeartbeatFailures?: number;
+  /** Uploads no job needs any more are deleted after this long, in s. @default 86400 */
+  uploadTtlSeconds?: number;
+  /** Entries per rematch chunk (progress and abort points). @default the rematch's */
+  chunkSize?: number;
+  /** LISTEN for new jobs. @default true on a server, false on the embedded database */
+  listen?: boolean;
+  /** Where job events go. @default nowhere */
+  log?: Logger;
+}
+
+/** Why a running job's signal fired. */
+export type StopReason = "aborted" | "shutdown" | "lost" | "heartbeat";
+
+class JobInterrupted extends Error {
+  override name = "JobInterrupted";
+  constructor(readonly reason: StopReason, message: string) {
+    super(message);
+  }
+}
+
+const INTERRUPTIONS: Record<StopReason, string> = {
+  aborted: "aborted",
+  shutdown: "the worker stopped before the job finished",
+  lost: "the job was taken from this worker (swept or recovered): nothing written",
+  heartbeat: "heartbeats failed repeatedly: the job was aborted",
+};
+
+interface RunningJob {
+  readonly job: ClaimedJob;
+  readonly controller: AbortController;
+  progress?: JobProgress;
+  failures: number;
+  readonly done: Promise<void>;
+}
+
+/** A job worker on a database. */
+export class JobWorker {
+  /** `host:pid:random`, unique per worker. */
+  readonly id: string;
+  readonly info: WorkerInfo;
+  readonly #sql: Sql;
+  readonly #options: Required<Omit<WorkerOptions, "chunkSize" | "log" | "listen">>;
+  readonly #chunkSize?: number;
+  readonly #listen: boolean;
+  readonly #log: Logger;
+  readonly #running = new Map<number, RunningJob>();
+  #stopping = false;
+  #wake: (() => void) | undefined;
+  #wakePending = false;
+  #loops: Promise<void>[] = [];
+  #unlisten: (() => Promise<void>) | undefined;
+
+  constructor(db: Database, options: WorkerOptions = {}) {
+    this.#sql = db.sql;
+    const concurrency = db.kind === "embedded" ? 1 : Math.max(1, options.concurrency ?? 1);
+    this.#options = {
+      concurrency,
+      pollIntervalMs: options.pollIntervalMs ?? 2000,
+      heartbeatIntervalMs: options.heartbeatIntervalMs ?? 5000,
+      staleTimeoutMs: options.staleTimeoutMs ?? 60_000,
+      graceMs: options.graceMs ?? 30_000,
+      maxHeartbeatFailures: options.maxHeartbeatFailures ?? 3,
+      uploadTtlSeconds: options.uploadTtlSeconds ?? 86_400,
+    };
+    this.#chunkSize = options.chunkSize;
+    this.#listen = options.listen ?? db.kind === "server";
+    this.#log = options.log ?? (() => {});
+    const host = hostname();
+    this.id = `${host}:${Deno.pid}:${crypto.randomUUID().slice(0, 8)}`;
+    this.info = { id: this.id, hostname: host, pid: Deno.pid, version: VERSION, concurrency };
+  }
+
+  /** Jobs running now. */
+  get runningJobs(): number[] {
+    return [...this.#running.keys()];
+  }
+
+  /** Registers the worker, starts listening and claiming. */
+  async start(): Promise<void> {
+    await registerWorker(this.#sql, this.info);
+    if (this.#listen) {
+      const listener = await this.#sql.listen(JOB_CHANNEL, () => this.wake());
+      this.#unlisten = () => listener.unlisten();
+    }
+    this.#log({
+      event: "worker_started",
+      worker: this.id,
+      concurrency: this.#options.concurrency,
+      listen: this.#listen,
+      version: VERSION,
+    });
+    this.#loops = [this.#claimLoop(), this.#heartbeatLoop(), this.#sweepLoop()];
+  }
+
+  /** Claims at once instead of at the next poll (a job was just queued in this process). */
+  wake(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    if (wake) wake();
+    else this.#wakePending = true;
+  }
+
+  /**
+   * Graceful stop: claims no more, lets running jobs finish for the grace period, then aborts
+   * them (rolled back, returned to the queue) and deregisters.
+   */
+  async stop(reason = "stop requested"): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.wake();
+    this.#log({
+      event: "worker_stopping",
+      worker: this.id,
+      running: this.runningJobs,
+      message: reason,
+    });
+    await this.#unlisten?.().catch(() => {});
+    const finished = Promise.all([...this.#running.values()].map((r) => r.done));
+    const graceOver = await Promise.race([
+      finished.then(() => false),
+      delay(this.#options.graceMs).then(() => true),
+    ]);
+    if (graceOver) {
+      for (const running of this.#running.values()) {
+        running.controller.abort(new JobInterrupted("shutdown", INTERRUPTIONS.shutdown));
+      }
+    }
+    await finished;
+    await Promise.all(this.#loops);
+    await deregisterWorker(this.#sql, this.id).catch(() => {});
+    this.#log({ event: "worker_stopped", worker: this.id });
+  }
+
+  // Claims while there is room, else sleeps until a wake-up, a finished job or the poll interval.
+  async #claimLoop(): Promise<void> {
+    while (!this.#stopping) {
+      if (this.#running.size < this.#options.concurrency) {
+        let job: ClaimedJob | null = null;
+        try {
+          job = await claimJob(this.#sql, this.id);
+        } catch (error) {
+          this.#log({ event: "claim_failed", worker: this.id, message: describe(error) });
+        }
+        if (job && !this.#stopping) {
+          this.#start(job);
+          continue;
+        }
+        if (job) {
+          // Claimed while stopping began: give it back untouched.
+          await releaseJob(this.#sql, job, "the worker stopped before the job started").catch(
+            () => {},
+          );
+        }
+      }
+      await this.#sleep(this.#options.pollIntervalMs);
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    if (this.#wakePending || this.#stopping) {
+      this.#wakePending = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#wake = undefined;
+        resolve();
+      }, ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  // Refreshes the registry and every running job; a lost claim or an abort fires the job's signal.
+  async #heartbeatLoop(): Promise<void> {
+    const idle = () => this.#stopping && this.#running.size === 0;
+    while (!idle()) {
+      for (let waited = 0; waited < this.#options.heartbeatIntervalMs && !idle(); waited += 50) {
+        await delay(Math.min(50, this.#options.heartbeatIntervalMs));
+      }
+      if (idle()) break;
+      await registerWorker(this.#sql, this.info).catch(() => {});
+      for (const running of [...this.#running.values()]) {
+        if (running.controller.signal.aborted) continue;
+        try {
+          const outcome = await heartbeatJob(this.#sql, running.job, running.progress);
+          running.failures = 0;
+          if (outcome !== "ok") {
+            running.controller.abort(new JobInterrupted(outcome, INTERRUPTIONS[outcome]));
+          }
+        } catch (error) {
+          running.failures++;
+          this.#log({
+            event: "heartbeat_failed",
+            worker: this.id,
+            job_id: running.job.id,
+            failures: running.failures,
+            message: describe(error),
+          });
+          if (running.failures >= this.#options.maxHeartbeatFailures) {
+            running.controller.abort(new JobInterrupted("heartbeat", INTERRUPTIONS.heartbeat));
+          }
+        }
+      }
+    }
+  }
+
+  async #sweepLoop(): Promise<void> {
+    const interval = Math.max(200, this.#options.staleTimeoutMs / 2);
+    while (!this.#stopping) {
+      try {
+        const returned = await sweepStaleJobs(this.#sql, this.#options.staleTimeoutMs / 1000);
+        for (const job of returned) {
+          this.#log({
+            event: "job_swept",
+            worker: this.id,
+            job_id: job.id,
+            outcome: job.outcome,
+            message: job.message,
+          });
+        }
+        if (returned.length) this.wake();
+        await deleteExpiredUploads(this.#sql, this.#options.uploadTtlSeconds);
+      } catch (error) {
+        this.#log({ event: "sweep_failed", worker: this.id, message: describe(error) });
+      }
+      await this.#stoppable(interval);
+    }
+  }
+
+  // Sleeps, but wakes early once stopping begins.
+  async #stoppable(ms: number): Promise<void> {
+    const step = 50;
+    for (let waited = 0; waited < ms && !this.#stopping; waited += step) await delay(step);
+  }
+
+  #start(job: ClaimedJob): void {
+    const controller = new AbortController();
+    const running = { job, controller, failures: 0 } as {
+      -readonly [K in keyof RunningJob]: RunningJob[K];
+    };
+    running.done = this.#run(running).finally(() => {
+      this.#running.delete(job.id);
+      this.wake();
+    });
+    this.#running.set(job.id, running);
+  }
+
+  async #run(running: RunningJob): Promise<void> {
+    const { job, controller } = running;
+    const started = performance.now();
+    const fields = describeJob(job, this.id);
+    this.#log({ event: "job_started", ...fields });
+    const workDir = await Deno.makeTempDir({ prefix: `rematch-job-${job.id}-` });
+    try {
+      const work = await prepareWork(job, {
+        sql: this.#sql,
+        workDir,
+        signal: controller.signal,
+        onProgress: (done, total) => {
+          running.progress = { done, total };
+        },
+        chunkSize: this.#chunkSize,
+      });
+      const ending = await this.#sql.begin(async (tx) => {
+        const outcome = await work.run(tx);
+        // A stop or an abort that came during work the rematch could not interrupt.
+        controller.signal.throwIfAborted();
+        const pipelines = await lockPipelinesOf(tx, job);
+        if (pipelines.aborted) throw new JobInterrupted("aborted", INTERRUPTIONS.aborted);
+        const stale = await slicesToRecalculate(tx, outcome.touched);
+        const chained = await enqueueRecalcs(tx, job.pipeline_id, stale, job.meta.actor ?? null);
+        const ending: JobEnding = {
+          result: outcome.result,
+          message: outcome.message +
+            (chained.length
+              ? `; ${chained.length} recalc${chained.length > 1 ? "s" : ""} queued`
+              : ""),
+          meta: {
+            result: outcome.document,
+            ...(running.progress ? { progress: running.progress } : {}),
+            ...(chained.length ? { chained } : {}),
+          },
+        };
+        if (!(await finishJob(tx, job, ending))) {
+          throw new JobInterrupted("lost", INTERRUPTIONS.lost);
+        }
+        await refreshPipelines(tx, pipelines.ids);
+        return ending;
+      }) as JobEnding;
+      this.#log({
+        event: "job_finished",
+        ...fields,
+        result: ending.result,
+        duration_ms: Math.round(performance.now() - started),
+        message: ending.message,
+      });
+    } catch (error) {
+      await this.#end(running, error, started, fields);
+    } finally {
+      await Deno.remove(workDir, { recursive: true }).catch(() => {});
+    }
+  }
+
+  // The work rolled back: give the job back (stop), say nothing (lost claim) or end it ERROR.
+  async #end(
+    running: RunningJob,
+    error: unknown,
+    started: number,
+    fields: Record<string, unknown>,
+  ): Promise<void> {
+    const { job, controller } = running;
+    const interruption = error instanceof JobInterrupted
+      ? error
+      : controller.signal.reason instanceof JobInterrupted
+      ? controller.signal.reason
+      : undefined;
+    const duration_ms = Math.round(performance.now() - started);
+    try {
+      if (interruption?.reason === "shutdown") {
+        const released = await releaseJob(
+          this.#sql,
+          job,
+          `worker ${this.id} stopped before the job finished: rolled back and returned to the queue`,
+        );
+        this.#log({
+          event: "job_released",
+          ...fields,
+          duration_ms,
+          message: released ? "rolled back and returned to the queue" : INTERRUPTIONS.lost,
+        });
+        return;
+      }
+      if (interruption?.reason === "lost") {
+        this.#log({ event: "job_lost", ...fields, duration_ms, message: INTERRUPTIONS.lost });
+        return;
+      }
+      const message = interruption ? interruption.message : describe(error);
+      const document = error instanceof JobFailed ? error.document : undefined;
+      const meta = {
+        ...(document === undefined ? {} : { result: document }),
+        ...(running.progress ? { progress: running.progress } : {}),
+      };
+      const ended = await failJob(this.#sql, job, message, meta);
+      this.#log({
+        event: ended ? "job_finished" : "job_lost",
+        ...fields,
+        result: ended ? "ERROR" : undefined,
+        duration_ms,
+        message: ended ? message : INTERRUPTIONS.lost,
+      });
+    } catch (secondary) {
+      // The database is unreachable: the sweep will return the job once its heartbeat is stale.
+      this.#log({
+        event: "job_end_failed",
+        ...fields,
+        duration_ms,
+        message: `${describe(error)}; then: ${describe(secondary)}`,
+      });
+    }
+  }
+}
+
+function describeJob(job: ClaimedJob, worker: string): Record<string, unknown> {
+  const det = job.data_entry_type_id === null
+    ? undefined
+    : getDataEntryType(job.data_entry_type_id).name;
+  return {
+    worker,
+    job_id: job.id,
+    job_type: job.job_type,
+    pipeline_id: job.pipeline_id,
+    det,
+    year: job.year ?? undefined,
+    attempt: job.attempts,
+  };
+}
+
+/** An error as one line: the messages of domain errors, the kind of anything unexpected. */
+export function describe(error: unknown): string {
+  if (error instanceof JobFailed) return error.message;
+  if (error instanceof Error) {
+    return error.name === "Error" ? error.message : `${error.name}: ${error.message}`;
+  }
+  return String(error);
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
