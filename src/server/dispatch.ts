@@ -1,0 +1,143 @@
+// What a dispatch asks for, checked against the domain: which job, of which det and module, or a
+// 400 naming the field that is wrong.
+import type { z } from "@hono/zod-openapi";
+import type { NewJob } from "../jobs/types.ts";
+import { resolveFactorTarget } from "../imports/factor_csv.ts";
+import { type DataEntryType, findDataEntryType, findModuleType } from "../reference/enums.ts";
+import { invalidField } from "./errors.ts";
+import type { DispatchFields } from "./schemas.ts";
+
+/** A dispatch resolved: the pipeline kind and the job to queue for an upload. */
+export interface DispatchPlan {
+  readonly kind: string;
+  readonly job: (upload: { id: string; fileName: string }) => NewJob;
+}
+
+function moduleOf(value: string | number, field: string) {
+  const module = findModuleType(value);
+  if (!module) {
+    throw invalidField(
+      field,
+      `unknown module "${value}" (expected a name such as equipment, or its id)`,
+    );
+  }
+  return module;
+}
+
+function detOf(value: string | number, field: string): DataEntryType {
+  const det = findDataEntryType(value);
+  if (!det) {
+    throw invalidField(
+      field,
+      `unknown data entry type "${value}" (expected a name such as plane, or its id)`,
+    );
+  }
+  return det;
+}
+
+/**
+ * Resolves a dispatch's fields into the job it queues. Throws a 400 ApiError naming the field
+ * (`year`, `config.module_type_id`, ...) when the combination makes no sense.
+ */
+export function planDispatch(fields: z.infer<typeof DispatchFields>): DispatchPlan {
+  const { target_type: target, year, config } = fields;
+  switch (target) {
+    case "factors": {
+      if (year === undefined) throw invalidField("year", "is required for factors");
+      if (config.module_type_id === undefined) {
+        throw invalidField("config.module_type_id", "is required for factors");
+      }
+      const module = moduleOf(config.module_type_id, "config.module_type_id");
+      const det = config.data_entry_type_id === undefined
+        ? undefined
+        : detOf(config.data_entry_type_id, "config.data_entry_type_id");
+      if (det && det.moduleTypeId !== module.id) {
+        throw invalidField(
+          "config.data_entry_type_id",
+          `${det.name} belongs to module ${det.moduleName}, not ${module.name}`,
+        );
+      }
+      if (!det) {
+        try {
+          resolveFactorTarget({ moduleTypeId: module.id });
+        } catch (error) {
+          throw invalidField(
+            "config.module_type_id",
+            `${(error as Error).message} (give config.data_entry_type_id)`,
+          );
+        }
+      }
+      return {
+        kind: "factor_upload",
+        job: (upload) => ({
+          jobType: "factor_ingest",
+          moduleTypeId: module.id,
+          dataEntryTypeId: det?.id ?? null,
+          year,
+          input: {
+            upload_id: upload.id,
+            file_name: upload.fileName,
+            year,
+            module_type_id: module.id,
+            data_entry_type_id: det?.id ?? null,
+            mode: config.mode ?? "merge",
+            strict: config.strict ?? false,
+            allow_empty: config.allow_empty ?? false,
+            force: config.force ?? false,
+          },
+        }),
+      };
+    }
+    case "data_entries": {
+      if (config.data_entry_type_id === undefined) {
+        throw invalidField(
+          "config.data_entry_type_id",
+          "is required for data_entries (the det of every row of the CSV)",
+        );
+      }
+      const det = detOf(config.data_entry_type_id, "config.data_entry_type_id");
+      if (config.module_type_id !== undefined) {
+        const module = moduleOf(config.module_type_id, "config.module_type_id");
+        if (module.id !== det.moduleTypeId) {
+          throw invalidField(
+            "config.data_entry_type_id",
+            `${det.name} belongs to module ${det.moduleName}, not ${module.name}`,
+          );
+        }
+      }
+      return {
+        kind: "entries_upload",
+        job: (upload) => ({
+          jobType: "entries_ingest",
+          moduleTypeId: det.moduleTypeId,
+          dataEntryTypeId: det.id,
+          year: year ?? null,
+          input: {
+            upload_id: upload.id,
+            file_name: upload.fileName,
+            data_entry_type_id: det.id,
+            strict: config.strict ?? false,
+          },
+        }),
+      };
+    }
+    case "locations":
+    case "rooms":
+    case "rates":
+      return {
+        kind: "reference_upload",
+        job: (upload) => ({
+          jobType: "reference_ingest",
+          moduleTypeId: null,
+          dataEntryTypeId: null,
+          year: year ?? null,
+          input: {
+            upload_id: upload.id,
+            file_name: upload.fileName,
+            kind: target,
+            strict: config.strict ?? false,
+          },
+        }),
+      };
+  }
+}

@@ -1,0 +1,119 @@
+// `serve`: the HTTP API on Deno.serve, plus an in-process job worker, with the bind rule of
+// spec/interfaces.md §4 (no tokens → loopback only) and a graceful stop.
+import type { Database } from "../db/connection.ts";
+import { DEFAULT_MAX_FILE_BYTES } from "../imports/file.ts";
+import type { Logger } from "../jobs/log.ts";
+import { JobWorker, type WorkerOptions } from "../jobs/worker.ts";
+import { createApi } from "./app.ts";
+import { type ApiToken, isLoopbackHost } from "./auth.ts";
+
+/** Options of {@linkcode startServer}. */
+export interface ServeOptions {
+  readonly db: Database;
+  /** @default "127.0.0.1" */
+  readonly hostname?: string;
+  /** 0 picks a free port. @default 8000 */
+  readonly port?: number;
+  /** Accepted bearer tokens (`REMATCH_API_TOKENS`); none: loopback only, no authentication. */
+  readonly tokens: readonly ApiToken[];
+  /** Jobs the in-process worker runs at once; 0: no worker (API only). @default 1 */
+  readonly concurrency?: number;
+  /** The in-process worker's timings. */
+  readonly worker?: Omit<WorkerOptions, "concurrency" | "log">;
+  /** Bytes of one uploaded file. @default the import file limit (256 MiB) */
+  readonly maxUploadBytes?: number;
+  /** Where uploads arrive before they are stored. @default a new temporary directory */
+  readonly uploadDir?: string;
+  readonly log: Logger;
+}
+
+/** A running server. */
+export interface RunningServer {
+  readonly url: string;
+  readonly hostname: string;
+  readonly port: number;
+  readonly worker?: JobWorker;
+  /** Stops accepting requests, then stops the worker gracefully. */
+  stop(reason?: string): Promise<void>;
+}
+
+/** Refused at start: a non-loopback bind without tokens. */
+export class ServeRefusedError extends Error {
+  override name = "ServeRefusedError";
+}
+
+/**
+ * Starts the API (and the in-process worker). Without tokens it binds only to a loopback address
+ * and says so; another address without tokens is refused.
+ *
+ * @example
+ * ```ts ignore
+ * import { startServer } from "./serve.ts";
+ * const server = await startServer({ db, tokens: [], port: 0, log: console.log });
+ * console.log(server.url);
+ * await server.stop();
+ * ```
+ */
+export async function startServer(options: ServeOptions): Promise<RunningServer> {
+  const hostname = options.hostname ?? "127.0.0.1";
+  if (options.tokens.length === 0 && !isLoopbackHost(hostname)) {
+    throw new ServeRefusedError(
+      `refusing to serve on ${hostname} without authentication: set REMATCH_API_TOKENS ` +
+        "(name:secret pairs) or bind to a loopback address such as 127.0.0.1",
+    );
+  }
+  const staleTimeoutMs = options.worker?.staleTimeoutMs ?? 60_000;
+  const concurrency = options.concurrency ?? 1;
+  const worker = concurrency > 0
+    ? new JobWorker(options.db, { ...options.worker, concurrency, log: options.log })
+    : undefined;
+  const ownUploadDir = options.uploadDir === undefined;
+  const uploadDir = options.uploadDir ?? await Deno.makeTempDir({ prefix: "rematch-uploads-" });
+  const closing = new AbortController();
+  const app = createApi({
+    db: options.db,
+    tokens: options.tokens,
+    uploadDir,
+    maxUploadBytes: options.maxUploadBytes ?? DEFAULT_MAX_FILE_BYTES,
+    staleTimeoutMs,
+    onJobsQueued: () => worker?.wake(),
+    log: options.log,
+    signal: closing.signal,
+  });
+  const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();
+  const server = Deno.serve({
+    hostname,
+    port: options.port ?? 8000,
+    onListen: (addr) => resolve(addr as Deno.NetAddr),
+  }, app.fetch);
+  const addr = await listening;
+  const shownHost = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+  const url = `http://${shownHost}:${addr.port}`;
+  await worker?.start();
+  options.log({
+    event: "server_listening",
+    url,
+    database: options.db.description,
+    worker: worker?.id,
+    message: options.tokens.length
+      ? `authentication: ${options.tokens.length} token(s) from REMATCH_API_TOKENS`
+      : "no REMATCH_API_TOKENS: no authentication, loopback only",
+  });
+  let stopped: Promise<void> | undefined;
+  return {
+    url,
+    hostname: addr.hostname,
+    port: addr.port,
+    worker,
+    stop(reason = "stop requested") {
+      stopped ??= (async () => {
+        closing.abort();
+        await server.shutdown();
+        await worker?.stop(reason);
+        if (ownUploadDir) await Deno.remove(uploadDir, { recursive: true }).catch(() => {});
+        options.log({ event: "server_stopped", url, message: reason });
+      })();
+      return stopped;
+    },
+  };
+}
