@@ -32,8 +32,11 @@ export interface CommandOutcome {
 
 /** What a command receives besides its validated flags. */
 export interface CommandContext {
-  /** Opens the selected database (once; closed by the runner). */
-  database(): Promise<Database>;
+  /**
+   * Opens the selected database (once; closed by the runner). `maxConnections` sizes a server
+   * pool (long-running commands: the HTTP server and workers).
+   */
+  database(options?: { maxConnections?: number }): Promise<Database>;
   /** True with `--json`. */
   json: boolean;
   /** True when stderr is a terminal (progress bars). */
@@ -151,12 +154,13 @@ export async function runCommand<T>(spec: CommandSpec<T>, argv: string[]): Promi
       json: wantsJson,
       interactive: Deno.stderr.isTerminal(),
       databaseUrl: databaseUrl as string | undefined,
-      async database() {
+      async database(options) {
         db ??= await openDatabase({
           databaseUrl: databaseUrl as string | undefined,
           access,
           connectTimeout: timeout.data,
           wait: !noWait,
+          maxConnections: options?.maxConnections,
         });
         return db;
       },

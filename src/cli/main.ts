@@ -9,6 +9,8 @@ import { referenceImportCommand } from "./reference.ts";
 import { rematchCommand } from "./rematch.ts";
 import { seedCommand } from "./seed.ts";
 import { statusCommand } from "./status.ts";
+import { serveCommand } from "./serve.ts";
+import { workerCommand } from "./worker.ts";
 
 // deno-lint-ignore no-explicit-any
 const COMMANDS: Record<string, CommandSpec<any>> = {
@@ -23,6 +25,8 @@ const COMMANDS: Record<string, CommandSpec<any>> = {
   locations: referenceImportCommand("locations"),
   rooms: referenceImportCommand("rooms"),
   rates: referenceImportCommand("rates"),
+  serve: serveCommand,
+  worker: workerCommand,
 };
 
 const USAGE = `Usage: rematch <command> [arguments] [--help]

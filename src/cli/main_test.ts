@@ -28,6 +28,8 @@ Deno.test("binary: every task is a subcommand; unknown or missing commands are u
       "locations",
       "rooms",
       "rates",
+      "serve",
+      "worker",
     ]
   ) {
     assert.match(help.printed, new RegExp(`\\b${name}\\b`));

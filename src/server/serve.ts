@@ -42,6 +42,16 @@ export class ServeRefusedError extends Error {
   override name = "ServeRefusedError";
 }
 
+/** Throws {@linkcode ServeRefusedError} for a non-loopback address without tokens. */
+export function checkBind(hostname: string, tokens: readonly ApiToken[]): void {
+  if (tokens.length === 0 && !isLoopbackHost(hostname)) {
+    throw new ServeRefusedError(
+      `refusing to serve on ${hostname} without authentication: set REMATCH_API_TOKENS ` +
+        "(name:secret pairs) or bind to a loopback address such as 127.0.0.1",
+    );
+  }
+}
+
 /**
  * Starts the API (and the in-process worker). Without tokens it binds only to a loopback address
  * and says so; another address without tokens is refused.
@@ -56,12 +66,7 @@ export class ServeRefusedError extends Error {
  */
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   const hostname = options.hostname ?? "127.0.0.1";
-  if (options.tokens.length === 0 && !isLoopbackHost(hostname)) {
-    throw new ServeRefusedError(
-      `refusing to serve on ${hostname} without authentication: set REMATCH_API_TOKENS ` +
-        "(name:secret pairs) or bind to a loopback address such as 127.0.0.1",
-    );
-  }
+  checkBind(hostname, options.tokens);
   const staleTimeoutMs = options.worker?.staleTimeoutMs ?? 60_000;
   const concurrency = options.concurrency ?? 1;
   const worker = concurrency > 0

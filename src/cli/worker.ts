@@ -1,0 +1,135 @@
+// `worker [--concurrency N]`: a job worker only (spec/interfaces.md §2-§3). Many may run, on many
+// hosts, against one PostgreSQL; each stops gracefully on SIGINT or SIGTERM.
+import { z } from "zod";
+import { defineCommand, EXIT } from "./command.ts";
+import { createLogger, type LogFormat } from "../jobs/log.ts";
+import { JobWorker, type WorkerOptions } from "../jobs/worker.ts";
+
+/** The worker flags `worker` and `serve` share. */
+export const WORKER_OPTIONS = {
+  "log-format": { type: "string" },
+  "poll-interval": { type: "string" },
+  heartbeat: { type: "string" },
+  "stale-timeout": { type: "string" },
+  grace: { type: "string" },
+  "chunk-size": { type: "string" },
+} as const;
+
+/** Their usage lines. */
+export const WORKER_USAGE =
+  `  --log-format F       text (default) or json: one JSON line per job start and finish
+  --poll-interval S    look for jobs this often without a notification (default 2)
+  --heartbeat S        a running job refreshes its lock this often (default 5)
+  --stale-timeout S    a RUNNING job silent this long is returned to the queue by the
+                       sweep of any worker (default 60)
+  --grace S            on SIGINT/SIGTERM, let running jobs finish this long, then roll
+                       them back and return them to the queue (default 30)
+  --chunk-size N       entries per rematch chunk: progress and abort points (default 5000)`;
+
+const seconds = (name: string) =>
+  z.string().regex(/^\d+(\.\d+)?$/, `expected a number of seconds (e.g. 5)`).transform((s) =>
+    Math.round(Number(s) * 1000)
+  ).refine((ms) => ms > 0, `--${name}: expected more than 0 seconds`);
+
+const positiveInt = (what: string) =>
+  z.string().regex(/^\d+$/, `expected ${what}`).transform(Number);
+
+/** The schema of the shared worker flags. */
+export const workerFlags = {
+  "log-format": z.enum(["text", "json"], { error: 'expected "text" or "json"' }).default("text"),
+  "poll-interval": seconds("poll-interval").optional(),
+  heartbeat: seconds("heartbeat").optional(),
+  "stale-timeout": seconds("stale-timeout").optional(),
+  grace: z.string().regex(/^\d+(\.\d+)?$/, "expected a number of seconds (e.g. 30)")
+    .transform((s) => Math.round(Number(s) * 1000)).optional(),
+  "chunk-size": positiveInt("a number of entries (e.g. 1000)").refine(
+    (n) => n > 0,
+    "expected at least 1",
+  ).optional(),
+};
+
+/** The worker options of the shared flags. */
+export function workerOptionsOf(flags: {
+  "poll-interval"?: number;
+  heartbeat?: number;
+  "stale-timeout"?: number;
+  grace?: number;
+  "chunk-size"?: number;
+}): Omit<WorkerOptions, "concurrency" | "log"> {
+  return {
+    pollIntervalMs: flags["poll-interval"],
+    heartbeatIntervalMs: flags.heartbeat,
+    staleTimeoutMs: flags["stale-timeout"],
+    graceMs: flags.grace,
+    chunkSize: flags["chunk-size"],
+  };
+}
+
+/** The validated arguments of `worker`. */
+export interface WorkerArgs {
+  readonly concurrency: number;
+  readonly logFormat: LogFormat;
+  readonly worker: Omit<WorkerOptions, "concurrency" | "log">;
+}
+
+const USAGE = `Usage: deno task worker [--concurrency N] [options] [--database-url URL]
+
+Runs jobs queued by the HTTP API (deno task serve) until SIGINT or SIGTERM: factor, entries and
+reference imports and the emission recalcs they chain. Start as many as you like, on as many
+hosts as you like, against one PostgreSQL (DATABASE_URL): each job runs exactly once, and jobs of
+one slice never overlap. New jobs wake workers at once (LISTEN/NOTIFY); they also poll.
+
+  --concurrency N      jobs run at once (default 1; the embedded database runs one)
+${WORKER_USAGE}
+
+Exit codes: 0 stopped; 1 failed to start; 2 bad usage.`;
+
+const schema = z.object({
+  positionals: z.array(z.string()).max(0, "takes no arguments"),
+  concurrency: positiveInt("a number of jobs (e.g. 2)").refine((n) => n >= 1, "expected at least 1")
+    .default(1),
+  ...workerFlags,
+}).transform((flags): WorkerArgs => ({
+  concurrency: flags.concurrency,
+  logFormat: flags["log-format"],
+  worker: workerOptionsOf(flags),
+}));
+
+/** Resolves with the signal's name at the first SIGINT or SIGTERM; a second one exits at once. */
+export function untilStopSignal(onSecond: (signal: string) => void): Promise<string> {
+  const { promise, resolve } = Promise.withResolvers<string>();
+  let received = false;
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => {
+      if (received) onSecond(signal);
+      received = true;
+      resolve(signal);
+    });
+  }
+  return promise;
+}
+
+/** `worker [--concurrency N]` */
+export const workerCommand = defineCommand({
+  name: "worker",
+  usage: USAGE,
+  options: { concurrency: { type: "string" }, ...WORKER_OPTIONS },
+  schema,
+  async run(args, context) {
+    const log = createLogger(args.logFormat);
+    const stopped = untilStopSignal((signal) => {
+      log({ event: "worker_killed", message: `second ${signal}: exiting without waiting` });
+      Deno.exit(130);
+    });
+    const db = await context.database({ maxConnections: args.concurrency + 4 });
+    const worker = new JobWorker(db, { ...args.worker, concurrency: args.concurrency, log });
+    await worker.start();
+    const signal = await stopped;
+    await worker.stop(`${signal} received`);
+    return {
+      exitCode: EXIT.ok,
+      json: { worker: worker.id, stopped: signal },
+      text: "",
+    };
+  },
+});
