@@ -1,0 +1,309 @@
+// The job queue of spec/interfaces.md §3, statement by statement: claim, is_current, finish CAS,
+// dedup of waiting recalcs, the stale sweep, recover, abort and pipeline status.
+import assert from "node:assert/strict";
+import { dbTest, useTestDatabase } from "../_harness.ts";
+import type { Database } from "../../src/db/connection.ts";
+import {
+  abortPipeline,
+  claimJob,
+  createPipeline,
+  failJob,
+  finishJob,
+  recoverJob,
+  refreshPipelines,
+  releaseJob,
+  sweepStaleJobs,
+} from "../../src/jobs/queue.ts";
+import { getPipeline } from "../../src/jobs/status.ts";
+import type { ClaimedJob, NewJob } from "../../src/jobs/types.ts";
+
+const testDb = useTestDatabase();
+
+function recalc(det: number, year: number, full = false): NewJob {
+  const moduleTypeId = det === 20 || det === 21 ? 2 : 4;
+  return {
+    jobType: "emission_recalc",
+    moduleTypeId,
+    dataEntryTypeId: det,
+    year,
+    input: { data_entry_type_id: det, year, full },
+  };
+}
+
+function reference(kind: "locations" | "rooms" | "rates"): NewJob {
+  return {
+    jobType: "reference_ingest",
+    moduleTypeId: null,
+    dataEntryTypeId: null,
+    year: null,
+    input: {
+      upload_id: crypto.randomUUID(),
+      file_name: `${kind}.csv`,
+      kind,
+      strict: false,
+    },
+  };
+}
+
+async function pipeline(db: Database, jobs: NewJob[]) {
+  return await db.sql.begin((tx) => createPipeline(tx, { kind: "test", actor: "tester" }, jobs));
+}
+
+async function finish(db: Database, job: ClaimedJob, result: "SUCCESS" | "WARNING" | "ERROR") {
+  return await db.sql.begin(async (tx) => {
+    const done = await finishJob(tx, job, { result, message: result.toLowerCase(), meta: {} });
+    await refreshPipelines(tx, [job.pipeline_id]);
+    return done;
+  });
+}
+
+async function status(db: Database, id: string): Promise<string> {
+  return (await getPipeline(db.sql, id))!.pipeline.status;
+}
+
+async function ageLock(db: Database, jobId: number, seconds: number) {
+  await db.sql`update data_ingestion_jobs
+    set locked_at = clock_timestamp() - make_interval(secs => ${seconds}) where id = ${jobId}`;
+}
+
+dbTest(
+  testDb,
+  "claim: oldest claimable job, RUNNING with lock, start and attempt; nothing left is null",
+  async (db) => {
+    const { jobs } = await pipeline(db, [recalc(20, 2025), recalc(21, 2025)]);
+    const first = await claimJob(db.sql, "w1");
+    assert.ok(first);
+    assert.equal(first.id, jobs[0].jobId);
+    assert.deepEqual([first.state, first.locked_by, first.attempts, first.is_current], [
+      "RUNNING",
+      "w1",
+      1,
+      true,
+    ]);
+    assert.ok(first.started_at && first.locked_at);
+    const second = await claimJob(db.sql, "w2");
+    assert.equal(second?.id, jobs[1].jobId);
+    assert.equal(await claimJob(db.sql, "w3"), null);
+  },
+);
+
+dbTest(testDb, "claim skips jobs not due yet and jobs without attempts left", async (db) => {
+  const { jobs } = await pipeline(db, [recalc(20, 2025), recalc(21, 2025)]);
+  await db.sql`update data_ingestion_jobs set run_after = now() + interval '1 hour'
+    where id = ${jobs[0].jobId}`;
+  await db.sql`update data_ingestion_jobs set attempts = max_attempts where id = ${jobs[1].jobId}`;
+  assert.equal(await claimJob(db.sql, "w1"), null);
+  await db.sql`update data_ingestion_jobs set run_after = now() - interval '1 second'
+    where id = ${jobs[0].jobId}`;
+  assert.equal((await claimJob(db.sql, "w1"))?.id, jobs[0].jobId);
+});
+
+dbTest(
+  testDb,
+  "is_current: a RUNNING job holds its key; the next claim of the key demotes the finished one",
+  async (db) => {
+    // Reference imports of one kind share the key (reference_ingest, -, -, -).
+    const a = await pipeline(db, [reference("locations")]);
+    const b = await pipeline(db, [reference("locations")]);
+    const other = await pipeline(db, [recalc(20, 2025)]);
+    const first = (await claimJob(db.sql, "w1"))!;
+    assert.equal(first.id, a.jobs[0].jobId);
+    // b waits while a runs; the claim takes the next key instead.
+    const next = (await claimJob(db.sql, "w2"))!;
+    assert.equal(next.id, other.jobs[0].jobId);
+    assert.equal(await claimJob(db.sql, "w2"), null);
+    assert.ok(await finish(db, first, "SUCCESS"));
+    const third = (await claimJob(db.sql, "w2"))!;
+    assert.equal(third.id, b.jobs[0].jobId);
+    const current = await db.sql<{ id: number; is_current: boolean }[]>`
+    select id, is_current from data_ingestion_jobs where job_type = 'reference_ingest' order by id`;
+    assert.deepEqual(current.map((r) => r.is_current), [false, true]);
+  },
+);
+
+dbTest(
+  testDb,
+  "finish is a compare-and-set: another worker, another attempt or a finished job write nothing",
+  async (db) => {
+    await pipeline(db, [recalc(20, 2025)]);
+    const job = (await claimJob(db.sql, "w1"))!;
+    assert.equal(await finish(db, { ...job, locked_by: "w2" }, "SUCCESS"), false);
+    assert.equal(await finish(db, { ...job, attempts: job.attempts + 1 }, "SUCCESS"), false);
+    assert.equal(await finish(db, job, "WARNING"), true);
+    assert.equal(await finish(db, job, "SUCCESS"), false);
+    const [row] = await db.sql`select state, result, status_message from data_ingestion_jobs`;
+    assert.deepEqual([row.state, row.result, row.status_message], [
+      "FINISHED",
+      "WARNING",
+      "warning",
+    ]);
+  },
+);
+
+dbTest(
+  testDb,
+  "a waiting recalc of a slice is shared, not created twice; the second pipeline waits for it",
+  async (db) => {
+    const first = await pipeline(db, [recalc(20, 2025)]);
+    const second = await pipeline(db, [recalc(20, 2025, true), recalc(20, 2024)]);
+    assert.equal(second.jobs[0].jobId, first.jobs[0].jobId);
+    assert.equal(second.jobs[0].shared, true);
+    assert.equal(second.jobs[1].shared, false);
+    const [{ n }] = await db.sql<{ n: number }[]>`
+    select count(*)::int as n from data_ingestion_jobs
+    where data_entry_type_id = 20 and year = 2025`;
+    assert.equal(n, 1);
+    // The shared job does what both asked: the whole slice.
+    const [shared] = await db.sql`select meta from data_ingestion_jobs where id = ${
+      first.jobs[0].jobId
+    }`;
+    assert.equal(shared.meta.input.full, true);
+    const detail = (await getPipeline(db.sql, second.pipelineId))!;
+    assert.deepEqual(detail.waitsFor.map((j) => j.id), [first.jobs[0].jobId]);
+
+    const job2025 = (await claimJob(db.sql, "w1"))!;
+    const job2024 = (await claimJob(db.sql, "w1"))!;
+    assert.ok(await finish(db, job2024, "SUCCESS"));
+    // Its own job is done, the shared one runs: still RUNNING.
+    assert.equal(await status(db, second.pipelineId), "RUNNING");
+    // A new recalc of the slice while the shared one runs is a new job.
+    const third = await pipeline(db, [recalc(20, 2025)]);
+    assert.equal(third.jobs[0].shared, false);
+    await db.sql.begin(async (tx) => {
+      await finishJob(tx, job2025, { result: "SUCCESS", message: "ok", meta: {} });
+      await refreshPipelines(tx, [first.pipelineId, second.pipelineId]);
+    });
+    assert.equal(await status(db, first.pipelineId), "SUCCESS");
+    assert.equal(await status(db, second.pipelineId), "SUCCESS");
+  },
+);
+
+dbTest(
+  testDb,
+  "pipeline status: FAILED when the first job ends ERROR, PARTIAL when a later one ends ERROR or WARNING",
+  async (db) => {
+    const failed = await pipeline(db, [recalc(20, 2025), recalc(21, 2025)]);
+    const a = (await claimJob(db.sql, "w"))!;
+    const b = (await claimJob(db.sql, "w"))!;
+    assert.ok(await failJob(db.sql, a, "broken"));
+    assert.equal(await status(db, failed.pipelineId), "RUNNING");
+    assert.ok(await finish(db, b, "SUCCESS"));
+    assert.equal(await status(db, failed.pipelineId), "FAILED");
+
+    const partial = await pipeline(db, [recalc(20, 2024), recalc(21, 2024)]);
+    const c = (await claimJob(db.sql, "w"))!;
+    const d = (await claimJob(db.sql, "w"))!;
+    assert.ok(await finish(db, c, "SUCCESS"));
+    assert.ok(await finish(db, d, "WARNING"));
+    assert.equal(await status(db, partial.pipelineId), "PARTIAL");
+
+    const ok = await pipeline(db, [recalc(20, 2023)]);
+    assert.ok(await finish(db, (await claimJob(db.sql, "w"))!, "SUCCESS"));
+    assert.equal(await status(db, ok.pipelineId), "SUCCESS");
+  },
+);
+
+dbTest(
+  testDb,
+  "the sweep returns a silent RUNNING job to the queue while it has attempts, else ends it ERROR",
+  async (db) => {
+    await pipeline(db, [recalc(20, 2025)]);
+    const job = (await claimJob(db.sql, "lost-worker"))!;
+    assert.deepEqual(await sweepStaleJobs(db.sql, 60), []);
+    await ageLock(db, job.id, 120);
+    const [returned] = await sweepStaleJobs(db.sql, 60);
+    assert.equal(returned.id, job.id);
+    assert.equal(returned.outcome, "requeued");
+    assert.match(returned.message, /worker lost-worker stopped sending heartbeats.*attempt 1 of 3/);
+    const [row] = await db.sql`select state, locked_by, attempts from data_ingestion_jobs`;
+    assert.deepEqual([row.state, row.locked_by, row.attempts], ["NOT_STARTED", null, 1]);
+    // The lost worker's finish now writes nothing.
+    assert.equal(await finish(db, job, "SUCCESS"), false);
+
+    // Third attempt lost too: no attempts left.
+    await db.sql`update data_ingestion_jobs set attempts = 2`;
+    const last = (await claimJob(db.sql, "w2"))!;
+    assert.equal(last.attempts, 3);
+    await ageLock(db, last.id, 120);
+    const [ended] = await sweepStaleJobs(db.sql, 60);
+    assert.equal(ended.outcome, "failed");
+    const [final] = await db.sql`select state, result, status_message from data_ingestion_jobs`;
+    assert.deepEqual([final.state, final.result], ["FINISHED", "ERROR"]);
+    assert.match(final.status_message, /no attempts left \(3 of 3\): not retried/);
+  },
+);
+
+dbTest(
+  testDb,
+  "a swept recalc whose slice already has a waiting recalc is handed over to it",
+  async (db) => {
+    const first = await pipeline(db, [recalc(20, 2025)]);
+    const running = (await claimJob(db.sql, "lost"))!;
+    const second = await pipeline(db, [recalc(20, 2025)]);
+    assert.equal(second.jobs[0].shared, false);
+    await ageLock(db, running.id, 120);
+    const [swept] = await sweepStaleJobs(db.sql, 60);
+    assert.equal(swept.outcome, "handed-over");
+    const detail = (await getPipeline(db.sql, first.pipelineId))!;
+    assert.equal(detail.jobs[0].result, "SUCCESS");
+    assert.match(detail.jobs[0].status_message!, /handed over to job \d+/);
+    assert.deepEqual(detail.waitsFor.map((j) => j.id), [second.jobs[0].jobId]);
+    assert.equal(detail.pipeline.status, "RUNNING");
+  },
+);
+
+dbTest(
+  testDb,
+  "recover: only a RUNNING job whose heartbeat is stale; it goes back to the queue",
+  async (db) => {
+    const { jobs } = await pipeline(db, [recalc(20, 2025)]);
+    assert.equal(await recoverJob(db.sql, 999_999, 60), "not-found");
+    assert.equal(await recoverJob(db.sql, jobs[0].jobId, 60), "not-running");
+    const job = (await claimJob(db.sql, "w1"))!;
+    assert.equal(await recoverJob(db.sql, job.id, 60), "not-stale");
+    await ageLock(db, job.id, 120);
+    const recovered = await recoverJob(db.sql, job.id, 60);
+    assert.ok(typeof recovered === "object" && recovered.outcome === "requeued");
+    assert.equal((await claimJob(db.sql, "w2"))?.id, job.id);
+  },
+);
+
+dbTest(
+  testDb,
+  "abort: waiting jobs end ERROR aborted at once; an ended pipeline cannot be aborted",
+  async (db) => {
+    const p = await pipeline(db, [recalc(20, 2025), recalc(21, 2025)]);
+    const running = (await claimJob(db.sql, "w1"))!;
+    const outcome = await abortPipeline(db.sql, p.pipelineId);
+    assert.deepEqual(outcome, { waitingAborted: 1, running: 1 });
+    const detail = (await getPipeline(db.sql, p.pipelineId))!;
+    assert.deepEqual(detail.jobs.map((j) => [j.state, j.result, j.status_message]), [
+      ["RUNNING", null, null],
+      ["FINISHED", "ERROR", "aborted"],
+    ]);
+    assert.ok(detail.pipeline.aborted_at);
+    assert.ok(await failJob(db.sql, running, "aborted"));
+    assert.equal(await status(db, p.pipelineId), "FAILED");
+    assert.equal(await abortPipeline(db.sql, p.pipelineId), "finished");
+    assert.equal(await abortPipeline(db.sql, crypto.randomUUID()), null);
+  },
+);
+
+dbTest(
+  testDb,
+  "a released job (graceful stop) is waiting again, its attempt not counted",
+  async (db) => {
+    await pipeline(db, [recalc(20, 2025)]);
+    const job = (await claimJob(db.sql, "w1"))!;
+    assert.ok(await releaseJob(db.sql, job, "stopping"));
+    const [row] = await db.sql`select state, locked_by, attempts, status_message
+    from data_ingestion_jobs`;
+    assert.deepEqual([row.state, row.locked_by, row.attempts, row.status_message], [
+      "NOT_STARTED",
+      null,
+      0,
+      "stopping",
+    ]);
+    assert.equal(await releaseJob(db.sql, job, "again"), false);
+  },
+);
