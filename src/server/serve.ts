@@ -33,6 +33,8 @@ export interface RunningServer {
   readonly hostname: string;
   readonly port: number;
   readonly worker?: JobWorker;
+  /** Where uploads arrive before they are stored in the database. */
+  readonly uploadDir: string;
   /** Stops accepting requests, then stops the worker gracefully. */
   stop(reason?: string): Promise<void>;
 }
@@ -110,6 +112,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     hostname: addr.hostname,
     port: addr.port,
     worker,
+    uploadDir,
     stop(reason = "stop requested") {
       stopped ??= (async () => {
         closing.abort();

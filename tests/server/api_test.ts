@@ -1,0 +1,390 @@
+// The HTTP API's edges on a real server on a loopback port (in-process, so it runs on both
+// backends): authentication, the bind rule, upload paths and limits, validation naming the
+// field, the OpenAPI document, listings and the status endpoints.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { dbTest, useTestDatabase } from "../_harness.ts";
+import type { Database } from "../../src/db/connection.ts";
+import { call, dispatchForm, followPipeline, spawnScript, startTestServer } from "./_server.ts";
+
+const testDb = useTestDatabase();
+
+type Body = Record<string, unknown>;
+const errorOf = (body: unknown) => (body as { error: { code: string; message: string } }).error;
+
+async function withServer(
+  db: Database,
+  options: Parameters<typeof startTestServer>[1],
+  fn: (base: string) => Promise<void>,
+): Promise<void> {
+  const server = await startTestServer(db, options);
+  try {
+    await fn(server.url);
+  } finally {
+    await server.stop();
+  }
+}
+
+async function countRows(db: Database): Promise<{ uploads: number; jobs: number }> {
+  const [row] = await db.sql<{ uploads: number; jobs: number }[]>`
+    select (select count(*)::int from uploads) as uploads,
+      (select count(*)::int from data_ingestion_jobs) as jobs`;
+  return row;
+}
+
+const RATES = "year,currency,eur_per_unit\n2025,usd,0.9\n";
+
+dbTest(
+  testDb,
+  "auth: 401 without a token or with a wrong one; the token's name is the actor",
+  async (db) => {
+    await withServer(db, { tokens: "ci:s3cret-ci,ops:other-secret" }, async (base) => {
+      const none = await call(base, "/v1/sync/pipelines");
+      assert.equal(none.status, 401);
+      assert.equal(errorOf(none.body).code, "unauthorized");
+      assert.match(none.headers.get("www-authenticate") ?? "", /Bearer/);
+      const wrong = await call(base, "/v1/sync/pipelines", { token: "s3cret-cj" });
+      assert.equal(wrong.status, 401);
+      const prefix = await call(base, "/v1/sync/pipelines", { token: "s3cret" });
+      assert.equal(prefix.status, 401);
+      // Health and the OpenAPI document need no token.
+      assert.equal((await call(base, "/healthz")).status, 200);
+      assert.equal((await call(base, "/v1/openapi.json")).status, 200);
+      const ok = await call(base, "/v1/sync/dispatch", {
+        method: "POST",
+        token: "other-secret",
+        body: dispatchForm({ target_type: "rates" }, { name: "rates.csv", text: RATES }),
+      });
+      assert.equal(ok.status, 202, JSON.stringify(ok.body));
+      const pipeline = await call(base, `/v1/sync/pipelines/${(ok.body as Body).pipeline_id}`, {
+        token: "s3cret-ci",
+      });
+      assert.equal((pipeline.body as Body).actor, "ops");
+      const [upload] = await db.sql`select actor from uploads`;
+      assert.equal(upload.actor, "ops");
+    });
+  },
+);
+
+Deno.test("serve refuses a non-loopback address without tokens, before opening any database", async () => {
+  const refused = spawnScript("serve", [
+    "--hostname",
+    "0.0.0.0",
+    "--port",
+    "0",
+    "--database-url",
+    "postgres://nobody@127.0.0.1:1/none",
+  ], { REMATCH_API_TOKENS: "" });
+  const code = await refused.exited;
+  assert.equal(code, 1);
+  assert.match(refused.stderr(), /refusing to serve on 0\.0\.0\.0 without authentication/);
+  assert.doesNotMatch(refused.stderr(), /ECONNREFUSED|connect/i);
+});
+
+dbTest(
+  testDb,
+  "file_path: only an upload of this server; ../ and absolute paths are refused unread",
+  async (db) => {
+    // A real file the paths point at: if the server read it, a job would exist.
+    const dir = await Deno.makeTempDir();
+    const outside = join(dir, "rates.csv");
+    await Deno.writeTextFile(outside, RATES);
+    await withServer(db, {}, async (base) => {
+      for (
+        const path of [
+          outside,
+          `../${outside}`,
+          "../../etc/passwd",
+          "uploads/../../etc/passwd",
+          "uploads/0b6c6f1e-8f7a-4d4b-9a55-3c2d1e0f9a8b.csv/../x.csv",
+          "file:///etc/passwd",
+        ]
+      ) {
+        const response = await call(base, "/v1/sync/dispatch", {
+          method: "POST",
+          json: { target_type: "rates", file_path: path },
+        });
+        assert.equal(response.status, 400, path);
+        assert.match(errorOf(response.body).message, /^file_path: not a path returned by/);
+      }
+      const unknown = await call(base, "/v1/sync/dispatch", {
+        method: "POST",
+        json: {
+          target_type: "rates",
+          file_path: "uploads/0b6c6f1e-8f7a-4d4b-9a55-3c2d1e0f9a8b.csv",
+        },
+      });
+      assert.equal(unknown.status, 400);
+      assert.match(errorOf(unknown.body).message, /^file_path: no upload uploads\/0b6c6f1e/);
+      assert.deepEqual(await countRows(db), { uploads: 0, jobs: 0 });
+    });
+    await Deno.remove(dir, { recursive: true });
+  },
+);
+
+dbTest(
+  testDb,
+  "an upload above the limit is 413 and leaves nothing behind (disk or database)",
+  async (db) => {
+    const server = await startTestServer(db, { maxUploadBytes: 1000 });
+    try {
+      const big = "year,currency,eur_per_unit\n" + "2025,usd,0.9\n".repeat(200);
+      const form = new FormData();
+      form.append("files", new Blob([RATES]), "small.csv");
+      form.append("files", new Blob([big]), "big.csv");
+      const response = await call(server.url, "/v1/files/temp-upload", {
+        method: "POST",
+        body: form,
+      });
+      assert.equal(response.status, 413);
+      assert.match(errorOf(response.body).message, /big\.csv" is larger than the 1000 bytes/);
+      const dispatched = await call(server.url, "/v1/sync/dispatch", {
+        method: "POST",
+        body: dispatchForm({ target_type: "rates" }, { name: "big.csv", text: big }),
+      });
+      assert.equal(dispatched.status, 413);
+      assert.deepEqual(await countRows(db), { uploads: 0, jobs: 0 });
+      // The files that arrived before the refusal are gone from disk too.
+      const leftovers = [];
+      for await (const file of Deno.readDir(server.uploadDir)) leftovers.push(file.name);
+      assert.deepEqual(leftovers, []);
+      // A file that is not .csv is 415.
+      const typed = new FormData();
+      typed.append("files", new Blob(["x"]), "rates.xlsx");
+      const wrongType = await call(server.url, "/v1/files/temp-upload", {
+        method: "POST",
+        body: typed,
+      });
+      assert.equal(wrongType.status, 415);
+      assert.equal(errorOf(wrongType.body).code, "unsupported_file");
+    } finally {
+      await server.stop();
+    }
+  },
+);
+
+dbTest(testDb, "bad JSON, enum, year and ids get 400 naming the field", async (db) => {
+  await withServer(db, {}, async (base) => {
+    const post = (body: string | Body) =>
+      call(base, "/v1/sync/dispatch", {
+        method: "POST",
+        ...(typeof body === "string"
+          ? { body, headers: { "content-type": "application/json" } }
+          : { json: body }),
+      });
+    const cases: [string | Body, RegExp][] = [
+      ['{"target_type": "factors",', /^body: not valid JSON/],
+      [{ target_type: "facts", file_path: "x" }, /^target_type: expected one of "factors"/],
+      [{ target_type: "factors", year: 1800, file_path: "x" }, /^year: expected a year between/],
+      [{ target_type: "factors", year: "2025", file_path: "x" }, /^year: expected a year/],
+      [
+        { target_type: "factors", year: 2025, file_path: "x", config: { mode: "upsert" } },
+        /^config\.mode: expected "merge" or "replace"/,
+      ],
+      [
+        { target_type: "factors", year: 2025, file_path: "x", config: { modul_type_id: 2 } },
+        /^config: Unrecognized key: "modul_type_id"/,
+      ],
+      [{ target_type: "factors", file_path: "x" }, /^year: is required for factors/],
+      [
+        { target_type: "factors", year: 2025, file_path: "x", config: { module_type_id: "cars" } },
+        /^config\.module_type_id: unknown module "cars"/,
+      ],
+      [
+        {
+          target_type: "factors",
+          year: 2025,
+          file_path: "x",
+          config: { module_type_id: "equipment", data_entry_type_id: "plane" },
+        },
+        /^config\.data_entry_type_id: plane belongs to module professional_travel/,
+      ],
+      [
+        { target_type: "data_entries", file_path: "x", config: {} },
+        /^config\.data_entry_type_id: is required for data_entries/,
+      ],
+    ];
+    for (const [body, message] of cases) {
+      const response = await post(body);
+      assert.equal(response.status, 400, JSON.stringify(body));
+      const error = errorOf(response.body);
+      assert.equal(error.code, "validation");
+      assert.match(error.message, message, JSON.stringify(body));
+    }
+    const query = await call(base, "/v1/sync/recalculation-status?year=20x5");
+    assert.equal(query.status, 400);
+    assert.match(errorOf(query.body).message, /^year: expected a year/);
+    const list = await call(base, "/v1/sync/pipelines?state=DONE&limit=0");
+    assert.equal(list.status, 400);
+    assert.match(
+      errorOf(list.body).message,
+      /state: expected one of RUNNING.*limit: expected at least 1/,
+    );
+    const job = await call(base, "/v1/sync/jobs/abc");
+    assert.equal(job.status, 400);
+    assert.match(errorOf(job.body).message, /^id: expected a job id/);
+    const recalc = await call(base, "/v1/sync/recalculate-emissions/equipment/plane?year=2025", {
+      method: "POST",
+    });
+    assert.equal(recalc.status, 404);
+    const media = await call(base, "/v1/sync/dispatch", {
+      method: "POST",
+      body: "target_type=rates",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+    });
+    assert.equal(media.status, 415);
+    assert.deepEqual(await countRows(db), { uploads: 0, jobs: 0 });
+  });
+});
+
+dbTest(testDb, "the OpenAPI document describes every route from the same schemas", async (db) => {
+  await withServer(db, {}, async (base) => {
+    const { status, body } = await call(base, "/v1/openapi.json");
+    assert.equal(status, 200);
+    const doc = body as {
+      openapi: string;
+      paths: Record<string, Record<string, Body>>;
+      components: { schemas: Record<string, Body> };
+    };
+    assert.match(doc.openapi, /^3\./);
+    for (
+      const [path, method] of [
+        ["/healthz", "get"],
+        ["/v1/files/temp-upload", "post"],
+        ["/v1/sync/dispatch", "post"],
+        ["/v1/sync/recalculate-emissions/{module_type_id}/{data_entry_type_id}", "post"],
+        ["/v1/sync/recalculate-emissions/{module_type_id}", "post"],
+        ["/v1/sync/jobs/{id}", "get"],
+        ["/v1/sync/jobs/{id}/recover", "post"],
+        ["/v1/sync/pipelines", "get"],
+        ["/v1/sync/pipelines/{id}", "get"],
+        ["/v1/sync/pipelines/{id}/stream", "get"],
+        ["/v1/sync/pipelines/{id}/abort", "post"],
+        ["/v1/sync/workers", "get"],
+        ["/v1/sync/recalculation-status", "get"],
+        ["/v1/emissions", "get"],
+      ]
+    ) {
+      assert.ok(doc.paths[path]?.[method], `${method} ${path}`);
+    }
+    const dispatch = doc.components.schemas.DispatchRequest as {
+      properties: Record<string, { enum?: string[] }>;
+    };
+    assert.deepEqual(dispatch.properties.target_type.enum, [
+      "factors",
+      "data_entries",
+      "locations",
+      "rooms",
+      "rates",
+    ]);
+  });
+});
+
+dbTest(
+  testDb,
+  "healthz, jobs, pipelines (filters, cursor), workers and recalc requests",
+  async (db) => {
+    await withServer(db, {}, async (base) => {
+      const health = await call(base, "/healthz");
+      assert.equal((health.body as Body).ok, true);
+      assert.equal(
+        (health.body as Body).database,
+        testDb.current.backend === "embedded" ? "embedded" : "server",
+      );
+
+      const pipelines: string[] = [];
+      for (const year of [2023, 2024, 2025]) {
+        const response = await call(
+          base,
+          `/v1/sync/recalculate-emissions/professional_travel/plane?year=${year}`,
+          { method: "POST" },
+        );
+        assert.equal(response.status, 202, JSON.stringify(response.body));
+        const { pipeline_id } = response.body as Body;
+        pipelines.push(pipeline_id as string);
+        const { done } = await followPipeline(base, pipeline_id as string);
+        assert.equal(done.status, "SUCCESS");
+      }
+      const failing = await call(base, "/v1/sync/dispatch", {
+        method: "POST",
+        body: dispatchForm({ target_type: "rates", config: { strict: true } }, {
+          name: "rates.csv",
+          text: "year,currency,eur_per_unit\n2025,usd,-1\n",
+        }),
+      });
+      const failed = await followPipeline(base, (failing.body as Body).pipeline_id as string);
+      assert.equal(failed.done.status, "FAILED");
+      const [failedJob] = failed.done.jobs as Body[];
+      assert.equal(failedJob.result, "ERROR");
+      assert.match(failedJob.status_message as string, /rates\.csv: rejected, nothing written/);
+      assert.doesNotMatch(failedJob.status_message as string, /rematch-job-/);
+
+      // Newest first, one per page, the cursor continuing.
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const page = await call(
+          base,
+          `/v1/sync/pipelines?job_type=emission_recalc&limit=1${cursor ? `&cursor=${cursor}` : ""}`,
+        );
+        assert.equal(page.status, 200);
+        const { pipelines: rows, next_cursor } = page.body as {
+          pipelines: Body[];
+          next_cursor: string | null;
+        };
+        seen.push(...rows.map((r) => r.id as string));
+        cursor = next_cursor;
+      } while (cursor);
+      assert.deepEqual(seen, [...pipelines].reverse());
+      const byYear = await call(base, "/v1/sync/pipelines?year=2024");
+      assert.deepEqual((byYear.body as { pipelines: Body[] }).pipelines.map((p) => p.id), [
+        pipelines[1],
+      ]);
+      const withErrors = await call(base, "/v1/sync/pipelines?has_errors=true");
+      assert.deepEqual((withErrors.body as { pipelines: Body[] }).pipelines.map((p) => p.status), [
+        "FAILED",
+      ]);
+      const bad = await call(base, "/v1/sync/pipelines?cursor=bm9wZQ");
+      assert.equal(bad.status, 400);
+
+      const job = await call(base, `/v1/sync/jobs/${failedJob.id}`);
+      assert.equal((job.body as Body).state, "FINISHED");
+      assert.equal((await call(base, "/v1/sync/jobs/424242")).status, 404);
+      assert.equal(
+        (await call(base, `/v1/sync/jobs/${failedJob.id}/recover`, { method: "POST" })).status,
+        409,
+      );
+      assert.equal(
+        (await call(base, `/v1/sync/pipelines/${crypto.randomUUID()}`)).status,
+        404,
+      );
+      const abortEnded = await call(base, `/v1/sync/pipelines/${pipelines[0]}/abort`, {
+        method: "POST",
+      });
+      assert.equal(abortEnded.status, 409);
+
+      const workers = await call(base, "/v1/sync/workers");
+      const [worker] = workers.body as Body[];
+      assert.equal(worker.pid, Deno.pid);
+      assert.deepEqual(worker.running_jobs, []);
+
+      // Module recalc: every det of the module; only_stale with nothing stale is 409.
+      const all = await call(base, "/v1/sync/recalculate-emissions/professional_travel?year=2025", {
+        method: "POST",
+      });
+      assert.equal(all.status, 202);
+      assert.deepEqual((all.body as { jobs: Body[] }).jobs.map((j) => j.data_entry_type), [
+        "plane",
+        "train",
+      ]);
+      await followPipeline(base, (all.body as Body).pipeline_id as string);
+      const none = await call(
+        base,
+        "/v1/sync/recalculate-emissions/professional_travel?year=2025&only_stale=true",
+        { method: "POST" },
+      );
+      assert.equal(none.status, 409);
+      assert.equal(errorOf(none.body).code, "nothing_stale");
+    });
+  },
+);
