@@ -202,25 +202,32 @@ export async function lockPipelinesOf(
   };
 }
 
+// An older job of the same key still waiting to be claimed (jobs of one key run in the order
+// they were queued: two uploads of a slice apply in upload order).
+const WAITING_SQL = `r.state = 'NOT_STARTED' and r.locked_by is null
+  and r.attempts < r.max_attempts and (r.run_after is null or r.run_after <= now())`;
+
 /**
  * Claims the oldest claimable job, or returns null (a claim that matches nothing is a silent
  * no-op). Candidates are read `FOR UPDATE SKIP LOCKED`; a job whose (type, module, det, year)
- * has a RUNNING current job waits for a later claim; claiming demotes the previous current job
- * of its key and makes this one current, in one transaction.
+ * has a RUNNING current job, or an older job still waiting, waits for a later claim; claiming
+ * demotes the previous current job of its key and makes this one current, in one transaction.
  */
 export async function claimJob(sql: Sql, workerId: string): Promise<ClaimedJob | null> {
   return await sql.begin(async (tx) => {
+    const waiting = tx.unsafe(WAITING_SQL);
     const candidates = await tx<JobRow[]>`
       select c.* from data_ingestion_jobs c
       where c.state = 'NOT_STARTED' and c.locked_by is null and c.attempts < c.max_attempts
         and (c.run_after is null or c.run_after <= now())
         and not exists (
           select 1 from data_ingestion_jobs r
-          where r.is_current and r.state = 'RUNNING' and r.job_type = c.job_type
+          where r.job_type = c.job_type
             and coalesce(r.module_type_id, -1) = coalesce(c.module_type_id, -1)
             and coalesce(r.data_entry_type_id, -1) = coalesce(c.data_entry_type_id, -1)
-            and coalesce(r.year, -1) = coalesce(c.year, -1))
-      order by c.id limit 20
+            and coalesce(r.year, -1) = coalesce(c.year, -1)
+            and ((r.is_current and r.state = 'RUNNING') or (r.id < c.id and ${waiting})))
+      order by c.id limit 5
       for update of c skip locked`;
     for (const candidate of candidates) {
       const claimed = await claimCandidate(tx, candidate, workerId);
@@ -240,13 +247,16 @@ async function claimCandidate(
     select pg_try_advisory_xact_lock(${JOB_KEY_LOCK_NAMESPACE}, hashtext(${key})) as ok`;
   if (!lock.ok) return null;
   // Read again under the key lock: a claim committed since the candidate read is seen now.
-  const [running] = await tx<{ id: number }[]>`
-    select id from data_ingestion_jobs
-    where is_current and state = 'RUNNING' and job_type = ${job.job_type}
-      and coalesce(module_type_id, -1) = ${job.module_type_id ?? -1}
-      and coalesce(data_entry_type_id, -1) = ${job.data_entry_type_id ?? -1}
-      and coalesce(year, -1) = ${job.year ?? -1}`;
-  if (running) return null;
+  const waiting = tx.unsafe(WAITING_SQL);
+  const [blocked] = await tx<{ id: number }[]>`
+    select r.id from data_ingestion_jobs r
+    where r.job_type = ${job.job_type}
+      and coalesce(r.module_type_id, -1) = ${job.module_type_id ?? -1}
+      and coalesce(r.data_entry_type_id, -1) = ${job.data_entry_type_id ?? -1}
+      and coalesce(r.year, -1) = ${job.year ?? -1}
+      and ((r.is_current and r.state = 'RUNNING') or (r.id < ${job.id} and ${waiting}))
+    limit 1`;
+  if (blocked) return null;
   await tx`
     update data_ingestion_jobs set is_current = false
     where is_current and id <> ${job.id} and job_type = ${job.job_type}

@@ -1,7 +1,7 @@
 // The job queue of spec/interfaces.md §3, statement by statement: claim, is_current, finish CAS,
 // dedup of waiting recalcs, the stale sweep, recover, abort and pipeline status.
 import assert from "node:assert/strict";
-import { dbTest, useTestDatabase } from "../_harness.ts";
+import { dbTest, serverBackendExpected, useTestDatabase } from "../_harness.ts";
 import type { Database } from "../../src/db/connection.ts";
 import {
   abortPipeline,
@@ -306,4 +306,36 @@ dbTest(
     ]);
     assert.equal(await releaseJob(db.sql, job, "again"), false);
   },
+);
+
+// Two connections at once: the server only (the embedded database is one session).
+dbTest(
+  testDb,
+  "jobs of one key are claimed in queue order, even while the oldest is locked by another claim",
+  async (db) => {
+    const first = await pipeline(db, [reference("rates")]);
+    const second = await pipeline(db, [reference("rates")]);
+    const other = await pipeline(db, [recalc(20, 2025)]);
+    // Another worker's claim transaction holds the oldest row: the next one of its key must wait.
+    const held = Promise.withResolvers<void>();
+    const locked = Promise.withResolvers<void>();
+    const holding = db.sql.begin(async (tx) => {
+      await tx`select id from data_ingestion_jobs where id = ${first.jobs[0].jobId} for update`;
+      locked.resolve();
+      await held.promise;
+    });
+    await locked.promise;
+    try {
+      const claimed = (await claimJob(db.sql, "w2"))!;
+      assert.equal(claimed.id, other.jobs[0].jobId);
+      assert.equal(await claimJob(db.sql, "w2"), null);
+    } finally {
+      held.resolve();
+      await holding;
+    }
+    assert.equal((await claimJob(db.sql, "w1"))?.id, first.jobs[0].jobId);
+    assert.equal(await claimJob(db.sql, "w1"), null);
+    assert.equal(second.jobs[0].state, "NOT_STARTED");
+  },
+  { ignore: !serverBackendExpected() },
 );
