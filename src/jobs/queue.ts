@@ -94,10 +94,13 @@ export async function addJob(
       do nothing
       returning id`;
     if (row) return { jobId: row.id, pipelineId, state: "NOT_STARTED", shared: false };
+    // FOR SHARE holds off its claim until this transaction commits: the worker that finishes
+    // it then sees the link and refreshes this pipeline too.
     const [waiting] = await tx<{ id: number; pipeline_id: string }[]>`
       select id, pipeline_id from data_ingestion_jobs
       where job_type = 'emission_recalc' and state = 'NOT_STARTED'
-        and data_entry_type_id = ${job.dataEntryTypeId} and year = ${job.year}`;
+        and data_entry_type_id = ${job.dataEntryTypeId} and year = ${job.year}
+      for share`;
     if (!waiting) continue;
     if (input.full) {
       // The shared recalc does what both asked for: the whole slice.
@@ -336,7 +339,8 @@ async function requeue(
     const [waiting] = await tx<{ id: number }[]>`
       select id from data_ingestion_jobs
       where job_type = 'emission_recalc' and state = 'NOT_STARTED'
-        and data_entry_type_id = ${job.data_entry_type_id} and year = ${job.year}`;
+        and data_entry_type_id = ${job.data_entry_type_id} and year = ${job.year}
+      for share`;
     if (waiting) {
       await tx`
         update data_ingestion_jobs

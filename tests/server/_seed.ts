@@ -173,7 +173,10 @@ export async function waitForPipelines(
       return new Map(rows.map((r) => [r.id, r.status]));
     }
     if (Date.now() > deadline) {
-      throw new Error(`pipelines still running: ${JSON.stringify(rows)}`);
+      const running = rows.filter((r) => r.status === "RUNNING").map((r) => r.id);
+      throw new Error(
+        `${running.length} of ${ids.length} pipelines still running: ${running.join(", ")}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 100));
   }

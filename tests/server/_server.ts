@@ -8,6 +8,7 @@ import { type Database, openDatabase } from "../../src/db/connection.ts";
 import { createLogger, type LogEvent } from "../../src/jobs/log.ts";
 import { parseApiTokens } from "../../src/server/auth.ts";
 import { type RunningServer, startServer } from "../../src/server/serve.ts";
+import type { WorkerOptions } from "../../src/jobs/worker.ts";
 
 const ROOT = join(import.meta.dirname!, "..", "..");
 
@@ -178,7 +179,12 @@ export async function spawnServe(
 /** An in-process server on the test's database (one process: what the embedded backend allows). */
 export async function startTestServer(
   db: Database,
-  options: { tokens?: string; maxUploadBytes?: number; concurrency?: number } = {},
+  options: {
+    tokens?: string;
+    maxUploadBytes?: number;
+    concurrency?: number;
+    worker?: WorkerOptions;
+  } = {},
 ): Promise<RunningServer & { events: LogEvent[] }> {
   const events: LogEvent[] = [];
   const log = createLogger("json", (line) => events.push(JSON.parse(line)));
@@ -188,7 +194,12 @@ export async function startTestServer(
     tokens: parseApiTokens(options.tokens),
     concurrency: options.concurrency ?? 1,
     maxUploadBytes: options.maxUploadBytes,
-    worker: { pollIntervalMs: 100, heartbeatIntervalMs: 200, staleTimeoutMs: 5000 },
+    worker: {
+      pollIntervalMs: 100,
+      heartbeatIntervalMs: 200,
+      staleTimeoutMs: 5000,
+      ...options.worker,
+    },
     log,
   });
   return Object.assign(server, { events });

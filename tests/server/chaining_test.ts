@@ -1,0 +1,166 @@
+// Chaining and its guards: two uploads of one slice in quick succession queue at most one waiting
+// recalc; a recalc never reads half-written factors (it waits for the import's slice lock); an
+// aborted running rematch rolls back and its job ends ERROR "aborted".
+import assert from "node:assert/strict";
+import { dbTest, serverBackendExpected, useTestDatabase } from "../_harness.ts";
+import { importFactors } from "../../src/db/factors.ts";
+import { parseCsv } from "../../src/imports/csv.ts";
+import { createLogger } from "../../src/jobs/log.ts";
+import { JobWorker } from "../../src/jobs/worker.ts";
+import { call, dispatchForm, eventually, followPipeline, startTestServer } from "./_server.ts";
+import {
+  emissionKg,
+  importFactorText,
+  planeFactors,
+  queueRecalc,
+  seedEntries,
+  waitForPipelines,
+} from "./_seed.ts";
+
+const testDb = useTestDatabase();
+type Body = Record<string, unknown>;
+
+dbTest(
+  testDb,
+  "two uploads of one slice in quick succession: one waiting recalc, shared by both pipelines",
+  async (db) => {
+    await importFactorText(db, "plane", 2025, planeFactors(0.1, 0.3));
+    await seedEntries(db, "plane", 2025, 20);
+    const before = await emissionKg(db, "plane", 2025);
+    // API only: the jobs wait until a worker starts.
+    const server = await startTestServer(db, { concurrency: 0 });
+    const worker = new JobWorker(db, { pollIntervalMs: 100, log: createLogger("json", () => {}) });
+    try {
+      const pipelines: string[] = [];
+      for (const factor of [2, 3]) {
+        const response = await call(server.url, "/v1/sync/dispatch", {
+          method: "POST",
+          body: dispatchForm({
+            target_type: "factors",
+            year: 2025,
+            config: { module_type_id: "professional_travel", data_entry_type_id: "plane" },
+          }, { name: `plane_x${factor}.csv`, text: planeFactors(0.1 * factor, 0.3 * factor) }),
+        });
+        assert.equal(response.status, 202);
+        pipelines.push((response.body as Body).pipeline_id as string);
+      }
+      await worker.start();
+      const statuses = await waitForPipelines(db, pipelines);
+      assert.deepEqual([...statuses.values()], ["SUCCESS", "SUCCESS"]);
+      const recalcs = await db.sql<{ id: number; pipeline_id: string }[]>`
+      select id, pipeline_id from data_ingestion_jobs where job_type = 'emission_recalc'`;
+      assert.equal(recalcs.length, 1);
+      const second = await call(server.url, `/v1/sync/pipelines/${pipelines[1]}`);
+      const view = second.body as { jobs: Body[]; waits_for: Body[] };
+      assert.deepEqual(view.waits_for.map((j) => j.id), [recalcs[0].id]);
+      const chained = view.jobs[0].chained as Body[];
+      assert.deepEqual(chained.map((c) => [c.job_id, c.shared]), [[recalcs[0].id, true]]);
+      // The one recalc ran after both uploads: the emissions follow the second.
+      const after = await emissionKg(db, "plane", 2025);
+      for (const [id, kg] of before) assert.ok(Math.abs(after.get(id)! - 3 * kg) < 1e-9 * kg);
+    } finally {
+      await worker.stop();
+      await server.stop();
+    }
+  },
+);
+
+dbTest(
+  testDb,
+  "a recalc never reads half-written factors: it waits for the import holding the slice",
+  async (db) => {
+    await importFactorText(db, "plane", 2025, planeFactors(0.1, 0.3));
+    await seedEntries(db, "plane", 2025, 20);
+    const before = await emissionKg(db, "plane", 2025);
+    const worker = new JobWorker(db, { pollIntervalMs: 50, log: createLogger("json", () => {}) });
+    await worker.start();
+    const release = Promise.withResolvers<void>();
+    const written = Promise.withResolvers<void>();
+    let recalc: { jobId: number; pipelineId: string } | undefined;
+    // The import writes both factors, then holds its transaction (and the slice lock) open.
+    const importing = db.sql.begin(async (tx) => {
+      await importFactors(tx, {
+        file: "plane_x2.csv",
+        table: parseCsv("plane_x2.csv", planeFactors(0.2, 0.6)),
+        year: 2025,
+        target: { dataEntryTypeId: 20 },
+      });
+      written.resolve();
+      await release.promise;
+    });
+    try {
+      await written.promise;
+      recalc = await queueRecalc(db, "plane", 2025);
+      await eventually(async () => {
+        const [row] = await db.sql`select state from data_ingestion_jobs where id = ${
+          recalc!.jobId
+        }`;
+        return row.state === "RUNNING" ? true : undefined;
+      }, "the recalc to start");
+      // Running, but waiting on the slice lock: nothing changed yet.
+      await new Promise((r) => setTimeout(r, 300));
+      const [waiting] = await db
+        .sql`select state from data_ingestion_jobs where id = ${recalc.jobId}`;
+      assert.equal(waiting.state, "RUNNING");
+      assert.deepEqual(await emissionKg(db, "plane", 2025), before);
+    } finally {
+      release.resolve();
+      await importing;
+    }
+    await waitForPipelines(db, [recalc!.pipelineId]);
+    const after = await emissionKg(db, "plane", 2025);
+    // Both factors doubled, so every row doubled: no row saw one new factor and one old.
+    for (const [id, kg] of before) assert.ok(Math.abs(after.get(id)! - 2 * kg) < 1e-9 * kg);
+    await worker.stop();
+  },
+  { ignore: !serverBackendExpected() },
+);
+
+dbTest(
+  testDb,
+  "abort of a running rematch: rolled back, job ERROR aborted, pipeline FAILED",
+  async (db) => {
+    await importFactorText(db, "plane", 2025, planeFactors(0.1, 0.3));
+    await seedEntries(db, "plane", 2025, 4000);
+    const before = await emissionKg(db, "plane", 2025);
+    await importFactorText(db, "plane", 2025, planeFactors(0.2, 0.6));
+    const server = await startTestServer(db, {
+      worker: { chunkSize: 50, heartbeatIntervalMs: 50 },
+    });
+    try {
+      const response = await call(
+        server.url,
+        "/v1/sync/recalculate-emissions/professional_travel/plane?year=2025",
+        { method: "POST" },
+      );
+      assert.equal(response.status, 202);
+      const { pipeline_id, job_id } = response.body as Body;
+      await eventually(async () => {
+        const job = await call(server.url, `/v1/sync/jobs/${job_id}`);
+        const { progress, state } = job.body as {
+          progress: { done: number } | null;
+          state: string;
+        };
+        assert.notEqual(state, "FINISHED", "the rematch finished before the abort");
+        return progress && progress.done > 0 ? true : undefined;
+      }, "progress of the rematch");
+      const aborted = await call(server.url, `/v1/sync/pipelines/${pipeline_id}/abort`, {
+        method: "POST",
+      });
+      assert.equal(aborted.status, 202);
+      assert.equal((aborted.body as Body).running, 1);
+      const { done } = await followPipeline(server.url, pipeline_id as string);
+      assert.equal(done.status, "FAILED");
+      const [job] = done.jobs as Body[];
+      assert.deepEqual([job.state, job.result, job.status_message], [
+        "FINISHED",
+        "ERROR",
+        "aborted",
+      ]);
+      assert.deepEqual(await emissionKg(db, "plane", 2025), before);
+    } finally {
+      await server.stop();
+    }
+  },
+  { ignore: !serverBackendExpected() },
+);
