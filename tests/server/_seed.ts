@@ -181,3 +181,32 @@ export async function waitForPipelines(
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/**
+ * Holds a row lock on the emission row of the slice's middle entry until `release()`: a rematch
+ * writing the slice stops there, halfway, with its earlier chunks done (a deterministic
+ * "mid-rematch" for kill and stop tests). Needs a server (a second connection).
+ */
+export async function holdMiddleEmission(
+  db: Database,
+  det: "plane" | "it",
+  year: number,
+): Promise<{ release(): Promise<void> }> {
+  const rows = await emissionKg(db, det, year);
+  const ids = [...rows.keys()];
+  const middle = ids[Math.floor(ids.length / 2)];
+  const locked = Promise.withResolvers<void>();
+  const done = Promise.withResolvers<void>();
+  const holding = db.sql.begin(async (tx) => {
+    await tx`select id from data_entry_emissions where id = ${middle} for update`;
+    locked.resolve();
+    await done.promise;
+  });
+  await locked.promise;
+  return {
+    async release() {
+      done.resolve();
+      await holding;
+    },
+  };
+}

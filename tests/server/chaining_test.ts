@@ -10,6 +10,7 @@ import { JobWorker } from "../../src/jobs/worker.ts";
 import { call, dispatchForm, eventually, followPipeline, startTestServer } from "./_server.ts";
 import {
   emissionKg,
+  holdMiddleEmission,
   importFactorText,
   planeFactors,
   queueRecalc,
@@ -121,12 +122,14 @@ dbTest(
   "abort of a running rematch: rolled back, job ERROR aborted, pipeline FAILED",
   async (db) => {
     await importFactorText(db, "plane", 2025, planeFactors(0.1, 0.3));
-    await seedEntries(db, "plane", 2025, 4000);
+    await seedEntries(db, "plane", 2025, 1000);
     const before = await emissionKg(db, "plane", 2025);
     await importFactorText(db, "plane", 2025, planeFactors(0.2, 0.6));
     const server = await startTestServer(db, {
       worker: { chunkSize: 50, heartbeatIntervalMs: 50 },
     });
+    // The rematch stops halfway on a locked row until the abort is in.
+    const hold = await holdMiddleEmission(db, "plane", 2025);
     try {
       const response = await call(
         server.url,
@@ -149,6 +152,7 @@ dbTest(
       });
       assert.equal(aborted.status, 202);
       assert.equal((aborted.body as Body).running, 1);
+      await hold.release();
       const { done } = await followPipeline(server.url, pipeline_id as string);
       assert.equal(done.status, "FAILED");
       const [job] = done.jobs as Body[];
@@ -159,6 +163,7 @@ dbTest(
       ]);
       assert.deepEqual(await emissionKg(db, "plane", 2025), before);
     } finally {
+      await hold.release();
       await server.stop();
     }
   },
