@@ -227,6 +227,13 @@ dbTest(testDb, "bad JSON, enum, year and ids get 400 naming the field", async (d
       method: "POST",
     });
     assert.equal(recalc.status, 404);
+    const huge = await call(base, "/v1/sync/dispatch", {
+      method: "POST",
+      json: { target_type: "rates", file_path: "x".repeat(2 * 1024 * 1024) },
+    });
+    assert.equal(huge.status, 413);
+    const stream = await call(base, `/v1/sync/pipelines/${crypto.randomUUID()}/stream`);
+    assert.equal(stream.status, 404);
     const media = await call(base, "/v1/sync/dispatch", {
       method: "POST",
       body: "target_type=rates",
