@@ -15,6 +15,7 @@ import {
   sweepStaleJobs,
 } from "../../src/jobs/queue.ts";
 import { getPipeline } from "../../src/jobs/status.ts";
+import { deleteExpiredUploads } from "../../src/jobs/uploads.ts";
 import type { ClaimedJob, NewJob } from "../../src/jobs/types.ts";
 
 const testDb = useTestDatabase();
@@ -338,4 +339,27 @@ dbTest(
     assert.equal(second.jobs[0].state, "NOT_STARTED");
   },
   { ignore: !serverBackendExpected() },
+);
+
+dbTest(
+  testDb,
+  "expired uploads go, unless a job that has not finished still needs them",
+  async (db) => {
+    const [kept, gone] = [crypto.randomUUID(), crypto.randomUUID()];
+    for (const id of [kept, gone]) {
+      await db.sql`insert into uploads (id, file_name, size_bytes, sha256, created_at)
+      values (${id}, 'rates.csv', 1, 'x', now() - interval '2 days')`;
+      await db.sql`insert into upload_chunks (upload_id, seq, data) values (${id}, 0, '\\x41')`;
+    }
+    const job = reference("rates");
+    await pipeline(db, [{ ...job, input: { ...job.input, upload_id: kept } as NewJob["input"] }]);
+    assert.equal(await deleteExpiredUploads(db.sql, 86_400), 1);
+    const left = await db.sql<{ id: string }[]>`select id from uploads`;
+    assert.deepEqual(left.map((r) => r.id), [kept]);
+    const claimed = (await claimJob(db.sql, "w"))!;
+    assert.ok(await finish(db, claimed, "SUCCESS"));
+    assert.equal(await deleteExpiredUploads(db.sql, 86_400), 1);
+    const [{ n }] = await db.sql<{ n: number }[]>`select count(*)::int as n from upload_chunks`;
+    assert.equal(n, 0);
+  },
 );

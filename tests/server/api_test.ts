@@ -395,3 +395,33 @@ dbTest(
     });
   },
 );
+
+dbTest(
+  testDb,
+  "a file the import refuses ends its job ERROR with the message naming the uploaded file",
+  async (db) => {
+    await withServer(db, {}, async (base) => {
+      const form = new FormData();
+      form.append("target_type", "factors");
+      form.append("year", "2025");
+      form.append(
+        "config",
+        JSON.stringify({ module_type_id: "professional_travel", data_entry_type_id: "plane" }),
+      );
+      const bytes = new TextEncoder().encode("category,cabin_class\nvery_short_haul,economy\n");
+      bytes[25] = 0xff;
+      form.append("file", new Blob([bytes]), "plane bad.csv");
+      const response = await call(base, "/v1/sync/dispatch", { method: "POST", body: form });
+      assert.equal(response.status, 202);
+      const { done } = await followPipeline(base, (response.body as Body).pipeline_id as string);
+      assert.equal(done.status, "FAILED");
+      const [job] = done.jobs as Body[];
+      assert.equal(job.result, "ERROR");
+      assert.equal(job.status_message, "plane_bad.csv: is not valid UTF-8 text");
+      assert.deepEqual((job.result_document as Body).error, {
+        code: "FileError",
+        message: "plane_bad.csv: is not valid UTF-8 text",
+      });
+    });
+  },
+);
