@@ -262,3 +262,24 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  ...options,
+  name: "a new job wakes an idle worker at once (LISTEN/NOTIFY), long before its next poll",
+  async fn() {
+    const database = await createServerDatabase();
+    const worker = spawnScript("worker", ["--database-url", database.url, "--poll-interval", "60"]);
+    try {
+      await worker.waitFor((e) => e.event === "worker_started" && e.listen === true);
+      // Let its first (immediate) claim pass, so only a notification can wake it now.
+      await new Promise((r) => setTimeout(r, 500));
+      const { jobId } = await queueRecalc(database.db, "plane", 2025);
+      // Well before the 60 s poll: only the notification can have woken it.
+      await worker.waitFor((e) => e.event === "job_finished" && e.job_id === jobId, 10_000);
+    } finally {
+      worker.kill("SIGTERM");
+      assert.equal(await worker.exited, 0);
+      await database.drop();
+    }
+  },
+});
