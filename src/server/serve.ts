@@ -96,7 +96,13 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const addr = await listening;
   const shownHost = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
   const url = `http://${shownHost}:${addr.port}`;
-  await worker?.start();
+  try {
+    await worker?.start();
+  } catch (error) {
+    await server.shutdown();
+    if (ownUploadDir) await Deno.remove(uploadDir, { recursive: true }).catch(() => {});
+    throw error;
+  }
   options.log({
     event: "server_listening",
     url,
