@@ -60,6 +60,11 @@ export interface CommandSpec<T> {
    * without the schema, or behind it, instead of migrating. @default "write"
    */
   access?: DatabaseAccess | ((args: T) => DatabaseAccess);
+  /**
+   * The command stops gracefully on SIGINT/SIGTERM itself (serve, worker): the runner then does
+   * not exit at once on them. @default false
+   */
+  handlesStopSignals?: boolean;
   /** The command's body. */
   run(args: T, context: CommandContext): Promise<CommandOutcome>;
 }
@@ -113,7 +118,7 @@ export async function runCommand<T>(spec: CommandSpec<T>, argv: string[]): Promi
   const urls = argv.filter((arg, i) => argv[i - 1] === "--database-url" || arg.includes("://"));
   const redact = (text: string) => redactSecrets(text, urls);
   let db: Database | undefined;
-  const stopSignals = listenForSignals(spec.name, wantsJson);
+  const stopSignals = spec.handlesStopSignals ? () => {} : listenForSignals(spec.name, wantsJson);
   try {
     let parsed;
     try {

@@ -75,6 +75,7 @@ export const serveCommand = defineCommand({
     ...WORKER_OPTIONS,
   },
   schema,
+  handlesStopSignals: true,
   async run(args, context) {
     const tokens: ApiToken[] = parseApiTokens(Deno.env.get("REMATCH_API_TOKENS"));
     // Refused before the database is even opened.

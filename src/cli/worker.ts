@@ -115,6 +115,7 @@ export const workerCommand = defineCommand({
   usage: USAGE,
   options: { concurrency: { type: "string" }, ...WORKER_OPTIONS },
   schema,
+  handlesStopSignals: true,
   async run(args, context) {
     const log = createLogger(args.logFormat);
     const stopped = untilStopSignal((signal) => {
