@@ -1,21 +1,26 @@
 // Chaining (spec/interfaces.md §3): an ingest that ends SUCCESS or WARNING queues one recalc per
 // slice it left stale, in its own pipeline and transaction.
 import type { Queryable } from "../db/connection.ts";
+import { sliceStatus } from "../rematch/state.ts";
 import type { SliceKey } from "./types.ts";
 
 /**
  * Of the slices an ingest touched, those it left needing a recalc: the one place that decides
- * what the chain queues. Today a slice counts when the ingest changed what its compute reads
- * (factors inserted, updated or deleted; reference rows inserted or updated for a det that reads
- * them); entries imports compute on write and touch none. When the slice state of
- * spec/rematch.md rule 16 exists, this asks it which of them are not current.
+ * what the chain queues. It asks the slice state (spec/rematch.md rules 16-18), inside the
+ * ingest's transaction, which of them are not current; slices without entries need nothing.
  */
-export function slicesToRecalculate(
-  _tx: Queryable,
+export async function slicesToRecalculate(
+  tx: Queryable,
   touched: readonly SliceKey[],
 ): Promise<SliceKey[]> {
-  const unique = new Map(touched.map((s) => [`${s.dataEntryTypeId}:${s.year}`, s]));
-  return Promise.resolve(
-    [...unique.values()].sort((a, b) => a.dataEntryTypeId - b.dataEntryTypeId || a.year - b.year),
-  );
+  const wanted = new Set(touched.map((s) => `${s.dataEntryTypeId}:${s.year}`));
+  const stale: SliceKey[] = [];
+  for (const year of [...new Set(touched.map((s) => s.year))].sort((a, b) => a - b)) {
+    for (const slice of await sliceStatus(tx, { year })) {
+      if (slice.state === "current") continue;
+      if (!wanted.has(`${slice.dataEntryTypeId}:${slice.year}`)) continue;
+      stale.push({ dataEntryTypeId: slice.dataEntryTypeId, year: slice.year });
+    }
+  }
+  return stale;
 }

@@ -178,10 +178,7 @@ async function prepareFactorIngest(
           `${result.keptStale} kept stale` +
           (result.rowErrorsCount ? `, ${result.rowErrorsCount} row errors` : ""),
         document,
-        // A slice whose factors did not change needs nothing.
-        touched: result.changes
-          .filter((c) => c.inserted + c.updated + c.deleted > 0)
-          .map((c) => ({ dataEntryTypeId: c.dataEntryTypeId, year: c.year })),
+        touched: result.slices.map((c) => ({ dataEntryTypeId: c.dataEntryTypeId, year: c.year })),
       };
     },
   };
@@ -242,7 +239,6 @@ async function prepareReferenceIngest(
           shown(result),
         );
       }
-      const changed = result.inserted + result.updated > 0;
       const years = input.kind === "rates"
         ? [...new Set(parsed.rows.map((r) => (r as { year: number }).year))]
         : undefined;
@@ -252,7 +248,7 @@ async function prepareReferenceIngest(
           `${result.updated} updated, ${result.unchanged} unchanged` +
           (result.rowErrorsCount ? `, ${result.rowErrorsCount} row errors` : ""),
         document: shown(result),
-        touched: changed ? await slicesReading(tx, input.kind, years) : [],
+        touched: await slicesReading(tx, input.kind, years),
       };
     },
   };
@@ -285,11 +281,8 @@ function prepareRecalc(
   context: WorkContext,
 ): PreparedWork {
   const det = getDataEntryType(input.data_entry_type_id);
-  // `full` and `run` are read by the rematch once the staleness and history parts have them.
-  const options: RematchOptions & {
-    full?: boolean;
-    run?: { trigger: "job"; jobId: number };
-  } = {
+  // `run` is read by the rematch once the history part has it.
+  const options: RematchOptions & { run?: { trigger: "job"; jobId: number } } = {
     dataEntryType: det.id,
     year: input.year,
     signal: context.signal,

@@ -269,12 +269,16 @@ export const SliceStatus = z.object({
   year: z.number().int(),
   entries: z.number().int(),
   factors: z.number().int(),
-  state: z.string().openapi({ example: "stale: full (factors changed)" }),
+  state: z.string().openapi({ example: "stale: targeted (1 factors, about 120 entries)" }),
+  scope: z.enum(["none", "targeted", "full"]).openapi({
+    description: "what a rematch would do now",
+  }),
   needs_recalculation: z.boolean(),
   last_factor_import: z.object({ at: timestamp, job_id: z.number().int().nullable() }).nullable(),
   last_recalc: z.object({
     at: timestamp,
+    scope: z.enum(["targeted", "full"]),
+    errors: z.number().int(),
     job_id: z.number().int().nullable(),
-    result: z.string().nullable(),
   }).nullable(),
 }).openapi("SliceStatus");

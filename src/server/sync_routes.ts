@@ -316,7 +316,8 @@ export function syncRoutes(app: ApiApp, context: RouteContext): void {
     createRoute({
       method: "get",
       path: "/v1/sync/recalculation-status",
-      summary: "Per (module, det) of a year: whether its emissions follow its factors",
+      summary: "Per (module, det) of a year with entries: whether its emissions follow its " +
+        "factors (the slice state of `deno task status`)",
       security: SECURITY,
       request: { query: S.StatusQuery },
       responses: {
@@ -337,15 +338,17 @@ export function syncRoutes(app: ApiApp, context: RouteContext): void {
           entries: s.entries,
           factors: s.factors,
           state: s.state,
+          scope: s.scope,
           needs_recalculation: s.needsRecalculation,
           last_factor_import: s.lastFactorImport
             ? { at: s.lastFactorImport.at.toISOString(), job_id: s.lastFactorImport.jobId }
             : null,
           last_recalc: s.lastRecalc
             ? {
-              at: s.lastRecalc.at.toISOString(),
+              at: s.lastRecalc.at,
+              scope: s.lastRecalc.scope,
+              errors: s.lastRecalc.errors,
               job_id: s.lastRecalc.jobId,
-              result: s.lastRecalc.result,
             }
             : null,
         })),

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { dbTest, useTestDatabase } from "../_harness.ts";
 import type { Database } from "../../src/db/connection.ts";
 import { call, dispatchForm, followPipeline, spawnScript, startTestServer } from "./_server.ts";
+import { importFactorText, planeFactors, seedEntries } from "./_seed.ts";
 
 const testDb = useTestDatabase();
 
@@ -422,6 +423,62 @@ dbTest(
         code: "FileError",
         message: "plane_bad.csv: is not valid UTF-8 text",
       });
+    });
+  },
+);
+
+dbTest(
+  testDb,
+  "recalculation-status reads the slice state; only_stale queues the stale dets of a module",
+  async (db) => {
+    await importFactorText(db, "plane", 2025, planeFactors(0.1, 0.3));
+    await seedEntries(db, "plane", 2025, 10);
+    await withServer(db, {}, async (base) => {
+      const first = await call(
+        base,
+        "/v1/sync/recalculate-emissions/professional_travel/plane?year=2025",
+        { method: "POST" },
+      );
+      const { job_id, pipeline_id } = first.body as Body;
+      await followPipeline(base, pipeline_id as string);
+      const slice = async () => {
+        const { status, body } = await call(base, "/v1/sync/recalculation-status?year=2025");
+        assert.equal(status, 200);
+        const rows = body as Body[];
+        // Only slices with entries: train has none.
+        assert.deepEqual(rows.map((r) => r.data_entry_type), ["plane"]);
+        return rows[0];
+      };
+      const current = await slice();
+      assert.deepEqual([current.state, current.needs_recalculation, current.entries], [
+        "current",
+        false,
+        10,
+      ]);
+      assert.equal((current.last_recalc as Body).job_id, job_id);
+      const none = await call(
+        base,
+        "/v1/sync/recalculate-emissions/professional_travel?year=2025&only_stale=true",
+        { method: "POST" },
+      );
+      assert.equal(none.status, 409);
+
+      await importFactorText(db, "plane", 2025, planeFactors(0.2, 0.3));
+      const stale = await slice();
+      assert.equal(stale.needs_recalculation, true);
+      assert.match(stale.state as string, /^stale: targeted/);
+      assert.equal(stale.scope, "targeted");
+      const queued = await call(
+        base,
+        "/v1/sync/recalculate-emissions/professional_travel?year=2025&only_stale=true",
+        { method: "POST" },
+      );
+      assert.equal(queued.status, 202);
+      assert.deepEqual((queued.body as { jobs: Body[] }).jobs.map((j) => j.data_entry_type), [
+        "plane",
+      ]);
+      await followPipeline(base, (queued.body as Body).pipeline_id as string);
+      assert.equal((await slice()).state, "current");
     });
   },
 );

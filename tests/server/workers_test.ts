@@ -135,6 +135,7 @@ Deno.test({
           dataEntryType: det,
           year,
           dryRun: true,
+          full: true,
         });
         assert.equal(check.unchanged, 60, `${det} ${year}: emissions behind the factors`);
       }
@@ -219,6 +220,7 @@ Deno.test({
         dataEntryType: "plane",
         year: 2025,
         dryRun: true,
+        full: true,
       });
       assert.equal(clean.unchanged, 6000);
 
