@@ -617,7 +617,8 @@ dbTest(
         await new Promise((resolve) => setTimeout(resolve, 25));
         requests = (await db.sql<{ det: number; granted: boolean; pid: number }[]>`
           select classid::int - 310000 as det, granted, pid from pg_locks
-          where locktype = 'advisory' and objsubid = 2 and classid between 310000 and 310100`)
+          where locktype = 'advisory' and objsubid = 2 and classid between 310000 and 310100
+            and database = (select oid from pg_database where datname = current_database())`)
           .map((r) => ({ ...r }));
       }
       const waiter = requests.find((r) => !r.granted);

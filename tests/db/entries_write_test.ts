@@ -137,10 +137,12 @@ const LAPTOP = { name: "laptop", equipment_class: "Laptop", sub_class: "Standard
 
 /** The (det, year) advisory lock requests of other sessions, granted or waiting. */
 async function sliceLockRequests(db: Database) {
-  // lockSlice takes pg_advisory_xact_lock(310000 + det, year): classid and objid in pg_locks.
+  // lockSlice takes pg_advisory_xact_lock(310000 + det, year): classid and objid in pg_locks;
+  // advisory locks are per database, and other test files run on other databases in parallel.
   return (await db.sql<{ det: number; year: number; granted: boolean; pid: number }[]>`
     select classid::int - 310000 as det, objid::int as year, granted, pid from pg_locks
     where locktype = 'advisory' and objsubid = 2 and classid between 310000 and 310100
+      and database = (select oid from pg_database where datname = current_database())
     order by pid, det`).map((r) => ({ ...r }));
 }
 
