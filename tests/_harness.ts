@@ -188,6 +188,9 @@ async function removeStaleTemplates(): Promise<void> {
 }
 
 const DATA_TABLES = [
+  "rematch_runs",
+  "factor_versions",
+  "factor_imports",
   "data_ingestion_jobs",
   "workers",
   "uploads",

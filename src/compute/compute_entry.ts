@@ -145,11 +145,18 @@ export function computeEntry(
         kgCo2eq: result.kg,
         additionalValue: result.additionalValue ?? null,
         scope: emissionTypeScope(typeId),
-        meta: { factors_used: [{ id: factor.id, values: factor.values }], ...result.meta },
+        meta: { factors_used: [factorUsed(factor)], ...result.meta },
       });
     }
   }
   return { data, rows: withRollup(handler, leaves), warnings: [], ambiguous };
+}
+
+// The import id traces the numbers to the upload that set them (spec/history.md §1).
+function factorUsed(factor: Factor): Record<string, unknown> {
+  return factor.importId === undefined
+    ? { id: factor.id, values: factor.values }
+    : { id: factor.id, import_id: factor.importId, values: factor.values };
 }
 
 // The stored type is the deeper of the computation's and the factor's; a tie keeps the computation's.

@@ -1,5 +1,5 @@
 // Factor rows in the database: the set-based import of a factor CSV and the (det, year) set.
-import type { Classification, Factor } from "../handlers/types.ts";
+import type { Classification, Factor, FactorValues } from "../handlers/types.ts";
 import {
   type CsvTable,
   describeRowError,
@@ -15,6 +15,7 @@ import {
 import { getHandler } from "../handlers/mod.ts";
 import type { DataEntryType, DetName } from "../reference/enums.ts";
 import { yearProblem } from "../reference/years.ts";
+import { currentActor } from "../history/actor.ts";
 import type { Queryable } from "./connection.ts";
 import { lockSlice } from "./locks.ts";
 
@@ -36,6 +37,10 @@ export interface FactorImportInput {
   readonly force?: boolean;
   /** The ingestion job, recorded as `last_seen_job_id` on every factor of the file. */
   readonly jobId?: number;
+  /** Who imports, recorded on the import. @default currentActor() */
+  readonly actor?: string;
+  /** SHA-256 of the file's bytes (lowercase hex), recorded on the import. */
+  readonly fileSha256?: string;
 }
 
 /** A (det, year) slice an import touched. */
@@ -93,6 +98,8 @@ export interface FactorImportResult {
   readonly slices: readonly FactorImportSlice[];
   /** Per slice (same order): what the import did to it, with the identities. */
   readonly changes: readonly FactorSliceChanges[];
+  /** The recorded import (`factor_imports.id`); absent when the import was refused. */
+  readonly importId?: number;
 }
 
 /** Why an import was refused with nothing written. */
@@ -191,8 +198,25 @@ export async function importFactors(
     changes,
   };
   if (mode === "replace") refuseUnsafeReplace(file, input, result);
-  await writePlan(tx, plan, year, mode, jobId ?? null);
-  return result;
+  // Recorded even when nothing changed: the history shows every upload, and what it did.
+  const importId = await recordFactorImport(tx, {
+    year,
+    dataEntryTypeIds: sliceDets.map((d) => d.id),
+    moduleTypeId: "moduleTypeId" in target ? target.moduleTypeId : null,
+    mode,
+    source: file,
+    fileSha256: input.fileSha256 ?? null,
+    actor: input.actor ?? currentActor(),
+    jobId: jobId ?? null,
+    rollbackOf: null,
+    rowsRead: result.rowsRead,
+    inserted: result.inserted,
+    updated: result.updated,
+    deleted: result.deleted,
+    unchanged: result.unchanged,
+  });
+  await writePlan(tx, plan, year, mode, jobId ?? null, importId);
+  return { ...result, importId };
 }
 
 const NO_CHANGES = {
@@ -394,39 +418,180 @@ async function writePlan(
   year: number,
   mode: "merge" | "replace",
   jobId: number | null,
+  importId: number,
 ): Promise<void> {
-  if (plan.updated.length) {
-    await tx`
-      update factors f
-      set "values" = u.vals::jsonb, updated_at = now(),
-        last_seen_job_id = coalesce(${jobId}::bigint, f.last_seen_job_id)
-      from unnest(
-        ${plan.updated.map((u) => u.id)}::bigint[],
-        ${plan.updated.map((u) => JSON.stringify(u.row.values))}::text[]
-      ) as u(id, vals)
-      where f.id = u.id`;
-  }
+  await writeFactorChanges(tx, importId, {
+    updates: plan.updated.map((u) => ({ id: u.id, values: u.row.values, importId })),
+    inserts: plan.inserted.map((r) => ({
+      dataEntryTypeId: r.dataEntryTypeId,
+      emissionTypeId: r.emissionTypeId,
+      year,
+      classification: r.classification,
+      values: r.values,
+      importId,
+    })),
+    deletes: mode === "replace" ? plan.absent.map((a) => a.id) : [],
+  }, jobId);
   if (jobId !== null && plan.unchanged.length) {
     await tx`
       update factors set last_seen_job_id = ${jobId}::bigint
       where id = any(${plan.unchanged.map((u) => u.id)}::bigint[])`;
   }
-  if (plan.inserted.length) {
-    const rows = plan.inserted;
+}
+
+/** What a `factor_imports` row records. */
+export interface FactorImportRecord {
+  readonly year: number;
+  readonly dataEntryTypeIds: readonly number[];
+  readonly moduleTypeId: number | null;
+  readonly mode: "merge" | "replace" | "rollback";
+  /** The file name, or `rollback of N`. */
+  readonly source: string;
+  readonly fileSha256: string | null;
+  readonly actor: string;
+  readonly jobId: number | null;
+  /** The import a rollback undoes. */
+  readonly rollbackOf: number | null;
+  readonly rowsRead: number;
+  readonly inserted: number;
+  readonly updated: number;
+  readonly deleted: number;
+  readonly unchanged: number;
+}
+
+/**
+ * Records an import (spec/history.md §1) and returns its id. Call it after the import's slices
+ * are locked: the ids of one slice's imports then follow their commit order.
+ */
+export async function recordFactorImport(
+  tx: Queryable,
+  record: FactorImportRecord,
+): Promise<number> {
+  const [row] = await tx<{ id: number }[]>`
+    insert into factor_imports (year, data_entry_type_ids, module_type_id, mode, source,
+      file_sha256, actor, job_id, rollback_of, rows_read, inserted, updated, deleted, unchanged)
+    values (${record.year}, ${[...record.dataEntryTypeIds]}::int[], ${record.moduleTypeId},
+      ${record.mode}, ${record.source}, ${record.fileSha256}, ${record.actor}, ${record.jobId},
+      ${record.rollbackOf}, ${record.rowsRead}, ${record.inserted}, ${record.updated},
+      ${record.deleted}, ${record.unchanged})
+    returning id`;
+  return row.id;
+}
+
+/** A factor to insert: a new identity (no id), or a deleted factor coming back (its old id). */
+export interface FactorInsert {
+  readonly id?: number;
+  readonly dataEntryTypeId: number;
+  readonly emissionTypeId: number;
+  readonly year: number;
+  readonly classification: Classification;
+  readonly values: FactorValues;
+  /** What `factors.import_id` becomes. */
+  readonly importId: number | null;
+}
+
+/** The writes of one import; each is recorded as a `factor_versions` row of `importId`. */
+export interface FactorChanges {
+  readonly inserts: readonly FactorInsert[];
+  /** New values of existing factors, and what `factors.import_id` becomes. */
+  readonly updates: readonly { id: number; values: FactorValues; importId: number | null }[];
+  /** Ids of factors to delete. */
+  readonly deletes: readonly number[];
+}
+
+/**
+ * Writes factor changes and their version rows, a statement or two per kind whatever the
+ * number of factors. Each version reads the row as it was in the statement that changes it, so
+ * `values_before` and `import_id_before` are exact. Inserts without an id get new ids in list
+ * order.
+ */
+export async function writeFactorChanges(
+  tx: Queryable,
+  importId: number,
+  changes: FactorChanges,
+  jobId: number | null = null,
+): Promise<void> {
+  const { inserts, updates, deletes } = changes;
+  if (deletes.length) {
     await tx`
-      insert into factors
-        (data_entry_type_id, emission_type_id, year, classification, "values", last_seen_job_id)
-      select i.det, i.et, ${year}, i.cls::jsonb, i.vals::jsonb, ${jobId}::bigint
-      from unnest(
-        ${rows.map((r) => r.dataEntryTypeId)}::int[],
-        ${rows.map((r) => r.emissionTypeId)}::int[],
-        ${rows.map((r) => JSON.stringify(r.classification))}::text[],
-        ${rows.map((r) => JSON.stringify(r.values))}::text[]
-      ) with ordinality as i(det, et, cls, vals, n)
-      order by i.n`;
+      with gone as (delete from factors where id = any(${[...deletes]}::bigint[]) returning *)
+      insert into factor_versions (import_id, factor_id, data_entry_type_id, year,
+        emission_type_id, classification, change, values_before, values_after, import_id_before)
+      select ${importId}, g.id, g.data_entry_type_id, g.year, g.emission_type_id, g.classification,
+        'deleted', g."values", null, g.import_id
+      from gone g order by g.id`;
   }
-  if (mode === "replace" && plan.absent.length) {
-    await tx`delete from factors where id = any(${plan.absent.map((a) => a.id)}::bigint[])`;
+  if (updates.length) {
+    // Every sub-statement sees the rows as they were before the update.
+    await tx`
+      with u as (
+        select * from unnest(
+          ${updates.map((u) => u.id)}::bigint[],
+          ${updates.map((u) => JSON.stringify(u.values))}::text[],
+          ${updates.map((u) => u.importId)}::bigint[]
+        ) with ordinality as u(id, vals, import_id, n)
+      ),
+      versions as (
+        insert into factor_versions (import_id, factor_id, data_entry_type_id, year,
+          emission_type_id, classification, change, values_before, values_after, import_id_before)
+        select ${importId}, f.id, f.data_entry_type_id, f.year, f.emission_type_id,
+          f.classification, 'updated', f."values", u.vals::jsonb, f.import_id
+        from factors f join u on u.id = f.id
+        order by u.n
+      )
+      update factors f
+      set "values" = u.vals::jsonb, import_id = u.import_id, updated_at = now(),
+        last_seen_job_id = coalesce(${jobId}::bigint, f.last_seen_job_id)
+      from u
+      where f.id = u.id`;
+  }
+  const fresh = inserts.filter((i) => i.id === undefined);
+  const back = inserts.filter((i) => i.id !== undefined);
+  if (fresh.length) {
+    await tx`
+      with added as (
+        insert into factors (data_entry_type_id, emission_type_id, year, classification, "values",
+          last_seen_job_id, import_id)
+        select i.det, i.et, i.year, i.cls::jsonb, i.vals::jsonb, ${jobId}::bigint, i.import_id
+        from unnest(
+          ${fresh.map((r) => r.dataEntryTypeId)}::int[],
+          ${fresh.map((r) => r.emissionTypeId)}::int[],
+          ${fresh.map((r) => r.year)}::int[],
+          ${fresh.map((r) => JSON.stringify(r.classification))}::text[],
+          ${fresh.map((r) => JSON.stringify(r.values))}::text[],
+          ${fresh.map((r) => r.importId)}::bigint[]
+        ) with ordinality as i(det, et, year, cls, vals, import_id, n)
+        order by i.n
+        returning id, data_entry_type_id, year, emission_type_id, classification, "values"
+      )
+      insert into factor_versions (import_id, factor_id, data_entry_type_id, year,
+        emission_type_id, classification, change, values_before, values_after, import_id_before)
+      select ${importId}, a.id, a.data_entry_type_id, a.year, a.emission_type_id, a.classification,
+        'inserted', null, a."values", null
+      from added a order by a.id`;
+  }
+  if (back.length) {
+    await tx`
+      with added as (
+        insert into factors (id, data_entry_type_id, emission_type_id, year, classification,
+          "values", last_seen_job_id, import_id)
+        select i.id, i.det, i.et, i.year, i.cls::jsonb, i.vals::jsonb, ${jobId}::bigint, i.import_id
+        from unnest(
+          ${back.map((r) => r.id!)}::bigint[],
+          ${back.map((r) => r.dataEntryTypeId)}::int[],
+          ${back.map((r) => r.emissionTypeId)}::int[],
+          ${back.map((r) => r.year)}::int[],
+          ${back.map((r) => JSON.stringify(r.classification))}::text[],
+          ${back.map((r) => JSON.stringify(r.values))}::text[],
+          ${back.map((r) => r.importId)}::bigint[]
+        ) as i(id, det, et, year, cls, vals, import_id)
+        returning id, data_entry_type_id, year, emission_type_id, classification, "values"
+      )
+      insert into factor_versions (import_id, factor_id, data_entry_type_id, year,
+        emission_type_id, classification, change, values_before, values_after, import_id_before)
+      select ${importId}, a.id, a.data_entry_type_id, a.year, a.emission_type_id, a.classification,
+        'inserted', null, a."values", null
+      from added a order by a.id`;
   }
 }
 
@@ -457,9 +622,10 @@ export async function loadFactorSet(
       year: number;
       classification: Factor["classification"];
       values: Factor["values"];
+      import_id: number | null;
     }[]
   >`
-    select id, data_entry_type_id, emission_type_id, year, classification, "values"
+    select id, data_entry_type_id, emission_type_id, year, classification, "values", import_id
     from factors
     where data_entry_type_id = ${dataEntryTypeId} and year = ${year}
     order by id`;
@@ -470,5 +636,6 @@ export async function loadFactorSet(
     year: r.year,
     classification: r.classification,
     values: r.values,
+    importId: r.import_id,
   }));
 }

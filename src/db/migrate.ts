@@ -10,6 +10,7 @@ export const MIGRATION_FILES: readonly string[] = [
   "0001_schema.sql",
   "0002_jobs.sql",
   "0003_entries.sql",
+  "0004_history.sql",
   "0005_slice_state.sql",
   "0006_jobs.sql",
 ];

@@ -16,6 +16,11 @@ export interface Factor {
   readonly year: number | null;
   readonly classification: Classification;
   readonly values: FactorValues;
+  /**
+   * The import that last set `values` (null: set before imports were recorded); emission meta
+   * names it in `factors_used`. Absent for factors that never came from the database.
+   */
+  readonly importId?: number | null;
 }
 
 /** An airport or railway station. */

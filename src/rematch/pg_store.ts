@@ -81,6 +81,13 @@ export function createPgSliceStore(tx: Queryable): SliceStore {
     async refreshModuleStats(moduleIds) {
       await refreshModuleStats(tx, moduleIds);
     },
+    async frozenModuleIds(moduleIds) {
+      const rows = await tx<{ id: number }[]>`
+        select id from carbon_report_modules
+        where id = any(${[...moduleIds]}::bigint[]) and frozen_at is not null
+        order by id`;
+      return rows.map((r) => r.id);
+    },
   };
 }
 

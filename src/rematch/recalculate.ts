@@ -21,6 +21,7 @@ import {
 } from "./state.ts";
 import type {
   RematchDiffEntry,
+  RematchModuleResult,
   RematchOptions,
   RematchResult,
   SliceEntry,
@@ -161,6 +162,9 @@ function emptyResult(
     scope: "full",
     scopeReason: "",
     entriesRead: 0,
+    frozen: 0,
+    frozenKgDelta: 0,
+    modules: [],
   };
 }
 
@@ -225,6 +229,9 @@ export async function rematchSlice(
   }
   const inputs = await store.loadInputs(handler, det.id, year);
   const moduleIds = onlyModules ?? await store.moduleIds(det.moduleTypeId, year);
+  const frozenModules = new Set(
+    moduleIds.length ? (await store.frozenModuleIds?.(moduleIds)) ?? [] : [],
+  );
   const previous = comparison.recorded ? await store.recordedFactors(det.id, year) : undefined;
   const decision = decideScope(options, comparison, handler, previous, inputs);
   result.scope = decision.scope;
@@ -241,6 +248,23 @@ export async function rematchSlice(
 
   const diff: RematchDiffEntry[] | undefined = dryRun && options.diff ? [] : undefined;
   const affected = new Set<number>();
+  const modules = new Map<number, RematchModuleResult>();
+  const moduleOf = (moduleId: number) => {
+    let tally = modules.get(moduleId);
+    if (!tally) {
+      tally = {
+        moduleId,
+        kgBefore: 0,
+        kgAfter: 0,
+        entriesChanged: 0,
+        frozen: frozenModules.has(moduleId),
+        heldBack: 0,
+        heldBackKg: 0,
+      };
+      modules.set(moduleId, tally);
+    }
+    return tally;
+  };
   for await (const entries of entryChunks(store, det.id, moduleIds, chunkSize, targetIds)) {
     options.signal?.throwIfAborted();
     const stored = await store.readEmissions(entries.map((e) => e.id));
@@ -257,6 +281,12 @@ export async function rematchSlice(
       const oldRows = stored.get(entry.id) ?? [];
       const oldKg = leafKg(oldRows);
       result.kgBefore += oldKg;
+      const tally = moduleOf(entry.moduleId);
+      tally.kgBefore += oldKg;
+      if (tally.frozen) {
+        holdFrozenEntry(handler, entry, oldRows, inputs, result, tally, diff);
+        continue;
+      }
       let plan: EntryPlan;
       try {
         plan = planEntry(handler, entry.data, oldRows, inputs);
@@ -265,6 +295,7 @@ export async function rematchSlice(
         // its data and rows and the others go on. (Database errors happen outside this loop.)
         result.errors++;
         result.kgAfter += oldKg;
+        tally.kgAfter += oldKg;
         const message = describeEntryError(error);
         failed.push({ id: entry.id, error: message });
         if (result.errorDetails.length < DETAIL_LIMIT) {
@@ -283,12 +314,14 @@ export async function rematchSlice(
       }
       const newKg = leafKg(computed.rows);
       result.kgAfter += newKg;
+      tally.kgAfter += newKg;
       if (!plan.rowsChanged && !plan.relink) {
         result.unchanged++;
         continue;
       }
       changedIds.push(entry.id);
       affected.add(entry.moduleId);
+      tally.entriesChanged++;
       if (plan.relink) {
         relinks.push({ id: entry.id, factorId: plan.newLink });
         if (plan.newLink !== null) result.relinked++;
@@ -326,6 +359,7 @@ export async function rematchSlice(
     await store.refreshModuleStats(result.affectedModuleIds);
   }
   if (diff) result.diff = diff;
+  result.modules = [...modules.values()].sort((a, b) => a.moduleId - b.moduleId);
   result.durationMs = Math.round(performance.now() - started);
   if (!dryRun && !restricted) {
     await recordState(store, result, decision, comparison, inputs, previous);
@@ -364,7 +398,14 @@ async function recordState(
   inputs: ComputeInputs,
   previous: ReadonlyMap<number, FactorFingerprint> | undefined,
 ): Promise<void> {
-  const { errorDetails: _e, warnings: _w, diff: _d, affectedModuleIds: _a, ...summary } = result;
+  const {
+    errorDetails: _e,
+    warnings: _w,
+    diff: _d,
+    affectedModuleIds: _a,
+    modules: _m,
+    ...summary
+  } = result;
   await store.recordState({
     dataEntryTypeId: result.dataEntryTypeId,
     year: result.year,
@@ -373,5 +414,45 @@ async function recordState(
     factors: inputs.factors.factors,
     previous,
     summary,
+  });
+}
+
+/**
+ * An entry of a frozen module (spec/history.md §4): computed to report what freezing holds
+ * back, never written, and not marked (a freeze is not staleness; unfreezing marks the module's
+ * entries for the next rematch). Its kg stays as stored; a compute failure only means it would
+ * not move.
+ */
+function holdFrozenEntry(
+  handler: Handler,
+  entry: SliceEntry,
+  oldRows: readonly IdentifiedRow[],
+  inputs: ComputeInputs,
+  result: RematchResult,
+  tally: RematchModuleResult,
+  diff: RematchDiffEntry[] | undefined,
+): void {
+  const oldKg = leafKg(oldRows);
+  result.frozen++;
+  result.kgAfter += oldKg;
+  tally.kgAfter += oldKg;
+  let plan: EntryPlan;
+  try {
+    plan = planEntry(handler, entry.data, oldRows, inputs);
+  } catch {
+    return;
+  }
+  if (!plan.rowsChanged && !plan.relink) return;
+  const newKg = leafKg(plan.computed.rows);
+  result.frozenKgDelta += newKg - oldKg;
+  tally.heldBack++;
+  tally.heldBackKg += newKg - oldKg;
+  diff?.push({
+    dataEntryId: entry.id,
+    kgBefore: oldKg,
+    kgAfter: newKg,
+    factorIdBefore: plan.oldLink ?? firstFactorId(oldRows),
+    factorIdAfter: plan.newLink ?? firstFactorId(plan.computed.rows),
+    frozen: true,
   });
 }

@@ -1,6 +1,7 @@
 // Entry points of the rematch against a database: one transaction per call, or inside a
 // transaction the caller already holds (factor import with --rematch).
 import type { Database, Queryable, Sql } from "../db/connection.ts";
+import { recordRematchRun } from "../history/runs.ts";
 import { createPgSliceStore } from "./pg_store.ts";
 import { rematchSlice } from "./recalculate.ts";
 import type { RematchOptions, RematchResult } from "./types.ts";
@@ -42,10 +43,15 @@ export async function recalculateForDataEntryType(
   }
 }
 
-/** The rematch inside a transaction the caller opened and will commit. */
-export function rematchInTransaction(
+/**
+ * The rematch inside a transaction the caller opened and will commit. Unless dry, its run is
+ * recorded in the same transaction (`options.run`): a rematch that fails records nothing.
+ */
+export async function rematchInTransaction(
   tx: Queryable,
   options: RematchOptions,
 ): Promise<RematchResult> {
-  return rematchSlice(createPgSliceStore(tx), options);
+  const result = await rematchSlice(createPgSliceStore(tx), options);
+  if (!result.dryRun) await recordRematchRun(tx, options, result);
+  return result;
 }

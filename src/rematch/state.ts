@@ -187,7 +187,7 @@ function fingerprintOf(f: Factor): FactorFingerprint {
 /** A rematch's counts as the slice state keeps them (the result without its lists). */
 export type RematchSummary = Omit<
   RematchResult,
-  "errorDetails" | "warnings" | "diff" | "affectedModuleIds"
+  "errorDetails" | "warnings" | "diff" | "affectedModuleIds" | "modules"
 >;
 
 /** The state the last rematch of the whole slice recorded. */

@@ -39,6 +39,22 @@ export interface RematchOptions {
   onProgress?: (done: number, total: number) => void;
   /** Aborts between chunks; the transaction then rolls back. */
   signal?: AbortSignal;
+  /**
+   * What started the rematch, recorded with its run when it commits (spec/history.md §3).
+   * @default { trigger: "cli" } with the actor of `currentActor()`
+   */
+  run?: RematchRunInfo;
+}
+
+/** What started a rematch: recorded in `rematch_runs`. */
+export interface RematchRunInfo {
+  trigger: "cli" | "job" | "import" | "rollback";
+  /** @default currentActor() */
+  actor?: string;
+  /** The factor import (or rollback) the rematch follows. */
+  importId?: number;
+  /** The job that ran it. */
+  jobId?: number;
 }
 
 /** One entry of a `--diff` listing. */
@@ -48,6 +64,24 @@ export interface RematchDiffEntry {
   kgAfter: number;
   factorIdBefore: number | null;
   factorIdAfter: number | null;
+  /** In a frozen module: reported, never written. */
+  frozen?: boolean;
+}
+
+/** What a rematch did to one carbon report module. */
+export interface RematchModuleResult {
+  moduleId: number;
+  /** Non-rollup kg of the module's entries of the slice, before and after. */
+  kgBefore: number;
+  kgAfter: number;
+  /** Entries whose rows or link were written. */
+  entriesChanged: number;
+  /** A frozen module: nothing written, `kgAfter` equals `kgBefore`. */
+  frozen: boolean;
+  /** Frozen module: entries whose rows or link would change if it were not frozen. */
+  heldBack: number;
+  /** Frozen module: the kg those entries would move (after − before). */
+  heldBackKg: number;
 }
 
 /** What a rematch did (or, dry, would do). */
@@ -85,6 +119,12 @@ export interface RematchResult {
   scopeReason: string;
   /** Entries read from the database (0 when up to date). */
   entriesRead: number;
+  /** Entries of frozen modules: computed, never written (spec/history.md §4). */
+  frozen: number;
+  /** The kg the frozen entries would move if they were not frozen (after − before). */
+  frozenKgDelta: number;
+  /** Per module that has entries in the slice, in module id order. */
+  modules: RematchModuleResult[];
 }
 
 /** An entry as the rematch reads it. */
@@ -146,6 +186,8 @@ export interface SliceStore {
   recordState(record: SliceStateRecord): Promise<void>;
   writeChunk(write: ChunkWrite): Promise<{ updated: number; deleted: number; inserted: number }>;
   refreshModuleStats(moduleIds: readonly number[]): Promise<void>;
+  /** Of these modules, the frozen ones (none when the store has no frozen modules). */
+  frozenModuleIds?(moduleIds: readonly number[]): Promise<number[]>;
 }
 
 /** Non-rollup kg of rows (totals exclude rollup rows). */

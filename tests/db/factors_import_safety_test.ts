@@ -274,6 +274,7 @@ dbTest(
       const comparable = (r: { rematch: { durationMs?: number }[] }) => ({
         ...r,
         dryRun: undefined,
+        importId: undefined,
         rematch: r.rematch.map((m) => ({ ...m, durationMs: undefined, dryRun: undefined })),
       });
       assert.deepEqual(comparable(done), comparable(report));

@@ -74,6 +74,7 @@ Desktop,,120,5,40,128,0.2
   assert.deepEqual(
     { ...first, rowErrors: undefined, changes: undefined },
     {
+      importId: 1,
       rowsRead: 3,
       inserted: 3,
       updated: 0,
@@ -142,6 +143,8 @@ Laptop,,60,2,40,128,0.2
       standby_usage_hours_per_week: 128,
       ef_kg_co2eq_per_kwh: 0.1,
     },
+    // The second import set its values.
+    importId: second.importId,
   });
   assert.deepEqual(await loadFactorSet(db.sql, 11, 2024), []);
 });

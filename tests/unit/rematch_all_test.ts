@@ -36,6 +36,9 @@ function result(det: string, errors = 0): RematchResult {
     scope: "full",
     scopeReason: "never rematched",
     entriesRead: 1,
+    frozen: 0,
+    frozenKgDelta: 0,
+    modules: [{ moduleId: 1, kgBefore: 1, kgAfter: 2, entriesChanged: 1, frozen: false }],
   };
 }
 
