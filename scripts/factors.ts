@@ -1,4 +1,4 @@
-import { main } from "../src/cli/command.ts";
-import { factorsCommand } from "../src/cli/factors.ts";
+import { mainGroup } from "../src/cli/group.ts";
+import { factorsGroup } from "../src/cli/factors.ts";
 
-if (import.meta.main) await main(factorsCommand);
+if (import.meta.main) await mainGroup(factorsGroup);

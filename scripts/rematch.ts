@@ -1,4 +1,4 @@
-import { main } from "../src/cli/command.ts";
-import { rematchCommand } from "../src/cli/rematch.ts";
+import { mainGroup } from "../src/cli/group.ts";
+import { rematchGroup } from "../src/cli/rematch_history.ts";
 
-if (import.meta.main) await main(rematchCommand);
+if (import.meta.main) await mainGroup(rematchGroup);

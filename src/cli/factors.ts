@@ -9,9 +9,10 @@ import {
   type FactorSliceChanges,
   importFactors,
 } from "../db/factors.ts";
-import { describeRowError, readCsvFile } from "../imports/csv.ts";
+import { decodeUtf8, describeRowError, parseCsv } from "../imports/csv.ts";
 import { type FactorImportTarget, resolveFactorTarget } from "../imports/factor_csv.ts";
-import { DEFAULT_MAX_FILE_BYTES, describeBytes } from "../imports/file.ts";
+import { DEFAULT_MAX_FILE_BYTES, describeBytes, readImportFile } from "../imports/file.ts";
+import { sha256Hex } from "../history/sha256.ts";
 import { findDataEntryType, findModuleType } from "../reference/enums.ts";
 import { MAX_YEAR, MIN_YEAR } from "../reference/years.ts";
 import { rematchInTransaction } from "../rematch/run.ts";
@@ -19,6 +20,10 @@ import { type LeftStale, leftStale } from "../rematch/state.ts";
 import type { RematchResult } from "../rematch/types.ts";
 import { describeRematches } from "./rematch.ts";
 import { describeLeftStale } from "./status.ts";
+import { defineGroup } from "./group.ts";
+import { factorsDiffCommand, factorsHistoryCommand } from "./factors_history.ts";
+import { factorsExportCommand } from "./factors_export.ts";
+import { factorsRollbackCommand } from "./factors_rollback.ts";
 
 /** The validated arguments of `factors import`. */
 export interface FactorsImportArgs {
@@ -39,6 +44,10 @@ export interface FactorsImportArgs {
   readonly force?: boolean;
   /** Refuse files larger than this. @default the reader's limit (256 MiB) */
   readonly maxFileBytes?: number;
+  /** Who imports, recorded on the import. @default currentActor() */
+  readonly actor?: string;
+  /** The ingestion job, recorded on the import and its factors. */
+  readonly jobId?: number;
 }
 
 /** Work run in the import's transaction after the factors are written. */
@@ -183,7 +192,9 @@ export async function runFactorsImport(
   hooks: FactorsImportHooks = {},
 ): Promise<FactorsImportOutcome> {
   // The file is read first: a file error never opens the database.
-  const table = await readCsvFile(args.file, { maxBytes: args.maxFileBytes });
+  const bytes = await readImportFile(args.file, { maxBytes: args.maxFileBytes });
+  const table = parseCsv(args.file, decodeUtf8(args.file, bytes));
+  const fileSha256 = await sha256Hex(bytes);
   const db = typeof database === "function" ? await database() : database;
   const dryRun = args.dryRun ?? false;
   try {
@@ -197,6 +208,9 @@ export async function runFactorsImport(
         strict: args.strict,
         allowEmpty: args.allowEmpty,
         force: args.force,
+        actor: args.actor,
+        jobId: args.jobId,
+        fileSha256,
       });
       const outcome: FactorsImportOutcome = hooks.afterImport
         ? { result, after: await hooks.afterImport(tx, result), dryRun }
@@ -212,7 +226,7 @@ export async function runFactorsImport(
 
 /** `factors import FILE --year Y (--det D | --module M) ...` */
 export const factorsCommand = defineCommand({
-  name: "factors",
+  name: "factors import",
   usage: USAGE,
   options: {
     year: { type: "string" },
@@ -253,6 +267,8 @@ export const factorsCommand = defineCommand({
           mode: args.mode,
           dryRun,
           ...result,
+          // A dry run's import was recorded, then rolled back: it has no id.
+          importId: dryRun ? null : result.importId,
           rematch: args.rematch ? rematches : undefined,
           leftStale: stale,
         },
@@ -287,7 +303,11 @@ async function rematchSlices(tx: Queryable, result: FactorImportResult): Promise
   const results: RematchResult[] = [];
   for (const slice of result.slices) {
     results.push(
-      await rematchInTransaction(tx, { dataEntryType: slice.dataEntryTypeId, year: slice.year }),
+      await rematchInTransaction(tx, {
+        dataEntryType: slice.dataEntryTypeId,
+        year: slice.year,
+        run: { trigger: "import", importId: result.importId },
+      }),
     );
   }
   return results;
@@ -306,6 +326,7 @@ function describeImport(heading: string, result: FactorImportResult, dryRun: boo
     `${heading}: ${result.rowsRead} rows read, ${result.inserted} inserted, ` +
     `${result.updated} updated, ${result.unchanged} unchanged, ${result.deleted} deleted, ` +
     `${result.keptStale} kept stale`,
+    ...(dryRun || result.importId === undefined ? [] : [`recorded as import ${result.importId}`]),
     `slices: ${slices}`,
     ...(dryRun || result.changes.length > 1 ? result.changes.map(describeSlice) : []),
     ...(dryRun ? result.changes.flatMap(listIdentities) : []),
@@ -357,3 +378,24 @@ function describeRowErrors(result: FactorImportResult, consequence: string): str
     ...(unlisted ? [`  ... and ${unlisted} more`] : []),
   ];
 }
+
+/** `factors import|history|diff|export|rollback ...` */
+export const factorsGroup = defineGroup({
+  name: "factors",
+  usage: `Usage: deno task factors <subcommand> [flags]
+
+  import FILE --year Y (--det D | --module M)   import a factor CSV (merge or replace)
+  history [--det D] [--year Y]                 the imports, newest first, and the rematches after
+  diff --import N                              what import N changed, old → new
+  export --det D --year Y [--as-of N|TIME]     the factor set now or as it was, as a factor CSV
+  rollback --import N [--rematch] [--dry-run]  put back what import N changed
+
+deno task factors <subcommand> --help shows its flags.`,
+  subcommands: {
+    import: factorsCommand,
+    history: factorsHistoryCommand,
+    diff: factorsDiffCommand,
+    export: factorsExportCommand,
+    rollback: factorsRollbackCommand,
+  },
+});

@@ -12,6 +12,7 @@ const USAGE = `Usage:
   deno task rematch --det D --year Y [--modules ID,ID] [--full] [--dry-run [--diff]] [--no-wait] [--no-stats] [--json]
   deno task rematch --all --year Y [--full] [--dry-run] [--no-wait] [--no-stats] [--json]
   deno task rematch --stale [--year Y] [--full] [--dry-run] [--no-wait] [--no-stats] [--json]
+  deno task rematch history [--det D] [--year Y] [--json]   (the runs recorded; --help there)
 
 Recomputes the emissions of the data entries of the (det, year) slice against the current
 factors, in one transaction under the slice's lock. Only entries whose rows change are written.
@@ -363,6 +364,19 @@ function errorLines(results: readonly RematchResult[]): string[] {
   return lines;
 }
 
+/** What freezing held back (spec/history.md §4): one line per det with frozen entries. */
+function frozenLines(results: readonly RematchResult[]): string[] {
+  return results.filter((r) => r.frozen > 0).map((r) => {
+    const modules = r.modules.filter((m) => m.frozen).map((m) => m.moduleId);
+    const delta = r.frozenKgDelta.toLocaleString("en-US", { maximumFractionDigits: 3 });
+    return `${r.dataEntryType} ${r.year}: ${r.frozen} entries of frozen module${
+      modules.length === 1 ? "" : "s"
+    } ${modules.join(", ")} not written; they would move ${
+      r.frozenKgDelta >= 0 ? "+" : ""
+    }${delta} kg`;
+  });
+}
+
 /** The summary table of rematch results, with errors and any diff. */
 export function describeRematches(results: readonly RematchResult[]): string {
   const lines = results[0]?.dryRun ? ["dry run: nothing written"] : [];
@@ -374,17 +388,19 @@ export function describeRematches(results: readonly RematchResult[]): string {
   );
   lines.push(...scopeLines(results));
   lines.push(...errorLines(results));
+  lines.push(...frozenLines(results));
   for (const r of results) {
     if (r.diff?.length) {
       lines.push("", `${r.dataEntryType} ${r.year} changes:`);
       lines.push(formatTable(
-        ["entry", "kg before", "kg after", "factor before", "factor after"],
+        ["entry", "kg before", "kg after", "factor before", "factor after", ""],
         r.diff.map((d) => [
           d.dataEntryId,
           d.kgBefore,
           d.kgAfter,
           d.factorIdBefore ?? "-",
           d.factorIdAfter ?? "-",
+          d.frozen ? "frozen: not written" : "",
         ]),
       ));
     }

@@ -1,0 +1,184 @@
+// `reports freeze|unfreeze`: hold a validated report's modules back from every rematch and
+// entry write, or release them (spec/history.md §4).
+import { z } from "zod";
+import {
+  freezeModules,
+  type FreezeResult,
+  type ReportModule,
+  ReportNotFoundError,
+  type ReportTarget,
+  unfreezeModules,
+} from "../history/freeze.ts";
+import { findModuleType, listDataEntryTypes } from "../reference/enums.ts";
+import { SliceBusyError } from "../db/locks.ts";
+import { type CommandOutcome, defineCommand, EXIT, flag } from "./command.ts";
+import { defineGroup, subcommandOnly } from "./group.ts";
+import { shortTime } from "./factors_history.ts";
+import { formatTable } from "./table.ts";
+
+const TARGET_HELP = `  --unit U      the unit's code
+  --year Y      the report year
+  --module M    only this module (name such as equipment, or its id); default: every module
+                of the unit's report`;
+
+const FREEZE_USAGE =
+  `Usage: deno task reports freeze --unit U --year Y [--module M] --reason R [--json]
+
+Freezes the modules of a validated (published) report: no rematch writes their entries or
+emissions (a rematch counts them as frozen and reports the kg they would move), and entry
+writes into them are refused. A module already frozen keeps its freeze.
+
+${TARGET_HELP}
+  --reason R    why (e.g. "published 2026-03-01"); recorded with the actor and the time
+  --json        print one JSON document
+
+Exit codes: 0 done, 1 failed (no such unit, report or module), 2 bad usage.`;
+
+const UNFREEZE_USAGE = `Usage: deno task reports unfreeze --unit U --year Y [--module M] [--json]
+
+Unfreezes the modules of a report. Their emissions stay as they were until the next rematch of
+their slices brings them up to date with the current factors.
+
+${TARGET_HELP}
+  --json        print one JSON document
+
+Exit codes: 0 done, 1 failed (no such unit, report or module), 2 bad usage.`;
+
+const targetFields = {
+  unit: z.string({ error: "is required (e.g. --unit U1)" }).trim().min(1, "expected a unit code"),
+  year: flag.year(),
+  module: z.string().transform((value, ctx) => {
+    const module = findModuleType(value);
+    if (!module) {
+      ctx.addIssue({
+        code: "custom",
+        message: `unknown module "${value}" (expected a name such as equipment, or its id)`,
+      });
+      return z.NEVER;
+    }
+    return module;
+  }).optional(),
+};
+
+const targetOptions = {
+  unit: { type: "string" },
+  year: { type: "string" },
+  module: { type: "string" },
+} as const;
+
+function targetOf(args: {
+  unit: string;
+  year: number;
+  module?: { id: number };
+}): ReportTarget {
+  return { unitCode: args.unit, year: args.year, moduleTypeId: args.module?.id };
+}
+
+/** `reports freeze --unit U --year Y [--module M] --reason R` */
+export const reportsFreezeCommand = defineCommand({
+  name: "reports freeze",
+  usage: FREEZE_USAGE,
+  options: { ...targetOptions, reason: { type: "string" } },
+  schema: z.object({
+    positionals: subcommandOnly("freeze"),
+    ...targetFields,
+    reason: z.string({ error: 'is required (e.g. --reason "published 2026-03-01")' }).trim()
+      .min(1, "expected a reason"),
+  }),
+  async run(args, context) {
+    const db = await context.database();
+    return await reported(
+      "freeze",
+      () =>
+        db.sql.begin((tx) => freezeModules(tx, targetOf(args), { reason: args.reason })) as Promise<
+          FreezeResult
+        >,
+    );
+  },
+});
+
+/** `reports unfreeze --unit U --year Y [--module M]` */
+export const reportsUnfreezeCommand = defineCommand({
+  name: "reports unfreeze",
+  usage: UNFREEZE_USAGE,
+  options: targetOptions,
+  schema: z.object({ positionals: subcommandOnly("unfreeze"), ...targetFields }),
+  async run(args, context) {
+    const db = await context.database();
+    return await reported(
+      "unfreeze",
+      () => db.sql.begin((tx) => unfreezeModules(tx, targetOf(args))) as Promise<FreezeResult>,
+    );
+  },
+});
+
+async function reported(
+  action: "freeze" | "unfreeze",
+  body: () => Promise<FreezeResult>,
+): Promise<CommandOutcome> {
+  let result: FreezeResult;
+  try {
+    result = await body();
+  } catch (error) {
+    if (!(error instanceof ReportNotFoundError || error instanceof SliceBusyError)) throw error;
+    return {
+      exitCode: EXIT.failed,
+      json: { error: { code: error.name, message: error.message } },
+      text: `reports ${action}: ${error.message}`,
+    };
+  }
+  const rows = [
+    ...result.changed.map((m) => ({ m, state: action === "freeze" ? "frozen" : "unfrozen" })),
+    ...result.unchanged.map((m) => ({
+      m,
+      state: action === "freeze" ? "already frozen" : "was not frozen",
+    })),
+  ].sort((a, b) => a.m.moduleTypeId - b.m.moduleTypeId);
+  const lines = [
+    formatTable(
+      ["unit", "year", "module", "id", "state", "frozen since", "by", "reason"],
+      rows.map(({ m, state }) => [
+        m.unitCode,
+        m.year,
+        m.moduleType,
+        m.moduleId,
+        state,
+        m.frozenAt ? shortTime(m.frozenAt) : "",
+        m.frozenBy ?? "",
+        m.frozenReason ?? "",
+      ]),
+    ),
+  ];
+  if (action === "unfreeze" && result.changed.length) {
+    lines.push("", ...nextRematch(result.changed));
+  }
+  return {
+    exitCode: EXIT.ok,
+    json: { action, changed: result.changed, unchanged: result.unchanged },
+    text: lines.join("\n"),
+  };
+}
+
+// The emissions of an unfrozen module may lag the factors: say what brings them up to date.
+function nextRematch(modules: readonly ReportModule[]): string[] {
+  const types = new Set(modules.map((m) => m.moduleTypeId));
+  const [year] = modules.map((m) => m.year);
+  const dets = listDataEntryTypes().filter((d) => types.has(d.moduleTypeId)).map((d) => d.name);
+  return [
+    "their emissions are as they were when frozen; the next rematch of their types brings them " +
+    "up to date:",
+    ...dets.map((d) => `  deno task rematch --det ${d} --year ${year}`),
+  ];
+}
+
+/** `reports freeze|unfreeze ...` */
+export const reportsGroup = defineGroup({
+  name: "reports",
+  usage: `Usage: deno task reports <freeze|unfreeze> --unit U --year Y [--module M] ...
+
+  freeze     hold a validated report's modules back from rematches and entry writes
+  unfreeze   release them (the next rematch brings them up to date)
+
+deno task reports <subcommand> --help shows its flags.`,
+  subcommands: { freeze: reportsFreezeCommand, unfreeze: reportsUnfreezeCommand },
+});

@@ -1,0 +1,191 @@
+// Frozen (validated, published) carbon report modules (spec/history.md §4): a rematch never
+// writes them and entry writes into them are refused.
+import type { Queryable } from "../db/connection.ts";
+import { lockSlice } from "../db/locks.ts";
+import { findModuleType, listDataEntryTypes } from "../reference/enums.ts";
+import { currentActor } from "./actor.ts";
+
+/** Which modules to freeze or unfreeze: one unit's report of a year, one module or all. */
+export interface ReportTarget {
+  readonly unitCode: string;
+  readonly year: number;
+  /** @default every module of the report */
+  readonly moduleTypeId?: number;
+}
+
+/** A carbon report module and its freeze. */
+export interface ReportModule {
+  readonly moduleId: number;
+  readonly unitCode: string;
+  readonly year: number;
+  readonly moduleType: string;
+  readonly moduleTypeId: number;
+  /** Null when not frozen. */
+  readonly frozenAt: string | null;
+  readonly frozenBy: string | null;
+  readonly frozenReason: string | null;
+}
+
+/** Thrown when the unit, its report of the year or the module does not exist. */
+export class ReportNotFoundError extends Error {
+  override name = "ReportNotFoundError";
+}
+
+/** Thrown when an entry write targets a frozen module. */
+export class FrozenModuleError extends Error {
+  override name = "FrozenModuleError";
+  constructor(readonly module: ReportModule) {
+    super(
+      `module ${module.moduleType} of unit ${module.unitCode} ${module.year} (module ${module.moduleId}) ` +
+        `is frozen since ${module.frozenAt} by ${module.frozenBy} (${module.frozenReason}): its ` +
+        `entries cannot be written; unfreeze it first with: reports unfreeze --unit ${
+          quoteArg(module.unitCode)
+        } --year ${module.year} --module ${module.moduleType}`,
+    );
+  }
+}
+
+function quoteArg(text: string): string {
+  return /^[\w.@:/-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+interface ModuleRow {
+  id: number;
+  unit_code: string;
+  year: number;
+  module_type_id: number;
+  frozen_at: Date | null;
+  frozen_by: string | null;
+  frozen_reason: string | null;
+}
+
+function toModule(r: ModuleRow): ReportModule {
+  return {
+    moduleId: r.id,
+    unitCode: r.unit_code,
+    year: r.year,
+    moduleType: findModuleType(r.module_type_id)?.name ?? String(r.module_type_id),
+    moduleTypeId: r.module_type_id,
+    frozenAt: r.frozen_at?.toISOString() ?? null,
+    frozenBy: r.frozen_by,
+    frozenReason: r.frozen_reason,
+  };
+}
+
+/**
+ * The modules of a unit's report, locked for update, after taking the slice locks of every det
+ * of those modules (det id order, as imports and rematches take them): a rematch or entry write
+ * of those slices finishes before a freeze changes, and none starts until it commits.
+ */
+async function lockReportModules(tx: Queryable, target: ReportTarget): Promise<ModuleRow[]> {
+  const [unit] = await tx<{ id: number }[]>`select id from units where code = ${target.unitCode}`;
+  if (!unit) throw new ReportNotFoundError(`there is no unit "${target.unitCode}"`);
+  const moduleTypes = target.moduleTypeId === undefined ? null : [target.moduleTypeId];
+  const wanted = await tx<{ module_type_id: number }[]>`
+    select m.module_type_id from carbon_report_modules m
+    join carbon_reports r on r.id = m.carbon_report_id
+    where r.unit_id = ${unit.id} and r.year = ${target.year}
+      and (${moduleTypes}::int[] is null or m.module_type_id = any(${moduleTypes}::int[]))`;
+  if (wanted.length === 0) {
+    const what = target.moduleTypeId === undefined
+      ? "a report"
+      : `module ${findModuleType(target.moduleTypeId)?.name ?? target.moduleTypeId} in its report`;
+    throw new ReportNotFoundError(`unit "${target.unitCode}" has no ${what} for ${target.year}`);
+  }
+  const types = new Set(wanted.map((w) => w.module_type_id));
+  for (const det of listDataEntryTypes().filter((d) => types.has(d.moduleTypeId))) {
+    await lockSlice(tx, det.id, target.year, { detName: det.name });
+  }
+  return await tx<ModuleRow[]>`
+    select m.id, ${target.unitCode} as unit_code, r.year, m.module_type_id, m.frozen_at,
+      m.frozen_by, m.frozen_reason
+    from carbon_report_modules m
+    join carbon_reports r on r.id = m.carbon_report_id
+    where r.unit_id = ${unit.id} and r.year = ${target.year}
+      and m.module_type_id = any(${[...types]}::int[])
+    order by m.module_type_id
+    for update of m`;
+}
+
+/** What a freeze or unfreeze did. */
+export interface FreezeResult {
+  /** Modules whose state this call changed, as they are now. */
+  readonly changed: readonly ReportModule[];
+  /** Modules already in the asked state, left as they were. */
+  readonly unchanged: readonly ReportModule[];
+}
+
+/**
+ * Freezes the modules of a unit's report (all, or one) inside the caller's transaction. An
+ * already frozen module keeps its freeze (time, actor, reason). Throws
+ * {@linkcode ReportNotFoundError} when there is nothing to freeze.
+ *
+ * @example
+ * ```ts ignore
+ * import { freezeModules } from "./freeze.ts";
+ * await db.sql.begin((tx) =>
+ *   freezeModules(tx, { unitCode: "U1", year: 2025 }, { reason: "published 2026-03-01" })
+ * );
+ * ```
+ */
+export async function freezeModules(
+  tx: Queryable,
+  target: ReportTarget,
+  freeze: { readonly reason: string; readonly actor?: string },
+): Promise<FreezeResult> {
+  const modules = await lockReportModules(tx, target);
+  const open = modules.filter((m) => m.frozen_at === null).map((m) => m.id);
+  const frozen = open.length
+    ? await tx<ModuleRow[]>`
+      update carbon_report_modules m
+      set frozen_at = clock_timestamp(), frozen_by = ${freeze.actor ?? currentActor()},
+        frozen_reason = ${freeze.reason}
+      where m.id = any(${open}::bigint[])
+      returning m.id, ${target.unitCode} as unit_code, ${target.year}::int as year,
+        m.module_type_id, m.frozen_at, m.frozen_by, m.frozen_reason`
+    : [];
+  return {
+    changed: frozen.map(toModule).sort((a, b) => a.moduleTypeId - b.moduleTypeId),
+    unchanged: modules.filter((m) => m.frozen_at !== null).map(toModule),
+  };
+}
+
+/**
+ * Unfreezes the modules of a unit's report (all, or one) inside the caller's transaction.
+ * Their emissions stay as they were until the next rematch of their slices brings them up to
+ * date. `changed` lists the modules as they were (with their freeze).
+ */
+export async function unfreezeModules(tx: Queryable, target: ReportTarget): Promise<FreezeResult> {
+  const modules = await lockReportModules(tx, target);
+  const frozen = modules.filter((m) => m.frozen_at !== null);
+  if (frozen.length) {
+    await tx`
+      update carbon_report_modules
+      set frozen_at = null, frozen_by = null, frozen_reason = null
+      where id = any(${frozen.map((m) => m.id)}::bigint[])`;
+  }
+  return {
+    changed: frozen.map(toModule),
+    unchanged: modules.filter((m) => m.frozen_at === null).map(toModule),
+  };
+}
+
+/**
+ * The frozen modules among `moduleIds`, with unit and year: what an entry write checks before
+ * writing into them.
+ */
+export async function frozenModules(
+  tx: Queryable,
+  moduleIds: readonly number[],
+): Promise<ReportModule[]> {
+  if (moduleIds.length === 0) return [];
+  const rows = await tx<ModuleRow[]>`
+    select m.id, u.code as unit_code, r.year, m.module_type_id, m.frozen_at, m.frozen_by,
+      m.frozen_reason
+    from carbon_report_modules m
+    join carbon_reports r on r.id = m.carbon_report_id
+    join units u on u.id = r.unit_id
+    where m.id = any(${[...new Set(moduleIds)]}::bigint[]) and m.frozen_at is not null
+    order by m.id`;
+  return rows.map(toModule);
+}
