@@ -15,6 +15,7 @@ import { type DataEntryType, getDataEntryType } from "../reference/enums.ts";
 import { yearProblem } from "../reference/years.ts";
 import { refreshModuleStats } from "../rematch/pg_store.ts";
 import { noteWrittenEntries } from "../rematch/state.ts";
+import { FrozenModuleError, frozenModules } from "../history/freeze.ts";
 import type { Queryable } from "./connection.ts";
 import {
   deleteEmissionsOf,
@@ -630,13 +631,38 @@ export async function createEntries(
     rejected,
   );
   const { pending: _, ...result } = await writePlaced(tx, {
-    placed,
+    placed: await refuseFrozen(tx, placed, rejected),
     rejected,
     inputCount: inputs.length,
     failOnComputeError: false,
     refreshStats: options.refreshStats ?? true,
   });
   return result;
+}
+
+/**
+ * Inputs placed in frozen modules are rejected (spec/history.md §4), naming the freeze and how
+ * to lift it; the others go on.
+ */
+async function refuseFrozen<T extends { index: number; moduleId: number }>(
+  tx: Queryable,
+  placed: readonly T[],
+  rejected: EntryProblem[],
+): Promise<T[]> {
+  const frozen = await frozenModules(tx, placed.map((p) => p.moduleId));
+  if (frozen.length === 0) return [...placed];
+  const byId = new Map(frozen.map((m) => [m.moduleId, m]));
+  return placed.filter((p) => {
+    const module = byId.get(p.moduleId);
+    if (module) rejected.push({ index: p.index, message: new FrozenModuleError(module).message });
+    return !module;
+  });
+}
+
+/** Throws FrozenModuleError when the module is frozen. */
+async function refuseFrozenModule(tx: Queryable, moduleId: number): Promise<void> {
+  const [frozen] = await frozenModules(tx, [moduleId]);
+  if (frozen) throw new FrozenModuleError(frozen);
 }
 
 /** Points each keyed input at the entry of its module holding that key, if any. */
@@ -739,7 +765,7 @@ async function loadLockedEntry(tx: Queryable, id: number): Promise<StoredEntry> 
  * Replaces an entry's data and recomputes its emissions under its slice lock; keeps its companion
  * in step and refreshes its module's stats. A validation error, a clash of a unique field or a
  * compute error throws EntryComputeError and writes nothing (call inside a transaction so the
- * companion's write rolls back too).
+ * companion's write rolls back too). A frozen module throws FrozenModuleError.
  */
 export async function updateEntry(
   tx: Queryable,
@@ -748,6 +774,7 @@ export async function updateEntry(
   options: EntryWriteOptions = {},
 ): Promise<{ data: EntryData; rows: readonly EmissionRow[]; warnings: readonly string[] }> {
   const entry = await loadLockedEntry(tx, id);
+  await refuseFrozenModule(tx, entry.moduleId);
   const validated = validateForStorage(entry.det, data);
   const rejected: EntryProblem[] = [];
   const outcome = await writePlaced(tx, {
@@ -774,13 +801,17 @@ export async function updateEntry(
   };
 }
 
-/** Deletes an entry (its emissions cascade) and its companion, under their slice locks. */
+/**
+ * Deletes an entry (its emissions cascade) and its companion, under their slice locks. A frozen
+ * module throws FrozenModuleError.
+ */
 export async function deleteEntry(
   tx: Queryable,
   id: number,
   options: EntryWriteOptions = {},
 ): Promise<void> {
   const entry = await loadLockedEntry(tx, id);
+  await refuseFrozenModule(tx, entry.moduleId);
   const companion = getHandler(entry.det).companion;
   if (companion) {
     const det = getDataEntryType(companion.det);
