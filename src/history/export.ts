@@ -52,11 +52,12 @@ export async function factorSetAsOf(
     after = asOf.importId;
     described = { importId: asOf.importId };
   } else if (asOf) {
-    // Imports of one slice take its lock, so their ids follow their commit order.
+    // Imports of one slice take its lock, so their ids follow their commit order. Times are
+    // compared to the millisecond, the precision the histories print them with.
     const [row] = await sql<{ id: number | null }[]>`
       select max(id) as id from factor_imports
       where year = ${year} and data_entry_type_ids @> array[${det.id}::int]
-        and created_at <= ${asOf.time}`;
+        and date_trunc('milliseconds', created_at) <= ${asOf.time}`;
     after = row.id ?? 0;
     described = { importId: row.id, time: asOf.time.toISOString() };
   }
