@@ -353,3 +353,24 @@ dbTest(
     });
   },
 );
+
+dbTest(
+  testDb,
+  "emission meta names the import that set each factor's values",
+  async (db) => {
+    await withFiles({ "v1.csv": V1, "v2.csv": V2 }, async (path) => {
+      const v1 = await importFile(db, path, "v1.csv", "merge");
+      const [laptop, , desktop] = await createItEntries(db, "U1");
+      const importIds = async (entryId: number) =>
+        (await db.sql<{ ids: number[] }[]>`
+          select array_agg((u ->> 'import_id')::bigint) as ids
+          from data_entry_emissions x, jsonb_array_elements(x.meta -> 'factors_used') u
+          where x.data_entry_id = ${entryId}`)[0].ids;
+      assert.deepEqual(await importIds(laptop), [v1]);
+      // v2 updates Laptop/Standard and leaves Desktop's values as they were.
+      const v2 = await importFile(db, path, "v2.csv", "merge");
+      assert.deepEqual(await importIds(laptop), [v2]);
+      assert.deepEqual(await importIds(desktop), [v1]);
+    });
+  },
+);

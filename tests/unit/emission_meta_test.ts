@@ -329,3 +329,25 @@ Deno.test("meta, headcount (member 1, student 2): the fte on every leaf", () => 
     assertKg(r.rows[0].kgCo2eq, m(meta, "fte") * 1.5 * 200);
   }
 });
+
+Deno.test("meta: factors_used names the import that set the factor's values when the set carries it", () => {
+  const values = {
+    active_power_w: 100,
+    standby_power_w: 10,
+    active_usage_hours_per_week: 40,
+    standby_usage_hours_per_week: 128,
+    ef_kg_co2eq_per_kwh: 0.1,
+  };
+  const entry = { name: "x", equipment_class: "Laptop" };
+  const base = factor("it", { equipment_class: "Laptop", sub_class: null }, values);
+  for (const importId of [7, null]) {
+    const r = compute("it", entry, [{ ...base, importId }]);
+    assert.deepEqual(r.rows[0].meta.factors_used, [
+      { id: base.id, import_id: importId, values },
+    ]);
+  }
+  // A factor that never came from the database (no importId at all) is named as before.
+  assert.deepEqual(compute("it", entry, [base]).rows[0].meta.factors_used, [
+    { id: base.id, values },
+  ]);
+});

@@ -1,0 +1,277 @@
+// Frozen report modules (spec/history.md §4): a rematch with every factor changed leaves a
+// frozen module's emission rows byte for byte and reports what it held back, entry writes into
+// it are refused, and after unfreezing the next rematch brings it up to date.
+import assert from "node:assert/strict";
+import { dbTest, runCli, runOn, useTestDatabase } from "../_harness.ts";
+import type { Database } from "../../src/db/connection.ts";
+import { createEntries, deleteEntry, updateEntry } from "../../src/db/entries.ts";
+import { reportsFreezeCommand, reportsUnfreezeCommand } from "../../src/cli/reports.ts";
+import { rematchCommand } from "../../src/cli/rematch.ts";
+import { FrozenModuleError } from "../../src/history/freeze.ts";
+import { getDataEntryType } from "../../src/reference/enums.ts";
+import { importFactorText } from "../integration/_slice.ts";
+import {
+  createItEntries,
+  equipmentKg,
+  IT_ENTRIES,
+  rowOf,
+  runJson,
+  storedEmissions,
+  V1,
+} from "./_history.ts";
+
+const testDb = useTestDatabase();
+
+/** V1 with every ef multiplied by 5: every factor changes. */
+const V1_TIMES_5 = V1.replaceAll(",0.1\n", ",0.5\n");
+
+/** The four entries that v1's factors match (Laptop, Laptop/Standard, Desktop, Monitor). */
+const MATCHED = IT_ENTRIES.slice(0, 4);
+
+function kgOf(file: string, entry: Record<string, unknown>): number {
+  return equipmentKg(
+    rowOf(file, entry.equipment_class as string, (entry.sub_class as string) ?? "")!,
+  );
+}
+
+const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+
+async function equipmentModuleId(db: Database, unit: string): Promise<number> {
+  const [row] = await db.sql<{ id: number }[]>`
+    select m.id from carbon_report_modules m join carbon_reports r on r.id = m.carbon_report_id
+    join units u on u.id = r.unit_id where u.code = ${unit} and m.module_type_id = 4`;
+  return row.id;
+}
+
+async function moduleRow(db: Database, id: number): Promise<string> {
+  const [row] = await db.sql<{ row: string }[]>`
+    select row_to_json(m)::text as row from carbon_report_modules m where id = ${id}`;
+  return row.row;
+}
+
+async function setUp(db: Database) {
+  await importFactorText(db, "it", 2025, V1);
+  const frozenIds = await createItEntries(db, "U1", MATCHED);
+  const openIds = await createItEntries(db, "U2", MATCHED);
+  const freeze = await runJson(reportsFreezeCommand, db, [
+    "freeze",
+    "--unit",
+    "U1",
+    "--year",
+    "2025",
+    "--module",
+    "equipment",
+    "--reason",
+    "validated 2026-02-01",
+  ]);
+  assert.equal(freeze.exitCode, 0, freeze.text);
+  assert.equal(freeze.json.changed.length, 1);
+  assert.equal(freeze.json.changed[0].frozenReason, "validated 2026-02-01");
+  return {
+    frozenIds,
+    openIds,
+    frozenModule: await equipmentModuleId(db, "U1"),
+    openModule: await equipmentModuleId(db, "U2"),
+  };
+}
+
+dbTest(
+  testDb,
+  "a frozen module keeps its emission rows byte for byte through a rematch with every factor changed; its delta is reported",
+  async (db) => {
+    const { frozenIds, openIds, frozenModule, openModule } = await setUp(db);
+    await importFactorText(db, "it", 2025, V1_TIMES_5);
+    const frozenRows = await storedEmissions(db.sql, frozenIds);
+    const frozenEntries = await db.sql`
+      select row_to_json(e)::text as row from data_entries e
+      where id = any(${frozenIds}::bigint[]) order by id`;
+    const frozenModuleRow = await moduleRow(db, frozenModule);
+    assert.equal(frozenRows.length, 4);
+
+    const oldKg = sum(MATCHED.map((e) => kgOf(V1, e)));
+    const newKg = sum(MATCHED.map((e) => kgOf(V1_TIMES_5, e)));
+
+    // Dry run with --diff: the frozen entries are listed, marked, and nothing is written.
+    const dry = await runJson(rematchCommand, db, [
+      "--det",
+      "it",
+      "--year",
+      "2025",
+      "--dry-run",
+      "--diff",
+    ]);
+    assert.equal(dry.exitCode, 0, dry.text);
+    const frozenDiff = dry.json.diff.filter((d: { frozen?: boolean }) => d.frozen);
+    assert.deepEqual(
+      frozenDiff.map((d: { dataEntryId: number }) => d.dataEntryId),
+      frozenIds,
+    );
+    assert.deepEqual(
+      dry.json.diff.filter((d: { frozen?: boolean }) => !d.frozen).map((
+        d: { dataEntryId: number },
+      ) => d.dataEntryId),
+      openIds,
+    );
+    const dryText = await runOn(rematchCommand, db, [
+      "--det",
+      "it",
+      "--year",
+      "2025",
+      "--dry-run",
+      "--diff",
+    ]);
+    assert.match(dryText.text, /frozen: not written/);
+    assert.match(
+      dryText.text,
+      /it 2025: 4 entries of frozen module \d+ not written; they would move \+/,
+    );
+
+    const run = await runJson(rematchCommand, db, ["--det", "it", "--year", "2025"]);
+    assert.equal(run.exitCode, 0, run.text);
+    const result = run.json;
+    assert.equal(result.entries, 8);
+    assert.equal(result.frozen, 4);
+    assert.equal(result.recalculated, 4);
+    assert.ok(Math.abs(result.frozenKgDelta - (newKg - oldKg)) < 1e-9, `${result.frozenKgDelta}`);
+    // The slice after: the open module moved, the frozen one did not.
+    assert.ok(Math.abs(result.kgBefore - 2 * oldKg) < 1e-9);
+    assert.ok(Math.abs(result.kgAfter - (oldKg + newKg)) < 1e-9);
+    assert.deepEqual(result.affectedModuleIds, [openModule]);
+    const [frozenTally, openTally] = result.modules;
+    assert.deepEqual(
+      [frozenTally.moduleId, frozenTally.frozen, frozenTally.entriesChanged],
+      [frozenModule, true, 0],
+    );
+    assert.ok(Math.abs(frozenTally.kgBefore - oldKg) < 1e-9);
+    assert.ok(Math.abs(frozenTally.kgAfter - oldKg) < 1e-9);
+    assert.deepEqual([openTally.moduleId, openTally.frozen, openTally.entriesChanged], [
+      openModule,
+      false,
+      4,
+    ]);
+    assert.ok(Math.abs(openTally.kgAfter - newKg) < 1e-9);
+
+    assert.deepEqual(await storedEmissions(db.sql, frozenIds), frozenRows);
+    assert.deepEqual(
+      await db.sql`
+        select row_to_json(e)::text as row from data_entries e
+        where id = any(${frozenIds}::bigint[]) order by id`,
+      frozenEntries,
+    );
+    assert.equal(await moduleRow(db, frozenModule), frozenModuleRow, "stats not refreshed");
+    const openKg = await db.sql<{ kg: number }[]>`
+      select sum(kg_co2eq) as kg from data_entry_emissions
+      where data_entry_id = any(${openIds}::bigint[])`;
+    assert.ok(Math.abs(openKg[0].kg - newKg) < 1e-9);
+  },
+);
+
+dbTest(
+  testDb,
+  "unfreeze then rematch brings the module up to date",
+  async (db) => {
+    const { frozenIds } = await setUp(db);
+    await importFactorText(db, "it", 2025, V1_TIMES_5);
+    await runJson(rematchCommand, db, ["--det", "it", "--year", "2025"]);
+    const unfreeze = await runJson(reportsUnfreezeCommand, db, [
+      "unfreeze",
+      "--unit",
+      "U1",
+      "--year",
+      "2025",
+    ]);
+    assert.equal(unfreeze.exitCode, 0, unfreeze.text);
+    assert.deepEqual(
+      unfreeze.json.changed.map((m: { moduleType: string }) => m.moduleType),
+      ["equipment"],
+    );
+    const text = await runOn(reportsUnfreezeCommand, db, [
+      "unfreeze",
+      "--unit",
+      "U1",
+      "--year",
+      "2025",
+    ]);
+    assert.match(text.text, /was not frozen/);
+
+    const run = await runJson(rematchCommand, db, ["--det", "it", "--year", "2025"]);
+    assert.equal(run.json.frozen, 0);
+    assert.equal(run.json.frozenKgDelta, 0);
+    const [{ kg }] = await db.sql<{ kg: number }[]>`
+      select sum(kg_co2eq) as kg from data_entry_emissions
+      where data_entry_id = any(${frozenIds}::bigint[])`;
+    assert.ok(Math.abs(kg - sum(MATCHED.map((e) => kgOf(V1_TIMES_5, e)))) < 1e-9, `${kg}`);
+  },
+);
+
+dbTest(testDb, "entry writes into a frozen module are refused with a clear error", async (db) => {
+  const { frozenIds } = await setUp(db);
+  const before = await storedEmissions(db.sql, frozenIds);
+  const created = await db.sql.begin((tx) =>
+    createEntries(tx, [
+      { unitCode: "U1", year: 2025, det: getDataEntryType("it"), data: MATCHED[0] },
+      { unitCode: "U2", year: 2025, det: getDataEntryType("it"), data: MATCHED[0] },
+    ])
+  );
+  assert.equal(created.created, 1, "the entry of the open module is written");
+  assert.deepEqual(created.rejected.map((r) => r.index), [0]);
+  assert.match(
+    created.rejected[0].message,
+    /module equipment of unit U1 2025 \(module \d+\) is frozen since .* \(validated 2026-02-01\).*reports unfreeze --unit U1 --year 2025 --module equipment/,
+  );
+  await assert.rejects(
+    () => db.sql.begin((tx) => updateEntry(tx, frozenIds[0], { ...MATCHED[0], name: "renamed" })),
+    FrozenModuleError,
+  );
+  await assert.rejects(
+    () => db.sql.begin((tx) => deleteEntry(tx, frozenIds[0])),
+    (error) => error instanceof FrozenModuleError && /is frozen/.test(error.message),
+  );
+  assert.deepEqual(await storedEmissions(db.sql, frozenIds), before);
+});
+
+dbTest(testDb, "reports freeze: exit codes, an existing freeze is kept", async (db) => {
+  await setUp(db);
+  const again = await runJson(reportsFreezeCommand, db, [
+    "freeze",
+    "--unit",
+    "U1",
+    "--year",
+    "2025",
+    "--reason",
+    "second",
+  ]);
+  assert.equal(again.exitCode, 0);
+  assert.deepEqual(
+    again.json.unchanged.map((m: { frozenReason: string }) => m.frozenReason),
+    ["validated 2026-02-01"],
+  );
+  const missing = await runJson(reportsFreezeCommand, db, [
+    "freeze",
+    "--unit",
+    "NOPE",
+    "--year",
+    "2025",
+    "--reason",
+    "x",
+  ]);
+  assert.equal(missing.exitCode, 1);
+  assert.match(missing.json.error.message, /no unit "NOPE"/);
+  const noModule = await runJson(reportsFreezeCommand, db, [
+    "freeze",
+    "--unit",
+    "U1",
+    "--year",
+    "2025",
+    "--module",
+    "buildings",
+    "--reason",
+    "x",
+  ]);
+  assert.equal(noModule.exitCode, 1);
+  assert.match(noModule.json.error.message, /unit "U1" has no module buildings in its report/);
+
+  const usage = await runCli(reportsFreezeCommand, ["freeze", "--unit", "U1", "--year", "2025"]);
+  assert.equal(usage.code, 2);
+  assert.match(usage.err, /--reason: is required/);
+});
