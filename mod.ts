@@ -12,7 +12,13 @@ export {
 } from "./src/db/connection.ts";
 export { applyMigrations, SCHEMA_VERSION, schemaVersion } from "./src/db/migrate.ts";
 export { recalculateForDataEntryType, rematchInTransaction } from "./src/rematch/run.ts";
-export type { RematchDiffEntry, RematchOptions, RematchResult } from "./src/rematch/types.ts";
+export type {
+  RematchDiffEntry,
+  RematchModuleResult,
+  RematchOptions,
+  RematchResult,
+  RematchRunInfo,
+} from "./src/rematch/types.ts";
 export {
   type LeftStale,
   leftStale,
@@ -40,3 +46,26 @@ export {
   loadFactorSet,
 } from "./src/db/factors.ts";
 export { findDataEntryType, getDataEntryType, listDataEntryTypes } from "./src/reference/enums.ts";
+export {
+  currentActor,
+  factorSetAsOf,
+  factorSetCsv,
+  freezeModules,
+  FrozenModuleError,
+  getFactorImport,
+  ImportNotFoundError,
+  listFactorImports,
+  listRematchRuns,
+  RollbackConflictError,
+  rollbackImport,
+  runRollback,
+  unfreezeModules,
+} from "./src/history/mod.ts";
+export type {
+  FactorImport,
+  FactorImportDetail,
+  FactorImportListing,
+  FactorSetSnapshot,
+  RematchRun,
+  RollbackResult,
+} from "./src/history/mod.ts";
