@@ -116,7 +116,8 @@ function describeRollback(r: RollbackResult, dryRun: boolean): string {
     `rollback of import ${r.rollbackOf} (${slices})${
       dryRun ? "" : `: recorded as import ${r.importId}`
     }`,
-    `${r.factors} factors changed by import ${r.rollbackOf}: ${r.inserted} inserted, ` +
+    `${r.factors} ${r.factors === 1 ? "factor" : "factors"} changed by import ${r.rollbackOf}: ` +
+    `${r.inserted} inserted, ` +
     `${r.updated} updated, ${r.deleted} deleted, ${r.unchanged} already as before`,
   ];
   if (r.conflictsCount) {
@@ -150,18 +151,24 @@ function describeRollback(r: RollbackResult, dryRun: boolean): string {
 }
 
 function describeConflicts(conflicts: readonly RollbackConflict[], importId: number): string {
-  const state = (s: FactorState) =>
+  // Only what differs between the two states is shown.
+  const state = (s: FactorState, keys: readonly string[]) =>
     s === null
       ? "(absent)"
-      : `factor ${s.id}: ${Object.entries(s.values).map(([k, v]) => `${k}=${v}`).join(" ")}`;
+      : [`factor ${s.id}`, ...keys.map((k) => `${k}=${s.values[k] ?? "(none)"}`)].join(" ");
   return formatTable(
     ["type", "classification", `left by import ${importId}`, "now", "changed by"],
-    conflicts.map((c) => [
-      c.dataEntryType,
-      describeClassification(c.classification),
-      state(c.leftByImport),
-      state(c.current),
-      c.changedBy.length ? c.changedBy.join(", ") : "outside imports",
-    ]),
+    conflicts.map((c) => {
+      const keys = c.leftByImport && c.current
+        ? changedKeys(c.leftByImport.values, c.current.values)
+        : [];
+      return [
+        c.dataEntryType,
+        describeClassification(c.classification),
+        state(c.leftByImport, keys),
+        state(c.current, keys),
+        c.changedBy.length ? c.changedBy.join(", ") : "outside imports",
+      ];
+    }),
   );
 }

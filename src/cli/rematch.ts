@@ -393,7 +393,7 @@ export function describeRematches(results: readonly RematchResult[]): string {
     if (r.diff?.length) {
       lines.push("", `${r.dataEntryType} ${r.year} changes:`);
       lines.push(formatTable(
-        ["entry", "kg before", "kg after", "factor before", "factor after", ""],
+        ["entry", "kg before", "kg after", "factor before", "factor after", "note"],
         r.diff.map((d) => [
           d.dataEntryId,
           d.kgBefore,

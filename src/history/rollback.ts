@@ -75,8 +75,9 @@ export class RollbackConflictError extends Error {
   ) {
     const imports = [...new Set(conflicts.flatMap((c) => c.changedBy))].sort((a, b) => a - b);
     super(
-      `import ${importId} cannot be rolled back: ${conflictsCount} of its factors were changed ` +
-        `since by ${imports.length === 1 ? "import" : "imports"} ${imports.join(", ")} ` +
+      `import ${importId} cannot be rolled back: ${conflictsCount} of its factors ${
+        conflictsCount === 1 ? "was" : "were"
+      } changed since by ${imports.length === 1 ? "import" : "imports"} ${imports.join(", ")} ` +
         `(roll ${
           imports.length === 1 ? "it" : "them"
         } back first, newest first, or give --force to put import ${importId}'s factors back ` +
