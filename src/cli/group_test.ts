@@ -1,0 +1,41 @@
+import assert from "node:assert/strict";
+import { runMain } from "./main.ts";
+
+async function quietly(argv: string[]): Promise<{ code: number; printed: string }> {
+  const printed: string[] = [];
+  const { log, error } = console;
+  console.log = console.error = (...parts: unknown[]) => printed.push(parts.join(" "));
+  try {
+    return { code: await runMain(argv), printed: printed.join("\n") };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+Deno.test("command groups: the first argument picks the subcommand; none or an unknown one is a usage error", async () => {
+  const help = await quietly(["factors", "--help"]);
+  assert.equal(help.code, 0);
+  for (const sub of ["import", "history", "diff", "export", "rollback"]) {
+    assert.match(help.printed, new RegExp(`^  ${sub}\\b`, "m"));
+  }
+  const none = await quietly(["factors"]);
+  assert.equal(none.code, 2);
+  assert.match(none.printed, /expected a subcommand: import, history, diff, export, rollback/);
+  const unknown = await quietly(["reports", "thaw", "--json"]);
+  assert.equal(unknown.code, 2);
+  assert.deepEqual(JSON.parse(unknown.printed).error.code, "usage");
+  assert.match(unknown.printed, /unknown subcommand \\"thaw\\" \(expected freeze, unfreeze\)/);
+
+  const sub = await quietly(["factors", "rollback", "--help"]);
+  assert.equal(sub.code, 0);
+  assert.match(sub.printed, /^Usage: deno task factors rollback --import N/);
+  const history = await quietly(["rematch", "history", "--help"]);
+  assert.match(history.printed, /^Usage: deno task rematch history/);
+  // Anything else is the rematch itself.
+  const rematch = await quietly(["rematch", "--help"]);
+  assert.match(rematch.printed, /deno task rematch --det D --year Y/);
+  const badFlag = await quietly(["factors", "diff", "--import", "x"]);
+  assert.equal(badFlag.code, 2);
+  assert.match(badFlag.printed, /--import: expected an import id/);
+});
