@@ -229,7 +229,8 @@ export async function rollbackImport(
     deleted: deletes.length,
     unchanged,
   });
-  await writeFactorChanges(tx, importId, { inserts, updates, deletes }, options.jobId ?? null);
+  // last_seen_job_id names the job that last saw a factor in a file: a rollback leaves it.
+  await writeFactorChanges(tx, importId, { inserts, updates, deletes });
   return {
     importId,
     rollbackOf: recorded.id,
