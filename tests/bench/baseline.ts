@@ -52,6 +52,7 @@ interface FactorRow {
   year: number;
   classification: Factor["classification"];
   values: Factor["values"];
+  import_id: number | null;
 }
 
 const toFactor = (r: FactorRow): Factor => ({
@@ -61,6 +62,8 @@ const toFactor = (r: FactorRow): Factor => ({
   year: r.year,
   classification: r.classification,
   values: r.values,
+  // Emission meta names the import that set the factor's values (spec/history.md §1).
+  importId: r.import_id,
 });
 
 /** One entry's inputs, fetched by its own queries; `statements` counts them. */
@@ -81,7 +84,7 @@ function jsonLinkQuery(handler: Handler, detId: number, year: number): InputsQue
     count();
     if (kind !== undefined && kind !== null && String(kind) !== "") {
       rows = await tx<FactorRow[]>`
-        select id, data_entry_type_id, emission_type_id, year, classification, "values"
+        select id, data_entry_type_id, emission_type_id, year, classification, "values", import_id
         from factors
         where data_entry_type_id = ${detId} and year = ${year}
           and (classification->>${kindField} = ${String(kind)}
@@ -90,7 +93,7 @@ function jsonLinkQuery(handler: Handler, detId: number, year: number): InputsQue
         order by id`;
     } else if (typeof link === "number") {
       rows = await tx<FactorRow[]>`
-        select id, data_entry_type_id, emission_type_id, year, classification, "values"
+        select id, data_entry_type_id, emission_type_id, year, classification, "values", import_id
         from factors where id = ${link} and year = ${year}`;
     }
     const reference = handler.reference.length
@@ -117,7 +120,7 @@ function planeQuery(handler: Handler, detId: number, year: number): InputsQuery 
     // The haul bands: each category's band is set by its lowest-id factor.
     count();
     const bands = (await tx<FactorRow[]>`
-      select id, data_entry_type_id, emission_type_id, year, classification, "values"
+      select id, data_entry_type_id, emission_type_id, year, classification, "values", import_id
       from factors
       where id in (
         select min(id) from factors where data_entry_type_id = ${detId} and year = ${year}
@@ -127,7 +130,7 @@ function planeQuery(handler: Handler, detId: number, year: number): InputsQuery 
     if ("none" in pre) return { factors: bands, reference };
     count();
     const matched = (await tx<FactorRow[]>`
-      select id, data_entry_type_id, emission_type_id, year, classification, "values"
+      select id, data_entry_type_id, emission_type_id, year, classification, "values", import_id
       from factors
       where data_entry_type_id = ${detId} and year = ${year}
         and classification->>'category' = ${String(pre.vars.haul_category)}
