@@ -71,7 +71,7 @@ CREATE TABLE rematch_runs (
   result jsonb NOT NULL,
   kg_before double precision NOT NULL,
   kg_after double precision NOT NULL,
-  -- [{module_id, kg_before, kg_after, entries_changed, frozen}]
+  -- [{module_id, kg_before, kg_after, entries_changed, frozen, held_back, held_back_kg}]
   modules jsonb NOT NULL
 );
 CREATE INDEX rematch_runs_slice_idx ON rematch_runs (data_entry_type_id, year, id);

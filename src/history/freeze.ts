@@ -1,8 +1,9 @@
 // Frozen (validated, published) carbon report modules (spec/history.md §4): a rematch never
 // writes them and entry writes into them are refused.
-import type { Queryable } from "../db/connection.ts";
+import type { Database, Queryable } from "../db/connection.ts";
 import { lockSlice } from "../db/locks.ts";
-import { findModuleType, listDataEntryTypes } from "../reference/enums.ts";
+import { type DataEntryType, findModuleType, listDataEntryTypes } from "../reference/enums.ts";
+import { recalculateForDataEntryType } from "../rematch/run.ts";
 import { currentActor } from "./actor.ts";
 
 /** Which modules to freeze or unfreeze: one unit's report of a year, one module or all. */
@@ -188,4 +189,73 @@ export async function frozenModules(
     where m.id = any(${[...new Set(moduleIds)]}::bigint[]) and m.frozen_at is not null
     order by m.id`;
   return rows.map(toModule);
+}
+
+/** A frozen module whose stored emissions differ from what the current factors give. */
+export interface FrozenModuleBehind extends ReportModule {
+  readonly dataEntryType: string;
+  /** Entries whose rows (or link) a rematch would change if the module were not frozen. */
+  readonly entriesBehind: number;
+  /** The kg they would move (after − before). */
+  readonly kgDelta: number;
+}
+
+/**
+ * The frozen modules (of a year, optionally of one det's module type) whose emissions differ
+ * from the current factors, per det: a dry rematch of just those modules, nothing written
+ * (spec/history.md §4: what `status` shows).
+ *
+ * @example
+ * ```ts ignore
+ * import { frozenModulesBehind } from "./freeze.ts";
+ * for (const m of await frozenModulesBehind(db, { year: 2025 })) {
+ *   console.log(m.unitCode, m.moduleType, m.dataEntryType, m.entriesBehind, m.kgDelta);
+ * }
+ * ```
+ */
+export async function frozenModulesBehind(
+  db: Pick<Database, "sql">,
+  filter: { readonly year?: number; readonly dataEntryTypeId?: number } = {},
+): Promise<FrozenModuleBehind[]> {
+  const year = filter.year ?? null;
+  const rows = await db.sql<ModuleRow[]>`
+    select m.id, u.code as unit_code, r.year, m.module_type_id, m.frozen_at, m.frozen_by,
+      m.frozen_reason
+    from carbon_report_modules m
+    join carbon_reports r on r.id = m.carbon_report_id
+    join units u on u.id = r.unit_id
+    where m.frozen_at is not null and (${year}::int is null or r.year = ${year}::int)
+    order by r.year, m.id`;
+  const behind: FrozenModuleBehind[] = [];
+  const slices = new Map<string, { det: DataEntryType; year: number; modules: ReportModule[] }>();
+  for (const module of rows.map(toModule)) {
+    for (const det of listDataEntryTypes()) {
+      if (det.moduleTypeId !== module.moduleTypeId) continue;
+      if (filter.dataEntryTypeId !== undefined && det.id !== filter.dataEntryTypeId) continue;
+      const key = `${det.id}:${module.year}`;
+      const slice = slices.get(key) ?? { det, year: module.year, modules: [] };
+      slice.modules.push(module);
+      slices.set(key, slice);
+    }
+  }
+  for (const { det, year, modules } of slices.values()) {
+    const result = await recalculateForDataEntryType(db.sql, {
+      dataEntryType: det.id,
+      year,
+      carbonReportModuleIds: modules.map((m) => m.moduleId),
+      dryRun: true,
+    });
+    const held = new Map(result.modules.map((m) => [m.moduleId, m]));
+    for (const module of modules) {
+      const tally = held.get(module.moduleId);
+      if (!tally?.heldBack) continue;
+      behind.push({
+        ...module,
+        dataEntryType: det.name,
+        entriesBehind: tally.heldBack,
+        kgDelta: tally.heldBackKg,
+      });
+    }
+  }
+  return behind;
 }

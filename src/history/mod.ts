@@ -41,8 +41,10 @@ export {
 export {
   freezeModules,
   type FreezeResult,
+  type FrozenModuleBehind,
   FrozenModuleError,
   frozenModules,
+  frozenModulesBehind,
   type ReportModule,
   ReportNotFoundError,
   type ReportTarget,

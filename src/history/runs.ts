@@ -17,6 +17,9 @@ export interface RematchRunModule {
   readonly kg_after: number;
   readonly entries_changed: number;
   readonly frozen: boolean;
+  /** Frozen module: entries a rematch would have changed, and the kg they would move. */
+  readonly held_back: number;
+  readonly held_back_kg: number;
 }
 
 /** A recorded rematch run, as `rematch history --json` and the HTTP API show it. */
@@ -73,6 +76,8 @@ export async function recordRematchRun(
     kg_after: m.kgAfter,
     entries_changed: m.entriesChanged,
     frozen: m.frozen,
+    held_back: m.heldBack,
+    held_back_kg: m.heldBackKg,
   }));
   const scope = (result as { scope?: string }).scope ?? "full";
   const [row] = await tx<{ id: number }[]>`

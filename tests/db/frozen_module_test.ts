@@ -7,7 +7,7 @@ import type { Database } from "../../src/db/connection.ts";
 import { createEntries, deleteEntry, updateEntry } from "../../src/db/entries.ts";
 import { reportsFreezeCommand, reportsUnfreezeCommand } from "../../src/cli/reports.ts";
 import { rematchCommand } from "../../src/cli/rematch.ts";
-import { FrozenModuleError } from "../../src/history/freeze.ts";
+import { FrozenModuleError, frozenModulesBehind } from "../../src/history/freeze.ts";
 import { getDataEntryType } from "../../src/reference/enums.ts";
 import { importFactorText } from "../integration/_slice.ts";
 import {
@@ -142,6 +142,9 @@ dbTest(
       [frozenTally.moduleId, frozenTally.frozen, frozenTally.entriesChanged],
       [frozenModule, true, 0],
     );
+    assert.equal(frozenTally.heldBack, 4);
+    assert.ok(Math.abs(frozenTally.heldBackKg - (newKg - oldKg)) < 1e-9);
+    assert.equal(openTally.heldBack, 0);
     assert.ok(Math.abs(frozenTally.kgBefore - oldKg) < 1e-9);
     assert.ok(Math.abs(frozenTally.kgAfter - oldKg) < 1e-9);
     assert.deepEqual([openTally.moduleId, openTally.frozen, openTally.entriesChanged], [
@@ -159,6 +162,16 @@ dbTest(
       frozenEntries,
     );
     assert.equal(await moduleRow(db, frozenModule), frozenModuleRow, "stats not refreshed");
+    // What status shows: the frozen module, behind the current factors by that much.
+    const behind = await frozenModulesBehind(db, { year: 2025 });
+    assert.deepEqual(
+      behind.map((m) => [m.unitCode, m.moduleType, m.dataEntryType, m.entriesBehind]),
+      [["U1", "equipment", "it", 4]],
+    );
+    assert.ok(Math.abs(behind[0].kgDelta - (newKg - oldKg)) < 1e-9);
+    assert.deepEqual(await frozenModulesBehind(db, { year: 2024 }), []);
+    assert.deepEqual(await frozenModulesBehind(db, { year: 2025, dataEntryTypeId: 10 }), []);
+    assert.deepEqual(await storedEmissions(db.sql, frozenIds), frozenRows, "nothing written");
     const openKg = await db.sql<{ kg: number }[]>`
       select sum(kg_co2eq) as kg from data_entry_emissions
       where data_entry_id = any(${openIds}::bigint[])`;
@@ -194,6 +207,7 @@ dbTest(
     ]);
     assert.match(text.text, /was not frozen/);
 
+    assert.deepEqual(await frozenModulesBehind(db, { year: 2025 }), [], "no longer frozen");
     const run = await runJson(rematchCommand, db, ["--det", "it", "--year", "2025"]);
     assert.equal(run.json.frozen, 0);
     assert.equal(run.json.frozenKgDelta, 0);

@@ -54,6 +54,7 @@ async function runs(db: Database) {
         kg_after: number;
         entries_changed: number;
         frozen: boolean;
+        held_back: number;
       }[];
       started_at: Date;
       finished_at: Date;

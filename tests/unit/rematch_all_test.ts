@@ -38,7 +38,15 @@ function result(det: string, errors = 0): RematchResult {
     entriesRead: 1,
     frozen: 0,
     frozenKgDelta: 0,
-    modules: [{ moduleId: 1, kgBefore: 1, kgAfter: 2, entriesChanged: 1, frozen: false }],
+    modules: [{
+      moduleId: 1,
+      kgBefore: 1,
+      kgAfter: 2,
+      entriesChanged: 1,
+      frozen: false,
+      heldBack: 0,
+      heldBackKg: 0,
+    }],
   };
 }
 
