@@ -78,6 +78,7 @@ export const factorsExportCommand = defineCommand({
     format: z.enum(["csv", "json"], { error: 'expected "csv" or "json"' }).default("csv"),
     output: z.string().min(1, "expected a file name").optional(),
   }),
+  access: "read",
   async run(args, context) {
     const db = await context.database();
     let snapshot: FactorSetSnapshot;

@@ -77,6 +77,7 @@ export const factorsHistoryCommand = defineCommand({
     year: flag.year().optional(),
     limit: limitFlag().optional(),
   }),
+  access: "read",
   async run(args, context) {
     const db = await context.database();
     const imports = await listFactorImports(db.sql, {
@@ -169,6 +170,7 @@ export const factorsDiffCommand = defineCommand({
     import: importFlag(),
     limit: limitFlag().optional(),
   }),
+  access: "read",
   async run(args, context) {
     const db = await context.database();
     const limit = args.limit ?? (context.json ? undefined : DIFF_TEXT_LIMIT);

@@ -53,6 +53,8 @@ export const factorsRollbackCommand = defineCommand({
     "dry-run": z.boolean().default(false),
     force: z.boolean().default(false),
   }),
+  // A dry run writes only inside a transaction it rolls back: it never migrates a database.
+  access: (args) => args["dry-run"] ? "read" : "write",
   async run(args, context): Promise<CommandOutcome> {
     const db = await context.database();
     try {

@@ -39,6 +39,7 @@ export const rematchHistoryCommand = defineCommand({
     import: importFlag().optional(),
     limit: limitFlag().optional(),
   }),
+  access: "read",
   async run(args, context) {
     const db = await context.database();
     const runs = await listRematchRuns(db.sql, {
