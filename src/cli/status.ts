@@ -10,6 +10,7 @@ import {
   sliceStatus,
 } from "../rematch/state.ts";
 import { formatTable } from "./table.ts";
+import { type FrozenModuleBehind, frozenModulesBehind } from "../history/freeze.ts";
 
 const USAGE = `Usage: deno task status [--year Y] [--det D] [--json] [--database-url URL]
 
@@ -28,8 +29,9 @@ last rematch (when, how and with how many errors) and its state:
   --det D    only this data entry type (name or id)
   --json     print one JSON document
 
-Ends with the command that brings the stale slices up to date. Exit codes: 0 done, 1 failed,
-2 bad usage.`;
+Ends with the command that brings the stale slices up to date, then the frozen report modules
+whose emissions differ from the current factors (reports freeze; computed, nothing written).
+Exit codes: 0 done, 1 failed, 2 bad usage.`;
 
 const schema = z.object({
   year: flag.year().optional(),
@@ -56,6 +58,10 @@ export const statusCommand = defineCommand({
     });
     const stale = slices.filter((s) => s.state !== "current");
     const command = stale.length ? rematchCommandFor(stale) : null;
+    const frozenBehind = await frozenModulesBehind(db, {
+      year: args.year,
+      dataEntryTypeId: args.det?.id,
+    });
     return {
       exitCode: EXIT.ok,
       json: {
@@ -64,8 +70,9 @@ export const statusCommand = defineCommand({
         slices,
         stale: stale.length,
         command,
+        frozenBehind,
       },
-      text: describeStatus(slices, command),
+      text: [describeStatus(slices, command), ...describeFrozenBehind(frozenBehind)].join("\n"),
     };
   },
 });
@@ -91,6 +98,28 @@ export function describeStatus(slices: readonly SliceStatus[], command: string |
     ? `${stale} of ${slices.length} slices need a rematch: ${command}`
     : `all ${slices.length} slices are current`;
   return `${table}\n${footer}`;
+}
+
+/** Frozen modules whose emissions differ from the current factors (spec/history.md §4). */
+export function describeFrozenBehind(modules: readonly FrozenModuleBehind[]): string[] {
+  if (modules.length === 0) return [];
+  return [
+    "",
+    "frozen modules behind the current factors (a rematch leaves them; reports unfreeze releases them):",
+    formatTable(
+      ["unit", "year", "module", "det", "entries behind", "kg delta", "frozen since", "reason"],
+      modules.map((m) => [
+        m.unitCode,
+        m.year,
+        m.moduleType,
+        m.dataEntryType,
+        m.entriesBehind,
+        m.kgDelta,
+        `${m.frozenAt!.slice(0, 16).replace("T", " ")}Z by ${m.frozenBy}`,
+        m.frozenReason,
+      ]),
+    ),
+  ];
 }
 
 function describeRun(run: NonNullable<SliceStatus["lastRematch"]>): string {

@@ -4,6 +4,7 @@ import type { Database, Queryable } from "../db/connection.ts";
 import { lockSlice } from "../db/locks.ts";
 import { type DataEntryType, findModuleType, listDataEntryTypes } from "../reference/enums.ts";
 import { recalculateForDataEntryType } from "../rematch/run.ts";
+import { markEntries } from "../rematch/state.ts";
 import { currentActor } from "./actor.ts";
 
 /** Which modules to freeze or unfreeze: one unit's report of a year, one module or all. */
@@ -154,16 +155,23 @@ export async function freezeModules(
 /**
  * Unfreezes the modules of a unit's report (all, or one) inside the caller's transaction.
  * Their emissions stay as they were until the next rematch of their slices brings them up to
- * date. `changed` lists the modules as they were (with their freeze).
+ * date: their entries are marked for it (spec/rematch.md rule 16), so their slices are stale
+ * (`status`) and the next rematch reads them even when nothing else changed. `changed` lists the
+ * modules as they were (with their freeze).
  */
 export async function unfreezeModules(tx: Queryable, target: ReportTarget): Promise<FreezeResult> {
   const modules = await lockReportModules(tx, target);
   const frozen = modules.filter((m) => m.frozen_at !== null);
   if (frozen.length) {
+    const ids = frozen.map((m) => m.id);
     await tx`
       update carbon_report_modules
       set frozen_at = null, frozen_by = null, frozen_reason = null
-      where id = any(${frozen.map((m) => m.id)}::bigint[])`;
+      where id = any(${ids}::bigint[])`;
+    const entries = await tx<{ id: number }[]>`
+      select id from data_entries where carbon_report_module_id = any(${ids}::bigint[])`;
+    // The slice state vouches for rows a rematch computed; these were held back from it.
+    await markEntries(tx, { unvouched: { reason: "rematched", ids: entries.map((e) => e.id) } });
   }
   return {
     changed: frozen.map(toModule),
@@ -244,6 +252,8 @@ export async function frozenModulesBehind(
       year,
       carbonReportModuleIds: modules.map((m) => m.moduleId),
       dryRun: true,
+      // A current slice state says nothing of frozen modules: they are read whatever it says.
+      full: true,
     });
     const held = new Map(result.modules.map((m) => [m.moduleId, m]));
     for (const module of modules) {

@@ -28,6 +28,7 @@ export interface RematchRun {
   readonly dataEntryType: string;
   readonly dataEntryTypeId: number;
   readonly year: number;
+  /** `none` (the slice was current), `targeted` or `full` (spec/rematch.md rule 17). */
   readonly scope: string;
   readonly trigger: RematchRunInfo["trigger"];
   readonly importId: number | null;
@@ -79,11 +80,10 @@ export async function recordRematchRun(
     held_back: m.heldBack,
     held_back_kg: m.heldBackKg,
   }));
-  const scope = (result as { scope?: string }).scope ?? "full";
   const [row] = await tx<{ id: number }[]>`
     insert into rematch_runs (data_entry_type_id, year, scope, trigger, import_id, job_id, actor,
       started_at, finished_at, result, kg_before, kg_after, modules)
-    values (${result.dataEntryTypeId}, ${result.year}, ${scope}, ${run.trigger},
+    values (${result.dataEntryTypeId}, ${result.year}, ${result.scope}, ${run.trigger},
       ${run.importId ?? null}, ${run.jobId ?? null}, ${run.actor ?? currentActor()},
       clock_timestamp() - make_interval(secs => ${result.durationMs / 1000}),
       clock_timestamp(), ${tx.json(document)}, ${result.kgBefore}, ${result.kgAfter},

@@ -7,6 +7,7 @@ import type { Database } from "../../src/db/connection.ts";
 import { createEntries, deleteEntry, updateEntry } from "../../src/db/entries.ts";
 import { reportsFreezeCommand, reportsUnfreezeCommand } from "../../src/cli/reports.ts";
 import { rematchCommand } from "../../src/cli/rematch.ts";
+import { statusCommand } from "../../src/cli/status.ts";
 import { FrozenModuleError, frozenModulesBehind } from "../../src/history/freeze.ts";
 import { getDataEntryType } from "../../src/reference/enums.ts";
 import { importFactorText } from "../integration/_slice.ts";
@@ -170,6 +171,25 @@ dbTest(
     );
     assert.ok(Math.abs(behind[0].kgDelta - (newKg - oldKg)) < 1e-9);
     assert.deepEqual(await frozenModulesBehind(db, { year: 2024 }), []);
+    // status: the slice is current (a freeze is not staleness), the frozen module is behind.
+    const status = await runJson(statusCommand, db, ["--year", "2025"]);
+    assert.deepEqual(
+      status.json.slices.map((s: { dataEntryType: string; state: string }) => [
+        s.dataEntryType,
+        s.state,
+      ]),
+      [["it", "current"]],
+    );
+    assert.deepEqual(
+      status.json.frozenBehind.map((m: { unitCode: string; entriesBehind: number }) => [
+        m.unitCode,
+        m.entriesBehind,
+      ]),
+      [["U1", 4]],
+    );
+    const statusText = await runOn(statusCommand, db, ["--year", "2025"]);
+    assert.match(statusText.text, /frozen modules behind the current factors/);
+    assert.match(statusText.text, /U1 +2025 +equipment +it +4 /);
     assert.deepEqual(await frozenModulesBehind(db, { year: 2025, dataEntryTypeId: 10 }), []);
     assert.deepEqual(await storedEmissions(db.sql, frozenIds), frozenRows, "nothing written");
     const openKg = await db.sql<{ kg: number }[]>`
@@ -208,7 +228,13 @@ dbTest(
     assert.match(text.text, /was not frozen/);
 
     assert.deepEqual(await frozenModulesBehind(db, { year: 2025 }), [], "no longer frozen");
+    // Unfreezing leaves the slice stale: its entries wait for the next rematch.
+    const status = await runJson(statusCommand, db, ["--year", "2025"]);
+    assert.equal(status.json.slices[0].state, "stale");
+    assert.equal(status.json.slices[0].label, "stale: targeted (0 factors, about 4 entries)");
     const run = await runJson(rematchCommand, db, ["--det", "it", "--year", "2025"]);
+    assert.equal(run.json.scope, "targeted");
+    assert.equal(run.json.entriesRead, 4, "only the unfrozen module's entries");
     assert.equal(run.json.frozen, 0);
     assert.equal(run.json.frozenKgDelta, 0);
     const [{ kg }] = await db.sql<{ kg: number }[]>`

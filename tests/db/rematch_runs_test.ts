@@ -43,6 +43,7 @@ async function runs(db: Database) {
     {
       id: number;
       trigger: string;
+      scope: string;
       import_id: number | null;
       actor: string;
       kg_before: number;
@@ -108,8 +109,13 @@ dbTest(
 
       const recorded = await runs(db);
       assert.deepEqual(
-        recorded.map((r) => [r.trigger, r.import_id]),
-        [["cli", null], ["import", importId], ["rollback", undone.json.importId]],
+        recorded.map((r) => [r.trigger, r.import_id, r.scope]),
+        [
+          // Never rematched before: the whole slice; then only the users of changed values.
+          ["cli", null, "full"],
+          ["import", importId, "targeted"],
+          ["rollback", undone.json.importId, "targeted"],
+        ],
       );
       const before = { u1: kgOf(V1, U1_ENTRIES), u2: kgOf(V1, U2_ENTRIES) };
       const after = { u1: kgOf(V1_TIMES_3, U1_ENTRIES), u2: kgOf(V1_TIMES_3, U2_ENTRIES) };
