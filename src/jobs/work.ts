@@ -10,8 +10,9 @@ import {
 import { FactorImportRejected, type FactorImportResult, importFactors } from "../db/factors.ts";
 import { importReferenceInTransaction } from "../db/reference.ts";
 import { listHandlers } from "../handlers/mod.ts";
-import { readCsvFile } from "../imports/csv.ts";
-import { FileError } from "../imports/file.ts";
+import { decodeUtf8, parseCsv } from "../imports/csv.ts";
+import { FileError, readImportFile } from "../imports/file.ts";
+import { sha256Hex } from "../history/sha256.ts";
 import { readReferenceFile } from "../imports/reference_csv.ts";
 import { getDataEntryType } from "../reference/enums.ts";
 import { rematchInTransaction } from "../rematch/run.ts";
@@ -131,7 +132,9 @@ async function prepareFactorIngest(
   shown: Shown,
 ): Promise<PreparedWork> {
   const path = await materialiseUpload(context.sql, input.upload_id, context.workDir);
-  const table = await readCsvFile(path);
+  const bytes = await readImportFile(path);
+  const table = parseCsv(path, decodeUtf8(path, bytes));
+  const fileSha256 = await sha256Hex(bytes);
   const target = input.data_entry_type_id === null
     ? { moduleTypeId: input.module_type_id }
     : { dataEntryTypeId: input.data_entry_type_id };
@@ -149,6 +152,9 @@ async function prepareFactorIngest(
           allowEmpty: input.allow_empty,
           force: input.force,
           jobId: job.id,
+          // The import's history names who asked for it and the file's bytes.
+          actor: job.meta.actor ?? undefined,
+          fileSha256,
         });
       } catch (error) {
         if (error instanceof FactorImportRejected) {
@@ -281,15 +287,14 @@ function prepareRecalc(
   context: WorkContext,
 ): PreparedWork {
   const det = getDataEntryType(input.data_entry_type_id);
-  // `run` is read by the rematch once the history part has it.
-  const options: RematchOptions & { run?: { trigger: "job"; jobId: number } } = {
+  const options: RematchOptions = {
     dataEntryType: det.id,
     year: input.year,
     signal: context.signal,
     onProgress: context.onProgress,
     chunkSize: context.chunkSize,
     full: input.full,
-    run: { trigger: "job", jobId: job.id },
+    run: { trigger: "job", jobId: job.id, actor: job.meta.actor ?? undefined },
   };
   return {
     async run(tx) {

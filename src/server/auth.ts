@@ -2,7 +2,7 @@
 // comma-separated `name:secret` pairs (a bare secret is named `api`); the name is the actor
 // recorded for what the request does. Secrets are compared in constant time.
 import { createHash, timingSafeEqual } from "node:crypto";
-import { userInfo } from "node:os";
+import { currentActor } from "../history/actor.ts";
 
 /** One configured token. */
 export interface ApiToken {
@@ -92,12 +92,5 @@ export function isLoopbackHost(host: string): boolean {
  * OS user running the server.
  */
 export function requestActor(tokenName: string | undefined): string {
-  if (tokenName) return tokenName;
-  const configured = Deno.env.get("REMATCH_ACTOR")?.trim();
-  if (configured) return configured;
-  try {
-    return userInfo().username;
-  } catch {
-    return "unknown";
-  }
+  return currentActor({ tokenName });
 }
