@@ -15,6 +15,8 @@ import { type CommandOutcome, defineCommand, EXIT, flag } from "./command.ts";
 import { defineGroup, subcommandOnly } from "./group.ts";
 import { shortTime } from "./factors_history.ts";
 import { formatTable } from "./table.ts";
+import { leftStale } from "../rematch/state.ts";
+import { describeLeftStale } from "./status.ts";
 
 const TARGET_HELP = `  --unit U      the unit's code
   --year Y      the report year
@@ -37,7 +39,8 @@ Exit codes: 0 done, 1 failed (no such unit, report or module), 2 bad usage.`;
 const UNFREEZE_USAGE = `Usage: deno task reports unfreeze --unit U --year Y [--module M] [--json]
 
 Unfreezes the modules of a report. Their emissions stay as they were until the next rematch of
-their slices brings them up to date with the current factors.
+their slices brings them up to date with the current factors: their entries are marked for it,
+so status shows those slices stale and the command printed (or rematch --stale) updates them.
 
 ${TARGET_HELP}
   --json        print one JSON document
@@ -105,10 +108,25 @@ export const reportsUnfreezeCommand = defineCommand({
   schema: z.object({ positionals: subcommandOnly("unfreeze"), ...targetFields }),
   async run(args, context) {
     const db = await context.database();
-    return await reported(
+    const outcome = await reported(
       "unfreeze",
       () => db.sql.begin((tx) => unfreezeModules(tx, targetOf(args))) as Promise<FreezeResult>,
     );
+    const unfrozen = (outcome.json as { changed?: ReportModule[] }).changed ?? [];
+    if (outcome.exitCode !== EXIT.ok || unfrozen.length === 0) return outcome;
+    // Their emissions may lag the factors: the slices they left stale, and what to run.
+    const types = new Set(unfrozen.map((m) => m.moduleTypeId));
+    const stale = await leftStale(db.sql, {
+      year: args.year,
+      dataEntryTypeIds: listDataEntryTypes().filter((d) => types.has(d.moduleTypeId)).map((d) =>
+        d.id
+      ),
+    });
+    return {
+      ...outcome,
+      json: { ...(outcome.json as object), leftStale: stale },
+      text: [outcome.text, ...describeLeftStale(stale)].join("\n"),
+    };
   },
 });
 
@@ -149,26 +167,11 @@ async function reported(
       ]),
     ),
   ];
-  if (action === "unfreeze" && result.changed.length) {
-    lines.push("", ...nextRematch(result.changed));
-  }
   return {
     exitCode: EXIT.ok,
     json: { action, changed: result.changed, unchanged: result.unchanged },
     text: lines.join("\n"),
   };
-}
-
-// The emissions of an unfrozen module may lag the factors: say what brings them up to date.
-function nextRematch(modules: readonly ReportModule[]): string[] {
-  const types = new Set(modules.map((m) => m.moduleTypeId));
-  const [year] = modules.map((m) => m.year);
-  const dets = listDataEntryTypes().filter((d) => types.has(d.moduleTypeId)).map((d) => d.name);
-  return [
-    "their emissions are as they were when frozen; the next rematch of their types brings them " +
-    "up to date:",
-    ...dets.map((d) => `  deno task rematch --det ${d} --year ${year}`),
-  ];
 }
 
 /** `reports freeze|unfreeze ...` */

@@ -218,6 +218,7 @@ dbTest(
       unfreeze.json.changed.map((m: { moduleType: string }) => m.moduleType),
       ["equipment"],
     );
+    assert.match(unfreeze.json.leftStale.command, /rematch --det it --year 2025/);
     const text = await runOn(reportsUnfreezeCommand, db, [
       "unfreeze",
       "--unit",
