@@ -72,6 +72,8 @@ export interface FactorImportFilter {
   readonly year?: number;
   /** At most this many, newest first. @default 50 */
   readonly limit?: number;
+  /** Only imports older than this one (ids below it): the next page after an import listed last. */
+  readonly before?: number;
 }
 
 interface ImportRow {
@@ -138,6 +140,7 @@ export async function listFactorImports(
 ): Promise<FactorImportListing[]> {
   const det = filter.dataEntryTypeId ?? null;
   const year = filter.year ?? null;
+  const before = filter.before ?? null;
   const rows = await sql<(ImportRow & { runs: RunJson[] | null; runs_count: number })[]>`
     select i.*,
       (select array_agg(b.id order by b.id) from factor_imports b where b.rollback_of = i.id)
@@ -163,6 +166,7 @@ export async function listFactorImports(
     ) r on true
     where (${det}::int is null or i.data_entry_type_ids @> array[${det}::int])
       and (${year}::int is null or i.year = ${year}::int)
+      and (${before}::bigint is null or i.id < ${before}::bigint)
     order by i.id desc
     limit ${filter.limit ?? 50}`;
   return rows.map((r) => ({
@@ -251,6 +255,34 @@ export async function findFactorImport(sql: Queryable, importId: number): Promis
     from factor_imports i where i.id = ${importId}`;
   if (!row) throw new ImportNotFoundError(importId);
   return toImport(row);
+}
+
+/**
+ * The latest recorded import of each of a year's slices, by det id: what
+ * `GET /v1/sync/recalculation-status` reports as a slice's last factor import. A slice no
+ * recorded import touched (its factors predate the history, or it has none) is absent.
+ *
+ * @example
+ * ```ts ignore
+ * import { lastFactorImports } from "./imports.ts";
+ * const last = await lastFactorImports(db.sql, 2025, [20, 21]);
+ * console.log(last.get(20)?.source, last.get(20)?.actor);
+ * ```
+ */
+export async function lastFactorImports(
+  sql: Queryable,
+  year: number,
+  dataEntryTypeIds: readonly number[],
+): Promise<Map<number, FactorImport>> {
+  const rows = await sql<(ImportRow & { det: number })[]>`
+    select distinct on (d.det) d.det, i.*,
+      (select array_agg(b.id order by b.id) from factor_imports b where b.rollback_of = i.id)
+        as rolled_back_by
+    from factor_imports i
+      cross join lateral unnest(i.data_entry_type_ids) as d(det)
+    where i.year = ${year} and d.det = any(${[...dataEntryTypeIds]}::int[])
+    order by d.det, i.id desc`;
+  return new Map(rows.map((r) => [r.det, toImport(r)]));
 }
 
 interface VersionRow {

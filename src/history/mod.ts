@@ -12,6 +12,7 @@ export {
   type FollowingRun,
   getFactorImport,
   ImportNotFoundError,
+  lastFactorImports,
   listFactorImports,
 } from "./imports.ts";
 export {

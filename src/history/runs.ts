@@ -100,6 +100,8 @@ export interface RematchRunFilter {
   readonly importId?: number;
   /** At most this many, newest first. @default 50 */
   readonly limit?: number;
+  /** Only runs older than this one (ids below it): the next page after a run listed last. */
+  readonly before?: number;
 }
 
 /**
@@ -119,6 +121,7 @@ export async function listRematchRuns(
   const det = filter.dataEntryTypeId ?? null;
   const year = filter.year ?? null;
   const importId = filter.importId ?? null;
+  const before = filter.before ?? null;
   const rows = await sql<RunRow[]>`
     select id, data_entry_type_id, year, scope, trigger, import_id, job_id, actor, started_at,
       finished_at, result, kg_before, kg_after, modules
@@ -126,6 +129,7 @@ export async function listRematchRuns(
     where (${det}::int is null or data_entry_type_id = ${det}::int)
       and (${year}::int is null or year = ${year}::int)
       and (${importId}::bigint is null or import_id = ${importId}::bigint)
+      and (${before}::bigint is null or id < ${before}::bigint)
     order by id desc
     limit ${filter.limit ?? 50}`;
   return rows.map(toRun);
