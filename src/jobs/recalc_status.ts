@@ -1,6 +1,7 @@
 // GET /v1/sync/recalculation-status and the module recalc's `only_stale`: per (module, det) of a
 // year, whether its emissions follow its factors, from the slice state (spec/rematch.md rule 18).
 import type { Queryable } from "../db/connection.ts";
+import { lastFactorImports } from "../history/imports.ts";
 import { getDataEntryType } from "../reference/enums.ts";
 import { type RematchScope, sliceStatus } from "../rematch/state.ts";
 
@@ -18,8 +19,17 @@ export interface SliceRecalcStatus {
   /** What a rematch would do now. */
   readonly scope: RematchScope;
   readonly needsRecalculation: boolean;
-  /** When the slice's factors last changed, and the job that changed them (if one did). */
-  readonly lastFactorImport: { at: Date; jobId: number | null } | null;
+  /**
+   * The last recorded factor import of the slice (spec/history.md §1): its id, when, who, from
+   * which file (or `rollback of N`) and its job (if one ran it). Null when none is recorded.
+   */
+  readonly lastFactorImport: {
+    id: number;
+    at: string;
+    actor: string;
+    source: string;
+    jobId: number | null;
+  } | null;
   /** The last rematch that recorded the slice's state, and the last recalc job of the slice. */
   readonly lastRecalc: {
     at: string;
@@ -40,22 +50,17 @@ export async function recalculationStatus(
   );
   if (slices.length === 0) return [];
   const dets = slices.map((s) => s.dataEntryTypeId);
-  const factorChanges = await sql<{ det: number; at: Date; job_id: number | null }[]>`
-    select distinct on (data_entry_type_id) data_entry_type_id as det, updated_at as at,
-      last_seen_job_id as job_id
-    from factors where year = ${year} and data_entry_type_id = any(${dets}::int[])
-    order by data_entry_type_id, updated_at desc, id desc`;
+  const imports = await lastFactorImports(sql, year, dets);
   const recalcJobs = await sql<{ det: number; id: number }[]>`
     select distinct on (data_entry_type_id) data_entry_type_id as det, id
     from data_ingestion_jobs
     where job_type = 'emission_recalc' and state = 'FINISHED' and year = ${year}
       and data_entry_type_id = any(${dets}::int[])
     order by data_entry_type_id, finished_at desc`;
-  const changed = new Map(factorChanges.map((f) => [f.det, f]));
   const recalc = new Map(recalcJobs.map((j) => [j.det, j.id]));
   return slices.map((slice) => {
     const det = getDataEntryType(slice.dataEntryTypeId);
-    const change = changed.get(det.id);
+    const last = imports.get(det.id);
     return {
       moduleTypeId: det.moduleTypeId,
       moduleType: det.moduleName,
@@ -67,7 +72,15 @@ export async function recalculationStatus(
       state: slice.label,
       scope: slice.scope,
       needsRecalculation: slice.state !== "current",
-      lastFactorImport: change ? { at: change.at, jobId: change.job_id } : null,
+      lastFactorImport: last
+        ? {
+          id: last.id,
+          at: last.createdAt,
+          actor: last.actor,
+          source: last.source,
+          jobId: last.jobId,
+        }
+        : null,
       lastRecalc: slice.lastRematch
         ? {
           at: slice.lastRematch.at,

@@ -13,6 +13,7 @@ import { VERSION } from "../jobs/worker.ts";
 import { type ApiToken, authenticate, requestActor } from "./auth.ts";
 import { emissionRoutes } from "./emission_routes.ts";
 import { ApiError, describeIssues, errorBody } from "./errors.ts";
+import { historyRoutes } from "./history_routes.ts";
 import { MultipartError } from "./multipart.ts";
 import { type Env, json, type RouteContext } from "./_routes.ts";
 import * as S from "./schemas.ts";
@@ -152,6 +153,7 @@ export function createApi(options: ApiOptions): OpenAPIHono<Env> {
   uploadRoutes(app, context);
   syncRoutes(app, context);
   emissionRoutes(app, context);
+  historyRoutes(app, context);
 
   app.doc("/v1/openapi.json", {
     openapi: "3.0.3",

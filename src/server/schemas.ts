@@ -2,6 +2,7 @@
 // The OpenAPI document (GET /v1/openapi.json) is generated from these same schemas.
 import { z } from "@hono/zod-openapi";
 import { JOB_RESULTS, JOB_STATES, JOB_TYPES, PIPELINE_STATUSES } from "../jobs/types.ts";
+import { findDataEntryType } from "../reference/enums.ts";
 import { MAX_YEAR, MIN_YEAR } from "../reference/years.ts";
 
 /** A failure: `{error: {code, message, details?}}`. */
@@ -93,6 +94,8 @@ export const Uploaded = z.object({
 }).openapi("Upload");
 
 const timestamp = z.string().nullable().openapi({ format: "date-time" });
+const instant = z.string().openapi({ format: "date-time" });
+const TRIGGERS = ["cli", "job", "import", "rollback"] as const;
 
 /** A job as the API shows it. */
 export const Job = z.object({
@@ -170,6 +173,24 @@ export const PipelineSummary = z.object({
 const booleanQuery = z.enum(["true", "false"], { error: 'expected "true" or "false"' })
   .transform((v) => v === "true");
 
+/** An integer from `min` to `max` in a query string. */
+function integerQuery(min: number, max: number, example: string) {
+  const expected = `expected an integer from ${min} to ${max}`;
+  return z.string().regex(/^\d{1,9}$/, expected).transform(Number)
+    .pipe(z.number().int().min(min, expected).max(max, expected))
+    .openapi({ type: "string", example });
+}
+
+/** The page size of a listing (newest first). */
+export const LimitQuery = integerQuery(1, 200, "50").openapi({
+  description: "at most this many (default 50)",
+});
+
+/** Where a listing continues. */
+export const CursorQuery = z.string().max(200).openapi({
+  description: "next_cursor of the previous page",
+});
+
 /** Query of the pipeline listing. */
 export const PipelineListQuery = z.object({
   state: z.enum(PIPELINE_STATUSES, {
@@ -178,12 +199,8 @@ export const PipelineListQuery = z.object({
   year: YearQuery.optional(),
   job_type: z.enum(JOB_TYPES, { error: `expected one of ${JOB_TYPES.join(", ")}` }).optional(),
   has_errors: booleanQuery.optional(),
-  limit: z.string().regex(/^\d+$/, "expected an integer from 1 to 200").transform(Number)
-    .pipe(z.number().int().min(1, "expected at least 1").max(200, "expected at most 200"))
-    .optional().openapi({ type: "string", example: "50" }),
-  cursor: z.string().max(200).optional().openapi({
-    description: "next_cursor of the previous page",
-  }),
+  limit: LimitQuery.optional(),
+  cursor: CursorQuery.optional(),
 });
 
 /** A page of pipelines, newest first. */
@@ -274,7 +291,15 @@ export const SliceStatus = z.object({
     description: "what a rematch would do now",
   }),
   needs_recalculation: z.boolean(),
-  last_factor_import: z.object({ at: timestamp, job_id: z.number().int().nullable() }).nullable(),
+  last_factor_import: z.object({
+    id: z.number().int(),
+    at: instant,
+    actor: z.string(),
+    source: z.string().openapi({ description: "the file name, or `rollback of N`" }),
+    job_id: z.number().int().nullable(),
+  }).nullable().openapi({
+    description: "the slice's last recorded factor import (GET /v1/history/imports/{id})",
+  }),
   last_recalc: z.object({
     at: timestamp,
     scope: z.enum(["targeted", "full"]),
@@ -282,3 +307,167 @@ export const SliceStatus = z.object({
     job_id: z.number().int().nullable(),
   }).nullable(),
 }).openapi("SliceStatus");
+
+/** A det in a query string: its name or id, resolved to its id. */
+export const DetQuery = z.string().transform((text, ctx) => {
+  const det = findDataEntryType(text);
+  if (det) return det.id;
+  ctx.issues.push({
+    code: "custom",
+    input: text,
+    message: `unknown data entry type "${text}" (expected a name such as plane, or its id)`,
+  });
+  return z.NEVER;
+}).openapi({ type: "string", description: "a data entry type name or id", example: "plane" });
+
+/** Query of the factor import history. */
+export const ImportListQuery = z.object({
+  det: DetQuery.optional().openapi({ description: "imports touching this det (name or id)" }),
+  year: YearQuery.optional(),
+  limit: LimitQuery.optional(),
+  cursor: CursorQuery.optional(),
+});
+
+/** Query of the rematch run history. */
+export const RunListQuery = z.object({
+  det: DetQuery.optional().openapi({ description: "runs of this det (name or id)" }),
+  year: YearQuery.optional(),
+  import_id: z.string().regex(/^\d{1,15}$/, "expected an import id (an integer)")
+    .transform(Number).optional().openapi({
+      type: "string",
+      description: "only the runs recorded with this import (its --rematch, or a rollback's)",
+    }),
+  limit: LimitQuery.optional(),
+  cursor: CursorQuery.optional(),
+});
+
+/** Path parameter: a factor import id. */
+export const ImportIdParam = z.object({
+  id: z.string().regex(/^\d{1,15}$/, "expected an import id (an integer)").transform(Number)
+    .openapi({ param: { name: "id", in: "path" }, type: "string", example: "3" }),
+});
+
+/** The most factor versions one import detail lists. */
+export const MAX_LISTED_VERSIONS = 10_000;
+
+/** Query of an import's detail: which of its versions to list. */
+export const ImportDetailQuery = z.object({
+  limit: integerQuery(1, MAX_LISTED_VERSIONS, "1000").optional().openapi({
+    description: "list at most this many changed factors (default 1000)",
+  }),
+  offset: integerQuery(0, 1_000_000_000, "0").optional().openapi({
+    description: "skip this many (next_offset of the previous page)",
+  }),
+});
+
+/** A recorded factor import (spec/history.md §1). */
+export const FactorImport = z.object({
+  id: z.number().int(),
+  year: z.number().int(),
+  data_entry_types: z.array(z.string()),
+  data_entry_type_ids: z.array(z.number().int()),
+  module_type: z.string().nullable().openapi({ description: "the module of a whole-module file" }),
+  module_type_id: z.number().int().nullable(),
+  mode: z.enum(["merge", "replace", "rollback"]),
+  source: z.string().openapi({ description: "the file name, or `rollback of N`" }),
+  file_sha256: z.string().nullable(),
+  actor: z.string(),
+  job_id: z.number().int().nullable().openapi({ description: "the factor_ingest job, if any" }),
+  rollback_of: z.number().int().nullable().openapi({ description: "the import it rolled back" }),
+  rolled_back_by: z.array(z.number().int()).openapi({
+    description: "the imports that rolled this one back",
+  }),
+  rows_read: z.number().int(),
+  inserted: z.number().int(),
+  updated: z.number().int(),
+  deleted: z.number().int(),
+  unchanged: z.number().int(),
+  created_at: instant,
+}).openapi("FactorImport");
+
+/** A rematch run that followed an import. */
+export const FollowingRun = z.object({
+  id: z.number().int(),
+  data_entry_type: z.string(),
+  trigger: z.enum(TRIGGERS),
+  import_id: z.number().int().nullable(),
+  finished_at: instant,
+  kg_before: z.number(),
+  kg_after: z.number(),
+}).openapi("FollowingRun");
+
+/** A factor import in the history, with the rematch runs that followed it. */
+export const FactorImportListed = FactorImport.extend({
+  runs: z.array(FollowingRun).openapi({
+    description: "the latest runs of its slices after it and before the next import of the " +
+      "same slice (its --rematch, a recalc job it chained, a later rematch)",
+  }),
+  runs_count: z.number().int(),
+}).openapi("FactorImportListed");
+
+/** A page of the factor import history, newest first. */
+export const FactorImportList = z.object({
+  imports: z.array(FactorImportListed),
+  next_cursor: z.string().nullable(),
+}).openapi("FactorImportList");
+
+const factorValues = z.record(z.string(), z.union([z.number(), z.string()])).nullable();
+
+/** One factor an import changed: its old and new values. */
+export const FactorVersion = z.object({
+  factor_id: z.number().int(),
+  data_entry_type: z.string(),
+  data_entry_type_id: z.number().int(),
+  year: z.number().int(),
+  emission_type_id: z.number().int(),
+  classification: z.record(z.string(), z.string().nullable()),
+  change: z.enum(["inserted", "updated", "deleted"]),
+  values_before: factorValues,
+  values_after: factorValues,
+  changed_keys: z.array(z.string()),
+}).openapi("FactorVersion");
+
+/** An import and the factors it changed (`factors diff --import N`). */
+export const FactorImportDetail = z.object({
+  import: FactorImport,
+  changes: z.array(FactorVersion).openapi({ description: "in the order the import wrote them" }),
+  changes_count: z.number().int().openapi({ description: "every change of the import" }),
+  next_offset: z.number().int().nullable().openapi({
+    description: "the offset of the next page of changes, null on the last one",
+  }),
+}).openapi("FactorImportDetail");
+
+/** A recorded rematch run (spec/history.md §3). */
+export const RematchRun = z.object({
+  id: z.number().int(),
+  data_entry_type: z.string(),
+  data_entry_type_id: z.number().int(),
+  year: z.number().int(),
+  scope: z.string().openapi({ description: "none (the slice was current), targeted or full" }),
+  trigger: z.enum(TRIGGERS),
+  import_id: z.number().int().nullable(),
+  job_id: z.number().int().nullable(),
+  actor: z.string(),
+  started_at: instant,
+  finished_at: instant,
+  kg_before: z.number(),
+  kg_after: z.number(),
+  result: z.record(z.string(), z.unknown()).openapi({
+    description: "the rematch's result document without its detail lists",
+  }),
+  modules: z.array(z.object({
+    module_id: z.number().int(),
+    kg_before: z.number(),
+    kg_after: z.number(),
+    entries_changed: z.number().int(),
+    frozen: z.boolean(),
+    held_back: z.number().int(),
+    held_back_kg: z.number(),
+  })),
+}).openapi("RematchRun");
+
+/** A page of rematch runs, newest first. */
+export const RematchRunList = z.object({
+  runs: z.array(RematchRun),
+  next_cursor: z.string().nullable(),
+}).openapi("RematchRunList");

@@ -341,7 +341,13 @@ export function syncRoutes(app: ApiApp, context: RouteContext): void {
           scope: s.scope,
           needs_recalculation: s.needsRecalculation,
           last_factor_import: s.lastFactorImport
-            ? { at: s.lastFactorImport.at.toISOString(), job_id: s.lastFactorImport.jobId }
+            ? {
+              id: s.lastFactorImport.id,
+              at: s.lastFactorImport.at,
+              actor: s.lastFactorImport.actor,
+              source: s.lastFactorImport.source,
+              job_id: s.lastFactorImport.jobId,
+            }
             : null,
           last_recalc: s.lastRecalc
             ? {
