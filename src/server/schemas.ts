@@ -175,9 +175,8 @@ const booleanQuery = z.enum(["true", "false"], { error: 'expected "true" or "fal
 
 /** An integer from `min` to `max` in a query string. */
 function integerQuery(min: number, max: number, example: string) {
-  const expected = `expected an integer from ${min} to ${max}`;
-  return z.string().regex(/^\d{1,9}$/, expected).transform(Number)
-    .pipe(z.number().int().min(min, expected).max(max, expected))
+  return z.string().regex(/^\d+$/, `expected an integer from ${min} to ${max}`).transform(Number)
+    .pipe(z.number().int().min(min, `expected at least ${min}`).max(max, `expected at most ${max}`))
     .openapi({ type: "string", example });
 }
 

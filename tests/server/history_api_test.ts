@@ -233,12 +233,13 @@ dbTest(testDb, "the history endpoints: 404, 400 naming the field, 401", async (d
       const [path, field, message] of [
         ["/v1/history/imports?det=nope", "det", /unknown data entry type "nope"/],
         ["/v1/history/imports?year=20x5", "year", /expected a year between/],
-        ["/v1/history/imports?limit=0", "limit", /from 1 to 200/],
-        ["/v1/history/imports?limit=201", "limit", /from 1 to 200/],
+        ["/v1/history/imports?limit=0", "limit", /expected at least 1/],
+        ["/v1/history/imports?limit=201", "limit", /expected at most 200/],
+        ["/v1/history/imports?limit=ten", "limit", /expected an integer from 1 to 200/],
         ["/v1/history/imports?cursor=bm9wZQ", "cursor", /not a next_cursor/],
         ["/v1/history/imports/abc", "id", /expected an import id/],
-        ["/v1/history/imports/1?limit=10001", "limit", /from 1 to 10000/],
-        ["/v1/history/imports/1?offset=-1", "offset", /from 0 to/],
+        ["/v1/history/imports/1?limit=10001", "limit", /expected at most 10000/],
+        ["/v1/history/imports/1?offset=-1", "offset", /expected an integer from 0 to/],
         ["/v1/history/rematches?det=", "det", /unknown data entry type ""/],
         ["/v1/history/rematches?import_id=x", "import_id", /expected an import id/],
       ] as const
