@@ -1,4 +1,5 @@
 // Module types and data entry types (dets) of spec/domain.md §2. Ids are persisted: never renumber.
+import { didYouMean } from "../text/did_you_mean.ts";
 
 /** Module type ids by name. */
 export const MODULE_TYPES = {
@@ -64,7 +65,7 @@ export function listDataEntryTypes(): readonly DataEntryType[] {
 }
 
 /**
- * Finds a det by name or id (a number or a numeric string); undefined when unknown.
+ * Finds a det by name (any case) or id (a number or a numeric string); undefined when unknown.
  *
  * @example
  * ```ts
@@ -72,35 +73,48 @@ export function listDataEntryTypes(): readonly DataEntryType[] {
  * import { findDataEntryType } from "./enums.ts";
  * assert.equal(findDataEntryType("20")?.name, "plane");
  * assert.equal(findDataEntryType(" plane ")?.id, 20);
+ * assert.equal(findDataEntryType("Plane")?.id, 20);
  * assert.equal(findDataEntryType("laptop"), undefined);
  * ```
  */
 export function findDataEntryType(nameOrId: string | number): DataEntryType | undefined {
   const text = String(nameOrId).trim();
   if (/^\d+$/.test(text)) return DETS.find((d) => d.id === Number(text));
-  return DETS.find((d) => d.name === text);
+  const name = text.toLowerCase();
+  return DETS.find((d) => d.name === name);
+}
+
+/**
+ * Why a det name or id is not one: the closest names when some are close, then every valid
+ * name.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { unknownDataEntryType } from "./enums.ts";
+ * assert.match(unknownDataEntryType("plnae"), /^unknown data entry type "plnae" \(did you mean plane\?\): expected one of member, student, .*, additional_purchases or an id$/);
+ * ```
+ */
+export function unknownDataEntryType(nameOrId: string | number): string {
+  const names = DETS.map((d) => d.name);
+  return `unknown data entry type "${nameOrId}"${didYouMean(String(nameOrId).trim(), names)}: ` +
+    `expected one of ${names.join(", ")} or an id`;
 }
 
 /** Like {@linkcode findDataEntryType}, but throws a RangeError listing the valid names. */
 export function getDataEntryType(nameOrId: string | number): DataEntryType {
   const det = findDataEntryType(nameOrId);
-  if (!det) {
-    throw new RangeError(
-      `unknown data entry type "${nameOrId}": expected one of ${
-        DETS.map((d) => d.name).join(", ")
-      } or its id`,
-    );
-  }
+  if (!det) throw new RangeError(unknownDataEntryType(nameOrId));
   return det;
 }
 
-/** Finds a module type by name or id; undefined when unknown. */
+/** Finds a module type by name (any case) or id; undefined when unknown. */
 export function findModuleType(
   nameOrId: string | number,
 ): { id: number; name: ModuleTypeName } | undefined {
   const text = String(nameOrId).trim();
   const entry = Object.entries(MODULE_TYPES).find(([name, id]) =>
-    /^\d+$/.test(text) ? id === Number(text) : name === text
+    /^\d+$/.test(text) ? id === Number(text) : name === text.toLowerCase()
   );
   return entry ? { id: entry[1], name: entry[0] as ModuleTypeName } : undefined;
 }
