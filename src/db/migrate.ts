@@ -4,16 +4,35 @@
 import type postgres from "postgres";
 import { EMISSION_TYPE_NODES } from "../reference/emission_type_nodes.ts";
 import { listDataEntryTypes, MODULE_TYPES } from "../reference/enums.ts";
+// The SQL files stay the source of truth; importing them as text puts them in the code, so a
+// bundle or a binary migrates without a migrations folder beside it.
+import m0001 from "../../migrations/0001_schema.sql" with { type: "text" };
+import m0002 from "../../migrations/0002_jobs.sql" with { type: "text" };
+import m0003 from "../../migrations/0003_entries.sql" with { type: "text" };
+import m0004 from "../../migrations/0004_history.sql" with { type: "text" };
+import m0005 from "../../migrations/0005_slice_state.sql" with { type: "text" };
+import m0006 from "../../migrations/0006_jobs.sql" with { type: "text" };
+
+/** One migration: its file in `migrations/` and its SQL. */
+export interface Migration {
+  /** The file name; its number prefix is the schema version it brings. */
+  readonly file: string;
+  /** The file's text. */
+  readonly sql: string;
+}
+
+/** The migrations, in the order they apply. */
+export const MIGRATIONS: readonly Migration[] = [
+  { file: "0001_schema.sql", sql: m0001 },
+  { file: "0002_jobs.sql", sql: m0002 },
+  { file: "0003_entries.sql", sql: m0003 },
+  { file: "0004_history.sql", sql: m0004 },
+  { file: "0005_slice_state.sql", sql: m0005 },
+  { file: "0006_jobs.sql", sql: m0006 },
+];
 
 /** The migration files, in the order they apply; the number prefix is the schema version. */
-export const MIGRATION_FILES: readonly string[] = [
-  "0001_schema.sql",
-  "0002_jobs.sql",
-  "0003_entries.sql",
-  "0004_history.sql",
-  "0005_slice_state.sql",
-  "0006_jobs.sql",
-];
+export const MIGRATION_FILES: readonly string[] = MIGRATIONS.map((m) => m.file);
 
 /** The schema version this code expects (the number of the last migration). */
 export const SCHEMA_VERSION: number = migrationVersion(MIGRATION_FILES[MIGRATION_FILES.length - 1]);
@@ -119,10 +138,9 @@ export async function applyMigrations(
         name text not null,
         applied_at timestamptz not null default now()
       )`;
-    for (const file of MIGRATION_FILES) {
+    for (const { file, sql: text } of MIGRATIONS) {
       const version = migrationVersion(file);
       if (!locked.pending.includes(version)) continue;
-      const text = await Deno.readTextFile(new URL(`../../migrations/${file}`, import.meta.url));
       await tx.unsafe(text);
       await tx`insert into schema_migrations (version, name) values (${version}, ${file})`;
     }
