@@ -1,8 +1,8 @@
 // One way to reach the database: a PostgreSQL server named by DATABASE_URL, or the embedded
 // PGlite database served to postgres.js on a private loopback port.
 import postgres from "postgres";
-import { PGlite } from "@electric-sql/pglite";
-import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
+import type { PGlite } from "@electric-sql/pglite";
+import type { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 import { existsSync } from "node:fs";
 import net from "node:net";
 import { dirname, join, resolve } from "node:path";
@@ -350,11 +350,30 @@ async function connectSocket(target: SocketTarget, opened: net.Socket[]): Promis
   throw lastError;
 }
 
+// PGlite (PostgreSQL in WebAssembly) is loaded only when the embedded database is used: commands
+// against a server never load it, and the bundle leaves it out (it loads it from npm on use).
+async function loadEmbedded() {
+  try {
+    const [{ PGlite }, { PGLiteSocketServer }] = await Promise.all([
+      import("@electric-sql/pglite"),
+      import("@electric-sql/pglite-socket"),
+    ]);
+    return { PGlite, PGLiteSocketServer };
+  } catch (error) {
+    const reason = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    throw new DatabaseConnectError(
+      `the embedded database (npm:@electric-sql/pglite) cannot be loaded here (${reason}): ` +
+        "set DATABASE_URL or --database-url to a PostgreSQL server",
+    );
+  }
+}
+
 async function openEmbedded(
   dataDir: string,
   options: { access: DatabaseAccess; wait: boolean; log: (line: string) => void },
 ): Promise<Database> {
   const dir = resolve(dataDir);
+  const embedded = await loadEmbedded();
   if (options.access === "read" && !existsSync(join(dir, "PG_VERSION"))) {
     // Creating the directory would be a write: a reader leaves the disk as it found it.
     throw new SchemaVersionError(
@@ -367,13 +386,18 @@ async function openEmbedded(
   let pglite: PGlite | undefined;
   let server: PGLiteSocketServer | undefined;
   try {
-    pglite = await PGlite.create(dir);
+    pglite = await embedded.PGlite.create(dir);
     for (const [name, value] of Object.entries(sessionParameters())) {
       await pglite.query("select set_config($1, $2, false)", [name, String(value)]);
     }
     // One connection: PGlite is a single backend session, so several client connections
     // would interleave inside each other's transactions.
-    server = new PGLiteSocketServer({ db: pglite, host: "127.0.0.1", port: 0, maxConnections: 1 });
+    server = new embedded.PGLiteSocketServer({
+      db: pglite,
+      host: "127.0.0.1",
+      port: 0,
+      maxConnections: 1,
+    });
     await server.start();
     const port = Number(server.getServerConn().split(":").pop());
     const sql = postgres({
