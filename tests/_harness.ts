@@ -42,6 +42,13 @@ function tmpDir(): string {
 
 let docker: Promise<{ url?: string; why: string }> | undefined;
 
+// The part of @testcontainers/postgresql the harness uses.
+interface TestcontainersPostgres {
+  PostgreSqlContainer: new (image: string) => {
+    start(): Promise<{ getConnectionUri(): string }>;
+  };
+}
+
 // Started at most once per isolate; any failure (no engine) falls through to embedded, and the
 // announcement says why.
 function dockerServer(): Promise<{ url?: string; why: string }> {
@@ -51,7 +58,11 @@ function dockerServer(): Promise<{ url?: string; why: string }> {
       return { why: `no DATABASE_URL and no Docker engine at ${socket}` };
     }
     try {
-      const { PostgreSqlContainer } = await import("@testcontainers/postgresql");
+      // Test-only and heavy (Docker client, native build scripts): kept out of deno.json and the
+      // lockfile, and out of the module graph (a computed specifier), so installing rematch never
+      // fetches it; Deno fetches it from npm on the first run that gets here.
+      const specifier = ["npm:@testcontainers", "postgresql@12.2.0"].join("/");
+      const { PostgreSqlContainer } = await import(specifier) as TestcontainersPostgres;
       const container = await new PostgreSqlContainer("postgres:15").start();
       return { url: container.getConnectionUri(), why: "testcontainers postgres:15" };
     } catch (error) {
