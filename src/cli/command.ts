@@ -10,12 +10,17 @@ import {
   redactSecrets,
 } from "../db/connection.ts";
 import { yearProblem } from "../reference/years.ts";
+import { findDataEntryType, unknownDataEntryType } from "../reference/enums.ts";
 import { parseByteSize } from "../imports/file.ts";
+import { SCHEMA_VERSION } from "../db/migrate.ts";
+import { didYouMean } from "../text/did_you_mean.ts";
+import { VERSION } from "../version.ts";
+import { clearStatusLine } from "./progress.ts";
 
 /** Exit codes: 0 done; 3 done with per-entry or per-row errors; 1 failed; 2 bad usage. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, partial: 3 } as const;
 
-/** A flag or argument error: printed with the command's usage line, exit code 2. */
+/** A flag or argument error: printed as one line pointing at `--help`, exit code 2. */
 export class UsageError extends Error {
   override name = "UsageError";
 }
@@ -49,7 +54,15 @@ export interface CommandContext {
 export interface CommandSpec<T> {
   /** Command name as typed after `deno task` (e.g. `factors import`). */
   name: string;
-  /** The usage text shown by `--help` and after a usage error. */
+  /**
+   * One line for the command list of `help` (e.g. "apply pending migrations"). @default the
+   * first sentence of the usage text's description
+   */
+  summary?: string;
+  /**
+   * The usage text shown by `--help`. Commands are named as `deno task <name>`: the runner
+   * rewrites that to the way the program was started (see {@linkcode setProgram}).
+   */
   usage: string;
   /** node:util parseArgs options, besides the common --help, --json and --database-url. */
   options: ParseArgsOptionsConfig;
@@ -71,6 +84,7 @@ export interface CommandSpec<T> {
 
 const COMMON_OPTIONS: ParseArgsOptionsConfig = {
   help: { type: "boolean", short: "h" },
+  version: { type: "boolean" },
   json: { type: "boolean" },
   "database-url": { type: "string" },
   "connect-timeout": { type: "string" },
@@ -85,7 +99,81 @@ export const COMMON_USAGE = `Every command also takes:
                            (default: REMATCH_CONNECT_TIMEOUT, else 10)
   --no-wait                fail at once when another command has the embedded database open
   --json                   print exactly one JSON document
-  --help                   this text`;
+  --help                   this text
+  --version                the program's version and the schema version it needs`;
+
+// How the program was started: usage texts and hints name commands this way.
+let program = "deno task";
+
+/**
+ * Says how the program was started, so that usage texts and hints name commands the way the
+ * user typed them: `deno task` (the default: one script per command), `rematch` (the compiled
+ * binary) or `deno run -A rematch.js` (the bundle). Entry points call it once, first.
+ */
+export function setProgram(name: string): void {
+  program = name;
+}
+
+/** How the program was started (see {@linkcode setProgram}). */
+export function currentProgram(): string {
+  return program;
+}
+
+/**
+ * Rewrites `deno task <command>` in a text to the way the program was started.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { nameProgram, setProgram } from "./command.ts";
+ * setProgram("deno run -A rematch.js");
+ * assert.equal(nameProgram("run `deno task migrate` first"), "run `deno run -A rematch.js migrate` first");
+ * setProgram("deno task");
+ * ```
+ */
+export function nameProgram(text: string): string {
+  return program === "deno task" ? text : text.replaceAll(/\bdeno task (?=[a-z])/g, `${program} `);
+}
+
+/** `rematch 0.1.0 (schema version 3)`: what `--version` prints. */
+export function versionLine(): string {
+  return `rematch ${VERSION} (schema version ${SCHEMA_VERSION})`;
+}
+
+/** The `--json` document of `--version`. */
+export function versionJson(): { name: string; version: string; schemaVersion: number } {
+  return { name: "rematch", version: VERSION, schemaVersion: SCHEMA_VERSION };
+}
+
+/**
+ * The one line a usage error prints: what is wrong, then where the help is.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { usageErrorLine } from "./command.ts";
+ * assert.equal(
+ *   usageErrorLine("migrate", "migrate takes no arguments"),
+ *   "migrate: migrate takes no arguments; see deno task migrate --help",
+ * );
+ * ```
+ */
+export function usageErrorLine(command: string, message: string): string {
+  return `${command}: ${message.split("\n").join("; ")}; see ${program} ${command} --help`;
+}
+
+/**
+ * The one-line summary of a command: its `summary`, else the first sentence of its usage text's
+ * description (the first paragraph not starting with "Usage").
+ */
+export function commandSummary(spec: { summary?: string; usage: string }): string {
+  if (spec.summary) return spec.summary;
+  const paragraph = spec.usage.split(/\n\s*\n/).map((p) => p.trim())
+    .find((p) => p && !/^usage\b/i.test(p)) ?? "";
+  const text = paragraph.replace(/\s+/g, " ");
+  const sentence = /^(.*?[.:])(\s|$)/.exec(text)?.[1] ?? text;
+  return sentence.replace(/[.:]$/, "").replace(/^./, (c) => c.toLowerCase());
+}
 
 const connectTimeoutFlag = z.string().regex(
   /^\d+(\.\d+)?$/,
@@ -120,24 +208,25 @@ export async function runCommand<T>(spec: CommandSpec<T>, argv: string[]): Promi
   let db: Database | undefined;
   const stopSignals = spec.handlesStopSignals ? () => {} : listenForSignals(spec.name, wantsJson);
   try {
+    const options = { ...COMMON_OPTIONS, ...spec.options };
     let parsed;
     try {
-      parsed = parseArgs({
-        args: argv,
-        options: { ...COMMON_OPTIONS, ...spec.options },
-        allowPositionals: true,
-        strict: true,
-      });
+      parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
     } catch (error) {
-      throw new UsageError((error as Error).message);
+      throw new UsageError(describeParseError(error, options));
     }
     const values = parsed.values as Record<string, unknown>;
     if (values.help) {
-      console.log(`${spec.usage}\n\n${COMMON_USAGE}`);
+      console.log(nameProgram(`${spec.usage}\n\n${COMMON_USAGE}`));
+      return EXIT.ok;
+    }
+    if (values.version) {
+      console.log(wantsJson ? JSON.stringify(versionJson(), null, 2) : versionLine());
       return EXIT.ok;
     }
     const {
       help: _help,
+      version: _version,
       json: _json,
       "database-url": databaseUrl,
       "connect-timeout": connectTimeoutText,
@@ -172,20 +261,21 @@ export async function runCommand<T>(spec: CommandSpec<T>, argv: string[]): Promi
     };
     const outcome = await spec.run(checked.data, context);
     stopSignals();
+    clearStatusLine();
     if (wantsJson) console.log(JSON.stringify(redactJson(outcome.json, redact), null, 2));
     else if (outcome.text) console.log(redact(outcome.text));
     return outcome.exitCode;
   } catch (error) {
     stopSignals();
     const usage = error instanceof UsageError;
-    const message = redact(error instanceof Error ? error.message : String(error));
+    const message = nameProgram(redact(error instanceof Error ? error.message : String(error)));
     if (wantsJson) {
       console.log(
         JSON.stringify({ error: { code: usage ? "usage" : errorCode(error), message } }, null, 2),
       );
     } else {
-      console.error(`${spec.name}: ${message}`);
-      if (usage) console.error(`\n${spec.usage}`);
+      clearStatusLine();
+      console.error(usage ? usageErrorLine(spec.name, message) : `${spec.name}: ${message}`);
     }
     return usage ? EXIT.usage : EXIT.failed;
   } finally {
@@ -206,6 +296,7 @@ function listenForSignals(name: string, json: boolean): () => void {
     const listener = () => {
       const message = `interrupted by ${signal}: the transaction in progress was rolled back ` +
         "(nothing of it is committed; work committed before it stays)";
+      clearStatusLine();
       if (json) console.log(JSON.stringify({ error: { code: "interrupted", message } }));
       else console.error(`${name}: ${message}`);
       Deno.exit(SIGNAL_EXIT[signal]);
@@ -234,11 +325,37 @@ function redactJson(value: unknown, redact: (text: string) => string): unknown {
     : JSON.parse(text, (_key, item) => typeof item === "string" ? redact(item) : item);
 }
 
+// node:util's parse errors, said the way the rest of the usage errors are, with the closest
+// known flag when one is close.
+function describeParseError(error: unknown, options: ParseArgsOptionsConfig): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const code = (error as { code?: string }).code;
+  const flags = Object.entries(options).flatMap(([name, option]) => [
+    `--${name}`,
+    ...(option.short ? [`-${option.short}`] : []),
+  ]);
+  const unknown = /^Unknown option '([^']+)'/.exec(message)?.[1];
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && unknown) {
+    return `unknown flag ${unknown}${didYouMean(unknown, flags)}`;
+  }
+  const missing = /^Option '(-\S+)(?:, (--\S+))? <value>' argument missing/.exec(message);
+  if (missing) return `${missing[2] ?? missing[1]} expects a value`;
+  const ambiguous = /^Option '(-\S+)' argument is ambiguous/.exec(message);
+  if (ambiguous) {
+    return `${ambiguous[1]} expects a value (one starting with "-" is given as ${
+      ambiguous[1]
+    }=-VALUE)`;
+  }
+  const extra = /^Option '(-\S+)(?:, (--\S+))?' does not take an argument/.exec(message);
+  if (extra) return `${extra[2] ?? extra[1]} takes no value`;
+  return message;
+}
+
 function errorCode(error: unknown): string {
   return error instanceof Error && error.name !== "Error" ? error.name : "failed";
 }
 
-/** Runs the command as the main module and exits with its code. */
+/** Runs the command as the main module (`deno task <name>`) and exits with its code. */
 export async function main<T>(spec: CommandSpec<T>): Promise<never> {
   Deno.exit(await runCommand(spec, Deno.args));
 }
@@ -249,6 +366,19 @@ export const flag = {
   int: (name: string) =>
     z.string({ error: `expected an integer for ${name}` }).regex(/^-?\d+$/, `expected an integer`)
       .transform(Number),
+  /**
+   * A data entry type by name (any case) or id; gives its name. An unknown one is refused with
+   * the closest names and the list of valid ones.
+   */
+  det: () =>
+    z.string().transform((value, ctx) => {
+      const det = findDataEntryType(value);
+      if (!det) {
+        ctx.addIssue({ code: "custom", message: unknownDataEntryType(value) });
+        return z.NEVER;
+      }
+      return det.name as string;
+    }),
   /** A year in MIN_YEAR..MAX_YEAR (`src/reference/years.ts`). */
   year: () =>
     z.string({ error: "is required (e.g. --year 2025)" }).regex(

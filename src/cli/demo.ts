@@ -36,6 +36,7 @@ Needs no PostgreSQL server: DATABASE_URL is ignored.`;
 /** The `demo` command. */
 export const demoCommand = defineCommand({
   name: "demo",
+  summary: "fresh embedded database: seed, change factors, rematch, before/after",
   usage: USAGE,
   options: {
     units: { type: "string" },

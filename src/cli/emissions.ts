@@ -3,7 +3,7 @@
 import { z } from "zod";
 import { defineCommand, EXIT, flag, UsageError } from "./command.ts";
 import { type EmissionExportFormat, exportEmissions } from "../db/emissions_export.ts";
-import { type DataEntryType, findDataEntryType } from "../reference/enums.ts";
+import { type DataEntryType, findDataEntryType, unknownDataEntryType } from "../reference/enums.ts";
 
 export {
   EMISSION_EXPORT_COLUMNS,
@@ -60,8 +60,7 @@ const schema = z.object({
     ctx.addIssue({
       code: "custom",
       path: ["det"],
-      message:
-        `unknown data entry type "${flags.det}" (expected a name such as it or plane, or its id)`,
+      message: unknownDataEntryType(flags.det),
     });
     return z.NEVER;
   }
@@ -71,6 +70,7 @@ const schema = z.object({
 /** `emissions export --det D --year Y [--format csv|json] [--output FILE]` */
 export const emissionsCommand = defineCommand({
   name: "emissions",
+  summary: "every emission row of a slice as CSV or JSON (emissions export)",
   usage: USAGE,
   options: {
     det: { type: "string" },

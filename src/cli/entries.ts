@@ -10,7 +10,7 @@ import {
   type EntryLineProblem,
   importEntriesFile,
 } from "../db/entries_import.ts";
-import { type DataEntryType, findDataEntryType } from "../reference/enums.ts";
+import { type DataEntryType, findDataEntryType, unknownDataEntryType } from "../reference/enums.ts";
 
 export {
   type EntriesFileFormat,
@@ -81,7 +81,7 @@ const schema = z.object({
     if (!det) {
       return fail(
         ["det"],
-        `unknown data entry type "${flags.det}" (expected a name such as it or plane, or its id)`,
+        unknownDataEntryType(flags.det),
       );
     }
   }
@@ -92,6 +92,7 @@ const schema = z.object({
 /** `entries import FILE [--det D] [--strict]` */
 export const entriesCommand = defineCommand({
   name: "entries",
+  summary: "import data entries, JSON lines or CSV (entries import FILE)",
   usage: USAGE,
   options: { det: { type: "string" }, strict: { type: "boolean" } },
   schema,

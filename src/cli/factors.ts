@@ -13,7 +13,7 @@ import { decodeUtf8, describeRowError, parseCsv } from "../imports/csv.ts";
 import { type FactorImportTarget, resolveFactorTarget } from "../imports/factor_csv.ts";
 import { DEFAULT_MAX_FILE_BYTES, describeBytes, readImportFile } from "../imports/file.ts";
 import { sha256Hex } from "../history/sha256.ts";
-import { findDataEntryType, findModuleType } from "../reference/enums.ts";
+import { findDataEntryType, findModuleType, unknownDataEntryType } from "../reference/enums.ts";
 import { MAX_YEAR, MIN_YEAR } from "../reference/years.ts";
 import { rematchInTransaction } from "../rematch/run.ts";
 import { type LeftStale, leftStale } from "../rematch/state.ts";
@@ -136,8 +136,7 @@ const schema = z.object({
       ctx.addIssue({
         code: "custom",
         path: ["det"],
-        message:
-          `unknown data entry type "${flags.det}" (expected a name such as it or plane, or its id)`,
+        message: unknownDataEntryType(flags.det),
       });
       return z.NEVER;
     }
@@ -227,6 +226,7 @@ export async function runFactorsImport(
 /** `factors import FILE --year Y (--det D | --module M) ...` */
 export const factorsCommand = defineCommand({
   name: "factors import",
+  summary: "import a factor CSV for one year (merge or replace)",
   usage: USAGE,
   options: {
     year: { type: "string" },

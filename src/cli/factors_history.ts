@@ -9,7 +9,7 @@ import {
   ImportNotFoundError,
   listFactorImports,
 } from "../history/imports.ts";
-import { type DataEntryType, findDataEntryType } from "../reference/enums.ts";
+import { type DataEntryType, findDataEntryType, unknownDataEntryType } from "../reference/enums.ts";
 import { defineCommand, EXIT, flag } from "./command.ts";
 import { subcommandOnly } from "./group.ts";
 import { formatTable } from "./table.ts";
@@ -20,11 +20,7 @@ export function detFlag() {
     (value, ctx): DataEntryType => {
       const det = findDataEntryType(value);
       if (!det) {
-        ctx.addIssue({
-          code: "custom",
-          message:
-            `unknown data entry type "${value}" (expected a name such as it or plane, or its id)`,
-        });
+        ctx.addIssue({ code: "custom", message: unknownDataEntryType(value) });
         return z.NEVER;
       }
       return det;

@@ -1,7 +1,17 @@
 // Commands with subcommands (`factors import|history|...`, `reports freeze|unfreeze`): the first
 // argument picks the subcommand, which parses the whole argument list as any command does.
 import { z } from "zod";
-import { type CommandSpec, EXIT, runCommand } from "./command.ts";
+import {
+  type CommandSpec,
+  commandSummary,
+  EXIT,
+  nameProgram,
+  runCommand,
+  usageErrorLine,
+  versionJson,
+  versionLine,
+} from "./command.ts";
+import { didYouMean } from "../text/did_you_mean.ts";
 
 /** A command made of subcommands. */
 export interface CommandGroup {
@@ -30,17 +40,36 @@ export async function runGroup(group: CommandGroup, argv: string[]): Promise<num
   const sub = first === undefined ? undefined : group.subcommands[first];
   if (sub) return await runCommand(sub, argv);
   if (group.fallback) return await runCommand(group.fallback, argv);
+  const wantsJson = argv.includes("--json");
   if (first === "--help" || first === "-h") {
-    console.log(group.usage);
+    console.log(nameProgram(group.usage));
     return EXIT.ok;
   }
-  const wantsJson = argv.includes("--json");
+  if (first === "--version") {
+    console.log(wantsJson ? JSON.stringify(versionJson(), null, 2) : versionLine());
+    return EXIT.ok;
+  }
+  const names = Object.keys(group.subcommands);
   const message = first === undefined || first.startsWith("-")
-    ? `expected a subcommand: ${Object.keys(group.subcommands).join(", ")}`
-    : `unknown subcommand "${first}" (expected ${Object.keys(group.subcommands).join(", ")})`;
+    ? `expected a subcommand: ${names.join(", ")}`
+    : `unknown subcommand "${first}"${didYouMean(first, names)} (expected ${names.join(", ")})`;
   if (wantsJson) console.log(JSON.stringify({ error: { code: "usage", message } }, null, 2));
-  else console.error(`${group.name}: ${message}\n\n${group.usage}`);
+  else console.error(usageErrorLine(group.name, message));
   return EXIT.usage;
+}
+
+/**
+ * The lines `help` lists for a group: the group itself when it runs something without a
+ * subcommand (its fallback), then each subcommand, each with its one-line summary.
+ */
+export function groupSummaries(group: CommandGroup): { name: string; summary: string }[] {
+  return [
+    ...(group.fallback ? [{ name: group.name, summary: commandSummary(group.fallback) }] : []),
+    ...Object.entries(group.subcommands).map(([name, spec]) => ({
+      name: `${group.name} ${name}`,
+      summary: commandSummary(spec),
+    })),
+  ];
 }
 
 /** Runs the group as the main module and exits with its code. */

@@ -21,6 +21,12 @@ export interface ReferenceImportArgs {
   maxFileBytes?: number;
 }
 
+const SUMMARIES: { readonly [K in ReferenceKind]: string } = {
+  locations: "upsert airports and railway stations",
+  rooms: "upsert building rooms",
+  rates: "upsert exchange rates",
+};
+
 const DESCRIPTIONS: { readonly [K in ReferenceKind]: string } = {
   locations:
     "Upserts airports and railway stations by natural key (plane:IATA, train:country:name).",
@@ -67,6 +73,7 @@ const argsSchema = z.object({
 export function referenceImportCommand(kind: ReferenceKind): CommandSpec<ReferenceImportArgs> {
   return defineCommand({
     name: kind,
+    summary: `${SUMMARIES[kind]} (${kind} import FILE)`,
     usage: `Usage: deno task ${kind} import FILE [--strict] [--max-file-size SIZE] [--json]
          [--database-url URL]
 

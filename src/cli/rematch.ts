@@ -3,10 +3,11 @@ import { z } from "zod";
 import { listHandlers } from "../handlers/mod.ts";
 import { findDataEntryType, getDataEntryType } from "../reference/enums.ts";
 import { recalculateForDataEntryType } from "../rematch/run.ts";
-import { sliceStatus } from "../rematch/state.ts";
+import { type SliceStatus, sliceStatus } from "../rematch/state.ts";
 import type { RematchResult } from "../rematch/types.ts";
 import { type CommandOutcome, defineCommand, EXIT, flag } from "./command.ts";
-import { formatTable, progressBar } from "./table.ts";
+import { reportLockWait, RunProgress } from "./progress.ts";
+import { formatTable, type TableColumn } from "./table.ts";
 
 const USAGE = `Usage:
   deno task rematch --det D --year Y [--modules ID,ID] [--full] [--dry-run [--diff]] [--no-wait] [--no-stats] [--json]
@@ -40,9 +41,7 @@ Exit codes: 0 done; 3 done with per-entry errors, or (--all) some dets committed
 1 nothing committed (with --det: the slice failed, nothing written); 2 bad usage.`;
 
 const schema = z.object({
-  det: z.string().refine((d) => findDataEntryType(d) !== undefined, {
-    message: "unknown data entry type (give a name such as plane, or an id such as 20)",
-  }).optional(),
+  det: flag.det().optional(),
   year: flag.year().optional(),
   all: z.boolean().optional(),
   stale: z.boolean().optional(),
@@ -68,6 +67,7 @@ const schema = z.object({
 /** The `rematch` command. */
 export const rematchCommand = defineCommand({
   name: "rematch",
+  summary: "recompute the emissions of a (det, year) slice; --all: every det",
   usage: USAGE,
   options: {
     det: { type: "string" },
@@ -86,23 +86,24 @@ export const rematchCommand = defineCommand({
   access: (args) => args["dry-run"] ? "read" : "write",
   async run(args, context): Promise<CommandOutcome> {
     const db = await context.database();
+    // One status line for the whole run (the runner clears it before printing the outcome).
+    const progress = context.interactive && !context.json
+      ? new RunProgress({ label: "rematch", slices: 1 })
+      : undefined;
     const rematch = async (det: string, year = args.year!): Promise<RematchResult> => {
-      const bar = context.interactive && !context.json ? progressBar(`${det} ${year}`) : undefined;
-      try {
-        return await recalculateForDataEntryType(db, {
-          dataEntryType: det,
-          year,
-          full: args.full,
-          carbonReportModuleIds: args.modules,
-          dryRun: args["dry-run"],
-          diff: args.diff,
-          noWait: args["no-wait"],
-          noStats: args["no-stats"],
-          onProgress: bar ? (done, total) => bar.update(done, total) : undefined,
-        });
-      } finally {
-        bar?.done();
-      }
+      progress?.startSlice(`${det} ${year}`);
+      return await recalculateForDataEntryType(db, {
+        dataEntryType: det,
+        year,
+        full: args.full,
+        carbonReportModuleIds: args.modules,
+        dryRun: args["dry-run"],
+        diff: args.diff,
+        noWait: args["no-wait"],
+        noStats: args["no-stats"],
+        onProgress: progress && ((done, total) => progress.update(done, total)),
+        onLockWait: reportLockWait("rematch", progress),
+      });
     };
     if (args.det) {
       // One det, one transaction: a failure throws and nothing was written (exit 1).
@@ -125,6 +126,7 @@ export const rematchCommand = defineCommand({
     if (args.stale) {
       const stale = (await sliceStatus(db.sql, { year: args.year }))
         .filter((s) => s.state !== "current");
+      progress?.plan(stale.length, entriesToRead(stale, args.full));
       const outcomes = await rematchEachSlice(
         stale.map((s) => ({ dataEntryType: s.dataEntryType, year: s.year })),
         (slice) => rematch(slice.dataEntryType, slice.year),
@@ -139,8 +141,14 @@ export const rematchCommand = defineCommand({
           : `every slice with entries${where} is current: nothing to rematch`,
       };
     }
+    const dets = listHandlers().map((h) => h.det);
+    if (progress) {
+      // What each slice will read, for the ETA (only when the line is shown).
+      const slices = await sliceStatus(db.sql, { year: args.year });
+      progress.plan(dets.length, entriesToRead(slices, args.full));
+    }
     const outcomes = await rematchEachDet(
-      listHandlers().map((h) => h.det),
+      dets,
       rematch,
       databaseAnswers,
     );
@@ -151,6 +159,12 @@ export const rematchCommand = defineCommand({
     };
   },
 });
+
+// Entries the rematches of these slices will read: all of them with --full, else what their
+// state says (none when current, the candidates when targeted).
+function entriesToRead(slices: readonly SliceStatus[], full?: boolean): number {
+  return slices.reduce((sum, s) => sum + (full ? s.entries : s.entriesToRead), 0);
+}
 
 /** What became of one det (one slice with --stale) in `rematch --all`. */
 export type DetOutcome =
@@ -274,24 +288,25 @@ export function describeAllDetsJson(
   };
 }
 
-/** The human report of `rematch --all`: a status column, then why each failed det failed. */
+/**
+ * The human report of `rematch --all`: a row per det (a det that failed or did not run says so
+ * beside its name), a total row, then why each failed det failed.
+ */
 export function describeAllDets(outcomes: readonly DetOutcome[]): string {
   const done = outcomes.flatMap((o) => (o.status === "done" ? [o.result] : []));
   const dryRun = done[0]?.dryRun ?? false;
   const lines = dryRun ? ["dry run: nothing written"] : [];
   const dash = "-";
   lines.push(formatTable(
-    ["det", "status", ...RESULT_COLUMNS],
+    ["det", ...RESULT_COLUMNS],
     outcomes.map((o) =>
-      o.status === "done"
-        ? [o.dataEntryType, dryRun ? "dry run" : "committed", ...resultCells(o.result)]
-        : [
-          o.dataEntryType,
-          o.status === "failed" ? "FAILED" : "not run",
-          o.year ?? dash,
-          ...RESULT_COLUMNS.slice(1).map(() => dash),
-        ]
+      o.status === "done" ? [o.dataEntryType, ...resultCells(o.result)] : [
+        `${o.dataEntryType} ${o.status === "failed" ? "FAILED" : "not run"}`,
+        o.year ?? dash,
+        ...RESULT_COLUMNS.slice(1).map(() => dash),
+      ]
     ),
+    { total: "total" },
   ));
   for (const o of outcomes) {
     if (o.status === "failed") {
@@ -311,18 +326,23 @@ export function describeAllDets(outcomes: readonly DetOutcome[]): string {
   return lines.join("\n");
 }
 
-const RESULT_COLUMNS = [
-  "year",
-  "entries",
-  "recalculated",
-  "unchanged",
-  "relinked",
-  "dropped",
-  "errors",
-  "kg before",
-  "kg after",
-  "scope",
-] as const;
+// What a slice's rematch did, then the emission rows it wrote. At 80 columns the optional ones
+// give way, last first (recalculated = entries − errors; unchanged = of those, not rewritten).
+const RESULT_COLUMNS: readonly TableColumn[] = [
+  { header: "year", identifier: true, optional: true },
+  { header: "entries" },
+  { header: "recalculated", optional: true },
+  { header: "unchanged", optional: true },
+  { header: "relinked" },
+  { header: "dropped" },
+  { header: "errors" },
+  { header: "kg before", decimals: 0 },
+  { header: "kg after", decimals: 0 },
+  { header: "rows ins" },
+  { header: "rows upd" },
+  { header: "rows del" },
+  { header: "scope", optional: true },
+];
 
 function resultCells(r: RematchResult): unknown[] {
   return [
@@ -335,6 +355,9 @@ function resultCells(r: RematchResult): unknown[] {
     r.errors,
     r.kgBefore,
     r.kgAfter,
+    r.emissionsInserted,
+    r.emissionsUpdated,
+    r.emissionsDeleted,
     r.scope,
   ];
 }
@@ -384,6 +407,7 @@ export function describeRematches(results: readonly RematchResult[]): string {
     formatTable(
       ["det", ...RESULT_COLUMNS],
       results.map((r) => [r.dataEntryType, ...resultCells(r)]),
+      results.length > 1 ? { total: "total" } : {},
     ),
   );
   lines.push(...scopeLines(results));
@@ -393,7 +417,14 @@ export function describeRematches(results: readonly RematchResult[]): string {
     if (r.diff?.length) {
       lines.push("", `${r.dataEntryType} ${r.year} changes:`);
       lines.push(formatTable(
-        ["entry", "kg before", "kg after", "factor before", "factor after", "note"],
+        [
+          { header: "entry", identifier: true },
+          "kg before",
+          "kg after",
+          { header: "factor before", identifier: true },
+          { header: "factor after", identifier: true },
+          "note",
+        ],
         r.diff.map((d) => [
           d.dataEntryId,
           d.kgBefore,
@@ -402,6 +433,7 @@ export function describeRematches(results: readonly RematchResult[]): string {
           d.factorIdAfter ?? "-",
           d.frozen ? "frozen: not written" : "",
         ]),
+        r.diff.length > 1 ? { total: "total" } : {},
       ));
     }
   }

@@ -45,6 +45,7 @@ const schema = z.object({
 /** `seed [--units N] [--entries N] [--year Y] [--random-seed S]` */
 export const seedCommand = defineCommand({
   name: "seed",
+  summary: "reproducible demo data for every det, emissions computed",
   usage: USAGE,
   options: {
     units: { type: "string" },

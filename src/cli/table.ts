@@ -1,46 +1,249 @@
-// Plain-text tables and a progress bar for terminal output.
+// The one table printer of the command line: columns of text (left) and numbers (right, one
+// thousands separator style, decimals aligned), fitted to the page width, with an optional total
+// row.
 
-/** Formats rows as a left/right aligned text table (numbers right-aligned). */
-export function formatTable(
-  header: readonly string[],
-  rows: readonly (readonly unknown[])[],
-): string {
-  const cells = [header.map(String), ...rows.map((r) => r.map(formatCell))];
-  const numeric = header.map((_, i) =>
-    rows.length > 0 && rows.every((r) => typeof r[i] === "number")
-  );
-  const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
-  const line = (r: readonly string[]) =>
-    r.map((c, i) => (numeric[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join("  ")
-      .trimEnd();
-  return [line(cells[0]), widths.map((w) => "-".repeat(w)).join("  "), ...cells.slice(1).map(line)]
-    .join("\n");
+/** A column of a table: its header and how its cells are shown. */
+export interface TableColumn {
+  /** The header; it wraps onto two or more lines at spaces when the table is too wide. */
+  readonly header: string;
+  /**
+   * The numbers name something (a year, an id): shown without thousands separators and not
+   * summed in the total row. @default false
+   */
+  readonly identifier?: boolean;
+  /**
+   * Decimals shown for the column's numbers (all the same, so that the points line up).
+   * @default 0 when every number is an integer, else as many as the column needs, at most 3
+   */
+  readonly decimals?: number;
+  /**
+   * What the total row holds in this column: the sum of its numbers, nothing, or a value
+   * computed from the rows.
+   * @default "sum" for a column of numbers that are not identifiers, else "none"
+   */
+  readonly total?: "sum" | "none" | ((rows: readonly (readonly unknown[])[]) => unknown);
+  /** May be left out (last ones first) when the table does not fit the width. @default false */
+  readonly optional?: boolean;
 }
 
-function formatCell(value: unknown): string {
+/** Options of {@linkcode formatTable}. */
+export interface TableOptions {
+  /** Adds a last row of totals, with this label in the first column (e.g. `total`). */
+  readonly total?: string;
+  /** The widest the table may be, in columns. @default {@linkcode pageWidth}() */
+  readonly width?: number;
+}
+
+const GROUP = ",";
+const POINT = ".";
+const ELLIPSIS = "…";
+
+/**
+ * The width tables are fitted to: `COLUMNS` when set, else the terminal's width when stdout is
+ * a terminal, else 80.
+ */
+export function pageWidth(): number {
+  const env = Number(Deno.env.get("COLUMNS"));
+  if (Number.isInteger(env) && env >= 20) return env;
+  try {
+    if (Deno.stdout.isTerminal()) return Math.max(20, Deno.consoleSize().columns);
+  } catch {
+    // no console size
+  }
+  return 80;
+}
+
+/**
+ * A number with `,` between thousands and a `.` before exactly `decimals` decimals.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatNumber } from "./table.ts";
+ * assert.equal(formatNumber(1234567), "1,234,567");
+ * assert.equal(formatNumber(-1234.5, 2), "-1,234.50");
+ * assert.equal(formatNumber(0.0004, 3), "0.000");
+ * ```
+ */
+export function formatNumber(value: number, decimals = 0): string {
+  if (!Number.isFinite(value)) return String(value);
+  const fixed = Math.abs(value).toFixed(decimals);
+  const [whole, fraction] = fixed.split(".");
+  const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, GROUP);
+  const negative = value < 0 && /[1-9]/.test(fixed);
+  return `${negative ? "-" : ""}${grouped}${fraction ? POINT + fraction : ""}`;
+}
+
+/**
+ * Formats rows as a text table: a header (wrapped when needed), a rule, the rows and, with
+ * `options.total`, a rule and a total row. Columns whose cells are numbers (blank, `null` and
+ * `-` allowed) are right-aligned with the same decimals; other cells are left-aligned text. The
+ * table is fitted to `options.width`: headers wrap, optional columns are left out (and named
+ * under the table), the gap narrows, and text cells are cut with "…"; numbers are never cut.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatTable } from "./table.ts";
+ * const text = formatTable(
+ *   ["det", { header: "year", identifier: true }, "entries", "kg"],
+ *   [["plane", 2025, 1200, 3456.5], ["train", 2025, 80, 12.25]],
+ *   { total: "total", width: 80 },
+ * );
+ * assert.equal(text, [
+ *   "det    year  entries        kg",
+ *   "-----  ----  -------  --------",
+ *   "plane  2025    1,200  3,456.50",
+ *   "train  2025       80     12.25",
+ *   "-----  ----  -------  --------",
+ *   "total          1,280  3,468.75",
+ * ].join("\n"));
+ * ```
+ */
+export function formatTable(
+  columns: readonly (string | TableColumn)[],
+  rows: readonly (readonly unknown[])[],
+  options: TableOptions = {},
+): string {
+  const specs = columns.map((c) => (typeof c === "string" ? { header: c } : c));
+  const numeric = specs.map((_, i) => isNumberColumn(rows.map((r) => r[i])));
+  const decimals = specs.map((spec, i) =>
+    spec.decimals ?? (numeric[i] ? neededDecimals(rows.map((r) => r[i])) : 0)
+  );
+  const grouped = specs.map((spec) => !spec.identifier);
+  const body = rows.map((r) => specs.map((_, i) => formatCell(r[i], decimals[i], grouped[i])));
+  let total: string[] | undefined;
+  if (options.total !== undefined) {
+    total = specs.map((spec, i) => {
+      if (i === 0) return options.total!;
+      const rule = spec.total ?? (numeric[i] && !spec.identifier ? "sum" : "none");
+      if (rule === "none") return "";
+      const value = rule === "sum"
+        ? rows.reduce((sum: number, r) => sum + (typeof r[i] === "number" ? r[i] as number : 0), 0)
+        : rule(rows);
+      return formatCell(value, decimals[i], grouped[i]);
+    });
+  }
+  const table: Column[] = specs.map((spec, i) => ({
+    header: spec.header,
+    right: numeric[i],
+    optional: spec.optional ?? false,
+    cells: [...body.map((r) => r[i]), ...(total ? [total[i]] : [])],
+  }));
+  return layout(table, options.width ?? pageWidth(), total !== undefined);
+}
+
+interface Column {
+  header: string;
+  right: boolean;
+  optional: boolean;
+  cells: string[];
+}
+
+function layout(all: Column[], width: number, hasTotal: boolean): string {
+  let columns = all;
+  let gap = 2;
+  let wrap = false;
+  let widths = naturalWidths(columns, wrap);
+  const size = () => widths.reduce((a, b) => a + b, 0) + gap * Math.max(0, widths.length - 1);
+  if (size() > width) {
+    wrap = true;
+    widths = naturalWidths(columns, wrap);
+  }
+  const left: string[] = [];
+  while (size() > width && columns.some((c) => c.optional)) {
+    const drop = columns.findLastIndex((c) => c.optional);
+    left.unshift(columns[drop].header);
+    columns = columns.filter((_, i) => i !== drop);
+    widths = naturalWidths(columns, wrap);
+  }
+  if (size() > width) gap = 1;
+  // Text columns give way last, widest first, down to 8 columns each.
+  while (size() > width) {
+    let widest = -1;
+    columns.forEach((c, i) => {
+      if (!c.right && widths[i] > 8 && (widest < 0 || widths[i] > widths[widest])) widest = i;
+    });
+    if (widest < 0) break;
+    widths[widest] = Math.max(8, widths[widest] - (size() - width));
+  }
+  const headerLines = columns.map((c, i) => wrap ? wrapWords(c.header, widths[i]) : [c.header]);
+  const depth = Math.max(...headerLines.map((l) => l.length));
+  const line = (cells: string[]) =>
+    cells.map((cell, i) => {
+      const text = cut(cell, widths[i]);
+      return columns[i].right ? text.padStart(widths[i]) : padEnd(text, widths[i]);
+    }).join(" ".repeat(gap)).trimEnd();
+  const rule = widths.map((w) => "-".repeat(w)).join(" ".repeat(gap));
+  const out: string[] = [];
+  for (let d = 0; d < depth; d++) {
+    // Header lines sit at the bottom, next to the rule.
+    out.push(line(headerLines.map((l) => l[d - (depth - l.length)] ?? "")));
+  }
+  out.push(rule);
+  const rows = columns[0]?.cells.length ?? 0;
+  for (let r = 0; r < rows; r++) {
+    if (hasTotal && r === rows - 1) out.push(rule);
+    out.push(line(columns.map((c) => c.cells[r])));
+  }
+  if (left.length) out.push(`(left out to fit ${width} columns: ${left.join(", ")}; see --json)`);
+  return out.join("\n");
+}
+
+function naturalWidths(columns: readonly Column[], wrap: boolean): number[] {
+  return columns.map((c) => {
+    const cells = Math.max(0, ...c.cells.map(length));
+    const header = wrap ? Math.max(...c.header.split(" ").map(length)) : length(c.header);
+    return Math.max(cells, header, 1);
+  });
+}
+
+// Words of a header in lines no wider than `width` (a longer word gets its own line).
+function wrapWords(header: string, width: number): string[] {
+  const lines: string[] = [];
+  for (const word of header.split(" ")) {
+    const last = lines.length - 1;
+    if (last >= 0 && length(lines[last]) + 1 + length(word) <= width) lines[last] += ` ${word}`;
+    else lines.push(word);
+  }
+  return lines;
+}
+
+function isNumberColumn(values: readonly unknown[]): boolean {
+  const filled = values.filter((v) => !isBlank(v));
+  return filled.length > 0 && filled.every((v) => typeof v === "number");
+}
+
+function isBlank(value: unknown): boolean {
+  return value === null || value === undefined || value === "" || value === "-";
+}
+
+function neededDecimals(values: readonly unknown[]): number {
+  let needed = 0;
+  for (const v of values) {
+    if (typeof v !== "number" || !Number.isFinite(v) || Number.isInteger(v)) continue;
+    const fraction = v.toFixed(3).split(".")[1].replace(/0+$/, "");
+    needed = Math.max(needed, fraction.length);
+  }
+  return needed;
+}
+
+function formatCell(value: unknown, decimals: number, grouped: boolean): string {
   if (typeof value === "number") {
-    return Number.isInteger(value)
-      ? String(value)
-      : value.toLocaleString("en-US", { maximumFractionDigits: 3 });
+    return grouped ? formatNumber(value, decimals) : String(value);
   }
   return value === null || value === undefined ? "" : String(value);
 }
 
-/** A one-line progress bar redrawn on stderr; `done()` clears it. */
-export function progressBar(
-  label: string,
-): { update(done: number, total: number): void; done(): void } {
-  const encoder = new TextEncoder();
-  const write = (text: string) => Deno.stderr.writeSync(encoder.encode(text));
-  return {
-    update(done, total) {
-      const width = 30;
-      const ratio = total > 0 ? Math.min(1, done / total) : 1;
-      const filled = Math.round(ratio * width);
-      write(`\r${label} [${"#".repeat(filled)}${" ".repeat(width - filled)}] ${done}/${total}`);
-    },
-    done() {
-      write("\r\x1b[2K");
-    },
-  };
+function length(text: string): number {
+  return [...text].length;
+}
+
+function padEnd(text: string, width: number): string {
+  return text + " ".repeat(Math.max(0, width - length(text)));
+}
+
+function cut(text: string, width: number): string {
+  const chars = [...text];
+  return chars.length <= width ? text : `${chars.slice(0, width - 1).join("")}${ELLIPSIS}`;
 }

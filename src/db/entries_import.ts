@@ -8,7 +8,7 @@ import { createEntries, lockSlices, type NewEntry, type SliceRef, slicesOf } fro
 import { refreshModuleStats } from "../rematch/pg_store.ts";
 import { type CsvTable, FileError, readCsvFile, requireColumns } from "../imports/csv.ts";
 import { checkImportFile, openImportFile } from "../imports/file.ts";
-import { type DataEntryType, findDataEntryType } from "../reference/enums.ts";
+import { type DataEntryType, findDataEntryType, unknownDataEntryType } from "../reference/enums.ts";
 import { MAX_YEAR, MIN_YEAR, yearProblem } from "../reference/years.ts";
 
 /** How an entries file is read. */
@@ -134,7 +134,7 @@ function toEntry(value: unknown, defaultDet: DataEntryType | undefined): NewEntr
   if (named !== undefined) {
     det = findDataEntryType(named);
     if (!det) {
-      return `data_entry_type: unknown data entry type "${named}" (expected a name such as plane, or its id)`;
+      return `data_entry_type: ${unknownDataEntryType(named)}`;
     }
     if (defaultDet && det.id !== defaultDet.id) {
       return `data_entry_type: ${det.name} does not match --det ${defaultDet.name}`;

@@ -9,6 +9,29 @@ export class SliceBusyError extends Error {
   override name = "SliceBusyError";
 }
 
+/** A slice lock another transaction holds, told before waiting for it. */
+export interface SliceLockWait {
+  /** The slice, e.g. `plane 2025`. */
+  readonly slice: string;
+  /** When the wait began. */
+  readonly since: Date;
+  /** Who holds it, when the database says (e.g. `pid 4242 (rematch), in a transaction since 14:02:11`). */
+  readonly holder?: string;
+}
+
+/** Options of {@linkcode lockSlice}. */
+export interface LockSliceOptions {
+  /** Fail at once with a {@linkcode SliceBusyError} instead of waiting. @default false */
+  readonly noWait?: boolean;
+  /** The det's name, for messages. @default its id */
+  readonly detName?: string;
+  /**
+   * Told when the slice is held by another transaction, before waiting for it; the function it
+   * returns, if any, is called once the lock is taken (or the wait fails).
+   */
+  readonly onWait?: (wait: SliceLockWait) => (() => void) | void;
+}
+
 /**
  * Takes the (det, year) lock for the rest of the transaction. Lock several slices in ascending
  * det id order so two transactions never wait on each other crosswise.
@@ -17,21 +40,53 @@ export async function lockSlice(
   tx: Queryable,
   dataEntryTypeId: number,
   year: number,
-  options: { noWait?: boolean; detName?: string } = {},
+  options: LockSliceOptions = {},
 ): Promise<void> {
   const key1 = SLICE_LOCK_NAMESPACE + dataEntryTypeId;
-  if (options.noWait) {
+  const slice = `${options.detName ?? dataEntryTypeId} ${year}`;
+  if (options.noWait || options.onWait) {
     const [row] = await tx<
       { ok: boolean }[]
     >`select pg_try_advisory_xact_lock(${key1}, ${year}) as ok`;
-    if (!row.ok) {
+    if (row.ok) return;
+    if (options.noWait) {
       throw new SliceBusyError(
-        `slice ${
-          options.detName ?? dataEntryTypeId
-        } ${year} is busy: another rematch or factor import holds it`,
+        `slice ${slice} is busy: another rematch or factor import holds it`,
       );
+    }
+    const holder = await describeHolder(tx, key1, year);
+    const done = options.onWait!({ slice, since: new Date(), holder });
+    try {
+      await tx`select pg_advisory_xact_lock(${key1}, ${year})`;
+    } finally {
+      done?.();
     }
     return;
   }
   await tx`select pg_advisory_xact_lock(${key1}, ${year})`;
+}
+
+// The session holding the slice lock, as pg_locks and pg_stat_activity tell it (a two-key
+// advisory lock shows its keys as classid and objid, objsubid 2). Undefined when unknown.
+async function describeHolder(
+  tx: Queryable,
+  key1: number,
+  year: number,
+): Promise<string | undefined> {
+  try {
+    const [row] = await tx<{ pid: number; app: string | null; since: Date | null }[]>`
+      select a.pid, nullif(a.application_name, '') as app, a.xact_start as since
+      from pg_locks l join pg_stat_activity a on a.pid = l.pid
+      where l.locktype = 'advisory' and l.granted and l.objsubid = 2
+        and l.classid = ${key1}::int::oid and l.objid = ${year}::int::oid
+      limit 1`;
+    if (!row) return undefined;
+    const app = row.app ? ` (${row.app})` : "";
+    const since = row.since
+      ? `, in a transaction since ${new Date(row.since).toTimeString().slice(0, 8)}`
+      : "";
+    return `pid ${row.pid}${app}${since}`;
+  } catch {
+    return undefined;
+  }
 }

@@ -23,8 +23,8 @@ import type { SliceStore } from "./types.ts";
 /** A store that reads and writes through `tx` (which must be a transaction). */
 export function createPgSliceStore(tx: Queryable): SliceStore {
   return {
-    lockSlice: (detId, year, noWait) =>
-      lockSlice(tx, detId, year, { noWait, detName: getDataEntryType(detId).name }),
+    lockSlice: (detId, year, noWait, onWait) =>
+      lockSlice(tx, detId, year, { noWait, onWait, detName: getDataEntryType(detId).name }),
     loadInputs: (handler, detId, year) => loadSliceInputs(tx, handler, detId, year),
     moduleIds: (moduleTypeId, year, only) => sliceModuleIds(tx, moduleTypeId, year, only),
     async countEntries(detId, moduleIds) {

@@ -215,7 +215,7 @@ export async function rematchSlice(
   const restricted = options.carbonReportModuleIds !== undefined;
   const result = emptyResult(det, year, dryRun);
 
-  await store.lockSlice(det.id, year, options.noWait ?? false);
+  await store.lockSlice(det.id, year, options.noWait ?? false, options.onLockWait);
   const onlyModules = restricted
     ? await store.moduleIds(det.moduleTypeId, year, options.carbonReportModuleIds)
     : undefined;

@@ -2,6 +2,7 @@
 import type { ComputeInputs } from "../compute/compute_entry.ts";
 import type { EmissionRow } from "../compute/emission_row.ts";
 import type { EntryEmissionRow, StoredEmissionRow } from "../db/emissions.ts";
+import type { SliceLockWait } from "../db/locks.ts";
 import type { EntryData, Handler } from "../handlers/types.ts";
 import type {
   EntryMarks,
@@ -37,6 +38,11 @@ export interface RematchOptions {
   chunkSize?: number;
   /** Called after each chunk with entries done and the slice total. */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Called when another transaction holds the slice, before waiting for it (not with
+   * `noWait`); the function it returns, if any, is called once the lock is taken.
+   */
+  onLockWait?: (wait: SliceLockWait) => (() => void) | void;
   /** Aborts between chunks; the transaction then rolls back. */
   signal?: AbortSignal;
   /**
@@ -148,7 +154,12 @@ export interface ChunkWrite {
 
 /** Where the rematch reads and writes a slice: PostgreSQL in the product, memory in unit tests. */
 export interface SliceStore {
-  lockSlice(dataEntryTypeId: number, year: number, noWait: boolean): Promise<void>;
+  lockSlice(
+    dataEntryTypeId: number,
+    year: number,
+    noWait: boolean,
+    onWait?: RematchOptions["onLockWait"],
+  ): Promise<void>;
   loadInputs(handler: Handler, dataEntryTypeId: number, year: number): Promise<ComputeInputs>;
   moduleIds(moduleTypeId: number, year: number, only?: readonly number[]): Promise<number[]>;
   countEntries(dataEntryTypeId: number, moduleIds: readonly number[]): Promise<number>;

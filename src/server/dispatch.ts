@@ -3,7 +3,12 @@
 import type { z } from "@hono/zod-openapi";
 import type { NewJob } from "../jobs/types.ts";
 import { resolveFactorTarget } from "../imports/factor_csv.ts";
-import { type DataEntryType, findDataEntryType, findModuleType } from "../reference/enums.ts";
+import {
+  type DataEntryType,
+  findDataEntryType,
+  findModuleType,
+  unknownDataEntryType,
+} from "../reference/enums.ts";
 import { invalidField } from "./errors.ts";
 import type { DispatchFields } from "./schemas.ts";
 
@@ -27,10 +32,7 @@ function moduleOf(value: string | number, field: string) {
 function detOf(value: string | number, field: string): DataEntryType {
   const det = findDataEntryType(value);
   if (!det) {
-    throw invalidField(
-      field,
-      `unknown data entry type "${value}" (expected a name such as plane, or its id)`,
-    );
+    throw invalidField(field, unknownDataEntryType(value));
   }
   return det;
 }

@@ -1,7 +1,7 @@
 // GET /v1/emissions: the export of `emissions export`, streamed.
 import { createRoute, z } from "@hono/zod-openapi";
 import { exportEmissions } from "../db/emissions_export.ts";
-import { findDataEntryType } from "../reference/enums.ts";
+import { findDataEntryType, unknownDataEntryType } from "../reference/enums.ts";
 import { invalidField } from "./errors.ts";
 import { type ApiApp, ERRORS, type RouteContext, SECURITY } from "./_routes.ts";
 import * as S from "./schemas.ts";
@@ -31,10 +31,7 @@ export function emissionRoutes(app: ApiApp, context: RouteContext): void {
       const { det: detText, year, format } = c.req.valid("query");
       const det = findDataEntryType(detText);
       if (!det) {
-        throw invalidField(
-          "det",
-          `unknown data entry type "${detText}" (expected a name such as plane, or its id)`,
-        );
+        throw invalidField("det", unknownDataEntryType(detText));
       }
       const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
       const writer = writable.getWriter();
