@@ -306,7 +306,7 @@ export function describeAllDets(outcomes: readonly DetOutcome[]): string {
         ...RESULT_COLUMNS.slice(1).map(() => dash),
       ]
     ),
-    { total: "total" },
+    outcomes.length > 1 ? { total: "total" } : {},
   ));
   for (const o of outcomes) {
     if (o.status === "failed") {

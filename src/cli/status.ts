@@ -2,7 +2,7 @@
 // (spec/rematch.md rule 18).
 import { z } from "zod";
 import { defineCommand, EXIT, flag } from "./command.ts";
-import { findDataEntryType } from "../reference/enums.ts";
+import { getDataEntryType } from "../reference/enums.ts";
 import {
   type LeftStale,
   rematchCommandFor,
@@ -35,15 +35,14 @@ Exit codes: 0 done, 1 failed, 2 bad usage.`;
 
 const schema = z.object({
   year: flag.year().optional(),
-  det: z.string().refine((d) => findDataEntryType(d) !== undefined, {
-    message: "unknown data entry type (give a name such as plane, or an id such as 20)",
-  }).transform((d) => findDataEntryType(d)!).optional(),
+  det: flag.det().transform((d) => getDataEntryType(d)).optional(),
   positionals: z.array(z.string()).max(0, "status takes flags only"),
 });
 
 /** The `status` command. */
 export const statusCommand = defineCommand({
   name: "status",
+  summary: "which slices are current or stale, and what a rematch would read",
   usage: USAGE,
   options: { year: { type: "string" }, det: { type: "string" } },
   schema,
@@ -81,7 +80,16 @@ export const statusCommand = defineCommand({
 export function describeStatus(slices: readonly SliceStatus[], command: string | null): string {
   if (slices.length === 0) return "no slice has entries";
   const table = formatTable(
-    ["det", "year", "entries", "factors", "kg", "last rematch", "result", "state"],
+    [
+      "det",
+      { header: "year", identifier: true },
+      "entries",
+      "factors",
+      { header: "kg", decimals: 0 },
+      { header: "last rematch", optional: true },
+      { header: "result", optional: true },
+      "state",
+    ],
     slices.map((s) => [
       s.dataEntryType,
       s.year,
@@ -92,6 +100,7 @@ export function describeStatus(slices: readonly SliceStatus[], command: string |
       s.lastRematch ? describeRun(s.lastRematch) : "-",
       s.label,
     ]),
+    slices.length > 1 ? { total: "total" } : {},
   );
   const stale = slices.filter((s) => s.state !== "current").length;
   const footer = command

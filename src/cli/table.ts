@@ -158,14 +158,14 @@ function layout(all: Column[], width: number, hasTotal: boolean): string {
     widths = naturalWidths(columns, wrap);
   }
   if (size() > width) gap = 1;
-  // Text columns give way last, widest first, down to 8 columns each.
+  // Text columns give way last: the widest loses a column at a time, down to 8.
   while (size() > width) {
     let widest = -1;
     columns.forEach((c, i) => {
       if (!c.right && widths[i] > 8 && (widest < 0 || widths[i] > widths[widest])) widest = i;
     });
     if (widest < 0) break;
-    widths[widest] = Math.max(8, widths[widest] - (size() - width));
+    widths[widest]--;
   }
   const headerLines = columns.map((c, i) => wrap ? wrapWords(c.header, widths[i]) : [c.header]);
   const depth = Math.max(...headerLines.map((l) => l.length));
