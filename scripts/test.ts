@@ -8,7 +8,28 @@ async function run(args: string[]): Promise<number> {
   return (await child.status).code;
 }
 
-const paths = Deno.args.filter((a) => !a.startsWith("--"));
+const USAGE = `Usage: deno task test [--no-checks] [PATH...]
+
+Runs deno fmt --check, deno lint and deno check ., then the tests (all of them, or those under
+the PATHs), and ends with one line: N passed, N failed.
+
+  --no-checks   skip fmt, lint and check
+
+The database the tests use: TEST_DATABASE_URL or DATABASE_URL (one database per test file on
+that server), else a Docker engine (a postgres:15 container), else embedded PGlite per test file;
+REMATCH_TEST_BACKEND=embedded forces embedded.`;
+
+const flags = Deno.args.filter((a) => a.startsWith("-"));
+if (flags.some((f) => f === "--help" || f === "-h")) {
+  console.log(USAGE);
+  Deno.exit(0);
+}
+const unknown = flags.find((f) => f !== "--no-checks");
+if (unknown) {
+  console.error(`test: unknown flag ${unknown}; see deno task test --help`);
+  Deno.exit(2);
+}
+const paths = Deno.args.filter((a) => !a.startsWith("-"));
 const skipChecks = Deno.args.includes("--no-checks");
 if (!skipChecks) {
   for (const step of [["fmt", "--check"], ["lint"], ["check", "."]]) {

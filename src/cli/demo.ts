@@ -8,11 +8,10 @@ import { readCsvFile } from "../imports/csv.ts";
 import { getDataEntryType } from "../reference/enums.ts";
 import { rematchInTransaction } from "../rematch/run.ts";
 import type { RematchResult } from "../rematch/types.ts";
+import { fixturesDir } from "../seed/fixtures.ts";
 import { seedDatabase } from "../seed/seed.ts";
 import { defineCommand, EXIT, flag } from "./command.ts";
 import { formatTable } from "./table.ts";
-
-const DEMO_DIR = new URL("../../fixtures/demo/", import.meta.url);
 
 const changesSchema = z.object({
   year: z.number().int(),
@@ -52,8 +51,9 @@ export const demoCommand = defineCommand({
     positionals: z.array(z.string()).max(0, "demo takes flags only"),
   }),
   async run(args, context) {
+    const demoDir = new URL("demo/", fixturesDir("demo"));
     const plan = changesSchema.parse(
-      JSON.parse(await Deno.readTextFile(new URL("changes.json", DEMO_DIR))),
+      JSON.parse(await Deno.readTextFile(new URL("changes.json", demoDir))),
     );
     const tempDir = args["data-dir"]
       ? undefined
@@ -75,7 +75,7 @@ export const demoCommand = defineCommand({
       const steps: { what: string; file: string; mode: string; rematch: RematchResult }[] = [];
       for (const change of plan.changes) {
         const det = getDataEntryType(change.det);
-        const path = new URL(change.file, DEMO_DIR).pathname;
+        const path = new URL(change.file, demoDir).pathname;
         log(`importing ${change.file} (${change.mode}): ${change.what}`);
         const table = await readCsvFile(path);
         const rematch = await db.sql.begin(async (tx) => {

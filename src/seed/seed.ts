@@ -25,8 +25,8 @@ import {
   type SeedDet,
   seedUnitCode,
 } from "./generate.ts";
+import { fixturesDir } from "./fixtures.ts";
 
-const FIXTURES = new URL("../../fixtures/", import.meta.url);
 const REFERENCE_KINDS: readonly ReferenceKind[] = ["locations", "rooms", "rates"];
 /** Factor files that cover a whole module (routing column per row) rather than one det. */
 const MODULE_FILES: Readonly<Record<string, ModuleTypeName>> = {
@@ -114,7 +114,7 @@ const MAX_LISTED_PROBLEMS = 100;
 /** The years that have a factor fixture folder, ascending. */
 export async function seedYears(): Promise<number[]> {
   const years: number[] = [];
-  for await (const entry of Deno.readDir(new URL("factors/", FIXTURES))) {
+  for await (const entry of Deno.readDir(new URL("factors/", fixturesDir("seed")))) {
     if (entry.isDirectory && /^\d{4}$/.test(entry.name)) years.push(Number(entry.name));
   }
   return years.sort((a, b) => a - b);
@@ -132,7 +132,7 @@ export async function checkSeedYear(year: number): Promise<void> {
 
 async function readFactorFixtures(year: number): Promise<Map<string, CsvTable>> {
   await checkSeedYear(year);
-  const folder = new URL(`factors/${year}/`, FIXTURES);
+  const folder = new URL(`factors/${year}/`, fixturesDir("seed"));
   const names: string[] = [];
   for await (const entry of Deno.readDir(folder)) {
     if (entry.isFile && entry.name.endsWith(".csv")) names.push(entry.name);
@@ -189,7 +189,7 @@ async function importFixtures(
 ): Promise<SeedFixturesResult> {
   const reference = {} as Record<ReferenceKind, UpsertCounts>;
   for (const kind of REFERENCE_KINDS) {
-    const path = fileURLToPath(new URL(`reference/${kind}.csv`, FIXTURES));
+    const path = fileURLToPath(new URL(`reference/${kind}.csv`, fixturesDir("seed")));
     const parsed = await readReferenceFile(kind, path);
     if (parsed.rowErrorsCount) {
       const first = parsed.rowErrors[0];
@@ -299,7 +299,7 @@ export async function seedDatabase(db: Database, options: SeedOptions = {}): Pro
   requireInteger("batchSize", batchSize, 1);
   const factorTables = await readFactorFixtures(year);
   const readFixture = (name: string) =>
-    readCsvFile(fileURLToPath(new URL(`reference/${name}`, FIXTURES)));
+    readCsvFile(fileURLToPath(new URL(`reference/${name}`, fixturesDir("seed"))));
   const catalog = catalogFromTables(year, {
     locations: await readFixture("locations.csv"),
     rooms: await readFixture("rooms.csv"),
