@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { runMain } from "./main.ts";
+import { commandList, runMain } from "./main.ts";
+import { setProgram } from "./command.ts";
+import { listDets } from "./dets.ts";
+import { SCHEMA_VERSION } from "../db/migrate.ts";
+import denoConfig from "../../deno.json" with { type: "json" };
 
 async function quietly(fn: () => Promise<number>): Promise<{ code: number; printed: string }> {
   const printed: string[] = [];
@@ -13,32 +17,87 @@ async function quietly(fn: () => Promise<number>): Promise<{ code: number; print
   }
 }
 
-Deno.test("binary: every task is a subcommand; unknown or missing commands are usage errors", async () => {
-  const help = await quietly(() => runMain(["--help"]));
+// Tasks that are tools of a checkout, not commands of the program.
+const CHECKOUT_TASKS = new Set(["test", "bench", "bundle", "compile", "help"]);
+
+Deno.test("help: every command registered, one line each, within 80 columns", async () => {
+  const help = await quietly(() => runMain(["help"]));
   assert.equal(help.code, 0);
-  for (
-    const name of [
-      "demo",
-      "migrate",
-      "seed",
-      "rematch",
-      "factors",
-      "entries",
-      "emissions",
-      "locations",
-      "rooms",
-      "rates",
-      "serve",
-      "worker",
-    ]
-  ) {
-    assert.match(help.printed, new RegExp(`\\b${name}\\b`));
+  const lines = help.printed.split("\n");
+  for (const { name, summary } of commandList()) {
+    const line = lines.find((l) => l.startsWith(`  ${name} `));
+    assert.ok(line, `${name} is listed`);
+    assert.ok(summary.length > 0, `${name} has a summary`);
+    assert.match(line, new RegExp(`^  ${name} +\\S`));
   }
-  assert.equal((await quietly(() => runMain([]))).code, 2);
-  const unknown = await quietly(() => runMain(["recalc"]));
-  assert.equal(unknown.code, 2);
-  assert.match(unknown.printed, /unknown command "recalc"/);
-  const sub = await quietly(() => runMain(["rematch", "--help"]));
-  assert.equal(sub.code, 0);
-  assert.match(sub.printed, /deno task rematch --det D --year Y/);
+  for (const line of lines) assert.ok(line.length <= 80, line);
+  // Every task that runs a command of the program is a subcommand of the bundle and binary.
+  const listed = new Set(commandList().map((c) => c.name));
+  for (const task of Object.keys(denoConfig.tasks)) {
+    if (!CHECKOUT_TASKS.has(task)) assert.ok(listed.has(task), `task ${task} is a subcommand`);
+  }
+  assert.equal((await quietly(() => runMain(["--help"]))).printed, help.printed);
+  // Nothing at all: the list, as a usage error.
+  const nothing = await quietly(() => runMain([]));
+  assert.equal(nothing.code, 2);
+  assert.match(nothing.printed, /^Commands:$/m);
+});
+
+Deno.test("help names the program the way it was started", async () => {
+  setProgram("deno run -A rematch.js");
+  try {
+    const help = await quietly(() => runMain(["help"]));
+    assert.match(
+      help.printed,
+      /^Usage: deno run -A rematch\.js <command> \[arguments\] \[--help\]$/m,
+    );
+    const sub = await quietly(() => runMain(["help", "rematch"]));
+    assert.equal(sub.code, 0);
+    assert.match(sub.printed, /^ {2}deno run -A rematch\.js rematch --det D --year Y/m);
+  } finally {
+    setProgram("deno task");
+  }
+});
+
+Deno.test("unknown command: one line with the closest names, exit 2", async () => {
+  const typo = await quietly(() => runMain(["rematc"]));
+  assert.equal(typo.code, 2);
+  assert.equal(
+    typo.printed,
+    'rematch: unknown command "rematc" (did you mean rematch?); see deno task --help',
+  );
+  const far = await quietly(() => runMain(["frobnicate"]));
+  assert.equal(far.printed, 'rematch: unknown command "frobnicate"; see deno task --help');
+  const json = await quietly(() => runMain(["statsu", "--json"]));
+  assert.deepEqual(JSON.parse(json.printed), {
+    error: { code: "usage", message: 'unknown command "statsu" (did you mean status?)' },
+  });
+});
+
+Deno.test("--version and version: the package and schema versions", async () => {
+  const expected = `rematch ${denoConfig.version} (schema version ${SCHEMA_VERSION})`;
+  for (const argv of [["--version"], ["version"], ["migrate", "--version"]]) {
+    const run = await quietly(() => runMain(argv));
+    assert.equal(run.code, 0);
+    assert.equal(run.printed, expected);
+  }
+});
+
+Deno.test("dets: every det with its id, module and link kind", async () => {
+  const table = await quietly(() => runMain(["dets"]));
+  assert.equal(table.code, 0);
+  const rows = table.printed.split("\n").slice(2);
+  assert.equal(rows.length, 21);
+  assert.match(table.printed, /^plane\s+20\s+professional_travel\s+2\s+fk$/m);
+  assert.match(table.printed, /^it\s+11\s+equipment\s+4\s+json$/m);
+  const json = await quietly(() => runMain(["dets", "--json"]));
+  const dets = JSON.parse(json.printed);
+  assert.deepEqual(dets, listDets());
+  assert.deepEqual(dets.find((d: { name: string }) => d.name === "building_embodied_energy"), {
+    name: "building_embodied_energy",
+    id: 32,
+    module: "buildings",
+    moduleTypeId: 3,
+    link: "fk",
+  });
 });

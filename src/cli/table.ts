@@ -140,33 +140,34 @@ interface Column {
   cells: string[];
 }
 
+// Fits the columns to the width, trying each step in turn until the table fits: headers wrap at
+// spaces; optional columns go, last first; the gap narrows to one space; text columns are cut to
+// 12, then 8 characters; at last, columns go from the right (never the first). Numbers are
+// never cut. Whatever was left out is named under the table.
 function layout(all: Column[], width: number, hasTotal: boolean): string {
   let columns = all;
-  let gap = 2;
   let wrap = false;
-  let widths = naturalWidths(columns, wrap);
-  const size = () => widths.reduce((a, b) => a + b, 0) + gap * Math.max(0, widths.length - 1);
-  if (size() > width) {
-    wrap = true;
-    widths = naturalWidths(columns, wrap);
-  }
+  let gap = 2;
+  let minText = Infinity;
+  let widths = fitWidths(columns, wrap, gap, minText, width);
+  const fits = () => widths.reduce((a, b) => a + b, 0) + gap * (widths.length - 1) <= width;
   const left: string[] = [];
-  while (size() > width && columns.some((c) => c.optional)) {
-    const drop = columns.findLastIndex((c) => c.optional);
+  const dropLast = (which: (c: Column, i: number) => boolean): boolean => {
+    const drop = columns.findLastIndex(which);
+    if (drop < 0) return false;
     left.unshift(columns[drop].header);
     columns = columns.filter((_, i) => i !== drop);
-    widths = naturalWidths(columns, wrap);
-  }
-  if (size() > width) gap = 1;
-  // Text columns give way last: the widest loses a column at a time, down to 8.
-  while (size() > width) {
-    let widest = -1;
-    columns.forEach((c, i) => {
-      if (!c.right && widths[i] > 8 && (widest < 0 || widths[i] > widths[widest])) widest = i;
-    });
-    if (widest < 0) break;
-    widths[widest]--;
-  }
+    return true;
+  };
+  const refit = () => {
+    widths = fitWidths(columns, wrap, gap, minText, width);
+  };
+  if (!fits()) (wrap = true), refit();
+  while (!fits() && dropLast((c) => c.optional)) refit();
+  if (!fits()) (gap = 1), refit();
+  if (!fits()) (minText = 12), refit();
+  if (!fits()) (minText = 8), refit();
+  while (!fits() && dropLast((_, i) => i > 0)) refit();
   const headerLines = columns.map((c, i) => wrap ? wrapWords(c.header, widths[i]) : [c.header]);
   const depth = Math.max(...headerLines.map((l) => l.length));
   const line = (cells: string[]) =>
@@ -186,8 +187,38 @@ function layout(all: Column[], width: number, hasTotal: boolean): string {
     if (hasTotal && r === rows - 1) out.push(rule);
     out.push(line(columns.map((c) => c.cells[r])));
   }
-  if (left.length) out.push(`(left out to fit ${width} columns: ${left.join(", ")}; see --json)`);
+  if (left.length) {
+    const named = all.filter((c) => left.includes(c.header)).map((c) => c.header);
+    out.push(
+      ...wrapWords(`(left out to fit ${width} columns: ${named.join(", ")}; see --json)`, width),
+    );
+  }
   return out.join("\n");
+}
+
+// The columns' widths: each as wide as its widest cell (and header, or header word when headers
+// wrap); then text columns, widest first, lose a character at a time down to `minText` while
+// the table is wider than `width`.
+function fitWidths(
+  columns: readonly Column[],
+  wrap: boolean,
+  gap: number,
+  minText: number,
+  width: number,
+): number[] {
+  const widths = naturalWidths(columns, wrap);
+  const size = () => widths.reduce((a, b) => a + b, 0) + gap * Math.max(0, widths.length - 1);
+  while (size() > width) {
+    let widest = -1;
+    columns.forEach((c, i) => {
+      if (!c.right && widths[i] > minText && (widest < 0 || widths[i] > widths[widest])) {
+        widest = i;
+      }
+    });
+    if (widest < 0) break;
+    widths[widest]--;
+  }
+  return widths;
 }
 
 function naturalWidths(columns: readonly Column[], wrap: boolean): number[] {

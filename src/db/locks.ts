@@ -67,7 +67,8 @@ export async function lockSlice(
 }
 
 // The session holding the slice lock, as pg_locks and pg_stat_activity tell it (a two-key
-// advisory lock shows its keys as classid and objid, objsubid 2). Undefined when unknown.
+// advisory lock shows its keys as classid and objid, objsubid 2; advisory locks are per
+// database). Undefined when unknown.
 async function describeHolder(
   tx: Queryable,
   key1: number,
@@ -78,6 +79,7 @@ async function describeHolder(
       select a.pid, nullif(a.application_name, '') as app, a.xact_start as since
       from pg_locks l join pg_stat_activity a on a.pid = l.pid
       where l.locktype = 'advisory' and l.granted and l.objsubid = 2
+        and l.database = (select oid from pg_database where datname = current_database())
         and l.classid = ${key1}::int::oid and l.objid = ${year}::int::oid
       limit 1`;
     if (!row) return undefined;

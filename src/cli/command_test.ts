@@ -1,0 +1,128 @@
+import assert from "node:assert/strict";
+import { z } from "zod";
+import {
+  commandSummary,
+  defineCommand,
+  EXIT,
+  flag,
+  runCommand,
+  setProgram,
+  UsageError,
+} from "./command.ts";
+import { SCHEMA_VERSION } from "../db/migrate.ts";
+import denoConfig from "../../deno.json" with { type: "json" };
+
+// A command that needs no database: it echoes its arguments.
+const echo = defineCommand({
+  name: "echo",
+  usage: `Usage: deno task echo --det D --year Y [--all] [--json]
+
+Says which det and year it was given.`,
+  options: { det: { type: "string" }, year: { type: "string" }, all: { type: "boolean" } },
+  schema: z.object({
+    det: flag.det(),
+    year: flag.year(),
+    all: z.boolean().optional(),
+    positionals: z.array(z.string()).max(0, "echo takes flags only"),
+  }),
+  run(args) {
+    if (args.all) throw new UsageError("--all is not for echo");
+    return Promise.resolve({ exitCode: EXIT.ok, json: args, text: `${args.det} ${args.year}` });
+  },
+});
+
+async function run(argv: string[], program = "deno task") {
+  const out: string[] = [];
+  const err: string[] = [];
+  const { log, error } = console;
+  console.log = (...parts: unknown[]) => out.push(parts.join(" "));
+  console.error = (...parts: unknown[]) => err.push(parts.join(" "));
+  setProgram(program);
+  try {
+    const code = await runCommand(echo, argv);
+    return { code, out: out.join("\n"), err: err.join("\n") };
+  } finally {
+    setProgram("deno task");
+    console.log = log;
+    console.error = error;
+  }
+}
+
+Deno.test("usage errors: one line saying what is wrong and where the help is, exit 2", async () => {
+  const cases: [string[], string][] = [
+    [["--det", "plane"], "echo: --year: is required (e.g. --year 2025)"],
+    [["--det", "plane", "--year", "25"], "echo: --year: expected a 4-digit year"],
+    [["--det", "plane", "--yaer", "2025"], "echo: unknown flag --yaer (did you mean --year?)"],
+    [["--det", "plane", "--year"], "echo: --year expects a value"],
+    [["--det", "plane", "--year", "2025", "--all=yes"], "echo: --all takes no value"],
+    [["--det", "plane", "--year", "2025", "extra"], "echo: arguments: echo takes flags only"],
+    [["--det", "plane", "--year", "2025", "--all"], "echo: --all is not for echo"],
+  ];
+  for (const [argv, start] of cases) {
+    const result = await run(argv);
+    assert.equal(result.code, EXIT.usage, argv.join(" "));
+    assert.equal(result.out, "");
+    assert.equal(result.err.split("\n").length, 1, `${argv.join(" ")}: ${result.err}`);
+    assert.equal(result.err, `${start}; see deno task echo --help`);
+  }
+  const ambiguous = await run(["--year", "--det", "plane"]);
+  assert.match(
+    ambiguous.err,
+    /^echo: --year expects a value \(one starting with "-" is given as --year=-VALUE\); see/,
+  );
+  // Two problems at once: still one line.
+  const two = await run(["--det", "laptop"]);
+  assert.equal(two.err.split("\n").length, 1);
+  assert.match(two.err, /--det: unknown data entry type "laptop".*; --year: is required/);
+});
+
+Deno.test("det names: any case; a bad one gets the closest names and the list of valid ones", async () => {
+  assert.equal((await run(["--det", "PLANE", "--year", "2025"])).out, "plane 2025");
+  assert.equal((await run(["--det", "Train", "--year", "2025"])).out, "train 2025");
+  assert.equal((await run(["--det", "20", "--year", "2025"])).out, "plane 2025");
+  const typo = await run(["--det", "plnae", "--year", "2025"]);
+  assert.equal(typo.code, EXIT.usage);
+  assert.match(
+    typo.err,
+    /^echo: --det: unknown data entry type "plnae" \(did you mean plane\?\): expected one of member, student, scientific, it, .*, additional_purchases or an id; see/,
+  );
+  const far = await run(["--det", "laptop", "--year", "2025"]);
+  assert.match(far.err, /unknown data entry type "laptop": expected one of member, /);
+});
+
+Deno.test("usage texts and hints name the program the way it was started", async () => {
+  const bundle = await run(["--help"], "deno run -A rematch.js");
+  assert.equal(bundle.code, EXIT.ok);
+  assert.match(bundle.out, /^Usage: deno run -A rematch\.js echo --det D --year Y/);
+  assert.doesNotMatch(bundle.out, /deno task/);
+  const binary = await run(["--bogus"], "rematch");
+  assert.equal(binary.err, "echo: unknown flag --bogus; see rematch echo --help");
+  const tasks = await run(["--help"]);
+  assert.match(tasks.out, /^Usage: deno task echo /);
+});
+
+Deno.test("--version on every command: package version and schema version, text or JSON", async () => {
+  const text = await run(["--version"]);
+  assert.equal(text.code, EXIT.ok);
+  assert.equal(text.out, `rematch ${denoConfig.version} (schema version ${SCHEMA_VERSION})`);
+  const json = await run(["--version", "--json"]);
+  assert.deepEqual(JSON.parse(json.out), {
+    name: "rematch",
+    version: denoConfig.version,
+    schemaVersion: SCHEMA_VERSION,
+  });
+});
+
+Deno.test("a usage error with --json is one JSON document, nothing on stderr", async () => {
+  const result = await run(["--det", "plane", "--yaer", "2025", "--json"]);
+  assert.equal(result.code, EXIT.usage);
+  assert.equal(result.err, "");
+  assert.deepEqual(JSON.parse(result.out), {
+    error: { code: "usage", message: "unknown flag --yaer (did you mean --year?)" },
+  });
+});
+
+Deno.test("commandSummary: the summary, else the first sentence of the usage description", () => {
+  assert.equal(commandSummary(echo), "says which det and year it was given");
+  assert.equal(commandSummary({ ...echo, summary: "echo back" }), "echo back");
+});

@@ -1,0 +1,114 @@
+// A rematch that finds its slice locked by another transaction says so (which slice, since when,
+// who holds it) before waiting, and says when it got the lock. Needs two sessions: a server.
+import assert from "node:assert/strict";
+import {
+  dbTest,
+  onDatabase,
+  runCaptured,
+  serverBackendExpected,
+  useTestDatabase,
+} from "../_harness.ts";
+import { lockSlice, type SliceLockWait } from "../../src/db/locks.ts";
+import type { Database } from "../../src/db/connection.ts";
+import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
+import { rematchCommand } from "../../src/cli/rematch.ts";
+import { createTestEntries, importFactorText, IT_HEADER } from "./_slice.ts";
+
+const testDb = useTestDatabase();
+const laptop = { name: "laptop", equipment_class: "Laptop", sub_class: "Standard" };
+
+// Holds the (it, 2025) slice lock in a transaction of its own until released; says its pid.
+async function holdSlice(db: Database) {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let locked!: (pid: number) => void;
+  const isLocked = new Promise<number>((resolve) => (locked = resolve));
+  const done = db.sql.begin(async (tx) => {
+    await lockSlice(tx, 11, 2025);
+    const [{ pid }] = await tx<{ pid: number }[]>`select pg_backend_pid() as pid`;
+    locked(pid);
+    await released;
+  });
+  const pid = await isLocked;
+  return { pid, release: async () => (release(), await done) };
+}
+
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !condition(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(condition(), "timed out");
+}
+
+dbTest(
+  testDb,
+  "a rematch waiting for its slice lock is told which slice, since when and who holds it",
+  async (db) => {
+    await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.1\n`);
+    await createTestEntries(db, "it", 2025, [laptop]);
+    // A free slice: nothing to wait for, nothing said.
+    const free: SliceLockWait[] = [];
+    await recalculateForDataEntryType(db, {
+      dataEntryType: "it",
+      year: 2025,
+      onLockWait: (wait) => void free.push(wait),
+    });
+    assert.deepEqual(free, []);
+
+    const holder = await holdSlice(db);
+    const waits: SliceLockWait[] = [];
+    let taken = false;
+    const started = Date.now();
+    const rematch = recalculateForDataEntryType(db, {
+      dataEntryType: "it",
+      year: 2025,
+      full: true,
+      onLockWait: (wait) => {
+        waits.push(wait);
+        return () => (taken = true);
+      },
+    });
+    try {
+      await until(() => waits.length === 1);
+      assert.equal(waits[0].slice, "it 2025");
+      assert.ok(Math.abs(waits[0].since.getTime() - started) < 10_000);
+      assert.match(
+        waits[0].holder ?? "",
+        new RegExp(`^pid ${holder.pid} \\(.+\\), in a transaction since \\d\\d:\\d\\d:\\d\\d$`),
+      );
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(taken, false, "still waiting while the lock is held");
+    } finally {
+      await holder.release();
+    }
+    const result = await rematch;
+    assert.equal(taken, true);
+    assert.equal(result.entries, 1);
+  },
+  { ignore: !serverBackendExpected() },
+);
+
+dbTest(
+  testDb,
+  "rematch CLI off a terminal: one line on stderr says what it waits for",
+  async (db) => {
+    await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.1\n`);
+    await createTestEntries(db, "it", 2025, [laptop]);
+    const holder = await holdSlice(db);
+    const run = runCaptured(onDatabase(rematchCommand, db), ["--det", "it", "--year", "2025"]);
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      await holder.release();
+    }
+    const { code, err } = await run;
+    assert.equal(code, 0, err);
+    assert.match(
+      err,
+      new RegExp(
+        `^rematch: waiting for the slice lock of it 2025 since \\d\\d:\\d\\d:\\d\\d ` +
+          `\\(held by pid ${holder.pid} \\(.+\\), in a transaction since \\d\\d:\\d\\d:\\d\\d\\)$`,
+        "m",
+      ),
+    );
+  },
+  { ignore: !serverBackendExpected() },
+);
