@@ -12,9 +12,8 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 /** Packages the bundle loads from npm on use instead of carrying them. */
 const LOADED_ON_USE = ["@electric-sql/pglite", "@electric-sql/pglite-socket"] as const;
 
-/** Builds the bundle at `output` (relative to the checkout) and returns its size in bytes. */
-export async function buildBundle(output = "dist/rematch.js"): Promise<number> {
-  const target = join(ROOT, output);
+/** Builds the bundle at `target` (default: dist/rematch.js of the checkout); returns its size. */
+export async function buildBundle(target = join(ROOT, "dist", "rematch.js")): Promise<number> {
   await Deno.mkdir(dirname(target), { recursive: true });
   const args = [
     "bundle",
@@ -33,16 +32,20 @@ export async function buildBundle(output = "dist/rematch.js"): Promise<number> {
   }
   let text = await Deno.readTextFile(target);
   const imports: Record<string, string> = denoConfig.imports;
-  for (const name of LOADED_ON_USE) {
-    // `import("@electric-sql/pglite")` has no import map to resolve it beside a lone file.
+  const specifiers: string[] = [];
+  LOADED_ON_USE.forEach((name, i) => {
+    // `import("@electric-sql/pglite")` has no import map to resolve it beside a lone file. The
+    // npm specifier goes through a constant: Deno resolves (and fetches) a literal one when the
+    // program starts, a computed one only when the import runs.
     const bare = `import("${name}")`;
     if (!text.includes(bare)) {
       throw new Error(`the bundle has no ${bare} to point at npm: did connection.ts change?`);
     }
-    text = text.replaceAll(bare, `import("${imports[name]}")`);
-  }
-  const header = `// rematch ${denoConfig.version}: deno run -A rematch.js help\n`;
-  await Deno.writeTextFile(target, header + text);
+    text = text.replaceAll(bare, `import(LOADED_ON_USE_${i})`);
+    specifiers.push(`const LOADED_ON_USE_${i} = ${JSON.stringify(imports[name])};`);
+  });
+  const header = `// rematch ${denoConfig.version}: deno run -A rematch.js help`;
+  await Deno.writeTextFile(target, [header, ...specifiers, text].join("\n"));
   return (await Deno.stat(target)).size;
 }
 
