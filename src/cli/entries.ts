@@ -2,7 +2,8 @@
 // write path in one transaction (spec/factors-csv.md §4, spec/interfaces.md §2). The import
 // itself lives in src/db/entries_import.ts (the entries_ingest job runs it too).
 import { z } from "zod";
-import { defineCommand, EXIT } from "./command.ts";
+import { defineCommand, EXIT, flag } from "./command.ts";
+import { DEFAULT_MAX_FILE_BYTES, describeBytes } from "../imports/file.ts";
 import {
   type EntriesFileFormat,
   type EntriesImportArgs,
@@ -23,7 +24,8 @@ export {
 } from "../db/entries_import.ts";
 
 const USAGE =
-  `Usage: deno task entries import FILE [--det D] [--strict] [--json] [--database-url URL]
+  `Usage: deno task entries import FILE [--det D] [--strict] [--max-file-size SIZE] [--json]
+         [--database-url URL]
 
 Imports data entries, computing their emissions, in one transaction. Units, reports and modules
 are created on demand.
@@ -39,8 +41,11 @@ source_key (or id) is optional and unique per unit, year and module: a line whos
 names an entry updates that entry (same id, emissions recomputed) instead of adding one, so a
 file with keys can be imported again safely. Lines without a key always create entries.
 
-  --det D    the data entry type (name such as plane, or its id)
-  --strict   any bad line rejects the import: nothing is written
+  --det D            the data entry type (name such as plane, or its id)
+  --strict           any bad line rejects the import: nothing is written
+  --max-file-size S  refuse larger files (default ${
+    describeBytes(DEFAULT_MAX_FILE_BYTES).replace(" ", "")
+  }, or REMATCH_MAX_FILE_SIZE), e.g. 1GiB
 
 Exit codes: 0 done; 3 done, bad lines skipped or stored without emissions; 1 nothing written;
 2 bad usage.`;
@@ -54,6 +59,7 @@ const schema = z.object({
   positionals: z.array(z.string()),
   det: z.string().optional(),
   strict: z.boolean().default(false),
+  "max-file-size": flag.byteSize().optional(),
 }).transform((flags, ctx): EntriesImportArgs => {
   const [action, file, ...extra] = flags.positionals;
   const fail = (path: string[], message: string) => {
@@ -86,7 +92,7 @@ const schema = z.object({
     }
   }
   if (format === "csv" && !det) return fail(["det"], "is required for a CSV file");
-  return { file, format, det, strict: flags.strict };
+  return { file, format, det, strict: flags.strict, maxFileBytes: flags["max-file-size"] };
 });
 
 /** `entries import FILE [--det D] [--strict]` */
@@ -94,7 +100,11 @@ export const entriesCommand = defineCommand({
   name: "entries",
   summary: "import data entries, JSON lines or CSV (entries import FILE)",
   usage: USAGE,
-  options: { det: { type: "string" }, strict: { type: "boolean" } },
+  options: {
+    det: { type: "string" },
+    strict: { type: "boolean" },
+    "max-file-size": { type: "string" },
+  },
   schema,
   async run(args, context) {
     const result = await importEntriesFile(context.database, args);

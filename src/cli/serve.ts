@@ -66,6 +66,7 @@ const schema = z.object({
 /** `serve [--port P] [--hostname H]` */
 export const serveCommand = defineCommand({
   name: "serve",
+  summary: "the HTTP API, with a job worker in the same process",
   usage: USAGE,
   options: {
     port: { type: "string" },

@@ -112,6 +112,7 @@ export function untilStopSignal(onSecond: (signal: string) => void): Promise<str
 /** `worker [--concurrency N]` */
 export const workerCommand = defineCommand({
   name: "worker",
+  summary: "a job worker only (many may run, on many hosts)",
   usage: USAGE,
   options: { concurrency: { type: "string" }, ...WORKER_OPTIONS },
   schema,

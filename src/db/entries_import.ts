@@ -24,6 +24,8 @@ export interface EntriesImportArgs {
   readonly strict: boolean;
   /** Entries per createEntries call inside the one transaction. @default 5000 */
   readonly batchSize?: number;
+  /** The largest file read, in bytes. @default REMATCH_MAX_FILE_SIZE, else 256 MiB */
+  readonly maxFileBytes?: number;
 }
 
 /** A problem with one entry of the file, by the file line it starts on. */
@@ -156,8 +158,9 @@ function toEntry(value: unknown, defaultDet: DataEntryType | undefined): NewEntr
  */
 async function* readLines(
   path: string,
+  maxBytes?: number,
 ): AsyncGenerator<{ number: number; text: string; tooLong?: boolean }> {
-  const file = await openImportFile(path);
+  const file = await openImportFile(path, { maxBytes });
   // A leading BOM is dropped by the decoder; invalid UTF-8 throws.
   const decoder = new TextDecoder("utf-8", { fatal: true });
   const decode = (chunk?: Uint8Array) => {
@@ -193,8 +196,9 @@ async function* readLines(
 async function* jsonLines(
   path: string,
   defaultDet: DataEntryType | undefined,
+  maxBytes?: number,
 ): AsyncGenerator<EntrySourceLine> {
-  for await (const { number, text, tooLong } of readLines(path)) {
+  for await (const { number, text, tooLong } of readLines(path, maxBytes)) {
     if (tooLong) {
       yield {
         number,
@@ -252,12 +256,12 @@ async function* csvRows(table: CsvTable, det: DataEntryType): AsyncGenerator<Ent
  */
 async function openSource(args: EntriesImportArgs): Promise<EntriesSource> {
   if (args.format === "csv") {
-    const table = await readCsvFile(args.file);
+    const table = await readCsvFile(args.file, { maxBytes: args.maxFileBytes });
     requireColumns(args.file, table, ["unit", "year"]);
     return () => csvRows(table, args.det!);
   }
-  await checkImportFile(args.file);
-  return () => jsonLines(args.file, args.det);
+  await checkImportFile(args.file, { maxBytes: args.maxFileBytes });
+  return () => jsonLines(args.file, args.det, args.maxFileBytes);
 }
 
 /**

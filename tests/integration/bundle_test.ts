@@ -1,7 +1,7 @@
 // The bundle as an ops host gets it: dist/rematch.js copied alone into an empty directory, run
 // with nothing but Deno. On a server backend it migrates a fresh database, imports factors and
-// entries, and rematches; on the embedded backend the same runs on a PGlite directory, which the
-// bundle loads from npm on first use (it does not carry PGlite).
+// entries, rematches and serves the API; on the embedded backend the same runs on a PGlite
+// directory, which the bundle loads from npm on first use (it does not carry PGlite).
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { join } from "node:path";
@@ -49,7 +49,7 @@ async function freshServerDatabase(): Promise<{ url: string; drop(): Promise<voi
 }
 
 Deno.test({
-  name: "bundle: copied alone to an empty directory, it migrates, imports and rematches",
+  name: "bundle: copied alone to an empty directory, it migrates, imports, rematches and serves",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -146,6 +146,31 @@ Deno.test({
       const table = await rematch("rematch", "--det", "it", "--year", "2025", "--full");
       assert.equal(table.code, 0, table.err);
       for (const line of table.out.split("\n")) assert.ok(line.length <= 80, line);
+
+      // serve: the HTTP API answers from the bundle too, and stops on SIGTERM.
+      const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const port = (listener.addr as Deno.NetAddr).port;
+      listener.close();
+      const serve = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "rematch.js", "serve", "--port", String(port)],
+        cwd: host,
+        env: { NO_COLOR: "1", ...env },
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      try {
+        let health: { ok?: boolean; schemaVersion?: number } = {};
+        for (let i = 0; i < 200 && !health.ok; i++) {
+          health = await fetch(`http://127.0.0.1:${port}/healthz`)
+            .then((r) => r.json())
+            .catch(() => new Promise((r) => setTimeout(() => r({}), 100)));
+        }
+        assert.equal(health.ok, true);
+        assert.equal(health.schemaVersion, SCHEMA_VERSION);
+      } finally {
+        serve.kill("SIGTERM");
+        await serve.status;
+      }
 
       // Demo data is not part of the bundle: seed says so in one line.
       const seed = await rematch("seed");
