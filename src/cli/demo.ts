@@ -100,25 +100,37 @@ export const demoCommand = defineCommand({
           [
             "det",
             "entries",
-            "kg before",
-            "kg after",
-            "change %",
+            { header: "kg before", decimals: 1 },
+            { header: "kg after", decimals: 1 },
+            // The total's change is that of the totals, not a sum of percentages.
+            {
+              header: "change %",
+              decimals: 1,
+              total: (rows) => change(sum(rows, 2), sum(rows, 3)),
+            },
             "relinked",
             "dropped",
-            "unchanged",
+            { header: "unchanged", optional: true },
             "errors",
+            "rows ins",
+            "rows upd",
+            "rows del",
           ],
           steps.map(({ rematch: r }) => [
             r.dataEntryType,
             r.entries,
             r.kgBefore,
             r.kgAfter,
-            r.kgBefore ? ((r.kgAfter - r.kgBefore) / r.kgBefore) * 100 : 0,
+            change(r.kgBefore, r.kgAfter),
             r.relinked,
             r.dropped,
             r.unchanged,
             r.errors,
+            r.emissionsInserted,
+            r.emissionsUpdated,
+            r.emissionsDeleted,
           ]),
+          { total: "total" },
         ),
       ].join("\n");
       return {
@@ -132,6 +144,14 @@ export const demoCommand = defineCommand({
     }
   },
 });
+
+function change(before: number, after: number): number {
+  return before ? ((after - before) / before) * 100 : 0;
+}
+
+function sum(rows: readonly (readonly unknown[])[], column: number): number {
+  return rows.reduce((total: number, row) => total + (row[column] as number), 0);
+}
 
 async function isNonEmptyDir(path: string): Promise<boolean> {
   try {

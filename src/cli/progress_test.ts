@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { describeLockWait, fitLine, formatDuration, RunProgress } from "./progress.ts";
+import {
+  clearStatusLine,
+  describeLockWait,
+  drawStatusLine,
+  fitLine,
+  formatDuration,
+  RunProgress,
+} from "./progress.ts";
 
 function screen(columns: number) {
   const writes: string[] = [];
@@ -115,4 +122,13 @@ Deno.test("formatDuration: seconds, minutes, hours", () => {
   assert.equal(formatDuration(59_400), "59s");
   assert.equal(formatDuration(60_000), "1m 00s");
   assert.equal(formatDuration(3_600_000), "1h 00m");
+});
+
+Deno.test("clearStatusLine (what errors and the Ctrl-C line call first) erases a drawn line once", () => {
+  const { writes, target } = screen(80);
+  drawStatusLine("rematch 1/21 plane 2025", target);
+  clearStatusLine();
+  assert.deepEqual(writes, ["\r\x1b[2Krematch 1/21 plane 2025", "\r\x1b[2K"]);
+  clearStatusLine();
+  assert.equal(writes.length, 2, "nothing drawn, nothing to erase");
 });

@@ -85,15 +85,12 @@ export const seedCommand = defineCommand({
 
 /** The human report: what was seeded where, then one line per det and a total. */
 export function describeSeed(database: string, summary: SeedSummary, seconds: number): string {
-  const sum = (pick: (d: SeedSummary["dets"][number]) => number) =>
-    summary.dets.reduce((total, d) => total + pick(d), 0);
   const rows: (string | number)[][] = summary.dets.map((d) => [
     `${d.dataEntryType} (${d.dataEntryTypeId})`,
     d.entries,
     d.emissionRows,
     d.kgCo2eq,
   ]);
-  rows.push(["total", sum((d) => d.entries), sum((d) => d.emissionRows), sum((d) => d.kgCo2eq)]);
   const problems = summary.dets.filter((d) => d.rejected || d.computeErrors || d.warnings);
   return [
     `seeded ${database}: year ${summary.year}, ${summary.units} units × ${summary.entriesPerDet} ` +
@@ -101,7 +98,11 @@ export function describeSeed(database: string, summary: SeedSummary, seconds: nu
     `factors: ${summary.factorFiles.length} files, ` +
     `${summary.factorFiles.reduce((n, f) => n + f.inserted, 0)} inserted`,
     "",
-    formatTable(["det", "entries", "emission rows", "kg CO2-eq"], rows),
+    formatTable(
+      ["det", "entries", "emission rows", { header: "kg CO2-eq", decimals: 1 }],
+      rows,
+      { total: "total" },
+    ),
     ...(problems.length
       ? [
         "",
