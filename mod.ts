@@ -2,15 +2,51 @@
  * rematch: keeps the emissions of a carbon-accounting database true when its emission factors
  * change. This module is the public API; everything here is re-exported from `src/`.
  *
+ * Open a database, import factors or entries, rematch the slices they touched, ask which slices
+ * are stale, export what is stored. The command line (`deno task ...`, the bundle and the binary)
+ * and the job runner call these same functions.
+ *
+ * @example
+ * ```ts ignore
+ * import { openDatabase, readCsvFile, importFactors, recalculateForDataEntryType } from "./mod.ts";
+ * await using db = await openDatabase({ databaseUrl: Deno.env.get("DATABASE_URL") });
+ * const table = await readCsvFile("plane.csv");
+ * await db.sql.begin((tx) =>
+ *   importFactors(tx, { file: "plane.csv", table, year: 2025, target: { dataEntryTypeId: 20 } })
+ * );
+ * const result = await recalculateForDataEntryType(db, { dataEntryType: "plane", year: 2025 });
+ * console.log(result.kgBefore, result.kgAfter, result.emissionsUpdated);
+ * ```
+ *
  * @module
  */
+
+// The program
+export { VERSION } from "./src/version.ts";
+
+// Databases: opening one, its schema, what can go wrong
 export {
   type Database,
+  DatabaseBusyError,
+  DatabaseConnectError,
+  type DatabaseKind,
   openDatabase,
   type OpenDatabaseOptions,
+  type Queryable,
+  redactDatabaseUrl,
+  redactSecrets,
   type Sql,
 } from "./src/db/connection.ts";
-export { applyMigrations, SCHEMA_VERSION, schemaVersion } from "./src/db/migrate.ts";
+export {
+  applyMigrations,
+  type MigrationResult,
+  requireCurrentSchema,
+  SCHEMA_VERSION,
+  schemaVersion,
+  SchemaVersionError,
+} from "./src/db/migrate.ts";
+
+// The rematch of a (det, year) slice, and which slices need one
 export { recalculateForDataEntryType, rematchInTransaction } from "./src/rematch/run.ts";
 export type {
   RematchDiffEntry,
@@ -19,6 +55,7 @@ export type {
   RematchResult,
   RematchRunInfo,
 } from "./src/rematch/types.ts";
+export { SliceBusyError, type SliceLockWait } from "./src/db/locks.ts";
 export {
   type LeftStale,
   leftStale,
@@ -27,6 +64,8 @@ export {
   sliceStatus,
   type SliceStatusOptions,
 } from "./src/rematch/state.ts";
+
+// The pure compute, and the per-det handler table
 export {
   computeEntry,
   type ComputeInputs,
@@ -35,9 +74,29 @@ export {
 export { createFactorLookup } from "./src/compute/factor_set.ts";
 export type { EmissionRow } from "./src/compute/emission_row.ts";
 export { getHandler, listHandlers } from "./src/handlers/mod.ts";
-export type { Factor, Handler, ReferenceData } from "./src/handlers/types.ts";
+export type { Factor, Handler, LinkKind, ReferenceData } from "./src/handlers/types.ts";
 export { EntryComputeError } from "./src/handlers/types.ts";
-export { createEntries, deleteEntry, type NewEntry, updateEntry } from "./src/db/entries.ts";
+
+// Data entries: written one by one or from a file
+export {
+  createEntries,
+  type CreateEntriesResult,
+  deleteEntry,
+  type EntryOutcome,
+  type EntryProblem,
+  type EntryWriteOptions,
+  type NewEntry,
+  updateEntry,
+} from "./src/db/entries.ts";
+export {
+  type EntriesImportArgs,
+  EntriesImportRejected,
+  type EntriesImportResult,
+  type EntryLineProblem,
+  importEntriesFile,
+} from "./src/db/entries_import.ts";
+
+// Factors and reference data, from CSV files
 export {
   type FactorImportInput,
   FactorImportRejected,
@@ -45,7 +104,30 @@ export {
   importFactors,
   loadFactorSet,
 } from "./src/db/factors.ts";
-export { findDataEntryType, getDataEntryType, listDataEntryTypes } from "./src/reference/enums.ts";
+export { importReferenceFile, type ReferenceImportResult } from "./src/db/reference.ts";
+export { type CsvTable, FileError, parseCsv, readCsvFile } from "./src/imports/csv.ts";
+
+// What is stored, exported
+export {
+  EMISSION_EXPORT_COLUMNS,
+  type EmissionExportFormat,
+  type EmissionExportRow,
+  exportEmissions,
+  type ExportSink,
+} from "./src/db/emissions_export.ts";
+
+// Data entry types (dets) and modules
+export {
+  type DataEntryType,
+  findDataEntryType,
+  findModuleType,
+  getDataEntryType,
+  listDataEntryTypes,
+  MODULE_TYPES,
+  unknownDataEntryType,
+} from "./src/reference/enums.ts";
+
+// History: factor imports and versions, rollbacks, rematch runs, frozen reports
 export {
   currentActor,
   factorSetAsOf,
