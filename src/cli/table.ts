@@ -24,6 +24,11 @@ export interface TableColumn {
   readonly total?: "sum" | "none" | ((rows: readonly (readonly unknown[])[]) => unknown);
   /** May be left out (last ones first) when the table does not fit the width. @default false */
   readonly optional?: boolean;
+  /**
+   * Text cut only when nothing else helps (numbers never are): the other text columns give way
+   * first. @default false
+   */
+  readonly whole?: boolean;
 }
 
 /** Options of {@linkcode formatTable}. */
@@ -128,6 +133,7 @@ export function formatTable(
     header: spec.header,
     right: numeric[i],
     optional: spec.optional ?? false,
+    whole: spec.whole ?? false,
     cells: [...body.map((r) => r[i]), ...(total ? [total[i]] : [])],
   }));
   return layout(table, options.width ?? pageWidth(), total !== undefined);
@@ -137,19 +143,21 @@ interface Column {
   header: string;
   right: boolean;
   optional: boolean;
+  whole: boolean;
   cells: string[];
 }
 
 // Fits the columns to the width, trying each step in turn until the table fits: headers wrap at
 // spaces; optional columns go, last first; the gap narrows to one space; text columns are cut to
-// 12, then 8 characters; at last, columns go from the right (never the first). Numbers are
-// never cut. Whatever was left out is named under the table.
+// 12, then 8 characters, then the `whole` ones too; at last, columns go from the right (never the
+// first). Numbers are never cut. Whatever was left out is named under the table.
 function layout(all: Column[], width: number, hasTotal: boolean): string {
   let columns = all;
   let wrap = false;
   let gap = 2;
   let minText = Infinity;
-  let widths = fitWidths(columns, wrap, gap, minText, width);
+  let minWhole = Infinity;
+  let widths = fitWidths(columns, wrap, gap, minText, minWhole, width);
   const fits = () => widths.reduce((a, b) => a + b, 0) + gap * (widths.length - 1) <= width;
   const left: string[] = [];
   const dropLast = (which: (c: Column, i: number) => boolean): boolean => {
@@ -160,13 +168,14 @@ function layout(all: Column[], width: number, hasTotal: boolean): string {
     return true;
   };
   const refit = () => {
-    widths = fitWidths(columns, wrap, gap, minText, width);
+    widths = fitWidths(columns, wrap, gap, minText, minWhole, width);
   };
   if (!fits()) (wrap = true), refit();
   while (!fits() && dropLast((c) => c.optional)) refit();
   if (!fits()) (gap = 1), refit();
   if (!fits()) (minText = 12), refit();
   if (!fits()) (minText = 8), refit();
+  if (!fits()) (minWhole = 8), refit();
   while (!fits() && dropLast((_, i) => i > 0)) refit();
   const headerLines = columns.map((c, i) => wrap ? wrapWords(c.header, widths[i]) : [c.header]);
   const depth = Math.max(...headerLines.map((l) => l.length));
@@ -197,13 +206,14 @@ function layout(all: Column[], width: number, hasTotal: boolean): string {
 }
 
 // The columns' widths: each as wide as its widest cell (and header, or header word when headers
-// wrap); then text columns, widest first, lose a character at a time down to `minText` while
-// the table is wider than `width`.
+// wrap); then text columns, widest first, lose a character at a time down to `minText`
+// (`minWhole` for whole ones) while the table is wider than `width`.
 function fitWidths(
   columns: readonly Column[],
   wrap: boolean,
   gap: number,
   minText: number,
+  minWhole: number,
   width: number,
 ): number[] {
   const widths = naturalWidths(columns, wrap);
@@ -211,7 +221,8 @@ function fitWidths(
   while (size() > width) {
     let widest = -1;
     columns.forEach((c, i) => {
-      if (!c.right && widths[i] > minText && (widest < 0 || widths[i] > widths[widest])) {
+      const cuttable = !c.right && widths[i] > (c.whole ? minWhole : minText);
+      if (cuttable && (widest < 0 || widths[i] > widths[widest])) {
         widest = i;
       }
     });

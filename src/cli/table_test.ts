@@ -151,3 +151,14 @@ Deno.test("formatNumber: one thousands separator style, fixed decimals, no negat
   assert.equal(formatNumber(-0.0001, 2), "0.00");
   assert.equal(formatNumber(123456789012345), "123,456,789,012,345");
 });
+
+Deno.test("table: a whole text column is never cut; the others give way", () => {
+  const rows = [[
+    "biological_chemical_gaseous_product",
+    "stale: targeted (12 factors, about 60 entries)",
+  ]];
+  const text = formatTable(["det", { header: "state", whole: true }], rows, { width: 60 });
+  assert.ok(widest(text) <= 60, text);
+  assert.match(text, /stale: targeted \(12 factors, about 60 entries\)$/m);
+  assert.match(text, /^biological_\S*… /m);
+});
