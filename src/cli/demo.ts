@@ -35,7 +35,7 @@ Needs no PostgreSQL server: DATABASE_URL is ignored.`;
 /** The `demo` command. */
 export const demoCommand = defineCommand({
   name: "demo",
-  summary: "fresh embedded database: seed, change factors, rematch, compare",
+  summary: "fresh embedded database: seed, change factors, rematch",
   usage: USAGE,
   options: {
     units: { type: "string" },

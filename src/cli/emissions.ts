@@ -70,7 +70,7 @@ const schema = z.object({
 /** `emissions export --det D --year Y [--format csv|json] [--output FILE]` */
 export const emissionsCommand = defineCommand({
   name: "emissions",
-  summary: "every emission row of a slice as CSV or JSON (emissions export)",
+  summary: "every emission row of a slice, as CSV or JSON (export)",
   usage: USAGE,
   options: {
     det: { type: "string" },

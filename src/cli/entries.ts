@@ -98,7 +98,7 @@ const schema = z.object({
 /** `entries import FILE [--det D] [--strict]` */
 export const entriesCommand = defineCommand({
   name: "entries",
-  summary: "import data entries, JSON lines or CSV (entries import FILE)",
+  summary: "data entries from JSON lines or CSV (entries import FILE)",
   usage: USAGE,
   options: {
     det: { type: "string" },

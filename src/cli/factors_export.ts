@@ -62,6 +62,7 @@ export function exportDocument(snapshot: FactorSetSnapshot) {
 /** `factors export --det D --year Y [--as-of X] [--format csv|json] [--output FILE]` */
 export const factorsExportCommand = defineCommand({
   name: "factors export",
+  summary: "a det's factors of a year, now or as they were, as a CSV",
   usage: USAGE,
   options: {
     det: { type: "string" },

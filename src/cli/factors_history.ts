@@ -61,6 +61,7 @@ Exit codes: 0 done, 1 failed, 2 bad usage.`;
 /** `factors history [--det D] [--year Y]` */
 export const factorsHistoryCommand = defineCommand({
   name: "factors history",
+  summary: "the factor imports and rollbacks, newest first",
   usage: HISTORY_USAGE,
   options: {
     det: { type: "string" },
@@ -156,6 +157,7 @@ const DIFF_TEXT_LIMIT = 50;
 /** `factors diff --import N` */
 export const factorsDiffCommand = defineCommand({
   name: "factors diff",
+  summary: "what factor import N changed, old → new",
   usage: DIFF_USAGE,
   options: {
     import: { type: "string" },

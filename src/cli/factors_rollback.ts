@@ -39,6 +39,7 @@ const LISTED_IN_TEXT = 20;
 /** `factors rollback --import N [--rematch] [--dry-run] [--force]` */
 export const factorsRollbackCommand = defineCommand({
   name: "factors rollback",
+  summary: "put back what factor import N changed",
   usage: USAGE,
   options: {
     import: { type: "string" },

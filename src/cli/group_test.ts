@@ -39,3 +39,30 @@ Deno.test("command groups: the first argument picks the subcommand; none or an u
   assert.equal(badFlag.code, 2);
   assert.match(badFlag.printed, /--import: expected an import id/);
 });
+
+Deno.test("command groups: usage errors are one line with the closest subcommand; help and version", async () => {
+  const typo = await quietly(["factors", "imprt", "x.csv"]);
+  assert.equal(typo.code, 2);
+  assert.equal(
+    typo.printed,
+    'factors: unknown subcommand "imprt" (did you mean import?) (expected import, history, ' +
+      "diff, export, rollback); see deno task factors --help",
+  );
+  const none = await quietly(["reports"]);
+  assert.equal(
+    none.printed,
+    "reports: expected a subcommand: freeze, unfreeze; see deno task reports --help",
+  );
+  // A subcommand's usage error names the subcommand's help.
+  const bad = await quietly(["factors", "history", "--yaer", "2025"]);
+  assert.equal(
+    bad.printed,
+    "factors history: unknown flag --yaer (did you mean --year?); see deno task factors history --help",
+  );
+  // help GROUP SUBCOMMAND is the subcommand's --help; --version works on a group too.
+  const help = await quietly(["help", "factors", "rollback"]);
+  assert.match(help.printed, /^Usage: deno task factors rollback --import N/);
+  const version = await quietly(["factors", "--version"]);
+  assert.equal(version.code, 0);
+  assert.match(version.printed, /^rematch \S+ \(schema version \d+\)$/);
+});

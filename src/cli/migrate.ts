@@ -5,7 +5,7 @@ import { applyMigrations, describeVersions } from "../db/migrate.ts";
 /** `migrate`: applies pending migrations and prints the schema version. */
 export const migrateCommand = defineCommand({
   name: "migrate",
-  summary: "apply pending schema migrations and print the schema version",
+  summary: "apply pending migrations, print the schema version",
   usage: `Usage: deno task migrate [--database-url URL] [--json]
 
 Applies pending schema migrations (saying which on stderr) and prints the schema version.

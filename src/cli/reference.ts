@@ -22,7 +22,7 @@ export interface ReferenceImportArgs {
 }
 
 const SUMMARIES: { readonly [K in ReferenceKind]: string } = {
-  locations: "upsert airports and railway stations",
+  locations: "upsert airports and stations",
   rooms: "upsert building rooms",
   rates: "upsert exchange rates",
 };

@@ -67,7 +67,7 @@ const schema = z.object({
 /** The `rematch` command. */
 export const rematchCommand = defineCommand({
   name: "rematch",
-  summary: "recompute the emissions of a (det, year) slice; --all: every det",
+  summary: "recompute the emissions of a (det, year) slice, or of many",
   usage: USAGE,
   options: {
     det: { type: "string" },

@@ -25,6 +25,7 @@ Exit codes: 0 done, 1 failed, 2 bad usage.`;
 /** `rematch history [--det D] [--year Y]` */
 export const rematchHistoryCommand = defineCommand({
   name: "rematch history",
+  summary: "the rematch runs that committed, newest first",
   usage: USAGE,
   options: {
     det: { type: "string" },

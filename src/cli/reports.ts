@@ -80,6 +80,7 @@ function targetOf(args: {
 /** `reports freeze --unit U --year Y [--module M] --reason R` */
 export const reportsFreezeCommand = defineCommand({
   name: "reports freeze",
+  summary: "hold a validated report back from rematches",
   usage: FREEZE_USAGE,
   options: { ...targetOptions, reason: { type: "string" } },
   schema: z.object({
@@ -103,6 +104,7 @@ export const reportsFreezeCommand = defineCommand({
 /** `reports unfreeze --unit U --year Y [--module M]` */
 export const reportsUnfreezeCommand = defineCommand({
   name: "reports unfreeze",
+  summary: "let rematches write a report again",
   usage: UNFREEZE_USAGE,
   options: targetOptions,
   schema: z.object({ positionals: subcommandOnly("unfreeze"), ...targetFields }),

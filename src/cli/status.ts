@@ -42,7 +42,7 @@ const schema = z.object({
 /** The `status` command. */
 export const statusCommand = defineCommand({
   name: "status",
-  summary: "which slices are current or stale, and what a rematch would read",
+  summary: "which slices are current or stale, and what a rematch reads",
   usage: USAGE,
   options: { year: { type: "string" }, det: { type: "string" } },
   schema,
