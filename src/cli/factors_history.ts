@@ -93,19 +93,19 @@ export const factorsHistoryCommand = defineCommand({
 function describeHistory(imports: readonly FactorImportListing[]): string {
   return formatTable(
     [
-      "import",
-      "when",
-      "year",
+      { header: "import", identifier: true },
+      { header: "when", optional: true },
+      { header: "year", identifier: true },
       "types",
       "mode",
       "source",
-      "actor",
-      "rows",
+      { header: "actor", optional: true },
+      { header: "rows", optional: true },
       "ins",
       "upd",
       "del",
-      "same",
-      "rematch runs after",
+      { header: "same", optional: true },
+      { header: "rematch runs after", optional: true },
     ],
     imports.map((i) => [
       i.id,
@@ -203,7 +203,13 @@ export function describeImportLine(i: FactorImport): string {
 
 function describeVersions(changes: readonly FactorVersion[]): string {
   return formatTable(
-    ["change", "factor", "type", "classification", "values (old → new)"],
+    [
+      "change",
+      { header: "factor", identifier: true },
+      "type",
+      "classification",
+      { header: "values (old → new)", whole: true },
+    ],
     changes.map((v) => [
       v.change,
       v.factorId,

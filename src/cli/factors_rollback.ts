@@ -133,7 +133,13 @@ function describeRollback(r: RollbackResult, dryRun: boolean): string {
     lines.push(
       "",
       formatTable(
-        ["change", "factor", "type", "classification", "values (now → restored)"],
+        [
+          "change",
+          { header: "factor", identifier: true },
+          "type",
+          "classification",
+          { header: "values (now → restored)", whole: true },
+        ],
         r.changes.slice(0, LISTED_IN_TEXT).map((c) => [
           c.change,
           (c.after ?? c.before)!.id,
@@ -160,7 +166,13 @@ function describeConflicts(conflicts: readonly RollbackConflict[], importId: num
       ? "(absent)"
       : [`factor ${s.id}`, ...keys.map((k) => `${k}=${s.values[k] ?? "(none)"}`)].join(" ");
   return formatTable(
-    ["type", "classification", `left by import ${importId}`, "now", "changed by"],
+    [
+      "type",
+      "classification",
+      `left by import ${importId}`,
+      "now",
+      { header: "changed by", whole: true },
+    ],
     conflicts.map((c) => {
       const keys = c.leftByImport && c.current
         ? changedKeys(c.leftByImport.values, c.current.values)

@@ -156,7 +156,16 @@ async function reported(
   ].sort((a, b) => a.m.moduleTypeId - b.m.moduleTypeId);
   const lines = [
     formatTable(
-      ["unit", "year", "module", "id", "state", "frozen since", "by", "reason"],
+      [
+        "unit",
+        { header: "year", identifier: true },
+        "module",
+        { header: "id", identifier: true },
+        "state",
+        { header: "frozen since", optional: true },
+        { header: "by", optional: true },
+        "reason",
+      ],
       rows.map(({ m, state }) => [
         m.unitCode,
         m.year,

@@ -116,7 +116,16 @@ export function describeFrozenBehind(modules: readonly FrozenModuleBehind[]): st
     "",
     "frozen modules behind the current factors (a rematch leaves them; reports unfreeze releases them):",
     formatTable(
-      ["unit", "year", "module", "det", "entries behind", "kg delta", "frozen since", "reason"],
+      [
+        "unit",
+        { header: "year", identifier: true },
+        "module",
+        "det",
+        "entries behind",
+        "kg delta",
+        { header: "frozen since", optional: true },
+        "reason",
+      ],
       modules.map((m) => [
         m.unitCode,
         m.year,
