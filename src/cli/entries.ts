@@ -3,6 +3,7 @@
 // itself lives in src/db/entries_import.ts (the entries_ingest job runs it too).
 import { z } from "zod";
 import { defineCommand, EXIT, flag } from "./command.ts";
+import { reportLockWait } from "./progress.ts";
 import { DEFAULT_MAX_FILE_BYTES, describeBytes } from "../imports/file.ts";
 import {
   type EntriesFileFormat,
@@ -107,7 +108,10 @@ export const entriesCommand = defineCommand({
   },
   schema,
   async run(args, context) {
-    const result = await importEntriesFile(context.database, args);
+    const result = await importEntriesFile(context.database, {
+      ...args,
+      onLockWait: reportLockWait("entries import", undefined),
+    });
     return {
       exitCode: !result.written ? EXIT.failed : result.errorsCount ? EXIT.partial : EXIT.ok,
       json: result,

@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { defineCommand, EXIT, flag } from "./command.ts";
 import type { Database, Queryable } from "../db/connection.ts";
+import type { LockSliceOptions } from "../db/locks.ts";
 import {
   type FactorIdentity,
   FactorImportRejected,
@@ -20,6 +21,7 @@ import { type LeftStale, leftStale } from "../rematch/state.ts";
 import type { RematchResult } from "../rematch/types.ts";
 import { describeRematches } from "./rematch.ts";
 import { describeLeftStale } from "./status.ts";
+import { reportLockWait } from "./progress.ts";
 import { defineGroup } from "./group.ts";
 import { factorsDiffCommand, factorsHistoryCommand } from "./factors_history.ts";
 import { factorsExportCommand } from "./factors_export.ts";
@@ -48,6 +50,8 @@ export interface FactorsImportArgs {
   readonly actor?: string;
   /** The ingestion job, recorded on the import and its factors. */
   readonly jobId?: number;
+  /** Told when a slice is held by another transaction, before the import waits for it. */
+  readonly onLockWait?: LockSliceOptions["onWait"];
 }
 
 /** Work run in the import's transaction after the factors are written. */
@@ -210,6 +214,7 @@ export async function runFactorsImport(
         actor: args.actor,
         jobId: args.jobId,
         fileSha256,
+        onLockWait: args.onLockWait,
       });
       const outcome: FactorsImportOutcome = hooks.afterImport
         ? { result, after: await hooks.afterImport(tx, result), dryRun }
@@ -252,7 +257,11 @@ export const factorsCommand = defineCommand({
     };
     const heading = `${args.file} (year ${args.year}, ${args.targetLabel}, ${args.mode})`;
     try {
-      const { result, after, dryRun } = await runFactorsImport(context.database, args, hooks);
+      const { result, after, dryRun } = await runFactorsImport(
+        context.database,
+        { ...args, onLockWait: reportLockWait("factors import", undefined) },
+        hooks,
+      );
       // A dry run's rematch ran for real inside the rolled-back transaction: say it was dry.
       const rematches = args.rematch
         ? (after as RematchResult[]).map((r) => dryRun ? { ...r, dryRun: true } : r)

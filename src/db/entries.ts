@@ -23,7 +23,7 @@ import {
   insertEmissions,
   loadEmissionsOf,
 } from "./emissions.ts";
-import { lockSlice } from "./locks.ts";
+import { lockSlice, type LockSliceOptions } from "./locks.ts";
 import { loadSliceInputs } from "./slice.ts";
 import { jsonStorageProblem, keyTextProblem } from "./storable.ts";
 
@@ -100,9 +100,14 @@ export interface SliceRef {
 /**
  * Takes the rematch's transaction-scoped lock of every slice, in ascending det id (then year)
  * order, so that writers and rematches never wait on each other crosswise. Locks already held by
- * the transaction are taken again at no cost.
+ * the transaction are taken again at no cost. `onWait` is told of a slice held elsewhere before
+ * waiting for it.
  */
-export async function lockSlices(tx: Queryable, slices: Iterable<SliceRef>): Promise<void> {
+export async function lockSlices(
+  tx: Queryable,
+  slices: Iterable<SliceRef>,
+  onWait?: LockSliceOptions["onWait"],
+): Promise<void> {
   const unique = new Map<string, SliceRef>();
   for (const s of slices) unique.set(`${s.dataEntryTypeId}:${s.year}`, s);
   const ordered = [...unique.values()].sort((a, b) =>
@@ -111,6 +116,7 @@ export async function lockSlices(tx: Queryable, slices: Iterable<SliceRef>): Pro
   for (const s of ordered) {
     await lockSlice(tx, s.dataEntryTypeId, s.year, {
       detName: getDataEntryType(s.dataEntryTypeId).name,
+      onWait,
     });
   }
 }

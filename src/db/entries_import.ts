@@ -5,6 +5,7 @@ import { z } from "zod";
 import { describeIssues } from "../compute/compute_entry.ts";
 import type { Database, Queryable } from "./connection.ts";
 import { createEntries, lockSlices, type NewEntry, type SliceRef, slicesOf } from "./entries.ts";
+import type { LockSliceOptions } from "./locks.ts";
 import { refreshModuleStats } from "../rematch/pg_store.ts";
 import { type CsvTable, FileError, readCsvFile, requireColumns } from "../imports/csv.ts";
 import { checkImportFile, openImportFile } from "../imports/file.ts";
@@ -26,6 +27,8 @@ export interface EntriesImportArgs {
   readonly batchSize?: number;
   /** The largest file read, in bytes. @default REMATCH_MAX_FILE_SIZE, else 256 MiB */
   readonly maxFileBytes?: number;
+  /** Told when a slice is held by another transaction, before the import waits for it. */
+  readonly onLockWait?: LockSliceOptions["onWait"];
 }
 
 /** A problem with one entry of the file, by the file line it starts on. */
@@ -324,7 +327,7 @@ async function importLines(
   source: EntriesSource,
   slices: readonly SliceRef[],
 ): Promise<EntriesImportResult> {
-  await lockSlices(tx, slices);
+  await lockSlices(tx, slices, args.onLockWait);
   const errors = new ProblemList();
   const warnings = new ProblemList();
   const counts: { -readonly [K in keyof Counts]: number } = {

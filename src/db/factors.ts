@@ -17,7 +17,7 @@ import type { DataEntryType, DetName } from "../reference/enums.ts";
 import { yearProblem } from "../reference/years.ts";
 import { currentActor } from "../history/actor.ts";
 import type { Queryable } from "./connection.ts";
-import { lockSlice } from "./locks.ts";
+import { lockSlice, type LockSliceOptions } from "./locks.ts";
 
 /** What {@linkcode importFactors} imports. */
 export interface FactorImportInput {
@@ -41,6 +41,8 @@ export interface FactorImportInput {
   readonly actor?: string;
   /** SHA-256 of the file's bytes (lowercase hex), recorded on the import. */
   readonly fileSha256?: string;
+  /** Told when a slice the import locks is held by another transaction, before waiting. */
+  readonly onLockWait?: LockSliceOptions["onWait"];
 }
 
 /** A (det, year) slice an import touched. */
@@ -184,7 +186,9 @@ export async function importFactors(
       }; first: ${describeRowError(first)}`,
     );
   }
-  for (const det of resolved.dets) await lockSlice(tx, det.id, year, { detName: det.name });
+  for (const det of resolved.dets) {
+    await lockSlice(tx, det.id, year, { detName: det.name, onWait: input.onLockWait });
+  }
 
   const plan = await planImport(tx, parsed.rows, year, sliceDets);
   const changes = sliceDets.map((det) => describeSlice(det, year, plan, mode));

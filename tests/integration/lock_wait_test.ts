@@ -12,6 +12,9 @@ import { lockSlice, type SliceLockWait } from "../../src/db/locks.ts";
 import type { Database } from "../../src/db/connection.ts";
 import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
 import { rematchCommand } from "../../src/cli/rematch.ts";
+import { factorsCommand } from "../../src/cli/factors.ts";
+import { entriesCommand } from "../../src/cli/entries.ts";
+import { join } from "node:path";
 import { createTestEntries, importFactorText, IT_HEADER } from "./_slice.ts";
 
 const testDb = useTestDatabase();
@@ -109,6 +112,52 @@ dbTest(
         "m",
       ),
     );
+  },
+  { ignore: !serverBackendExpected() },
+);
+
+dbTest(
+  testDb,
+  "factor and entry imports off a terminal say which slice they wait for, then do their work",
+  async (db) => {
+    await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.1\n`);
+    const dir = await Deno.makeTempDir({ prefix: "rematch-lock-wait-" });
+    try {
+      const factors = join(dir, "it.csv");
+      await Deno.writeTextFile(factors, `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.2\n`);
+      const entries = join(dir, "it.jsonl");
+      await Deno.writeTextFile(
+        entries,
+        JSON.stringify({ unit: "U1", year: 2025, data_entry_type: "it", data: laptop }) + "\n",
+      );
+      // One at a time: each captures the console while it runs.
+      const commands: [string, typeof factorsCommand | typeof entriesCommand, string[]][] = [
+        ["factors import", factorsCommand, ["import", factors, "--year", "2025", "--det", "it"]],
+        ["entries import", entriesCommand, ["import", entries]],
+      ];
+      for (const [name, command, argv] of commands) {
+        const holder = await holdSlice(db);
+        // deno-lint-ignore no-explicit-any
+        const run = runCaptured(onDatabase(command as any, db), argv);
+        try {
+          await new Promise((r) => setTimeout(r, 300));
+        } finally {
+          await holder.release();
+        }
+        const { code, err } = await run;
+        assert.equal(code, 0, err);
+        assert.match(
+          err,
+          new RegExp(
+            `^${name}: waiting for the slice lock of it 2025 since \\d\\d:\\d\\d:\\d\\d ` +
+              `\\(held by pid ${holder.pid} `,
+            "m",
+          ),
+        );
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   },
   { ignore: !serverBackendExpected() },
 );
