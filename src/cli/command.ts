@@ -263,7 +263,9 @@ export async function runCommand<T>(spec: CommandSpec<T>, argv: string[]): Promi
     stopSignals();
     clearStatusLine();
     if (wantsJson) console.log(JSON.stringify(redactJson(outcome.json, redact), null, 2));
-    else if (outcome.text) console.log(redact(outcome.text));
+    // Hints in the text (`bring them up to date: deno task rematch ...`) name the program as
+    // started; the JSON keeps them as data.
+    else if (outcome.text) console.log(redact(nameProgram(outcome.text)));
     return outcome.exitCode;
   } catch (error) {
     stopSignals();

@@ -99,6 +99,29 @@ Deno.test("usage texts and hints name the program the way it was started", async
   assert.equal(binary.err, "echo: unknown flag --bogus; see rematch echo --help");
   const tasks = await run(["--help"]);
   assert.match(tasks.out, /^Usage: deno task echo /);
+  // Hints in a command's text output too (not in its JSON).
+  const hint = defineCommand({
+    ...echo,
+    run: () =>
+      Promise.resolve({
+        exitCode: EXIT.ok,
+        json: { command: "deno task rematch --stale" },
+        text: "bring them up to date: deno task rematch --stale",
+      }),
+  });
+  setProgram("rematch");
+  const { log } = console;
+  const printed: string[] = [];
+  console.log = (line: string) => printed.push(line);
+  try {
+    await runCommand(hint, ["--det", "it", "--year", "2025"]);
+    await runCommand(hint, ["--det", "it", "--year", "2025", "--json"]);
+  } finally {
+    console.log = log;
+    setProgram("deno task");
+  }
+  assert.equal(printed[0], "bring them up to date: rematch rematch --stale");
+  assert.deepEqual(JSON.parse(printed[1]), { command: "deno task rematch --stale" });
 });
 
 Deno.test("--version on every command: package version and schema version, text or JSON", async () => {
