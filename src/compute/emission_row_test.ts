@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { type EmissionRow, type IdentifiedRow, planRowUpdates, sameRow } from "./emission_row.ts";
+import {
+  type EmissionRow,
+  type IdentifiedRow,
+  jsonbText,
+  metaText,
+  planRowUpdates,
+  sameRow,
+} from "./emission_row.ts";
 
 const row = (type: number, kg: number, factor = 1): EmissionRow => ({
   emissionTypeId: type,
@@ -60,4 +67,70 @@ Deno.test("sameRow: JSON semantics for meta — key order and undefined keys do 
   assert.ok(!sameRow(a, { ...a, meta: { factors_used: [{ id: 1, values: { ef: 101 } }] } }));
   assert.ok(!sameRow(a, { ...a, kgCo2eq: 100.0000001 }));
   assert.ok(!sameRow(a, { ...a, primaryFactorId: null }));
+});
+
+Deno.test("planRowUpdates: one row each — same type compared directly, another type is a replace", () => {
+  const old = [stored(7, row(10001, 100))];
+  assert.deepEqual(planRowUpdates(old, [row(10001, 100)]), []);
+  assert.deepEqual(planRowUpdates(old, [row(10001, 110)])?.map((u) => [u.id, u.row.kgCo2eq]), [
+    [7, 110],
+  ]);
+  assert.equal(planRowUpdates(old, [row(20001, 100)]), null);
+});
+
+Deno.test("sameRow: floats compare bit for bit", () => {
+  const a = row(10001, 0.1 + 0.2);
+  assert.ok(sameRow(a, { ...a }));
+  assert.ok(!sameRow(a, { ...a, kgCo2eq: 0.3 }));
+  assert.ok(!sameRow({ ...a, additionalValue: 1 }, { ...a, additionalValue: 1 + Number.EPSILON }));
+});
+
+// What PostgreSQL prints for these values stored as jsonb, worked out by its rules (keys by
+// length then bytes, ", " and ": ", numeric without exponent); tests/db/jsonb_text_test.ts asks
+// the server itself.
+Deno.test("jsonbText: PostgreSQL's jsonb text — key order, separators, numbers, strings", () => {
+  assert.equal(jsonbText({}), "{}");
+  assert.equal(jsonbText([]), "[]");
+  assert.equal(
+    jsonbText({ bb: 1, a: 2, ab: 3, c: [true, false, null] }),
+    '{"a": 2, "c": [true, false, null], "ab": 3, "bb": 1}',
+  );
+  assert.equal(
+    jsonbText({ x: { z: 1, y: [{ b: 1, a: 2 }] } }),
+    '{"x": {"y": [{"a": 2, "b": 1}], "z": 1}}',
+  );
+  assert.equal(jsonbText(1e21), "1000000000000000000000");
+  assert.equal(jsonbText(-1.5e-7), "-0.00000015");
+  assert.equal(jsonbText(2.5e-3), "0.0025");
+  assert.equal(jsonbText(123.456), "123.456");
+  assert.equal(jsonbText(1.2345e25), "12345000000000000000000000");
+  assert.equal(jsonbText(-0), "0");
+  assert.equal(jsonbText(NaN), "null");
+  assert.equal(jsonbText('a"b\\c\n\u0001é'), '"a\\"b\\\\c\\n\\u0001é"');
+  assert.equal(jsonbText({ a: undefined, b: () => 1, c: [undefined] }), '{"c": [null]}');
+  // By UTF-8 bytes: "é" is two bytes, so it sorts after the one-byte "z"; U+1F600 (four bytes)
+  // after U+FF5A (three), although UTF-16 puts its surrogates first.
+  assert.equal(jsonbText({ é: 1, z: 2 }), '{"z": 2, "é": 1}');
+  assert.equal(jsonbText({ "\u{1F600}": 1, "\uFF5A": 2 }), '{"\uFF5A": 2, "\u{1F600}": 1}');
+});
+
+Deno.test("sameRow: meta by its jsonb text, and by value when the texts differ (1.0 against 1)", () => {
+  const a = row(10001, 100);
+  const text = metaText(a);
+  assert.equal(text, '{"factors_used": [{"id": 1, "values": {"ef": 100}}]}');
+  // A stored row carries the text it was read with; its meta is parsed only when needed.
+  let parsed = 0;
+  const storedAs = (t: string): EmissionRow => ({
+    ...a,
+    metaText: t,
+    get meta() {
+      parsed++;
+      return JSON.parse(t);
+    },
+  });
+  assert.ok(sameRow(storedAs(text), a));
+  assert.equal(parsed, 0);
+  assert.ok(sameRow(storedAs('{"factors_used": [{"id": 1, "values": {"ef": 100.0}}]}'), a));
+  assert.ok(!sameRow(storedAs('{"factors_used": [{"id": 1, "values": {"ef": 101}}]}'), a));
+  assert.equal(parsed, 2);
 });

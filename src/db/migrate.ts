@@ -12,6 +12,7 @@ import m0003 from "../../migrations/0003_entries.sql" with { type: "text" };
 import m0004 from "../../migrations/0004_history.sql" with { type: "text" };
 import m0005 from "../../migrations/0005_slice_state.sql" with { type: "text" };
 import m0006 from "../../migrations/0006_jobs.sql" with { type: "text" };
+import m0007 from "../../migrations/0007_perf.sql" with { type: "text" };
 
 /** One migration: its file in `migrations/` and its SQL. */
 export interface Migration {
@@ -29,6 +30,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { file: "0004_history.sql", sql: m0004 },
   { file: "0005_slice_state.sql", sql: m0005 },
   { file: "0006_jobs.sql", sql: m0006 },
+  { file: "0007_perf.sql", sql: m0007 },
 ];
 
 /** The migration files, in the order they apply; the number prefix is the schema version. */

@@ -168,30 +168,6 @@ function emptyResult(
   };
 }
 
-/** The entries to recompute, chunk by chunk: the whole slice by id, or the targeted ids. */
-async function* entryChunks(
-  store: SliceStore,
-  dataEntryTypeId: number,
-  moduleIds: readonly number[],
-  chunkSize: number,
-  targetIds: readonly number[] | undefined,
-): AsyncGenerator<SliceEntry[]> {
-  if (targetIds) {
-    for (let i = 0; i < targetIds.length; i += chunkSize) {
-      yield await store.readEntriesById(targetIds.slice(i, i + chunkSize));
-    }
-    return;
-  }
-  if (moduleIds.length === 0) return;
-  let afterId = 0;
-  while (true) {
-    const entries = await store.readEntries(dataEntryTypeId, moduleIds, afterId, chunkSize);
-    if (entries.length === 0) return;
-    afterId = entries[entries.length - 1].id;
-    yield entries;
-  }
-}
-
 /**
  * Runs the rematch through a store that is already inside one transaction. A current slice
  * returns at once (`upToDate`); factor changes of existing numeric non-structural values read
@@ -265,9 +241,13 @@ export async function rematchSlice(
     }
     return tally;
   };
-  for await (const entries of entryChunks(store, det.id, moduleIds, chunkSize, targetIds)) {
+  // At most one chunk's writes in flight: they run on the server while the next chunk is
+  // computed (the connection runs statements in order, so reads and writes never mix up).
+  let writing: Promise<unknown> = Promise.resolve();
+
+  const chunks = moduleIds.length ? store.readSlice(det.id, moduleIds, chunkSize, targetIds) : [];
+  for await (const { entries, stored } of chunks) {
     options.signal?.throwIfAborted();
-    const stored = await store.readEmissions(entries.map((e) => e.id));
 
     const updates: { id: number; row: EmissionRow }[] = [];
     const replaceRowsOf: number[] = [];
@@ -344,14 +324,19 @@ export async function rematchSlice(
         factorIdAfter: plan.newLink ?? firstFactorId(computed.rows),
       });
     }
-    if (!dryRun && (updates.length || replaceRowsOf.length || relinks.length)) {
-      await store.writeChunk({ updates, replaceRowsOf, rows, relinks });
-    }
     if (!dryRun) {
-      await markChunk(store, { failed, computedIds, changedIds, vouched, hadPending });
+      await writing;
+      const write = updates.length || replaceRowsOf.length || relinks.length
+        ? store.writeChunk({ updates, replaceRowsOf, rows, relinks })
+        : undefined;
+      const mark = markChunk(store, { failed, computedIds, changedIds, vouched, hadPending });
+      writing = Promise.all([write, mark]);
+      // A failed write is seen where it is awaited; until then it must not count as unhandled.
+      writing.catch(() => {});
     }
     options.onProgress?.(result.entries, total);
   }
+  await writing;
   result.entriesRead = result.entries;
 
   result.affectedModuleIds = [...affected].sort((a, b) => a - b);

@@ -140,6 +140,13 @@ export interface SliceEntry {
   readonly data: EntryData;
 }
 
+/** Entries of the slice read together with their stored rows. */
+export interface SliceChunk {
+  readonly entries: readonly SliceEntry[];
+  /** Stored rows by entry id, in row id order (entries without rows are absent). */
+  readonly stored: ReadonlyMap<number, readonly StoredEmissionRow[]>;
+}
+
 /** One chunk's writes. */
 export interface ChunkWrite {
   /** Stored rows rewritten in place (same entry, same emission type): they keep their ids. */
@@ -163,16 +170,17 @@ export interface SliceStore {
   loadInputs(handler: Handler, dataEntryTypeId: number, year: number): Promise<ComputeInputs>;
   moduleIds(moduleTypeId: number, year: number, only?: readonly number[]): Promise<number[]>;
   countEntries(dataEntryTypeId: number, moduleIds: readonly number[]): Promise<number>;
-  /** Entries with id > afterId, in id order, at most `limit`. */
-  readEntries(
+  /**
+   * The slice's entries in id order with their stored rows, in chunks of about `chunkSize`
+   * entries (only `entryIds` of them, when given). A store may read the next chunk ahead while
+   * the caller works on this one.
+   */
+  readSlice(
     dataEntryTypeId: number,
     moduleIds: readonly number[],
-    afterId: number,
-    limit: number,
-  ): Promise<SliceEntry[]>;
-  /** These entries (of the slice), in id order. */
-  readEntriesById(ids: readonly number[]): Promise<SliceEntry[]>;
-  readEmissions(entryIds: readonly number[]): Promise<Map<number, StoredEmissionRow[]>>;
+    chunkSize: number,
+    entryIds?: readonly number[],
+  ): AsyncIterable<SliceChunk>;
   /** The slice (or, with `moduleIds`, those modules of it) compared with its recorded state. */
   compareState(
     handler: Handler,
@@ -195,6 +203,10 @@ export interface SliceStore {
   markEntries(marks: EntryMarks): Promise<void>;
   /** Records the slice's state after a rematch of the whole slice. */
   recordState(record: SliceStateRecord): Promise<void>;
+  /**
+   * Writes one chunk. The rematch does not wait for a write before computing the next chunk (it
+   * waits before the next write and at the end), so a store may let it run behind.
+   */
   writeChunk(write: ChunkWrite): Promise<{ updated: number; deleted: number; inserted: number }>;
   refreshModuleStats(moduleIds: readonly number[]): Promise<void>;
   /** Of these modules, the frozen ones (none when the store has no frozen modules). */

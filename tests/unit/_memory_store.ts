@@ -41,16 +41,21 @@ export function memoryStore(
     countEntries() {
       return Promise.resolve(store.entries.length);
     },
-    readEntries(_det, _modules, afterId, limit) {
-      return Promise.resolve(
-        store.entries.filter((e) => e.id > afterId).sort((a, b) => a.id - b.id).slice(0, limit),
-      );
-    },
-    readEntriesById(ids) {
-      const wanted = new Set(ids);
-      return Promise.resolve(
-        store.entries.filter((e) => wanted.has(e.id)).sort((a, b) => a.id - b.id),
-      );
+    async *readSlice(_det, _modules, chunkSize, entryIds) {
+      // Like the cursor: the slice as it was when the read began, in id order.
+      const wanted = entryIds && new Set(entryIds);
+      const sorted = store.entries.filter((e) => !wanted || wanted.has(e.id))
+        .sort((a, b) => a.id - b.id);
+      for (let i = 0; i < sorted.length; i += chunkSize) {
+        const entries = sorted.slice(i, i + chunkSize);
+        const stored = new Map<number, StoredEmissionRow[]>();
+        for (const e of entries) {
+          const rows = store.emissions.get(e.id);
+          if (rows) stored.set(e.id, [...rows]);
+        }
+        await Promise.resolve();
+        yield { entries, stored };
+      }
     },
     // No recorded state: every rematch reads the whole slice and records nothing.
     compareState() {
@@ -68,13 +73,6 @@ export function memoryStore(
     targetEntryIds: () => Promise.resolve([]),
     markEntries: () => Promise.resolve(),
     recordState: () => Promise.resolve(),
-    readEmissions(ids) {
-      return Promise.resolve(
-        new Map(
-          ids.flatMap((id) => (store.emissions.has(id) ? [[id, store.emissions.get(id)!]] : [])),
-        ),
-      );
-    },
     writeChunk(write) {
       if (store.failWrites) return Promise.reject(store.failWrites);
       store.calls.writes.push(write);

@@ -1,0 +1,28 @@
+// jsonbText must print exactly what the database prints for the same value stored as jsonb: the
+// rematch compares a computed meta with the stored one as text, and only falls back to a
+// value-by-value comparison when the texts differ.
+import assert from "node:assert/strict";
+import { dbTest, useTestDatabase } from "../_harness.ts";
+import { jsonbText } from "../../src/compute/emission_row.ts";
+
+const testDb = useTestDatabase();
+
+const VALUES: unknown[] = [
+  {},
+  [],
+  { bb: 1, a: 2, ab: 3, c: [true, false, null] },
+  { factors_used: [{ id: 12, values: { ef_kg_co2eq_per_km: 0.19, max_distance: 4000 } }] },
+  { x: { z: 1, y: [{ b: 1, a: 2 }, [], {}] } },
+  [0.1 + 0.2, 1 / 3, 2 / 3, 153.87840000000003, -0, 100, 1e21, 1e-7, -1.5e-7, 123e-20],
+  [Number.MAX_SAFE_INTEGER, 2 ** 53 + 2, 1.7976931348623157e308, 5e-324, 1.2345e25],
+  { text: 'quote " backslash \\ newline \n tab \t bell \u0007 del \u007f é ü 中 \u{1F600}' },
+  { é: 1, z: 2, ü: 3, zz: 4, "\uFF5A": 5, "\u{1F600}": 6, "": 7 },
+];
+
+dbTest(testDb, "jsonbText prints what the database prints for the value as jsonb", async (db) => {
+  for (const value of VALUES) {
+    const [row] = await db.sql<{ text: string }[]>`
+      select (${JSON.stringify(value)}::text)::jsonb::text as text`;
+    assert.equal(jsonbText(value), row.text, JSON.stringify(value));
+  }
+});
