@@ -1,5 +1,5 @@
 // Set-based writes of emission rows: a handful of statements whatever the number of entries.
-import type { EmissionRow } from "../compute/emission_row.ts";
+import type { EmissionRow, RowUpdate } from "../compute/emission_row.ts";
 import type { Queryable } from "./connection.ts";
 
 /** An emission row with the entry it belongs to. */
@@ -141,28 +141,41 @@ export async function loadEmissionsOf(
 }
 
 /**
- * Rewrites stored rows in place by id, in one UPDATE ... FROM unnest: they keep their ids, and
- * their emission type (rows are only paired within a type). Indexed columns that keep their value
- * leave the update HOT when the page has room (migration 0007 leaves room).
+ * Rewrites stored rows in place by id, in one UPDATE ... FROM unnest (two when some rows also
+ * change factor, additional value or scope): they keep their ids, and their emission type (rows
+ * are only paired within a type). Indexed columns that keep their value leave the update HOT when
+ * the page has room (migration 0007 leaves room).
  */
 export async function updateEmissionsInPlace(
   tx: Queryable,
-  updates: readonly { id: number; row: EmissionRow }[],
+  updates: readonly RowUpdate[],
 ): Promise<number> {
-  if (updates.length === 0) return 0;
-  const result = await tx`
-    update data_entry_emissions x set
-      primary_factor_id = u.f, kg_co2eq = u.kg, additional_value = u.a, scope = u.s, meta = j.m,
-      computed_at = now()
-    from unnest(
-      ${updates.map((u) => u.id)}::bigint[],
-      ${updates.map((u) => u.row.primaryFactorId)}::bigint[],
-      ${updates.map((u) => u.row.kgCo2eq)}::float8[],
-      ${updates.map((u) => u.row.additionalValue)}::float8[],
-      ${updates.map((u) => u.row.scope)}::smallint[]
-    ) with ordinality as u(id, f, kg, a, s, n)
-    join jsonb_array_elements(${metaArray(updates.map((u) => u.row))}::text::jsonb)
-      with ordinality as j(m, n) on j.n = u.n
-    where x.id = u.id`;
-  return result.count;
+  const short = updates.filter((u) => u.kgAndMetaOnly);
+  const full = short.length === updates.length ? [] : updates.filter((u) => !u.kgAndMetaOnly);
+  const [a, b] = await Promise.all([
+    short.length && tx`
+      update data_entry_emissions x set kg_co2eq = u.kg, meta = j.m, computed_at = now()
+      from unnest(
+        ${short.map((u) => u.id)}::bigint[],
+        ${short.map((u) => u.row.kgCo2eq)}::float8[]
+      ) with ordinality as u(id, kg, n)
+      join jsonb_array_elements(${metaArray(short.map((u) => u.row))}::text::jsonb)
+        with ordinality as j(m, n) on j.n = u.n
+      where x.id = u.id`,
+    full.length && tx`
+      update data_entry_emissions x set
+        primary_factor_id = u.f, kg_co2eq = u.kg, additional_value = u.a, scope = u.s, meta = j.m,
+        computed_at = now()
+      from unnest(
+        ${full.map((u) => u.id)}::bigint[],
+        ${full.map((u) => u.row.primaryFactorId)}::bigint[],
+        ${full.map((u) => u.row.kgCo2eq)}::float8[],
+        ${full.map((u) => u.row.additionalValue)}::float8[],
+        ${full.map((u) => u.row.scope)}::smallint[]
+      ) with ordinality as u(id, f, kg, a, s, n)
+      join jsonb_array_elements(${metaArray(full.map((u) => u.row))}::text::jsonb)
+        with ordinality as j(m, n) on j.n = u.n
+      where x.id = u.id`,
+  ]);
+  return (a ? a.count : 0) + (b ? b.count : 0);
 }
