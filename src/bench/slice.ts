@@ -4,12 +4,12 @@
 // classes on top of the fixtures so that a single factor covers about 1 % of the entries.
 import { fileURLToPath } from "node:url";
 import type { Database } from "../db/connection.ts";
-import { createEntries, type NewEntry } from "../db/entries.ts";
 import { importFactors } from "../db/factors.ts";
 import { type CsvTable, parseCsv, readCsvFile } from "../imports/csv.ts";
 import { getDataEntryType, MODULE_TYPES } from "../reference/enums.ts";
 import { catalogFromTables, generateEntries, SEED_DETS, type SeedDet } from "../seed/generate.ts";
 import { importSeedFixtures } from "../seed/seed.ts";
+import { writeEntryBatches } from "../seed/write.ts";
 
 /** The report year of every bench slice (its factor fixtures must exist). */
 export const BENCH_YEAR = 2025;
@@ -125,23 +125,23 @@ export async function seedBenchSlice(
   let written = 0;
   let computeErrors = 0;
   let warnings = 0;
-  let batch: NewEntry[] = [];
-  const flush = async () => {
-    const result = await db.sql.begin((tx) => createEntries(tx, batch));
-    if (result.rejected.length) {
-      throw new Error(`the generator wrote an invalid entry: ${result.rejected[0].message}`);
+  const limited = function* () {
+    for (const entry of generated) {
+      if (written === entries) return;
+      written++;
+      yield entry;
     }
-    computeErrors += result.computeErrors.length;
-    warnings += result.warnings.length;
-    batch = [];
   };
-  for (const entry of generated) {
-    if (written === entries) break;
-    batch.push(entry);
-    written++;
-    if (batch.length === WRITE_BATCH) await flush();
-  }
-  if (batch.length) await flush();
+  await writeEntryBatches(db, limited(), {
+    batchSize: WRITE_BATCH,
+    onBatch(_batch, result) {
+      if (result.rejected.length) {
+        throw new Error(`the generator wrote an invalid entry: ${result.rejected[0].message}`);
+      }
+      computeErrors += result.computeErrors.length;
+      warnings += result.warnings.length;
+    },
+  });
   const entrySeconds = (performance.now() - started) / 1000;
 
   const [row] = await db.sql<{ n: number }[]>`

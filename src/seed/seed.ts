@@ -2,7 +2,7 @@
 // streamed through the bulk write path (createEntries), one transaction per batch.
 import { fileURLToPath } from "node:url";
 import type { Database, Queryable } from "../db/connection.ts";
-import { createEntries, type NewEntry } from "../db/entries.ts";
+import type { NewEntry } from "../db/entries.ts";
 import { importFactors } from "../db/factors.ts";
 import { type UpsertCounts, upsertReference } from "../db/reference.ts";
 import type { ReferenceKind } from "../handlers/types.ts";
@@ -26,6 +26,7 @@ import {
   seedUnitCode,
 } from "./generate.ts";
 import { fixturesDir } from "./fixtures.ts";
+import { writeEntryBatches } from "./write.ts";
 
 const REFERENCE_KINDS: readonly ReferenceKind[] = ["locations", "rooms", "rates"];
 /** Factor files that cover a whole module (routing column per row) rather than one det. */
@@ -271,8 +272,8 @@ async function countSeeded(db: Database, unitCodes: readonly string[], year: num
 /**
  * Seeds a database with reproducible demo data: the reference fixtures (locations, rooms,
  * rates) and every factor fixture of the year in one transaction, then `units × entriesPerDet`
- * generated entries per det through {@linkcode createEntries}, `batchSize` per transaction, so
- * memory stays flat whatever the size. Refuses ({@linkcode SeedError}) a year without factor
+ * generated entries per det through the bulk write path, `batchSize` per transaction (module
+ * stats refreshed once at the end), so memory stays flat whatever the size. Refuses ({@linkcode SeedError}) a year without factor
  * fixtures and units that already have entries for the year.
  *
  * @example
@@ -328,25 +329,18 @@ export async function seedDatabase(db: Database, options: SeedOptions = {}): Pro
   let written = 0;
   let companionsCreated = 0;
   let emissionsInserted = 0;
-  const writeBatch = async (batch: NewEntry[]) => {
-    const result = await db.sql.begin((tx) => createEntries(tx, batch));
-    for (const p of result.rejected) note(batch[p.index], "rejected", p.message);
-    for (const p of result.computeErrors) note(batch[p.index], "computeErrors", p.message);
-    for (const p of result.warnings) note(batch[p.index], "warnings", p.message);
-    companionsCreated += result.companionsCreated;
-    emissionsInserted += result.emissionsInserted;
-    written += batch.length;
-    onProgress?.({ written, total });
-  };
-  let batch: NewEntry[] = [];
-  for (const entry of entries) {
-    batch.push(entry);
-    if (batch.length === batchSize) {
-      await writeBatch(batch);
-      batch = [];
-    }
-  }
-  if (batch.length) await writeBatch(batch);
+  await writeEntryBatches(db, entries, {
+    batchSize,
+    onBatch(batch, result) {
+      for (const p of result.rejected) note(batch[p.index], "rejected", p.message);
+      for (const p of result.computeErrors) note(batch[p.index], "computeErrors", p.message);
+      for (const p of result.warnings) note(batch[p.index], "warnings", p.message);
+      companionsCreated += result.companionsCreated;
+      emissionsInserted += result.emissionsInserted;
+      written += batch.length;
+      onProgress?.({ written, total });
+    },
+  });
 
   const stored = new Map((await countSeeded(db, unitCodes, year)).map((r) => [r.det, r]));
   const perDet = listDataEntryTypes()
