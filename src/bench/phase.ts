@@ -1,6 +1,7 @@
 // One timed phase of the bench, run in a fresh Deno process so that its peak RSS is its own
 // (nothing left over from seeding or from an earlier phase): the parent hands the phase over
 // as JSON, the child opens the case's database, times the work and prints one JSON line.
+import process from "node:process";
 import { fileURLToPath } from "node:url";
 import type { Database } from "../db/connection.ts";
 import { runFactorsImport } from "../cli/factors.ts";
@@ -78,11 +79,16 @@ export type PhaseSpec =
   }
   | { readonly kind: "factor-import"; readonly target: BenchTarget; readonly file: string };
 
-/** Time spent in one part of the rematch (`--profile`). */
+/**
+ * Time spent in one part of the rematch (`--profile`). The parts without `overlapping` add up to
+ * the rematch's time; the overlapping ones (work done meanwhile: the writes on the server while
+ * the next chunk is computed, the CPU of each process) do not.
+ */
 export interface ProfilePart {
   readonly part: string;
   readonly seconds: number;
   readonly calls: number;
+  readonly overlapping?: true;
 }
 
 /** A rematch result without its long lists (their lengths are the counts). */
@@ -155,7 +161,7 @@ export function startPeakRss(): { method: string; stop(): number } {
 
 // ---- the rematch, optionally profiled ---------------------------------------------------------
 
-/** Which part of the rematch each store method is. */
+/** Which part of the rematch each store method is (the others count as their own part). */
 const PART_OF: Readonly<Record<string, string>> = {
   lockSlice: "setup",
   loadInputs: "setup",
@@ -164,73 +170,137 @@ const PART_OF: Readonly<Record<string, string>> = {
   compareState: "slice state",
   recordedFactors: "slice state",
   targetEntryIds: "slice state",
-  readEntries: "read entries",
-  readEntriesById: "read entries",
-  readEmissions: "read emissions",
-  writeChunk: "write",
-  markEntries: "write",
   refreshModuleStats: "stats",
   recordState: "slice state",
 };
 
-/** Wraps every method of the store so that the time until its promise settles is added up. */
-function timedStore(store: SliceStore, spent: Map<string, { ms: number; calls: number }>) {
+interface Spent {
+  ms: number;
+  calls: number;
+}
+
+/**
+ * Wraps the store to see where the rematch waits: for each chunk to arrive ("read"), for the
+ * other calls (by part). Writes are not waited for when sent: they run on the server while the
+ * next chunk is computed, and "writes in flight" adds up their times (overlapping the rest).
+ */
+function timedStore(store: SliceStore, spent: Map<string, Spent>): SliceStore {
+  const add = (part: string, ms: number) => {
+    const s = spent.get(part) ?? { ms: 0, calls: 0 };
+    s.ms += ms;
+    s.calls++;
+    spent.set(part, s);
+  };
   return new Proxy(store, {
     get(target, property, receiver) {
       const value = Reflect.get(target, property, receiver);
       if (typeof value !== "function") return value;
+      if (property === "readSlice") {
+        return (...args: Parameters<SliceStore["readSlice"]>) => ({
+          [Symbol.asyncIterator]() {
+            const chunks = target.readSlice(...args)[Symbol.asyncIterator]();
+            return {
+              async next() {
+                const started = performance.now();
+                try {
+                  return await chunks.next();
+                } finally {
+                  add("read", performance.now() - started);
+                }
+              },
+              return: () => chunks.return?.() ?? Promise.resolve({ done: true, value: undefined }),
+            };
+          },
+        });
+      }
+      if (property === "writeChunk" || property === "markEntries") {
+        // Sent without waiting: they run on the server while the next chunk is computed.
+        return (...args: unknown[]) => {
+          const sent = performance.now();
+          const write = value.apply(target, args) as Promise<unknown>;
+          write.then(() => add("writes in flight", performance.now() - sent), () => {});
+          return write;
+        };
+      }
       const part = PART_OF[String(property)] ?? String(property);
       return async (...args: unknown[]) => {
         const started = performance.now();
         try {
           return await value.apply(target, args);
         } finally {
-          const s = spent.get(part) ?? { ms: 0, calls: 0 };
-          s.ms += performance.now() - started;
-          s.calls++;
-          spent.set(part, s);
+          add(part, performance.now() - started);
         }
       };
     },
   });
 }
 
+const CPU_TICK_MS = 10;
+
+/** CPU time (user + system) of a local process, or undefined (no /proc, or not this machine). */
+function processCpuMs(pid: number): number | undefined {
+  try {
+    const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * CPU_TICK_MS;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The rematch with each part timed: the product's store and workflow (rematchSlice over
  * createPgSliceStore in one transaction, as recalculateForDataEntryType runs them), the store
- * wrapped. "compute/compare" is the workflow's time outside the store's calls.
+ * wrapped. "compute/compare" is the rest of the workflow's time: computing, comparing and, when
+ * the server is the slower side, waiting for the previous chunk's writes before sending the next.
+ * Then, overlapping: the writes' time on the connection, the CPU of this process and, when the
+ * server runs on this machine, of its backend process.
  */
 async function profiledRematch(db: Database, det: string, full: boolean) {
-  const spent = new Map<string, { ms: number; calls: number }>();
+  const spent = new Map<string, Spent>();
   const started = performance.now();
+  const cpuBefore = process.cpuUsage();
   let inside = 0;
+  let serverCpu: number | undefined;
   const result = await db.sql.begin(async (tx) => {
+    const [{ pid }] = await tx<{ pid: number }[]>`select pg_backend_pid() as pid`;
+    const serverBefore = db.kind === "server" ? processCpuMs(pid) : undefined;
     const result = await rematchSlice(timedStore(createPgSliceStore(tx), spent), {
       dataEntryType: det,
       year: BENCH_YEAR,
       full,
     });
     inside = performance.now() - started;
+    const serverAfter = serverBefore === undefined ? undefined : processCpuMs(pid);
+    serverCpu = serverAfter === undefined ? undefined : serverAfter - serverBefore!;
     return result;
   });
   const total = performance.now() - started;
-  const storeMs = [...spent.values()].reduce((sum, s) => sum + s.ms, 0);
-  const part = (name: string, ms: number, calls: number) => ({
+  const cpu = process.cpuUsage(cpuBefore);
+  const part = (name: string, ms: number, calls: number, overlapping?: true): ProfilePart => ({
     part: name,
     seconds: ms / 1000,
     calls,
+    ...(overlapping ? { overlapping } : {}),
   });
-  const known = ["setup", "read entries", "read emissions", "write", "stats"];
+  const waited = [...spent].filter(([name]) => name !== "writes in flight");
+  const waitedMs = waited.reduce((sum, [, s]) => sum + s.ms, 0);
   const listed = (names: readonly string[]) =>
     names.filter((n) => spent.has(n)).map((n) => part(n, spent.get(n)!.ms, spent.get(n)!.calls));
-  const parts: ProfilePart[] = [
-    ...listed(known.slice(0, 3)),
-    part("compute/compare", inside - storeMs, 0),
-    ...listed(known.slice(3)),
-    ...listed([...spent.keys()].filter((n) => !known.includes(n))),
-    part("begin/commit", total - inside, 1),
-  ];
-  return { result, parts };
+  const known = ["setup", "slice state", "read", "stats", "writes in flight"];
+  const inFlight = spent.get("writes in flight");
+  return {
+    result,
+    parts: [
+      ...listed(["setup", "slice state", "read"]),
+      part("compute/compare", inside - waitedMs, 0),
+      ...listed(["stats"]),
+      ...listed(waited.map(([n]) => n).filter((n) => !known.includes(n))),
+      part("begin/commit", total - inside, 1),
+      ...(inFlight ? [part("writes in flight", inFlight.ms, inFlight.calls, true)] : []),
+      part("client CPU", (cpu.user + cpu.system) / 1000, 1, true),
+      ...(serverCpu === undefined ? [] : [part("server CPU", serverCpu, 1, true)]),
+    ],
+  };
 }
 
 function summarize(result: RematchResult): RematchSummary {

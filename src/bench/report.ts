@@ -1,6 +1,7 @@
 // How a bench run is printed: a text table per case, or the Markdown table of the README.
 import { formatTable } from "../cli/table.ts";
 import type { BenchCase, BenchReport, BenchTiming } from "./run.ts";
+import type { ProfilePart } from "./phase.ts";
 
 const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
 const mb = (bytes: number) => Math.round(bytes / 2 ** 20);
@@ -63,10 +64,13 @@ function describeChecks(c: BenchCase): string[] {
 }
 
 function describeProfiles(c: BenchCase): string[] {
-  return c.timings.filter((t) => t.profile).map((t) =>
-    `profile of "${t.label}": ` +
-    t.profile!.map((p) => `${p.part} ${round(p.seconds, 3)} s`).join(" · ")
-  );
+  const parts = (list: readonly ProfilePart[]) =>
+    list.map((p) => `${p.part} ${round(p.seconds, 3)} s`).join(" · ");
+  return c.timings.filter((t) => t.profile).map((t) => {
+    const overlapping = t.profile!.filter((p) => p.overlapping);
+    return `profile of "${t.label}": ` + parts(t.profile!.filter((p) => !p.overlapping)) +
+      (overlapping.length ? ` (meanwhile: ${parts(overlapping)})` : "");
+  });
 }
 
 function machineLine(report: BenchReport): string {

@@ -32,8 +32,9 @@ process, which gives its peak RSS.
                         rematch (the slice knows it is current) and the forced full no-op
                         (--full); one-percent = one factor covering about 1 % of the entries
   --quick               ${QUICK_ENTRIES} entries per det, a small import: what the test suite runs
-  --profile             time the rematch's parts (read entries, read emissions, compute/compare,
-                        write, stats)
+  --profile             where each rematch spends its time: setup, waiting for chunks (read),
+                        compute/compare, waiting for writes, stats; and meanwhile the writes in
+                        flight and the CPU of the client and (local server) of its backend
   --baseline-sample N   the baseline runs on at most N entries, extrapolated beyond (default 20000)
   --import-rows N       rows of the factor CSV import measurement (default 50000; 0 skips it)
   --json                the measurements as one JSON document

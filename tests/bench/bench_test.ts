@@ -51,13 +51,13 @@ Deno.test({
       }
       for (const what of ["rematch", "forced full no-op", "one-percent"]) {
         const parts = c.timings.find((t) => t.what === what)!.profile!.map((p) => p.part);
-        for (const part of ["read entries", "read emissions", "compute/compare", "slice state"]) {
+        for (const part of ["setup", "read", "compute/compare", "slice state", "client CPU"]) {
           assert.ok(parts.includes(part), `${c.det} ${what}: profile has ${part}`);
         }
       }
       // The no-op read the slice state and nothing else.
       const noopParts = c.timings.find((t) => t.what === "no-op")!.profile!.map((p) => p.part);
-      assert.ok(!noopParts.includes("read entries"), `${c.det} no-op: ${noopParts}`);
+      assert.ok(!noopParts.includes("read"), `${c.det} no-op: ${noopParts}`);
       assert.ok(noopParts.includes("slice state"), `${c.det} no-op: ${noopParts}`);
       assertConsistent(c);
     }
