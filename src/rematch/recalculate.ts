@@ -24,7 +24,6 @@ import type {
   RematchModuleResult,
   RematchOptions,
   RematchResult,
-  SliceEntry,
   SliceStore,
 } from "./types.ts";
 
