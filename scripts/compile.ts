@@ -72,7 +72,9 @@ if (import.meta.main) {
     Deno.exit(1);
   }
   const hadBin = existsSync(join(ROOT, "bin"));
-  const args = ["compile", "-A", "--quiet", "--output", OUTPUT, "src/cli/main.ts"];
+  // The rematch's V8 flags, as in the tasks of deno.json (see REMATCH_V8_FLAGS in src/bench/phase.ts).
+  const v8 = "--v8-flags=--max-semi-space-size=8";
+  const args = ["compile", "-A", v8, "--quiet", "--output", OUTPUT, "src/cli/main.ts"];
   const compiled = await new Deno.Command(Deno.execPath(), { args, cwd: ROOT }).output();
   if (!compiled.success) {
     // deno compile makes bin/ before it fails: leave nothing behind.

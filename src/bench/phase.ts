@@ -405,6 +405,14 @@ async function importTwice(db: Database, file: string): Promise<PhaseDetails["fa
 
 const CONFIG = fileURLToPath(new URL("../../deno.json", import.meta.url));
 
+/**
+ * The V8 flags the rematch runs with in the tasks of deno.json (`rematch`, `factors`, `demo`,
+ * `compile`), so that each phase measures the rematch as shipped: semi-spaces of 8 MB keep V8 from
+ * growing its young generation to 64 MB under the rematch's allocation rate (no faster, only more
+ * memory).
+ */
+export const REMATCH_V8_FLAGS = "--max-semi-space-size=8";
+
 /** Runs one phase in a fresh Deno process (`<entrypoint> --phase JSON`) and returns its outcome. */
 export async function runPhase<K extends PhaseSpec["kind"]>(
   hooks: BenchHooks,
@@ -419,7 +427,7 @@ export async function runPhase<K extends PhaseSpec["kind"]>(
       "-A",
       "--config",
       CONFIG,
-      "--v8-flags=--expose-gc",
+      `--v8-flags=--expose-gc,${REMATCH_V8_FLAGS}`,
       entrypoint,
       "--phase",
       JSON.stringify(spec),

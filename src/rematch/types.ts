@@ -34,7 +34,7 @@ export interface RematchOptions {
    * @default false
    */
   full?: boolean;
-  /** Entries per chunk (read, compute, write). @default 5000 */
+  /** Entries per chunk (read, compute, write). @default 1000 */
   chunkSize?: number;
   /** Called after each chunk with entries done and the slice total. */
   onProgress?: (done: number, total: number) => void;

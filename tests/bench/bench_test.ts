@@ -2,6 +2,7 @@
 // results are consistent. Nothing here looks at a timing.
 import assert from "node:assert/strict";
 import { CHANGE_FACTOR } from "../../src/bench/changes.ts";
+import { REMATCH_V8_FLAGS } from "../../src/bench/phase.ts";
 import { formatBenchMarkdown, formatBenchText } from "../../src/bench/report.ts";
 import { type BenchCase, consistencyProblems, runBench } from "../../src/bench/run.ts";
 import { benchCommand } from "../../src/cli/bench.ts";
@@ -198,5 +199,14 @@ Deno.test("bench usage: bad sizes, dets and changes are refused with exit code 2
     const { code, err } = await runCli(command, [...argv]);
     assert.equal(code, 2, argv.join(" "));
     assert.match(err, message);
+  }
+});
+
+Deno.test("bench phases run with the V8 flags of the tasks that rematch", async () => {
+  const config = JSON.parse(
+    await Deno.readTextFile(new URL("../../deno.json", import.meta.url)),
+  ) as { tasks: Record<string, string> };
+  for (const task of ["rematch", "factors", "demo", "compile"]) {
+    assert.match(config.tasks[task], new RegExp(`--v8-flags=${REMATCH_V8_FLAGS}( |$)`), task);
   }
 });
