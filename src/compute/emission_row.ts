@@ -21,9 +21,12 @@ export interface EmissionRow {
  * compared with the other row's meta without being parsed into objects.
  */
 export function sameRow(a: EmissionRow, b: EmissionRow): boolean {
+  return sameButMeta(a, b) && sameMeta(a, b);
+}
+
+function sameButMeta(a: EmissionRow, b: EmissionRow): boolean {
   return a.emissionTypeId === b.emissionTypeId && a.primaryFactorId === b.primaryFactorId &&
-    a.kgCo2eq === b.kgCo2eq && a.additionalValue === b.additionalValue && a.scope === b.scope &&
-    sameMeta(a, b);
+    a.kgCo2eq === b.kgCo2eq && a.additionalValue === b.additionalValue && a.scope === b.scope;
 }
 
 function sameMeta(a: EmissionRow, b: EmissionRow): boolean {
@@ -238,6 +241,28 @@ export function planRowUpdates(
     changed.forEach((row, i) => updates.push(rowUpdate(unpaired[i], row)));
   }
   return updates;
+}
+
+/**
+ * The stored rows whose meta {@linkcode planRowUpdates} would compare: those some computed row of
+ * the same type matches in every other field (when the shapes agree). The meta of the others is
+ * never looked at, so it need not be read.
+ */
+export function rowsDecidedByMeta<T extends EmissionRow>(
+  stored: readonly T[],
+  computed: readonly EmissionRow[],
+): T[] {
+  if (stored.length !== computed.length || stored.length === 0) return [];
+  if (stored.length === 1) return sameButMeta(stored[0], computed[0]) ? [stored[0]] : [];
+  const storedByType = groupByType(stored);
+  const computedByType = groupByType(computed);
+  if (storedByType.size !== computedByType.size) return [];
+  for (const [type, rows] of computedByType) {
+    if (storedByType.get(type)?.length !== rows.length) return [];
+  }
+  return stored.filter((old) =>
+    computedByType.get(old.emissionTypeId)!.some((row) => sameButMeta(old, row))
+  );
 }
 
 function groupByType<T extends EmissionRow>(rows: readonly T[]): Map<number, T[]> {

@@ -3,6 +3,7 @@ import {
   type EmissionRow,
   type IdentifiedRow,
   planRowUpdates,
+  rowsDecidedByMeta,
   sameJsonText,
   sameRow,
 } from "./emission_row.ts";
@@ -134,4 +135,17 @@ Deno.test("sameRow: a stored row's meta text is compared without parsing it (1.0
   assert.ok(sameRow(a, storedAs('{"factors_used": [{"id": 1, "values": {"ef": 100.0}}]}')));
   assert.ok(!sameRow(storedAs('{"factors_used": [{"id": 1, "values": {"ef": 101}}]}'), a));
   assert.equal(parsed, 0);
+});
+
+Deno.test("rowsDecidedByMeta: the stored rows some computed row matches but for its meta", () => {
+  const old = [stored(1, row(10001, 100)), stored(2, row(20001, 25)), stored(3, row(40000, 125))];
+  // Only food changed: waste matches in every field but meta, so its meta decides; food's kg
+  // already differs, and so does the rollup's.
+  const computed = [row(10001, 200), row(20001, 25), row(40000, 225)];
+  assert.deepEqual(rowsDecidedByMeta(old, computed).map((r) => r.id), [2]);
+  assert.deepEqual(rowsDecidedByMeta(old, old).map((r) => r.id), [1, 2, 3]);
+  // Another shape is a replacement: no meta is compared.
+  assert.deepEqual(rowsDecidedByMeta(old, computed.slice(0, 2)), []);
+  assert.deepEqual(rowsDecidedByMeta([stored(7, row(10001, 100))], [row(20001, 100)]), []);
+  assert.deepEqual(rowsDecidedByMeta([stored(7, row(10001, 100))], [row(10001, 100)]).length, 1);
 });

@@ -17,7 +17,10 @@ export interface StoredEmissionRow extends EmissionRow {
   readonly dataEntryId: number;
 }
 
-/** A stored row's columns as read, meta as its jsonb text (null when the column is null). */
+/**
+ * A stored row's columns as read, meta as its jsonb text (null when the column is null, undefined
+ * when it was not read).
+ */
 export interface StoredRowColumns {
   readonly id: number;
   readonly dataEntryId: number;
@@ -26,15 +29,16 @@ export interface StoredRowColumns {
   readonly kgCo2eq: number;
   readonly additionalValue: number | null;
   readonly scope: number | null;
-  readonly metaText: string | null;
+  readonly metaText: string | null | undefined;
 }
 
 /**
  * A stored row from its columns. A null meta reads as `{}`. Most rows are only compared (by
- * their text) and never need their meta as an object: it is parsed on first use.
+ * their text) and never need their meta as an object: it is parsed on first use. A row read
+ * without its meta throws when asked for it: whoever compares metas must read them first.
  */
 export function storedEmissionRow(columns: StoredRowColumns): StoredEmissionRow {
-  const text = columns.metaText ?? "{}";
+  const text = columns.metaText === undefined ? undefined : columns.metaText ?? "{}";
   let meta: Record<string, unknown> | undefined;
   return {
     id: columns.id,
@@ -46,6 +50,7 @@ export function storedEmissionRow(columns: StoredRowColumns): StoredEmissionRow 
     scope: columns.scope,
     metaText: text,
     get meta() {
+      if (text === undefined) throw new Error(`emission row ${columns.id}: its meta was not read`);
       return meta ??= JSON.parse(text) as Record<string, unknown>;
     },
   };

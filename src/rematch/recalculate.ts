@@ -6,8 +6,13 @@ import {
   type EntryComputation,
   LINK_KEY,
 } from "../compute/compute_entry.ts";
-import { type EmissionRow, type IdentifiedRow, planRowUpdates } from "../compute/emission_row.ts";
-import type { EntryEmissionRow } from "../db/emissions.ts";
+import {
+  type EmissionRow,
+  type IdentifiedRow,
+  planRowUpdates,
+  rowsDecidedByMeta,
+} from "../compute/emission_row.ts";
+import type { EntryEmissionRow, StoredEmissionRow } from "../db/emissions.ts";
 import { getHandler } from "../handlers/mod.ts";
 import { EntryComputeError, type EntryData, type Handler } from "../handlers/types.ts";
 import { ROLLUP_EMISSION_TYPE_IDS } from "../reference/emission_types.ts";
@@ -24,6 +29,8 @@ import type {
   RematchModuleResult,
   RematchOptions,
   RematchResult,
+  SliceChunk,
+  SliceEntry,
   SliceStore,
 } from "./types.ts";
 
@@ -61,14 +68,47 @@ interface EntryPlan {
   readonly rowsChanged: boolean;
 }
 
-/** Computes one entry and compares it with its stored rows; throws for a per-entry failure. */
+/** An entry's computation, or what it failed with. */
+type Computed = { readonly computation: EntryComputation } | { readonly error: unknown };
+
+/**
+ * Computes every entry of a chunk before comparing any, so that the meta of exactly the stored
+ * rows the comparison will look at is read at once (when the chunk came without it).
+ */
+async function computeChunk(
+  handler: Handler,
+  chunk: SliceChunk,
+  inputs: ComputeInputs,
+): Promise<Map<number, Computed>> {
+  const computed = new Map<number, Computed>();
+  const decided: StoredEmissionRow[] = [];
+  for (const entry of chunk.entries) {
+    try {
+      const computation = computeEntry(handler, entry.data, inputs);
+      computed.set(entry.id, { computation });
+      const oldRows = chunk.stored.get(entry.id);
+      if (oldRows) decided.push(...rowsDecidedByMeta(oldRows, computation.rows));
+    } catch (error) {
+      computed.set(entry.id, { error });
+    }
+  }
+  await chunk.needMeta?.(decided);
+  return computed;
+}
+
+/**
+ * Computes one entry (unless given its computation) and compares it with its stored rows; throws
+ * for a per-entry failure.
+ */
 function planEntry(
   handler: Handler,
   data: EntryData,
   oldRows: readonly IdentifiedRow[],
   inputs: ComputeInputs,
+  known?: Computed,
 ): EntryPlan {
-  const computed = computeEntry(handler, data, inputs);
+  if (known && "error" in known) throw known.error;
+  const computed = known?.computation ?? computeEntry(handler, data, inputs);
   const oldLink = linkOf(data);
   const newLink = linkOf(computed.data);
   const inPlace = planRowUpdates(oldRows, computed.rows);
@@ -247,8 +287,10 @@ export async function rematchSlice(
   let writing: Promise<unknown> = Promise.resolve();
 
   const chunks = moduleIds.length ? store.readSlice(det.id, moduleIds, chunkSize, targetIds) : [];
-  for await (const { entries, stored } of chunks) {
+  for await (const chunk of chunks) {
     options.signal?.throwIfAborted();
+    const { entries, stored } = chunk;
+    const computations = await computeChunk(handler, chunk, inputs);
 
     const updates: { id: number; row: EmissionRow }[] = [];
     const replaceRowsOf: number[] = [];
@@ -265,12 +307,12 @@ export async function rematchSlice(
       const tally = moduleOf(entry.moduleId);
       tally.kgBefore += oldKg;
       if (tally.frozen) {
-        holdFrozenEntry(handler, entry, oldRows, inputs, result, tally, diff);
+        holdFrozenEntry(handler, entry, oldRows, inputs, result, tally, diff, computations);
         continue;
       }
       let plan: EntryPlan;
       try {
-        plan = planEntry(handler, entry.data, oldRows, inputs);
+        plan = planEntry(handler, entry.data, oldRows, inputs, computations.get(entry.id));
       } catch (error) {
         // Per-entry isolation: whatever went wrong computing or comparing this entry, it keeps
         // its data and rows and the others go on. (Database errors happen outside this loop.)
@@ -417,6 +459,7 @@ function holdFrozenEntry(
   result: RematchResult,
   tally: RematchModuleResult,
   diff: RematchDiffEntry[] | undefined,
+  computations: ReadonlyMap<number, Computed>,
 ): void {
   const oldKg = leafKg(oldRows);
   result.frozen++;
@@ -424,7 +467,7 @@ function holdFrozenEntry(
   tally.kgAfter += oldKg;
   let plan: EntryPlan;
   try {
-    plan = planEntry(handler, entry.data, oldRows, inputs);
+    plan = planEntry(handler, entry.data, oldRows, inputs, computations.get(entry.id));
   } catch {
     return;
   }

@@ -145,6 +145,12 @@ export interface SliceChunk {
   readonly entries: readonly SliceEntry[];
   /** Stored rows by entry id, in row id order (entries without rows are absent). */
   readonly stored: ReadonlyMap<number, readonly StoredEmissionRow[]>;
+  /**
+   * Called once per chunk with the stored rows whose meta the comparison will look at: reads the
+   * meta of those that came without it (the map then holds rows that have it). A store that
+   * always reads meta along need not have it.
+   */
+  needMeta?(rows: readonly StoredEmissionRow[]): Promise<void>;
 }
 
 /** One chunk's writes. */

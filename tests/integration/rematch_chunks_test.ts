@@ -6,7 +6,7 @@ import { dbTest, useTestDatabase } from "../_harness.ts";
 import { createPgSliceStore } from "../../src/rematch/pg_store.ts";
 import { rematchSlice } from "../../src/rematch/recalculate.ts";
 import type { RematchResult } from "../../src/rematch/types.ts";
-import { createTestEntries, emissionRows, importFactorText } from "./_slice.ts";
+import { createTestEntries, emissionRows, importFactorText, IT_HEADER } from "./_slice.ts";
 
 const testDb = useTestDatabase();
 const HEADCOUNT_HEADER =
@@ -77,5 +77,66 @@ dbTest(
     }
     // Rolled back every time: the stored rows are as before.
     assert.deepEqual(await emissionRows(db.sql, ids), before);
+  },
+);
+
+const IT_FACTORS = (laptopEf: number) =>
+  `${IT_HEADER}\nLaptop,Standard,100,10,40,128,${laptopEf}\nDesktop,Standard,200,20,40,128,0.1\n`;
+
+dbTest(
+  testDb,
+  "meta is read where the comparison needs it, as runs of unchanged and changed entries alternate",
+  async (db) => {
+    await importFactorText(db, "it", 2025, IT_FACTORS(0.1));
+    const item = (equipment_class: string) => ({
+      name: "pc",
+      equipment_class,
+      sub_class: "Standard",
+    });
+    // Runs of entries: unchanged desktops (the meta decides), changed laptops (the kg does).
+    const classes = [
+      ...Array(5).fill("Desktop"),
+      ...Array(6).fill("Laptop"),
+      ...Array(5).fill("Desktop"),
+      ...Array(3).fill("Laptop"),
+    ];
+    const ids = await createTestEntries(db, "it", 2025, classes.map(item));
+    const before = await emissionRows(db.sql, ids);
+    await importFactorText(db, "it", 2025, IT_FACTORS(0.2));
+    const laptops = new Set(ids.filter((_, i) => classes[i] === "Laptop"));
+
+    for (const chunkSize of [1, 2, 3, 100]) {
+      let result: RematchResult | undefined;
+      let after: Awaited<ReturnType<typeof emissionRows>> = [];
+      await assert.rejects(() =>
+        db.sql.begin(async (tx) => {
+          result = await rematchSlice(createPgSliceStore(tx), {
+            dataEntryType: "it",
+            year: 2025,
+            chunkSize,
+            full: true,
+          });
+          after = await emissionRows(tx, ids);
+          throw new Rollback();
+        }), Rollback);
+      const r = result!;
+      assert.deepEqual(
+        [r.entries, r.unchanged, r.errors, r.emissionsUpdated],
+        [19, 10, 0, 9],
+        `chunk ${chunkSize}`,
+      );
+      for (const [i, row] of after.entries()) {
+        const old = before[i];
+        assert.equal(row.id, old.id);
+        if (laptops.has(row.data_entry_id)) {
+          // 100 W × 40 h + 10 W × 128 h, × 52 / 1000, ef 0.2.
+          assert.ok(Math.abs(row.kg_co2eq - 5280 * 52 / 1000 * 0.2) < 1e-9, `chunk ${chunkSize}`);
+        } else {assert.deepEqual(
+            row,
+            old,
+            `chunk ${chunkSize}: desktop ${row.data_entry_id} untouched`,
+          );}
+      }
+    }
   },
 );

@@ -1,0 +1,192 @@
+// Reading a slice for the rematch: one pass of a cursor over its entries, each with its stored
+// rows, in chunks, one FETCH ahead of the caller. A row's meta is read only when the comparison
+// needs it: the cursor leaves it out while the caller mostly needs none (most rows changed in
+// another field), and reads it along while it mostly does (most rows unchanged).
+import { type StoredEmissionRow, storedEmissionRow } from "../db/emissions.ts";
+import type { Queryable } from "../db/connection.ts";
+import type { EntryData } from "../handlers/types.ts";
+import type { SliceChunk, SliceEntry } from "./types.ts";
+
+/** A FETCH row: an entry with one of its stored rows (or none). */
+interface SliceRow {
+  id: number;
+  module_id: number;
+  data: string;
+  row_id: number | null;
+  emission_type_id: number;
+  primary_factor_id: number | null;
+  kg_co2eq: number;
+  additional_value: number | null;
+  scope: number | null;
+  meta: string | null;
+}
+
+/** What the slice reader needs to know of a cursor. */
+interface Cursor {
+  readonly name: string;
+  readonly withMeta: boolean;
+}
+
+let cursors = 0;
+
+// The share of a chunk's rows whose meta decided above which the cursor reads meta along, and
+// below which it leaves it out (in between it keeps its way).
+const READ_META_ABOVE = 0.5;
+const SKIP_META_BELOW = 0.2;
+
+/**
+ * The slice in one pass: a cursor over its entries in id order (all of them, or only
+ * `entryIds`), each joined to its stored rows (one index probe per entry, whatever else the table
+ * holds), fetched `chunkSize` rows at a time. An entry's rows always come in the same chunk. The
+ * next FETCH is sent before a chunk is handed over, so the server reads it while the caller
+ * computes (and while the caller's writes, queued on the same connection, run). A cursor sees the
+ * slice as it was when declared: the rematch's own writes never show up in it, and a cursor
+ * declared later (to read meta along, or not) starts after the last entry handed over.
+ */
+export async function* readSlice(
+  tx: Queryable,
+  detId: number,
+  moduleIds: readonly number[],
+  chunkSize: number,
+  entryIds?: readonly number[],
+): AsyncGenerator<SliceChunk> {
+  if (moduleIds.length === 0 || entryIds?.length === 0) return;
+  const size = Math.max(1, Math.floor(chunkSize));
+  const only = entryIds ? tx`and d.id = any(${[...entryIds]}::bigint[])` : tx``;
+  const open = (afterId: number, withMeta: boolean): Cursor => {
+    const name = `rematch_slice_${++cursors}`;
+    const meta = withMeta ? tx`e.meta::text` : tx`null::text`;
+    // `offset 0` keeps the lateral subquery a per-entry index probe: a merge join would walk the
+    // emission rows of every det.
+    tx`
+      declare ${tx(name)} no scroll cursor for
+      select d.id, d.carbon_report_module_id as module_id, d.data::text as data,
+        x.id as row_id, x.emission_type_id, x.primary_factor_id, x.kg_co2eq, x.additional_value,
+        x.scope, x.meta
+      from data_entries d
+      left join lateral (
+        select e.id, e.emission_type_id, e.primary_factor_id, e.kg_co2eq, e.additional_value,
+          e.scope, ${meta} as meta
+        from data_entry_emissions e where e.data_entry_id = d.id offset 0
+      ) x on true
+      where d.data_entry_type_id = ${detId} and d.carbon_report_module_id = any(${[
+      ...moduleIds,
+    ]}::bigint[]) and d.id > ${afterId} ${only}
+      order by d.id`.catch(() => {}); // A failure shows in the FETCH that follows.
+    return { name, withMeta };
+  };
+  const fetch = (cursor: Cursor) => {
+    const rows = tx.unsafe<SliceRow[]>(`fetch forward ${size} from ${cursor.name}`);
+    // A failed FETCH is seen where it is awaited; until then it must not count as unhandled.
+    rows.catch(() => {});
+    return rows;
+  };
+
+  let cursor = open(0, true);
+  let next = fetch(cursor);
+  let held: SliceRow[] = [];
+  let lastId = 0;
+  // How much of the last chunk's meta decided, as the caller reported it.
+  const usage = { rows: 0, decided: 0 };
+  while (true) {
+    const fetched = await next;
+    const from = cursor;
+    const last = fetched.length < size;
+    let rows = held.length ? [...held, ...fetched] : fetched;
+    held = [];
+    if (!last && rows.length) {
+      // The last entry's rows may go on in the next FETCH: it waits for them.
+      const lastEntry = rows[rows.length - 1].id;
+      let cut = rows.length;
+      while (cut > 0 && rows[cut - 1].id === lastEntry) cut--;
+      held = rows.slice(cut);
+      rows = rows.slice(0, cut);
+    }
+    if (rows.length) lastId = rows[rows.length - 1].id;
+    if (!last) {
+      const share = usage.rows ? usage.decided / usage.rows : undefined;
+      const withMeta = share === undefined
+        ? cursor.withMeta
+        : share > READ_META_ABOVE || (cursor.withMeta && share >= SKIP_META_BELOW);
+      if (withMeta !== cursor.withMeta && rows.length) {
+        // The rest of the slice from a new cursor; the entry held back is read again, whole.
+        tx.unsafe(`close ${cursor.name}`).catch(() => {});
+        cursor = open(lastId, withMeta);
+        held = [];
+      }
+      next = fetch(cursor);
+    }
+    if (rows.length) yield chunkOf(tx, rows, from.withMeta, usage);
+    if (last) break;
+  }
+  await tx.unsafe(`close ${cursor.name}`);
+}
+
+function chunkOf(
+  tx: Queryable,
+  rows: readonly SliceRow[],
+  withMeta: boolean,
+  usage: { rows: number; decided: number },
+): SliceChunk {
+  const entries: SliceEntry[] = [];
+  const stored = new Map<number, StoredEmissionRow[]>();
+  let entryRows: StoredEmissionRow[] | undefined;
+  let rowCount = 0;
+  for (const r of rows) {
+    if (entries.length === 0 || entries[entries.length - 1].id !== r.id) {
+      entries.push({ id: r.id, moduleId: r.module_id, data: JSON.parse(r.data) as EntryData });
+      entryRows = undefined;
+    }
+    if (r.row_id === null) continue;
+    rowCount++;
+    const row = storedEmissionRow({
+      id: r.row_id,
+      dataEntryId: r.id,
+      emissionTypeId: r.emission_type_id,
+      primaryFactorId: r.primary_factor_id,
+      kgCo2eq: r.kg_co2eq,
+      additionalValue: r.additional_value,
+      scope: r.scope,
+      metaText: withMeta ? r.meta : undefined,
+    });
+    if (entryRows) entryRows.push(row);
+    else stored.set(r.id, entryRows = [row]);
+  }
+  // Rows in id order within an entry, as the comparison pairs them.
+  for (const list of stored.values()) if (list.length > 1) list.sort((a, b) => a.id - b.id);
+  return {
+    entries,
+    stored,
+    async needMeta(decided) {
+      usage.rows = rowCount;
+      usage.decided = decided.length;
+      const missing = decided.filter((r) => r.metaText === undefined);
+      if (missing.length === 0) return;
+      const metas = await tx<{ id: number; meta: string | null }[]>`
+        select id, meta::text as meta from data_entry_emissions
+        where id = any(${missing.map((r) => r.id)}::bigint[])`;
+      const byId = new Map(metas.map((m) => [m.id, m.meta]));
+      for (const entryId of new Set(missing.map((r) => r.dataEntryId))) {
+        const list = stored.get(entryId)!;
+        list.forEach((row, i) => {
+          const meta = byId.get(row.id);
+          if (row.metaText === undefined && meta !== undefined) {
+            list[i] = storedEmissionRow({ ...columnsOf(row), metaText: meta });
+          }
+        });
+      }
+    },
+  };
+}
+
+function columnsOf(row: StoredEmissionRow) {
+  return {
+    id: row.id,
+    dataEntryId: row.dataEntryId,
+    emissionTypeId: row.emissionTypeId,
+    primaryFactorId: row.primaryFactorId,
+    kgCo2eq: row.kgCo2eq,
+    additionalValue: row.additionalValue,
+    scope: row.scope,
+  };
+}
