@@ -206,7 +206,7 @@ Deno.test("bench phases run with the V8 flags of the tasks that rematch", async 
   const config = JSON.parse(
     await Deno.readTextFile(new URL("../../deno.json", import.meta.url)),
   ) as { tasks: Record<string, string> };
-  for (const task of ["rematch", "factors", "demo", "compile"]) {
+  for (const task of ["rematch", "factors", "demo", "serve", "worker", "compile"]) {
     assert.match(config.tasks[task], new RegExp(`--v8-flags=${REMATCH_V8_FLAGS}( |$)`), task);
   }
 });
