@@ -13,7 +13,7 @@ import {
   recordSliceState,
   targetEntryIds,
 } from "./state.ts";
-import { readSlice } from "./slice_cursor.ts";
+import { readSlice, withoutJit } from "./slice_cursor.ts";
 import type { SliceStore } from "./types.ts";
 
 /** A store that reads and writes through `tx` (which must be a transaction). */
@@ -74,8 +74,9 @@ export function createPgSliceStore(tx: Queryable): SliceStore {
 
 /**
  * Recomputes `carbon_report_modules.stats` (scope1, scope2, scope3, total, by_emission_type,
- * entry_count; rollup rows excluded) for these modules in one statement: one pass over their
- * emission rows (summed per module and type, then per module) and one count of their entries.
+ * entry_count; rollup rows excluded) for these modules in one statement: their entries through
+ * the module index, each entry's rows through the entry index (so the cost follows the modules
+ * refreshed, not the size of the table), summed per module and type, then per module.
  */
 export async function refreshModuleStats(
   tx: Queryable,
@@ -84,6 +85,9 @@ export async function refreshModuleStats(
   if (moduleIds.length === 0) return;
   const ids = [...moduleIds];
   const rollups = [...ROLLUP_EMISSION_TYPE_IDS];
+  await withoutJit(tx);
+  // `offset 0` keeps the lateral subquery a per-entry index probe: a join would scan the rows of
+  // every module.
   await tx`
     with per_type as (
       select e.carbon_report_module_id as mid, x.emission_type_id as t,
@@ -91,7 +95,11 @@ export async function refreshModuleStats(
         sum(x.kg_co2eq) filter (where x.scope = 1) as s1,
         sum(x.kg_co2eq) filter (where x.scope = 2) as s2,
         sum(x.kg_co2eq) filter (where x.scope = 3) as s3
-      from data_entries e join data_entry_emissions x on x.data_entry_id = e.id
+      from data_entries e
+      cross join lateral (
+        select r.emission_type_id, r.kg_co2eq, r.scope from data_entry_emissions r
+        where r.data_entry_id = e.id offset 0
+      ) x
       where e.carbon_report_module_id = any(${ids}::bigint[])
         and x.emission_type_id <> all(${rollups}::int[])
       group by 1, 2

@@ -52,6 +52,7 @@ export async function* readSlice(
 ): AsyncGenerator<SliceChunk> {
   if (moduleIds.length === 0 || entryIds?.length === 0) return;
   const size = Math.max(1, Math.floor(chunkSize));
+  await withoutJit(tx);
   const only = entryIds ? tx`and d.id = any(${[...entryIds]}::bigint[])` : tx``;
   const open = (afterId: number, withMeta: boolean): Cursor => {
     const name = `rematch_slice_${++cursors}`;
@@ -189,4 +190,14 @@ function columnsOf(row: StoredEmissionRow) {
     additionalValue: row.additionalValue,
     scope: row.scope,
   };
+}
+
+/**
+ * Turns JIT compilation off for the rest of the transaction. Without column statistics (the
+ * server's autovacuum may never have analyzed a fresh slice) the planner prices a per-entry index
+ * probe at thousands of rows, and a rematch's reads then cost "millions": over `jit_above_cost`,
+ * compiled for 0.1 to 0.3 s each, to run in milliseconds.
+ */
+export async function withoutJit(tx: Queryable): Promise<void> {
+  await tx`set local jit = off`;
 }
