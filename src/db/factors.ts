@@ -315,13 +315,15 @@ async function planImport(
     }[]
   >`
     with input as (
-      select i.n, i.det, i.et, i.cls::jsonb as cls, i.vals::jsonb as vals
+      select i.n, i.det, i.et, c.cls, v.vals
       from unnest(
         ${rows.map((r) => r.dataEntryTypeId)}::int[],
-        ${rows.map((r) => r.emissionTypeId)}::int[],
-        ${rows.map((r) => JSON.stringify(r.classification))}::text[],
-        ${rows.map((r) => JSON.stringify(r.values))}::text[]
-      ) with ordinality as i(det, et, cls, vals, n)
+        ${rows.map((r) => r.emissionTypeId)}::int[]
+      ) with ordinality as i(det, et, n)
+      join jsonb_array_elements(${JSON.stringify(rows.map((r) => r.classification))}::text::jsonb)
+        with ordinality as c(cls, n) on c.n = i.n
+      join jsonb_array_elements(${JSON.stringify(rows.map((r) => r.values))}::text::jsonb)
+        with ordinality as v(vals, n) on v.n = i.n
     ),
     existing as (
       select f.id, f.data_entry_type_id as det, f.emission_type_id as et, f.classification,
