@@ -558,15 +558,19 @@ export async function writeFactorChanges(
       with added as (
         insert into factors (data_entry_type_id, emission_type_id, year, classification, "values",
           last_seen_job_id, import_id)
-        select i.det, i.et, i.year, i.cls::jsonb, i.vals::jsonb, ${jobId}::bigint, i.import_id
+        select i.det, i.et, i.year, c.cls, v.vals, ${jobId}::bigint, i.import_id
         from unnest(
           ${fresh.map((r) => r.dataEntryTypeId)}::int[],
           ${fresh.map((r) => r.emissionTypeId)}::int[],
           ${fresh.map((r) => r.year)}::int[],
-          ${fresh.map((r) => JSON.stringify(r.classification))}::text[],
-          ${fresh.map((r) => JSON.stringify(r.values))}::text[],
           ${fresh.map((r) => r.importId)}::bigint[]
-        ) with ordinality as i(det, et, year, cls, vals, import_id, n)
+        ) with ordinality as i(det, et, year, import_id, n)
+        join jsonb_array_elements(${
+      JSON.stringify(fresh.map((r) => r.classification))
+    }::text::jsonb)
+          with ordinality as c(cls, n) on c.n = i.n
+        join jsonb_array_elements(${JSON.stringify(fresh.map((r) => r.values))}::text::jsonb)
+          with ordinality as v(vals, n) on v.n = i.n
         order by i.n
         returning id, data_entry_type_id, year, emission_type_id, classification, "values"
       )
