@@ -407,7 +407,8 @@ const CONFIG = fileURLToPath(new URL("../../deno.json", import.meta.url));
 
 /**
  * The V8 flags the rematch runs with in the tasks of deno.json (`rematch`, `factors`, `demo`,
- * `serve`, `worker`, `compile`), so that each phase measures the rematch as shipped: semi-spaces of 8 MB keep V8 from
+ * `serve`, `worker`) and the binary of `deno task compile`, so that each phase measures the
+ * rematch as shipped: semi-spaces of 8 MB keep V8 from
  * growing its young generation to 64 MB under the rematch's allocation rate (no faster, only more
  * memory).
  */
