@@ -167,6 +167,7 @@ const PART_OF: Readonly<Record<string, string>> = {
   loadInputs: "setup",
   moduleIds: "setup",
   countEntries: "setup",
+  frozenModuleIds: "setup",
   compareState: "slice state",
   recordedFactors: "slice state",
   targetEntryIds: "slice state",
