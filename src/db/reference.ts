@@ -212,6 +212,27 @@ export async function importReferenceFile(
   return importReferenceRows(() => Promise.resolve(db), path, parsed, options);
 }
 
+// What every reference import reports about its file, whatever it writes.
+function reportOf<K extends ReferenceKind>(file: string, parsed: ReferenceFile<K>) {
+  return {
+    kind: parsed.kind,
+    file,
+    rowsRead: parsed.rowsRead,
+    rowErrors: parsed.rowErrors,
+    rowErrorsCount: parsed.rowErrorsCount,
+  };
+}
+
+// A strict import with a bad row writes nothing: its result, or undefined when it may go on.
+function refusedAsStrict<K extends ReferenceKind>(
+  file: string,
+  parsed: ReferenceFile<K>,
+  options: ImportReferenceOptions,
+): ReferenceImportResult | undefined {
+  if (!options.strict || parsed.rowErrorsCount === 0) return undefined;
+  return { ...reportOf(file, parsed), written: false, ...NOTHING };
+}
+
 /**
  * Upserts an already parsed reference file in one transaction (see
  * {@linkcode importReferenceFile}). The database is asked for only when there is something to
@@ -223,16 +244,8 @@ export async function importReferenceRows<K extends ReferenceKind>(
   parsed: ReferenceFile<K>,
   options: ImportReferenceOptions = {},
 ): Promise<ReferenceImportResult> {
-  const report = {
-    kind: parsed.kind,
-    file,
-    rowsRead: parsed.rowsRead,
-    rowErrors: parsed.rowErrors,
-    rowErrorsCount: parsed.rowErrorsCount,
-  };
-  if (options.strict && parsed.rowErrorsCount > 0) {
-    return { ...report, written: false, ...NOTHING };
-  }
+  const refused = refusedAsStrict(file, parsed, options);
+  if (refused) return refused;
   const db = await database();
   return await db.sql.begin((tx) =>
     importReferenceInTransaction(tx, file, parsed, options)
@@ -250,16 +263,9 @@ export async function importReferenceInTransaction<K extends ReferenceKind>(
   parsed: ReferenceFile<K>,
   options: ImportReferenceOptions = {},
 ): Promise<ReferenceImportResult> {
-  const report = {
-    kind: parsed.kind,
-    file,
-    rowsRead: parsed.rowsRead,
-    rowErrors: parsed.rowErrors,
-    rowErrorsCount: parsed.rowErrorsCount,
-  };
-  if (options.strict && parsed.rowErrorsCount > 0) {
-    return { ...report, written: false, ...NOTHING };
-  }
+  const refused = refusedAsStrict(file, parsed, options);
+  if (refused) return refused;
+  const report = reportOf(file, parsed);
   const counts = await upsertReference(tx, parsed.kind, parsed.rows);
   return { ...report, written: true, ...counts };
 }
