@@ -4,11 +4,10 @@ import { join } from "node:path";
 import { z } from "zod";
 import { openDatabase } from "../db/connection.ts";
 import { importFactors } from "../db/factors.ts";
-import { readCsvFile } from "../imports/csv.ts";
 import { getDataEntryType } from "../reference/enums.ts";
 import { rematchInTransaction } from "../rematch/run.ts";
 import type { RematchResult } from "../rematch/types.ts";
-import { fixturesDir } from "../seed/fixtures.ts";
+import { fixtureCsv, fixtureText } from "../seed/fixtures.ts";
 import { seedDatabase } from "../seed/seed.ts";
 import { defineCommand, EXIT, flag } from "./command.ts";
 import { formatTable } from "./table.ts";
@@ -51,10 +50,7 @@ export const demoCommand = defineCommand({
     positionals: z.array(z.string()).max(0, "demo takes flags only"),
   }),
   async run(args, context) {
-    const demoDir = new URL("demo/", fixturesDir("demo"));
-    const plan = changesSchema.parse(
-      JSON.parse(await Deno.readTextFile(new URL("changes.json", demoDir))),
-    );
+    const plan = changesSchema.parse(JSON.parse(fixtureText("demo/changes.json")));
     const tempDir = args["data-dir"]
       ? undefined
       : await Deno.makeTempDir({ prefix: "rematch-demo-" });
@@ -75,9 +71,8 @@ export const demoCommand = defineCommand({
       const steps: { what: string; file: string; mode: string; rematch: RematchResult }[] = [];
       for (const change of plan.changes) {
         const det = getDataEntryType(change.det);
-        const path = new URL(change.file, demoDir).pathname;
         log(`importing ${change.file} (${change.mode}): ${change.what}`);
-        const table = await readCsvFile(path);
+        const table = fixtureCsv(`demo/${change.file}`);
         const rematch = await db.sql.begin(async (tx) => {
           await importFactors(tx, {
             file: change.file,

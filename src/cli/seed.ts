@@ -21,7 +21,7 @@ same data. The units must not have entries for the year yet.
 
   --units N          units U0001..UN (default 5)
   --entries N        entries per data entry type and unit (default 20)
-  --year Y           report year; fixtures/factors/Y/ must exist (default 2025)
+  --year Y           report year, one the factor fixtures cover (default 2025)
   --random-seed S    seed of the generator (default 1)
 
 Exit codes: 0 done, 3 done but some entries failed to compute, 1 failed, 2 bad usage.`;

@@ -1,33 +1,40 @@
-// Where the demo and seed data live: the fixtures/ folder of a checkout. The bundle and the
-// binary do not carry it (ops hosts have no use for demo data), so they say what they need.
-import { existsSync } from "node:fs";
-import { fileURLToPath, pathToFileURL } from "node:url";
+// Where the demo and seed data live: fixtures/ of the checkout, embedded in the code as text
+// (src/seed/fixture_files.ts), so that `seed` and `demo` run from the bundle and the binary too.
+import { type CsvTable, parseCsv } from "../imports/csv.ts";
+import { FIXTURE_FILES } from "./fixture_files.ts";
 
-/** The fixtures cannot be found (a bundle or binary run away from a checkout). */
+/** A fixture the code asks for is not embedded (a programming error, or a year without data). */
 export class FixturesMissingError extends Error {
   override name = "FixturesMissingError";
 }
 
-/**
- * The fixtures folder, as a URL ending in `/`: the one beside the source in a checkout, else
- * `./fixtures` in the working directory. Throws a {@linkcode FixturesMissingError} naming the
- * command and what to do when there is neither.
- */
-export function fixturesDir(command: string): URL {
-  const candidates = [
-    new URL("../../fixtures/", import.meta.url),
-    new URL("fixtures/", pathToFileURL(`${Deno.cwd()}/`)),
-  ];
-  const found = candidates.find((dir) =>
-    dir.protocol === "file:" && existsSync(fileURLToPath(new URL("factors/", dir))) &&
-    existsSync(fileURLToPath(new URL("reference/", dir)))
-  );
-  if (!found) {
-    throw new FixturesMissingError(
-      `no fixtures/ folder here: ${command} reads its data from the fixtures/ folder of a ` +
-        "rematch checkout, which the bundle and the binary do not carry; run it in a checkout, " +
-        "or from a directory that holds fixtures/",
-    );
+/** The text of the fixture at `path` under `fixtures/` (e.g. `reference/rates.csv`). */
+export function fixtureText(path: string): string {
+  const text = FIXTURE_FILES.get(path);
+  if (text === undefined) throw new FixturesMissingError(`no fixture fixtures/${path}`);
+  return text;
+}
+
+/** A fixture CSV parsed, its rows naming `fixtures/<path>` and their file lines. */
+export function fixtureCsv(path: string): CsvTable {
+  return parseCsv(`fixtures/${path}`, fixtureText(path));
+}
+
+/** The names of the fixtures directly in `dir` (e.g. `factors/2025`), sorted. */
+export function fixtureNames(dir: string): string[] {
+  const prefix = `${dir}/`;
+  return [...FIXTURE_FILES.keys()]
+    .filter((path) => path.startsWith(prefix) && !path.slice(prefix.length).includes("/"))
+    .map((path) => path.slice(prefix.length))
+    .sort();
+}
+
+/** The years that have factor fixtures, ascending. */
+export function fixtureYears(): number[] {
+  const years = new Set<number>();
+  for (const path of FIXTURE_FILES.keys()) {
+    const match = /^factors\/(\d{4})\//.exec(path);
+    if (match) years.add(Number(match[1]));
   }
-  return found;
+  return [...years].sort((a, b) => a - b);
 }

@@ -1,14 +1,13 @@
 // The demo seed: reference and factor fixtures of one year, then generated entries for every det
 // streamed through the bulk write path (createEntries), one transaction per batch.
-import { fileURLToPath } from "node:url";
 import type { Database, Queryable } from "../db/connection.ts";
 import type { NewEntry } from "../db/entries.ts";
 import { importFactors } from "../db/factors.ts";
 import { type UpsertCounts, upsertReference } from "../db/reference.ts";
 import type { ReferenceKind } from "../handlers/types.ts";
-import { type CsvTable, describeRowError, readCsvFile } from "../imports/csv.ts";
+import { type CsvTable, describeRowError } from "../imports/csv.ts";
 import type { FactorImportTarget } from "../imports/factor_csv.ts";
-import { readReferenceFile } from "../imports/reference_csv.ts";
+import { parseReferenceText } from "../imports/reference_csv.ts";
 import { ROLLUP_EMISSION_TYPE_IDS } from "../reference/emission_types.ts";
 import {
   type DetName,
@@ -25,7 +24,7 @@ import {
   type SeedDet,
   seedUnitCode,
 } from "./generate.ts";
-import { fixturesDir } from "./fixtures.ts";
+import { fixtureCsv, fixtureNames, fixtureText, fixtureYears } from "./fixtures.ts";
 import { writeEntryBatches } from "./write.ts";
 
 const REFERENCE_KINDS: readonly ReferenceKind[] = ["locations", "rooms", "rates"];
@@ -113,12 +112,8 @@ export class SeedError extends Error {
 const MAX_LISTED_PROBLEMS = 100;
 
 /** The years that have a factor fixture folder, ascending. */
-export async function seedYears(): Promise<number[]> {
-  const years: number[] = [];
-  for await (const entry of Deno.readDir(new URL("factors/", fixturesDir("seed")))) {
-    if (entry.isDirectory && /^\d{4}$/.test(entry.name)) years.push(Number(entry.name));
-  }
-  return years.sort((a, b) => a - b);
+export function seedYears(): Promise<number[]> {
+  return Promise.resolve(fixtureYears());
 }
 
 /** Throws a {@linkcode SeedError} listing the available years when `year` has no fixtures. */
@@ -133,17 +128,11 @@ export async function checkSeedYear(year: number): Promise<void> {
 
 async function readFactorFixtures(year: number): Promise<Map<string, CsvTable>> {
   await checkSeedYear(year);
-  const folder = new URL(`factors/${year}/`, fixturesDir("seed"));
-  const names: string[] = [];
-  for await (const entry of Deno.readDir(folder)) {
-    if (entry.isFile && entry.name.endsWith(".csv")) names.push(entry.name);
-  }
   const tables = new Map<string, CsvTable>();
-  for (const name of names.sort()) {
-    tables.set(
-      name.slice(0, -".csv".length),
-      await readCsvFile(fileURLToPath(new URL(name, folder))),
-    );
+  for (const name of fixtureNames(`factors/${year}`)) {
+    if (name.endsWith(".csv")) {
+      tables.set(name.slice(0, -".csv".length), fixtureCsv(`factors/${year}/${name}`));
+    }
   }
   return tables;
 }
@@ -190,8 +179,8 @@ async function importFixtures(
 ): Promise<SeedFixturesResult> {
   const reference = {} as Record<ReferenceKind, UpsertCounts>;
   for (const kind of REFERENCE_KINDS) {
-    const path = fileURLToPath(new URL(`reference/${kind}.csv`, fixturesDir("seed")));
-    const parsed = await readReferenceFile(kind, path);
+    const path = `fixtures/reference/${kind}.csv`;
+    const parsed = parseReferenceText(kind, path, fixtureText(`reference/${kind}.csv`));
     if (parsed.rowErrorsCount) {
       const first = parsed.rowErrors[0];
       throw new SeedError(`${path}: ${describeRowError(first)}`);
@@ -299,12 +288,11 @@ export async function seedDatabase(db: Database, options: SeedOptions = {}): Pro
   requireInteger("entriesPerDet", entriesPerDet, 0);
   requireInteger("batchSize", batchSize, 1);
   const factorTables = await readFactorFixtures(year);
-  const readFixture = (name: string) =>
-    readCsvFile(fileURLToPath(new URL(`reference/${name}`, fixturesDir("seed"))));
+  const readFixture = (name: string) => fixtureCsv(`reference/${name}`);
   const catalog = catalogFromTables(year, {
-    locations: await readFixture("locations.csv"),
-    rooms: await readFixture("rooms.csv"),
-    rates: await readFixture("rates.csv"),
+    locations: readFixture("locations.csv"),
+    rooms: readFixture("rooms.csv"),
+    rates: readFixture("rates.csv"),
     factors: Object.fromEntries(factorTables),
   });
   const generateOptions = { units, entriesPerDet, year, seed: randomSeed, dets };
