@@ -11,6 +11,7 @@ import {
   type Handler,
   type ReferenceData,
 } from "../handlers/types.ts";
+import { normalFormOf } from "../handlers/_fields.ts";
 import { emissionTypeDepth, emissionTypeScope } from "../reference/emission_types.ts";
 import type { EmissionRow } from "./emission_row.ts";
 import { type JsonLinkResolution, resolveJsonLink } from "./json_link.ts";
@@ -41,8 +42,13 @@ export interface EntryComputation {
   readonly ambiguous: boolean;
 }
 
-/** Validates and normalises entry data with the handler's schema; errors name the field. */
+/**
+ * Validates and normalises entry data with the handler's schema; errors name the field. Data
+ * already in the schema's normal form (as the product stores it) is checked by the schema's
+ * predicate and returned as is; anything else goes through the zod parse.
+ */
 export function validateEntryData(handler: Handler, data: unknown): EntryData {
+  if (normalFormOf(handler.entrySchema)?.(data)) return data as EntryData;
   const parsed = handler.entrySchema.safeParse(data);
   if (!parsed.success) throw new EntryComputeError(describeIssues(parsed.error));
   return parsed.data;

@@ -1,21 +1,22 @@
 // Equipment (scientific 10, it 11, other 12): JSON link on equipment_class / sub_class.
 import type { DetName } from "../reference/enums.ts";
-import { entryObject, optionalNumber, optionalText, requiredText } from "./_fields.ts";
+import { entryObject, optionalNumber, optionalText, refined, requiredText } from "./_fields.ts";
 import { fixedType, LINKED, num, varNum } from "./_formulas.ts";
 import { EntryComputeError, type Handler } from "./types.ts";
 
 const HOURS = { min: 0, max: 168, int: true };
 const HOURS_IN_WEEK = 168;
 
-const entrySchema = entryObject({
-  name: requiredText(),
-  equipment_class: requiredText(),
-  sub_class: optionalText(),
-  active_usage_hours_per_week: optionalNumber(HOURS),
-  standby_usage_hours_per_week: optionalNumber(HOURS),
-  equipment_id: optionalText(),
-  note: optionalText(),
-}).refine(
+const entrySchema = refined(
+  entryObject({
+    name: requiredText(),
+    equipment_class: requiredText(),
+    sub_class: optionalText(),
+    active_usage_hours_per_week: optionalNumber(HOURS),
+    standby_usage_hours_per_week: optionalNumber(HOURS),
+    equipment_id: optionalText(),
+    note: optionalText(),
+  }),
   (d) =>
     (d.active_usage_hours_per_week ?? 0) + (d.standby_usage_hours_per_week ?? 0) <= HOURS_IN_WEEK,
   {

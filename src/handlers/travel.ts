@@ -8,9 +8,11 @@ import {
 import {
   entryObject,
   lowerEnum,
+  normalFormOf,
   numberWithDefault,
   optionalText,
   requiredText,
+  withNormalForm,
 } from "./_fields.ts";
 import { fixedType, num, varNum, whereOrFallback } from "./_formulas.ts";
 import {
@@ -24,8 +26,21 @@ import {
   type ReferenceData,
 } from "./types.ts";
 
-const upperCode = () => requiredText().transform((s) => s.toUpperCase());
-const optionalUpperCode = () => optionalText().transform((s) => s?.toUpperCase());
+// In normal form when already upper-cased.
+const isUpper = (v: unknown) => typeof v === "string" && v.toUpperCase() === v;
+const upperCode = () => {
+  const text = requiredText();
+  const isText = normalFormOf(text)!;
+  return withNormalForm(text.transform((s) => s.toUpperCase()), (v) => isText(v) && isUpper(v));
+};
+const optionalUpperCode = () => {
+  const text = optionalText();
+  const isText = normalFormOf(text)!;
+  return withNormalForm(
+    text.transform((s) => s?.toUpperCase()),
+    (v) => isText(v) && (v === undefined || isUpper(v)),
+  );
+};
 
 const PLANE_CABIN_TYPES: Readonly<Record<string, number>> = {
   first: 50201,
