@@ -13,7 +13,7 @@ import {
 } from "../handlers/types.ts";
 import { normalFormOf } from "../handlers/_fields.ts";
 import { emissionTypeDepth, emissionTypeScope } from "../reference/emission_types.ts";
-import type { EmissionRow } from "./emission_row.ts";
+import { type EmissionRow, sharedJson } from "./emission_row.ts";
 import { type JsonLinkResolution, resolveJsonLink } from "./json_link.ts";
 
 /** The entry data key holding a user's kg override. */
@@ -151,7 +151,7 @@ export function computeEntry(
         kgCo2eq: result.kg,
         additionalValue: result.additionalValue ?? null,
         scope: emissionTypeScope(typeId),
-        meta: { factors_used: [factorUsed(factor)], ...result.meta },
+        meta: { factors_used: factorsUsed(factor), ...result.meta },
       });
     }
   }
@@ -163,6 +163,19 @@ function factorUsed(factor: Factor): Record<string, unknown> {
   return factor.importId === undefined
     ? { id: factor.id, values: factor.values }
     : { id: factor.id, import_id: factor.importId, values: factor.values };
+}
+
+const factorsUsedOf = new WeakMap<Factor, readonly unknown[]>();
+
+// One `factors_used` list per factor, frozen and shared by every row computed from it: its JSON
+// is then compared and sent once per factor rather than once per row (see `sharedJson`).
+function factorsUsed(factor: Factor): readonly unknown[] {
+  let list = factorsUsedOf.get(factor);
+  if (!list) {
+    list = sharedJson(Object.freeze([Object.freeze(factorUsed(factor))]));
+    factorsUsedOf.set(factor, list);
+  }
+  return list;
 }
 
 // The stored type is the deeper of the computation's and the factor's; a tie keeps the computation's.

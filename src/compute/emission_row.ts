@@ -85,8 +85,50 @@ function skipSpace(text: string, at: number): number {
   return i;
 }
 
+const sharedTexts = new WeakMap<object, string>();
+
+/**
+ * Marks a frozen JSON value that many rows share (a factor's `factors_used`): its text, as
+ * PostgreSQL prints it back from jsonb, is built once, and {@linkcode sameJsonText} compares it
+ * as one piece of text when the stored text holds it as printed. Returns the value.
+ */
+export function sharedJson<T extends object>(value: T): T {
+  if (!sharedTexts.has(value)) sharedTexts.set(value, jsonbText(value));
+  return value;
+}
+
+/** The text of a value shared with {@linkcode sharedJson}, or undefined. */
+export function sharedJsonText(value: unknown): string | undefined {
+  return typeof value === "object" && value !== null ? sharedTexts.get(value) : undefined;
+}
+
+// A value printed as jsonb prints it: keys by UTF-8 length then bytes, ", " and ": " between items.
+// Numbers and strings as JSON.stringify writes them (jsonb may print a number otherwise, "1e-7"
+// as "0.0000001": such a text then only fails to match as one piece).
+function jsonbText(value: unknown): string {
+  // A number JSON cannot hold gets a text no jsonb prints (it never matches).
+  if (typeof value === "number" && !Number.isFinite(value)) return "\u0000";
+  if (typeof value !== "object" || value === null) return JSON.stringify(value) ?? "null";
+  if (Array.isArray(value)) return `[${value.map(jsonbText).join(", ")}]`;
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record).filter((k) => record[k] !== undefined).sort(jsonbKeyOrder);
+  return `{${keys.map((k) => `${JSON.stringify(k)}: ${jsonbText(record[k])}`).join(", ")}}`;
+}
+
+const utf8 = new TextEncoder();
+
+function jsonbKeyOrder(a: string, b: string): number {
+  const x = utf8.encode(a);
+  const y = utf8.encode(b);
+  if (x.length !== y.length) return x.length - y.length;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i] - y[i];
+  return 0;
+}
+
 // Where the JSON value at `at` ends when it equals `value`, else -1.
 function matchValue(value: unknown, text: string, at: number): number {
+  const shared = sharedJsonText(value);
+  if (shared !== undefined && text.startsWith(shared, at)) return at + shared.length;
   switch (text.charCodeAt(at)) {
     case 0x7b: // {
       return typeof value === "object" && value !== null && !Array.isArray(value)
