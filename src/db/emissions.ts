@@ -163,6 +163,21 @@ export async function loadEmissionsOf(
 }
 
 /**
+ * A number array as PostgreSQL's array literal (`{1,2.5,NULL}`), sent as text and cast: a
+ * number needs no quoting or escaping, which the driver's array serializer does per element.
+ * `String(n)` is the shortest text that reads back as the same float8.
+ */
+function numberArray(values: readonly (number | null)[]): string {
+  let text = "{";
+  for (let i = 0; i < values.length; i++) {
+    if (i > 0) text += ",";
+    const value = values[i];
+    text += value === null ? "NULL" : String(value);
+  }
+  return text + "}";
+}
+
+/**
  * The metas of rows to rewrite, split so that the server parses a shared `factors_used` list (see
  * `sharedJson`) once per statement rather than once per row: `rest` holds each meta without its
  * shared list, `parts` the distinct lists, `partOf` each row's list (1-based, null: none).
@@ -209,7 +224,7 @@ export async function updateEmissionsInPlace(
     const { rest, parts, partOf } = splitMetas(list.map((u) => u.row));
     return tx`
       join jsonb_array_elements(${rest}::text::jsonb) with ordinality as j(m, n) on j.n = u.n
-      join unnest(${partOf}::int[]) with ordinality as k(p, n) on k.n = u.n
+      join unnest(${numberArray(partOf)}::text::int[]) with ordinality as k(p, n) on k.n = u.n
       left join jsonb_array_elements(${parts}::text::jsonb) with ordinality as p(m, n)
         on p.n = k.p`;
   };
@@ -219,8 +234,8 @@ export async function updateEmissionsInPlace(
     short.length && tx`
       update data_entry_emissions x set kg_co2eq = u.kg, meta = ${meta}, computed_at = now()
       from unnest(
-        ${short.map((u) => u.id)}::bigint[],
-        ${short.map((u) => u.row.kgCo2eq)}::float8[]
+        ${numberArray(short.map((u) => u.id))}::text::bigint[],
+        ${numberArray(short.map((u) => u.row.kgCo2eq))}::text::float8[]
       ) with ordinality as u(id, kg, n)
       ${metas(short)}
       where x.id = u.id`,
@@ -229,11 +244,11 @@ export async function updateEmissionsInPlace(
         primary_factor_id = u.f, kg_co2eq = u.kg, additional_value = u.a, scope = u.s,
         meta = ${meta}, computed_at = now()
       from unnest(
-        ${full.map((u) => u.id)}::bigint[],
-        ${full.map((u) => u.row.primaryFactorId)}::bigint[],
-        ${full.map((u) => u.row.kgCo2eq)}::float8[],
-        ${full.map((u) => u.row.additionalValue)}::float8[],
-        ${full.map((u) => u.row.scope)}::smallint[]
+        ${numberArray(full.map((u) => u.id))}::text::bigint[],
+        ${numberArray(full.map((u) => u.row.primaryFactorId))}::text::bigint[],
+        ${numberArray(full.map((u) => u.row.kgCo2eq))}::text::float8[],
+        ${numberArray(full.map((u) => u.row.additionalValue))}::text::float8[],
+        ${numberArray(full.map((u) => u.row.scope))}::text::smallint[]
       ) with ordinality as u(id, f, kg, a, s, n)
       ${metas(full)}
       where x.id = u.id`,

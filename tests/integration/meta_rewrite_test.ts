@@ -1,5 +1,6 @@
 // Rows rewritten in place store their meta exactly as computed, whether its `factors_used` list
-// is sent once per statement and put back on the server (rows of a factor share it) or not.
+// is sent once per statement and put back on the server (rows of a factor share it) or not, and
+// their kg bit for bit (sent as array literals).
 import assert from "node:assert/strict";
 import { dbTest, useTestDatabase } from "../_harness.ts";
 import { type RowUpdate, sharedJson, sharedJsonText } from "../../src/compute/emission_row.ts";
@@ -73,7 +74,7 @@ dbTest(
       row: {
         emissionTypeId: r.emission_type_id,
         primaryFactorId: r.primary_factor_id,
-        kgCo2eq: i + 0.5,
+        kgCo2eq: (i + 1) / 3 + 1e-17 * i,
         additionalValue: null,
         scope: r.scope,
         meta: metas[i],
@@ -83,7 +84,7 @@ dbTest(
     const rows = await emissionRows(db.sql, ids);
     assert.deepEqual(
       rows.map((r) => [r.id, r.kg_co2eq, r.meta]),
-      stored.map((r, i) => [r.id, i + 0.5, JSON.parse(JSON.stringify(metas[i]))]),
+      stored.map((r, i) => [r.id, (i + 1) / 3 + 1e-17 * i, JSON.parse(JSON.stringify(metas[i]))]),
     );
   },
 );
