@@ -151,7 +151,11 @@ function matchValue(value: unknown, text: string, at: number): number {
       if (typeof value !== "number") return -1;
       let end = at;
       while (end < text.length && isNumberChar(text.charCodeAt(end))) end++;
-      return end > at && Number(text.slice(at, end)) === value ? end : -1;
+      if (end === at) return -1;
+      // Mostly printed as JavaScript prints the number: compared in place, nothing parsed.
+      const printed = String(value);
+      if (printed.length === end - at && text.startsWith(printed, at)) return end;
+      return Number(text.slice(at, end)) === value ? end : -1;
     }
   }
 }
@@ -185,7 +189,7 @@ function matchObject(value: Record<string, unknown>, text: string, at: number): 
       if (text.charCodeAt(i) !== QUOTE) return -1;
       const keyEnd = stringEnd(text, i);
       if (keyEnd < 0) return -1;
-      const key = readString(text, i, keyEnd);
+      const key = keyOf(value, text, i, keyEnd);
       if (key === undefined || !Object.hasOwn(value, key) || value[key] === undefined) return -1;
       i = skipSpace(text, keyEnd);
       if (text.charCodeAt(i) !== 0x3a) return -1; // :
@@ -203,6 +207,22 @@ function matchObject(value: Record<string, unknown>, text: string, at: number): 
   let defined = 0;
   for (const key in value) if (Object.hasOwn(value, key) && value[key] !== undefined) defined++;
   return defined === matched ? i + 1 : -1;
+}
+
+// The key token [at, end) of an object's text: the value's own key that it spells as is (found
+// without slicing the text), else the token decoded.
+function keyOf(
+  value: Record<string, unknown>,
+  text: string,
+  at: number,
+  end: number,
+): string | undefined {
+  const length = end - at - 2;
+  for (const key in value) {
+    // A key with a backslash is spelled otherwise in JSON text.
+    if (key.length === length && text.startsWith(key, at + 1) && !key.includes("\\")) return key;
+  }
+  return readString(text, at, end);
 }
 
 // Where the string token starting at the quote `at` ends (past its closing quote), or -1.

@@ -170,3 +170,16 @@ Deno.test("sameJsonText: a shared value matches as one piece of text, or else wa
   assert.ok(!sameJsonText(meta, `{"kwh": 1.5, "factors_used": ${text.slice(0, -1)}, 3]}`));
   assert.equal(sharedJsonText({ id: 7 }), undefined);
 });
+
+Deno.test("sameJsonText: keys and numbers compared in place, escapes and other spellings decoded", () => {
+  // A key spelled with an escape in the text is decoded, never taken for the raw characters.
+  assert.ok(sameJsonText({ "a\n": 1 }, '{"a\\n": 1}'));
+  assert.ok(!sameJsonText({ "a\\n": 1 }, '{"a\\n": 1}'));
+  assert.ok(sameJsonText({ "a\\n": 1 }, '{"a\\\\n": 1}'));
+  assert.ok(sameJsonText({ 'a"b': 1 }, '{"a\\"b": 1}'));
+  // Numbers printed otherwise than JavaScript prints them still compare by value.
+  assert.ok(sameJsonText({ n: 52, x: 0.2 }, '{"n": 52.0, "x": 2e-1}'));
+  assert.ok(!sameJsonText({ n: 52 }, '{"n": 520}'));
+  assert.ok(!sameJsonText({ n: 5 }, '{"n": 52}'));
+  assert.ok(!sameJsonText({ n: 0.2 }, '{"n": 0.21}'));
+});
