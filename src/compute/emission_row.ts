@@ -152,9 +152,11 @@ function matchValue(value: unknown, text: string, at: number): number {
       let end = at;
       while (end < text.length && isNumberChar(text.charCodeAt(end))) end++;
       if (end === at) return -1;
-      // Mostly printed as JavaScript prints the number: compared in place, nothing parsed.
-      const printed = String(value);
-      if (printed.length === end - at && text.startsWith(printed, at)) return end;
+      // A small integer's text is cached by the engine: compared in place, nothing parsed.
+      if ((value | 0) === value && !Object.is(value, -0)) {
+        const printed = String(value);
+        if (printed.length === end - at && text.startsWith(printed, at)) return end;
+      }
       return Number(text.slice(at, end)) === value ? end : -1;
     }
   }
