@@ -211,7 +211,7 @@ function splitMetas(rows: readonly EmissionRow[]): {
  * change factor, additional value or scope): they keep their ids, and their emission type (rows
  * are only paired within a type). Indexed columns that keep their value leave the update HOT when
  * the page has room (migration 0007 leaves room). A meta's shared `factors_used` list is parsed
- * once and put back with `||` (cheaper than parsing it for every row).
+ * once and put back with `jsonb_set` (cheaper than parsing it for every row).
  */
 export async function updateEmissionsInPlace(
   tx: Queryable,
@@ -229,7 +229,7 @@ export async function updateEmissionsInPlace(
         on p.n = k.p`;
   };
   const meta = tx`
-    case when k.p is null then j.m else j.m || jsonb_build_object('factors_used', p.m) end`;
+    case when k.p is null then j.m else jsonb_set(j.m, '{factors_used}', p.m) end`;
   const [a, b] = await Promise.all([
     short.length && tx`
       update data_entry_emissions x set kg_co2eq = u.kg, meta = ${meta}, computed_at = now()
