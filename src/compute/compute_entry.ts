@@ -11,8 +11,9 @@ import {
   type Handler,
   type ReferenceData,
 } from "../handlers/types.ts";
+import { normalFormOf } from "../handlers/_fields.ts";
 import { emissionTypeDepth, emissionTypeScope } from "../reference/emission_types.ts";
-import type { EmissionRow } from "./emission_row.ts";
+import { type EmissionRow, sharedJson } from "./emission_row.ts";
 import { type JsonLinkResolution, resolveJsonLink } from "./json_link.ts";
 
 /** The entry data key holding a user's kg override. */
@@ -41,8 +42,13 @@ export interface EntryComputation {
   readonly ambiguous: boolean;
 }
 
-/** Validates and normalises entry data with the handler's schema; errors name the field. */
+/**
+ * Validates and normalises entry data with the handler's schema; errors name the field. Data
+ * already in the schema's normal form (as the product stores it) is checked by the schema's
+ * predicate and returned as is; anything else goes through the zod parse.
+ */
 export function validateEntryData(handler: Handler, data: unknown): EntryData {
+  if (normalFormOf(handler.entrySchema)?.(data)) return data as EntryData;
   const parsed = handler.entrySchema.safeParse(data);
   if (!parsed.success) throw new EntryComputeError(describeIssues(parsed.error));
   return parsed.data;
@@ -145,7 +151,7 @@ export function computeEntry(
         kgCo2eq: result.kg,
         additionalValue: result.additionalValue ?? null,
         scope: emissionTypeScope(typeId),
-        meta: { factors_used: [factorUsed(factor)], ...result.meta },
+        meta: { factors_used: factorsUsed(factor), ...result.meta },
       });
     }
   }
@@ -157,6 +163,19 @@ function factorUsed(factor: Factor): Record<string, unknown> {
   return factor.importId === undefined
     ? { id: factor.id, values: factor.values }
     : { id: factor.id, import_id: factor.importId, values: factor.values };
+}
+
+const factorsUsedOf = new WeakMap<Factor, readonly unknown[]>();
+
+// One `factors_used` list per factor, frozen and shared by every row computed from it: its JSON
+// is then compared and sent once per factor rather than once per row (see `sharedJson`).
+function factorsUsed(factor: Factor): readonly unknown[] {
+  let list = factorsUsedOf.get(factor);
+  if (!list) {
+    list = sharedJson(Object.freeze([Object.freeze(factorUsed(factor))]));
+    factorsUsedOf.set(factor, list);
+  }
+  return list;
 }
 
 // The stored type is the deeper of the computation's and the factor's; a tie keeps the computation's.

@@ -85,8 +85,50 @@ function skipSpace(text: string, at: number): number {
   return i;
 }
 
+const sharedTexts = new WeakMap<object, string>();
+
+/**
+ * Marks a frozen JSON value that many rows share (a factor's `factors_used`): its text, as
+ * PostgreSQL prints it back from jsonb, is built once, and {@linkcode sameJsonText} compares it
+ * as one piece of text when the stored text holds it as printed. Returns the value.
+ */
+export function sharedJson<T extends object>(value: T): T {
+  if (!sharedTexts.has(value)) sharedTexts.set(value, jsonbText(value));
+  return value;
+}
+
+/** The text of a value shared with {@linkcode sharedJson}, or undefined. */
+export function sharedJsonText(value: unknown): string | undefined {
+  return typeof value === "object" && value !== null ? sharedTexts.get(value) : undefined;
+}
+
+// A value printed as jsonb prints it: keys by UTF-8 length then bytes, ", " and ": " between items.
+// Numbers and strings as JSON.stringify writes them (jsonb may print a number otherwise, "1e-7"
+// as "0.0000001": such a text then only fails to match as one piece).
+function jsonbText(value: unknown): string {
+  // A number JSON cannot hold gets a text no jsonb prints (it never matches).
+  if (typeof value === "number" && !Number.isFinite(value)) return "\u0000";
+  if (typeof value !== "object" || value === null) return JSON.stringify(value) ?? "null";
+  if (Array.isArray(value)) return `[${value.map(jsonbText).join(", ")}]`;
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record).filter((k) => record[k] !== undefined).sort(jsonbKeyOrder);
+  return `{${keys.map((k) => `${JSON.stringify(k)}: ${jsonbText(record[k])}`).join(", ")}}`;
+}
+
+const utf8 = new TextEncoder();
+
+function jsonbKeyOrder(a: string, b: string): number {
+  const x = utf8.encode(a);
+  const y = utf8.encode(b);
+  if (x.length !== y.length) return x.length - y.length;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i] - y[i];
+  return 0;
+}
+
 // Where the JSON value at `at` ends when it equals `value`, else -1.
 function matchValue(value: unknown, text: string, at: number): number {
+  const shared = sharedJsonText(value);
+  if (shared !== undefined && text.startsWith(shared, at)) return at + shared.length;
   switch (text.charCodeAt(at)) {
     case 0x7b: // {
       return typeof value === "object" && value !== null && !Array.isArray(value)
@@ -109,7 +151,13 @@ function matchValue(value: unknown, text: string, at: number): number {
       if (typeof value !== "number") return -1;
       let end = at;
       while (end < text.length && isNumberChar(text.charCodeAt(end))) end++;
-      return end > at && Number(text.slice(at, end)) === value ? end : -1;
+      if (end === at) return -1;
+      // A small integer's text is cached by the engine: compared in place, nothing parsed.
+      if ((value | 0) === value && !Object.is(value, -0)) {
+        const printed = String(value);
+        if (printed.length === end - at && text.startsWith(printed, at)) return end;
+      }
+      return Number(text.slice(at, end)) === value ? end : -1;
     }
   }
 }
@@ -143,7 +191,7 @@ function matchObject(value: Record<string, unknown>, text: string, at: number): 
       if (text.charCodeAt(i) !== QUOTE) return -1;
       const keyEnd = stringEnd(text, i);
       if (keyEnd < 0) return -1;
-      const key = readString(text, i, keyEnd);
+      const key = keyOf(value, text, i, keyEnd);
       if (key === undefined || !Object.hasOwn(value, key) || value[key] === undefined) return -1;
       i = skipSpace(text, keyEnd);
       if (text.charCodeAt(i) !== 0x3a) return -1; // :
@@ -161,6 +209,22 @@ function matchObject(value: Record<string, unknown>, text: string, at: number): 
   let defined = 0;
   for (const key in value) if (Object.hasOwn(value, key) && value[key] !== undefined) defined++;
   return defined === matched ? i + 1 : -1;
+}
+
+// The key token [at, end) of an object's text: the value's own key that it spells as is (found
+// without slicing the text), else the token decoded.
+function keyOf(
+  value: Record<string, unknown>,
+  text: string,
+  at: number,
+  end: number,
+): string | undefined {
+  const length = end - at - 2;
+  for (const key in value) {
+    // A key with a backslash is spelled otherwise in JSON text.
+    if (key.length === length && text.startsWith(key, at + 1) && !key.includes("\\")) return key;
+  }
+  return readString(text, at, end);
 }
 
 // Where the string token starting at the quote `at` ends (past its closing quote), or -1.

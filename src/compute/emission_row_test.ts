@@ -6,6 +6,8 @@ import {
   rowsDecidedByMeta,
   sameJsonText,
   sameRow,
+  sharedJson,
+  sharedJsonText,
 } from "./emission_row.ts";
 
 const row = (type: number, kg: number, factor = 1): EmissionRow => ({
@@ -148,4 +150,36 @@ Deno.test("rowsDecidedByMeta: the stored rows some computed row matches but for 
   assert.deepEqual(rowsDecidedByMeta(old, computed.slice(0, 2)), []);
   assert.deepEqual(rowsDecidedByMeta([stored(7, row(10001, 100))], [row(20001, 100)]), []);
   assert.deepEqual(rowsDecidedByMeta([stored(7, row(10001, 100))], [row(10001, 100)]).length, 1);
+});
+
+Deno.test("sameJsonText: a shared value matches as one piece of text, or else walked", () => {
+  const list = sharedJson(Object.freeze([{ id: 7, values: { ef_b: 0.2, ef: 100 } }]));
+  assert.equal(sharedJsonText(list), '[{"id": 7, "values": {"ef": 100, "ef_b": 0.2}}]');
+  const meta = { factors_used: list, kwh: 1.5 };
+  assert.ok(sameJsonText(meta, `{"kwh": 1.5, "factors_used": ${sharedJsonText(list)}}`));
+  // Printed another way (a number, spaces, key order): the same value, walked.
+  assert.ok(
+    sameJsonText(meta, '{"factors_used":[{"values":{"ef_b":2e-1,"ef":100.0},"id":7}],"kwh":1.5}'),
+  );
+  assert.ok(
+    !sameJsonText(meta, '{"kwh": 1.5, "factors_used": [{"id": 7, "values": {"ef": 100}}]}'),
+  );
+  assert.ok(!sameJsonText(meta, `{"kwh": 1.6, "factors_used": ${sharedJsonText(list)}}`));
+  // The piece must end where the value does.
+  const text = sharedJsonText(list)!;
+  assert.ok(!sameJsonText(meta, `{"kwh": 1.5, "factors_used": ${text.slice(0, -1)}, 3]}`));
+  assert.equal(sharedJsonText({ id: 7 }), undefined);
+});
+
+Deno.test("sameJsonText: keys and numbers compared in place, escapes and other spellings decoded", () => {
+  // A key spelled with an escape in the text is decoded, never taken for the raw characters.
+  assert.ok(sameJsonText({ "a\n": 1 }, '{"a\\n": 1}'));
+  assert.ok(!sameJsonText({ "a\\n": 1 }, '{"a\\n": 1}'));
+  assert.ok(sameJsonText({ "a\\n": 1 }, '{"a\\\\n": 1}'));
+  assert.ok(sameJsonText({ 'a"b': 1 }, '{"a\\"b": 1}'));
+  // Numbers printed otherwise than JavaScript prints them still compare by value.
+  assert.ok(sameJsonText({ n: 52, x: 0.2 }, '{"n": 52.0, "x": 2e-1}'));
+  assert.ok(!sameJsonText({ n: 52 }, '{"n": 520}'));
+  assert.ok(!sameJsonText({ n: 5 }, '{"n": 52}'));
+  assert.ok(!sameJsonText({ n: 0.2 }, '{"n": 0.21}'));
 });

@@ -1,5 +1,5 @@
 // Set-based writes of emission rows: a handful of statements whatever the number of entries.
-import type { EmissionRow, RowUpdate } from "../compute/emission_row.ts";
+import { type EmissionRow, type RowUpdate, sharedJsonText } from "../compute/emission_row.ts";
 import type { Queryable } from "./connection.ts";
 
 /** An emission row with the entry it belongs to. */
@@ -38,22 +38,39 @@ export interface StoredRowColumns {
  * without its meta throws when asked for it: whoever compares metas must read them first.
  */
 export function storedEmissionRow(columns: StoredRowColumns): StoredEmissionRow {
-  const text = columns.metaText === undefined ? undefined : columns.metaText ?? "{}";
-  let meta: Record<string, unknown> | undefined;
-  return {
-    id: columns.id,
-    dataEntryId: columns.dataEntryId,
-    emissionTypeId: columns.emissionTypeId,
-    primaryFactorId: columns.primaryFactorId,
-    kgCo2eq: columns.kgCo2eq,
-    additionalValue: columns.additionalValue,
-    scope: columns.scope,
-    metaText: text,
-    get meta() {
-      if (text === undefined) throw new Error(`emission row ${columns.id}: its meta was not read`);
-      return meta ??= JSON.parse(text) as Record<string, unknown>;
-    },
-  };
+  return new StoredRow(columns);
+}
+
+// A class rather than an object literal with a getter: no closure per row (a rematch makes one
+// per stored row it reads).
+class StoredRow implements StoredEmissionRow {
+  readonly id: number;
+  readonly dataEntryId: number;
+  readonly emissionTypeId: number;
+  readonly primaryFactorId: number | null;
+  readonly kgCo2eq: number;
+  readonly additionalValue: number | null;
+  readonly scope: number | null;
+  readonly metaText: string | undefined;
+  #meta: Record<string, unknown> | undefined;
+
+  constructor(columns: StoredRowColumns) {
+    this.id = columns.id;
+    this.dataEntryId = columns.dataEntryId;
+    this.emissionTypeId = columns.emissionTypeId;
+    this.primaryFactorId = columns.primaryFactorId;
+    this.kgCo2eq = columns.kgCo2eq;
+    this.additionalValue = columns.additionalValue;
+    this.scope = columns.scope;
+    this.metaText = columns.metaText === undefined ? undefined : columns.metaText ?? "{}";
+  }
+
+  get meta(): Record<string, unknown> {
+    if (this.metaText === undefined) {
+      throw new Error(`emission row ${this.id}: its meta was not read`);
+    }
+    return this.#meta ??= JSON.parse(this.metaText) as Record<string, unknown>;
+  }
 }
 
 /** Deletes every emission row of these entries; returns how many went. */
@@ -146,10 +163,55 @@ export async function loadEmissionsOf(
 }
 
 /**
+ * A number array as PostgreSQL's array literal (`{1,2.5,NULL}`), sent as text and cast: a
+ * number needs no quoting or escaping, which the driver's array serializer does per element.
+ * `String(n)` is the shortest text that reads back as the same float8.
+ */
+function numberArray(values: readonly (number | null)[]): string {
+  let text = "{";
+  for (let i = 0; i < values.length; i++) {
+    if (i > 0) text += ",";
+    const value = values[i];
+    text += value === null ? "NULL" : String(value);
+  }
+  return text + "}";
+}
+
+/**
+ * The metas of rows to rewrite, split so that the server parses a shared `factors_used` list (see
+ * `sharedJson`) once per statement rather than once per row: `rest` holds each meta without its
+ * shared list, `parts` the distinct lists, `partOf` each row's list (1-based, null: none).
+ */
+function splitMetas(rows: readonly EmissionRow[]): {
+  rest: string;
+  parts: string;
+  partOf: (number | null)[];
+} {
+  const index = new Map<unknown, number>();
+  const parts: unknown[] = [];
+  const partOf: (number | null)[] = [];
+  const rest: unknown[] = [];
+  for (const { meta } of rows) {
+    const list = meta.factors_used;
+    if (sharedJsonText(list) === undefined) {
+      partOf.push(null);
+      rest.push(meta);
+      continue;
+    }
+    let n = index.get(list);
+    if (n === undefined) index.set(list, n = parts.push(list));
+    partOf.push(n);
+    rest.push({ ...meta, factors_used: undefined });
+  }
+  return { rest: JSON.stringify(rest), parts: JSON.stringify(parts), partOf };
+}
+
+/**
  * Rewrites stored rows in place by id, in one UPDATE ... FROM unnest (two when some rows also
  * change factor, additional value or scope): they keep their ids, and their emission type (rows
  * are only paired within a type). Indexed columns that keep their value leave the update HOT when
- * the page has room (migration 0007 leaves room).
+ * the page has room (migration 0007 leaves room). A meta's shared `factors_used` list is parsed
+ * once and put back with `jsonb_set` (cheaper than parsing it for every row).
  */
 export async function updateEmissionsInPlace(
   tx: Queryable,
@@ -157,29 +219,38 @@ export async function updateEmissionsInPlace(
 ): Promise<number> {
   const short = updates.filter((u) => u.kgAndMetaOnly);
   const full = short.length === updates.length ? [] : updates.filter((u) => !u.kgAndMetaOnly);
+  // Each row's meta: its own part (j) and, when it has one, the shared list it names (p).
+  const metas = (list: readonly RowUpdate[]) => {
+    const { rest, parts, partOf } = splitMetas(list.map((u) => u.row));
+    return tx`
+      join jsonb_array_elements(${rest}::text::jsonb) with ordinality as j(m, n) on j.n = u.n
+      join unnest(${numberArray(partOf)}::text::int[]) with ordinality as k(p, n) on k.n = u.n
+      left join jsonb_array_elements(${parts}::text::jsonb) with ordinality as p(m, n)
+        on p.n = k.p`;
+  };
+  const meta = tx`
+    case when k.p is null then j.m else jsonb_set(j.m, '{factors_used}', p.m) end`;
   const [a, b] = await Promise.all([
     short.length && tx`
-      update data_entry_emissions x set kg_co2eq = u.kg, meta = j.m, computed_at = now()
+      update data_entry_emissions x set kg_co2eq = u.kg, meta = ${meta}, computed_at = now()
       from unnest(
-        ${short.map((u) => u.id)}::bigint[],
-        ${short.map((u) => u.row.kgCo2eq)}::float8[]
+        ${numberArray(short.map((u) => u.id))}::text::bigint[],
+        ${numberArray(short.map((u) => u.row.kgCo2eq))}::text::float8[]
       ) with ordinality as u(id, kg, n)
-      join jsonb_array_elements(${metaArray(short.map((u) => u.row))}::text::jsonb)
-        with ordinality as j(m, n) on j.n = u.n
+      ${metas(short)}
       where x.id = u.id`,
     full.length && tx`
       update data_entry_emissions x set
-        primary_factor_id = u.f, kg_co2eq = u.kg, additional_value = u.a, scope = u.s, meta = j.m,
-        computed_at = now()
+        primary_factor_id = u.f, kg_co2eq = u.kg, additional_value = u.a, scope = u.s,
+        meta = ${meta}, computed_at = now()
       from unnest(
-        ${full.map((u) => u.id)}::bigint[],
-        ${full.map((u) => u.row.primaryFactorId)}::bigint[],
-        ${full.map((u) => u.row.kgCo2eq)}::float8[],
-        ${full.map((u) => u.row.additionalValue)}::float8[],
-        ${full.map((u) => u.row.scope)}::smallint[]
+        ${numberArray(full.map((u) => u.id))}::text::bigint[],
+        ${numberArray(full.map((u) => u.row.primaryFactorId))}::text::bigint[],
+        ${numberArray(full.map((u) => u.row.kgCo2eq))}::text::float8[],
+        ${numberArray(full.map((u) => u.row.additionalValue))}::text::float8[],
+        ${numberArray(full.map((u) => u.row.scope))}::text::smallint[]
       ) with ordinality as u(id, f, kg, a, s, n)
-      join jsonb_array_elements(${metaArray(full.map((u) => u.row))}::text::jsonb)
-        with ordinality as j(m, n) on j.n = u.n
+      ${metas(full)}
       where x.id = u.id`,
   ]);
   return (a ? a.count : 0) + (b ? b.count : 0);

@@ -1,5 +1,5 @@
 // Process emissions (50): JSON link on category / subcategory, typed by gas category.
-import { entryObject, optionalText, requiredNumber, requiredText } from "./_fields.ts";
+import { entryObject, optionalText, refined, requiredNumber, requiredText } from "./_fields.ts";
 import { LINKED, quantityTimesEf } from "./_formulas.ts";
 import type { Classification, Handler } from "./types.ts";
 
@@ -19,7 +19,7 @@ const processEmissions: Handler = {
   kindField: "category",
   subkindField: "subcategory",
   entrySchema: entryObject({
-    category: requiredText().refine((c) => categoryType(c) !== undefined, {
+    category: refined(requiredText(), (c) => categoryType(c) !== undefined, {
       message: `expected one of ${Object.keys(CATEGORY_TYPES).join(", ")}`,
     }),
     subcategory: optionalText(),

@@ -8,13 +8,16 @@ import {
 import {
   entryObject,
   lowerEnum,
+  normalFormOf,
   numberWithDefault,
   optionalText,
   requiredText,
+  withNormalForm,
 } from "./_fields.ts";
 import { fixedType, num, varNum, whereOrFallback } from "./_formulas.ts";
 import {
   type Classification,
+  type Computation,
   EntryComputeError,
   type EntryData,
   type Factor,
@@ -24,8 +27,21 @@ import {
   type ReferenceData,
 } from "./types.ts";
 
-const upperCode = () => requiredText().transform((s) => s.toUpperCase());
-const optionalUpperCode = () => optionalText().transform((s) => s?.toUpperCase());
+// In normal form when already upper-cased.
+const isUpper = (v: unknown) => typeof v === "string" && v.toUpperCase() === v;
+const upperCode = () => {
+  const text = requiredText();
+  const isText = normalFormOf(text)!;
+  return withNormalForm(text.transform((s) => s.toUpperCase()), (v) => isText(v) && isUpper(v));
+};
+const optionalUpperCode = () => {
+  const text = optionalText();
+  const isText = normalFormOf(text)!;
+  return withNormalForm(
+    text.transform((s) => s?.toUpperCase()),
+    (v) => isText(v) && (v === undefined || isUpper(v)),
+  );
+};
 
 const PLANE_CABIN_TYPES: Readonly<Record<string, number>> = {
   first: 50201,
@@ -122,33 +138,44 @@ const plane: Handler = {
       },
     };
   },
-  computations: (data) => [{
-    emissionTypeId: PLANE_CABIN_TYPES[String(data.cabin_class)],
-    source: {
-      kind: "query",
-      select: (vars, set) =>
-        set.where("category", String(vars.haul_category)).filter((f) =>
-          f.classification.cabin_class === vars.cabin_class
-        ),
-    },
-    formula(vars, factor) {
-      const ef = num(factor.values, "ef_kg_co2eq_per_km");
-      const distance = varNum(vars, "distance_km");
-      if (ef === undefined || distance === undefined) return null;
-      const rfi = num(factor.values, "rfi_adjustment") ?? 1;
-      return {
-        kg: distance * ef * rfi,
-        additionalValue: distance,
-        meta: {
-          distance_km: distance,
-          distance_one_trip_km: vars.distance_one_trip_km,
-          haul_category: vars.haul_category,
-          rfi_adjustment: rfi,
-        },
-      };
-    },
-  }],
+  computations: (data) => planeComputations(String(data.cabin_class)),
 };
+
+// One list per cabin class, built on first use (no list and closures per entry).
+const planeComputationsByCabin = new Map<string, readonly Computation[]>();
+function planeComputations(cabin: string): readonly Computation[] {
+  let list = planeComputationsByCabin.get(cabin);
+  if (!list) {
+    list = [{
+      emissionTypeId: PLANE_CABIN_TYPES[cabin],
+      source: {
+        kind: "query",
+        select: (vars, set) =>
+          set.where("category", String(vars.haul_category)).filter((f) =>
+            f.classification.cabin_class === vars.cabin_class
+          ),
+      },
+      formula(vars, factor) {
+        const ef = num(factor.values, "ef_kg_co2eq_per_km");
+        const distance = varNum(vars, "distance_km");
+        if (ef === undefined || distance === undefined) return null;
+        const rfi = num(factor.values, "rfi_adjustment") ?? 1;
+        return {
+          kg: distance * ef * rfi,
+          additionalValue: distance,
+          meta: {
+            distance_km: distance,
+            distance_one_trip_km: vars.distance_one_trip_km,
+            haul_category: vars.haul_category,
+            rfi_adjustment: rfi,
+          },
+        };
+      },
+    }];
+    planeComputationsByCabin.set(cabin, list);
+  }
+  return list;
+}
 
 function distanceKm(a: Location, b: Location): number {
   return haversineKm(a.latitude, a.longitude, b.latitude, b.longitude);

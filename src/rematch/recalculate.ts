@@ -73,13 +73,16 @@ type Computed = { readonly computation: EntryComputation } | { readonly error: u
 
 /**
  * Computes every entry of a chunk before comparing any, so that the meta of exactly the stored
- * rows the comparison will look at is read at once (when the chunk came without it).
+ * rows the comparison will look at is read at once, when the chunk came without it. A chunk that
+ * came with every meta is not computed ahead (undefined): each entry is computed and compared in
+ * turn, and its computation is garbage before the next one's.
  */
 async function computeChunk(
   handler: Handler,
   chunk: SliceChunk,
   inputs: ComputeInputs,
-): Promise<Map<number, Computed>> {
+): Promise<Map<number, Computed> | undefined> {
+  if (hasEveryMeta(chunk)) return undefined;
   const computed = new Map<number, Computed>();
   const decided: StoredEmissionRow[] = [];
   for (const entry of chunk.entries) {
@@ -94,6 +97,13 @@ async function computeChunk(
   }
   await chunk.needMeta?.(decided);
   return computed;
+}
+
+function hasEveryMeta(chunk: SliceChunk): boolean {
+  for (const rows of chunk.stored.values()) {
+    for (const row of rows) if (row.metaText === undefined) return false;
+  }
+  return true;
 }
 
 /**
@@ -299,6 +309,7 @@ export async function rematchSlice(
     const failed: { id: number; error: string }[] = [];
     const computedIds: number[] = [];
     const changedIds: number[] = [];
+    const decided: StoredEmissionRow[] = [];
     for (const entry of entries) {
       result.entries++;
       const oldRows = stored.get(entry.id) ?? [];
@@ -312,7 +323,7 @@ export async function rematchSlice(
       }
       let plan: EntryPlan;
       try {
-        plan = planEntry(handler, entry.data, oldRows, inputs, computations.get(entry.id));
+        plan = planEntry(handler, entry.data, oldRows, inputs, computations?.get(entry.id));
       } catch (error) {
         // Per-entry isolation: whatever went wrong computing or comparing this entry, it keeps
         // its data and rows and the others go on. (Database errors happen outside this loop.)
@@ -334,6 +345,10 @@ export async function rematchSlice(
         if (result.warnings.length < DETAIL_LIMIT) {
           result.warnings.push({ dataEntryId: entry.id, warning });
         }
+      }
+      // Computed here: the rows whose meta decided tell the reader whether to read meta along.
+      if (!computations && oldRows.length) {
+        decided.push(...rowsDecidedByMeta(oldRows, computed.rows));
       }
       const newKg = leafKg(computed.rows);
       result.kgAfter += newKg;
@@ -367,6 +382,7 @@ export async function rematchSlice(
         factorIdAfter: plan.newLink ?? firstFactorId(computed.rows),
       });
     }
+    if (!computations) await chunk.needMeta?.(decided);
     if (!dryRun) {
       await writing;
       const write = updates.length || replaceRowsOf.length || relinks.length
@@ -459,7 +475,7 @@ function holdFrozenEntry(
   result: RematchResult,
   tally: RematchModuleResult,
   diff: RematchDiffEntry[] | undefined,
-  computations: ReadonlyMap<number, Computed>,
+  computations: ReadonlyMap<number, Computed> | undefined,
 ): void {
   const oldKg = leafKg(oldRows);
   result.frozen++;
@@ -467,7 +483,7 @@ function holdFrozenEntry(
   tally.kgAfter += oldKg;
   let plan: EntryPlan;
   try {
-    plan = planEntry(handler, entry.data, oldRows, inputs, computations.get(entry.id));
+    plan = planEntry(handler, entry.data, oldRows, inputs, computations?.get(entry.id));
   } catch {
     return;
   }

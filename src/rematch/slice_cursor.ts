@@ -90,10 +90,10 @@ export async function* readSlice(
   // How much of the last chunk's meta decided, as the caller reported it.
   const usage = { rows: 0, decided: 0 };
   while (true) {
-    const fetched = await next;
+    let fetched: readonly SliceRow[] = await next;
     const from = cursor;
     const last = fetched.length < size;
-    let rows = held.length ? [...held, ...fetched] : fetched;
+    let rows: readonly SliceRow[] = held.length ? [...held, ...fetched] : fetched;
     held = [];
     if (!last && rows.length) {
       // The last entry's rows may go on in the next FETCH: it waits for them.
@@ -117,7 +117,11 @@ export async function* readSlice(
       }
       next = fetch(cursor);
     }
-    if (rows.length) yield chunkOf(tx, rows, from.withMeta, usage);
+    // The FETCH rows are dropped before the chunk is handed over: only what the chunk holds stays
+    // alive while it is computed.
+    const chunk = rows.length ? chunkOf(tx, rows, from.withMeta, usage) : undefined;
+    rows = fetched = [];
+    if (chunk) yield chunk;
     if (last) break;
   }
   await tx.unsafe(`close ${cursor.name}`);

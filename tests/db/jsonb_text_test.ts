@@ -2,7 +2,7 @@
 // PostgreSQL prints for a jsonb value must compare equal to that value, and unequal to others.
 import assert from "node:assert/strict";
 import { dbTest, useTestDatabase } from "../_harness.ts";
-import { sameJsonText } from "../../src/compute/emission_row.ts";
+import { sameJsonText, sharedJson, sharedJsonText } from "../../src/compute/emission_row.ts";
 
 const testDb = useTestDatabase();
 
@@ -28,6 +28,31 @@ dbTest(
       assert.ok(sameJsonText(value, row.text), `${JSON.stringify(value)} against ${row.text}`);
       const others = VALUES.filter((v) => v !== value);
       for (const other of others) assert.ok(!sameJsonText(other, row.text), row.text);
+    }
+  },
+);
+
+dbTest(
+  testDb,
+  "a shared value's text is what PostgreSQL prints for it, and compares as one piece",
+  async (db) => {
+    for (const value of VALUES) {
+      if (typeof value !== "object" || value === null) continue;
+      const shared = sharedJson(structuredClone(value) as object);
+      const [row] = await db.sql<{ text: string; nested: string }[]>`
+        select (${JSON.stringify(value)}::text)::jsonb::text as text,
+          jsonb_build_object('a', 1, 'shared', (${JSON.stringify(value)}::text)::jsonb)::text
+            as nested`;
+      assert.ok(sameJsonText(shared, row.text), `${JSON.stringify(value)} against ${row.text}`);
+      assert.ok(sameJsonText({ shared, a: 1 }, row.nested), row.nested);
+      // Printed as one piece unless a number prints otherwise (1e21 as 1000000000000000000000):
+      // then the value is walked, as any other.
+      if (!/\d[eE][+-]?\d/.test(JSON.stringify(value))) {
+        assert.equal(sharedJsonText(shared), row.text);
+      }
+      for (const other of VALUES.filter((v) => v !== value)) {
+        assert.ok(!sameJsonText(shared, JSON.stringify(other)), JSON.stringify(other));
+      }
     }
   },
 );
