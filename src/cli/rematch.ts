@@ -31,7 +31,9 @@ reads the whole slice (scope full).
   --modules IDS   only these carbon report module ids (comma separated)
   --dry-run       compute and report, write nothing; --diff lists per-entry kg changes
   --no-wait       fail at once if another rematch or factor import holds the slice
-  --no-stats      do not recompute carbon_report_modules.stats
+  --no-stats      leave carbon_report_modules.stats as they are (the modules rewritten are
+                  marked not computed: the next rematch or entry write touching them sums
+                  them again)
   --json          print one JSON document
 
 Each slice is its own transaction: with --all or --stale, a slice that fails (busy with

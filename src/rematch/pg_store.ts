@@ -13,6 +13,7 @@ import {
   recordSliceState,
   targetEntryIds,
 } from "./state.ts";
+import type { ModuleStatsChange } from "./module_stats.ts";
 import { readSlice, withoutJit } from "./slice_cursor.ts";
 import type { SliceStore } from "./types.ts";
 
@@ -59,8 +60,14 @@ export function createPgSliceStore(tx: Queryable): SliceStore {
       ]);
       return { updated, deleted, inserted };
     },
-    async refreshModuleStats(moduleIds) {
-      await refreshModuleStats(tx, moduleIds);
+    async refreshModuleStats(moduleIds, changes) {
+      const left = changes ? await applyModuleStatsChanges(tx, changes) : moduleIds;
+      await refreshModuleStats(tx, left);
+    },
+    async forgetModuleStats(moduleIds) {
+      await tx`
+        update carbon_report_modules set stats_computed_at = null
+        where id = any(${[...moduleIds]}::bigint[])`;
     },
     async frozenModuleIds(moduleIds) {
       const rows = await tx<{ id: number }[]>`
@@ -121,4 +128,55 @@ export async function refreshModuleStats(
     left join per_module t on t.mid = mods.id
     left join counts c on c.mid = mods.id
     where m.id = mods.id`;
+}
+
+/**
+ * Adds each change to its module's stored stats, in one statement, and returns the ids of the
+ * modules it could not update that way (to be recomputed in full): those whose change says so,
+ * and those whose stored stats cannot be trusted as a base (never computed, forgotten by a
+ * rematch that skipped them, a key missing, or an emission type missing that the change expects).
+ * The entry count is left as it is. Sums are taken in double precision, like a recompute's.
+ */
+export async function applyModuleStatsChanges(
+  tx: Queryable,
+  changes: readonly ModuleStatsChange[],
+): Promise<number[]> {
+  const recompute = changes.filter((c) => c.recompute).map((c) => c.moduleId);
+  const deltas = changes.filter((c) => !c.recompute);
+  if (deltas.length === 0) return recompute;
+  // By type: [kg change, row count change] (a type whose rows grew may be new to the stats).
+  const types = deltas.map((c) =>
+    JSON.stringify(Object.fromEntries([...c.byEmissionType].map(([t, d]) => [t, [d.kg, d.rows]])))
+  );
+  const updated = await tx<{ id: number }[]>`
+    update carbon_report_modules m set
+      stats = m.stats || jsonb_build_object(
+        'scope1', (m.stats ->> 'scope1')::float8 + d.s1,
+        'scope2', (m.stats ->> 'scope2')::float8 + d.s2,
+        'scope3', (m.stats ->> 'scope3')::float8 + d.s3,
+        'total', (m.stats ->> 'total')::float8 + d.total,
+        'by_emission_type', m.stats -> 'by_emission_type' || coalesce((
+          select jsonb_object_agg(t.key,
+            coalesce((m.stats -> 'by_emission_type' ->> t.key)::float8, 0) + (t.value ->> 0)::float8)
+          from jsonb_each(d.types) t), '{}'::jsonb)),
+      stats_computed_at = now()
+    from (
+      select u.id, u.s1, u.s2, u.s3, u.total, u.types::jsonb as types
+      from unnest(${deltas.map((c) => c.moduleId)}::bigint[],
+        ${deltas.map((c) => c.scope1)}::float8[], ${deltas.map((c) => c.scope2)}::float8[],
+        ${deltas.map((c) => c.scope3)}::float8[], ${deltas.map((c) => c.total)}::float8[],
+        ${types}::text[]) as u(id, s1, s2, s3, total, types)
+    ) d
+    where m.id = d.id and m.stats_computed_at is not null
+      and jsonb_typeof(m.stats -> 'scope1') = 'number' and jsonb_typeof(m.stats -> 'scope2') = 'number'
+      and jsonb_typeof(m.stats -> 'scope3') = 'number' and jsonb_typeof(m.stats -> 'total') = 'number'
+      and jsonb_typeof(m.stats -> 'entry_count') = 'number'
+      and jsonb_typeof(m.stats -> 'by_emission_type') = 'object'
+      and not exists (
+        select 1 from jsonb_each(d.types) t
+        where (t.value ->> 1)::int <= 0 and not (m.stats -> 'by_emission_type' ? t.key))
+    returning m.id`;
+  const done = new Set(updated.map((r) => r.id));
+  return [...recompute, ...deltas.map((c) => c.moduleId).filter((id) => !done.has(id))]
+    .sort((a, b) => a - b);
 }

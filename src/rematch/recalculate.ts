@@ -17,6 +17,7 @@ import { getHandler } from "../handlers/mod.ts";
 import { EntryComputeError, type EntryData, type Handler } from "../handlers/types.ts";
 import { ROLLUP_EMISSION_TYPE_IDS } from "../reference/emission_types.ts";
 import { getDataEntryType } from "../reference/enums.ts";
+import { ModuleStatsDeltas } from "./module_stats.ts";
 import {
   classifyFactorChanges,
   diffFactorSet,
@@ -275,6 +276,7 @@ export async function rematchSlice(
 
   const diff: RematchDiffEntry[] | undefined = dryRun && options.diff ? [] : undefined;
   const affected = new Set<number>();
+  const statsDeltas = new ModuleStatsDeltas();
   const modules = new Map<number, RematchModuleResult>();
   const moduleOf = (moduleId: number) => {
     let tally = modules.get(moduleId);
@@ -359,6 +361,7 @@ export async function rematchSlice(
       }
       changedIds.push(entry.id);
       affected.add(entry.moduleId);
+      if (plan.rowsChanged) statsDeltas.add(entry.moduleId, oldRows, computed.rows);
       tally.entriesChanged++;
       if (plan.relink) {
         relinks.push({ id: entry.id, factorId: plan.newLink });
@@ -399,8 +402,10 @@ export async function rematchSlice(
   result.entriesRead = result.entries;
 
   result.affectedModuleIds = [...affected].sort((a, b) => a - b);
-  if (!dryRun && !options.noStats && result.affectedModuleIds.length) {
-    await store.refreshModuleStats(result.affectedModuleIds);
+  if (!dryRun && result.affectedModuleIds.length) {
+    // Skipped stats are stale: forgotten, so that no later rematch adds its changes to them.
+    if (options.noStats) await store.forgetModuleStats?.(result.affectedModuleIds);
+    else await store.refreshModuleStats(result.affectedModuleIds, statsDeltas.changes());
   }
   if (diff) result.diff = diff;
   result.modules = [...modules.values()].sort((a, b) => a.moduleId - b.moduleId);

@@ -4,6 +4,7 @@ import type { EmissionRow } from "../compute/emission_row.ts";
 import type { EntryEmissionRow, StoredEmissionRow } from "../db/emissions.ts";
 import type { SliceLockWait } from "../db/locks.ts";
 import type { EntryData, Handler } from "../handlers/types.ts";
+import type { ModuleStatsChange } from "./module_stats.ts";
 import type {
   EntryMarks,
   FactorFingerprint,
@@ -26,7 +27,10 @@ export interface RematchOptions {
   diff?: boolean;
   /** Fail at once when another transaction holds the slice. @default false */
   noWait?: boolean;
-  /** Skip recomputing carbon_report_modules.stats. @default false */
+  /**
+   * Skip updating carbon_report_modules.stats; those of the modules the rematch changed are
+   * marked as not computed (recomputed in full by the next refresh). @default false
+   */
   noStats?: boolean;
   /**
    * Read and recompute every entry of the slice, whatever its recorded state says (a current
@@ -214,7 +218,20 @@ export interface SliceStore {
    * waits before the next write and at the end), so a store may let it run behind.
    */
   writeChunk(write: ChunkWrite): Promise<{ updated: number; deleted: number; inserted: number }>;
-  refreshModuleStats(moduleIds: readonly number[]): Promise<void>;
+  /**
+   * Brings the stats of these modules (none frozen) up to date after the rematch's writes: by
+   * `changes`, what the rematch changed in each (a module without one is unchanged), where the
+   * stored stats allow; else, or without `changes`, recomputed from the module's rows.
+   */
+  refreshModuleStats(
+    moduleIds: readonly number[],
+    changes?: readonly ModuleStatsChange[],
+  ): Promise<void>;
+  /**
+   * Marks the stats of these modules as not computed (a rematch skipped them): the next
+   * refresh recomputes them in full instead of adding changes to them.
+   */
+  forgetModuleStats?(moduleIds: readonly number[]): Promise<void>;
   /** Of these modules, the frozen ones (none when the store has no frozen modules). */
   frozenModuleIds?(moduleIds: readonly number[]): Promise<number[]>;
 }

@@ -1,0 +1,51 @@
+import assert from "node:assert/strict";
+import type { EmissionRow } from "../compute/emission_row.ts";
+import { CompensatedSum, ModuleStatsDeltas } from "./module_stats.ts";
+
+const row = (emissionTypeId: number, kgCo2eq: number, scope: number | null): EmissionRow => ({
+  emissionTypeId,
+  kgCo2eq,
+  scope,
+  primaryFactorId: 1,
+  additionalValue: null,
+  meta: {},
+});
+
+Deno.test("a compensated sum keeps what plain addition rounds away", () => {
+  const sum = new CompensatedSum();
+  for (const x of [1e16, 1, -1e16, 0.1, 0.2, -0.3]) sum.add(x);
+  // Plain addition loses the 1 to the rounding of 1e16 and ends at 5.55e-17.
+  assert.equal(sum.value, 1);
+});
+
+Deno.test("a module's change: old rows out, new rows in, rollups left out", () => {
+  const deltas = new ModuleStatsDeltas();
+  deltas.add(5, [row(80200, 10, 2), row(40000, 99, null)], [
+    row(80200, 14, 2),
+    row(40000, 7, null),
+  ]);
+  deltas.add(5, [row(6010501, 3, 1)], [row(6010501, 1, 1), row(6010301, 4, 2)]);
+  deltas.add(2, [row(50101, 8, 3), row(50102, 1, null)], [row(50102, 1, null)]);
+  const [two, five] = deltas.changes();
+  assert.deepEqual(
+    { ...five, byEmissionType: Object.fromEntries(five.byEmissionType) },
+    {
+      moduleId: 5,
+      scope1: -2,
+      scope2: 8,
+      scope3: 0,
+      total: 6,
+      byEmissionType: {
+        80200: { kg: 4, rows: 0 },
+        6010501: { kg: -2, rows: 0 },
+        6010301: { kg: 4, rows: 1 },
+      },
+      recompute: false,
+    },
+  );
+  // A type lost rows: it may have none left in the module.
+  assert.equal(two.moduleId, 2);
+  assert.equal(two.scope3, -8);
+  assert.equal(two.total, -8);
+  assert.equal(two.recompute, true);
+});
