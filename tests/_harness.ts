@@ -76,7 +76,7 @@ async function chooseServer(): Promise<{ url?: string; backend: TestBackend; why
   if (Deno.env.get("REMATCH_TEST_BACKEND") === "embedded") {
     return { backend: "embedded", why: "REMATCH_TEST_BACKEND=embedded" };
   }
-  const url = Deno.env.get("TEST_DATABASE_URL") ?? Deno.env.get("DATABASE_URL");
+  const url = Deno.env.get("TEST_DATABASE_URL") || Deno.env.get("DATABASE_URL");
   if (url) return { url, backend: "server", why: "one database per test file" };
   const found = await dockerServer();
   return found.url
@@ -90,7 +90,7 @@ async function chooseServer(): Promise<{ url?: string; backend: TestBackend; why
  */
 export function serverBackendExpected(): boolean {
   return Deno.env.get("REMATCH_TEST_BACKEND") !== "embedded" &&
-    Boolean(Deno.env.get("TEST_DATABASE_URL") ?? Deno.env.get("DATABASE_URL"));
+    Boolean(Deno.env.get("TEST_DATABASE_URL") || Deno.env.get("DATABASE_URL"));
 }
 
 /** Creates a fresh migrated database for one test file. */

@@ -15,7 +15,8 @@ const ROOT = join(import.meta.dirname!, "..", "..");
 /** The server URL of this run, or undefined when tests run on the embedded database. */
 export function serverUrl(): string | undefined {
   if (Deno.env.get("REMATCH_TEST_BACKEND") === "embedded") return undefined;
-  return Deno.env.get("TEST_DATABASE_URL") ?? Deno.env.get("DATABASE_URL") ?? undefined;
+  // An empty DATABASE_URL means the embedded database, as for the commands.
+  return Deno.env.get("TEST_DATABASE_URL") || Deno.env.get("DATABASE_URL") || undefined;
 }
 
 /** A migrated database of its own on the test server, with its URL (for child processes). */
