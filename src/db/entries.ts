@@ -11,6 +11,7 @@ import {
 import { type EmissionRow, sameJson, sameRow } from "../compute/emission_row.ts";
 import { getHandler } from "../handlers/mod.ts";
 import { EntryComputeError, type EntryData } from "../handlers/types.ts";
+import { emissionTypeById } from "../reference/emission_types.ts";
 import { type DataEntryType, getDataEntryType } from "../reference/enums.ts";
 import { yearProblem } from "../reference/years.ts";
 import { refreshModuleStats } from "../rematch/pg_store.ts";
@@ -379,6 +380,20 @@ function sameRows(stored: readonly EmissionRow[], computed: readonly EmissionRow
 }
 
 /**
+ * No foreign key checks an emission row's type (migration 0008): a type the code's tree does not
+ * know is a handler's bug, refused before anything is written.
+ */
+function refuseUnknownEmissionTypes(rows: readonly EntryEmissionRow[]): void {
+  const unknown = rows.find(({ row }) => emissionTypeById(row.emissionTypeId) === undefined);
+  if (unknown) {
+    throw new RangeError(
+      `entry ${unknown.dataEntryId}: emission type ${unknown.row.emissionTypeId} is not in the ` +
+        "emission type tree (src/reference/emission_type_nodes.ts)",
+    );
+  }
+}
+
+/**
  * The write path shared by create and update: unique fields, companions, compute, the writes
  * (only of what changed) and the module stats. The caller has validated the inputs, taken the
  * slice locks and placed each input in its module.
@@ -522,6 +537,7 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
   const emissionRows: EntryEmissionRow[] = [...inserts, ...changed].flatMap((p) =>
     p.rows.map((row) => ({ dataEntryId: p.id, row }))
   );
+  refuseUnknownEmissionTypes(emissionRows);
   const [, , companionsGone, emissionsDeleted, emissionsInserted] = await Promise.all([
     updating,
     inserting,
