@@ -379,6 +379,20 @@ function sameRows(stored: readonly EmissionRow[], computed: readonly EmissionRow
   });
 }
 
+/** The `det:year` keys of the slices of these entries that have a recorded state. */
+async function slicesWithState(
+  tx: Queryable,
+  entries: readonly { det: DataEntryType; year: number }[],
+): Promise<Set<string>> {
+  const slices = [...new Map(entries.map((e) => [`${e.det.id}:${e.year}`, e])).values()];
+  if (slices.length === 0) return new Set();
+  const rows = await tx<{ det: number; year: number }[]>`
+    select s.data_entry_type_id as det, s.year from slice_states s
+      join unnest(${slices.map((e) => e.det.id)}::int[], ${slices.map((e) => e.year)}::int[])
+        as w(det, year) on s.data_entry_type_id = w.det and s.year = w.year`;
+  return new Set(rows.map((r) => `${r.det}:${r.year}`));
+}
+
 /**
  * No foreign key checks an emission row's type (migration 0008): a type the code's tree does not
  * know is a handler's bug, refused before anything is written.
@@ -546,16 +560,20 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
     insertEmissions(tx, emissionRows),
   ]);
   const companionsDeleted = companionsGone ? companionsGone.count : 0;
-  // A failed entry, or one computed while its slice is stale, is left for the next rematch.
+  // A failed entry, or one computed while its slice is stale, is left for the next rematch. A
+  // new entry of a slice without a recorded state is vouched for and has no mark to clear: the
+  // comparison of that slice's inputs is skipped.
+  const recorded = await slicesWithState(tx, pending);
   await noteWrittenEntries(
     tx,
-    pending.map((p) => ({
-      id: p.id,
-      det: p.det,
-      year: p.year,
-      error: failedIds.get(p.id),
-      fresh: !p.stored,
-    })),
+    pending.filter((p) => p.stored || failedIds.has(p.id) || recorded.has(`${p.det.id}:${p.year}`))
+      .map((p) => ({
+        id: p.id,
+        det: p.det,
+        year: p.year,
+        error: failedIds.get(p.id),
+        fresh: !p.stored,
+      })),
   );
 
   const moduleIds = [
