@@ -178,6 +178,12 @@ async function allocateEntryIds(tx: Queryable, count: number): Promise<number[]>
   return rows.map((r) => r.id);
 }
 
+/**
+ * New entries computed and sent per INSERT: the server writes one chunk while the next is
+ * computed.
+ */
+const INSERT_CHUNK = 1000;
+
 /** Slice inputs cached per (det, year) for one write. */
 function sliceInputCache(tx: Queryable) {
   const cache = new Map<string, Promise<ComputeInputs>>();
@@ -395,7 +401,7 @@ async function slicesWithState(
 
 /**
  * No foreign key checks an emission row's type (migration 0008): a type the code's tree does not
- * know is a handler's bug, refused before anything is written.
+ * know is a handler's bug, refused before its rows are sent (the write fails).
  */
 function refuseUnknownEmissionTypes(rows: readonly EntryEmissionRow[]): void {
   const unknown = rows.find(({ row }) => emissionTypeById(row.emissionTypeId) === undefined);
@@ -487,7 +493,10 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
   const computeErrors: EntryProblem[] = [];
   const warnings: EntryProblem[] = [];
   const failedIds = new Map<number, string>();
-  for (const entry of pending) {
+  // Every slice's inputs are read before any write is sent: a read queued behind the writes in
+  // flight would stall the compute.
+  for (const entry of pending) await inputsFor(entry.det, entry.year);
+  const compute = async (entry: Pending) => {
     try {
       const computed = computeEntry(
         getHandler(entry.det),
@@ -504,16 +513,18 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
       computeErrors.push({ index: entry.index, message: error.message });
       failedIds.set(entry.id, error.message);
     }
-  }
+  };
 
+  // Updates first: what they change decides what is written, and they are written before any
+  // insert.
   const updates = pending.filter((p) => p.stored);
+  for (const entry of updates) await compute(entry);
   const storedRows = await loadEmissionsOf(tx, updates.map((p) => p.id));
   const unchangedIds = new Set(
     updates.filter((p) =>
       sameJson(p.stored, p.data) && sameRows(storedRows.get(p.id) ?? [], p.rows)
     ).map((p) => p.id),
   );
-  const inserts = pending.filter((p) => !p.stored);
   const changed = updates.filter((p) => !unchangedIds.has(p.id));
 
   // Updates before inserts, and updated unique values cleared first: an input may take a value
@@ -525,41 +536,63 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
     await tx`update data_entries set data = data - ${uniqueFields}::text[]
       where id = any(${changed.map((p) => p.id)}::bigint[])`;
   }
-  // The data go as one JSON array, split by position on the server: nothing to escape per entry.
-  // The statements below are sent together; the connection runs them in order.
-  const updating = changed.length > 0 && tx`
-    update data_entries e set data = j.d, updated_at = now()
-    from unnest(${changed.map((p) => p.id)}::bigint[]) with ordinality as u(i, n)
-    join jsonb_array_elements(${JSON.stringify(changed.map((p) => p.data))}::text::jsonb)
-      with ordinality as j(d, n) on j.n = u.n
-    where e.id = u.i`.execute();
-  const inserting = inserts.length > 0 && tx`
-    insert into data_entries (id, carbon_report_module_id, data_entry_type_id, data, source_key)
-    select u.i, u.m, u.d, j.d, u.k
-    from unnest(
-      ${inserts.map((p) => p.id)}::bigint[],
-      ${inserts.map((p) => p.moduleId)}::bigint[],
-      ${inserts.map((p) => p.det.id)}::int[],
-      ${inserts.map((p) => p.sourceKey ?? null)}::text[]
-    ) with ordinality as u(i, m, d, k, n)
-    join jsonb_array_elements(${JSON.stringify(inserts.map((p) => p.data))}::text::jsonb)
-      with ordinality as j(d, n) on j.n = u.n
-    order by u.n`.execute();
-  const deletingCompanions = companionDeletes.length > 0 && tx`
-    delete from data_entries where id = any(${companionDeletes.map((c) => c.id)}::bigint[])`
-    .execute();
-  const emissionRows: EntryEmissionRow[] = [...inserts, ...changed].flatMap((p) =>
-    p.rows.map((row) => ({ dataEntryId: p.id, row }))
-  );
-  refuseUnknownEmissionTypes(emissionRows);
-  const [, , companionsGone, emissionsDeleted, emissionsInserted] = await Promise.all([
-    updating,
-    inserting,
-    deletingCompanions,
-    deleteEmissionsOf(tx, changed.map((p) => p.id)),
-    insertEmissions(tx, emissionRows),
-  ]);
-  const companionsDeleted = companionsGone ? companionsGone.count : 0;
+  // The writes are sent without waiting (the connection runs them in order) and awaited together
+  // at the end: the server writes one chunk while the next is computed.
+  const inFlight: Promise<unknown>[] = [];
+  const send = <T>(write: Promise<T>): Promise<T> => {
+    // A failure is seen where the writes are awaited; until then it must not count as unhandled.
+    write.catch(() => {});
+    inFlight.push(write);
+    return write;
+  };
+  const emissionRowsOf = (entries: readonly Pending[]) => {
+    const rows = entries.flatMap((p) => p.rows.map((row) => ({ dataEntryId: p.id, row })));
+    refuseUnknownEmissionTypes(rows);
+    return rows;
+  };
+  if (changed.length) {
+    // The data go as one JSON array, split by position on the server: nothing to escape per
+    // entry.
+    send(tx`
+      update data_entries e set data = j.d, updated_at = now()
+      from unnest(${changed.map((p) => p.id)}::bigint[]) with ordinality as u(i, n)
+      join jsonb_array_elements(${JSON.stringify(changed.map((p) => p.data))}::text::jsonb)
+        with ordinality as j(d, n) on j.n = u.n
+      where e.id = u.i`.execute());
+  }
+  const companionsGone = companionDeletes.length > 0 &&
+    send(
+      tx`delete from data_entries where id = any(${companionDeletes.map((c) => c.id)}::bigint[])`
+        .execute(),
+    );
+  const deletedCounts = [send(deleteEmissionsOf(tx, changed.map((p) => p.id)))];
+  const insertedCounts = [send(insertEmissions(tx, emissionRowsOf(changed)))];
+
+  // New entries a chunk at a time: each chunk's inserts go while the next chunk is computed.
+  const inserts = pending.filter((p) => !p.stored);
+  for (let start = 0; start < inserts.length; start += INSERT_CHUNK) {
+    const chunk = inserts.slice(start, start + INSERT_CHUNK);
+    for (const entry of chunk) await compute(entry);
+    send(tx`
+      insert into data_entries (id, carbon_report_module_id, data_entry_type_id, data, source_key)
+      select u.i, u.m, u.d, j.d, u.k
+      from unnest(
+        ${chunk.map((p) => p.id)}::bigint[],
+        ${chunk.map((p) => p.moduleId)}::bigint[],
+        ${chunk.map((p) => p.det.id)}::int[],
+        ${chunk.map((p) => p.sourceKey ?? null)}::text[]
+      ) with ordinality as u(i, m, d, k, n)
+      join jsonb_array_elements(${JSON.stringify(chunk.map((p) => p.data))}::text::jsonb)
+        with ordinality as j(d, n) on j.n = u.n
+      order by u.n`.execute());
+    insertedCounts.push(send(insertEmissions(tx, emissionRowsOf(chunk))));
+  }
+  await Promise.all(inFlight);
+  const sum = async (counts: Promise<number>[]) =>
+    (await Promise.all(counts)).reduce((a, b) => a + b, 0);
+  const emissionsDeleted = await sum(deletedCounts);
+  const emissionsInserted = await sum(insertedCounts);
+  const companionsDeleted = companionsGone ? (await companionsGone).count : 0;
   // A failed entry, or one computed while its slice is stale, is left for the next rematch. A
   // new entry of a slice without a recorded state is vouched for and has no mark to clear: the
   // comparison of that slice's inputs is skipped.
@@ -606,8 +639,9 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
     emissionsDeleted,
     withoutEmissions: withoutEmissions.sort((a, b) => a - b),
     rejected: rejected.sort((a, b) => a.index - b.index),
-    computeErrors,
-    warnings,
+    // Stable: an input's problems stay in the order they were found, its companion's after.
+    computeErrors: computeErrors.sort((a, b) => a.index - b.index),
+    warnings: warnings.sort((a, b) => a.index - b.index),
     moduleIds,
     pending,
   };
