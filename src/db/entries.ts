@@ -182,7 +182,7 @@ async function allocateEntryIds(tx: Queryable, count: number): Promise<number[]>
  * New entries computed and sent per INSERT: the server writes one chunk while the next is
  * computed.
  */
-const INSERT_CHUNK = 1000;
+const INSERT_CHUNK = 500;
 
 /** Slice inputs cached per (det, year) for one write. */
 function sliceInputCache(tx: Queryable) {
