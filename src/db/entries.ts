@@ -639,7 +639,7 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
     emissionsDeleted,
     withoutEmissions: withoutEmissions.sort((a, b) => a - b),
     rejected: rejected.sort((a, b) => a.index - b.index),
-    // Stable: an input's problems stay in the order they were found, its companion's after.
+    // By input (updates are computed before new entries); one input's in the order found.
     computeErrors: computeErrors.sort((a, b) => a.index - b.index),
     warnings: warnings.sort((a, b) => a.index - b.index),
     moduleIds,
