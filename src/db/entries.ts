@@ -130,7 +130,10 @@ export function slicesOf(det: DataEntryType, year: number): SliceRef[] {
   return slices;
 }
 
-/** Units, reports and modules created on demand; returns module ids by `unit\0year\0module`. */
+/**
+ * Units, reports and modules created on demand, in the caller's transaction (its statements are
+ * sent together); returns module ids by `unit\0year\0module`.
+ */
 export async function ensureModules(
   tx: Queryable,
   wanted: readonly { unitCode: string; year: number; moduleTypeId: number }[],
@@ -142,29 +145,33 @@ export async function ensureModules(
   const result = new Map<string, number>();
   if (unique.length === 0) return result;
   const codes = [...new Set(unique.map((w) => w.unitCode))];
-  await tx`insert into units (code, name) select c, c from unnest(${codes}::text[]) as u(c)
-    on conflict (code) do nothing`;
-  await tx`
+  // Sent together, one round trip: the connection runs them in order, each seeing the last.
+  const [, , , rows] = await Promise.all([
+    tx`insert into units (code, name) select c, c from unnest(${codes}::text[]) as u(c)
+    on conflict (code) do nothing`.execute(),
+    tx`
     insert into carbon_reports (unit_id, year)
     select u.id, w.y from unnest(${unique.map((w) => w.unitCode)}::text[], ${
-    unique.map((w) => w.year)
-  }::int[])
+      unique.map((w) => w.year)
+    }::int[])
       as w(c, y) join units u on u.code = w.c
-    on conflict (unit_id, year) do nothing`;
-  await tx`
+    on conflict (unit_id, year) do nothing`.execute(),
+    tx`
     insert into carbon_report_modules (carbon_report_id, module_type_id)
     select r.id, w.m from unnest(${unique.map((w) => w.unitCode)}::text[], ${
-    unique.map((w) => w.year)
-  }::int[],
+      unique.map((w) => w.year)
+    }::int[],
       ${unique.map((w) => w.moduleTypeId)}::int[]) as w(c, y, m)
       join units u on u.code = w.c join carbon_reports r on r.unit_id = u.id and r.year = w.y
-    on conflict (carbon_report_id, module_type_id) do nothing`;
-  const rows = await tx<{ code: string; year: number; module_type_id: number; id: number }[]>`
+    on conflict (carbon_report_id, module_type_id) do nothing`.execute(),
+    tx<{ code: string; year: number; module_type_id: number; id: number }[]>`
     select u.code, r.year, m.module_type_id, m.id
     from unnest(${unique.map((w) => w.unitCode)}::text[], ${unique.map((w) => w.year)}::int[],
       ${unique.map((w) => w.moduleTypeId)}::int[]) as w(c, y, mt)
       join units u on u.code = w.c join carbon_reports r on r.unit_id = u.id and r.year = w.y
-      join carbon_report_modules m on m.carbon_report_id = r.id and m.module_type_id = w.mt`;
+      join carbon_report_modules m on m.carbon_report_id = r.id and m.module_type_id = w.mt`
+      .execute(),
+  ]);
   for (const r of rows) result.set(key(r.code, r.year, r.module_type_id), r.id);
   return result;
 }
