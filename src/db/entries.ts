@@ -11,6 +11,7 @@ import {
 import { type EmissionRow, sameJson, sameRow } from "../compute/emission_row.ts";
 import { getHandler } from "../handlers/mod.ts";
 import { EntryComputeError, type EntryData } from "../handlers/types.ts";
+import { emissionTypeById } from "../reference/emission_types.ts";
 import { type DataEntryType, getDataEntryType } from "../reference/enums.ts";
 import { yearProblem } from "../reference/years.ts";
 import { refreshModuleStats } from "../rematch/pg_store.ts";
@@ -129,7 +130,10 @@ export function slicesOf(det: DataEntryType, year: number): SliceRef[] {
   return slices;
 }
 
-/** Units, reports and modules created on demand; returns module ids by `unit\0year\0module`. */
+/**
+ * Units, reports and modules created on demand, in the caller's transaction (its statements are
+ * sent together); returns module ids by `unit\0year\0module`.
+ */
 export async function ensureModules(
   tx: Queryable,
   wanted: readonly { unitCode: string; year: number; moduleTypeId: number }[],
@@ -141,29 +145,33 @@ export async function ensureModules(
   const result = new Map<string, number>();
   if (unique.length === 0) return result;
   const codes = [...new Set(unique.map((w) => w.unitCode))];
-  await tx`insert into units (code, name) select c, c from unnest(${codes}::text[]) as u(c)
-    on conflict (code) do nothing`;
-  await tx`
+  // Sent together, one round trip: the connection runs them in order, each seeing the last.
+  const [, , , rows] = await Promise.all([
+    tx`insert into units (code, name) select c, c from unnest(${codes}::text[]) as u(c)
+    on conflict (code) do nothing`.execute(),
+    tx`
     insert into carbon_reports (unit_id, year)
     select u.id, w.y from unnest(${unique.map((w) => w.unitCode)}::text[], ${
-    unique.map((w) => w.year)
-  }::int[])
+      unique.map((w) => w.year)
+    }::int[])
       as w(c, y) join units u on u.code = w.c
-    on conflict (unit_id, year) do nothing`;
-  await tx`
+    on conflict (unit_id, year) do nothing`.execute(),
+    tx`
     insert into carbon_report_modules (carbon_report_id, module_type_id)
     select r.id, w.m from unnest(${unique.map((w) => w.unitCode)}::text[], ${
-    unique.map((w) => w.year)
-  }::int[],
+      unique.map((w) => w.year)
+    }::int[],
       ${unique.map((w) => w.moduleTypeId)}::int[]) as w(c, y, m)
       join units u on u.code = w.c join carbon_reports r on r.unit_id = u.id and r.year = w.y
-    on conflict (carbon_report_id, module_type_id) do nothing`;
-  const rows = await tx<{ code: string; year: number; module_type_id: number; id: number }[]>`
+    on conflict (carbon_report_id, module_type_id) do nothing`.execute(),
+    tx<{ code: string; year: number; module_type_id: number; id: number }[]>`
     select u.code, r.year, m.module_type_id, m.id
     from unnest(${unique.map((w) => w.unitCode)}::text[], ${unique.map((w) => w.year)}::int[],
       ${unique.map((w) => w.moduleTypeId)}::int[]) as w(c, y, mt)
       join units u on u.code = w.c join carbon_reports r on r.unit_id = u.id and r.year = w.y
-      join carbon_report_modules m on m.carbon_report_id = r.id and m.module_type_id = w.mt`;
+      join carbon_report_modules m on m.carbon_report_id = r.id and m.module_type_id = w.mt`
+      .execute(),
+  ]);
   for (const r of rows) result.set(key(r.code, r.year, r.module_type_id), r.id);
   return result;
 }
@@ -176,6 +184,12 @@ async function allocateEntryIds(tx: Queryable, count: number): Promise<number[]>
     select nextval(s.seq) as id from s, generate_series(1, ${count})`;
   return rows.map((r) => r.id);
 }
+
+/**
+ * New entries computed and sent per INSERT: the server writes one chunk while the next is
+ * computed.
+ */
+const INSERT_CHUNK = 500;
 
 /** Slice inputs cached per (det, year) for one write. */
 function sliceInputCache(tx: Queryable) {
@@ -378,6 +392,34 @@ function sameRows(stored: readonly EmissionRow[], computed: readonly EmissionRow
   });
 }
 
+/** The `det:year` keys of the slices of these entries that have a recorded state. */
+async function slicesWithState(
+  tx: Queryable,
+  entries: readonly { det: DataEntryType; year: number }[],
+): Promise<Set<string>> {
+  const slices = [...new Map(entries.map((e) => [`${e.det.id}:${e.year}`, e])).values()];
+  if (slices.length === 0) return new Set();
+  const rows = await tx<{ det: number; year: number }[]>`
+    select s.data_entry_type_id as det, s.year from slice_states s
+      join unnest(${slices.map((e) => e.det.id)}::int[], ${slices.map((e) => e.year)}::int[])
+        as w(det, year) on s.data_entry_type_id = w.det and s.year = w.year`;
+  return new Set(rows.map((r) => `${r.det}:${r.year}`));
+}
+
+/**
+ * No foreign key checks an emission row's type (migration 0008): a type the code's tree does not
+ * know is a handler's bug, refused before its rows are sent (the write fails).
+ */
+function refuseUnknownEmissionTypes(rows: readonly EntryEmissionRow[]): void {
+  const unknown = rows.find(({ row }) => emissionTypeById(row.emissionTypeId) === undefined);
+  if (unknown) {
+    throw new RangeError(
+      `entry ${unknown.dataEntryId}: emission type ${unknown.row.emissionTypeId} is not in the ` +
+        "emission type tree (src/reference/emission_type_nodes.ts)",
+    );
+  }
+}
+
 /**
  * The write path shared by create and update: unique fields, companions, compute, the writes
  * (only of what changed) and the module stats. The caller has validated the inputs, taken the
@@ -458,7 +500,10 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
   const computeErrors: EntryProblem[] = [];
   const warnings: EntryProblem[] = [];
   const failedIds = new Map<number, string>();
-  for (const entry of pending) {
+  // Every slice's inputs are read before any write is sent: a read queued behind the writes in
+  // flight would stall the compute.
+  for (const entry of pending) await inputsFor(entry.det, entry.year);
+  const compute = async (entry: Pending) => {
     try {
       const computed = computeEntry(
         getHandler(entry.det),
@@ -475,16 +520,18 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
       computeErrors.push({ index: entry.index, message: error.message });
       failedIds.set(entry.id, error.message);
     }
-  }
+  };
 
+  // Updates first: what they change decides what is written, and they are written before any
+  // insert.
   const updates = pending.filter((p) => p.stored);
+  for (const entry of updates) await compute(entry);
   const storedRows = await loadEmissionsOf(tx, updates.map((p) => p.id));
   const unchangedIds = new Set(
     updates.filter((p) =>
       sameJson(p.stored, p.data) && sameRows(storedRows.get(p.id) ?? [], p.rows)
     ).map((p) => p.id),
   );
-  const inserts = pending.filter((p) => !p.stored);
   const changed = updates.filter((p) => !unchangedIds.has(p.id));
 
   // Updates before inserts, and updated unique values cleared first: an input may take a value
@@ -496,50 +543,77 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
     await tx`update data_entries set data = data - ${uniqueFields}::text[]
       where id = any(${changed.map((p) => p.id)}::bigint[])`;
   }
-  // The data go as one JSON array, split by position on the server: nothing to escape per entry.
-  // The statements below are sent together; the connection runs them in order.
-  const updating = changed.length > 0 && tx`
-    update data_entries e set data = j.d, updated_at = now()
-    from unnest(${changed.map((p) => p.id)}::bigint[]) with ordinality as u(i, n)
-    join jsonb_array_elements(${JSON.stringify(changed.map((p) => p.data))}::text::jsonb)
-      with ordinality as j(d, n) on j.n = u.n
-    where e.id = u.i`.execute();
-  const inserting = inserts.length > 0 && tx`
-    insert into data_entries (id, carbon_report_module_id, data_entry_type_id, data, source_key)
-    select u.i, u.m, u.d, j.d, u.k
-    from unnest(
-      ${inserts.map((p) => p.id)}::bigint[],
-      ${inserts.map((p) => p.moduleId)}::bigint[],
-      ${inserts.map((p) => p.det.id)}::int[],
-      ${inserts.map((p) => p.sourceKey ?? null)}::text[]
-    ) with ordinality as u(i, m, d, k, n)
-    join jsonb_array_elements(${JSON.stringify(inserts.map((p) => p.data))}::text::jsonb)
-      with ordinality as j(d, n) on j.n = u.n
-    order by u.n`.execute();
-  const deletingCompanions = companionDeletes.length > 0 && tx`
-    delete from data_entries where id = any(${companionDeletes.map((c) => c.id)}::bigint[])`
-    .execute();
-  const emissionRows: EntryEmissionRow[] = [...inserts, ...changed].flatMap((p) =>
-    p.rows.map((row) => ({ dataEntryId: p.id, row }))
-  );
-  const [, , companionsGone, emissionsDeleted, emissionsInserted] = await Promise.all([
-    updating,
-    inserting,
-    deletingCompanions,
-    deleteEmissionsOf(tx, changed.map((p) => p.id)),
-    insertEmissions(tx, emissionRows),
-  ]);
-  const companionsDeleted = companionsGone ? companionsGone.count : 0;
-  // A failed entry, or one computed while its slice is stale, is left for the next rematch.
+  // The writes are sent without waiting (the connection runs them in order) and awaited together
+  // at the end: the server writes one chunk while the next is computed.
+  const inFlight: Promise<unknown>[] = [];
+  const send = <T>(write: Promise<T>): Promise<T> => {
+    // A failure is seen where the writes are awaited; until then it must not count as unhandled.
+    write.catch(() => {});
+    inFlight.push(write);
+    return write;
+  };
+  const emissionRowsOf = (entries: readonly Pending[]) => {
+    const rows = entries.flatMap((p) => p.rows.map((row) => ({ dataEntryId: p.id, row })));
+    refuseUnknownEmissionTypes(rows);
+    return rows;
+  };
+  if (changed.length) {
+    // The data go as one JSON array, split by position on the server: nothing to escape per
+    // entry.
+    send(tx`
+      update data_entries e set data = j.d, updated_at = now()
+      from unnest(${changed.map((p) => p.id)}::bigint[]) with ordinality as u(i, n)
+      join jsonb_array_elements(${JSON.stringify(changed.map((p) => p.data))}::text::jsonb)
+        with ordinality as j(d, n) on j.n = u.n
+      where e.id = u.i`.execute());
+  }
+  const companionsGone = companionDeletes.length > 0 &&
+    send(
+      tx`delete from data_entries where id = any(${companionDeletes.map((c) => c.id)}::bigint[])`
+        .execute(),
+    );
+  const deletedCounts = [send(deleteEmissionsOf(tx, changed.map((p) => p.id)))];
+  const insertedCounts = [send(insertEmissions(tx, emissionRowsOf(changed)))];
+
+  // New entries a chunk at a time: each chunk's inserts go while the next chunk is computed.
+  const inserts = pending.filter((p) => !p.stored);
+  for (let start = 0; start < inserts.length; start += INSERT_CHUNK) {
+    const chunk = inserts.slice(start, start + INSERT_CHUNK);
+    for (const entry of chunk) await compute(entry);
+    send(tx`
+      insert into data_entries (id, carbon_report_module_id, data_entry_type_id, data, source_key)
+      select u.i, u.m, u.d, j.d, u.k
+      from unnest(
+        ${chunk.map((p) => p.id)}::bigint[],
+        ${chunk.map((p) => p.moduleId)}::bigint[],
+        ${chunk.map((p) => p.det.id)}::int[],
+        ${chunk.map((p) => p.sourceKey ?? null)}::text[]
+      ) with ordinality as u(i, m, d, k, n)
+      join jsonb_array_elements(${JSON.stringify(chunk.map((p) => p.data))}::text::jsonb)
+        with ordinality as j(d, n) on j.n = u.n
+      order by u.n`.execute());
+    insertedCounts.push(send(insertEmissions(tx, emissionRowsOf(chunk))));
+  }
+  await Promise.all(inFlight);
+  const sum = async (counts: Promise<number>[]) =>
+    (await Promise.all(counts)).reduce((a, b) => a + b, 0);
+  const emissionsDeleted = await sum(deletedCounts);
+  const emissionsInserted = await sum(insertedCounts);
+  const companionsDeleted = companionsGone ? (await companionsGone).count : 0;
+  // A failed entry, or one computed while its slice is stale, is left for the next rematch. A
+  // new entry of a slice without a recorded state is vouched for and has no mark to clear: the
+  // comparison of that slice's inputs is skipped.
+  const recorded = await slicesWithState(tx, pending);
   await noteWrittenEntries(
     tx,
-    pending.map((p) => ({
-      id: p.id,
-      det: p.det,
-      year: p.year,
-      error: failedIds.get(p.id),
-      fresh: !p.stored,
-    })),
+    pending.filter((p) => p.stored || failedIds.has(p.id) || recorded.has(`${p.det.id}:${p.year}`))
+      .map((p) => ({
+        id: p.id,
+        det: p.det,
+        year: p.year,
+        error: failedIds.get(p.id),
+        fresh: !p.stored,
+      })),
   );
 
   const moduleIds = [
@@ -572,8 +646,9 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
     emissionsDeleted,
     withoutEmissions: withoutEmissions.sort((a, b) => a - b),
     rejected: rejected.sort((a, b) => a.index - b.index),
-    computeErrors,
-    warnings,
+    // By input (updates are computed before new entries); one input's in the order found.
+    computeErrors: computeErrors.sort((a, b) => a.index - b.index),
+    warnings: warnings.sort((a, b) => a.index - b.index),
     moduleIds,
     pending,
   };

@@ -13,6 +13,7 @@ import m0004 from "../../migrations/0004_history.sql" with { type: "text" };
 import m0005 from "../../migrations/0005_slice_state.sql" with { type: "text" };
 import m0006 from "../../migrations/0006_jobs.sql" with { type: "text" };
 import m0007 from "../../migrations/0007_perf.sql" with { type: "text" };
+import m0008 from "../../migrations/0008_entry_writes.sql" with { type: "text" };
 
 /** One migration: its file in `migrations/` and its SQL. */
 export interface Migration {
@@ -31,6 +32,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { file: "0005_slice_state.sql", sql: m0005 },
   { file: "0006_jobs.sql", sql: m0006 },
   { file: "0007_perf.sql", sql: m0007 },
+  { file: "0008_entry_writes.sql", sql: m0008 },
 ];
 
 /** The migration files, in the order they apply; the number prefix is the schema version. */

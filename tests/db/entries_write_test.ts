@@ -380,3 +380,62 @@ dbTest(
     assert.deepEqual(stats.stats!.by_emission_type, { "60300": 5000 });
   },
 );
+
+// ---- bulk writes --------------------------------------------------------------------------------
+
+dbTest(
+  testDb,
+  "bulk: a call of several insert chunks writes every entry and row, updates by key included",
+  async (db) => {
+    await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.1\n`);
+    const entry = (i: number, data: Record<string, unknown>) => ({
+      unitCode: `U${i % 3}`,
+      year: 2025,
+      det: IT,
+      sourceKey: `k${i}`,
+      data,
+    });
+    const first = await db.sql.begin((tx) =>
+      createEntries(tx, Array.from({ length: 6 }, (_, i) => entry(i, LAPTOP)))
+    );
+    assert.equal(first.created, 6);
+
+    // 2,500 inputs: the first 6 name the entries above (3 changed, 3 as they are), two of the new
+    // ones cannot be computed (100 active hours + the factor's 128 standby exceed the week).
+    const failing = new Set([1500, 2400]);
+    const inputs = Array.from({ length: 2500 }, (_, i) =>
+      entry(
+        i,
+        failing.has(i)
+          ? { ...LAPTOP, active_usage_hours_per_week: 100 }
+          : i < 3
+          ? { ...LAPTOP, active_usage_hours_per_week: 20 }
+          : LAPTOP,
+      ));
+    const result = await db.sql.begin((tx) => createEntries(tx, inputs));
+    assert.deepEqual(
+      [result.created, result.updated, result.unchanged, result.rejected.length],
+      [2494, 3, 3, 0],
+    );
+    assert.deepEqual(result.ids.slice(0, 6), first.ids);
+    assert.deepEqual(result.computeErrors.map((e) => e.index), [1500, 2400]);
+    assert.deepEqual(result.withoutEmissions, [1500, 2400]);
+    assert.deepEqual([result.emissionsInserted, result.emissionsDeleted], [2492 + 3, 3]);
+
+    // Each entry's stored row, from the database: 20 or 40 active hours a week at 100 W, the
+    // factor's 128 standby hours at 10 W, 52 weeks, 0.1 kg/kWh.
+    const kg = (activeHours: number) => (activeHours * 100 + 128 * 10) * 52 / 1000 * 0.1;
+    const stored = await db.sql<{ id: number; kg: number[] }[]>`
+      select e.id, coalesce(array_agg(x.kg_co2eq) filter (where x.id is not null), '{}') as kg
+      from data_entries e left join data_entry_emissions x on x.data_entry_id = e.id
+      group by e.id`;
+    const byId = new Map(stored.map((r) => [Number(r.id), r.kg]));
+    assert.equal(byId.size, 2500);
+    inputs.forEach((_, i) => {
+      const rows = byId.get(result.ids[i]!)!;
+      if (failing.has(i)) return assert.deepEqual(rows, [], `input ${i}`);
+      assert.equal(rows.length, 1, `input ${i}`);
+      assert.ok(near(rows[0], kg(i < 3 ? 20 : 40)), `input ${i}: ${rows[0]}`);
+    });
+  },
+);
