@@ -306,14 +306,22 @@ async function readSliceFacts(
       p.pending, p.failing,
       json_build_object(${digestPairs}) as digests
     from (
+      -- Driven by the marks (usually few), each probing its entry: a join would let the planner
+      -- walk every entry of the slice to probe the marks (40 ms at 50,000 entries, none marked).
       select count(*)::int as pending,
         (count(*) filter (where p.reason = 'failed'))::int as failing
       from data_entry_pending p
-        join data_entries e on e.id = p.data_entry_id
-        join carbon_report_modules m on m.id = e.carbon_report_module_id
-        join carbon_reports r on r.id = m.carbon_report_id
-      where e.data_entry_type_id = ${dataEntryTypeId} and r.year = ${year}
-        ${moduleIds ? sql`and e.carbon_report_module_id = any(${[...moduleIds]}::bigint[])` : sql``}
+      cross join lateral (
+        select 1 from data_entries e
+          join carbon_report_modules m on m.id = e.carbon_report_module_id
+          join carbon_reports r on r.id = m.carbon_report_id
+        where e.id = p.data_entry_id and e.data_entry_type_id = ${dataEntryTypeId}
+          and r.year = ${year}
+          ${
+    moduleIds ? sql`and e.carbon_report_module_id = any(${[...moduleIds]}::bigint[])` : sql``
+  }
+        offset 0
+      ) x
     ) p`;
   const side = (s: Side): FactorFingerprint | undefined =>
     s.et === null ? undefined : { emissionTypeId: s.et, classification: s.cls!, values: s.vals! };
