@@ -2,13 +2,13 @@
 // spread over many units (one carbon report module each), emissions computed on write. Entries
 // come from the demo seed's generator (src/seed/generate.ts); the equipment dets get generated
 // classes on top of the fixtures so that a single factor covers about 1 % of the entries.
-import { fileURLToPath } from "node:url";
 import type { Database } from "../db/connection.ts";
 import { importFactors } from "../db/factors.ts";
-import { type CsvTable, parseCsv, readCsvFile } from "../imports/csv.ts";
+import { parseCsv } from "../imports/csv.ts";
 import { getDataEntryType, MODULE_TYPES } from "../reference/enums.ts";
 import { catalogFromTables, generateEntries, SEED_DETS, type SeedDet } from "../seed/generate.ts";
-import { importSeedFixtures } from "../seed/seed.ts";
+import { fixtureCsv, fixtureText } from "../seed/fixtures.ts";
+import { importSeedFixtures, readFactorFixtures } from "../seed/seed.ts";
 import { writeEntryBatches } from "../seed/write.ts";
 
 /** The report year of every bench slice (its factor fixtures must exist). */
@@ -21,8 +21,6 @@ const MAX_UNITS = 2000;
 export const EQUIPMENT_KINDS = 100;
 const WRITE_BATCH = 5000;
 const EQUIPMENT_DETS = new Set(["scientific", "it", "other"]);
-
-const FIXTURES = new URL("../../fixtures/", import.meta.url);
 
 /** True when the seed generator can write entries of this det. */
 export function isBenchDet(name: string): name is SeedDet {
@@ -46,24 +44,13 @@ export interface BenchSliceSummary {
   readonly entrySeconds: number;
 }
 
-async function readFactorTables(year: number): Promise<Record<string, CsvTable>> {
-  const folder = new URL(`factors/${year}/`, FIXTURES);
-  const tables: Record<string, CsvTable> = {};
-  for await (const entry of Deno.readDir(folder)) {
-    if (!entry.isFile || !entry.name.endsWith(".csv")) continue;
-    tables[entry.name.slice(0, -4)] = await readCsvFile(fileURLToPath(new URL(entry.name, folder)));
-  }
-  return tables;
-}
-
 /**
  * The fixture's equipment table plus generated classes for `det` up to {@linkcode EQUIPMENT_KINDS}
  * (plausible powers and hours, the fixture's emission factor), or undefined for other dets.
  */
-export async function benchEquipmentTable(det: string): Promise<string | undefined> {
+export function benchEquipmentTable(det: string): string | undefined {
   if (!EQUIPMENT_DETS.has(det)) return undefined;
-  const path = fileURLToPath(new URL(`factors/${BENCH_YEAR}/equipment.csv`, FIXTURES));
-  const text = (await Deno.readTextFile(path)).trimEnd();
+  const text = fixtureText(`factors/${BENCH_YEAR}/equipment.csv`).trimEnd();
   const existing = text.split("\n").filter((line) => line.startsWith(`${det},`)).length;
   const families = ["Workstation", "Display", "Storage", "Network", "Peripheral", "Compute node"];
   const lines: string[] = [];
@@ -89,8 +76,8 @@ export async function seedBenchSlice(
 ): Promise<BenchSliceSummary> {
   const { det, entries } = options;
   const year = BENCH_YEAR;
-  const factors = await readFactorTables(year);
-  const equipmentText = await benchEquipmentTable(det);
+  const factors = Object.fromEntries(readFactorFixtures(year));
+  const equipmentText = benchEquipmentTable(det);
   await db.sql.begin(async (tx) => {
     await importSeedFixtures(tx, year);
     if (equipmentText) {
@@ -104,12 +91,11 @@ export async function seedBenchSlice(
       });
     }
   });
-  const reference = (name: string) =>
-    readCsvFile(fileURLToPath(new URL(`reference/${name}.csv`, FIXTURES)));
+  const reference = (name: string) => fixtureCsv(`reference/${name}.csv`);
   const catalog = catalogFromTables(year, {
-    locations: await reference("locations"),
-    rooms: await reference("rooms"),
-    rates: await reference("rates"),
+    locations: reference("locations"),
+    rooms: reference("rooms"),
+    rates: reference("rates"),
     factors,
   });
   const units = unitsFor(entries);

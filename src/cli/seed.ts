@@ -56,7 +56,7 @@ export const seedCommand = defineCommand({
   schema,
   async run(args, context) {
     // A year without fixtures fails before the database is opened.
-    await checkSeedYear(args.year);
+    checkSeedYear(args.year);
     const db = await context.database();
     const started = performance.now();
     const showProgress = context.interactive && !context.json;

@@ -112,13 +112,13 @@ export class SeedError extends Error {
 const MAX_LISTED_PROBLEMS = 100;
 
 /** The years that have a factor fixture folder, ascending. */
-export function seedYears(): Promise<number[]> {
-  return Promise.resolve(fixtureYears());
+export function seedYears(): number[] {
+  return fixtureYears();
 }
 
 /** Throws a {@linkcode SeedError} listing the available years when `year` has no fixtures. */
-export async function checkSeedYear(year: number): Promise<void> {
-  const years = await seedYears();
+export function checkSeedYear(year: number): void {
+  const years = seedYears();
   if (!years.includes(year)) {
     throw new SeedError(
       `no factor fixtures for year ${year}: available years are ${years.join(", ") || "none"}`,
@@ -126,8 +126,9 @@ export async function checkSeedYear(year: number): Promise<void> {
   }
 }
 
-async function readFactorFixtures(year: number): Promise<Map<string, CsvTable>> {
-  await checkSeedYear(year);
+/** The factor fixtures of `year` by file stem (`plane`, `equipment`, ...); a SeedError without. */
+export function readFactorFixtures(year: number): Map<string, CsvTable> {
+  checkSeedYear(year);
   const tables = new Map<string, CsvTable>();
   for (const name of fixtureNames(`factors/${year}`)) {
     if (name.endsWith(".csv")) {
@@ -169,7 +170,7 @@ export async function importSeedFixtures(
   tx: Queryable,
   year: number,
 ): Promise<SeedFixturesResult> {
-  return importFixtures(tx, year, await readFactorFixtures(year));
+  return importFixtures(tx, year, readFactorFixtures(year));
 }
 
 async function importFixtures(
@@ -287,7 +288,7 @@ export async function seedDatabase(db: Database, options: SeedOptions = {}): Pro
   requireInteger("units", units, 1);
   requireInteger("entriesPerDet", entriesPerDet, 0);
   requireInteger("batchSize", batchSize, 1);
-  const factorTables = await readFactorFixtures(year);
+  const factorTables = readFactorFixtures(year);
   const readFixture = (name: string) => fixtureCsv(`reference/${name}`);
   const catalog = catalogFromTables(year, {
     locations: readFixture("locations.csv"),

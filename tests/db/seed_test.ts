@@ -252,7 +252,7 @@ dbTest(
 );
 
 dbTest(testDb, "seed: a year without factor fixtures names the years there are", async (db) => {
-  assert.deepEqual(await seedYears(), [2024, 2025]);
+  assert.deepEqual(seedYears(), [2024, 2025]);
   await assert.rejects(
     seedDatabase(db, { ...SMALL, year: 2031 }),
     (error: unknown) =>
