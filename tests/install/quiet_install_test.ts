@@ -63,3 +63,12 @@ Deno.test("deno task compile without denort: one line naming what is missing and
   assert.match(lines[0], /deno task bundle/);
   if (!hadBin) assert.ok(!existsSync(join(ROOT, "bin")), "no bin/ left behind");
 });
+
+Deno.test("every task runs deno run -q: Deno's download and diagnostic lines stay out of a command's output", async () => {
+  const config = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json")));
+  const tasks = Object.entries(config.tasks as Record<string, string>);
+  assert.ok(tasks.length > 10);
+  for (const [name, command] of tasks) {
+    assert.match(command, /^deno run -q /, `task ${name}: ${command}`);
+  }
+});
