@@ -170,7 +170,7 @@ export async function importSeedFixtures(
   tx: Queryable,
   year: number,
 ): Promise<SeedFixturesResult> {
-  return importFixtures(tx, year, readFactorFixtures(year));
+  return await importFixtures(tx, year, readFactorFixtures(year));
 }
 
 async function importFixtures(
