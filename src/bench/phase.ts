@@ -171,6 +171,7 @@ const PART_OF: Readonly<Record<string, string>> = {
   compareState: "slice state",
   recordedFactors: "slice state",
   targetEntryIds: "slice state",
+  pendingEntryIds: "slice state",
   refreshModuleStats: "stats",
   recordState: "slice state",
 };

@@ -9,6 +9,7 @@ import { getDataEntryType } from "../reference/enums.ts";
 import {
   compareSlice,
   markEntries,
+  pendingEntryIds,
   recordedFactors,
   recordSliceState,
   targetEntryIds,
@@ -39,6 +40,7 @@ export function createPgSliceStore(tx: Queryable): SliceStore {
     recordedFactors: (detId, year) => recordedFactors(tx, detId, year),
     targetEntryIds: (detId, moduleIds, factorIds) =>
       targetEntryIds(tx, detId, { moduleIds }, factorIds),
+    pendingEntryIds: (detId) => pendingEntryIds(tx, detId),
     markEntries: (marks) => markEntries(tx, marks),
     recordState: (record) => recordSliceState(tx, record),
     async writeChunk({ updates, replaceRowsOf, rows, relinks }) {
@@ -167,7 +169,8 @@ export async function applyModuleStatsChanges(
         ${deltas.map((c) => c.scope3)}::float8[], ${deltas.map((c) => c.total)}::float8[],
         ${types}::text[]) as u(id, s1, s2, s3, total, types)
     ) d
-    where m.id = d.id and m.stats_computed_at is not null
+    where m.id = d.id and m.id = any(${deltas.map((c) => c.moduleId)}::bigint[])
+      and m.stats_computed_at is not null
       and jsonb_typeof(m.stats -> 'scope1') = 'number' and jsonb_typeof(m.stats -> 'scope2') = 'number'
       and jsonb_typeof(m.stats -> 'scope3') = 'number' and jsonb_typeof(m.stats -> 'total') = 'number'
       and jsonb_typeof(m.stats -> 'entry_count') = 'number'

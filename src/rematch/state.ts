@@ -467,6 +467,19 @@ export async function targetEntryIds(
   return rows.map((r) => r.id);
 }
 
+/** Ids of the det's entries marked pending, in id order. */
+export async function pendingEntryIds(
+  sql: Queryable,
+  dataEntryTypeId: number,
+): Promise<number[]> {
+  const rows = await sql<{ id: number }[]>`
+    select p.data_entry_id as id from data_entry_pending p
+    join data_entries e on e.id = p.data_entry_id
+    where e.data_entry_type_id = ${dataEntryTypeId}
+    order by 1`;
+  return rows.map((r) => r.id);
+}
+
 // ---- writing the state ------------------------------------------------------------------------
 
 /** What a rematch of the whole slice records, in its transaction, after its writes. */

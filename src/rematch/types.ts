@@ -209,6 +209,11 @@ export interface SliceStore {
     moduleIds: readonly number[],
     factorIds: readonly number[],
   ): Promise<number[]>;
+  /**
+   * Ids of this det's entries marked pending (any year or module). A store without it has
+   * targeted rematches read their entries by id only.
+   */
+  pendingEntryIds?(dataEntryTypeId: number): Promise<number[]>;
   /** Updates the pending marks of entries. */
   markEntries(marks: EntryMarks): Promise<void>;
   /** Records the slice's state after a rematch of the whole slice. */

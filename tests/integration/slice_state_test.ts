@@ -81,6 +81,48 @@ dbTest(testDb, "a value change reads only the entries using that factor", async 
   assert.equal((await statusOf(db, "it")).label, "current");
 });
 
+dbTest(
+  testDb,
+  "most factors changed: the whole slice is passed over, only the targeted entries are read",
+  async (db) => {
+    const factors = (laptopEf: number, desktopEf: number) =>
+      `${itFactors(laptopEf, desktopEf)}Printer,,100,10,40,128,0.1\n`;
+    const printer = { name: "printer", equipment_class: "Printer" };
+    await importFactorText(db, "it", 2025, factors(0.1, 0.1));
+    const [laptopId, desktopId, printerId, failingId] = await createTestEntries(db, "it", 2025, [
+      laptop,
+      desktop,
+      printer,
+      { ...printer, active_usage_hours_per_week: 100 }, // + 128 h standby > 168: fails, pending
+    ]);
+    const first = await rematch(db, "it");
+    assert.deepEqual([first.entriesRead, first.errors], [4, 1]);
+    // A hand edit of a row whose factor does not change: a targeted rematch never reads it.
+    await db.sql`update data_entry_emissions set kg_co2eq = 999 where data_entry_id = ${printerId}`;
+    await importFactorText(db, "it", 2025, factors(0.2, 0.3));
+    assert.equal((await statusOf(db, "it")).label, "stale: targeted (2 factors, about 3 entries)");
+    const progress: [number, number][] = [];
+    const r = await rematch(db, "it", {
+      onProgress: (done: number, total: number) => progress.push([done, total]),
+    });
+    // 2 of 3 factors changed: the cursor passes all 4 entries (progress counts them) and the
+    // rematch reads the two using those factors and the pending one.
+    assert.deepEqual(progress.at(-1), [4, 4]);
+    assert.deepEqual(
+      [r.scope, r.entriesRead, r.recalculated, r.errors, r.emissionsUpdated],
+      ["targeted", 3, 2, 1, 2],
+    );
+    assert.ok(near((await emissionRows(db.sql, [laptopId]))[0].kg_co2eq, KWH * 0.2));
+    assert.ok(near((await emissionRows(db.sql, [desktopId]))[0].kg_co2eq, KWH * 0.3));
+    assert.equal((await emissionRows(db.sql, [printerId]))[0].kg_co2eq, 999);
+    assert.deepEqual(await pendingOf(db), [{ id: failingId, reason: "failed" }]);
+    // --full reads it all and puts the hand edit right.
+    const forced = await rematch(db, "it", { full: true });
+    assert.deepEqual([forced.entriesRead, forced.emissionsUpdated], [4, 1]);
+    assert.ok(near((await emissionRows(db.sql, [printerId]))[0].kg_co2eq, KWH * 0.1));
+  },
+);
+
 dbTest(testDb, "a plane max_distance change reads the whole slice", async (db) => {
   await insertAirports(db);
   await importFactorText(
