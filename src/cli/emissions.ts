@@ -5,15 +5,6 @@ import { defineCommand, EXIT, flag, UsageError } from "./command.ts";
 import { type EmissionExportFormat, exportEmissions } from "../db/emissions_export.ts";
 import { type DataEntryType, findDataEntryType, unknownDataEntryType } from "../reference/enums.ts";
 
-export {
-  EMISSION_EXPORT_COLUMNS,
-  type EmissionExportFormat,
-  type EmissionExportRow,
-  exportEmissions,
-  type ExportSink,
-  readEmissionPages,
-} from "../db/emissions_export.ts";
-
 /** The validated arguments of `emissions export`. */
 export interface EmissionsExportArgs {
   readonly det: DataEntryType;

@@ -32,6 +32,35 @@ export interface StoredRowColumns {
   readonly metaText: string | null | undefined;
 }
 
+/** A stored row's columns as a SELECT names them (meta as its jsonb text, null when not read). */
+export interface StoredRowSelect {
+  readonly emission_type_id: number;
+  readonly primary_factor_id: number | null;
+  readonly kg_co2eq: number;
+  readonly additional_value: number | null;
+  readonly scope: number | null;
+  readonly meta: string | null;
+}
+
+/** A stored row from the columns a SELECT gave; without `withMeta`, its meta counts as not read. */
+export function storedRowOf(
+  id: number,
+  dataEntryId: number,
+  r: StoredRowSelect,
+  withMeta: boolean,
+): StoredEmissionRow {
+  return new StoredRow({
+    id,
+    dataEntryId,
+    emissionTypeId: r.emission_type_id,
+    primaryFactorId: r.primary_factor_id,
+    kgCo2eq: r.kg_co2eq,
+    additionalValue: r.additional_value,
+    scope: r.scope,
+    metaText: withMeta ? r.meta : undefined,
+  });
+}
+
 /**
  * A stored row from its columns. A null meta reads as `{}`. Most rows are only compared (by
  * their text) and never need their meta as an object: it is parsed on first use. A row read
@@ -128,33 +157,13 @@ export async function loadEmissionsOf(
 ): Promise<Map<number, StoredEmissionRow[]>> {
   const byEntry = new Map<number, StoredEmissionRow[]>();
   if (entryIds.length === 0) return byEntry;
-  const rows = await tx<
-    {
-      id: number;
-      data_entry_id: number;
-      emission_type_id: number;
-      primary_factor_id: number | null;
-      kg_co2eq: number;
-      additional_value: number | null;
-      scope: number | null;
-      meta: string | null;
-    }[]
-  >`
+  const rows = await tx<(StoredRowSelect & { id: number; data_entry_id: number })[]>`
     select id, data_entry_id, emission_type_id, primary_factor_id, kg_co2eq, additional_value, scope,
       meta::text as meta
     from data_entry_emissions where data_entry_id = any(${[...entryIds]}::bigint[])
     order by id`;
   for (const r of rows) {
-    const stored = storedEmissionRow({
-      id: r.id,
-      dataEntryId: r.data_entry_id,
-      emissionTypeId: r.emission_type_id,
-      primaryFactorId: r.primary_factor_id,
-      kgCo2eq: r.kg_co2eq,
-      additionalValue: r.additional_value,
-      scope: r.scope,
-      metaText: r.meta,
-    });
+    const stored = storedRowOf(r.id, r.data_entry_id, r, true);
     const list = byEntry.get(r.data_entry_id);
     if (list) list.push(stored);
     else byEntry.set(r.data_entry_id, [stored]);

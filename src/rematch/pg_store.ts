@@ -150,6 +150,7 @@ export async function applyModuleStatsChanges(
   const types = deltas.map((c) =>
     JSON.stringify(Object.fromEntries([...c.byEmissionType].map(([t, d]) => [t, [d.kg, d.rows]])))
   );
+  const ids = deltas.map((c) => c.moduleId);
   const updated = await tx<{ id: number }[]>`
     update carbon_report_modules m set
       stats = m.stats || jsonb_build_object(
@@ -164,12 +165,12 @@ export async function applyModuleStatsChanges(
       stats_computed_at = now()
     from (
       select u.id, u.s1, u.s2, u.s3, u.total, u.types::jsonb as types
-      from unnest(${deltas.map((c) => c.moduleId)}::bigint[],
+      from unnest(${ids}::bigint[],
         ${deltas.map((c) => c.scope1)}::float8[], ${deltas.map((c) => c.scope2)}::float8[],
         ${deltas.map((c) => c.scope3)}::float8[], ${deltas.map((c) => c.total)}::float8[],
         ${types}::text[]) as u(id, s1, s2, s3, total, types)
     ) d
-    where m.id = d.id and m.id = any(${deltas.map((c) => c.moduleId)}::bigint[])
+    where m.id = d.id and m.id = any(${ids}::bigint[])
       and m.stats_computed_at is not null
       and jsonb_typeof(m.stats -> 'scope1') = 'number' and jsonb_typeof(m.stats -> 'scope2') = 'number'
       and jsonb_typeof(m.stats -> 'scope3') = 'number' and jsonb_typeof(m.stats -> 'total') = 'number'
@@ -180,6 +181,6 @@ export async function applyModuleStatsChanges(
         where (t.value ->> 1)::int <= 0 and not (m.stats -> 'by_emission_type' ? t.key))
     returning m.id`;
   const done = new Set(updated.map((r) => r.id));
-  return [...recompute, ...deltas.map((c) => c.moduleId).filter((id) => !done.has(id))]
+  return [...recompute, ...ids.filter((id) => !done.has(id))]
     .sort((a, b) => a - b);
 }

@@ -231,19 +231,13 @@ async function targetOf(
   };
 }
 
-/** The entries of a chunk that `keep` keeps, with their stored rows. */
+/** The entries of a chunk that `keep` keeps (the rows of the others are never looked up). */
 function keptOf(
   chunk: SliceChunk,
   keep: (entry: SliceEntry, rows: readonly StoredEmissionRow[] | undefined) => boolean,
 ): SliceChunk {
   const entries = chunk.entries.filter((e) => keep(e, chunk.stored.get(e.id)));
-  if (entries.length === chunk.entries.length) return chunk;
-  const stored = new Map<number, readonly StoredEmissionRow[]>();
-  for (const e of entries) {
-    const rows = chunk.stored.get(e.id);
-    if (rows) stored.set(e.id, rows);
-  }
-  return { entries, stored, needMeta: chunk.needMeta?.bind(chunk) };
+  return entries.length === chunk.entries.length ? chunk : { ...chunk, entries };
 }
 
 function emptyResult(

@@ -2,23 +2,22 @@
 // rows, in chunks, one FETCH ahead of the caller. A row's meta is read only when the comparison
 // needs it: the cursor leaves it out while the caller mostly needs none (most rows changed in
 // another field), and reads it along while it mostly does (most rows unchanged).
-import { type StoredEmissionRow, storedEmissionRow } from "../db/emissions.ts";
+import {
+  type StoredEmissionRow,
+  storedEmissionRow,
+  storedRowOf,
+  type StoredRowSelect,
+} from "../db/emissions.ts";
 import type { Queryable } from "../db/connection.ts";
 import type { EntryData } from "../handlers/types.ts";
 import type { SliceChunk, SliceEntry } from "./types.ts";
 
-/** A FETCH row: an entry with one of its stored rows (or none). */
-interface SliceRow {
-  id: number;
-  module_id: number;
-  data: string;
-  row_id: number | null;
-  emission_type_id: number;
-  primary_factor_id: number | null;
-  kg_co2eq: number;
-  additional_value: number | null;
-  scope: number | null;
-  meta: string | null;
+/** A FETCH row: an entry with one of its stored rows (or none: `row_id` null). */
+interface SliceRow extends StoredRowSelect {
+  readonly id: number;
+  readonly module_id: number;
+  readonly data: string;
+  readonly row_id: number | null;
 }
 
 /** What the slice reader needs to know of a cursor. */
@@ -144,16 +143,7 @@ function chunkOf(
     }
     if (r.row_id === null) continue;
     rowCount++;
-    const row = storedEmissionRow({
-      id: r.row_id,
-      dataEntryId: r.id,
-      emissionTypeId: r.emission_type_id,
-      primaryFactorId: r.primary_factor_id,
-      kgCo2eq: r.kg_co2eq,
-      additionalValue: r.additional_value,
-      scope: r.scope,
-      metaText: withMeta ? r.meta : undefined,
-    });
+    const row = storedRowOf(r.row_id, r.id, r, withMeta);
     if (entryRows) entryRows.push(row);
     else stored.set(r.id, entryRows = [row]);
   }

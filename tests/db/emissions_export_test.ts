@@ -2,12 +2,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { dbTest, runCli, runOn, useTestDatabase } from "../_harness.ts";
 import type { Database } from "../../src/db/connection.ts";
+import { emissionsCommand } from "../../src/cli/emissions.ts";
 import {
   EMISSION_EXPORT_COLUMNS,
   type EmissionExportFormat,
-  emissionsCommand,
   exportEmissions,
-} from "../../src/cli/emissions.ts";
+} from "../../src/db/emissions_export.ts";
 import { createEntries, type NewEntry } from "../../src/db/entries.ts";
 import { parseCsv } from "../../src/imports/csv.ts";
 import { getDataEntryType } from "../../src/reference/enums.ts";
