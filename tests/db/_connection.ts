@@ -2,6 +2,7 @@
 // every digit, and running a task script as a subprocess.
 import assert from "node:assert/strict";
 import type { Database } from "../../src/db/connection.ts";
+import { type DenoRun, runDeno } from "../_deno.ts";
 import { createTestEntries, importFactorText, IT_HEADER } from "../integration/_slice.ts";
 
 /** A pid no process has: a child that has already exited. */
@@ -84,25 +85,14 @@ export async function rowsOf(db: Database, ids: number[]) {
 }
 
 /** What a subprocess printed, and its exit code. */
-export interface ScriptRun {
-  code: number;
-  out: string;
-  err: string;
-}
+export type ScriptRun = DenoRun;
 
 /** Runs `deno run -A scripts/<name>.ts ...args` with `env` added to the environment. */
-export async function runScript(
+export function runScript(
   name: string,
   args: string[],
   env: Record<string, string> = {},
 ): Promise<ScriptRun> {
   const script = new URL(`../../scripts/${name}.ts`, import.meta.url).pathname;
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", script, ...args],
-    env: { NO_COLOR: "1", ...env },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-  return { code: output.code, out: decode(output.stdout), err: decode(output.stderr) };
+  return runDeno(["run", "-A", script, ...args], { env });
 }

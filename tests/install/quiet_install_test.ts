@@ -4,22 +4,11 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { runDeno } from "../_deno.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 // What a clone holds that the commands need (tests, README and CI files left out).
 const CHECKOUT = ["deno.json", "deno.lock", "mod.ts", "scripts", "src", "migrations", "fixtures"];
-
-async function deno(args: string[], cwd: string, env: Record<string, string> = {}) {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args,
-    cwd,
-    env: { NO_COLOR: "1", ...env },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-  return { code: output.code, out: decode(output.stdout), err: decode(output.stderr) };
-}
 
 Deno.test("a fresh clone's first deno task demo: no package-manager lines, no warnings, no node_modules", async () => {
   const clone = await Deno.makeTempDir({ prefix: "rematch-clone-" });
@@ -27,8 +16,9 @@ Deno.test("a fresh clone's first deno task demo: no package-manager lines, no wa
     for (const item of CHECKOUT) {
       await new Deno.Command("cp", { args: ["-R", join(ROOT, item), clone] }).output();
     }
-    const demo = await deno(["task", "demo", "--units", "1", "--entries", "2"], clone, {
-      DATABASE_URL: "",
+    const demo = await runDeno(["task", "demo", "--units", "1", "--entries", "2"], {
+      cwd: clone,
+      env: { DATABASE_URL: "" },
     });
     assert.equal(demo.code, 0, demo.err);
     assert.match(demo.out, /^plane\s/m);
@@ -44,7 +34,7 @@ Deno.test("a fresh clone's first deno task demo: no package-manager lines, no wa
 });
 
 Deno.test("deno task test --help prints the help instead of running the suite", async () => {
-  const help = await deno(["task", "test", "--help"], ROOT);
+  const help = await runDeno(["task", "test", "--help"], { cwd: ROOT });
   assert.equal(help.code, 0);
   assert.match(help.out, /^Usage: deno task test \[--no-checks\] \[PATH\.\.\.\]$/m);
   assert.doesNotMatch(help.out, /passed, \d+ failed/);
@@ -52,7 +42,10 @@ Deno.test("deno task test --help prints the help instead of running the suite", 
 
 Deno.test("deno task compile without denort: one line naming what is missing and the bundle, no bin/", async () => {
   const hadBin = existsSync(join(ROOT, "bin"));
-  const run = await deno(["task", "compile"], ROOT, { DENORT_BIN: "/nonexistent/denort" });
+  const run = await runDeno(["task", "compile"], {
+    cwd: ROOT,
+    env: { DENORT_BIN: "/nonexistent/denort" },
+  });
   assert.equal(run.code, 1);
   const lines = run.err.split("\n").filter((l) => l.startsWith("compile:"));
   assert.equal(lines.length, 1, run.err);

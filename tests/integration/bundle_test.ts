@@ -7,27 +7,15 @@ import postgres from "postgres";
 import { join } from "node:path";
 import { buildBundle } from "../../scripts/bundle.ts";
 import { MIGRATION_FILES, SCHEMA_VERSION } from "../../src/db/migrate.ts";
+import { type DenoRun, runDeno } from "../_deno.ts";
 import { serverBackendExpected } from "../_harness.ts";
 import { IT_HEADER } from "./_slice.ts";
 import denoConfig from "../../deno.json" with { type: "json" };
 
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-}
-
 function bundleRunner(host: string, env: Record<string, string>) {
-  return async (...args: string[]): Promise<Run> => {
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "rematch.js", ...args],
-      cwd: host,
-      env: { NO_COLOR: "1", ...env },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes).trim();
-    return { code: output.code, out: decode(output.stdout), err: decode(output.stderr) };
+  return async (...args: string[]): Promise<DenoRun> => {
+    const run = await runDeno(["run", "-A", "rematch.js", ...args], { cwd: host, env });
+    return { code: run.code, out: run.out.trim(), err: run.err.trim() };
   };
 }
 

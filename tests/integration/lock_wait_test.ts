@@ -8,6 +8,7 @@ import {
   serverBackendExpected,
   useTestDatabase,
 } from "../_harness.ts";
+import type { CommandSpec } from "../../src/cli/command.ts";
 import { lockSlice, type SliceLockWait } from "../../src/db/locks.ts";
 import type { Database } from "../../src/db/connection.ts";
 import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
@@ -34,6 +35,19 @@ async function holdSlice(db: Database) {
   });
   const pid = await isLocked;
   return { pid, release: async () => (release(), await done) };
+}
+
+// Runs a command while the slice is held for 300 ms, then let go; returns its outcome and the
+// holder's pid.
+async function runWhileHeld<T>(db: Database, command: CommandSpec<T>, argv: string[]) {
+  const holder = await holdSlice(db);
+  const run = runCaptured(onDatabase(command, db), argv);
+  try {
+    await new Promise((r) => setTimeout(r, 300));
+  } finally {
+    await holder.release();
+  }
+  return { ...(await run), pid: holder.pid };
 }
 
 async function until(condition: () => boolean): Promise<void> {
@@ -95,20 +109,18 @@ dbTest(
   async (db) => {
     await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.1\n`);
     await createTestEntries(db, "it", 2025, [laptop]);
-    const holder = await holdSlice(db);
-    const run = runCaptured(onDatabase(rematchCommand, db), ["--det", "it", "--year", "2025"]);
-    try {
-      await new Promise((r) => setTimeout(r, 300));
-    } finally {
-      await holder.release();
-    }
-    const { code, err } = await run;
+    const { code, err, pid } = await runWhileHeld(db, rematchCommand, [
+      "--det",
+      "it",
+      "--year",
+      "2025",
+    ]);
     assert.equal(code, 0, err);
     assert.match(
       err,
       new RegExp(
         `^rematch: waiting for the slice lock of it 2025 since \\d\\d:\\d\\d:\\d\\d ` +
-          `\\(held by pid ${holder.pid} \\(.+\\), in a transaction since \\d\\d:\\d\\d:\\d\\d\\)$`,
+          `\\(held by pid ${pid} \\(.+\\), in a transaction since \\d\\d:\\d\\d:\\d\\d\\)$`,
         "m",
       ),
     );
@@ -136,21 +148,14 @@ dbTest(
         ["entries import", entriesCommand, ["import", entries]],
       ];
       for (const [name, command, argv] of commands) {
-        const holder = await holdSlice(db);
         // deno-lint-ignore no-explicit-any
-        const run = runCaptured(onDatabase(command as any, db), argv);
-        try {
-          await new Promise((r) => setTimeout(r, 300));
-        } finally {
-          await holder.release();
-        }
-        const { code, err } = await run;
+        const { code, err, pid } = await runWhileHeld(db, command as any, argv);
         assert.equal(code, 0, err);
         assert.match(
           err,
           new RegExp(
             `^${name}: waiting for the slice lock of it 2025 since \\d\\d:\\d\\d:\\d\\d ` +
-              `\\(held by pid ${holder.pid} `,
+              `\\(held by pid ${pid} `,
             "m",
           ),
         );
