@@ -14,7 +14,8 @@ import { EntryComputeError, type EntryData } from "../handlers/types.ts";
 import { emissionTypeById } from "../reference/emission_types.ts";
 import { type DataEntryType, getDataEntryType } from "../reference/enums.ts";
 import { yearProblem } from "../reference/years.ts";
-import { refreshModuleStats } from "../rematch/pg_store.ts";
+import { EMPTY_MODULE_STATS, ModuleStatsDeltas } from "../rematch/module_stats.ts";
+import { forgetModuleStats, refreshModuleStats, updateModuleStats } from "../rematch/pg_store.ts";
 import { noteWrittenEntries } from "../rematch/state.ts";
 import { FrozenModuleError, frozenModules } from "../history/freeze.ts";
 import type { Queryable } from "./connection.ts";
@@ -85,8 +86,9 @@ export interface CreateEntriesResult {
 /** Options of the entry writes. */
 export interface EntryWriteOptions {
   /**
-   * Refresh the stats of the modules written to, in the same transaction. A caller writing many
-   * batches in one transaction may refresh once at the end instead.
+   * Bring the stats of the modules written to up to date, in the same transaction (by what the
+   * write changed). When false, their stats are marked as not computed: the next update sums
+   * them again from their rows.
    * @default true
    */
   readonly refreshStats?: boolean;
@@ -157,10 +159,10 @@ export async function ensureModules(
       as w(c, y) join units u on u.code = w.c
     on conflict (unit_id, year) do nothing`.execute(),
     tx`
-    insert into carbon_report_modules (carbon_report_id, module_type_id)
-    select r.id, w.m from unnest(${unique.map((w) => w.unitCode)}::text[], ${
-      unique.map((w) => w.year)
-    }::int[],
+    insert into carbon_report_modules (carbon_report_id, module_type_id, stats, stats_computed_at)
+    select r.id, w.m, ${EMPTY_MODULE_STATS}::text::jsonb, now() from unnest(${
+      unique.map((w) => w.unitCode)
+    }::text[], ${unique.map((w) => w.year)}::int[],
       ${unique.map((w) => w.moduleTypeId)}::int[]) as w(c, y, m)
       join units u on u.code = w.c join carbon_reports r on r.unit_id = u.id and r.year = w.y
     on conflict (carbon_report_id, module_type_id) do nothing`.execute(),
@@ -619,7 +621,16 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
   const moduleIds = [
     ...new Set([...inserts, ...changed, ...companionDeletes].map((p) => p.moduleId)),
   ].sort((a, b) => a - b);
-  if (plan.refreshStats) await refreshModuleStats(tx, moduleIds);
+  if (plan.refreshStats) {
+    // By what changed: the rows each rewritten entry had and has, and each new entry with its
+    // rows. A module that lost a companion (rows not read) is summed again.
+    const deltas = new ModuleStatsDeltas();
+    for (const p of changed) deltas.add(p.moduleId, storedRows.get(p.id) ?? [], p.rows);
+    for (const p of inserts) deltas.add(p.moduleId, [], p.rows, 1);
+    await updateModuleStats(tx, moduleIds, deltas.changes());
+  } else {
+    await forgetModuleStats(tx, moduleIds);
+  }
 
   const ids: (number | undefined)[] = Array.from({ length: plan.inputCount }, () => undefined);
   const outcomes: (EntryOutcome | undefined)[] = ids.map(() => undefined);
@@ -910,4 +921,5 @@ export async function deleteEntry(
   }
   await tx`delete from data_entries where id = ${id}`;
   if (options.refreshStats ?? true) await refreshModuleStats(tx, [entry.moduleId]);
+  else await forgetModuleStats(tx, [entry.moduleId]);
 }

@@ -6,7 +6,6 @@ import { describeIssues } from "../compute/compute_entry.ts";
 import type { Database, Queryable } from "./connection.ts";
 import { createEntries, lockSlices, type NewEntry, type SliceRef, slicesOf } from "./entries.ts";
 import type { LockSliceOptions } from "./locks.ts";
-import { refreshModuleStats } from "../rematch/pg_store.ts";
 import { type CsvTable, FileError, readCsvFile, requireColumns } from "../imports/csv.ts";
 import { checkImportFile, openImportFile } from "../imports/file.ts";
 import { type DataEntryType, findDataEntryType, unknownDataEntryType } from "../reference/enums.ts";
@@ -348,7 +347,6 @@ async function importLines(
   const lineOfEntry = new Map<number, number>();
   // The first line of each source key per module: a second line with the same key is an error.
   const keyLines = new Map<string, number>();
-  const moduleIds = new Set<number>();
 
   // Problems are reported per batch in line order: the batch's own parse errors interleaved
   // with what createEntries found.
@@ -359,9 +357,8 @@ async function importLines(
     const noted = new Map<number, string[]>();
     const bare = new Set<number>();
     if (valid.length) {
-      const result = await createEntries(tx, valid.map((v) => v.entry), { refreshStats: false });
+      const result = await createEntries(tx, valid.map((v) => v.entry));
       for (const key of Object.keys(counts) as (keyof Counts)[]) counts[key] += result[key];
-      for (const id of result.moduleIds) moduleIds.add(id);
       result.ids.forEach((id, i) => {
         if (id !== undefined) lineOfEntry.set(id, batch[valid[i].at].number);
       });
@@ -437,7 +434,6 @@ async function importLines(
     }
   }
   if (batch.length) await flush(batch);
-  await refreshModuleStats(tx, [...moduleIds].sort((a, b) => a - b));
 
   const result: EntriesImportResult = {
     file: args.file,

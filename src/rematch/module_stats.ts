@@ -1,19 +1,31 @@
-// What a rematch changes in each module's stats, accumulated entry by entry from the rows it
-// replaces, so that the stats are updated by deltas instead of summed again from every row of
-// every touched module.
+// What a rematch or an entry write changes in each module's stats, accumulated entry by entry
+// from the rows it replaces, so that the stats are updated by deltas instead of summed again from
+// every row of every touched module.
 import type { EmissionRow } from "../compute/emission_row.ts";
 import { ROLLUP_EMISSION_TYPE_IDS } from "../reference/emission_types.ts";
 
 /**
- * How one module's stats change (`carbon_report_modules.stats`, rollup rows excluded). The
- * entry count never changes: a rematch neither creates nor deletes entries.
+ * The stats of a module without entries, as a full sum of its rows gives them: what a module
+ * starts with, so that the entries written to it can be added as deltas.
  */
+export const EMPTY_MODULE_STATS = JSON.stringify({
+  scope1: 0,
+  scope2: 0,
+  scope3: 0,
+  total: 0,
+  by_emission_type: {},
+  entry_count: 0,
+});
+
+/** How one module's stats change (`carbon_report_modules.stats`, rollup rows excluded). */
 export interface ModuleStatsChange {
   readonly moduleId: number;
   readonly scope1: number;
   readonly scope2: number;
   readonly scope3: number;
   readonly total: number;
+  /** The change of its entry count (a rematch's is 0: it neither creates nor deletes entries). */
+  readonly entries: number;
   /**
    * By emission type id: the change of its kg and of its number of rows in the module. A type
    * whose rows grew in number may be new to the stats; one whose rows did not must be there.
@@ -54,36 +66,50 @@ interface ModuleTally {
   readonly scopes: [CompensatedSum, CompensatedSum, CompensatedSum];
   readonly total: CompensatedSum;
   readonly types: Map<number, { kg: CompensatedSum; rows: number }>;
+  entries: number;
 }
 
 /**
- * Accumulates, per module, the stats change of entries whose rows a rematch rewrites: their old
- * rows out, their new rows in.
+ * Accumulates, per module, the stats change of entries whose rows are rewritten (their old rows
+ * out, their new rows in) and of entries created.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ModuleStatsDeltas } from "./module_stats.ts";
  * const row = { emissionTypeId: 80200, primaryFactorId: 1, additionalValue: null, meta: {} };
  * const deltas = new ModuleStatsDeltas();
  * deltas.add(7, [{ ...row, kgCo2eq: 10, scope: 3 }], [{ ...row, kgCo2eq: 12.5, scope: 3 }]);
  * const [change] = deltas.changes();
- * console.assert(change.scope3 === 2.5 && change.total === 2.5 && !change.recompute);
+ * assert.deepEqual([change.scope3, change.total, change.entries, change.recompute], [2.5, 2.5, 0, false]);
+ * deltas.add(7, [], [{ ...row, kgCo2eq: 4, scope: 3 }], 1); // a new entry
+ * assert.deepEqual([deltas.changes()[0].total, deltas.changes()[0].entries], [6.5, 1]);
  * ```
  */
 export class ModuleStatsDeltas {
   readonly #modules = new Map<number, ModuleTally>();
 
-  /** An entry of `moduleId` whose rows `oldRows` become `newRows`. */
-  add(moduleId: number, oldRows: readonly EmissionRow[], newRows: readonly EmissionRow[]): void {
+  /**
+   * An entry of `moduleId` whose rows `oldRows` become `newRows`; `entries` is 1 for an entry
+   * created (0 for one rewritten).
+   */
+  add(
+    moduleId: number,
+    oldRows: readonly EmissionRow[],
+    newRows: readonly EmissionRow[],
+    entries = 0,
+  ): void {
     let tally = this.#modules.get(moduleId);
     if (!tally) {
       tally = {
         scopes: [new CompensatedSum(), new CompensatedSum(), new CompensatedSum()],
         total: new CompensatedSum(),
         types: new Map(),
+        entries: 0,
       };
       this.#modules.set(moduleId, tally);
     }
+    tally.entries += entries;
     for (const row of oldRows) count(tally, row, -1);
     for (const row of newRows) count(tally, row, 1);
   }
@@ -103,6 +129,7 @@ export class ModuleStatsDeltas {
         scope2: tally.scopes[1].value,
         scope3: tally.scopes[2].value,
         total: tally.total.value,
+        entries: tally.entries,
         byEmissionType,
         recompute,
       };

@@ -35,6 +35,7 @@ Deno.test("a module's change: old rows out, new rows in, rollups left out", () =
       scope2: 8,
       scope3: 0,
       total: 6,
+      entries: 0,
       byEmissionType: {
         80200: { kg: 4, rows: 0 },
         6010501: { kg: -2, rows: 0 },
@@ -48,4 +49,16 @@ Deno.test("a module's change: old rows out, new rows in, rollups left out", () =
   assert.equal(two.scope3, -8);
   assert.equal(two.total, -8);
   assert.equal(two.recompute, true);
+});
+
+Deno.test("a new entry adds its rows and one to the entry count", () => {
+  const deltas = new ModuleStatsDeltas();
+  deltas.add(3, [], [row(80200, 5, 2), row(40000, 5, null)], 1);
+  deltas.add(3, [], [], 1); // stored without emissions
+  const [three] = deltas.changes();
+  assert.deepEqual(
+    [three.entries, three.scope2, three.total, Object.fromEntries(three.byEmissionType)],
+    [2, 5, 5, { 80200: { kg: 5, rows: 1 } }],
+  );
+  assert.equal(three.recompute, false);
 });

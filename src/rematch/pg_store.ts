@@ -62,15 +62,8 @@ export function createPgSliceStore(tx: Queryable): SliceStore {
       ]);
       return { updated, deleted, inserted };
     },
-    async refreshModuleStats(moduleIds, changes) {
-      const left = changes ? await applyModuleStatsChanges(tx, changes) : moduleIds;
-      await refreshModuleStats(tx, left);
-    },
-    async forgetModuleStats(moduleIds) {
-      await tx`
-        update carbon_report_modules set stats_computed_at = null
-        where id = any(${[...moduleIds]}::bigint[])`;
-    },
+    refreshModuleStats: (moduleIds, changes) => updateModuleStats(tx, moduleIds, changes),
+    forgetModuleStats: (moduleIds) => forgetModuleStats(tx, moduleIds),
     async frozenModuleIds(moduleIds) {
       const rows = await tx<{ id: number }[]>`
         select id from carbon_report_modules
@@ -79,6 +72,39 @@ export function createPgSliceStore(tx: Queryable): SliceStore {
       return rows.map((r) => r.id);
     },
   };
+}
+
+/**
+ * Brings the stats of these modules up to date: by `changes` where their stored stats allow
+ * (see {@linkcode applyModuleStatsChanges}), else, and for the modules without a change, summed
+ * again from their rows.
+ */
+export async function updateModuleStats(
+  tx: Queryable,
+  moduleIds: readonly number[],
+  changes?: readonly ModuleStatsChange[],
+): Promise<void> {
+  if (!changes) return await refreshModuleStats(tx, moduleIds);
+  const changed = new Set(changes.map((c) => c.moduleId));
+  const left = await applyModuleStatsChanges(tx, changes);
+  await refreshModuleStats(
+    tx,
+    [...new Set([...left, ...moduleIds.filter((id) => !changed.has(id))])].sort((a, b) => a - b),
+  );
+}
+
+/**
+ * Marks the stats of these modules as not computed (a write skipped them): the next update sums
+ * them again instead of adding changes to them.
+ */
+export async function forgetModuleStats(
+  tx: Queryable,
+  moduleIds: readonly number[],
+): Promise<void> {
+  if (moduleIds.length === 0) return;
+  await tx`
+    update carbon_report_modules set stats_computed_at = null
+    where id = any(${[...moduleIds]}::bigint[])`;
 }
 
 /**
@@ -137,7 +163,7 @@ export async function refreshModuleStats(
  * modules it could not update that way (to be recomputed in full): those whose change says so,
  * and those whose stored stats cannot be trusted as a base (never computed, forgotten by a
  * rematch that skipped them, a key missing, or an emission type missing that the change expects).
- * The entry count is left as it is. Sums are taken in double precision, like a recompute's.
+ * The entry count moves by the change's. Sums are taken in double precision, like a recompute's.
  */
 export async function applyModuleStatsChanges(
   tx: Queryable,
@@ -158,17 +184,19 @@ export async function applyModuleStatsChanges(
         'scope2', (m.stats ->> 'scope2')::float8 + d.s2,
         'scope3', (m.stats ->> 'scope3')::float8 + d.s3,
         'total', (m.stats ->> 'total')::float8 + d.total,
+        'entry_count', (m.stats ->> 'entry_count')::bigint + d.n,
         'by_emission_type', m.stats -> 'by_emission_type' || coalesce((
           select jsonb_object_agg(t.key,
             coalesce((m.stats -> 'by_emission_type' ->> t.key)::float8, 0) + (t.value ->> 0)::float8)
           from jsonb_each(d.types) t), '{}'::jsonb)),
       stats_computed_at = now()
     from (
-      select u.id, u.s1, u.s2, u.s3, u.total, u.types::jsonb as types
+      select u.id, u.s1, u.s2, u.s3, u.total, u.n, u.types::jsonb as types
       from unnest(${ids}::bigint[],
         ${deltas.map((c) => c.scope1)}::float8[], ${deltas.map((c) => c.scope2)}::float8[],
         ${deltas.map((c) => c.scope3)}::float8[], ${deltas.map((c) => c.total)}::float8[],
-        ${types}::text[]) as u(id, s1, s2, s3, total, types)
+        ${deltas.map((c) => c.entries)}::int[], ${types}::text[])
+        as u(id, s1, s2, s3, total, n, types)
     ) d
     where m.id = d.id and m.id = any(${ids}::bigint[])
       and m.stats_computed_at is not null

@@ -1,14 +1,7 @@
-// Writing many generated entries: batches through the one bulk write path (createEntries), the
-// module stats refreshed once at the end rather than after every batch.
+// Writing many generated entries: batches through the one bulk write path (createEntries), each
+// moving the stats of its modules by what it wrote.
 import type { Database } from "../db/connection.ts";
-import {
-  createEntries,
-  type CreateEntriesResult,
-  lockSlices,
-  type NewEntry,
-  slicesOf,
-} from "../db/entries.ts";
-import { refreshModuleStats } from "../rematch/pg_store.ts";
+import { createEntries, type CreateEntriesResult, type NewEntry } from "../db/entries.ts";
 
 /** Options of {@linkcode writeEntryBatches}. */
 export interface EntryBatchOptions {
@@ -19,9 +12,8 @@ export interface EntryBatchOptions {
 }
 
 /**
- * Writes entries in batches, one transaction each (memory stays flat whatever the number), then
- * refreshes the stats of every module written to, once, under the slice locks. Until that last
- * step the modules' stats lag behind their entries.
+ * Writes entries in batches, one transaction each (memory stays flat whatever the number); each
+ * batch brings the stats of its modules up to date.
  *
  * @example
  * ```ts ignore
@@ -35,13 +27,9 @@ export async function writeEntryBatches(
   options: EntryBatchOptions = {},
 ): Promise<number> {
   const batchSize = options.batchSize ?? 5000;
-  const modules = new Set<number>();
-  const slices = new Map<string, NewEntry>();
   let written = 0;
   const write = async (batch: NewEntry[]) => {
-    const result = await db.sql.begin((tx) => createEntries(tx, batch, { refreshStats: false }));
-    for (const id of result.moduleIds) modules.add(id);
-    for (const entry of batch) slices.set(`${entry.det.id}:${entry.year}`, entry);
+    const result = await db.sql.begin((tx) => createEntries(tx, batch));
     written += batch.length;
     options.onBatch?.(batch, result);
   };
@@ -54,11 +42,5 @@ export async function writeEntryBatches(
     }
   }
   if (batch.length) await write(batch);
-  if (modules.size) {
-    await db.sql.begin(async (tx) => {
-      await lockSlices(tx, [...slices.values()].flatMap((e) => slicesOf(e.det, e.year)));
-      await refreshModuleStats(tx, [...modules].sort((a, b) => a - b));
-    });
-  }
   return written;
 }

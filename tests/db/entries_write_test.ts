@@ -2,9 +2,10 @@
 // the embodied-energy companion of a building entry in step.
 import assert from "node:assert/strict";
 import { dbTest, serverBackendExpected, useTestDatabase } from "../_harness.ts";
-import { createEntries, deleteEntry, updateEntry } from "../../src/db/entries.ts";
+import { createEntries, deleteEntry, ensureModules, updateEntry } from "../../src/db/entries.ts";
 import { lockSlice } from "../../src/db/locks.ts";
 import { getDataEntryType } from "../../src/reference/enums.ts";
+import { refreshModuleStats } from "../../src/rematch/pg_store.ts";
 import { upsertRooms } from "../../src/db/reference.ts";
 import { EntryComputeError } from "../../src/handlers/types.ts";
 import {
@@ -378,6 +379,133 @@ dbTest(
     assert.equal(stats.stats!.entry_count, 2);
     assert.equal(stats.stats!.total, 5000);
     assert.deepEqual(stats.stats!.by_emission_type, { "60300": 5000 });
+  },
+);
+
+dbTest(testDb, "stats: a new module starts with the stats a sum of no rows gives", async (db) => {
+  const ids = await db.sql.begin((tx) =>
+    ensureModules(tx, [{ unitCode: "U9", year: 2025, moduleTypeId: IT.moduleTypeId }])
+  );
+  const [id] = [...ids.values()];
+  const read = async () => {
+    const [m] = await db.sql<{ stats: unknown; computed: boolean }[]>`
+      select stats, stats_computed_at is not null as computed from carbon_report_modules
+      where id = ${id}`;
+    return { ...m };
+  };
+  const created = await read();
+  assert.equal(created.computed, true);
+  await db.sql.begin((tx) => refreshModuleStats(tx, [id]));
+  assert.deepEqual(created.stats, (await read()).stats);
+});
+
+dbTest(
+  testDb,
+  "stats: a write moves its modules' stats by what it changed; one that skips them leaves them to be summed again",
+  async (db) => {
+    await importFactorText(db, "member", 2025, MEMBER_FACTORS);
+    await createTestEntries(db, "member", 2025, [{ name: "Ada", fte: 1 }]);
+    // A stored total no sum of rows gives: the next write adds its change to it.
+    await db.sql`update carbon_report_modules set stats = jsonb_set(stats, '{total}', '1000')`;
+    await createTestEntries(db, "member", 2025, [{ name: "Bob", fte: 0.5 }]);
+    let [stats] = await moduleStats(db);
+    assert.deepEqual([stats.stats!.total, stats.stats!.entry_count], [1000 + 82.5, 2]);
+    // Written without its stats: they are marked as not computed ...
+    const member = getDataEntryType("member");
+    await db.sql.begin((tx) =>
+      createEntries(
+        tx,
+        [{ unitCode: "U1", year: 2025, det: member, data: { name: "Cy", fte: 1 } }],
+        {
+          refreshStats: false,
+        },
+      )
+    );
+    const [{ computed }] = await db.sql<{ computed: string | null }[]>`
+      select stats_computed_at::text as computed from carbon_report_modules`;
+    assert.equal(computed, null);
+    // ... and the next write sums the module again: 165 + 82.5 + 165 + 82.5.
+    await createTestEntries(db, "member", 2025, [{ name: "Dan", fte: 0.5 }]);
+    [stats] = await moduleStats(db);
+    assert.deepEqual([stats.stats!.total, stats.stats!.entry_count], [495, 4]);
+  },
+);
+
+dbTest(
+  testDb,
+  "stats: after creates, updates by key and companions, every module's stats equal a sum of its rows",
+  async (db) => {
+    await importFactorText(db, "member", 2025, MEMBER_FACTORS);
+    await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.1\n`);
+    await buildingSetup(db);
+    const member = getDataEntryType("member");
+    const building = getDataEntryType("building");
+    const write = (round: number) =>
+      db.sql.begin((tx) =>
+        createEntries(
+          tx,
+          Array.from({ length: 30 }, (_, i) => {
+            const unitCode = `U${i % 4}`;
+            const sourceKey = `k${i}`;
+            const year = 2025;
+            if (i % 3 === 0) {
+              return {
+                unitCode,
+                year,
+                sourceKey,
+                det: member,
+                data: { name: `M${i}`, fte: (i + round) % 4 / 4 },
+              };
+            }
+            if (i % 3 === 1) {
+              return {
+                unitCode,
+                year,
+                sourceKey,
+                det: IT,
+                data: { ...LAPTOP, active_usage_hours_per_week: 20 + ((i * round) % 30) },
+              };
+            }
+            return {
+              unitCode,
+              year,
+              sourceKey,
+              det: building,
+              data: { ...room, room_surface_square_meter: 10 + ((i + round) % 7) * 5 },
+            };
+          }),
+        )
+      );
+    await write(0); // created
+    await write(1); // the same keys: updated (some unchanged)
+    await write(2);
+    const stored = await db.sql<{ id: number; stats: Record<string, unknown> }[]>`
+      select id, stats from carbon_report_modules order by id`;
+    await db.sql.begin((tx) => refreshModuleStats(tx, stored.map((m) => m.id)));
+    const summed = await db.sql<{ id: number; stats: Record<string, unknown> }[]>`
+      select id, stats from carbon_report_modules order by id`;
+    assert.ok(stored.length >= 8, `${stored.length} modules`);
+    stored.forEach((m, i) => {
+      const a = m.stats;
+      const b = summed[i].stats;
+      assert.deepEqual(Object.keys(a).sort(), Object.keys(b).sort());
+      assert.equal(a.entry_count, b.entry_count, `module ${m.id}`);
+      for (const key of ["scope1", "scope2", "scope3", "total"]) {
+        assert.ok(
+          Math.abs((a[key] as number) - (b[key] as number)) <= 1e-9,
+          `module ${m.id} ${key}`,
+        );
+      }
+      const types = (s: Record<string, unknown>) => s.by_emission_type as Record<string, number>;
+      assert.deepEqual(
+        Object.keys(types(a)).sort(),
+        Object.keys(types(b)).sort(),
+        `module ${m.id}`,
+      );
+      for (const t of Object.keys(types(b))) {
+        assert.ok(Math.abs(types(a)[t] - types(b)[t]) <= 1e-9, `module ${m.id} type ${t}`);
+      }
+    });
   },
 );
 
