@@ -150,3 +150,53 @@ function count(tally: ModuleTally, row: EmissionRow, sign: 1 | -1): void {
   type.kg.add(kg);
   type.rows += sign;
 }
+
+/**
+ * Stored stats (`carbon_report_modules.stats` as JSON text) with `change` added, as JSON text;
+ * undefined when they cannot be a base: not an object with numbers for scope1, scope2, scope3,
+ * total and entry_count and an object for by_emission_type, or without a type the change expects
+ * (one whose rows did not grow). Other keys are kept.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { addStatsChange, EMPTY_MODULE_STATS } from "./module_stats.ts";
+ * const change = {
+ *   moduleId: 1, scope1: 0, scope2: 5, scope3: 0, total: 5, entries: 1, recompute: false,
+ *   byEmissionType: new Map([[80200, { kg: 5, rows: 1 }]]),
+ * };
+ * const next = JSON.parse(addStatsChange(EMPTY_MODULE_STATS, change)!);
+ * assert.deepEqual([next.total, next.entry_count, next.by_emission_type], [5, 1, { 80200: 5 }]);
+ * assert.equal(addStatsChange(null, change), undefined);
+ * ```
+ */
+export function addStatsChange(
+  stored: string | null,
+  change: ModuleStatsChange,
+): string | undefined {
+  if (stored === null) return undefined;
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === "object" && v !== null && !Array.isArray(v);
+  const stats: unknown = JSON.parse(stored);
+  if (!isObject(stats) || !isObject(stats.by_emission_type)) return undefined;
+  const types = stats.by_emission_type;
+  const keys = ["scope1", "scope2", "scope3", "total", "entry_count"] as const;
+  if (keys.some((k) => typeof stats[k] !== "number")) return undefined;
+  const byType: Record<string, unknown> = { ...types };
+  for (const [type, { kg, rows }] of change.byEmissionType) {
+    const before = byType[type];
+    if (before === undefined && rows <= 0) return undefined;
+    if (before !== undefined && typeof before !== "number") return undefined;
+    byType[type] = (before ?? 0) + kg;
+  }
+  const number = (k: (typeof keys)[number]) => stats[k] as number;
+  return JSON.stringify({
+    ...stats,
+    scope1: number("scope1") + change.scope1,
+    scope2: number("scope2") + change.scope2,
+    scope3: number("scope3") + change.scope3,
+    total: number("total") + change.total,
+    entry_count: number("entry_count") + change.entries,
+    by_emission_type: byType,
+  });
+}

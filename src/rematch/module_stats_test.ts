@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import type { EmissionRow } from "../compute/emission_row.ts";
-import { CompensatedSum, ModuleStatsDeltas } from "./module_stats.ts";
+import {
+  addStatsChange,
+  CompensatedSum,
+  EMPTY_MODULE_STATS,
+  type ModuleStatsChange,
+  ModuleStatsDeltas,
+} from "./module_stats.ts";
 
 const row = (emissionTypeId: number, kgCo2eq: number, scope: number | null): EmissionRow => ({
   emissionTypeId,
@@ -61,4 +67,60 @@ Deno.test("a new entry adds its rows and one to the entry count", () => {
     [2, 5, 5, { 80200: { kg: 5, rows: 1 } }],
   );
   assert.equal(three.recompute, false);
+});
+
+Deno.test("stored stats plus a change: sums, the entry count and the types; other keys kept", () => {
+  const change: ModuleStatsChange = {
+    moduleId: 1,
+    scope1: 1,
+    scope2: -2,
+    scope3: 3,
+    total: 2,
+    entries: -1,
+    recompute: false,
+    byEmissionType: new Map([[10001, { kg: -2, rows: 0 }], [20001, { kg: 4, rows: 2 }]]),
+  };
+  const stored = JSON.stringify({
+    scope1: 10,
+    scope2: 20,
+    scope3: 30,
+    total: 60,
+    entry_count: 5,
+    by_emission_type: { 10001: 60 },
+    note: "kept",
+  });
+  assert.deepEqual(JSON.parse(addStatsChange(stored, change)!), {
+    scope1: 11,
+    scope2: 18,
+    scope3: 33,
+    total: 62,
+    entry_count: 4,
+    by_emission_type: { 10001: 58, 20001: 4 },
+    note: "kept",
+  });
+  // Bases that cannot be trusted: a key missing or not a number, no stats, or a type whose rows
+  // did not grow missing (it may have had none left).
+  const untrusted = [
+    null,
+    "null",
+    "[]",
+    JSON.stringify({ ...JSON.parse(stored), total: "60" }),
+    JSON.stringify({ ...JSON.parse(stored), entry_count: undefined }),
+    JSON.stringify({ ...JSON.parse(stored), by_emission_type: [] }),
+    JSON.stringify({ ...JSON.parse(stored), by_emission_type: { 20001: 1 } }),
+  ];
+  for (const base of untrusted) {
+    assert.equal(addStatsChange(base, change), undefined, base ?? "null");
+  }
+  // A type whose rows grew may be new.
+  assert.deepEqual(
+    JSON.parse(
+      addStatsChange(EMPTY_MODULE_STATS, {
+        ...change,
+        byEmissionType: new Map([[20001, { kg: 4, rows: 2 }]]),
+      })!,
+    )
+      .by_emission_type,
+    { 20001: 4 },
+  );
 });

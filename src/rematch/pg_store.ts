@@ -14,7 +14,7 @@ import {
   recordSliceState,
   targetEntryIds,
 } from "./state.ts";
-import type { ModuleStatsChange } from "./module_stats.ts";
+import { addStatsChange, type ModuleStatsChange } from "./module_stats.ts";
 import { readSlice, withoutJit } from "./slice_cursor.ts";
 import type { SliceStore } from "./types.ts";
 
@@ -159,11 +159,11 @@ export async function refreshModuleStats(
 }
 
 /**
- * Adds each change to its module's stored stats, in one statement, and returns the ids of the
- * modules it could not update that way (to be recomputed in full): those whose change says so,
- * and those whose stored stats cannot be trusted as a base (never computed, forgotten by a
- * rematch that skipped them, a key missing, or an emission type missing that the change expects).
- * The entry count moves by the change's. Sums are taken in double precision, like a recompute's.
+ * Adds each change to its module's stored stats and returns the ids of the modules it could not
+ * update that way (to be recomputed in full): those whose change says so, and those whose stored
+ * stats cannot be trusted as a base (see {@linkcode addStatsChange}). The stats are read under
+ * row locks, in module id order, added to here and written back in one statement: the server
+ * parses each new stats value once instead of taking the old one apart key by key.
  */
 export async function applyModuleStatsChanges(
   tx: Queryable,
@@ -172,43 +172,28 @@ export async function applyModuleStatsChanges(
   const recompute = changes.filter((c) => c.recompute).map((c) => c.moduleId);
   const deltas = changes.filter((c) => !c.recompute);
   if (deltas.length === 0) return recompute;
-  // By type: [kg change, row count change] (a type whose rows grew may be new to the stats).
-  const types = deltas.map((c) =>
-    JSON.stringify(Object.fromEntries([...c.byEmissionType].map(([t, d]) => [t, [d.kg, d.rows]])))
-  );
-  const ids = deltas.map((c) => c.moduleId);
-  const updated = await tx<{ id: number }[]>`
-    update carbon_report_modules m set
-      stats = m.stats || jsonb_build_object(
-        'scope1', (m.stats ->> 'scope1')::float8 + d.s1,
-        'scope2', (m.stats ->> 'scope2')::float8 + d.s2,
-        'scope3', (m.stats ->> 'scope3')::float8 + d.s3,
-        'total', (m.stats ->> 'total')::float8 + d.total,
-        'entry_count', (m.stats ->> 'entry_count')::bigint + d.n,
-        'by_emission_type', m.stats -> 'by_emission_type' || coalesce((
-          select jsonb_object_agg(t.key,
-            coalesce((m.stats -> 'by_emission_type' ->> t.key)::float8, 0) + (t.value ->> 0)::float8)
-          from jsonb_each(d.types) t), '{}'::jsonb)),
-      stats_computed_at = now()
-    from (
-      select u.id, u.s1, u.s2, u.s3, u.total, u.n, u.types::jsonb as types
-      from unnest(${ids}::bigint[],
-        ${deltas.map((c) => c.scope1)}::float8[], ${deltas.map((c) => c.scope2)}::float8[],
-        ${deltas.map((c) => c.scope3)}::float8[], ${deltas.map((c) => c.total)}::float8[],
-        ${deltas.map((c) => c.entries)}::int[], ${types}::text[])
-        as u(id, s1, s2, s3, total, n, types)
-    ) d
-    where m.id = d.id and m.id = any(${ids}::bigint[])
-      and m.stats_computed_at is not null
-      and jsonb_typeof(m.stats -> 'scope1') = 'number' and jsonb_typeof(m.stats -> 'scope2') = 'number'
-      and jsonb_typeof(m.stats -> 'scope3') = 'number' and jsonb_typeof(m.stats -> 'total') = 'number'
-      and jsonb_typeof(m.stats -> 'entry_count') = 'number'
-      and jsonb_typeof(m.stats -> 'by_emission_type') = 'object'
-      and not exists (
-        select 1 from jsonb_each(d.types) t
-        where (t.value ->> 1)::int <= 0 and not (m.stats -> 'by_emission_type' ? t.key))
-    returning m.id`;
-  const done = new Set(updated.map((r) => r.id));
-  return [...recompute, ...ids.filter((id) => !done.has(id))]
-    .sort((a, b) => a - b);
+  const rows = await tx<{ id: number; stats: string | null; computed: boolean }[]>`
+    select id, stats::text as stats, stats_computed_at is not null as computed
+    from carbon_report_modules where id = any(${deltas.map((c) => c.moduleId)}::bigint[])
+    order by id for update`;
+  const stored = new Map(rows.map((r) => [r.id, r]));
+  const ids: number[] = [];
+  const texts: string[] = [];
+  for (const change of deltas) {
+    const row = stored.get(change.moduleId);
+    const next = row?.computed ? addStatsChange(row.stats, change) : undefined;
+    if (next === undefined) {
+      recompute.push(change.moduleId);
+    } else {
+      ids.push(change.moduleId);
+      texts.push(next);
+    }
+  }
+  if (ids.length) {
+    await tx`
+      update carbon_report_modules m set stats = u.s::jsonb, stats_computed_at = now()
+      from unnest(${ids}::bigint[], ${texts}::text[]) as u(id, s)
+      where m.id = u.id`;
+  }
+  return recompute.sort((a, b) => a - b);
 }

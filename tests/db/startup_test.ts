@@ -339,7 +339,10 @@ dbTest(
         }).spawn();
         try {
           // Its emission rows are written: it waits to refresh the stats, in the same transaction.
-          assert.match(await waitForBlockedRematch(db.sql, name), /update carbon_report_modules/);
+          assert.match(
+            await waitForBlockedRematch(db.sql, name),
+            /carbon_report_modules[^]*for update/,
+          );
           child.kill(signal);
           const output = await child.output();
           const err = new TextDecoder().decode(output.stderr);
