@@ -14,6 +14,7 @@ import m0005 from "../../migrations/0005_slice_state.sql" with { type: "text" };
 import m0006 from "../../migrations/0006_jobs.sql" with { type: "text" };
 import m0007 from "../../migrations/0007_perf.sql" with { type: "text" };
 import m0008 from "../../migrations/0008_entry_writes.sql" with { type: "text" };
+import m0009 from "../../migrations/0009_target_index.sql" with { type: "text" };
 
 /** One migration: its file in `migrations/` and its SQL. */
 export interface Migration {
@@ -33,6 +34,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { file: "0006_jobs.sql", sql: m0006 },
   { file: "0007_perf.sql", sql: m0007 },
   { file: "0008_entry_writes.sql", sql: m0008 },
+  { file: "0009_target_index.sql", sql: m0009 },
 ];
 
 /** The migration files, in the order they apply; the number prefix is the schema version. */

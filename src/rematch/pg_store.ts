@@ -12,7 +12,7 @@ import {
   pendingEntryIds,
   recordedFactors,
   recordSliceState,
-  targetEntryIds,
+  targetCandidates,
 } from "./state.ts";
 import { addStatsChange, type ModuleStatsChange } from "./module_stats.ts";
 import { readSlice, withoutJit } from "./slice_cursor.ts";
@@ -38,8 +38,8 @@ export function createPgSliceStore(tx: Queryable): SliceStore {
     compareState: (handler, detId, year, moduleIds) =>
       compareSlice(tx, handler, detId, year, moduleIds),
     recordedFactors: (detId, year) => recordedFactors(tx, detId, year),
-    targetEntryIds: (detId, moduleIds, factorIds) =>
-      targetEntryIds(tx, detId, { moduleIds }, factorIds),
+    // The candidates, not narrowed to the modules: the slice's cursor keeps to them anyway.
+    targetEntryIds: (detId, _moduleIds, factorIds) => targetCandidates(tx, detId, factorIds),
     pendingEntryIds: (detId) => pendingEntryIds(tx, detId),
     markEntries: (marks) => markEntries(tx, marks),
     recordState: (record) => recordSliceState(tx, record),

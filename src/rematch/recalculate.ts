@@ -460,6 +460,8 @@ export async function rematchSlice(
     }
     options.onProgress?.(scanned, total);
   }
+  // A targeted rematch's total was an upper bound (ids outside the modules read are skipped).
+  if (scanned !== total) options.onProgress?.(scanned, scanned);
   await writing;
   result.entriesRead = result.entries;
 

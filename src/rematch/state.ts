@@ -424,20 +424,18 @@ export async function compareSlice(
 }
 
 /**
- * The entries a targeted rematch reads, in id order: those with an emission row or a JSON link
- * naming one of `factorIds`, plus the pending ones; within `moduleIds`, or the whole slice of
- * `year`.
+ * The candidates of a targeted rematch, in id order: the entries of the det with an emission
+ * row or a JSON link naming one of `factorIds`, plus its pending ones, in any year or module
+ * (the slice's cursor keeps to its modules). Found through the factor index (an index-only scan
+ * once vacuumed), the JSON-link index and the marks.
  */
-export async function targetEntryIds(
+export async function targetCandidates(
   sql: Queryable,
   dataEntryTypeId: number,
-  where: { readonly moduleIds: readonly number[] } | { readonly year: number },
   factorIds: readonly number[],
 ): Promise<number[]> {
   const ids = [...factorIds];
-  // Two steps, so that the (few) ids found through the indexes drive the second one: as one
-  // statement the planner tends to scan the whole slice to probe them.
-  const candidates = await sql<{ id: number }[]>`
+  const rows = await sql<{ id: number }[]>`
     select x.data_entry_id as id from data_entry_emissions x
     where x.primary_factor_id = any(${ids}::bigint[])
     union
@@ -446,7 +444,25 @@ export async function targetEntryIds(
       and jsonb_typeof(l.data -> 'primary_factor_id') = 'number'
       and l.data -> 'primary_factor_id' = any(${ids.map(String)}::text[]::jsonb[])
     union
-    select p.data_entry_id from data_entry_pending p`;
+    select p.data_entry_id from data_entry_pending p
+      join data_entries e on e.id = p.data_entry_id and e.data_entry_type_id = ${dataEntryTypeId}
+    order by 1`;
+  return rows.map((r) => r.id);
+}
+
+/**
+ * The entries a targeted rematch reads, in id order: its candidates (see
+ * {@linkcode targetCandidates}) within `moduleIds`, or within the whole slice of `year`.
+ */
+export async function targetEntryIds(
+  sql: Queryable,
+  dataEntryTypeId: number,
+  where: { readonly moduleIds: readonly number[] } | { readonly year: number },
+  factorIds: readonly number[],
+): Promise<number[]> {
+  // Two steps, so that the (few) candidates found through the indexes drive the second one: as
+  // one statement the planner tends to scan the whole slice to probe them.
+  const candidates = await targetCandidates(sql, dataEntryTypeId, factorIds);
   if (candidates.length === 0) return [];
   const rows = await sql<{ id: number }[]>`
     select e.id from data_entries e
@@ -456,7 +472,7 @@ export async function targetEntryIds(
           join carbon_reports r on r.id = m.carbon_report_id and r.year = ${where.year}`
       : sql``
   }
-    where e.id = any(${candidates.map((c) => c.id)}::bigint[])
+    where e.id = any(${candidates}::bigint[])
       and e.data_entry_type_id = ${dataEntryTypeId}
       ${
     "moduleIds" in where

@@ -203,7 +203,10 @@ export interface SliceStore {
     dataEntryTypeId: number,
     year: number,
   ): Promise<ReadonlyMap<number, FactorFingerprint>>;
-  /** Ids of the entries using these factors (row or JSON link) plus the pending ones. */
+  /**
+   * Ids of the entries using these factors (row or JSON link) plus the pending ones. They may
+   * include entries outside `moduleIds`: `readSlice` reads only the slice's.
+   */
   targetEntryIds(
     dataEntryTypeId: number,
     moduleIds: readonly number[],

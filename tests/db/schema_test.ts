@@ -81,3 +81,13 @@ dbTest(testDb, "schema: only one current job per (job type, module, det, year)",
   await insert();
   await assert.rejects(insert, /data_ingestion_jobs_current_uidx/);
 });
+
+dbTest(
+  testDb,
+  "schema: the factor index of emission rows carries their entry (targeted rematches read it alone)",
+  async (db) => {
+    const [index] = await db.sql<{ def: string }[]>`
+      select indexdef as def from pg_indexes where indexname = 'data_entry_emissions_factor_idx'`;
+    assert.match(index.def, /\(primary_factor_id\) INCLUDE \(data_entry_id\)$/);
+  },
+);

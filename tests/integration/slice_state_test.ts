@@ -292,8 +292,14 @@ dbTest(
     await importFactorText(db, "it", 2025, itFactors(0.2, 0.1));
     const [module1] = await db.sql<{ id: number }[]>`
       select carbon_report_module_id as id from data_entries where id = ${inU1}`;
-    const one = await rematch(db, "it", { carbonReportModuleIds: [module1.id] });
+    const progress: [number, number][] = [];
+    const one = await rematch(db, "it", {
+      carbonReportModuleIds: [module1.id],
+      onProgress: (done: number, total: number) => progress.push([done, total]),
+    });
     assert.deepEqual([one.scope, one.entriesRead, one.emissionsUpdated], ["targeted", 1, 1]);
+    // Its candidates included U2's entry, outside the module: the progress still ends complete.
+    assert.deepEqual(progress.at(-1), [1, 1]);
     assert.deepEqual(await pendingOf(db), [{ id: inU1, reason: "rematched" }]);
     // The state still records ef 0.1: the rest of the slice is stale, and so is U1's entry
     // for the state (were the factor to change back, it must be read again).
