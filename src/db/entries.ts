@@ -627,7 +627,7 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
     const deltas = new ModuleStatsDeltas();
     for (const p of changed) deltas.add(p.moduleId, storedRows.get(p.id) ?? [], p.rows);
     for (const p of inserts) deltas.add(p.moduleId, [], p.rows, 1);
-    await updateModuleStats(tx, moduleIds, deltas.changes());
+    await updateModuleStats(tx, deltas.changes(), companionDeletes.map((c) => c.moduleId));
   } else {
     await forgetModuleStats(tx, moduleIds);
   }

@@ -62,7 +62,8 @@ export function createPgSliceStore(tx: Queryable): SliceStore {
       ]);
       return { updated, deleted, inserted };
     },
-    refreshModuleStats: (moduleIds, changes) => updateModuleStats(tx, moduleIds, changes),
+    refreshModuleStats: (moduleIds, changes) =>
+      changes ? updateModuleStats(tx, changes) : refreshModuleStats(tx, moduleIds),
     forgetModuleStats: (moduleIds) => forgetModuleStats(tx, moduleIds),
     async frozenModuleIds(moduleIds) {
       const rows = await tx<{ id: number }[]>`
@@ -75,22 +76,17 @@ export function createPgSliceStore(tx: Queryable): SliceStore {
 }
 
 /**
- * Brings the stats of these modules up to date: by `changes` where their stored stats allow
- * (see {@linkcode applyModuleStatsChanges}), else, and for the modules without a change, summed
- * again from their rows.
+ * Moves the stats of modules by `changes` where their stored stats allow (see
+ * {@linkcode applyModuleStatsChanges}); the others, and the modules of `resum`, are summed again
+ * from their rows.
  */
 export async function updateModuleStats(
   tx: Queryable,
-  moduleIds: readonly number[],
-  changes?: readonly ModuleStatsChange[],
+  changes: readonly ModuleStatsChange[],
+  resum: readonly number[] = [],
 ): Promise<void> {
-  if (!changes) return await refreshModuleStats(tx, moduleIds);
-  const changed = new Set(changes.map((c) => c.moduleId));
   const left = await applyModuleStatsChanges(tx, changes);
-  await refreshModuleStats(
-    tx,
-    [...new Set([...left, ...moduleIds.filter((id) => !changed.has(id))])].sort((a, b) => a - b),
-  );
+  await refreshModuleStats(tx, [...new Set([...left, ...resum])].sort((a, b) => a - b));
 }
 
 /**
