@@ -7,8 +7,7 @@ import type { Database } from "../db/connection.ts";
 import { runFactorsImport } from "../cli/factors.ts";
 import { getDataEntryType } from "../reference/enums.ts";
 import { createPgSliceStore } from "../rematch/pg_store.ts";
-import { rematchSlice } from "../rematch/recalculate.ts";
-import { recalculateForDataEntryType } from "../rematch/run.ts";
+import { recalculateForDataEntryType, rematchInTransaction } from "../rematch/run.ts";
 import type { RematchResult, SliceStore } from "../rematch/types.ts";
 import type { SeedDet } from "../seed/generate.ts";
 import { type BenchTarget, openBenchDatabase } from "./database.ts";
@@ -250,10 +249,11 @@ function processCpuMs(pid: number): number | undefined {
 }
 
 /**
- * The rematch with each part timed: the product's store and workflow (rematchSlice over
- * createPgSliceStore in one transaction, as recalculateForDataEntryType runs them), the store
- * wrapped. "compute/compare" is the rest of the workflow's time: computing, comparing and, when
- * the server is the slower side, waiting for the previous chunk's writes before sending the next.
+ * The rematch with each part timed: the product's store and workflow in one transaction, as
+ * recalculateForDataEntryType runs them (its run recorded too), the store wrapped.
+ * "compute/compare" is the rest of the workflow's time: computing, comparing, recording the run
+ * and, when the server is the slower side, waiting for the previous chunk's writes before sending
+ * the next.
  * Then, overlapping: the writes' time on the connection, the CPU of this process and, when the
  * server runs on this machine, of its backend process.
  */
@@ -266,11 +266,11 @@ async function profiledRematch(db: Database, det: string, full: boolean) {
   const result = await db.sql.begin(async (tx) => {
     const [{ pid }] = await tx<{ pid: number }[]>`select pg_backend_pid() as pid`;
     const serverBefore = db.kind === "server" ? processCpuMs(pid) : undefined;
-    const result = await rematchSlice(timedStore(createPgSliceStore(tx), spent), {
-      dataEntryType: det,
-      year: BENCH_YEAR,
-      full,
-    });
+    const result = await rematchInTransaction(
+      tx,
+      { dataEntryType: det, year: BENCH_YEAR, full },
+      timedStore(createPgSliceStore(tx), spent),
+    );
     inside = performance.now() - started;
     const serverAfter = serverBefore === undefined ? undefined : processCpuMs(pid);
     serverCpu = serverAfter === undefined ? undefined : serverAfter - serverBefore!;

@@ -121,6 +121,11 @@ export interface CaseChecks {
     readonly share: number;
     readonly entriesWritten: number;
   };
+  /**
+   * The timed rematches, and the rematch runs recorded meanwhile: each timed one runs the product's
+   * path, which records its run in its transaction (spec/history.md §3).
+   */
+  readonly runs?: { readonly timed: number; readonly recorded: number };
 }
 
 /** One (det, size) case. */
@@ -225,7 +230,14 @@ async function runCase(
   const checks: { -readonly [K in keyof CaseChecks]: CaseChecks[K] } = {};
   const add = (what: Timed["what"], outcome: PhaseOutcome, extra: Partial<Timed> = {}) =>
     timed.push({ what, seconds: outcome.seconds, peakRssBytes: outcome.peakRssBytes, ...extra });
+  const runCount = () =>
+    onDb(async (db) => {
+      const [row] = await db.sql<{ n: number }[]>`select count(*)::int as n from rematch_runs`;
+      return row.n;
+    });
+  const runs = { timed: 0, recorded: 0 };
   const rematch = async (full = false) => {
+    const runsBefore = await runCount();
     const outcome = await runPhase(hooks, {
       kind: "rematch",
       target,
@@ -233,6 +245,9 @@ async function runCase(
       profile: options.profile,
       full,
     });
+    runs.timed++;
+    runs.recorded += await runCount() - runsBefore;
+    checks.runs = { ...runs };
     return { outcome, result: outcome.detail.result, profile: outcome.detail.profile };
   };
 
@@ -505,7 +520,10 @@ const close = (a: number, b: number) => Math.abs(a - b) <= 1e-9 * Math.max(1, Ma
  */
 export function consistencyProblems(c: BenchCase): string[] {
   const problems: string[] = [];
-  const { fullChange, noop, forcedNoop, baseline, onePercent } = c.checks;
+  const { fullChange, noop, forcedNoop, baseline, onePercent, runs } = c.checks;
+  if (runs && runs.recorded !== runs.timed) {
+    problems.push(`rematch runs: ${runs.timed} timed, ${runs.recorded} recorded`);
+  }
   if (fullChange) {
     if (fullChange.factorsChanged === 0) problems.push("full change: no factor changed");
     if (fullChange.entriesWritten !== fullChange.entriesWithRows) {

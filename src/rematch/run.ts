@@ -4,7 +4,7 @@ import type { Database, Queryable, Sql } from "../db/connection.ts";
 import { recordRematchRun } from "../history/runs.ts";
 import { createPgSliceStore } from "./pg_store.ts";
 import { rematchSlice } from "./recalculate.ts";
-import type { RematchOptions, RematchResult } from "./types.ts";
+import type { RematchOptions, RematchResult, SliceStore } from "./types.ts";
 
 /** Thrown to roll a dry run's transaction back after it computed everything. */
 class DryRunRollback extends Error {
@@ -46,12 +46,14 @@ export async function recalculateForDataEntryType(
 /**
  * The rematch inside a transaction the caller opened and will commit. Unless dry, its run is
  * recorded in the same transaction (`options.run`): a rematch that fails records nothing.
+ * `store` is the transaction's slice store (the bench hands in one it times).
  */
 export async function rematchInTransaction(
   tx: Queryable,
   options: RematchOptions,
+  store: SliceStore = createPgSliceStore(tx),
 ): Promise<RematchResult> {
-  const result = await rematchSlice(createPgSliceStore(tx), options);
+  const result = await rematchSlice(store, options);
   if (!result.dryRun) await recordRematchRun(tx, options, result);
   return result;
 }

@@ -78,11 +78,13 @@ Deno.test({
 });
 
 function assertConsistent(c: BenchCase): void {
-  const { fullChange, noop, forcedNoop, baseline, onePercent } = c.checks;
+  const { fullChange, noop, forcedNoop, baseline, onePercent, runs } = c.checks;
   assert.ok(
     fullChange && noop && forcedNoop && baseline && onePercent,
     `${c.det}: every check recorded`,
   );
+  // Profiled or not, each timed rematch ran the product's path: its run is recorded.
+  assert.deepEqual(runs, { timed: 4, recorded: 4 });
   // Every generated entry of these dets resolves to a factor: one row each.
   assert.equal(c.emissionRows, ENTRIES);
   assert.equal(fullChange.entriesWithRows, ENTRIES);
@@ -122,7 +124,7 @@ function assertConsistent(c: BenchCase): void {
   assert.deepEqual(consistencyProblems(c), []);
 }
 
-Deno.test("bench consistency: a no-op that wrote, or a one-percent change that spread, is reported", () => {
+Deno.test("bench consistency: a no-op that wrote, a one-percent change that spread or a run not recorded is reported", () => {
   const c: BenchCase = {
     det: "it",
     entries: 10,
@@ -164,6 +166,7 @@ Deno.test("bench consistency: a no-op that wrote, or a one-percent change that s
         share: 0.1,
         entriesWritten: 1,
       },
+      runs: { timed: 4, recorded: 4 },
     },
   };
   assert.deepEqual(consistencyProblems(c), []);
@@ -174,16 +177,18 @@ Deno.test("bench consistency: a no-op that wrote, or a one-percent change that s
       noop: { ...c.checks.noop!, emissionsWritten: 3, recalculated: 9, scope: "full" },
       forcedNoop: { ...c.checks.forcedNoop!, scope: "targeted" },
       onePercent: { ...c.checks.onePercent!, entriesWritten: 4, entriesRead: 10 },
+      runs: { timed: 4, recorded: 3 },
     },
   };
   const problems = consistencyProblems(broken);
-  assert.equal(problems.length, 6);
-  assert.match(problems[0], /^full change: kg 100 → 100/);
-  assert.match(problems[1], /^no-op: 3 rows written/);
-  assert.match(problems[2], /^no-op: scope full, 0 entries read/);
-  assert.match(problems[3], /^forced full no-op: scope targeted, 0 rows written/);
-  assert.match(problems[4], /^one-percent: scope targeted, 10 entries read, 1 covered by factor 7/);
-  assert.match(problems[5], /^one-percent: 4 entries rewritten, 1 covered by factor 7/);
+  assert.equal(problems.length, 7);
+  assert.match(problems[0], /^rematch runs: 4 timed, 3 recorded/);
+  assert.match(problems[1], /^full change: kg 100 → 100/);
+  assert.match(problems[2], /^no-op: 3 rows written/);
+  assert.match(problems[3], /^no-op: scope full, 0 entries read/);
+  assert.match(problems[4], /^forced full no-op: scope targeted, 0 rows written/);
+  assert.match(problems[5], /^one-percent: scope targeted, 10 entries read, 1 covered by factor 7/);
+  assert.match(problems[6], /^one-percent: 4 entries rewritten, 1 covered by factor 7/);
 });
 
 Deno.test("bench usage: bad sizes, dets and changes are refused with exit code 2", async () => {
