@@ -11,6 +11,7 @@ import {
 import type { Queryable } from "../db/connection.ts";
 import type { EntryData } from "../handlers/types.ts";
 import type { SliceChunk, SliceEntry } from "./types.ts";
+import { setImmediate } from "node:timers";
 
 /** A FETCH row: an entry with one of its stored rows (or none: `row_id` null). */
 interface SliceRow extends StoredRowSelect {
@@ -191,13 +192,14 @@ function columnsOf(row: StoredEmissionRow) {
 /**
  * Resolves once what the driver queued is on its way to the server. Nothing a query writes leaves
  * the process before the event loop turns: postgres.js holds a short message (a FETCH) for the
- * loop's next turn, and the socket's write itself completes in the loop. A FETCH meant to run on
- * the server while the caller computes would otherwise leave only when the caller next waits, and
- * every read would be waited for whole (measured: a FETCH of 1,000 rows issued before 15 ms of
- * computing was waited for 5 ms; after this turn, 1.7 ms, the parsing of its rows).
+ * loop's next turn, and the socket's write completes in the turn after it. A FETCH meant to run
+ * on the server while the caller computes would otherwise leave only when the caller next waits,
+ * and every read would be waited for whole. Measured (a FETCH of 1,000 rows, then 15 ms of
+ * computing): waited for 6.2 ms without a turn, 5.5 ms after one, 1.7 ms (parsing its rows) after
+ * two, which take 0.8 ms (a zero timeout instead takes 2.4 ms).
  */
-function sent(): Promise<void> {
-  return new Promise((done) => setTimeout(done, 0));
+async function sent(): Promise<void> {
+  for (let turn = 0; turn < 2; turn++) await new Promise((done) => setImmediate(done));
 }
 
 /**
