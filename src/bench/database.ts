@@ -59,10 +59,13 @@ export async function createBenchDatabase(
   };
 }
 
-/** Opens a case's database (migrations applied), quietly. */
-export function openBenchDatabase(target: BenchTarget): Promise<Database> {
+/**
+ * Opens a case's database (migrations applied), quietly; on a server with at most
+ * `maxConnections` connections (the product's default when not given).
+ */
+export function openBenchDatabase(target: BenchTarget, maxConnections?: number): Promise<Database> {
   return target.kind === "server"
-    ? openDatabase({ databaseUrl: target.url, announce: false })
+    ? openDatabase({ databaseUrl: target.url, announce: false, maxConnections })
     : openDatabase({ databaseUrl: "", dataDir: target.dataDir, announce: false });
 }
 
