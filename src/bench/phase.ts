@@ -99,7 +99,12 @@ export type RematchSummary = Omit<RematchResult, "errorDetails" | "warnings" | "
 export interface PhaseDetails {
   seed: BenchSliceSummary;
   floor: { readonly rows: number; readonly method: FloorMethod };
-  rematch: { readonly result: RematchSummary; readonly profile?: readonly ProfilePart[] };
+  rematch: {
+    readonly result: RematchSummary;
+    readonly profile?: readonly ProfilePart[];
+    /** Rematch runs recorded during the phase (counted before and after the clock). */
+    readonly runsRecorded: number;
+  };
   baseline: BaselineSummary;
   "factor-import": {
     readonly rows: number;
@@ -323,12 +328,17 @@ async function timed<T>(work: () => Promise<T>): Promise<{ seconds: number; valu
   return { seconds: (performance.now() - started) / 1000, value };
 }
 
+/** What the timed work of a phase returns (a rematch's run count is added after the clock). */
+type TimedDetails =
+  | PhaseDetails[Exclude<PhaseSpec["kind"], "rematch">]
+  | Omit<PhaseDetails["rematch"], "runsRecorded">;
+
 /** Prepares what is not timed and returns the work that is. */
 async function prepare(
   spec: PhaseSpec,
   db: Database,
   hooks: Pick<BenchHooks, "baseline">,
-): Promise<() => Promise<PhaseDetails[PhaseSpec["kind"]]>> {
+): Promise<() => Promise<TimedDetails>> {
   switch (spec.kind) {
     case "seed":
       return () => seedBenchSlice(db, { det: spec.det, entries: spec.entries });
@@ -387,19 +397,29 @@ export async function executePhase(
   // A rematch runs on one connection: opened with one, it is connected before the clock starts.
   const db = await openBenchDatabase(spec.target, spec.kind === "rematch" ? 1 : undefined);
   try {
+    const runsBefore = spec.kind === "rematch" ? await countRematchRuns(db) : 0;
     const work = await prepare(spec, db, hooks);
     // Dirty pages of the previous phase are written now, not inside the timed work.
     if (db.kind === "server") await db.sql`checkpoint`.catch(() => {});
     const rss = startPeakRss();
     const started = performance.now();
-    const detail = await work();
+    const done = await work();
     const seconds = (performance.now() - started) / 1000;
     const peakRssBytes = rss.stop();
     if (spec.kind === "floor") await dropFloorTable(db, spec.variant);
+    // The work of a rematch phase is a rematch's (prepare builds it from the same spec).
+    const detail = (spec.kind === "rematch"
+      ? { ...done, runsRecorded: await countRematchRuns(db) - runsBefore }
+      : done) as PhaseDetails[PhaseSpec["kind"]];
     return { seconds, peakRssBytes, rssMethod: rss.method, detail };
   } finally {
     await db.close();
   }
+}
+
+async function countRematchRuns(db: Database): Promise<number> {
+  const [row] = await db.sql<{ n: number }[]>`select count(*)::int as n from rematch_runs`;
+  return row.n;
 }
 
 async function importTwice(db: Database, file: string): Promise<PhaseDetails["factor-import"]> {

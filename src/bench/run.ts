@@ -230,14 +230,8 @@ async function runCase(
   const checks: { -readonly [K in keyof CaseChecks]: CaseChecks[K] } = {};
   const add = (what: Timed["what"], outcome: PhaseOutcome, extra: Partial<Timed> = {}) =>
     timed.push({ what, seconds: outcome.seconds, peakRssBytes: outcome.peakRssBytes, ...extra });
-  const runCount = () =>
-    onDb(async (db) => {
-      const [row] = await db.sql<{ n: number }[]>`select count(*)::int as n from rematch_runs`;
-      return row.n;
-    });
   const runs = { timed: 0, recorded: 0 };
   const rematch = async (full = false) => {
-    const runsBefore = await runCount();
     const outcome = await runPhase(hooks, {
       kind: "rematch",
       target,
@@ -246,7 +240,7 @@ async function runCase(
       full,
     });
     runs.timed++;
-    runs.recorded += await runCount() - runsBefore;
+    runs.recorded += outcome.detail.runsRecorded;
     checks.runs = { ...runs };
     return { outcome, result: outcome.detail.result, profile: outcome.detail.profile };
   };

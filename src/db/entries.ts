@@ -574,7 +574,7 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
       tx`delete from data_entries where id = any(${companionDeletes.map((c) => c.id)}::bigint[])`
         .execute(),
     );
-  const deletedCounts = [send(deleteEmissionsOf(tx, changed.map((p) => p.id)))];
+  const deleting = send(deleteEmissionsOf(tx, changed.map((p) => p.id)));
   const insertedCounts = [send(insertEmissions(tx, emissionRowsOf(changed)))];
 
   // New entries a chunk at a time: each chunk's inserts go while the next chunk is computed.
@@ -597,10 +597,8 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
     insertedCounts.push(send(insertEmissions(tx, emissionRowsOf(chunk))));
   }
   await Promise.all(inFlight);
-  const sum = async (counts: Promise<number>[]) =>
-    (await Promise.all(counts)).reduce((a, b) => a + b, 0);
-  const emissionsDeleted = await sum(deletedCounts);
-  const emissionsInserted = await sum(insertedCounts);
+  const emissionsDeleted = await deleting;
+  const emissionsInserted = (await Promise.all(insertedCounts)).reduce((a, b) => a + b, 0);
   const companionsDeleted = companionsGone ? (await companionsGone).count : 0;
   // A failed entry, or one computed while its slice is stale, is left for the next rematch. A
   // new entry of a slice without a recorded state is vouched for and has no mark to clear: the
