@@ -15,6 +15,7 @@ import m0006 from "../../migrations/0006_jobs.sql" with { type: "text" };
 import m0007 from "../../migrations/0007_perf.sql" with { type: "text" };
 import m0008 from "../../migrations/0008_entry_writes.sql" with { type: "text" };
 import m0009 from "../../migrations/0009_target_index.sql" with { type: "text" };
+import m0010 from "../../migrations/0010_json_link_column.sql" with { type: "text" };
 
 /** One migration: its file in `migrations/` and its SQL. */
 export interface Migration {
@@ -35,6 +36,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { file: "0007_perf.sql", sql: m0007 },
   { file: "0008_entry_writes.sql", sql: m0008 },
   { file: "0009_target_index.sql", sql: m0009 },
+  { file: "0010_json_link_column.sql", sql: m0010 },
 ];
 
 /** The migration files, in the order they apply; the number prefix is the schema version. */

@@ -426,8 +426,8 @@ export async function compareSlice(
 /**
  * The candidates of a targeted rematch, in id order: the entries of the det with an emission
  * row or a JSON link naming one of `factorIds`, plus its pending ones, in any year or module
- * (the slice's cursor keeps to its modules). Found through the factor index (an index-only scan
- * once vacuumed), the JSON-link index and the marks.
+ * (the slice's cursor keeps to its modules). Found through the factor index and the JSON-link
+ * index (index-only scans once vacuumed) and the marks.
  */
 export async function targetCandidates(
   sql: Queryable,
@@ -440,9 +440,8 @@ export async function targetCandidates(
     where x.primary_factor_id = any(${ids}::bigint[])
     union
     select l.id from data_entries l
-    where l.data_entry_type_id = ${dataEntryTypeId}
-      and jsonb_typeof(l.data -> 'primary_factor_id') = 'number'
-      and l.data -> 'primary_factor_id' = any(${ids.map(String)}::text[]::jsonb[])
+    where l.data_entry_type_id = ${dataEntryTypeId} and l.json_link_factor_id is not null
+      and l.json_link_factor_id = any(${ids}::bigint[]::numeric[])
     union
     select p.data_entry_id from data_entry_pending p
       join data_entries e on e.id = p.data_entry_id and e.data_entry_type_id = ${dataEntryTypeId}
