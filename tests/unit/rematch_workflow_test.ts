@@ -232,6 +232,34 @@ Deno.test("rematch: the factor set is read once for a slice of many chunks; prog
   assert.equal(r.recalculated, 7);
 });
 
+Deno.test("rematch: the slice is counted for progress only, never when nobody watches", async () => {
+  const v1 = factor("it", { equipment_class: "Laptop", sub_class: "Standard" }, laptopValues(0.1));
+  const store = seeded(
+    [v1],
+    [{ ...v1, values: laptopValues(0.2) }],
+    Array.from({ length: 4 }, () => laptop()),
+  );
+  let counted = 0;
+  const count = store.countEntries.bind(store);
+  store.countEntries = (...args) => {
+    counted++;
+    return count(...args);
+  };
+  const r = await rematchSlice(store, { dataEntryType: "it", year: YEAR, chunkSize: 3 });
+  assert.equal(r.recalculated, 4);
+  assert.equal(counted, 0);
+  const progress: [number, number][] = [];
+  await rematchSlice(store, {
+    dataEntryType: "it",
+    year: YEAR,
+    chunkSize: 3,
+    full: true,
+    onProgress: (done, total) => progress.push([done, total]),
+  });
+  assert.equal(counted, 1);
+  assert.deepEqual(progress, [[3, 4], [4, 4]]);
+});
+
 Deno.test("rematch: dry run computes the same counts, writes nothing, and lists the diff", async () => {
   const v1 = factor("it", { equipment_class: "Laptop", sub_class: "Standard" }, laptopValues(0.1));
   const store = seeded([v1], [{ ...v1, values: laptopValues(0.2) }], [laptop()]);
