@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { dbTest, useTestDatabase } from "../_harness.ts";
 import type { Database } from "../../src/db/connection.ts";
+import { applyMigrations } from "../../src/db/migrate.ts";
 import { targetCandidates } from "../../src/rematch/state.ts";
 
 const testDb = useTestDatabase();
@@ -98,5 +99,41 @@ dbTest(
     });
     const text = plan.map((r) => r["QUERY PLAN"]).join("\n");
     assert.match(text, /Index Only Scan using data_entries_json_link_idx/, text);
+  },
+);
+
+dbTest(
+  testDb,
+  "migration 0010 on a database with entries: each stored link column is its data's numeric link",
+  async (db) => {
+    // Back to before 0010: its column and index gone, the expression index of 0005 back.
+    await db.sql.unsafe(`
+      drop index data_entries_json_link_idx;
+      alter table data_entries drop column json_link_factor_id;
+      create index data_entries_json_link_idx
+        on data_entries (data_entry_type_id, (data -> 'primary_factor_id'))
+        where jsonb_typeof(data -> 'primary_factor_id') = 'number';
+      delete from schema_migrations where version = 10;`);
+    const mod = await moduleId(db);
+    const changed = await factor(db, 1);
+    const links: [string, unknown, string | null][] = [
+      ["integer", changed, String(changed)],
+      ["text", String(changed), null],
+      ["fraction", 2.5, "2.5"],
+      ["beyond bigint", 1e20, "100000000000000000000"],
+      ["null", null, null],
+    ];
+    const ids: number[] = [];
+    for (const [, link] of links) ids.push(await entry(db, mod, IT, { primary_factor_id: link }));
+    const missing = await entry(db, mod, IT, { name: "no link" });
+
+    await applyMigrations(db.sql);
+    const rows = await db.sql<{ id: number; link: string | null }[]>`
+      select id, json_link_factor_id::text as link from data_entries order by id`;
+    assert.deepEqual([...rows], [
+      ...links.map(([, , stored], i) => ({ id: ids[i], link: stored })),
+      { id: missing, link: null },
+    ]);
+    assert.deepEqual(await targetCandidates(db.sql, IT, [changed]), [ids[0]]);
   },
 );
