@@ -202,7 +202,7 @@ type Target =
 /**
  * The entries a targeted rematch reads (rule 17): those with a stored row or a JSON link naming
  * a changed factor, plus the pending ones. The two ways select the same entries; `keep` tests
- * each entry as the SQL of `targetEntryIds` does.
+ * each entry as the SQL of `targetCandidates` (`state.ts`) does.
  */
 async function targetOf(
   store: SliceStore,

@@ -450,13 +450,13 @@ export async function targetCandidates(
 }
 
 /**
- * The entries a targeted rematch reads, in id order: its candidates (see
- * {@linkcode targetCandidates}) within `moduleIds`, or within the whole slice of `year`.
+ * The entries a targeted rematch of the (det, `year`) slice reads, in id order: its candidates
+ * (see {@linkcode targetCandidates}) within the slice.
  */
 export async function targetEntryIds(
   sql: Queryable,
   dataEntryTypeId: number,
-  where: { readonly moduleIds: readonly number[] } | { readonly year: number },
+  year: number,
   factorIds: readonly number[],
 ): Promise<number[]> {
   // Two steps, so that the (few) candidates found through the indexes drive the second one: as
@@ -465,19 +465,9 @@ export async function targetEntryIds(
   if (candidates.length === 0) return [];
   const rows = await sql<{ id: number }[]>`
     select e.id from data_entries e
-    ${
-    "year" in where
-      ? sql`join carbon_report_modules m on m.id = e.carbon_report_module_id
-          join carbon_reports r on r.id = m.carbon_report_id and r.year = ${where.year}`
-      : sql``
-  }
-    where e.id = any(${candidates}::bigint[])
-      and e.data_entry_type_id = ${dataEntryTypeId}
-      ${
-    "moduleIds" in where
-      ? sql`and e.carbon_report_module_id = any(${[...where.moduleIds]}::bigint[])`
-      : sql``
-  }
+      join carbon_report_modules m on m.id = e.carbon_report_module_id
+      join carbon_reports r on r.id = m.carbon_report_id and r.year = ${year}
+    where e.id = any(${candidates}::bigint[]) and e.data_entry_type_id = ${dataEntryTypeId}
     order by e.id`;
   return rows.map((r) => r.id);
 }
@@ -731,8 +721,7 @@ export async function sliceStatus(
     const entriesToRead = comparison.scope === "full"
       ? slice.entries
       : comparison.scope === "targeted"
-      ? (await targetEntryIds(sql, slice.det, { year: slice.year }, comparison.valueChangedIds))
-        .length
+      ? (await targetEntryIds(sql, slice.det, slice.year, comparison.valueChangedIds)).length
       : 0;
     const recorded = comparison.recorded;
     const state = !recorded ? "never rematched" : comparison.scope === "none" ? "current" : "stale";
