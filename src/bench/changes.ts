@@ -52,14 +52,19 @@ export async function factorCoverage(
   return rows.map((r) => ({ factorId: r.id, entries: r.n }));
 }
 
-/** The factor whose coverage is closest to `share` of `total` entries (undefined: no factor). */
+/**
+ * The factor whose coverage is closest to `share` of `total` entries, leaving out the factors of
+ * `exclude` (undefined: no factor).
+ */
 export function closestCoverage(
   coverage: readonly FactorCoverage[],
   total: number,
   share: number,
+  exclude: ReadonlySet<number> = new Set(),
 ): FactorCoverage | undefined {
   let best: FactorCoverage | undefined;
   for (const c of coverage) {
+    if (exclude.has(c.factorId)) continue;
     if (!best || Math.abs(c.entries - share * total) < Math.abs(best.entries - share * total)) {
       best = c;
     }

@@ -20,6 +20,7 @@ import {
   writeFloorRows,
 } from "./floor.ts";
 import { BENCH_YEAR, type BenchSliceSummary, seedBenchSlice } from "./slice.ts";
+import { scaleEmissionFactors } from "./changes.ts";
 
 /** What the per-entry baseline is asked to do. */
 export interface BaselineOptions {
@@ -68,6 +69,12 @@ export type PhaseSpec =
     readonly profile: boolean;
     /** Read every entry whatever the slice state says (`--full`). */
     readonly full?: boolean;
+    /**
+     * The timed rematch is the second of a warm worker process: before the clock, this process
+     * runs a rematch of the slice on its connection (untimed: whatever the slice's state asks
+     * for), then scales the ef_* values of `thenScale` (when given) through the same connection.
+     */
+    readonly warm?: { readonly thenScale?: number };
   }
   | {
     readonly kind: "baseline";
@@ -102,8 +109,10 @@ export interface PhaseDetails {
   rematch: {
     readonly result: RematchSummary;
     readonly profile?: readonly ProfilePart[];
-    /** Rematch runs recorded during the phase (counted before and after the clock). */
+    /** Rematch runs recorded by the timed work (counted right before and after the clock). */
     readonly runsRecorded: number;
+    /** A warm phase's first, untimed rematch. */
+    readonly warmUp?: RematchSummary;
   };
   baseline: BaselineSummary;
   "factor-import": {
@@ -347,7 +356,11 @@ async function prepare(
       const template = await readFloorTemplate(db, getDataEntryType(spec.det).id);
       return () => writeFloorRows(db, spec.variant, template);
     }
-    case "rematch":
+    case "rematch": {
+      const warmUp = spec.warm ? await warmUpRematch(db, spec.det, spec.warm.thenScale) : undefined;
+      const withWarmUp = <T extends object>(
+        details: T,
+      ) => (warmUp ? { ...details, warmUp } : details);
       if (spec.profile) {
         // The phase has one connection (see executePhase): its backend is the one to watch, and
         // asking for it is done before the clock starts.
@@ -361,18 +374,20 @@ async function prepare(
             spec.full ?? false,
             serverPid,
           );
-          return { result: summarize(result), profile: parts };
+          return withWarmUp({ result: summarize(result), profile: parts });
         };
       }
-      return async () => ({
-        result: summarize(
-          await recalculateForDataEntryType(db, {
-            dataEntryType: spec.det,
-            year: BENCH_YEAR,
-            full: spec.full,
-          }),
-        ),
-      });
+      return async () =>
+        withWarmUp({
+          result: summarize(
+            await recalculateForDataEntryType(db, {
+              dataEntryType: spec.det,
+              year: BENCH_YEAR,
+              full: spec.full,
+            }),
+          ),
+        });
+    }
     case "baseline":
       return () =>
         hooks.baseline(db, {
@@ -397,8 +412,8 @@ export async function executePhase(
   // A rematch runs on one connection: opened with one, it is connected before the clock starts.
   const db = await openBenchDatabase(spec.target, spec.kind === "rematch" ? 1 : undefined);
   try {
-    const runsBefore = spec.kind === "rematch" ? await countRematchRuns(db) : 0;
     const work = await prepare(spec, db, hooks);
+    const runsBefore = spec.kind === "rematch" ? await countRematchRuns(db) : 0;
     // Dirty pages of the previous phase are written now, not inside the timed work.
     if (db.kind === "server") await db.sql`checkpoint`.catch(() => {});
     const rss = startPeakRss();
@@ -415,6 +430,30 @@ export async function executePhase(
   } finally {
     await db.close();
   }
+}
+
+/**
+ * What makes a phase's process a warm worker: a first rematch of the slice through the product's
+ * path on the phase's one connection (its statements prepared, the server's caches of that
+ * backend and the process's compiled code warm, as in a `worker` that handled an upload before),
+ * then, when given, the next change: `factorId`'s ef_* values scaled through that connection.
+ */
+async function warmUpRematch(
+  db: Database,
+  det: string,
+  factorId: number | undefined,
+): Promise<RematchSummary> {
+  const result = await recalculateForDataEntryType(db, { dataEntryType: det, year: BENCH_YEAR });
+  if (factorId !== undefined) {
+    const changed = await scaleEmissionFactors(
+      db.sql,
+      getDataEntryType(det).id,
+      BENCH_YEAR,
+      factorId,
+    );
+    if (changed !== 1) throw new Error(`warm phase: factor ${factorId} of ${det} did not change`);
+  }
+  return summarize(result);
 }
 
 async function countRematchRuns(db: Database): Promise<number> {

@@ -1,6 +1,6 @@
 // How a bench run is printed: a text table per case, or the Markdown table of the README.
 import { formatTable } from "../cli/table.ts";
-import type { BenchCase, BenchReport, BenchTiming } from "./run.ts";
+import type { BenchCase, BenchReport, BenchTiming, OnePercentCheck } from "./run.ts";
 import type { ProfilePart } from "./phase.ts";
 
 const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
@@ -23,7 +23,7 @@ const HEADER = ["what", "seconds", "entries/s", "× floor A", "baseline ÷", "pe
 
 function describeChecks(c: BenchCase): string[] {
   const lines: string[] = [];
-  const { fullChange, noop, forcedNoop, baseline, onePercent } = c.checks;
+  const { fullChange, noop, noopWarm, forcedNoop, baseline, onePercent, onePercentWarm } = c.checks;
   if (fullChange) {
     lines.push(
       `full change: ${fullChange.factorsChanged} factors changed; the rematch rewrote ` +
@@ -35,7 +35,12 @@ function describeChecks(c: BenchCase): string[] {
         `stored ${round(fullChange.kgStored, 3)}`,
     );
   }
-  for (const [name, run] of [["no-op", noop], ["forced full no-op", forcedNoop]] as const) {
+  const noops = [
+    ["no-op", noop],
+    ["forced full no-op", forcedNoop],
+    ["warm worker's no-op", noopWarm],
+  ] as const;
+  for (const [name, run] of noops) {
     if (!run) continue;
     lines.push(
       `${name}: scope ${run.scope}, ${run.entriesRead} entries read, ${run.unchanged} of ` +
@@ -53,11 +58,15 @@ function describeChecks(c: BenchCase): string[] {
           : `; a rematch right after it wrote ${baseline.rematchAfterWrites} rows`),
     );
   }
-  if (onePercent) {
+  const change = (run: OnePercentCheck) =>
+    `factor ${run.factorId} covered ${run.coveredEntries} entries ` +
+    `(${round(run.share * 100, 2)} %); the rematch (${run.scope}) read ` +
+    `${run.entriesRead} and rewrote ${run.entriesWritten}`;
+  if (onePercent) lines.push(`one-percent: ${change(onePercent)}`);
+  if (onePercentWarm) {
     lines.push(
-      `one-percent: factor ${onePercent.factorId} covered ${onePercent.coveredEntries} entries ` +
-        `(${round(onePercent.share * 100, 2)} %); the rematch (${onePercent.scope}) read ` +
-        `${onePercent.entriesRead} and rewrote ${onePercent.entriesWritten}`,
+      `warm worker's one-percent: ${change(onePercentWarm)}; its first rematch: ` +
+        change(onePercentWarm.warmUp),
     );
   }
   return lines;

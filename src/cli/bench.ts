@@ -29,8 +29,10 @@ process, which gives its peak RSS.
   --det D,...           data entry types (default it,plane)
   --change C,...        which changes to time (default all three): all = every factor's values
                         changed, then the rematch and the per-entry baseline; none = the no-op
-                        rematch (the slice knows it is current) and the forced full no-op
-                        (--full); one-percent = one factor covering about 1 % of the entries
+                        rematch (the slice knows it is current), the forced full no-op (--full)
+                        and the no-op in a warm worker; one-percent = one factor covering about
+                        1 % of the entries, in a fresh process and in a warm worker (a process
+                        whose connection ran a rematch of another such change before)
   --quick               ${QUICK_ENTRIES} entries per det, a small import: what the test suite runs
   --profile             where each rematch spends its time: setup, waiting for chunks (read),
                         compute/compare, waiting for writes, stats; and meanwhile the writes in

@@ -44,22 +44,34 @@ Deno.test({
       assert.ok(c.units > 1, `${c.det}: spread over several modules`);
       assert.deepEqual(
         c.timings.map((t) => t.what),
-        ["floor A", "floor B", "rematch", "no-op", "forced full no-op", "baseline", "one-percent"],
+        [
+          "floor A",
+          "floor B",
+          "rematch",
+          "no-op",
+          "forced full no-op",
+          "no-op, warm",
+          "baseline",
+          "one-percent",
+          "one-percent, warm",
+        ],
       );
       for (const t of c.timings) {
         assert.ok(t.seconds > 0 && Number.isFinite(t.seconds), `${c.det} ${t.what} ran`);
         assert.ok(t.peakRssBytes > 0, `${c.det} ${t.what}: peak RSS measured`);
       }
-      for (const what of ["rematch", "forced full no-op", "one-percent"]) {
+      for (const what of ["rematch", "forced full no-op", "one-percent", "one-percent, warm"]) {
         const parts = c.timings.find((t) => t.what === what)!.profile!.map((p) => p.part);
         for (const part of ["setup", "read", "compute/compare", "slice state", "client CPU"]) {
           assert.ok(parts.includes(part), `${c.det} ${what}: profile has ${part}`);
         }
       }
-      // The no-op read the slice state and nothing else.
-      const noopParts = c.timings.find((t) => t.what === "no-op")!.profile!.map((p) => p.part);
-      assert.ok(!noopParts.includes("read"), `${c.det} no-op: ${noopParts}`);
-      assert.ok(noopParts.includes("slice state"), `${c.det} no-op: ${noopParts}`);
+      // The no-ops read the slice state and nothing else.
+      for (const what of ["no-op", "no-op, warm"]) {
+        const noopParts = c.timings.find((t) => t.what === what)!.profile!.map((p) => p.part);
+        assert.ok(!noopParts.includes("read"), `${c.det} ${what}: ${noopParts}`);
+        assert.ok(noopParts.includes("slice state"), `${c.det} ${what}: ${noopParts}`);
+      }
       assertConsistent(c);
     }
     assert.deepEqual(
@@ -74,17 +86,22 @@ Deno.test({
     assert.match(markdown, /^\| it \| 2000 \| rematch, every factor changed \|/m);
     assert.match(markdown, /^\| plane \| 2000 \| per-entry baseline \|/m);
     assert.match(formatBenchText(report), /one-percent: factor \d+ covered/);
+    assert.match(
+      markdown,
+      /^\| it \| 2000 \| rematch, one factor \(~1 %\) changed, in a warm worker \|/m,
+    );
   },
 });
 
 function assertConsistent(c: BenchCase): void {
-  const { fullChange, noop, forcedNoop, baseline, onePercent, runs } = c.checks;
+  const { fullChange, noop, noopWarm, forcedNoop, baseline, onePercent, onePercentWarm, runs } =
+    c.checks;
   assert.ok(
-    fullChange && noop && forcedNoop && baseline && onePercent,
+    fullChange && noop && noopWarm && forcedNoop && baseline && onePercent && onePercentWarm,
     `${c.det}: every check recorded`,
   );
   // Profiled or not, each timed rematch ran the product's path: its run is recorded.
-  assert.deepEqual(runs, { timed: 4, recorded: 4 });
+  assert.deepEqual(runs, { timed: 6, recorded: 6 });
   // Every generated entry of these dets resolves to a factor: one row each.
   assert.equal(c.emissionRows, ENTRIES);
   assert.equal(fullChange.entriesWithRows, ENTRIES);
@@ -95,9 +112,13 @@ function assertConsistent(c: BenchCase): void {
   assert.ok(near(fullChange.kgStored, fullChange.kgAfter), `${c.det}: stored kg is the result's`);
 
   // The slice knew it was current: nothing read. Forced, it read everything and wrote nothing.
-  assert.deepEqual([noop.scope, noop.entriesRead, noop.recalculated], ["none", 0, 0]);
-  assert.equal(noop.emissionsWritten, 0, `${c.det}: the no-op wrote nothing`);
-  assert.ok(noop.rowsUntouched, `${c.det}: no stored row moved`);
+  for (const run of [noop, noopWarm]) {
+    assert.deepEqual([run.scope, run.entriesRead, run.recalculated], ["none", 0, 0]);
+    assert.equal(run.emissionsWritten, 0, `${c.det}: the no-op wrote nothing`);
+    assert.ok(run.rowsUntouched, `${c.det}: no stored row moved`);
+  }
+  // The warm worker's first rematch ran in its process, a no-op as well.
+  assert.equal(noopWarm.warmUpScope, "none");
   assert.deepEqual(
     [forcedNoop.scope, forcedNoop.entriesRead, forcedNoop.recalculated, forcedNoop.unchanged],
     ["full", ENTRIES, ENTRIES, ENTRIES],
@@ -112,19 +133,21 @@ function assertConsistent(c: BenchCase): void {
   assert.ok(near(baseline.kgAfter, fullChange.kgAfter), `${c.det}: baseline kg = rematch kg`);
   assert.equal(baseline.rematchAfterWrites, 0);
 
-  assert.equal(onePercent.entriesWritten, onePercent.coveredEntries);
-  assert.deepEqual([onePercent.scope, onePercent.entriesRead], [
-    "targeted",
-    onePercent.coveredEntries,
-  ]);
-  assert.ok(
-    onePercent.share >= 0.005 && onePercent.share <= 0.02,
-    `${c.det}: about 1 % (${onePercent.share})`,
+  // Each change of one factor read and rewrote exactly the entries using it: the cold one, the
+  // warm worker's first (untimed) and its second; three different factors.
+  for (const run of [onePercent, onePercentWarm.warmUp, onePercentWarm]) {
+    assert.equal(run.entriesWritten, run.coveredEntries);
+    assert.deepEqual([run.scope, run.entriesRead], ["targeted", run.coveredEntries]);
+    assert.ok(run.share >= 0.005 && run.share <= 0.02, `${c.det}: about 1 % (${run.share})`);
+  }
+  assert.equal(
+    new Set([onePercent.factorId, onePercentWarm.warmUp.factorId, onePercentWarm.factorId]).size,
+    3,
   );
   assert.deepEqual(consistencyProblems(c), []);
 }
 
-Deno.test("bench consistency: a no-op that wrote, a one-percent change that spread or a run not recorded is reported", () => {
+Deno.test("bench consistency: a no-op that wrote, a one-percent change that spread (cold or warm) or a run not recorded is reported", () => {
   const c: BenchCase = {
     det: "it",
     entries: 10,
@@ -158,6 +181,15 @@ Deno.test("bench consistency: a no-op that wrote, a one-percent change that spre
         emissionsWritten: 0,
         rowsUntouched: true,
       },
+      noopWarm: {
+        scope: "none",
+        entriesRead: 0,
+        recalculated: 0,
+        unchanged: 0,
+        emissionsWritten: 0,
+        rowsUntouched: true,
+        warmUpScope: "none",
+      },
       onePercent: {
         scope: "targeted",
         entriesRead: 1,
@@ -166,7 +198,23 @@ Deno.test("bench consistency: a no-op that wrote, a one-percent change that spre
         share: 0.1,
         entriesWritten: 1,
       },
-      runs: { timed: 4, recorded: 4 },
+      onePercentWarm: {
+        scope: "targeted",
+        entriesRead: 2,
+        factorId: 9,
+        coveredEntries: 2,
+        share: 0.2,
+        entriesWritten: 2,
+        warmUp: {
+          scope: "targeted",
+          entriesRead: 1,
+          factorId: 8,
+          coveredEntries: 1,
+          share: 0.1,
+          entriesWritten: 1,
+        },
+      },
+      runs: { timed: 6, recorded: 6 },
     },
   };
   assert.deepEqual(consistencyProblems(c), []);
@@ -176,19 +224,32 @@ Deno.test("bench consistency: a no-op that wrote, a one-percent change that spre
       fullChange: { ...c.checks.fullChange!, kgAfter: 100, kgStored: 100 },
       noop: { ...c.checks.noop!, emissionsWritten: 3, recalculated: 9, scope: "full" },
       forcedNoop: { ...c.checks.forcedNoop!, scope: "targeted" },
+      noopWarm: { ...c.checks.noopWarm!, rowsUntouched: false, warmUpScope: "full" },
       onePercent: { ...c.checks.onePercent!, entriesWritten: 4, entriesRead: 10 },
-      runs: { timed: 4, recorded: 3 },
+      onePercentWarm: {
+        ...c.checks.onePercentWarm!,
+        entriesWritten: 0,
+        warmUp: { ...c.checks.onePercentWarm!.warmUp, scope: "full" },
+      },
+      runs: { timed: 6, recorded: 5 },
     },
   };
   const problems = consistencyProblems(broken);
-  assert.equal(problems.length, 7);
-  assert.match(problems[0], /^rematch runs: 4 timed, 3 recorded/);
+  assert.equal(problems.length, 11);
+  assert.match(problems[0], /^rematch runs: 6 timed, 5 recorded/);
   assert.match(problems[1], /^full change: kg 100 → 100/);
   assert.match(problems[2], /^no-op: 3 rows written/);
   assert.match(problems[3], /^no-op: scope full, 0 entries read/);
-  assert.match(problems[4], /^forced full no-op: scope targeted, 0 rows written/);
-  assert.match(problems[5], /^one-percent: scope targeted, 10 entries read, 1 covered by factor 7/);
-  assert.match(problems[6], /^one-percent: 4 entries rewritten, 1 covered by factor 7/);
+  assert.match(problems[4], /^warm no-op: 0 rows written/);
+  assert.match(problems[5], /^warm no-op: its first rematch's scope was full/);
+  assert.match(problems[6], /^forced full no-op: scope targeted, 0 rows written/);
+  assert.match(problems[7], /^one-percent: scope targeted, 10 entries read, 1 covered by factor 7/);
+  assert.match(problems[8], /^one-percent: 4 entries rewritten, 1 covered by factor 7/);
+  assert.match(problems[9], /^warm one-percent: 0 entries rewritten, 2 covered by factor 9/);
+  assert.match(
+    problems[10],
+    /^warm one-percent's first rematch: scope full, 1 entries read, 1 covered by factor 8/,
+  );
 });
 
 Deno.test("bench usage: bad sizes, dets and changes are refused with exit code 2", async () => {
