@@ -148,6 +148,14 @@ function assertConsistent(c: BenchCase): void {
 }
 
 Deno.test("bench consistency: a no-op that wrote, a one-percent change that spread (cold or warm) or a run not recorded is reported", () => {
+  const noop = {
+    scope: "none",
+    entriesRead: 0,
+    recalculated: 0,
+    unchanged: 0,
+    emissionsWritten: 0,
+    rowsUntouched: true,
+  };
   const c: BenchCase = {
     det: "it",
     entries: 10,
@@ -165,14 +173,7 @@ Deno.test("bench consistency: a no-op that wrote, a one-percent change that spre
         kgAfter: 110,
         kgStored: 110,
       },
-      noop: {
-        scope: "none",
-        entriesRead: 0,
-        recalculated: 0,
-        unchanged: 0,
-        emissionsWritten: 0,
-        rowsUntouched: true,
-      },
+      noop,
       forcedNoop: {
         scope: "full",
         entriesRead: 10,
@@ -181,15 +182,7 @@ Deno.test("bench consistency: a no-op that wrote, a one-percent change that spre
         emissionsWritten: 0,
         rowsUntouched: true,
       },
-      noopWarm: {
-        scope: "none",
-        entriesRead: 0,
-        recalculated: 0,
-        unchanged: 0,
-        emissionsWritten: 0,
-        rowsUntouched: true,
-        warmUpScope: "none",
-      },
+      noopWarm: { ...noop, warmUpScope: "none" },
       onePercent: {
         scope: "targeted",
         entriesRead: 1,
