@@ -205,6 +205,24 @@ function loadAverage(): number {
   }
 }
 
+/**
+ * The huge pages this machine's kernel holds, when the server runs on this machine: with
+ * `huge_pages = try` (PostgreSQL's default) the server maps its shared buffers on them only when
+ * the kernel has enough of them reserved, and a new backend then faults far less on its first
+ * touch of each buffer page.
+ */
+function hugePagesNote(kind: string, serverUrl: string | undefined): string {
+  if (kind !== "server" || !serverUrl) return "";
+  const host = new URL(serverUrl).hostname;
+  if (!["localhost", "127.0.0.1", "::1", "[::1]", ""].includes(host)) return "";
+  try {
+    const total = /HugePages_Total:\s+(\d+)/.exec(Deno.readTextFileSync("/proc/meminfo"))?.[1];
+    return total === undefined ? "" : ` (${total} huge pages reserved by the kernel)`;
+  } catch {
+    return "";
+  }
+}
+
 function cpuModel(): string {
   try {
     const line = Deno.readTextFileSync("/proc/cpuinfo").split("\n")
@@ -508,8 +526,11 @@ export async function runBench(hooks: BenchHooks, options: BenchOptions): Promis
       try {
         if (!database) {
           database = await withBenchDatabase(created.target, async (db) => {
-            const [row] = await db.sql<{ v: string }[]>`select version() as v`;
-            return `${db.kind}: ${row.v.split(" ").slice(0, 2).join(" ")}`;
+            const [row] = await db.sql<{ v: string; buffers: string; huge: string }[]>`
+              select version() as v, current_setting('shared_buffers') as buffers,
+                current_setting('huge_pages') as huge`;
+            return `${db.kind}: ${row.v.split(" ").slice(0, 2).join(" ")}, shared_buffers ` +
+              `${row.buffers}, huge_pages ${row.huge}${hugePagesNote(db.kind, options.serverUrl)}`;
           });
         }
         cases.push(await runCase(hooks, options, det, entries, created.target));
