@@ -182,16 +182,33 @@ dbTest(testDb, "seed: every det gets entries and emission rows", async (db) => {
   const [{ units }] = await db.sql<{ units: string[] }[]>`
     select array_agg(code order by code) as units from units`;
   assert.deepEqual(units, ["U0001", "U0002"]);
-  // No foreign key checks these since migration 0008: the code must write only known types.
-  const [strays] = await db.sql<{ dets: number; types: number }[]>`
+  // No foreign key checks these since migrations 0008 (entries, emission rows) and 0012
+  // (factors): the code must write only known types.
+  const [strays] = await db.sql<
+    { dets: number; types: number; factorDets: number; factorTypes: number; factors: number }[]
+  >`
     select
       (select count(*)::int from data_entries e
         where not exists (select 1 from data_entry_types t where t.id = e.data_entry_type_id))
         as dets,
       (select count(*)::int from data_entry_emissions x
         where not exists (select 1 from emission_types t where t.id = x.emission_type_id))
-        as types`;
-  assert.deepEqual({ ...strays }, { dets: 0, types: 0 });
+        as types,
+      (select count(*)::int from factors f
+        where not exists (select 1 from data_entry_types t where t.id = f.data_entry_type_id))
+        as "factorDets",
+      (select count(*)::int from factors f
+        where not exists (select 1 from emission_types t where t.id = f.emission_type_id))
+        as "factorTypes",
+      (select count(*)::int from factors) as factors`;
+  assert.ok(strays.factors > 0, "the seed imported factors");
+  assert.deepEqual({ ...strays, factors: 0 }, {
+    dets: 0,
+    types: 0,
+    factorDets: 0,
+    factorTypes: 0,
+    factors: 0,
+  });
 });
 
 dbTest(testDb, "seed: plane kg = distance × ef × rfi, checked from the stored rows", async (db) => {
