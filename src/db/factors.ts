@@ -17,6 +17,7 @@ import type { DataEntryType, DetName } from "../reference/enums.ts";
 import { yearProblem } from "../reference/years.ts";
 import { currentActor } from "../history/actor.ts";
 import type { Queryable } from "./connection.ts";
+import { factorRowsRelation } from "./factor_rows.ts";
 import { lockSlice, type LockSliceOptions } from "./locks.ts";
 
 /** What {@linkcode importFactors} imports. */
@@ -314,17 +315,7 @@ async function planImport(
       same: boolean;
     }[]
   >`
-    with input as (
-      select i.n, i.det, i.et, c.cls, v.vals
-      from unnest(
-        ${rows.map((r) => r.dataEntryTypeId)}::int[],
-        ${rows.map((r) => r.emissionTypeId)}::int[]
-      ) with ordinality as i(det, et, n)
-      join jsonb_array_elements(${JSON.stringify(rows.map((r) => r.classification))}::text::jsonb)
-        with ordinality as c(cls, n) on c.n = i.n
-      join jsonb_array_elements(${JSON.stringify(rows.map((r) => r.values))}::text::jsonb)
-        with ordinality as v(vals, n) on v.n = i.n
-    ),
+    with input as (${factorRowsRelation(tx, rows)}),
     existing as (
       select f.id, f.data_entry_type_id as det, f.emission_type_id as et, f.classification,
         f."values" as vals
