@@ -1,10 +1,11 @@
-// Factor rows sent to the server column by column, for the statements that compare a factor CSV
-// with the stored factors and insert the new ones.
+// Factor rows sent to the server column by column, for the statement that pairs a factor CSV's
+// rows with the stored factors.
 import type { PendingQuery, Row } from "postgres";
 import type { Classification, FactorValues } from "../handlers/types.ts";
 import type { Queryable } from "./connection.ts";
+import { numberArray } from "./emissions.ts";
 
-/** What the server needs of a factor row to pair it with the stored factors and to insert it. */
+/** What the server needs of a factor row to pair it with the stored factors. */
 export interface FactorRowInput {
   readonly dataEntryTypeId: number;
   readonly emissionTypeId: number;
@@ -18,21 +19,6 @@ type Fragment = PendingQuery<Row[]>;
 /** `a, b, c` of SQL fragments. */
 function commaList(tx: Queryable, parts: readonly Fragment[]): Fragment {
   return parts.reduce((list, part) => tx`${list}, ${part}`);
-}
-
-/**
- * A number array as PostgreSQL's array literal (`{1,2.5,NULL}`), read as `numeric[]`: `String(n)`
- * is the text `JSON.stringify` gives a finite number, so the server reads the same numeric it
- * reads from the number in a JSON document.
- */
-function numericArray(values: readonly (number | null)[]): string {
-  let text = "{";
-  for (let i = 0; i < values.length; i++) {
-    if (i > 0) text += ",";
-    const value = values[i];
-    text += value === null ? "NULL" : String(value);
-  }
-  return text + "}";
 }
 
 /**
@@ -94,7 +80,7 @@ export function factorRowsRelation(tx: Queryable, rows: readonly FactorRowInput[
         const value = rows[i].values[key];
         return typeof value === "number" ? value : null;
       });
-      args.push(tx`${numericArray(numbers)}::text::numeric[]`);
+      args.push(tx`${numberArray(numbers)}::text::numeric[]`);
       aliases.push(tx`${tx(`v${k}`)}`);
       if (text) {
         const texts = indexes.map((i) => {
