@@ -283,15 +283,14 @@ async function profiledRematch(
   let inside = 0;
   let serverCpu: number | undefined;
   const result = await db.sql.begin(async (tx) => {
-    const pid = serverPid;
-    const serverBefore = pid === undefined ? undefined : processCpuMs(pid);
+    const serverBefore = serverPid === undefined ? undefined : processCpuMs(serverPid);
     const result = await rematchInTransaction(
       tx,
       { dataEntryType: det, year: BENCH_YEAR, full },
       timedStore(createPgSliceStore(tx), spent),
     );
     inside = performance.now() - started;
-    const serverAfter = serverBefore === undefined ? undefined : processCpuMs(pid!);
+    const serverAfter = serverBefore === undefined ? undefined : processCpuMs(serverPid!);
     serverCpu = serverAfter === undefined ? undefined : serverAfter - serverBefore!;
     return result;
   });
@@ -358,9 +357,7 @@ async function prepare(
     }
     case "rematch": {
       const warmUp = spec.warm ? await warmUpRematch(db, spec.det, spec.warm.thenScale) : undefined;
-      const withWarmUp = <T extends object>(
-        details: T,
-      ) => (warmUp ? { ...details, warmUp } : details);
+      const withWarmUp = warmUp ? { warmUp } : {};
       if (spec.profile) {
         // The phase has one connection (see executePhase): its backend is the one to watch, and
         // asking for it is done before the clock starts.
@@ -374,19 +371,19 @@ async function prepare(
             spec.full ?? false,
             serverPid,
           );
-          return withWarmUp({ result: summarize(result), profile: parts });
+          return { result: summarize(result), profile: parts, ...withWarmUp };
         };
       }
-      return async () =>
-        withWarmUp({
-          result: summarize(
-            await recalculateForDataEntryType(db, {
-              dataEntryType: spec.det,
-              year: BENCH_YEAR,
-              full: spec.full,
-            }),
-          ),
-        });
+      return async () => ({
+        result: summarize(
+          await recalculateForDataEntryType(db, {
+            dataEntryType: spec.det,
+            year: BENCH_YEAR,
+            full: spec.full,
+          }),
+        ),
+        ...withWarmUp,
+      });
     }
     case "baseline":
       return () =>

@@ -10,6 +10,7 @@ import {
   CHANGE_FACTOR,
   closestCoverage,
   emissionSnapshot,
+  type FactorCoverage,
   factorCoverage,
   scaleEmissionFactors,
 } from "./changes.ts";
@@ -242,6 +243,22 @@ function scopeNote(r: RematchSummary): string {
   return `${r.scope}, ${r.entriesRead} entries read (${r.scopeReason})`;
 }
 
+/** What the rematch after `factor`'s change did (no rematch: scope `none`, nothing read). */
+function onePercentCheck(
+  result: RematchSummary | undefined,
+  factor: FactorCoverage,
+  entries: number,
+): OnePercentCheck {
+  return {
+    scope: result?.scope ?? "none",
+    entriesRead: result?.entriesRead ?? 0,
+    factorId: factor.factorId,
+    coveredEntries: factor.entries,
+    share: factor.entries / entries,
+    entriesWritten: result ? result.recalculated - result.unchanged : 0,
+  };
+}
+
 type Timed = Omit<BenchTiming, "label" | "floorRatio" | "baselineRatio" | "entriesPerSecond">;
 
 async function runCase(
@@ -395,14 +412,7 @@ async function runCase(
         note: `factor ${chosen.factorId} covers ${chosen.entries} entries ` +
           `(${(share * 100).toFixed(2)} %); ${scopeNote(result)}`,
       });
-      checks.onePercent = {
-        scope: result.scope,
-        entriesRead: result.entriesRead,
-        factorId: chosen.factorId,
-        coveredEntries: chosen.entries,
-        share,
-        entriesWritten: result.recalculated - result.unchanged,
-      };
+      checks.onePercent = onePercentCheck(result, chosen, entries);
     }
     // The same kind of change in a warm worker: its first rematch follows another factor's
     // change, its second (timed) a third factor's. Neither is the factor timed above.
@@ -424,20 +434,8 @@ async function runCase(
           `(${first.entries} entries) in the same process; ${scopeNote(result)}`,
       });
       checks.onePercentWarm = {
-        scope: result.scope,
-        entriesRead: result.entriesRead,
-        factorId: second.factorId,
-        coveredEntries: second.entries,
-        share,
-        entriesWritten: result.recalculated - result.unchanged,
-        warmUp: {
-          scope: warmUp?.scope ?? "none",
-          entriesRead: warmUp?.entriesRead ?? 0,
-          factorId: first.factorId,
-          coveredEntries: first.entries,
-          share: first.entries / entries,
-          entriesWritten: warmUp ? warmUp.recalculated - warmUp.unchanged : 0,
-        },
+        ...onePercentCheck(result, second, entries),
+        warmUp: onePercentCheck(warmUp, first, entries),
       };
     }
   }
