@@ -36,6 +36,14 @@ Deno.test({
       serverUrl: serverUrl(),
     });
     assert.equal(report.backend, serverUrl() ? "server" : "embedded");
+    // The machine line names what the server's memory settings are (both backends answer them),
+    // and for a server on this Linux machine the huge pages its kernel holds.
+    assert.match(report.machine.database, /, shared_buffers \S+, huge_pages (try|on|off)/);
+    const local = serverUrl() &&
+      ["localhost", "127.0.0.1"].includes(new URL(serverUrl()!).hostname);
+    if (local && Deno.build.os === "linux") {
+      assert.match(report.machine.database, /\(\d+ huge pages reserved by the kernel\)$/);
+    }
     assert.deepEqual(report.cases.map((c) => [c.det, c.entries]), [
       ["it", ENTRIES],
       ["plane", ENTRIES],
