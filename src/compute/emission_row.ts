@@ -102,10 +102,24 @@ export function sharedJsonText(value: unknown): string | undefined {
   return typeof value === "object" && value !== null ? sharedTexts.get(value) : undefined;
 }
 
-// A value printed as jsonb prints it: keys by UTF-8 length then bytes, ", " and ": " between items.
-// Numbers and strings as JSON.stringify writes them (jsonb may print a number otherwise, "1e-7"
-// as "0.0000001": such a text then only fails to match as one piece).
-function jsonbText(value: unknown): string {
+/**
+ * A value as PostgreSQL prints it from jsonb: keys by UTF-8 length then bytes, `, ` and `: `
+ * between items, strings as `JSON.stringify` writes them (both escape the same characters of
+ * well-formed text). Numbers too, which jsonb may print otherwise (`1e-7` as `0.0000001`): such
+ * a text only fails to match as one piece. Text and null values print exactly, which is what a
+ * factor's classification holds: its text is the factors' identity in their unique index.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { jsonbText } from "./emission_row.ts";
+ * assert.equal(
+ *   jsonbText({ equipment_class: "Laptop", sub_class: null }),
+ *   '{"sub_class": null, "equipment_class": "Laptop"}',
+ * );
+ * ```
+ */
+export function jsonbText(value: unknown): string {
   // A number JSON cannot hold gets a text no jsonb prints (it never matches).
   if (typeof value === "number" && !Number.isFinite(value)) return "\u0000";
   if (typeof value !== "object" || value === null) return JSON.stringify(value) ?? "null";
@@ -118,11 +132,21 @@ function jsonbText(value: unknown): string {
 const utf8 = new TextEncoder();
 
 function jsonbKeyOrder(a: string, b: string): number {
+  // ASCII keys (every key the project writes) compare as their code units, without encoding.
+  if (isAscii(a) && isAscii(b)) {
+    if (a.length !== b.length) return a.length - b.length;
+    return a < b ? -1 : a > b ? 1 : 0;
+  }
   const x = utf8.encode(a);
   const y = utf8.encode(b);
   if (x.length !== y.length) return x.length - y.length;
   for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i] - y[i];
   return 0;
+}
+
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
 }
 
 // Where the JSON value at `at` ends when it equals `value`, else -1.

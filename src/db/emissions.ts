@@ -174,10 +174,9 @@ export async function loadEmissionsOf(
 /**
  * A number array as PostgreSQL's array literal (`{1,2.5,NULL}`), sent as text and cast: a
  * number needs no quoting or escaping, which the driver's array serializer does per element.
- * `String(n)` is the shortest text that reads back as the same float8, and the text
- * `JSON.stringify` gives a finite number (so a `numeric[]` cast reads what a JSON parse reads).
+ * `String(n)` is the shortest text that reads back as the same float8.
  */
-export function numberArray(values: readonly (number | null)[]): string {
+function numberArray(values: readonly (number | null)[]): string {
   let text = "{";
   for (let i = 0; i < values.length; i++) {
     if (i > 0) text += ",";

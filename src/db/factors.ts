@@ -16,8 +16,8 @@ import { getHandler } from "../handlers/mod.ts";
 import type { DataEntryType, DetName } from "../reference/enums.ts";
 import { yearProblem } from "../reference/years.ts";
 import { currentActor } from "../history/actor.ts";
+import { jsonbText } from "../compute/emission_row.ts";
 import type { Queryable } from "./connection.ts";
-import { factorRowsRelation } from "./factor_rows.ts";
 import { lockSlice, type LockSliceOptions } from "./locks.ts";
 
 /** What {@linkcode importFactors} imports. */
@@ -296,8 +296,8 @@ interface StoredIdentity {
   readonly classification: Classification;
 }
 
-// One read pairs the file with the slices' factors (a full join on the identity, compared as
-// PostgreSQL compares it: jsonb text); every count, listing and write follows from it. The
+// One read of the slices' factors, paired with the file by identity: the index's own key,
+// `classification::text`, against the same text rendered for each file row (jsonbText). The
 // slices are locked, so nothing changes between this read and the writes.
 async function planImport(
   tx: Queryable,
@@ -305,56 +305,57 @@ async function planImport(
   year: number,
   dets: readonly DataEntryType[],
 ): Promise<ImportPlan> {
-  // The pairing hashes the slices' factors and sorts the file's rows: at the default 4 MB of
-  // work_mem both spill to disk from about 25,000 factors. For 50,000, in EXPLAIN ANALYZE, the
-  // statement ran in 428 and 629 ms with 32 MB against 461 and 711 ms without, alternated (set
-  // for the rest of the transaction only).
-  await tx`set local work_mem = '32MB'`;
-  const paired = await tx<
-    {
-      n: number | null;
-      id: number | null;
-      det: number | null;
-      et: number | null;
-      classification: Classification | null;
-      same: boolean;
-    }[]
+  const stored = await tx<
+    { id: number; det: number; et: number; cls: string; vals: FactorValues }[]
   >`
-    with input as (${factorRowsRelation(tx, rows)}),
-    existing as (
-      select f.id, f.data_entry_type_id as det, f.emission_type_id as et, f.classification,
-        f."values" as vals
-      from factors f
-      where f.year = ${year} and f.data_entry_type_id = any(${dets.map((d) => d.id)}::int[])
-    )
-    select i.n::int as n, e.id, e.det, e.et,
-      case when i.n is null then e.classification end as classification,
-      coalesce(e.vals = i.vals, false) as same
-    from input i
-    full join existing e
-      on e.det = i.det and e.et = i.et and e.classification::text = i.cls::text
-    order by i.n, e.id`;
+    select f.id, f.data_entry_type_id as det, f.emission_type_id as et,
+      f.classification::text as cls, f."values" as vals
+    from factors f
+    where f.year = ${year} and f.data_entry_type_id = any(${dets.map((d) => d.id)}::int[])
+    order by f.id`;
+  const byIdentity = new Map<string, (typeof stored)[number]>();
+  const before = new Map<number, number>(dets.map((d) => [d.id, 0]));
+  for (const factor of stored) {
+    byIdentity.set(`${factor.det}\u0000${factor.et}\u0000${factor.cls}`, factor);
+    before.set(factor.det, (before.get(factor.det) ?? 0) + 1);
+  }
   const inserted: ParsedFactorRow[] = [];
   const updated: { id: number; row: ParsedFactorRow }[] = [];
   const unchanged: { id: number; row: ParsedFactorRow }[] = [];
-  const absent: StoredIdentity[] = [];
-  const before = new Map<number, number>(dets.map((d) => [d.id, 0]));
-  for (const p of paired) {
-    if (p.id !== null) before.set(p.det!, (before.get(p.det!) ?? 0) + 1);
-    if (p.n === null) {
-      absent.push({
-        id: p.id!,
-        dataEntryTypeId: p.det!,
-        emissionTypeId: p.et!,
-        classification: p.classification!,
-      });
+  for (const row of rows) {
+    const identity = `${row.dataEntryTypeId}\u0000${row.emissionTypeId}\u0000${
+      jsonbText(row.classification)
+    }`;
+    const factor = byIdentity.get(identity);
+    if (!factor) {
+      inserted.push(row);
       continue;
     }
-    const row = rows[p.n - 1];
-    if (p.id === null) inserted.push(row);
-    else (p.same ? unchanged : updated).push({ id: p.id, row });
+    byIdentity.delete(identity);
+    (sameValues(factor.vals, row.values) ? unchanged : updated).push({ id: factor.id, row });
   }
+  // What is left was not in the file, in id order.
+  const absent: StoredIdentity[] = [...byIdentity.values()].map((f) => ({
+    id: f.id,
+    dataEntryTypeId: f.det,
+    emissionTypeId: f.et,
+    classification: JSON.parse(f.cls),
+  }));
   return { inserted, updated, unchanged, absent, before };
+}
+
+/**
+ * Whether stored values equal a file row's: the same keys, each the same number or text.
+ * Stored numbers are the decimals `JSON.stringify` wrote, read back as the same doubles.
+ */
+function sameValues(stored: FactorValues, file: FactorValues): boolean {
+  let count = 0;
+  for (const key in file) {
+    if (stored[key] !== file[key]) return false;
+    count++;
+  }
+  for (const _ in stored) count--;
+  return count === 0;
 }
 
 function describeSlice(

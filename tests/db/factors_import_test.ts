@@ -149,6 +149,40 @@ Laptop,,60,2,40,128,0.2
   assert.deepEqual(await loadFactorSet(db.sql, 11, 2024), []);
 });
 
+dbTest(
+  testDb,
+  "factors import: values compare as numbers; a value key missing or extra is a change",
+  async (db) => {
+    await importIn(db, input(`${HEADER}\nLaptop,,60,2,40,128,0.2\nDesktop,,120,5,40,128,0.2\n`));
+    // Other spellings of the same numbers change nothing.
+    const same = await importIn(
+      db,
+      input(`${HEADER}\nLaptop,,60.0,2,40,128,0.20\nDesktop,,1.2e2,5.,40,128,.2\n`),
+    );
+    assert.deepEqual([same.inserted, same.updated, same.unchanged], [0, 0, 2]);
+    // The stored values lose a key (Laptop) and gain one (Desktop): the file's values differ.
+    await db.sql`
+      update factors set "values" = case classification->>'equipment_class'
+        when 'Laptop' then "values" - 'standby_power_w'
+        else "values" || '{"extra": 1}'::jsonb end`;
+    const back = await importIn(
+      db,
+      input(`${HEADER}\nLaptop,,60,2,40,128,0.2\nDesktop,,120,5,40,128,0.2\n`),
+    );
+    assert.deepEqual([back.inserted, back.updated, back.unchanged], [0, 2, 0]);
+    const rows = await factorRows(db);
+    for (const row of rows) {
+      assert.deepEqual(Object.keys(row.values as object).sort(), [
+        "active_power_w",
+        "active_usage_hours_per_week",
+        "ef_kg_co2eq_per_kwh",
+        "standby_power_w",
+        "standby_usage_hours_per_week",
+      ]);
+    }
+  },
+);
+
 dbTest(testDb, "factors import: last_seen_job_id marks every factor of the file", async (db) => {
   await importIn(db, input(`${HEADER}\nLaptop,Standard,100,10,40,128,0.2\n`));
   const [{ updated_at: stamped }] = await db.sql`select updated_at from factors`;

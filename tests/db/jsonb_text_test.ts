@@ -2,7 +2,12 @@
 // PostgreSQL prints for a jsonb value must compare equal to that value, and unequal to others.
 import assert from "node:assert/strict";
 import { dbTest, useTestDatabase } from "../_harness.ts";
-import { sameJsonText, sharedJson, sharedJsonText } from "../../src/compute/emission_row.ts";
+import {
+  jsonbText,
+  sameJsonText,
+  sharedJson,
+  sharedJsonText,
+} from "../../src/compute/emission_row.ts";
 
 const testDb = useTestDatabase();
 
@@ -54,5 +59,32 @@ dbTest(
         assert.ok(!sameJsonText(shared, JSON.stringify(other)), JSON.stringify(other));
       }
     }
+  },
+);
+
+dbTest(
+  testDb,
+  "a classification's text is the identity PostgreSQL indexes (classification::text)",
+  async (db) => {
+    // Values of every kind a cell can hold; keys of equal length in both orders, upper and
+    // lower case, and of different lengths.
+    const classifications = [
+      { equipment_class: "Laptop", sub_class: null },
+      { sub_class: "x", equipment_class: "" },
+      { b: 'quote " backslash \\ slash /', a: "NULL", B: null, aa: "\b\f\n\r\t" },
+      { kind: "\u0001\u001f\u007f", zone: "é ü 中 \u{1F600} \u2028" },
+      { building_name: "Hall B", room_type: null },
+      {},
+    ];
+    for (const classification of classifications) {
+      const [row] = await db.sql<{ text: string }[]>`
+        select (${JSON.stringify(classification)}::text)::jsonb::text as text`;
+      assert.equal(jsonbText(classification), row.text);
+    }
+    // Spelled out once, independently of the server.
+    assert.equal(
+      jsonbText(classifications[2]),
+      '{"B": null, "a": "NULL", "b": "quote \\" backslash \\\\ slash /", "aa": "\\b\\f\\n\\r\\t"}',
+    );
   },
 );
