@@ -53,7 +53,28 @@ export async function* readSlice(
   if (moduleIds.length === 0 || entryIds?.length === 0) return;
   const size = Math.max(1, Math.floor(chunkSize));
   await withoutJit(tx);
-  const only = entryIds ? tx`and d.id = any(${[...entryIds]}::bigint[])` : tx``;
+  const modules = [...moduleIds];
+  const ids = entryIds ? [...entryIds] : undefined;
+  // The entries in id order: the slice's, or the given ones that are in the slice. The given ones
+  // drive, each probing its entry by primary key (`offset 0` keeps it a probe): left to itself, on
+  // a slice not yet analysed, the planner walked the det's index over every entry of the slice to
+  // pick out the given ones (20 to 30 ms for 1,000 of 100,000 entries, against 3 to 7).
+  const entries = (afterId: number) =>
+    ids
+      ? tx`(select t.id from unnest(${ids}::bigint[]) as t(id) where t.id > ${afterId} order by t.id) t
+        cross join lateral (
+          select d.id, d.carbon_report_module_id, d.data from data_entries d
+          where d.id = t.id and d.data_entry_type_id = ${detId}
+            and d.carbon_report_module_id = any(${modules}::bigint[])
+          offset 0
+        ) d`
+      : tx`data_entries d`;
+  // Ordered by the driving ids (sorted above), so that no sort waits for the whole result.
+  const slice = (afterId: number) =>
+    ids ? tx`order by t.id` : tx`
+      where d.data_entry_type_id = ${detId} and d.carbon_report_module_id = any(${modules}::bigint[])
+        and d.id > ${afterId}
+      order by d.id`;
   const open = (afterId: number, withMeta: boolean): Cursor => {
     const name = `rematch_slice_${++cursors}`;
     const meta = withMeta ? tx`e.meta::text` : tx`null::text`;
@@ -64,16 +85,13 @@ export async function* readSlice(
       select d.id, d.carbon_report_module_id as module_id, d.data::text as data,
         x.id as row_id, x.emission_type_id, x.primary_factor_id, x.kg_co2eq, x.additional_value,
         x.scope, x.meta
-      from data_entries d
+      from ${entries(afterId)}
       left join lateral (
         select e.id, e.emission_type_id, e.primary_factor_id, e.kg_co2eq, e.additional_value,
           e.scope, ${meta} as meta
         from data_entry_emissions e where e.data_entry_id = d.id offset 0
       ) x on true
-      where d.data_entry_type_id = ${detId} and d.carbon_report_module_id = any(${[
-      ...moduleIds,
-    ]}::bigint[]) and d.id > ${afterId} ${only}
-      order by d.id`.catch(() => {}); // A failure shows in the FETCH that follows.
+      ${slice(afterId)}`.catch(() => {}); // A failure shows in the FETCH that follows.
     return { name, withMeta };
   };
   const fetch = (cursor: Cursor) => {

@@ -64,6 +64,30 @@ dbTest(testDb, "a current slice returns at once: nothing read, nothing written",
   assert.deepEqual([forced.scope, forced.entriesRead, forced.unchanged], ["full", 2, 2]);
 });
 
+dbTest(
+  testDb,
+  "a targeted rematch reads only its slice's candidates, not a marked entry of another year",
+  async (db) => {
+    await importFactorText(db, "it", 2025, itFactors(0.1, 0.1));
+    await importFactorText(db, "it", 2024, itFactors(0.1, 0.1));
+    const [laptopId] = await createTestEntries(db, "it", 2025, [laptop, desktop]);
+    const [oldLaptopId] = await createTestEntries(db, "it", 2024, [laptop]);
+    await rematch(db, "it");
+    await recalculateForDataEntryType(db, { dataEntryType: "it", year: 2024 });
+    // The 2024 entry is a candidate of every targeted rematch of the det (its mark), and the
+    // 2025 slice's cursor leaves it out.
+    await db.sql`
+      insert into data_entry_pending (data_entry_id, reason) values (${oldLaptopId}, 'failed')`;
+    const oldRows = await emissionRows(db.sql, [oldLaptopId]);
+    await importFactorText(db, "it", 2025, itFactors(0.2, 0.1));
+    const r = await rematch(db, "it");
+    assert.deepEqual([r.scope, r.entriesRead, r.emissionsUpdated], ["targeted", 1, 1]);
+    assert.ok(near((await emissionRows(db.sql, [laptopId]))[0].kg_co2eq, KWH * 0.2));
+    assert.deepEqual(await emissionRows(db.sql, [oldLaptopId]), oldRows);
+    assert.deepEqual(await pendingOf(db), [{ id: oldLaptopId, reason: "failed" }]);
+  },
+);
+
 dbTest(testDb, "a value change reads only the entries using that factor", async (db) => {
   await importFactorText(db, "it", 2025, itFactors(0.1, 0.1));
   const [laptopId, desktopId] = await createTestEntries(db, "it", 2025, [laptop, desktop]);
