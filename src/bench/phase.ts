@@ -262,6 +262,17 @@ function processCpuMs(pid: number): number | undefined {
   }
 }
 
+/** The CPU time of these backends together, or undefined when one cannot be read. */
+function backendsCpuMs(pids: readonly number[]): number | undefined {
+  let sum = 0;
+  for (const pid of pids) {
+    const ms = processCpuMs(pid);
+    if (ms === undefined) return undefined;
+    sum += ms;
+  }
+  return sum;
+}
+
 /**
  * The rematch with each part timed: the product's store and workflow in one transaction, as
  * recalculateForDataEntryType runs them (its run recorded too), the store wrapped.
@@ -269,13 +280,13 @@ function processCpuMs(pid: number): number | undefined {
  * and, when the server is the slower side, waiting for the previous chunk's writes before sending
  * the next.
  * Then, overlapping: the writes' time on the connection, the CPU of this process and, when the
- * server runs on this machine, of its backend process.
+ * server runs on this machine, of its backends (the transaction's and the reader's).
  */
 async function profiledRematch(
   db: Database,
   det: string,
   full: boolean,
-  serverPid: number | undefined,
+  serverPids: readonly number[] | undefined,
 ) {
   const spent = new Map<string, Spent>();
   const started = performance.now();
@@ -283,14 +294,14 @@ async function profiledRematch(
   let inside = 0;
   let serverCpu: number | undefined;
   const result = await db.sql.begin(async (tx) => {
-    const serverBefore = serverPid === undefined ? undefined : processCpuMs(serverPid);
+    const serverBefore = serverPids && backendsCpuMs(serverPids);
     const result = await rematchInTransaction(
       tx,
       { dataEntryType: det, year: BENCH_YEAR, full },
-      timedStore(createPgSliceStore(tx), spent),
+      timedStore(createPgSliceStore(tx, { reader: db.readerSql }), spent),
     );
     inside = performance.now() - started;
-    const serverAfter = serverBefore === undefined ? undefined : processCpuMs(serverPid!);
+    const serverAfter = serverBefore === undefined ? undefined : backendsCpuMs(serverPids!);
     serverCpu = serverAfter === undefined ? undefined : serverAfter - serverBefore!;
     return result;
   });
@@ -358,18 +369,26 @@ async function prepare(
     case "rematch": {
       const warmUp = spec.warm ? await warmUpRematch(db, spec.det, spec.warm.thenScale) : undefined;
       const withWarmUp = warmUp ? { warmUp } : {};
+      // A whole-slice read runs on a session of the reader's (see executePhase): connected
+      // before the clock starts, as the transaction's.
+      const readerPid = db.readerSql
+        ? (await db.readerSql<{ pid: number }[]>`select pg_backend_pid() as pid`)[0].pid
+        : undefined;
       if (spec.profile) {
-        // The phase has one connection (see executePhase): its backend is the one to watch, and
-        // asking for it is done before the clock starts.
-        const serverPid = db.kind === "server"
-          ? (await db.sql<{ pid: number }[]>`select pg_backend_pid() as pid`)[0].pid
+        // The phase has one connection of each kind (see executePhase): their backends are the
+        // ones to watch, and asking for them is done before the clock starts.
+        const serverPids = db.kind === "server"
+          ? [
+            (await db.sql<{ pid: number }[]>`select pg_backend_pid() as pid`)[0].pid,
+            ...(readerPid === undefined ? [] : [readerPid]),
+          ]
           : undefined;
         return async () => {
           const { result, parts } = await profiledRematch(
             db,
             spec.det,
             spec.full ?? false,
-            serverPid,
+            serverPids,
           );
           return { result: summarize(result), profile: parts, ...withWarmUp };
         };
@@ -406,7 +425,8 @@ export async function executePhase(
   spec: PhaseSpec,
   hooks: Pick<BenchHooks, "baseline">,
 ): Promise<PhaseOutcome> {
-  // A rematch runs on one connection: opened with one, it is connected before the clock starts.
+  // A rematch runs on one connection, and reads a whole slice on one of the reader's: opened with
+  // one of each, both are connected before the clock starts.
   const db = await openBenchDatabase(spec.target, spec.kind === "rematch" ? 1 : undefined);
   try {
     const work = await prepare(spec, db, hooks);

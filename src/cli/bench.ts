@@ -36,7 +36,7 @@ process, which gives its peak RSS.
   --quick               ${QUICK_ENTRIES} entries per det, a small import: what the test suite runs
   --profile             where each rematch spends its time: setup, waiting for chunks (read),
                         compute/compare, waiting for writes, stats; and meanwhile the writes in
-                        flight and the CPU of the client and (local server) of its backend
+                        flight and the CPU of the client and (local server) of its backends
   --baseline-sample N   the baseline runs on at most N entries, extrapolated beyond (default 20000)
   --import-rows N       rows of the factor CSV import measurement (default 50000; 0 skips it)
   --json                the measurements as one JSON document

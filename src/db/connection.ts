@@ -40,6 +40,13 @@ export interface Database extends AsyncDisposable {
   readonly description: string;
   /** What opening it for writing did to the schema; absent when opened for reading. */
   readonly migrations?: MigrationResult;
+  /**
+   * Server only: a client of its own (as many connections as `sql`, each opened when first used)
+   * on which a rematch reads a whole slice beside its transaction, in that transaction's snapshot
+   * (see `readSliceBeside`). Its own pool, so that a rematch waiting for a reader never waits on
+   * a connection that another rematch's transaction holds.
+   */
+  readonly readerSql?: Sql;
   /** Ends every connection; for the embedded database also stops the socket and closes PGlite. */
   close(): Promise<void>;
 }
@@ -246,8 +253,15 @@ async function openServer(url: string, max: number, timeout?: number): Promise<D
     const problem = await tryConnect(url, max, seconds);
     if (!("reason" in problem)) {
       const { sql } = problem;
-      const close = () => sql.end({ timeout: 5 });
-      return { sql, kind: "server", description, close, [Symbol.asyncDispose]: close };
+      const readerSql = postgres(url, {
+        ...clientOptions(),
+        max,
+        connect_timeout: seconds,
+      }) as unknown as Sql;
+      const close = async () => {
+        await Promise.all([sql.end({ timeout: 5 }), readerSql.end({ timeout: 5 })]);
+      };
+      return { sql, readerSql, kind: "server", description, close, [Symbol.asyncDispose]: close };
     }
     if (!problem.transient || attempt >= CONNECT_ATTEMPTS) {
       const tries = problem.transient

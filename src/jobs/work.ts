@@ -16,6 +16,7 @@ import { sha256Hex } from "../history/sha256.ts";
 import { readReferenceFile } from "../imports/reference_csv.ts";
 import { getDataEntryType } from "../reference/enums.ts";
 import { rematchInTransaction } from "../rematch/run.ts";
+import { createPgSliceStore } from "../rematch/pg_store.ts";
 import type { RematchOptions, RematchResult } from "../rematch/types.ts";
 import {
   type EntriesIngestInput,
@@ -53,6 +54,11 @@ export class JobFailed extends Error {
 export interface WorkContext {
   /** Reads the uploaded file (before the transaction). */
   readonly sql: Sql;
+  /**
+   * Server only: reads a recalc's whole slice beside the job's transaction (see
+   * `readSliceBeside`); a recalc is the first work of that transaction.
+   */
+  readonly readerSql?: Sql;
   /** A directory of the job's own for its local copy of the file (removed by the caller). */
   readonly workDir: string;
   /** Aborts the rematch at its next chunk. */
@@ -298,7 +304,11 @@ function prepareRecalc(
   };
   return {
     async run(tx) {
-      const result: RematchResult = await rematchInTransaction(tx, options);
+      const result: RematchResult = await rematchInTransaction(
+        tx,
+        options,
+        createPgSliceStore(tx, { reader: context.readerSql }),
+      );
       return {
         result: result.errors ? "WARNING" : "SUCCESS",
         message: `${det.name} ${input.year}: ${result.entries} entries, ${result.recalculated} ` +

@@ -85,6 +85,8 @@ export class JobWorker {
   readonly id: string;
   readonly info: WorkerInfo;
   readonly #sql: Sql;
+  /** The database's reader (server only), for recalcs that read a whole slice. */
+  readonly #readerSql?: Sql;
   readonly #options: Required<Omit<WorkerOptions, "chunkSize" | "log" | "listen">>;
   readonly #chunkSize?: number;
   readonly #listen: boolean;
@@ -98,6 +100,7 @@ export class JobWorker {
 
   constructor(db: Database, options: WorkerOptions = {}) {
     this.#sql = db.sql;
+    this.#readerSql = db.readerSql;
     const concurrency = db.kind === "embedded" ? 1 : Math.max(1, options.concurrency ?? 1);
     this.#options = {
       concurrency,
@@ -303,6 +306,7 @@ export class JobWorker {
     try {
       const work = await prepareWork(job, {
         sql: this.#sql,
+        readerSql: this.#readerSql,
         workDir,
         signal: controller.signal,
         onProgress: (done, total) => {

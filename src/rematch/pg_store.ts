@@ -1,6 +1,6 @@
 // The SliceStore over a PostgreSQL transaction: one cursor reads the slice, a handful of
 // statements write each chunk.
-import type { Queryable } from "../db/connection.ts";
+import type { Queryable, Sql } from "../db/connection.ts";
 import { deleteEmissionsOf, insertEmissions, updateEmissionsInPlace } from "../db/emissions.ts";
 import { lockSlice } from "../db/locks.ts";
 import { loadSliceInputs, sliceModuleIds } from "../db/slice.ts";
@@ -15,11 +15,21 @@ import {
   targetCandidates,
 } from "./state.ts";
 import { addStatsChange, type ModuleStatsChange } from "./module_stats.ts";
-import { readSlice, withoutJit } from "./slice_cursor.ts";
+import { readSlice, readSliceBeside, withoutJit } from "./slice_cursor.ts";
 import type { SliceStore } from "./types.ts";
 
+/** Options of {@linkcode createPgSliceStore}. */
+export interface PgSliceStoreOptions {
+  /**
+   * Reads whole slices beside `tx` on a session of this client (see `readSliceBeside`). Only for
+   * a transaction that has not written the slice's entries or rows before the rematch.
+   */
+  readonly reader?: Sql;
+}
+
 /** A store that reads and writes through `tx` (which must be a transaction). */
-export function createPgSliceStore(tx: Queryable): SliceStore {
+export function createPgSliceStore(tx: Queryable, options: PgSliceStoreOptions = {}): SliceStore {
+  const { reader } = options;
   return {
     lockSlice: (detId, year, noWait, onWait) =>
       lockSlice(tx, detId, year, { noWait, onWait, detName: getDataEntryType(detId).name }),
@@ -33,8 +43,12 @@ export function createPgSliceStore(tx: Queryable): SliceStore {
       ]}::bigint[])`;
       return row.n;
     },
+    // A targeted read (a few entries) stays on the transaction: a second session would cost
+    // more than it overlaps.
     readSlice: (detId, moduleIds, chunkSize, entryIds) =>
-      readSlice(tx, detId, moduleIds, chunkSize, entryIds),
+      reader && !entryIds
+        ? readSliceBeside(tx, reader, detId, moduleIds, chunkSize)
+        : readSlice(tx, detId, moduleIds, chunkSize, entryIds),
     compareState: (handler, detId, year, moduleIds) =>
       compareSlice(tx, handler, detId, year, moduleIds),
     recordedFactors: (detId, year) => recordedFactors(tx, detId, year),

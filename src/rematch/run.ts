@@ -30,9 +30,12 @@ export async function recalculateForDataEntryType(
   options: RematchOptions,
 ): Promise<RematchResult> {
   const sql = "sql" in db ? db.sql : db;
+  // Its own transaction has written nothing before the rematch reads: on a server, a whole-slice
+  // read may run beside it.
+  const reader = "sql" in db ? db.readerSql : undefined;
   try {
     return await sql.begin(async (tx) => {
-      const result = await rematchInTransaction(tx, options);
+      const result = await rematchInTransaction(tx, options, createPgSliceStore(tx, { reader }));
       // A dry run holds the lock and reads like a real one, then leaves nothing behind.
       if (options.dryRun) throw new DryRunRollback(result);
       return result;

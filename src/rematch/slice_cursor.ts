@@ -8,7 +8,7 @@ import {
   storedRowOf,
   type StoredRowSelect,
 } from "../db/emissions.ts";
-import type { Queryable } from "../db/connection.ts";
+import type { Queryable, Sql } from "../db/connection.ts";
 import type { EntryData } from "../handlers/types.ts";
 import type { SliceChunk, SliceEntry } from "./types.ts";
 import { setImmediate } from "node:timers";
@@ -218,6 +218,40 @@ function columnsOf(row: StoredEmissionRow) {
  */
 async function sent(): Promise<void> {
   for (let turn = 0; turn < 2; turn++) await new Promise((done) => setImmediate(done));
+}
+
+/**
+ * {@linkcode readSlice} of a whole slice on a session of its own (`reader`), in the snapshot of
+ * the transaction `tx`: the server reads the next chunks while `tx` writes the previous ones, on
+ * two backends instead of one after the other (a full change of 100,000 `plane` entries in a fresh
+ * process took 2.09 to 2.37 s against 2.44 to 2.93 s, five alternated pairs; of 10,000 `it`
+ * entries, the same within the noise). The reader's transaction (repeatable read, read
+ * only) imports `tx`'s snapshot, exported under the slice lock: it sees the slice as a cursor of
+ * `tx` declared then would, except for what `tx` itself wrote before, so the caller must not have
+ * written the slice's entries or rows in `tx` (a rematch that runs in a transaction of its own).
+ */
+export async function* readSliceBeside(
+  tx: Queryable,
+  reader: Sql,
+  detId: number,
+  moduleIds: readonly number[],
+  chunkSize: number,
+): AsyncGenerator<SliceChunk> {
+  if (moduleIds.length === 0) return;
+  const [{ snapshot }] = await tx<{ snapshot: string }[]>`select pg_export_snapshot() as snapshot`;
+  const session = await reader.reserve();
+  let open = false;
+  try {
+    await session.unsafe("begin isolation level repeatable read read only");
+    open = true;
+    await session.unsafe(`set transaction snapshot '${snapshot.replace(/'/g, "''")}'`);
+    yield* readSlice(session as unknown as Queryable, detId, moduleIds, chunkSize);
+    open = false;
+    await session.unsafe("commit");
+  } finally {
+    if (open) await session.unsafe("rollback").catch(() => {});
+    session.release();
+  }
 }
 
 /**

@@ -1,0 +1,116 @@
+// On a server, a rematch in a transaction of its own reads a whole slice on a session beside it
+// (in its snapshot), so that reads and writes run on two backends: the results are the same, a
+// targeted read or a no-op stays on the transaction, and a rematch that fails while reading leaves
+// no session behind in a transaction. PGlite serves every connection from one session: server only.
+import assert from "node:assert/strict";
+import { dbTest, serverBackendExpected, useTestDatabase } from "../_harness.ts";
+import type { Database, Sql } from "../../src/db/connection.ts";
+import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
+import {
+  createTestEntries,
+  emissionRows,
+  importFactorText,
+  IT_HEADER,
+} from "../integration/_slice.ts";
+
+const testDb = useTestDatabase();
+const serverOnly = { ignore: !serverBackendExpected() };
+
+// Worked vector of spec/modules.md: 40 h × 100 W + 128 h × 10 W over 52 weeks = 274.56 kWh.
+const KWH = 274.56;
+const near = (a: number, b: number) => Math.abs(a - b) <= Math.abs(b) * 1e-9;
+const itFactors = (laptopEf: number, desktopEf: number) =>
+  `${IT_HEADER}\nLaptop,Standard,100,10,40,128,${laptopEf}\nDesktop,,100,10,40,128,${desktopEf}\n`;
+const laptop = { name: "laptop", equipment_class: "Laptop", sub_class: "Standard" };
+const desktop = { name: "desktop", equipment_class: "Desktop" };
+
+/** The database with its reader counting the sessions it hands out. */
+function counting(db: Database): { db: Database; reserved: () => number } {
+  let reserved = 0;
+  const reader = new Proxy(db.readerSql!, {
+    get(target, property, receiver) {
+      if (property !== "reserve") return Reflect.get(target, property, receiver);
+      return () => {
+        reserved++;
+        return target.reserve();
+      };
+    },
+  }) as Sql;
+  return { db: { ...db, readerSql: reader }, reserved: () => reserved };
+}
+
+/** Sessions of this database left inside a transaction (none should be, between statements). */
+async function inTransaction(db: Database): Promise<number> {
+  const [row] = await db.sql<{ n: number }[]>`
+    select count(*)::int as n from pg_stat_activity
+    where datname = current_database() and state like 'idle in transaction%'`;
+  return row.n;
+}
+
+dbTest(
+  testDb,
+  "a whole-slice read runs beside the transaction; targeted reads and no-ops stay on it",
+  async (plain) => {
+    const { db, reserved } = counting(plain);
+    const rematch = (extra: Record<string, unknown> = {}) =>
+      recalculateForDataEntryType(db, { dataEntryType: "it", year: 2025, ...extra });
+    await importFactorText(db, "it", 2025, itFactors(0.1, 0.3));
+    const [laptopId, desktopId] = await createTestEntries(db, "it", 2025, [laptop, desktop]);
+
+    const first = await rematch();
+    assert.deepEqual([first.scope, first.entriesRead, reserved()], ["full", 2, 1]);
+    const kg = async (id: number) => (await emissionRows(db.sql, [id]))[0].kg_co2eq;
+    assert.ok(near(await kg(laptopId), KWH * 0.1));
+    assert.ok(near(await kg(desktopId), KWH * 0.3));
+
+    const noop = await rematch();
+    assert.deepEqual([noop.scope, reserved()], ["none", 1]);
+
+    await importFactorText(db, "it", 2025, itFactors(0.2, 0.3));
+    const targeted = await rematch();
+    assert.deepEqual([targeted.scope, targeted.entriesRead, reserved()], ["targeted", 1, 1]);
+    assert.ok(near(await kg(laptopId), KWH * 0.2));
+
+    // A slice it read beside and found right, in the same snapshot as the transaction's reads.
+    const forced = await rematch({ full: true });
+    assert.deepEqual([forced.scope, forced.entriesRead, forced.unchanged, reserved()], [
+      "full",
+      2,
+      2,
+      2,
+    ]);
+    assert.equal(await inTransaction(db), 0);
+  },
+  serverOnly,
+);
+
+dbTest(
+  testDb,
+  "a rematch that fails while reading beside rolls back both sessions and leaves none open",
+  async (db) => {
+    await importFactorText(db, "it", 2025, itFactors(0.1, 0.3));
+    const ids = await createTestEntries(db, "it", 2025, [laptop, desktop, laptop, desktop]);
+    await recalculateForDataEntryType(db, { dataEntryType: "it", year: 2025 });
+    const rows = await emissionRows(db.sql, ids);
+    await importFactorText(db, "it", 2025, itFactors(0.5, 0.5));
+    const abort = new AbortController();
+    await assert.rejects(
+      recalculateForDataEntryType(db, {
+        dataEntryType: "it",
+        year: 2025,
+        full: true,
+        chunkSize: 1,
+        signal: abort.signal,
+        // After the first entry: the reader's cursor is open, its next FETCH on its way.
+        onProgress: (done) => done >= 1 && abort.abort(),
+      }),
+    );
+    assert.deepEqual(await emissionRows(db.sql, ids), rows);
+    assert.equal(await inTransaction(db), 0);
+    // The reader's session went back to its pool: the next rematch reads beside again.
+    const again = await recalculateForDataEntryType(db, { dataEntryType: "it", year: 2025 });
+    assert.deepEqual([again.scope, again.entriesRead, again.errors], ["targeted", 4, 0]);
+    assert.ok(near((await emissionRows(db.sql, [ids[0]]))[0].kg_co2eq, KWH * 0.5));
+  },
+  serverOnly,
+);
