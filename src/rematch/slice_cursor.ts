@@ -12,6 +12,7 @@ import type { Queryable, Sql } from "../db/connection.ts";
 import type { EntryData } from "../handlers/types.ts";
 import type { SliceChunk, SliceEntry } from "./types.ts";
 import { setImmediate } from "node:timers";
+import type postgres from "postgres";
 
 /** A FETCH row: an entry with one of its stored rows (or none: `row_id` null). */
 interface SliceRow extends StoredRowSelect {
@@ -229,6 +230,7 @@ async function sent(): Promise<void> {
  * only) imports `tx`'s snapshot, exported under the slice lock: it sees the slice as a cursor of
  * `tx` declared then would, except for what `tx` itself wrote before, so the caller must not have
  * written the slice's entries or rows in `tx` (a rematch that runs in a transaction of its own).
+ * When `reader` cannot give a session, `tx` reads the slice itself, as {@linkcode readSlice}.
  */
 export async function* readSliceBeside(
   tx: Queryable,
@@ -238,10 +240,19 @@ export async function* readSliceBeside(
   chunkSize: number,
 ): AsyncGenerator<SliceChunk> {
   if (moduleIds.length === 0) return;
-  const [{ snapshot }] = await tx<{ snapshot: string }[]>`select pg_export_snapshot() as snapshot`;
-  const session = await reader.reserve();
+  let session: postgres.ReservedSql<Record<string, never>>;
+  try {
+    session = await reader.reserve();
+  } catch {
+    // No second session to be had (the server's connection limit, say): the transaction reads.
+    yield* readSlice(tx, detId, moduleIds, chunkSize);
+    return;
+  }
   let open = false;
   try {
+    const [{ snapshot }] = await tx<
+      { snapshot: string }[]
+    >`select pg_export_snapshot() as snapshot`;
     await session.unsafe("begin isolation level repeatable read read only");
     open = true;
     await session.unsafe(`set transaction snapshot '${snapshot.replace(/'/g, "''")}'`);

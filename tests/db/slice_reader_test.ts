@@ -1,8 +1,10 @@
 // On a server, a rematch in a transaction of its own reads a whole slice on a session beside it
 // (in its snapshot), so that reads and writes run on two backends: the results are the same, a
 // targeted read or a no-op stays on the transaction, and a rematch that fails while reading leaves
-// no session behind in a transaction. PGlite serves every connection from one session: server only.
+// no session behind in a transaction. PGlite serves every connection from one session: server only,
+// but for a reader that cannot connect, which any backend survives.
 import assert from "node:assert/strict";
+import postgres from "postgres";
 import { dbTest, serverBackendExpected, useTestDatabase } from "../_harness.ts";
 import type { Database, Sql } from "../../src/db/connection.ts";
 import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
@@ -113,4 +115,31 @@ dbTest(
     assert.ok(near((await emissionRows(db.sql, [ids[0]]))[0].kg_co2eq, KWH * 0.5));
   },
   serverOnly,
+);
+
+dbTest(
+  testDb,
+  "a reader that cannot give a session: the transaction reads the whole slice itself",
+  async (db) => {
+    // Nothing listens on port 1: the reader's connection is refused at once.
+    const refused = postgres("postgres://nobody@127.0.0.1:1/none", {
+      max: 1,
+      connect_timeout: 5,
+      onnotice: () => {},
+    }) as unknown as Sql;
+    try {
+      const withBadReader: Database = { ...db, readerSql: refused };
+      await importFactorText(db, "it", 2025, itFactors(0.1, 0.3));
+      const [laptopId, desktopId] = await createTestEntries(db, "it", 2025, [laptop, desktop]);
+      const result = await recalculateForDataEntryType(withBadReader, {
+        dataEntryType: "it",
+        year: 2025,
+      });
+      assert.deepEqual([result.scope, result.entriesRead, result.errors], ["full", 2, 0]);
+      assert.ok(near((await emissionRows(db.sql, [laptopId]))[0].kg_co2eq, KWH * 0.1));
+      assert.ok(near((await emissionRows(db.sql, [desktopId]))[0].kg_co2eq, KWH * 0.3));
+    } finally {
+      await refused.end({ timeout: 0 });
+    }
+  },
 );
