@@ -262,6 +262,12 @@ function processCpuMs(pid: number): number | undefined {
   }
 }
 
+/** The server process of the client's connection (the phase's clients have one each). */
+async function backendPid(sql: Database["sql"]): Promise<number> {
+  const [row] = await sql<{ pid: number }[]>`select pg_backend_pid() as pid`;
+  return row.pid;
+}
+
 /** The CPU time of these backends together, or undefined when one cannot be read. */
 function backendsCpuMs(pids: readonly number[]): number | undefined {
   let sum = 0;
@@ -371,17 +377,12 @@ async function prepare(
       const withWarmUp = warmUp ? { warmUp } : {};
       // A whole-slice read runs on a session of the reader's (see executePhase): connected
       // before the clock starts, as the transaction's.
-      const readerPid = db.readerSql
-        ? (await db.readerSql<{ pid: number }[]>`select pg_backend_pid() as pid`)[0].pid
-        : undefined;
+      const readerPid = db.readerSql ? await backendPid(db.readerSql) : undefined;
       if (spec.profile) {
         // The phase has one connection of each kind (see executePhase): their backends are the
         // ones to watch, and asking for them is done before the clock starts.
         const serverPids = db.kind === "server"
-          ? [
-            (await db.sql<{ pid: number }[]>`select pg_backend_pid() as pid`)[0].pid,
-            ...(readerPid === undefined ? [] : [readerPid]),
-          ]
+          ? [await backendPid(db.sql), ...(readerPid === undefined ? [] : [readerPid])]
           : undefined;
         return async () => {
           const { result, parts } = await profiledRematch(

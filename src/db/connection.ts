@@ -16,10 +16,14 @@ import {
 /** The postgres.js client type used across the project. */
 export type Sql = postgres.Sql<Record<string, never>>;
 
+/** A session of its own, taken from a client's pool until released. */
+export type ReservedSql = postgres.ReservedSql<Record<string, never>>;
+
 /** A transaction (or plain) client: anything that runs tagged-template queries. */
 export type Queryable =
   | postgres.Sql<Record<string, never>>
-  | postgres.TransactionSql<Record<string, never>>;
+  | postgres.TransactionSql<Record<string, never>>
+  | ReservedSql;
 
 /** Which kind of database a {@linkcode Database} talks to. */
 export type DatabaseKind = "embedded" | "server";

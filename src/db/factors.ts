@@ -16,7 +16,7 @@ import { getHandler } from "../handlers/mod.ts";
 import type { DataEntryType, DetName } from "../reference/enums.ts";
 import { yearProblem } from "../reference/years.ts";
 import { currentActor } from "../history/actor.ts";
-import { jsonbText } from "../compute/emission_row.ts";
+import { jsonbText, sameJson } from "../compute/emission_row.ts";
 import type { Queryable } from "./connection.ts";
 import { lockSlice, type LockSliceOptions } from "./locks.ts";
 
@@ -316,23 +316,27 @@ async function planImport(
   const byIdentity = new Map<string, (typeof stored)[number]>();
   const before = new Map<number, number>(dets.map((d) => [d.id, 0]));
   for (const factor of stored) {
-    byIdentity.set(`${factor.det}\u0000${factor.et}\u0000${factor.cls}`, factor);
+    byIdentity.set(identityKey(factor.det, factor.et, factor.cls), factor);
     before.set(factor.det, (before.get(factor.det) ?? 0) + 1);
   }
   const inserted: ParsedFactorRow[] = [];
   const updated: { id: number; row: ParsedFactorRow }[] = [];
   const unchanged: { id: number; row: ParsedFactorRow }[] = [];
   for (const row of rows) {
-    const identity = `${row.dataEntryTypeId}\u0000${row.emissionTypeId}\u0000${
-      jsonbText(row.classification)
-    }`;
+    const identity = identityKey(
+      row.dataEntryTypeId,
+      row.emissionTypeId,
+      jsonbText(row.classification),
+    );
     const factor = byIdentity.get(identity);
     if (!factor) {
       inserted.push(row);
       continue;
     }
     byIdentity.delete(identity);
-    (sameValues(factor.vals, row.values) ? unchanged : updated).push({ id: factor.id, row });
+    // The same keys, each the same number or text: stored numbers are the decimals
+    // `JSON.stringify` wrote, read back as the same doubles.
+    (sameJson(factor.vals, row.values) ? unchanged : updated).push({ id: factor.id, row });
   }
   // What is left was not in the file, in id order.
   const absent: StoredIdentity[] = [...byIdentity.values()].map((f) => ({
@@ -344,18 +348,9 @@ async function planImport(
   return { inserted, updated, unchanged, absent, before };
 }
 
-/**
- * Whether stored values equal a file row's: the same keys, each the same number or text.
- * Stored numbers are the decimals `JSON.stringify` wrote, read back as the same doubles.
- */
-function sameValues(stored: FactorValues, file: FactorValues): boolean {
-  let count = 0;
-  for (const key in file) {
-    if (stored[key] !== file[key]) return false;
-    count++;
-  }
-  for (const _ in stored) count--;
-  return count === 0;
+/** A factor's identity as the unique index keys it: det, emission type, classification text. */
+function identityKey(det: number, emissionTypeId: number, classificationText: string): string {
+  return `${det}\u0000${emissionTypeId}\u0000${classificationText}`;
 }
 
 function describeSlice(

@@ -8,11 +8,10 @@ import {
   storedRowOf,
   type StoredRowSelect,
 } from "../db/emissions.ts";
-import type { Queryable, Sql } from "../db/connection.ts";
+import type { Queryable, ReservedSql, Sql } from "../db/connection.ts";
 import type { EntryData } from "../handlers/types.ts";
 import type { SliceChunk, SliceEntry } from "./types.ts";
 import { setImmediate } from "node:timers";
-import type postgres from "postgres";
 
 /** A FETCH row: an entry with one of its stored rows (or none: `row_id` null). */
 interface SliceRow extends StoredRowSelect {
@@ -240,7 +239,7 @@ export async function* readSliceBeside(
   chunkSize: number,
 ): AsyncGenerator<SliceChunk> {
   if (moduleIds.length === 0) return;
-  let session: postgres.ReservedSql<Record<string, never>>;
+  let session: ReservedSql;
   try {
     session = await reader.reserve();
   } catch {
@@ -256,7 +255,7 @@ export async function* readSliceBeside(
     await session.unsafe("begin isolation level repeatable read read only");
     open = true;
     await session.unsafe(`set transaction snapshot '${snapshot.replace(/'/g, "''")}'`);
-    yield* readSlice(session as unknown as Queryable, detId, moduleIds, chunkSize);
+    yield* readSlice(session, detId, moduleIds, chunkSize);
     open = false;
     await session.unsafe("commit");
   } finally {
