@@ -8,6 +8,9 @@ import postgres from "postgres";
 import { dbTest, serverBackendExpected, useTestDatabase } from "../_harness.ts";
 import type { Database, Sql } from "../../src/db/connection.ts";
 import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
+import { createLogger } from "../../src/jobs/log.ts";
+import { JobWorker } from "../../src/jobs/worker.ts";
+import { queueRecalc, waitForPipelines } from "../server/_seed.ts";
 import {
   createTestEntries,
   emissionRows,
@@ -142,4 +145,28 @@ dbTest(
       await refused.end({ timeout: 0 });
     }
   },
+);
+
+dbTest(
+  testDb,
+  "a worker's recalc of a whole slice reads it beside its job's transaction",
+  async (plain) => {
+    const { db, reserved } = counting(plain);
+    await importFactorText(db, "it", 2025, itFactors(0.1, 0.3));
+    const [laptopId] = await createTestEntries(db, "it", 2025, [laptop, desktop]);
+    // Never rematched: the recalc reads the whole slice.
+    const { pipelineId } = await queueRecalc(db, "it", 2025);
+    const worker = new JobWorker(db, { pollIntervalMs: 100, log: createLogger("json", () => {}) });
+    await worker.start();
+    try {
+      const statuses = await waitForPipelines(db, [pipelineId]);
+      assert.deepEqual([...statuses.values()], ["SUCCESS"]);
+    } finally {
+      await worker.stop();
+    }
+    assert.equal(reserved(), 1);
+    assert.ok(near((await emissionRows(db.sql, [laptopId]))[0].kg_co2eq, KWH * 0.1));
+    assert.equal(await inTransaction(db), 0);
+  },
+  serverOnly,
 );
