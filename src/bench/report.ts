@@ -2,6 +2,7 @@
 import { formatTable } from "../cli/table.ts";
 import type { BenchCase, BenchReport, BenchTiming, OnePercentCheck } from "./run.ts";
 import type { ProfilePart } from "./phase.ts";
+import type { TargetVerdict } from "./targets.ts";
 
 const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
 const mb = (bytes: number) => Math.round(bytes / 2 ** 20);
@@ -82,6 +83,14 @@ function describeProfiles(c: BenchCase): string[] {
   });
 }
 
+/** A verdict's last column: yes, no, or why the run did not judge it. */
+function holdsText(v: TargetVerdict): string {
+  const verdict = v.holds === null ? "not measured" : v.holds ? "yes" : "no";
+  return v.remark ? `${verdict}: ${v.remark}` : verdict;
+}
+
+const TARGET_HEADER = ["target (spec/performance.md)", "measured in this run", "holds"];
+
 function machineLine(report: BenchReport): string {
   const m = report.machine;
   return `${m.cpu}, ${m.cores} cores, ${m.memoryGb} GB RAM, ${m.os}, Deno ${m.deno}, ` +
@@ -111,7 +120,17 @@ export function formatBenchText(report: BenchReport): string {
       "",
     );
   }
-  out.push(`peak RSS: ${report.rssMethod}`, ...report.notes);
+  out.push(
+    "targets of spec/performance.md in this run:",
+    ...report.targets.map((v) => {
+      const verdict = v.holds === null ? "not measured" : v.holds ? "holds" : "MISSED";
+      const detail = [v.measured, v.remark].filter(Boolean).join("; ");
+      return `  ${verdict}: ${v.target}${detail ? ` (${detail})` : ""}`;
+    }),
+    "",
+    `peak RSS: ${report.rssMethod}`,
+    ...report.notes,
+  );
   return out.join("\n");
 }
 
@@ -163,6 +182,13 @@ export function formatBenchMarkdown(report: BenchReport): string {
       describeProfiles(c).map((line) => `- ${c.det} ${c.entries}, ${line}`)
     ),
   ];
+  const targets = [
+    `| ${TARGET_HEADER.join(" | ")} |`,
+    "|---|---|---|",
+    ...report.targets.map((v) =>
+      `| ${[v.target, v.measured, holdsText(v)].map(cell).join(" | ")} |`
+    ),
+  ];
   return [
     `Measured ${report.startedAt.slice(0, 10)} by \`deno task bench\` on a shared machine under ` +
     `load (${machineLine(report)}): absolute times are noisy, the ratios within one run are what ` +
@@ -174,5 +200,7 @@ export function formatBenchMarkdown(report: BenchReport): string {
     ...table,
     "",
     ...extra,
+    "",
+    ...targets,
   ].join("\n");
 }

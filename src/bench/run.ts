@@ -23,6 +23,7 @@ import {
   runPhase,
 } from "./phase.ts";
 import { BENCH_YEAR } from "./slice.ts";
+import { evaluateTargets, type TargetVerdict } from "./targets.ts";
 
 /** The factor changes a case times (`--change`). */
 export type ChangeKind = "all" | "one-percent" | "none";
@@ -183,6 +184,8 @@ export interface BenchReport {
   readonly changeFactor: number;
   readonly cases: readonly BenchCase[];
   readonly factorImport?: FactorImportTiming;
+  /** Each target of spec/performance.md judged on this run. */
+  readonly targets: readonly TargetVerdict[];
   readonly notes: readonly string[];
 }
 
@@ -569,9 +572,10 @@ export async function runBench(hooks: BenchHooks, options: BenchOptions): Promis
         "STDIN does not work over the embedded socket; its ratios are not comparable to a server's.",
     );
   }
+  const backend = options.serverUrl ? "server" : "embedded";
   return {
     startedAt,
-    backend: options.serverUrl ? "server" : "embedded",
+    backend,
     machine: {
       cpu: cpuModel(),
       cores: navigator.hardwareConcurrency,
@@ -585,6 +589,7 @@ export async function runBench(hooks: BenchHooks, options: BenchOptions): Promis
     changeFactor: CHANGE_FACTOR,
     cases,
     factorImport,
+    targets: evaluateTargets({ backend, cases, factorImport }),
     notes,
   };
 }

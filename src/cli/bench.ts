@@ -21,7 +21,8 @@ Times the rematch of seeded slices against the physical write floor and the per-
 baseline, in ONE run on this machine. Each (det, size) case gets a fresh database: created
 beside the one DATABASE_URL (or --database-url) names and dropped at the end, or an embedded
 database in a temporary directory when no URL is given. Every timed phase runs in its own
-process, which gives its peak RSS.
+process, which gives its peak RSS. The report ends with each target of spec/performance.md:
+whether this run meets it, or what the run would need to measure it (a size, a change).
 
   --entries N,...       slice sizes (default ${
   DEFAULT_ENTRIES.join(",")
