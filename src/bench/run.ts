@@ -45,6 +45,11 @@ export interface BenchOptions {
   readonly importRows: number;
   /** The server to create the case databases on (undefined: embedded). */
   readonly serverUrl?: string;
+  /**
+   * On a server, time the full change of each det's 10k slice on the embedded database too, for
+   * the embedded target (when the run has that size and the full change). @default false
+   */
+  readonly compareEmbedded?: boolean;
   /** Progress lines (stderr). */
   readonly onStatus?: (line: string) => void;
 }
@@ -163,6 +168,20 @@ export interface FactorImportTiming {
   readonly peakRssBytes: number;
 }
 
+/** The full change of a 10k slice on the embedded database and on the run's server. */
+export interface EmbeddedComparison {
+  readonly det: SeedDet;
+  readonly entries: number;
+  readonly embeddedSeconds: number;
+  readonly serverSeconds: number;
+  /** What the embedded rematch did, to set beside the server case's full change. */
+  readonly entriesWritten: number;
+  readonly kgAfter: number;
+}
+
+/** The size performance.md compares the embedded database with the server at. */
+export const EMBEDDED_SIZE = 10_000;
+
 /** The machine and database a run measured. */
 export interface MachineInfo {
   readonly cpu: string;
@@ -184,6 +203,8 @@ export interface BenchReport {
   readonly changeFactor: number;
   readonly cases: readonly BenchCase[];
   readonly factorImport?: FactorImportTiming;
+  /** The embedded database's full change beside the server's (`compareEmbedded`). */
+  readonly embedded?: readonly EmbeddedComparison[];
   /** Each target of spec/performance.md judged on this run. */
   readonly targets: readonly TargetVerdict[];
   readonly notes: readonly string[];
@@ -511,6 +532,86 @@ async function measureFactorImport(
 }
 
 /**
+ * The full change of a fresh embedded slice of `entries` entries of `det`, as a server case times
+ * it: seeded, analysed, every factor scaled, then the rematch in a fresh process.
+ */
+async function embeddedFullChange(
+  hooks: BenchHooks,
+  det: SeedDet,
+  entries: number,
+): Promise<{ seconds: number; result: RematchSummary }> {
+  const created = await createBenchDatabase(undefined, `${det}_${entries}_embedded`);
+  try {
+    await runPhase(hooks, { kind: "seed", target: created.target, det, entries });
+    await withBenchDatabase(created.target, async (db) => {
+      await db.sql`vacuum analyze`;
+      await scaleEmissionFactors(db.sql, getDataEntryType(det).id, BENCH_YEAR);
+    });
+    const outcome = await runPhase(hooks, {
+      kind: "rematch",
+      target: created.target,
+      det,
+      profile: false,
+    });
+    return { seconds: outcome.seconds, result: outcome.detail.result };
+  } finally {
+    await created.drop();
+  }
+}
+
+/**
+ * Times the full change of each server case of `size` entries (that has one) again on a fresh
+ * embedded database: the embedded target of performance.md, within the server's run.
+ */
+export async function compareWithEmbedded(
+  hooks: BenchHooks,
+  cases: readonly BenchCase[],
+  options: { readonly size?: number; readonly onStatus?: (line: string) => void } = {},
+): Promise<EmbeddedComparison[]> {
+  const size = options.size ?? EMBEDDED_SIZE;
+  const compared: EmbeddedComparison[] = [];
+  for (const c of cases) {
+    const server = c.timings.find((t) => t.what === "rematch");
+    if (c.entries !== size || !server) continue;
+    options.onStatus?.(`${c.det} ${c.entries}: the full change again, on the embedded database`);
+    const { seconds, result } = await embeddedFullChange(hooks, c.det, c.entries);
+    compared.push({
+      det: c.det,
+      entries: c.entries,
+      embeddedSeconds: seconds,
+      serverSeconds: server.seconds,
+      entriesWritten: result.recalculated - result.unchanged,
+      kgAfter: result.kgAfter,
+    });
+  }
+  return compared;
+}
+
+/**
+ * What is inconsistent between the embedded full changes and the server's (empty when all is
+ * well): the same seeded slice must come out the same on both backends (spec/rematch.md), every
+ * entry rewritten and the same kg.
+ */
+export function embeddedProblems(report: Pick<BenchReport, "cases" | "embedded">): string[] {
+  const problems: string[] = [];
+  for (const e of report.embedded ?? []) {
+    const server = report.cases.find((c) => c.det === e.det && c.entries === e.entries)?.checks
+      .fullChange;
+    if (!server) continue;
+    const label = `${e.det} ${e.entries} embedded`;
+    if (e.entriesWritten !== server.entriesWritten) {
+      problems.push(
+        `${label}: rewrote ${e.entriesWritten} entries, the server ${server.entriesWritten}`,
+      );
+    }
+    if (!close(e.kgAfter, server.kgAfter)) {
+      problems.push(`${label}: kg after ${e.kgAfter}, the server's ${server.kgAfter}`);
+    }
+  }
+  return problems;
+}
+
+/**
  * Runs every (det, size) case in its own fresh database (dropped at the end, also on failure),
  * then the factor import measurement, and returns what was measured.
  */
@@ -540,6 +641,9 @@ export async function runBench(hooks: BenchHooks, options: BenchOptions): Promis
       }
     }
   }
+  const embedded = options.serverUrl && options.compareEmbedded
+    ? await compareWithEmbedded(hooks, cases, { onStatus: options.onStatus })
+    : undefined;
   const factorImport = options.importRows > 0
     ? await measureFactorImport(hooks, options)
     : undefined;
@@ -589,7 +693,8 @@ export async function runBench(hooks: BenchHooks, options: BenchOptions): Promis
     changeFactor: CHANGE_FACTOR,
     cases,
     factorImport,
-    targets: evaluateTargets({ backend, cases, factorImport }),
+    ...(embedded?.length ? { embedded } : {}),
+    targets: evaluateTargets({ backend, cases, factorImport, embedded }),
     notes,
   };
 }

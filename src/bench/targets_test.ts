@@ -41,7 +41,7 @@ function benchCase(
 
 function verdicts(
   cases: BenchCase[],
-  extra: Partial<Pick<BenchReport, "backend" | "factorImport">> = {},
+  extra: Partial<Pick<BenchReport, "backend" | "factorImport" | "embedded">> = {},
 ): TargetVerdict[] {
   return evaluateTargets({ backend: "server", cases, ...extra });
 }
@@ -176,12 +176,34 @@ Deno.test("the factor import is judged on 50,000 rows: under 3 s, unchanged unde
   assert.match(quick.remark!, /1500 rows/);
 });
 
-Deno.test("seeding is judged on a server at 20,000 entries/s; the embedded ratio needs two runs", () => {
+Deno.test("seeding is judged on a server, at 20,000 entries/s or more", () => {
   const cases = [benchCase("it", 10_000, [], 20_000), benchCase("plane", 10_000, [], 19_999)];
   const seeding = find(verdicts(cases), "entries import");
   assert.equal(seeding.holds, false);
   assert.equal(seeding.measured, "it 10k: 20000/s; plane 10k: 19999/s");
   assert.equal(find(verdicts(cases.slice(0, 1)), "entries import").holds, true);
   assert.equal(find(verdicts(cases, { backend: "embedded" }), "entries import").holds, null);
-  assert.equal(find(verdicts(cases), "embedded").holds, null);
+});
+
+Deno.test("the embedded full change of 10k is judged at 3 × the server's of the same run", () => {
+  const compared = (embeddedSeconds: number) => ({
+    embedded: [
+      {
+        det: "it" as const,
+        entries: 10_000,
+        embeddedSeconds,
+        serverSeconds: 0.25,
+        entriesWritten: 10_000,
+        kgAfter: 1,
+      },
+    ],
+  });
+  const judge = (seconds: number) => find(verdicts([], compared(seconds)), "embedded");
+  assert.equal(judge(0.75).holds, true);
+  assert.equal(judge(0.75).measured, "it: 0.750 s against 0.250 s (3.00 ×)");
+  assert.equal(judge(0.76).holds, false);
+  const none = find(verdicts([]), "embedded");
+  assert.equal(none.holds, null);
+  assert.match(none.remark!, /--server-only/);
+  assert.match(find(verdicts([], { backend: "embedded" }), "embedded").remark!, /on a server/);
 });

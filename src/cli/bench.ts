@@ -4,7 +4,7 @@ import { z } from "zod";
 import { redactDatabaseUrl } from "../db/connection.ts";
 import type { BenchHooks } from "../bench/phase.ts";
 import { formatBenchMarkdown, formatBenchText } from "../bench/report.ts";
-import { type ChangeKind, consistencyProblems, runBench } from "../bench/run.ts";
+import { type ChangeKind, consistencyProblems, embeddedProblems, runBench } from "../bench/run.ts";
 import { isBenchDet } from "../bench/slice.ts";
 import type { SeedDet } from "../seed/generate.ts";
 import { defineCommand, EXIT } from "./command.ts";
@@ -15,7 +15,7 @@ const CHANGES: readonly ChangeKind[] = ["all", "none", "one-percent"];
 
 const USAGE = `Usage: deno task bench [--entries N[,N...]] [--det D[,D...]]
          [--change all|one-percent|none] [--quick] [--profile] [--json | --markdown]
-         [--baseline-sample N] [--import-rows N] [--database-url URL]
+         [--baseline-sample N] [--import-rows N] [--server-only] [--database-url URL]
 
 Times the rematch of seeded slices against the physical write floor and the per-entry
 baseline, in ONE run on this machine. Each (det, size) case gets a fresh database: created
@@ -40,6 +40,9 @@ whether this run meets it, or what the run would need to measure it (a size, a c
                         flight and the CPU of the client and (local server) of its backends
   --baseline-sample N   the baseline runs on at most N entries, extrapolated beyond (default 20000)
   --import-rows N       rows of the factor CSV import measurement (default 50000; 0 skips it)
+  --server-only         on a server, skip the embedded database's full change of each det's
+                        10000 entries, timed by default beside the server's for the embedded
+                        target
   --json                the measurements as one JSON document
   --markdown            the table for the README
 
@@ -69,6 +72,7 @@ export interface BenchArgs {
   readonly markdown: boolean;
   readonly baselineSample: number;
   readonly importRows: number;
+  readonly serverOnly: boolean;
 }
 
 const schema = z.object({
@@ -91,6 +95,7 @@ const schema = z.object({
   markdown: z.boolean().default(false),
   "baseline-sample": count("--baseline-sample", 1).default(20_000),
   "import-rows": count("--import-rows", 0).optional(),
+  "server-only": z.boolean().default(false),
 }).refine((a) => !(a.quick && a.entries), {
   message: "--quick sets the size: leave out --entries",
   path: ["quick"],
@@ -102,6 +107,7 @@ const schema = z.object({
   markdown: a.markdown,
   baselineSample: a["baseline-sample"],
   importRows: a["import-rows"] ?? (a.quick ? QUICK_ENTRIES : 50_000),
+  serverOnly: a["server-only"],
 }));
 
 /** The `bench` command, with the per-entry baseline and the phase script handed in. */
@@ -118,6 +124,7 @@ export function benchCommand(hooks: BenchHooks) {
       markdown: { type: "boolean" },
       "baseline-sample": { type: "string" },
       "import-rows": { type: "string" },
+      "server-only": { type: "boolean" },
     },
     schema,
     async run(args, context) {
@@ -137,11 +144,15 @@ export function benchCommand(hooks: BenchHooks) {
         baselineSample: args.baselineSample,
         importRows: args.importRows,
         serverUrl,
+        compareEmbedded: !args.serverOnly,
         onStatus: (line) => console.error(line),
       });
-      const problems = report.cases.flatMap((c) =>
-        consistencyProblems(c).map((p) => `${c.det} ${c.entries}: ${p}`)
-      );
+      const problems = [
+        ...report.cases.flatMap((c) =>
+          consistencyProblems(c).map((p) => `${c.det} ${c.entries}: ${p}`)
+        ),
+        ...embeddedProblems(report),
+      ];
       const text = args.markdown ? formatBenchMarkdown(report) : formatBenchText(report);
       return {
         exitCode: problems.length ? EXIT.partial : EXIT.ok,

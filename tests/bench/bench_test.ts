@@ -4,7 +4,14 @@ import assert from "node:assert/strict";
 import { CHANGE_FACTOR } from "../../src/bench/changes.ts";
 import { REMATCH_V8_FLAGS } from "../../src/bench/phase.ts";
 import { formatBenchMarkdown, formatBenchText } from "../../src/bench/report.ts";
-import { type BenchCase, consistencyProblems, runBench } from "../../src/bench/run.ts";
+import {
+  type BenchCase,
+  compareWithEmbedded,
+  consistencyProblems,
+  embeddedProblems,
+  runBench,
+} from "../../src/bench/run.ts";
+import { evaluateTargets } from "../../src/bench/targets.ts";
 import { benchCommand } from "../../src/cli/bench.ts";
 import { runCli, serverBackendExpected } from "../_harness.ts";
 import { perEntryBaseline } from "./baseline.ts";
@@ -115,6 +122,26 @@ Deno.test({
       formatBenchText(report),
       /^ {2}not measured: per-entry baseline ÷ rematch at 100k ≥ 50 × \(needs --entries 100000/m,
     );
+
+    // On a server, the embedded target's measurement at this size: the same seeded slices come
+    // out of the full change the same on the embedded database, and the target is judged.
+    if (!serverUrl()) return;
+    const embedded = await compareWithEmbedded(hooks, report.cases, { size: ENTRIES });
+    assert.deepEqual(embedded.map((e) => [e.det, e.entries, e.entriesWritten]), [
+      ["it", ENTRIES, ENTRIES],
+      ["plane", ENTRIES, ENTRIES],
+    ]);
+    for (const e of embedded) {
+      const server = report.cases.find((c) => c.det === e.det)!;
+      assert.ok(near(e.kgAfter, server.checks.fullChange!.kgAfter), `${e.det}: same kg`);
+      const rematch = server.timings.find((t) => t.what === "rematch")!;
+      assert.ok(e.embeddedSeconds > 0 && e.serverSeconds === rematch.seconds);
+    }
+    assert.deepEqual(embeddedProblems({ cases: report.cases, embedded }), []);
+    const verdict = evaluateTargets({ ...report, embedded }).at(-1)!;
+    assert.match(verdict.target, /^embedded/);
+    assert.notEqual(verdict.holds, null);
+    assert.match(verdict.measured, /^it: [\d.]+ s against [\d.]+ s \([\d.]+ ×\); plane: /);
   },
 });
 
@@ -296,4 +323,38 @@ Deno.test("bench phases run with the V8 flags of the tasks that rematch", async 
   // The binary keeps the flags `deno compile` was given.
   const compile = await Deno.readTextFile(new URL("../../scripts/compile.ts", import.meta.url));
   assert.ok(compile.includes(`"--v8-flags=${REMATCH_V8_FLAGS}"`), "scripts/compile.ts");
+});
+
+Deno.test("an embedded full change that differs from the server's is reported", () => {
+  const fullChange = {
+    factorsChanged: 1,
+    entriesWithRows: 10,
+    entriesWritten: 10,
+    errors: 0,
+    kgBefore: 1,
+    kgAfter: 1.1,
+    kgStored: 1.1,
+  };
+  const cases = [{
+    det: "it" as const,
+    entries: 10,
+    units: 1,
+    emissionRows: 10,
+    seed: { seconds: 1, entriesPerSecond: 10, peakRssBytes: 0 },
+    timings: [],
+    checks: { fullChange },
+  }];
+  const embedded = (entriesWritten: number, kgAfter: number) => [{
+    det: "it" as const,
+    entries: 10,
+    embeddedSeconds: 1,
+    serverSeconds: 1,
+    entriesWritten,
+    kgAfter,
+  }];
+  assert.deepEqual(embeddedProblems({ cases, embedded: embedded(10, 1.1) }), []);
+  assert.deepEqual(embeddedProblems({ cases, embedded: embedded(9, 1.2) }), [
+    "it 10 embedded: rewrote 9 entries, the server 10",
+    "it 10 embedded: kg after 1.2, the server's 1.1",
+  ]);
 });
