@@ -106,16 +106,15 @@ Deno.test({
       /^\| it \| 2000 \| rematch, one factor \(~1 %\) changed, in a warm worker \|/m,
     );
     // Every target of performance.md is listed with what this run measured for it; what a quick
-    // run cannot judge (100k, 1M, 50,000 rows, a second backend) says so instead of passing.
+    // run cannot judge (targets set from 100k, 1M, 50,000 rows, two sizes) says so, not passes.
     const judged = new Map(report.targets.map((v) => [v.target.split(" ")[0], v]));
     assert.equal(report.targets.length, 10);
-    for (const start of ["full", "one-percent", "no-op", "forced"]) {
-      assert.notEqual(judged.get(start)?.holds, null, `${start}: judged`);
-      assert.match(judged.get(start)!.measured, /^it 2k: .*; plane 2k: /);
-    }
-    assert.equal(judged.get("entries")?.holds === null, report.backend === "embedded");
-    for (const start of ["per-entry", "time", "peak", "factor", "embedded"]) {
+    assert.notEqual(judged.get("full")?.holds, null);
+    assert.match(judged.get("full")!.measured, /^it 2k: [\d.]+; plane 2k: [\d.]+$/);
+    const unjudged = ["per-entry", "one-percent", "no-op", "forced", "time", "peak", "factor"];
+    for (const start of [...unjudged, "entries", "embedded"]) {
       assert.equal(judged.get(start)?.holds, null, `${start}: not judged on a quick run`);
+      assert.match(judged.get(start)!.remark!, /^needs |^this run imported|^judged on a server/);
     }
     assert.match(markdown, /^\| full change, every size ≤ 2 × floor A \| it 2k: [\d.]+; plane/m);
     assert.match(
