@@ -57,21 +57,21 @@ export function sizeLabel(entries: number): string {
 
 /**
  * A ratio with the digits that tell it apart from its target: two decimals from 0.1 up (one from
- * 10), two significant digits below (a no-op's 0.0013 is not 0).
+ * 10), three significant digits below (a no-op's 0.00128 is not 0, its 0.0104 not 0.01).
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { ratioText } from "./targets.ts";
- * assert.deepEqual([ratioText(1.456), ratioText(48.71), ratioText(0.0523), ratioText(0.00128)], [
- *   "1.46", "48.7", "0.052", "0.0013",
+ * assert.deepEqual([ratioText(1.456), ratioText(48.71), ratioText(0.0104), ratioText(0.00128)], [
+ *   "1.46", "48.7", "0.0104", "0.00128",
  * ]);
  * ```
  */
 export function ratioText(value: number): string {
   if (value >= 10) return value.toFixed(1);
   if (value >= 0.1 || value === 0) return value.toFixed(2);
-  return String(Number(value.toPrecision(2)));
+  return String(Number(value.toPrecision(3)));
 }
 
 const timingOf = (c: BenchCase, what: BenchTiming["what"]) =>
