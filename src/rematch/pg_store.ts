@@ -21,8 +21,9 @@ import type { SliceStore } from "./types.ts";
 /** Options of {@linkcode createPgSliceStore}. */
 export interface PgSliceStoreOptions {
   /**
-   * Reads whole slices beside `tx` on a session of this client (see `readSliceBeside`). Only for
-   * a transaction that has not written the slice's entries or rows before the rematch.
+   * Reads slices beside `tx` on a session of this client (see `readSliceBeside`): whole ones, and
+   * targeted ones longer than a chunk. Only for a transaction that has not written the slice's
+   * entries or rows before the rematch.
    */
   readonly reader?: Sql;
 }
@@ -43,11 +44,13 @@ export function createPgSliceStore(tx: Queryable, options: PgSliceStoreOptions =
       ]}::bigint[])`;
       return row.n;
     },
-    // A targeted read (a few entries) stays on the transaction: a second session would cost
-    // more than it overlaps.
+    // A targeted read of one chunk or less stays on the transaction: no write waits behind it, so
+    // a second session has nothing to overlap (1,000 entries of 100,000: 142 to 178 ms either
+    // way). Longer ones go beside, their reads running while the previous chunk is written (10,000
+    // entries of 1,000,000 in a fresh process: 439 to 625 ms against 527 to 689 ms).
     readSlice: (detId, moduleIds, chunkSize, entryIds) =>
-      reader && !entryIds
-        ? readSliceBeside(tx, reader, detId, moduleIds, chunkSize)
+      reader && (!entryIds || entryIds.length > chunkSize)
+        ? readSliceBeside(tx, reader, detId, moduleIds, chunkSize, entryIds)
         : readSlice(tx, detId, moduleIds, chunkSize, entryIds),
     compareState: (handler, detId, year, moduleIds) =>
       compareSlice(tx, handler, detId, year, moduleIds),

@@ -1,6 +1,7 @@
-// On a server, a rematch in a transaction of its own reads a whole slice on a session beside it
-// (in its snapshot), so that reads and writes run on two backends: the results are the same, a
-// targeted read or a no-op stays on the transaction, and a rematch that fails while reading leaves
+// On a server, a rematch in a transaction of its own reads a whole slice, or a targeted one longer
+// than a chunk, on a session beside it (in its snapshot), so that reads and writes run on two
+// backends: the results are the same, a targeted read of one chunk or a no-op stays on the
+// transaction, and a rematch that fails while reading leaves
 // no session behind in a transaction. PGlite serves every connection from one session: server only,
 // but for a reader that cannot connect, which any backend survives.
 import assert from "node:assert/strict";
@@ -54,16 +55,20 @@ async function inTransaction(db: Database): Promise<number> {
 
 dbTest(
   testDb,
-  "a whole-slice read runs beside the transaction; targeted reads and no-ops stay on it",
+  "a whole-slice read and a long targeted one run beside the transaction; short ones stay on it",
   async (plain) => {
     const { db, reserved } = counting(plain);
     const rematch = (extra: Record<string, unknown> = {}) =>
       recalculateForDataEntryType(db, { dataEntryType: "it", year: 2025, ...extra });
     await importFactorText(db, "it", 2025, itFactors(0.1, 0.3));
-    const [laptopId, desktopId] = await createTestEntries(db, "it", 2025, [laptop, desktop]);
+    const [laptopId, desktopId, otherLaptopId] = await createTestEntries(db, "it", 2025, [
+      laptop,
+      desktop,
+      laptop,
+    ]);
 
     const first = await rematch();
-    assert.deepEqual([first.scope, first.entriesRead, reserved()], ["full", 2, 1]);
+    assert.deepEqual([first.scope, first.entriesRead, reserved()], ["full", 3, 1]);
     const kg = async (id: number) => (await emissionRows(db.sql, [id]))[0].kg_co2eq;
     assert.ok(near(await kg(laptopId), KWH * 0.1));
     assert.ok(near(await kg(desktopId), KWH * 0.3));
@@ -71,18 +76,27 @@ dbTest(
     const noop = await rematch();
     assert.deepEqual([noop.scope, reserved()], ["none", 1]);
 
+    // One factor of two: the rematch reads its two entries by id, within one chunk.
     await importFactorText(db, "it", 2025, itFactors(0.2, 0.3));
     const targeted = await rematch();
-    assert.deepEqual([targeted.scope, targeted.entriesRead, reserved()], ["targeted", 1, 1]);
+    assert.deepEqual([targeted.scope, targeted.entriesRead, reserved()], ["targeted", 2, 1]);
     assert.ok(near(await kg(laptopId), KWH * 0.2));
+
+    // The same, longer than a chunk: beside, where its reads overlap the writes.
+    await importFactorText(db, "it", 2025, itFactors(0.4, 0.3));
+    const longer = await rematch({ chunkSize: 1 });
+    assert.deepEqual([longer.scope, longer.entriesRead, reserved()], ["targeted", 2, 2]);
+    assert.ok(near(await kg(laptopId), KWH * 0.4));
+    assert.ok(near(await kg(otherLaptopId), KWH * 0.4));
+    assert.ok(near(await kg(desktopId), KWH * 0.3));
 
     // A slice it read beside and found right, in the same snapshot as the transaction's reads.
     const forced = await rematch({ full: true });
     assert.deepEqual([forced.scope, forced.entriesRead, forced.unchanged, reserved()], [
       "full",
-      2,
-      2,
-      2,
+      3,
+      3,
+      3,
     ]);
     assert.equal(await inTransaction(db), 0);
   },
