@@ -205,6 +205,8 @@ export interface BenchReport {
   readonly factorImport?: FactorImportTiming;
   /** The embedded database's full change beside the server's (`compareEmbedded`). */
   readonly embedded?: readonly EmbeddedComparison[];
+  /** Why that comparison could not be made, when it failed. */
+  readonly embeddedError?: string;
   /** Each target of spec/performance.md judged on this run. */
   readonly targets: readonly TargetVerdict[];
   readonly notes: readonly string[];
@@ -641,9 +643,18 @@ export async function runBench(hooks: BenchHooks, options: BenchOptions): Promis
       }
     }
   }
-  const embedded = options.serverUrl && options.compareEmbedded
-    ? await compareWithEmbedded(hooks, cases, { onStatus: options.onStatus })
-    : undefined;
+  // A failure of the embedded side (PGlite cannot load, say) costs the run only its verdict on
+  // that target, not the server cases measured before it.
+  let embedded: EmbeddedComparison[] | undefined;
+  let embeddedError: string | undefined;
+  if (options.serverUrl && options.compareEmbedded) {
+    try {
+      embedded = await compareWithEmbedded(hooks, cases, { onStatus: options.onStatus });
+    } catch (error) {
+      embeddedError = (error instanceof Error ? error.message : String(error)).split("\n")[0];
+      options.onStatus?.(`the embedded full change failed: ${embeddedError}`);
+    }
+  }
   const factorImport = options.importRows > 0
     ? await measureFactorImport(hooks, options)
     : undefined;
@@ -694,7 +705,8 @@ export async function runBench(hooks: BenchHooks, options: BenchOptions): Promis
     cases,
     factorImport,
     ...(embedded?.length ? { embedded } : {}),
-    targets: evaluateTargets({ backend, cases, factorImport, embedded }),
+    ...(embeddedError ? { embeddedError } : {}),
+    targets: evaluateTargets({ backend, cases, factorImport, embedded, embeddedError }),
     notes,
   };
 }

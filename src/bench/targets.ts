@@ -145,9 +145,19 @@ function flatness(cases: readonly BenchCase[]): TargetVerdict {
 }
 
 /** The embedded database's full change of 10k against the server's, from the same run. */
-function embeddedVerdict(report: Pick<BenchReport, "backend" | "embedded">): TargetVerdict {
+function embeddedVerdict(
+  report: Pick<BenchReport, "backend" | "embedded" | "embeddedError">,
+): TargetVerdict {
   const target = "embedded full rematch of 10k ≤ 3 × the server's";
   const compared = report.embedded ?? [];
+  if (report.embeddedError) {
+    return {
+      target,
+      measured: "",
+      holds: null,
+      remark: `the embedded run failed: ${report.embeddedError}`,
+    };
+  }
   if (compared.length === 0) {
     return {
       target,
@@ -182,7 +192,7 @@ function embeddedVerdict(report: Pick<BenchReport, "backend" | "embedded">): Tar
  * ```
  */
 export function evaluateTargets(
-  report: Pick<BenchReport, "backend" | "cases" | "factorImport" | "embedded">,
+  report: Pick<BenchReport, "backend" | "cases" | "factorImport" | "embedded" | "embeddedError">,
 ): TargetVerdict[] {
   const { cases } = report;
   const large = cases.filter((c) => c.entries >= JUDGED_FROM);

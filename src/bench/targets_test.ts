@@ -41,7 +41,7 @@ function benchCase(
 
 function verdicts(
   cases: BenchCase[],
-  extra: Partial<Pick<BenchReport, "backend" | "factorImport" | "embedded">> = {},
+  extra: Partial<Pick<BenchReport, "backend" | "factorImport" | "embedded" | "embeddedError">> = {},
 ): TargetVerdict[] {
   return evaluateTargets({ backend: "server", cases, ...extra });
 }
@@ -217,4 +217,9 @@ Deno.test("the embedded full change of 10k is judged at 3 × the server's of the
   assert.equal(none.holds, null);
   assert.match(none.remark!, /--server-only/);
   assert.match(find(verdicts([], { backend: "embedded" }), "embedded").remark!, /on a server/);
+  const failed = find(verdicts([], { embeddedError: "PGlite cannot be loaded" }), "embedded");
+  assert.deepEqual([failed.holds, failed.remark], [
+    null,
+    "the embedded run failed: PGlite cannot be loaded",
+  ]);
 });
