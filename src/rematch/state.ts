@@ -222,21 +222,14 @@ export async function recordedFactors(
   }]));
 }
 
-// One digest per kind of reference data, as a scalar subquery. row(...)::text tells NULL from ""
-// and quotes separators; floats print exactly.
+// One digest per kind of reference data, as a scalar subquery: kept by the reference tables'
+// triggers (migration 0013), the md5 of their rows in order, so that comparing costs an index probe
+// whatever their size. A year without rates has the digest of no rows.
 function digestOf(sql: Queryable, kind: ReferenceKind, year: number) {
-  switch (kind) {
-    case "locations":
-      return sql`(select md5(coalesce(string_agg(row(natural_key, transport_mode, name, iata_code,
-        country_code, latitude, longitude)::text, e'\\n' order by natural_key), '')) from locations)`;
-    case "rooms":
-      return sql`(select md5(coalesce(string_agg(row(building_name, room_name, room_type,
-        room_surface_square_meter)::text, e'\\n' order by building_name, room_name), ''))
-        from building_rooms)`;
-    case "rates":
-      return sql`(select md5(coalesce(string_agg(row(currency, eur_per_unit)::text, e'\\n'
-        order by currency), '')) from exchange_rates where year = ${year})`;
-  }
+  return kind === "rates"
+    ? sql`coalesce((select digest from reference_digests where kind = 'rates' and year = ${year}),
+        md5(''))`
+    : sql`(select digest from reference_digests where kind = ${kind} and year = 0)`;
 }
 
 const REFERENCE_KINDS: readonly ReferenceKind[] = ["locations", "rates", "rooms"];
