@@ -19,6 +19,7 @@ import m0010 from "../../migrations/0010_json_link_column.sql" with { type: "tex
 import m0011 from "../../migrations/0011_frozen_index.sql" with { type: "text" };
 import m0012 from "../../migrations/0012_factor_writes.sql" with { type: "text" };
 import m0013 from "../../migrations/0013_reference_digests.sql" with { type: "text" };
+import m0014 from "../../migrations/0014_factor_stamps.sql" with { type: "text" };
 
 /** One migration: its file in `migrations/` and its SQL. */
 export interface Migration {
@@ -43,6 +44,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { file: "0011_frozen_index.sql", sql: m0011 },
   { file: "0012_factor_writes.sql", sql: m0012 },
   { file: "0013_reference_digests.sql", sql: m0013 },
+  { file: "0014_factor_stamps.sql", sql: m0014 },
 ];
 
 /** The migration files, in the order they apply; the number prefix is the schema version. */

@@ -11,6 +11,7 @@ import {
   markEntries,
   pendingEntryIds,
   recordedFactors,
+  recordFactorStamp,
   recordSliceState,
   targetCandidates,
 } from "./state.ts";
@@ -60,6 +61,7 @@ export function createPgSliceStore(tx: Queryable, options: PgSliceStoreOptions =
     pendingEntryIds: (detId) => pendingEntryIds(tx, detId),
     markEntries: (marks) => markEntries(tx, marks),
     recordState: (record) => recordSliceState(tx, record),
+    recordFactorStamp: (detId, year, stamp) => recordFactorStamp(tx, detId, year, stamp),
     async writeChunk({ updates, replaceRowsOf, rows, relinks }) {
       // Sent together: the connection runs them in order, without a round trip between them.
       const relinked = relinks.length && tx`

@@ -305,6 +305,12 @@ export async function rematchSlice(
     : undefined;
   const comparison = await store.compareState(handler, det.id, year, onlyModules);
   if (comparison.scope === "none" && !options.full) {
+    // Found current by a diff of its factors (their stamp had moved, or was never recorded): the
+    // live stamp goes into the state, and the next comparison skips them while it holds.
+    const stamp = comparison.factorStamp;
+    if (!dryRun && stamp && comparison.recorded && comparison.recorded.factorStamp !== stamp) {
+      await store.recordFactorStamp?.(det.id, year, stamp);
+    }
     result.upToDate = true;
     result.scope = "none";
     result.scopeReason = comparison.reason;
@@ -526,6 +532,7 @@ async function recordState(
     year: result.year,
     scope: decision.scope,
     referenceDigests: comparison.referenceDigests,
+    factorStamp: comparison.factorStamp,
     factors: inputs.factors.factors,
     previous,
     summary,

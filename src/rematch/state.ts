@@ -197,6 +197,8 @@ export interface RecordedState {
   readonly rematchedAt: Date;
   readonly scope: "targeted" | "full";
   readonly summary: RematchSummary;
+  /** The stamp of the factors the snapshot holds (null: recorded before migration 0014). */
+  readonly factorStamp: string | null;
 }
 
 /** The factor snapshot of a slice's recorded state, by factor id (empty when none). */
@@ -241,6 +243,8 @@ interface SliceFacts {
   readonly differences: readonly FactorDifference[];
   /** Live digests of the reference kinds the handler reads. */
   readonly digests: Record<string, string>;
+  /** The live stamp of the slice's factors (migration 0014), null when it never had any. */
+  readonly factorStamp: string | null;
   readonly pending: number;
   readonly failing: number;
 }
@@ -272,12 +276,13 @@ async function readSliceFacts(
       pending: number;
       failing: number;
       digests: Record<string, string>;
+      factor_stamp: string | null;
     }[]
   >`
     select
       (select json_build_object('computeRevision', compute_revision,
           'referenceDigests', reference_digests, 'rematchedAt', rematched_at, 'scope', scope,
-          'summary', summary)
+          'summary', summary, 'factorStamp', factor_stamp::text)
         from slice_states where data_entry_type_id = ${dataEntryTypeId} and year = ${year})
         as recorded,
       (select coalesce(json_agg(json_build_object('id', coalesce(f.id, s.factor_id),
@@ -295,7 +300,14 @@ async function readSliceFacts(
             or f.classification <> s.classification or f."values" <> s."values")
           -- Without a recorded state every factor would differ, and none of it is needed.
           and exists (select 1 from slice_states
-            where data_entry_type_id = ${dataEntryTypeId} and year = ${year})) as differences,
+            where data_entry_type_id = ${dataEntryTypeId} and year = ${year})
+          -- Nor while the factors' stamp is the one the state recorded: nothing wrote them since.
+          and not exists (select 1 from slice_states s join slice_factor_stamps t
+              on t.data_entry_type_id = s.data_entry_type_id and t.year = s.year
+            where s.data_entry_type_id = ${dataEntryTypeId} and s.year = ${year}
+              and s.factor_stamp = t.stamp)) as differences,
+      (select stamp::text from slice_factor_stamps
+        where data_entry_type_id = ${dataEntryTypeId} and year = ${year}) as factor_stamp,
       p.pending, p.failing,
       json_build_object(${digestPairs}) as digests
     from (
@@ -328,6 +340,7 @@ async function readSliceFacts(
       after: side(d.after),
     })),
     digests: row.digests,
+    factorStamp: row.factor_stamp,
     pending: row.pending,
     failing: row.failing,
   };
@@ -344,11 +357,13 @@ export interface InputsComparison {
   readonly valueChangedIds: readonly number[];
   /** The live reference digests, read before anything else of the slice. */
   readonly referenceDigests: Readonly<Record<string, string>>;
+  /** The live stamp of the slice's factors, read before them (null: it never had any). */
+  readonly factorStamp?: string | null;
 }
 
 function compareFacts(handler: Handler, facts: SliceFacts): InputsComparison {
-  const { recorded, digests } = facts;
-  const base = { recorded, referenceDigests: digests, valueChangedIds: [] };
+  const { recorded, digests, factorStamp } = facts;
+  const base = { recorded, referenceDigests: digests, factorStamp, valueChangedIds: [] };
   if (!recorded) return { ...base, scope: "full", reason: "never rematched" };
   if (recorded.computeRevision !== COMPUTE_REVISION) {
     return {
@@ -498,6 +513,11 @@ export interface SliceStateRecord {
   readonly scope: "targeted" | "full";
   /** The reference digests read before the slice's inputs were loaded. */
   readonly referenceDigests: Readonly<Record<string, string>>;
+  /**
+   * The stamp of the slice's factors read before they were loaded: a write after that moves it
+   * away from the recorded one, so the next comparison diffs the factors.
+   */
+  readonly factorStamp?: string | null;
   /** The factor set the rematch computed with. */
   readonly factors: readonly Factor[];
   /** The snapshot recorded before (only the differences are rewritten). */
@@ -514,12 +534,15 @@ export async function recordSliceState(tx: Queryable, record: SliceStateRecord):
   const { dataEntryTypeId: det, year } = record;
   await tx`
     insert into slice_states
-      (data_entry_type_id, year, compute_revision, reference_digests, rematched_at, scope, summary)
+      (data_entry_type_id, year, compute_revision, reference_digests, rematched_at, scope, summary,
+       factor_stamp)
     values (${det}, ${year}, ${COMPUTE_REVISION}, ${tx.json(record.referenceDigests)}, now(),
-      ${record.scope}, ${tx.json(record.summary as unknown as Record<string, number>)})
+      ${record.scope}, ${tx.json(record.summary as unknown as Record<string, number>)},
+      ${record.factorStamp ?? null}::bigint)
     on conflict (data_entry_type_id, year) do update set
       compute_revision = excluded.compute_revision, reference_digests = excluded.reference_digests,
-      rematched_at = excluded.rematched_at, scope = excluded.scope, summary = excluded.summary`;
+      rematched_at = excluded.rematched_at, scope = excluded.scope, summary = excluded.summary,
+      factor_stamp = excluded.factor_stamp`;
   const differences = diffFactorSet(record.previous ?? new Map(), record.factors);
   const gone = differences.filter((d) => d.before).map((d) => d.id);
   if (gone.length) {
@@ -536,6 +559,21 @@ export async function recordSliceState(tx: Queryable, record: SliceStateRecord):
         ${now.map((f) => JSON.stringify(f.classification))}::text[],
         ${now.map((f) => JSON.stringify(f.values))}::text[]) as u(id, et, cls, vals)`;
   }
+}
+
+/**
+ * Records that the slice's factors at `stamp` are the ones its state holds: after a comparison, in
+ * the same snapshot as that stamp, found no factor differing (an import of identical values, a
+ * state recorded before migration 0014), so that the next comparison skips them again.
+ */
+export async function recordFactorStamp(
+  tx: Queryable,
+  dataEntryTypeId: number,
+  year: number,
+  stamp: string,
+): Promise<void> {
+  await tx`update slice_states set factor_stamp = ${stamp}::bigint
+    where data_entry_type_id = ${dataEntryTypeId} and year = ${year}`;
 }
 
 /** Changes to the pending marks of entries. */

@@ -221,6 +221,8 @@ export interface SliceStore {
   markEntries(marks: EntryMarks): Promise<void>;
   /** Records the slice's state after a rematch of the whole slice. */
   recordState(record: SliceStateRecord): Promise<void>;
+  /** Records the live factor stamp of a slice whose factors were found as recorded. */
+  recordFactorStamp?(detId: number, year: number, stamp: string): Promise<void>;
   /**
    * Writes one chunk. The rematch does not wait for a write before computing the next chunk (it
    * waits before the next write and at the end), so a store may let it run behind.
