@@ -183,6 +183,8 @@ const PART_OF: Readonly<Record<string, string>> = {
   frozenModuleIds: "setup",
   compareState: "slice state",
   recordedFactors: "slice state",
+  factorStamp: "slice state",
+  recordFactorStamp: "slice state",
   targetEntryIds: "slice state",
   pendingEntryIds: "slice state",
   refreshModuleStats: "stats",

@@ -55,7 +55,13 @@ export function createPgSliceStore(tx: Queryable, options: PgSliceStoreOptions =
         : readSlice(tx, detId, moduleIds, chunkSize, entryIds),
     compareState: (handler, detId, year, moduleIds) =>
       compareSlice(tx, handler, detId, year, moduleIds),
-    recordedFactors: (detId, year) => recordedFactors(tx, detId, year),
+    recordedFactors: (detId, year, ids) => recordedFactors(tx, detId, year, ids),
+    async factorStamp(detId, year) {
+      const [row] = await tx<{ stamp: string }[]>`
+        select stamp::text as stamp from slice_factor_stamps
+        where data_entry_type_id = ${detId} and year = ${year}`;
+      return row?.stamp ?? null;
+    },
     // The candidates, not narrowed to the modules: the slice's cursor keeps to them anyway.
     targetEntryIds: (detId, _moduleIds, factorIds) => targetCandidates(tx, detId, factorIds),
     pendingEntryIds: (detId) => pendingEntryIds(tx, detId),

@@ -178,6 +178,22 @@ export function diffFactorSet(
   return differences.sort((a, b) => a.id - b.id);
 }
 
+/**
+ * {@linkcode diffFactorSet} restricted to `ids`: the differences among those factors, given the
+ * recorded rows of those ids only (the others are known to be as recorded).
+ */
+export function diffFactorIds(
+  recorded: ReadonlyMap<number, FactorFingerprint>,
+  live: readonly Factor[],
+  ids: readonly number[],
+): FactorDifference[] {
+  const wanted = new Set(ids);
+  return diffFactorSet(
+    new Map([...recorded].filter(([id]) => wanted.has(id))),
+    live.filter((f) => wanted.has(f.id)),
+  );
+}
+
 function fingerprintOf(f: Factor): FactorFingerprint {
   return { emissionTypeId: f.emissionTypeId, classification: f.classification, values: f.values };
 }
@@ -201,11 +217,15 @@ export interface RecordedState {
   readonly factorStamp: string | null;
 }
 
-/** The factor snapshot of a slice's recorded state, by factor id (empty when none). */
+/**
+ * The factor snapshot of a slice's recorded state, by factor id (empty when none): all of it, or
+ * the rows of `ids` only.
+ */
 export async function recordedFactors(
   sql: Queryable,
   dataEntryTypeId: number,
   year: number,
+  ids?: readonly number[],
 ): Promise<Map<number, FactorFingerprint>> {
   const rows = await sql<
     {
@@ -216,7 +236,8 @@ export async function recordedFactors(
     }[]
   >`
     select factor_id, emission_type_id, classification, "values" from slice_state_factors
-    where data_entry_type_id = ${dataEntryTypeId} and year = ${year}`;
+    where data_entry_type_id = ${dataEntryTypeId} and year = ${year}
+      ${ids ? sql`and factor_id = any(${[...ids]}::bigint[])` : sql``}`;
   return new Map(rows.map((r) => [r.factor_id, {
     emissionTypeId: r.emission_type_id,
     classification: r.classification,
@@ -359,11 +380,19 @@ export interface InputsComparison {
   readonly referenceDigests: Readonly<Record<string, string>>;
   /** The live stamp of the slice's factors, read before them (null: it never had any). */
   readonly factorStamp?: string | null;
+  /** The factors that differ from the recorded snapshot, as the comparison read them. */
+  readonly factorDifferences?: readonly FactorDifference[];
 }
 
 function compareFacts(handler: Handler, facts: SliceFacts): InputsComparison {
   const { recorded, digests, factorStamp } = facts;
-  const base = { recorded, referenceDigests: digests, factorStamp, valueChangedIds: [] };
+  const base = {
+    recorded,
+    referenceDigests: digests,
+    factorStamp,
+    factorDifferences: facts.differences,
+    valueChangedIds: [],
+  };
   if (!recorded) return { ...base, scope: "full", reason: "never rematched" };
   if (recorded.computeRevision !== COMPUTE_REVISION) {
     return {
@@ -520,8 +549,11 @@ export interface SliceStateRecord {
   readonly factorStamp?: string | null;
   /** The factor set the rematch computed with. */
   readonly factors: readonly Factor[];
-  /** The snapshot recorded before (only the differences are rewritten). */
-  readonly previous?: ReadonlyMap<number, FactorFingerprint>;
+  /**
+   * How the factor set differs from the snapshot recorded before (only those rows are rewritten);
+   * undefined when there was none (every factor is written).
+   */
+  readonly differences?: readonly FactorDifference[];
   readonly summary: RematchSummary;
 }
 
@@ -543,7 +575,7 @@ export async function recordSliceState(tx: Queryable, record: SliceStateRecord):
       compute_revision = excluded.compute_revision, reference_digests = excluded.reference_digests,
       rematched_at = excluded.rematched_at, scope = excluded.scope, summary = excluded.summary,
       factor_stamp = excluded.factor_stamp`;
-  const differences = diffFactorSet(record.previous ?? new Map(), record.factors);
+  const differences = record.differences ?? diffFactorSet(new Map(), record.factors);
   const gone = differences.filter((d) => d.before).map((d) => d.id);
   if (gone.length) {
     await tx`delete from slice_state_factors

@@ -198,11 +198,17 @@ export interface SliceStore {
     year: number,
     moduleIds?: readonly number[],
   ): Promise<SliceComparison>;
-  /** The factor snapshot of the slice's recorded state (empty when none). */
+  /** The factor snapshot of the slice's recorded state (empty when none), or its rows of `ids`. */
   recordedFactors(
     dataEntryTypeId: number,
     year: number,
+    ids?: readonly number[],
   ): Promise<ReadonlyMap<number, FactorFingerprint>>;
+  /**
+   * The live stamp of the slice's factors (null: it never had any); a store without stamps has
+   * none to give, and the rematch then compares the whole recorded snapshot.
+   */
+  factorStamp?(dataEntryTypeId: number, year: number): Promise<string | null>;
   /**
    * Ids of the entries using these factors (row or JSON link) plus the pending ones. They may
    * include entries outside `moduleIds`: `readSlice` reads only the slice's.

@@ -1,16 +1,27 @@
 // Each slice's factors carry a stamp that every write moves (migration 0014), so that a rematch
 // compares them with its recorded snapshot only when something wrote them: while the stamp is the
 // recorded one the comparison skips them, a moved stamp sends it back to the row-by-row diff, and a
-// diff that finds them as recorded records the live stamp.
+// diff that finds them as recorded records the live stamp. A targeted rematch reads the recorded
+// rows of the changed factors only, unless a write lands between its comparison and its loading.
 import assert from "node:assert/strict";
-import { dbTest, useTestDatabase } from "../_harness.ts";
-import type { Queryable } from "../../src/db/connection.ts";
-import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
-import { createTestEntries, importFactorText, IT_HEADER } from "../integration/_slice.ts";
+import { dbTest, serverBackendExpected, useTestDatabase } from "../_harness.ts";
+import type { Database, Queryable } from "../../src/db/connection.ts";
+import { createPgSliceStore } from "../../src/rematch/pg_store.ts";
+import { recalculateForDataEntryType, rematchInTransaction } from "../../src/rematch/run.ts";
+import type { SliceStore } from "../../src/rematch/types.ts";
+import {
+  createTestEntries,
+  emissionRows,
+  importFactorText,
+  IT_HEADER,
+} from "../integration/_slice.ts";
 
 const testDb = useTestDatabase();
 
 const IT = 11;
+// Worked vector of spec/modules.md: 40 h × 100 W + 128 h × 10 W over 52 weeks = 274.56 kWh.
+const KWH = 274.56;
+const near = (a: number, b: number) => Math.abs(a - b) <= Math.abs(b) * 1e-9;
 const itFactors = (ef: number) =>
   `${IT_HEADER}\nLaptop,Standard,100,10,40,128,${ef}\nDesktop,,100,10,40,128,${ef * 2}\n`;
 
@@ -114,4 +125,82 @@ dbTest(
     assert.equal((await rematch()).scope, "none");
     assert.equal(await recordedStamp(db.sql), live + 1);
   },
+);
+
+/** A rematch of `it` 2025 in a transaction of its own, through the pg store with `wrap` applied. */
+function rematchThrough(db: Database, wrap: (store: SliceStore) => SliceStore) {
+  return db.sql.begin((tx) =>
+    rematchInTransaction(tx, { dataEntryType: "it", year: 2025 }, wrap(createPgSliceStore(tx)))
+  );
+}
+
+dbTest(
+  testDb,
+  "a targeted rematch reads the recorded rows of the changed factors only",
+  async (db) => {
+    await importFactorText(db, "it", 2025, itFactors(0.1));
+    const [laptopId] = await createTestEntries(db, "it", 2025, [
+      { name: "laptop", equipment_class: "Laptop", sub_class: "Standard" },
+      { name: "desktop", equipment_class: "Desktop" },
+    ]);
+    await recalculateForDataEntryType(db, { dataEntryType: "it", year: 2025 });
+    await db.sql`update factors set "values" = "values" || '{"ef_kg_co2eq_per_kwh": 0.5}'
+      where data_entry_type_id = ${IT} and classification->>'equipment_class' = 'Laptop'`;
+    const [laptopFactor] = await db.sql<{ id: number }[]>`select id from factors
+      where data_entry_type_id = ${IT} and classification->>'equipment_class' = 'Laptop'`;
+    const asked: (readonly number[] | undefined)[] = [];
+    const result = await rematchThrough(db, (store) => ({
+      ...store,
+      recordedFactors(detId, year, ids) {
+        asked.push(ids);
+        return store.recordedFactors(detId, year, ids);
+      },
+    }));
+    assert.deepEqual([result.scope, result.entriesRead, result.errors], ["targeted", 1, 0]);
+    assert.deepEqual(asked, [[laptopFactor.id]]);
+    assert.ok(near((await emissionRows(db.sql, [laptopId]))[0].kg_co2eq, KWH * 0.5));
+    // What it recorded is the live set: the next rematch finds nothing to do.
+    assert.equal(
+      (await recalculateForDataEntryType(db, { dataEntryType: "it", year: 2025 })).scope,
+      "none",
+    );
+  },
+);
+
+dbTest(
+  testDb,
+  "a hand edit between the comparison and the loading: the whole snapshot is compared",
+  async (db) => {
+    await importFactorText(db, "it", 2025, itFactors(0.1));
+    const [laptopId, desktopId] = await createTestEntries(db, "it", 2025, [
+      { name: "laptop", equipment_class: "Laptop", sub_class: "Standard" },
+      { name: "desktop", equipment_class: "Desktop" },
+    ]);
+    await recalculateForDataEntryType(db, { dataEntryType: "it", year: 2025 });
+    await db.sql`update factors set "values" = "values" || '{"ef_kg_co2eq_per_kwh": 0.5}'
+      where data_entry_type_id = ${IT} and classification->>'equipment_class' = 'Laptop'`;
+    const asked: (readonly number[] | undefined)[] = [];
+    const result = await rematchThrough(db, (store) => ({
+      ...store,
+      async loadInputs(handler, detId, year) {
+        // Committed on another session after the comparison, before the factors are read.
+        await db.sql`update factors set "values" = "values" || '{"ef_kg_co2eq_per_kwh": 0.7}'
+          where data_entry_type_id = ${IT} and classification->>'equipment_class' = 'Desktop'`;
+        return await store.loadInputs(handler, detId, year);
+      },
+      recordedFactors(detId, year, ids) {
+        asked.push(ids);
+        return store.recordedFactors(detId, year, ids);
+      },
+    }));
+    assert.deepEqual(asked, [undefined]);
+    assert.deepEqual([result.scope, result.entriesRead, result.errors], ["targeted", 2, 0]);
+    assert.ok(near((await emissionRows(db.sql, [laptopId]))[0].kg_co2eq, KWH * 0.5));
+    assert.ok(near((await emissionRows(db.sql, [desktopId]))[0].kg_co2eq, KWH * 0.7));
+    assert.equal(
+      (await recalculateForDataEntryType(db, { dataEntryType: "it", year: 2025 })).scope,
+      "none",
+    );
+  },
+  { ignore: !serverBackendExpected() },
 );
