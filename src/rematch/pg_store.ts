@@ -8,6 +8,7 @@ import { ROLLUP_EMISSION_TYPE_IDS } from "../reference/emission_types.ts";
 import { getDataEntryType } from "../reference/enums.ts";
 import {
   compareSlice,
+  liveFactorStamp,
   markEntries,
   pendingEntryIds,
   recordedFactors,
@@ -56,12 +57,7 @@ export function createPgSliceStore(tx: Queryable, options: PgSliceStoreOptions =
     compareState: (handler, detId, year, moduleIds) =>
       compareSlice(tx, handler, detId, year, moduleIds),
     recordedFactors: (detId, year, ids) => recordedFactors(tx, detId, year, ids),
-    async factorStamp(detId, year) {
-      const [row] = await tx<{ stamp: string }[]>`
-        select stamp::text as stamp from slice_factor_stamps
-        where data_entry_type_id = ${detId} and year = ${year}`;
-      return row?.stamp ?? null;
-    },
+    factorStamp: (detId, year) => liveFactorStamp(tx, detId, year),
     // The candidates, not narrowed to the modules: the slice's cursor keeps to them anyway.
     targetEntryIds: (detId, _moduleIds, factorIds) => targetCandidates(tx, detId, factorIds),
     pendingEntryIds: (detId) => pendingEntryIds(tx, detId),

@@ -327,8 +327,7 @@ async function readSliceFacts(
               on t.data_entry_type_id = s.data_entry_type_id and t.year = s.year
             where s.data_entry_type_id = ${dataEntryTypeId} and s.year = ${year}
               and s.factor_stamp = t.stamp)) as differences,
-      (select stamp::text from slice_factor_stamps
-        where data_entry_type_id = ${dataEntryTypeId} and year = ${year}) as factor_stamp,
+      ${factorStampOf(sql, dataEntryTypeId, year)} as factor_stamp,
       p.pending, p.failing,
       json_build_object(${digestPairs}) as digests
     from (
@@ -591,6 +590,23 @@ export async function recordSliceState(tx: Queryable, record: SliceStateRecord):
         ${now.map((f) => JSON.stringify(f.classification))}::text[],
         ${now.map((f) => JSON.stringify(f.values))}::text[]) as u(id, et, cls, vals)`;
   }
+}
+
+/** A slice's factor stamp (migration 0014) as a scalar subquery: text, null when it has none. */
+function factorStampOf(sql: Queryable, dataEntryTypeId: number, year: number) {
+  return sql`(select stamp::text from slice_factor_stamps
+    where data_entry_type_id = ${dataEntryTypeId} and year = ${year})`;
+}
+
+/** The live stamp of a slice's factors, null when it never had any. */
+export async function liveFactorStamp(
+  sql: Queryable,
+  dataEntryTypeId: number,
+  year: number,
+): Promise<string | null> {
+  const [row] = await sql<{ stamp: string | null }[]>`
+    select ${factorStampOf(sql, dataEntryTypeId, year)} as stamp`;
+  return row.stamp;
 }
 
 /**
