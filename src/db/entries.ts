@@ -563,10 +563,11 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
     // The data go as one JSON array, split by position on the server: nothing to escape per
     // entry.
     send(tx`
-      update data_entries e set data = j.d, updated_at = now()
-      from unnest(${changed.map((p) => p.id)}::bigint[]) with ordinality as u(i, n)
-      join jsonb_array_elements(${JSON.stringify(changed.map((p) => p.data))}::text::jsonb)
-        with ordinality as j(d, n) on j.n = u.n
+      update data_entries e set data = u.d, updated_at = now()
+      from rows from (
+        unnest(${changed.map((p) => p.id)}::bigint[]),
+        jsonb_array_elements(${JSON.stringify(changed.map((p) => p.data))}::text::jsonb)
+      ) as u(i, d)
       where e.id = u.i`.execute());
   }
   const companionsGone = companionDeletes.length > 0 &&
@@ -584,15 +585,14 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
     for (const entry of chunk) await compute(entry);
     send(tx`
       insert into data_entries (id, carbon_report_module_id, data_entry_type_id, data, source_key)
-      select u.i, u.m, u.d, j.d, u.k
-      from unnest(
-        ${chunk.map((p) => p.id)}::bigint[],
-        ${chunk.map((p) => p.moduleId)}::bigint[],
-        ${chunk.map((p) => p.det.id)}::int[],
-        ${chunk.map((p) => p.sourceKey ?? null)}::text[]
-      ) with ordinality as u(i, m, d, k, n)
-      join jsonb_array_elements(${JSON.stringify(chunk.map((p) => p.data))}::text::jsonb)
-        with ordinality as j(d, n) on j.n = u.n
+      select u.i, u.m, u.t, u.d, u.k
+      from rows from (
+        unnest(${chunk.map((p) => p.id)}::bigint[]),
+        unnest(${chunk.map((p) => p.moduleId)}::bigint[]),
+        unnest(${chunk.map((p) => p.det.id)}::int[]),
+        jsonb_array_elements(${JSON.stringify(chunk.map((p) => p.data))}::text::jsonb),
+        unnest(${chunk.map((p) => p.sourceKey ?? null)}::text[])
+      ) with ordinality as u(i, m, t, d, k, n)
       order by u.n`.execute());
     insertedCounts.push(send(insertEmissions(tx, emissionRowsOf(chunk))));
   }
