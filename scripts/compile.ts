@@ -73,7 +73,7 @@ if (import.meta.main) {
   }
   const hadBin = existsSync(join(ROOT, "bin"));
   // The rematch's V8 flags, as in the tasks of deno.json (see REMATCH_V8_FLAGS in src/bench/phase.ts).
-  const v8 = "--v8-flags=--max-semi-space-size=8";
+  const v8 = "--v8-flags=--max-semi-space-size=8,--wasm-tiering-budget=50000000";
   const args = ["compile", "-A", v8, "--quiet", "--output", OUTPUT, "src/cli/main.ts"];
   const compiled = await new Deno.Command(Deno.execPath(), { args, cwd: ROOT }).output();
   if (!compiled.success) {
