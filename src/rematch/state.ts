@@ -271,11 +271,12 @@ interface SliceFacts {
 }
 
 // What a comparison needs in one statement, so that a current slice costs one round trip: the
-// recorded state, the live reference digests and factor stamp, and the pending entries (of
-// `moduleIds`, or of the whole slice). The factors that differ from the recorded snapshot come
-// from a second statement, only when the stamp moved since the state was recorded (or was never
-// recorded): while it holds nothing wrote them, and a no-op does not plan their comparison (1.5 to
-// 3 ms of a fresh session's first statement).
+// recorded state, the live reference digests and factor stamp, and whether any entry is marked at
+// all. What a fresh session would spend planning and a current slice does not need comes from
+// statements of their own, run only when it can matter: the pending entries (of `moduleIds`, or of
+// the whole slice) when there are marks (0.9 ms of planning), and the factors that differ from the
+// recorded snapshot when the stamp moved since the state was recorded, or was never recorded (1.5
+// to 3 ms). Marks of the slice change only under its lock, which the caller holds.
 async function readSliceFacts(
   sql: Queryable,
   handler: Handler,
@@ -295,8 +296,7 @@ async function readSliceFacts(
   const [row] = await sql<
     {
       recorded: Recorded | null;
-      pending: number;
-      failing: number;
+      marked: boolean;
       digests: Record<string, string>;
       factor_stamp: string | null;
     }[]
@@ -308,26 +308,8 @@ async function readSliceFacts(
         from slice_states where data_entry_type_id = ${dataEntryTypeId} and year = ${year})
         as recorded,
       ${factorStampOf(sql, dataEntryTypeId, year)} as factor_stamp,
-      p.pending, p.failing,
-      json_build_object(${digestPairs}) as digests
-    from (
-      -- Driven by the marks (usually few), each probing its entry: a join would let the planner
-      -- walk every entry of the slice to probe the marks (40 ms at 50,000 entries, none marked).
-      select count(*)::int as pending,
-        (count(*) filter (where p.reason = 'failed'))::int as failing
-      from data_entry_pending p
-      cross join lateral (
-        select 1 from data_entries e
-          join carbon_report_modules m on m.id = e.carbon_report_module_id
-          join carbon_reports r on r.id = m.carbon_report_id
-        where e.id = p.data_entry_id and e.data_entry_type_id = ${dataEntryTypeId}
-          and r.year = ${year}
-          ${
-    moduleIds ? sql`and e.carbon_report_module_id = any(${[...moduleIds]}::bigint[])` : sql``
-  }
-        offset 0
-      ) x
-    ) p`;
+      exists (select 1 from data_entry_pending) as marked,
+      json_build_object(${digestPairs}) as digests`;
   const recorded = row.recorded
     ? { ...row.recorded, rematchedAt: new Date(row.recorded.rematchedAt) }
     : undefined;
@@ -336,8 +318,9 @@ async function readSliceFacts(
     differences: [],
     digests: row.digests,
     factorStamp: row.factor_stamp,
-    pending: row.pending,
-    failing: row.failing,
+    ...(row.marked
+      ? await pendingCounts(sql, dataEntryTypeId, year, moduleIds)
+      : { pending: 0, failing: 0 }),
   };
   // Without a recorded state every factor would differ, and none of it is needed.
   if (!recorded) return facts;
@@ -345,6 +328,31 @@ async function readSliceFacts(
   // The differences and the stamp in one snapshot: the stamp recorded with them is never newer
   // than the factors they were computed from.
   return { ...facts, ...(await factorDifferences(sql, dataEntryTypeId, year)) };
+}
+
+/** The marked entries of the slice (of `moduleIds` only, when given), and of them the failing. */
+async function pendingCounts(
+  sql: Queryable,
+  dataEntryTypeId: number,
+  year: number,
+  moduleIds?: readonly number[],
+): Promise<Pick<SliceFacts, "pending" | "failing">> {
+  // Driven by the marks (usually few), each probing its entry: a join would let the planner walk
+  // every entry of the slice to probe the marks (40 ms at 50,000 entries, none marked).
+  const [row] = await sql<{ pending: number; failing: number }[]>`
+    select count(*)::int as pending,
+      (count(*) filter (where p.reason = 'failed'))::int as failing
+    from data_entry_pending p
+    cross join lateral (
+      select 1 from data_entries e
+        join carbon_report_modules m on m.id = e.carbon_report_module_id
+        join carbon_reports r on r.id = m.carbon_report_id
+      where e.id = p.data_entry_id and e.data_entry_type_id = ${dataEntryTypeId}
+        and r.year = ${year}
+        ${moduleIds ? sql`and e.carbon_report_module_id = any(${[...moduleIds]}::bigint[])` : sql``}
+      offset 0
+    ) x`;
+  return row;
 }
 
 /** The slice's factors that differ from its recorded snapshot, with their live stamp. */
