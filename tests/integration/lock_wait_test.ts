@@ -103,6 +103,56 @@ dbTest(
   { ignore: !serverBackendExpected() },
 );
 
+// A rematch that had to wait for its slice compares the slice as the holder left it (rule 12: its
+// comparison reads under the lock), whether it waited on the lock itself or after a try. Sending
+// the comparison behind the lock in one round trip was tried: within the noise, and it is what this
+// test would catch going wrong.
+for (const told of [false, true]) {
+  dbTest(
+    testDb,
+    `a rematch that waited for its slice compares with what the holder committed (${
+      told ? "told of the wait" : "waiting on the lock"
+    })`,
+    async (db) => {
+      await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.1\n`);
+      await createTestEntries(db, "it", 2025, [laptop]);
+      const first = await recalculateForDataEntryType(db, { dataEntryType: "it", year: 2025 });
+      const again = await recalculateForDataEntryType(db, { dataEntryType: "it", year: 2025 });
+      assert.equal(again.upToDate, true, "current before the holder's change");
+
+      // The holder takes the lock, doubles the factor, and commits only once released.
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let locked!: () => void;
+      const isLocked = new Promise<void>((resolve) => (locked = resolve));
+      const holder = db.sql.begin(async (tx) => {
+        await lockSlice(tx, 11, 2025);
+        await tx`update factors set "values" = jsonb_set("values", '{ef_kg_co2eq_per_kwh}', '0.2')
+          where data_entry_type_id = 11 and year = 2025`;
+        locked();
+        await released;
+      });
+      await isLocked;
+      const waits: SliceLockWait[] = [];
+      const rematch = recalculateForDataEntryType(db, {
+        dataEntryType: "it",
+        year: 2025,
+        ...(told ? { onLockWait: (wait: SliceLockWait) => void waits.push(wait) } : {}),
+      });
+      await new Promise((r) => setTimeout(r, 200));
+      release();
+      await holder;
+      const result = await rematch;
+      assert.equal(waits.length, told ? 1 : 0);
+      assert.equal(result.upToDate, false, "the holder's change is seen");
+      assert.equal(result.scope, "targeted");
+      assert.equal(result.recalculated, 1);
+      assert.ok(Math.abs(result.kgAfter - 2 * first.kgAfter) < 1e-9 * first.kgAfter);
+    },
+    { ignore: !serverBackendExpected() },
+  );
+}
+
 dbTest(
   testDb,
   "rematch CLI off a terminal: one line on stderr says what it waits for",
