@@ -186,13 +186,14 @@ Deno.test({
       spawned.push(w);
       return w;
     };
+    let hold: Awaited<ReturnType<typeof holdMiddleEmission>> | undefined;
     try {
       await importFactorText(db, "plane", 2025, planeFactors(0.1, 0.3));
       await seedEntries(db, "plane", 2025, 6000);
 
       // SIGKILL while the rematch is halfway (held there by a row lock on a middle row).
       const first = await doubleAndQueue(db, 2);
-      let hold = await holdMiddleEmission(db, "plane", 2025);
+      hold = await holdMiddleEmission(db, "plane", 2025);
       const victim = worker([]);
       await victim.waitFor((e) => e.event === "job_started" && e.job_id === first.jobId);
       await eventually(() => progressOf(db, first.jobId), "progress of the first run", 30_000);
@@ -224,9 +225,11 @@ Deno.test({
       });
       assert.equal(clean.unchanged, 6000);
 
-      // SIGTERM with the default grace: the job finishes, then the worker leaves.
-      const second = await doubleAndQueue(db, 3);
+      // SIGTERM with the default grace: the job finishes, then the worker leaves. The row is held
+      // before the job is queued: the rescuer, idle, takes a new job at once (LISTEN/NOTIFY), and
+      // could pass the middle row before a hold taken after it.
       hold = await holdMiddleEmission(db, "plane", 2025);
+      const second = await doubleAndQueue(db, 3);
       await eventually(() => progressOf(db, second.jobId), "progress of the second job");
       rescuer.kill("SIGTERM");
       await rescuer.waitFor((e) => e.event === "worker_stopping");
@@ -237,8 +240,8 @@ Deno.test({
       assert.deepEqual([done.state, done.result], ["FINISHED", "SUCCESS"]);
 
       // SIGTERM with a short grace: rolled back, returned to the queue, the attempt not counted.
-      const third = await doubleAndQueue(db, 4);
       hold = await holdMiddleEmission(db, "plane", 2025);
+      const third = await doubleAndQueue(db, 4);
       const quick = worker(["--grace", "0.1"]);
       await eventually(() => progressOf(db, third.jobId), "progress of the third job");
       quick.kill("SIGTERM");
@@ -258,6 +261,10 @@ Deno.test({
       const [{ n }] = await db.sql<{ n: number }[]>`select count(*)::int as n from workers`;
       assert.equal(n, 0);
     } finally {
+      // A step that failed while a row was held: let it go first, so that the failure is what the
+      // test reports (a transaction left open would be cut by the database's drop, and its
+      // rejection would stop the whole file instead).
+      await hold?.release().catch(() => {});
       for (const w of spawned) w.kill("SIGKILL");
       await Promise.all(spawned.map((w) => w.exited));
       await database.drop();
