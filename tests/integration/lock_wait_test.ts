@@ -10,7 +10,7 @@ import {
 } from "../_harness.ts";
 import type { CommandSpec } from "../../src/cli/command.ts";
 import { lockSlice, type SliceLockWait } from "../../src/db/locks.ts";
-import type { Database } from "../../src/db/connection.ts";
+import type { Database, Queryable } from "../../src/db/connection.ts";
 import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
 import { rematchCommand } from "../../src/cli/rematch.ts";
 import { factorsCommand } from "../../src/cli/factors.ts";
@@ -21,14 +21,16 @@ import { createTestEntries, importFactorText, IT_HEADER } from "./_slice.ts";
 const testDb = useTestDatabase();
 const laptop = { name: "laptop", equipment_class: "Laptop", sub_class: "Standard" };
 
-// Holds the (it, 2025) slice lock in a transaction of its own until released; says its pid.
-async function holdSlice(db: Database) {
+// Holds the (it, 2025) slice lock in a transaction of its own until released, after running
+// `then` in it (its writes are committed on release); says its pid.
+async function holdSlice(db: Database, then?: (tx: Queryable) => Promise<unknown>) {
   let release!: () => void;
   const released = new Promise<void>((resolve) => (release = resolve));
   let locked!: (pid: number) => void;
   const isLocked = new Promise<number>((resolve) => (locked = resolve));
   const done = db.sql.begin(async (tx) => {
     await lockSlice(tx, 11, 2025);
+    await then?.(tx);
     const [{ pid }] = await tx<{ pid: number }[]>`select pg_backend_pid() as pid`;
     locked(pid);
     await released;
@@ -121,18 +123,12 @@ for (const told of [false, true]) {
       assert.equal(again.upToDate, true, "current before the holder's change");
 
       // The holder takes the lock, doubles the factor, and commits only once released.
-      let release!: () => void;
-      const released = new Promise<void>((resolve) => (release = resolve));
-      let locked!: () => void;
-      const isLocked = new Promise<void>((resolve) => (locked = resolve));
-      const holder = db.sql.begin(async (tx) => {
-        await lockSlice(tx, 11, 2025);
-        await tx`update factors set "values" = jsonb_set("values", '{ef_kg_co2eq_per_kwh}', '0.2')
-          where data_entry_type_id = 11 and year = 2025`;
-        locked();
-        await released;
-      });
-      await isLocked;
+      const holder = await holdSlice(
+        db,
+        (tx) =>
+          tx`update factors set "values" = jsonb_set("values", '{ef_kg_co2eq_per_kwh}', '0.2')
+            where data_entry_type_id = 11 and year = 2025`,
+      );
       const waits: SliceLockWait[] = [];
       const rematch = recalculateForDataEntryType(db, {
         dataEntryType: "it",
@@ -140,8 +136,7 @@ for (const told of [false, true]) {
         ...(told ? { onLockWait: (wait: SliceLockWait) => void waits.push(wait) } : {}),
       });
       await new Promise((r) => setTimeout(r, 200));
-      release();
-      await holder;
+      await holder.release();
       const result = await rematch;
       assert.equal(waits.length, told ? 1 : 0);
       assert.equal(result.upToDate, false, "the holder's change is seen");
