@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import {
   type EmissionRow,
+  flatJsonbText,
   type IdentifiedRow,
+  jsonbText,
   planRowUpdates,
   rowsDecidedByMeta,
   sameJsonText,
@@ -182,4 +184,30 @@ Deno.test("sameJsonText: keys and numbers compared in place, escapes and other s
   assert.ok(!sameJsonText({ n: 52 }, '{"n": 520}'));
   assert.ok(!sameJsonText({ n: 5 }, '{"n": 52}'));
   assert.ok(!sameJsonText({ n: 0.2 }, '{"n": 0.21}'));
+});
+
+Deno.test("flatJsonbText: a flat object printed as jsonb prints it, whatever came before", () => {
+  const list = sharedJson(Object.freeze([{ id: 7, values: { ef: 100 } }]));
+  const metas: Record<string, unknown>[] = [
+    { weeks_per_year: 52, annual_kwh: 769.392, factors_used: list, on: true, off: false },
+    { annual_kwh: 1.5, weeks_per_year: 52, factors_used: list, on: true, off: false },
+    { weeks_per_year: 3, annual_kwh: -0.25, factors_used: list, on: false, off: true },
+    { haul: "long_haul", km: 8067, none: null, gone: undefined, "é": 1, 'q"k': "a\\b\n" },
+    { b: 1, a: 2 },
+    { a: 2, b: 1 },
+    {},
+  ];
+  // Objects of one shape in a row, then shapes that alternate: each printed as jsonb prints it.
+  for (const meta of [...metas, ...metas.toReversed(), metas[0], metas[3], metas[0]]) {
+    assert.equal(flatJsonbText(meta), jsonbText(meta), JSON.stringify(meta));
+  }
+  assert.equal(flatJsonbText({ a: 2, b: 1 }), '{"a": 2, "b": 1}');
+  // Anything else is left to the walk.
+  for (const other of [{ a: [1] }, { a: { b: 1 } }, { a: NaN }, { a: Infinity }, [1], 1, null]) {
+    assert.equal(flatJsonbText(other), undefined, String(other));
+  }
+  // A text printed otherwise is not this one, but the walk still finds the same value.
+  const meta = { km: 8067, x: 0.2 };
+  assert.notEqual(flatJsonbText(meta), '{"x": 2e-1, "km": 8067}');
+  assert.ok(sameJsonText(meta, '{"x": 2e-1, "km": 8067}'));
 });
