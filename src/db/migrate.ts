@@ -20,6 +20,7 @@ import m0011 from "../../migrations/0011_frozen_index.sql" with { type: "text" }
 import m0012 from "../../migrations/0012_factor_writes.sql" with { type: "text" };
 import m0013 from "../../migrations/0013_reference_digests.sql" with { type: "text" };
 import m0014 from "../../migrations/0014_factor_stamps.sql" with { type: "text" };
+import m0015 from "../../migrations/0015_module_stats_room.sql" with { type: "text" };
 
 /** One migration: its file in `migrations/` and its SQL. */
 export interface Migration {
@@ -45,6 +46,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { file: "0012_factor_writes.sql", sql: m0012 },
   { file: "0013_reference_digests.sql", sql: m0013 },
   { file: "0014_factor_stamps.sql", sql: m0014 },
+  { file: "0015_module_stats_room.sql", sql: m0015 },
 ];
 
 /** The migration files, in the order they apply; the number prefix is the schema version. */
