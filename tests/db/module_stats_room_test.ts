@@ -54,18 +54,16 @@ dbTest(
       byEmissionType: new Map([[80200, { kg: 10.25, rows: 0 }], [80300, { kg: -3.5, rows: 0 }]]),
       recompute: false,
     });
-    // Twice, as two rematches in a row would: the second finds the first's old versions to prune.
-    for (let round = 1; round <= 2; round++) {
-      await db.sql.begin((tx) => updateModuleStats(tx, ids.map(change)));
-      const after = await pages();
-      for (const id of ids) {
-        assert.equal(after.get(id), before.get(id), `round ${round}: module ${id} left its page`);
-      }
-    }
+    // Once: the room the page was left with holds the new versions. (A second update finds room
+    // only where the first one's old versions were pruned, which waits for every older snapshot
+    // in the database, an autovacuum's ANALYZE included: not something a test can hold still.)
+    await db.sql.begin((tx) => updateModuleStats(tx, ids.map(change)));
+    const after = await pages();
+    for (const id of ids) assert.equal(after.get(id), before.get(id), `module ${id} left its page`);
     const [row] = await db.sql<{ total: number; scope3: number }[]>`
       select (stats->>'total')::float8 as total, (stats->>'scope3')::float8 as scope3
       from carbon_report_modules where id = ${ids[0]}`;
-    assert.equal(row.total, STATS.total + 6.75 + 6.75);
-    assert.equal(row.scope3, STATS.scope3 - 3.5 - 3.5);
+    assert.equal(row.total, STATS.total + 6.75);
+    assert.equal(row.scope3, STATS.scope3 - 3.5);
   },
 );
