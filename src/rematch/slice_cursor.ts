@@ -34,16 +34,12 @@ let cursors = 0;
 const READ_META_ABOVE = 0.5;
 const SKIP_META_BELOW = 0.2;
 
-// The first FETCH asks for this share of a chunk's rows.
-const FIRST_FETCH_SHARE = 4;
-
 /**
  * The slice in one pass: a cursor over its entries in id order (all of them, or only
  * `entryIds`), each joined to its stored rows (one index probe per entry, whatever else the table
- * holds), fetched `chunkSize` rows at a time (the first FETCH a quarter of that). An entry's rows
- * always come in the same chunk. The next FETCH is sent before a chunk is handed over, so the
- * server reads it while the caller computes (and while the caller's writes, queued on the same
- * connection, run). A cursor sees the
+ * holds), fetched `chunkSize` rows at a time. An entry's rows always come in the same chunk. The
+ * next FETCH is sent before a chunk is handed over, so the server reads it while the caller
+ * computes (and while the caller's writes, queued on the same connection, run). A cursor sees the
  * slice as it was when declared: the rematch's own writes never show up in it, and a cursor
  * declared later (to read meta along, or not) starts after the last entry handed over.
  */
@@ -98,12 +94,8 @@ export async function* readSlice(
       ${slice(afterId)}`.catch(() => {}); // A failure shows in the FETCH that follows.
     return { name, withMeta };
   };
-  // The first FETCH is smaller: its chunk is computed while the next is read, and its writes
-  // start sooner, where a whole first chunk would keep the server waiting on the slowest compute
-  // of the rematch (the code not yet optimised).
-  let asked = Math.max(1, Math.floor(size / FIRST_FETCH_SHARE));
   const fetch = (cursor: Cursor) => {
-    const rows = tx.unsafe<SliceRow[]>(`fetch forward ${asked} from ${cursor.name}`);
+    const rows = tx.unsafe<SliceRow[]>(`fetch forward ${size} from ${cursor.name}`);
     // A failed FETCH is seen where it is awaited; until then it must not count as unhandled.
     rows.catch(() => {});
     return rows;
@@ -118,8 +110,7 @@ export async function* readSlice(
   while (true) {
     let fetched: readonly SliceRow[] = await next;
     const from = cursor;
-    const last = fetched.length < asked;
-    asked = size;
+    const last = fetched.length < size;
     let rows: readonly SliceRow[] = held.length ? [...held, ...fetched] : fetched;
     held = [];
     if (!last && rows.length) {
