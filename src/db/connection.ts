@@ -229,6 +229,9 @@ function sessionParameters() {
   };
 }
 
+// `socket` (a factory of connected sockets) is a postgres.js option its types leave out.
+const socketOption = { socket: (target: SocketTarget) => connectSocket(target) } as object;
+
 function clientOptions() {
   return { onnotice: () => {}, types: CLIENT_TYPES, connection: sessionParameters() };
 }
@@ -261,6 +264,7 @@ async function openServer(url: string, max: number, timeout?: number): Promise<D
         ...clientOptions(),
         max,
         connect_timeout: seconds,
+        ...socketOption,
       }) as unknown as Sql;
       const close = async () => {
         await Promise.all([sql.end({ timeout: 5 }), readerSql.end({ timeout: 5 })]);
@@ -343,11 +347,18 @@ interface SocketTarget {
   path?: string | false;
 }
 
-// Connects to the first host that accepts, in the URL's order (as postgres.js would).
-async function connectSocket(target: SocketTarget, opened: net.Socket[]): Promise<net.Socket> {
+// Connects to the first host that accepts, in the URL's order (as postgres.js would). A TCP
+// socket sends at once (TCP_NODELAY, as libpq's do): postgres.js leaves Nagle's algorithm on,
+// which holds the last part of a large statement until the server acknowledges the part before
+// (see "No waiting for acknowledgements" in docs/performance.md).
+async function connectSocket(
+  target: SocketTarget,
+  opened: net.Socket[] = [],
+): Promise<net.Socket> {
+  const tcp = (port: number, host: string) => net.connect(port, host).setNoDelay(true);
   const places: (() => net.Socket)[] = target.path
     ? [() => net.connect(target.path as string)]
-    : target.host.map((host, i) => () => net.connect(target.port[i] ?? target.port[0], host));
+    : target.host.map((host, i) => () => tcp(target.port[i] ?? target.port[0], host));
   let lastError: unknown;
   for (const place of places) {
     const socket = place();
@@ -425,6 +436,7 @@ async function openEmbedded(
       user: "postgres",
       database: "postgres",
       max: 1,
+      ...socketOption,
     }) as unknown as Sql;
     let closed = false;
     const close = async () => {

@@ -2,6 +2,7 @@
 // connect timeout against servers that close or never answer, floats that round-trip, and
 // passwords kept out of every message.
 import assert from "node:assert/strict";
+import net from "node:net";
 import { join } from "node:path";
 import {
   DatabaseBusyError,
@@ -11,7 +12,7 @@ import {
   redactSecrets,
 } from "../../src/db/connection.ts";
 import { SCHEMA_VERSION, schemaVersion } from "../../src/db/migrate.ts";
-import { runCaptured } from "../_harness.ts";
+import { createTestDatabase, runCaptured, serverBackendExpected } from "../_harness.ts";
 import { migrateCommand } from "../../src/cli/migrate.ts";
 import { emissionsCommand } from "../../src/cli/emissions.ts";
 import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
@@ -351,5 +352,70 @@ Deno.test({
         await db.close();
       }
     });
+  },
+});
+
+/**
+ * Runs `fn`, then returns each TCP socket connected meanwhile and whether it was set to send at
+ * once (TCP_NODELAY).
+ */
+async function watchingSockets(fn: () => Promise<void>): Promise<boolean[]> {
+  const proto = net.Socket.prototype;
+  const { connect, setNoDelay } = proto;
+  const connected: net.Socket[] = [];
+  const sendingAtOnce = new Set<net.Socket>();
+  proto.connect = function (this: net.Socket, ...args: unknown[]) {
+    if (typeof args[0] !== "string") connected.push(this);
+    return (connect as (...a: unknown[]) => net.Socket).apply(this, args);
+  };
+  proto.setNoDelay = function (this: net.Socket, noDelay?: boolean) {
+    if (noDelay !== false) sendingAtOnce.add(this);
+    else sendingAtOnce.delete(this);
+    return setNoDelay.call(this, noDelay);
+  };
+  try {
+    await fn();
+  } finally {
+    proto.connect = connect;
+    proto.setNoDelay = setNoDelay;
+  }
+  return connected.map((socket) => sendingAtOnce.has(socket));
+}
+
+Deno.test({
+  name: "sockets: every connection to the database sends at once (TCP_NODELAY): the embedded " +
+    "socket, and on a server both clients",
+  ...dbOptions,
+  async fn() {
+    await withTempDir(async (dir) => {
+      const dataDir = join(dir, "db");
+      const sockets = await watchingSockets(async () => {
+        const db = await openDatabase({ ...quiet, dataDir });
+        try {
+          await db.sql`select 1`;
+        } finally {
+          await db.close();
+        }
+      });
+      assert.deepEqual(sockets, [true]);
+    });
+    if (!serverBackendExpected()) return;
+    const test = await createTestDatabase();
+    try {
+      const sockets = await watchingSockets(async () => {
+        const db = await openDatabase({ databaseUrl: test.url!, announce: false, access: "read" });
+        try {
+          await db.sql`select 1`;
+          const reader = await db.readerSql!.reserve();
+          await reader`select 1`;
+          reader.release();
+        } finally {
+          await db.close();
+        }
+      });
+      assert.deepEqual(sockets, [true, true]);
+    } finally {
+      await test.drop();
+    }
   },
 });
