@@ -182,6 +182,7 @@ const PART_OF: Readonly<Record<string, string>> = {
   countEntries: "setup",
   frozenModuleIds: "setup",
   compareState: "slice state",
+  lockAndCompareState: "slice state",
   recordedFactors: "slice state",
   factorStamp: "slice state",
   recordFactorStamp: "slice state",

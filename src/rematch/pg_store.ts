@@ -56,6 +56,14 @@ export function createPgSliceStore(tx: Queryable, options: PgSliceStoreOptions =
         : readSlice(tx, detId, moduleIds, chunkSize, entryIds),
     compareState: (handler, detId, year, moduleIds) =>
       compareSlice(tx, handler, detId, year, moduleIds),
+    lockAndCompareState(handler, detId, year) {
+      // The transaction's connection runs its statements in the order sent: the comparison, sent
+      // before the lock is answered, still runs once the lock is taken.
+      const locked = lockSlice(tx, detId, year, { detName: getDataEntryType(detId).name });
+      const comparison = compareSlice(tx, handler, detId, year);
+      comparison.catch(() => {});
+      return locked.then(() => comparison);
+    },
     recordedFactors: (detId, year, ids) => recordedFactors(tx, detId, year, ids),
     factorStamp: (detId, year) => liveFactorStamp(tx, detId, year),
     // The candidates, not narrowed to the modules: the slice's cursor keeps to them anyway.

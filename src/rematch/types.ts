@@ -198,6 +198,17 @@ export interface SliceStore {
     year: number,
     moduleIds?: readonly number[],
   ): Promise<SliceComparison>;
+  /**
+   * Takes the slice lock, waiting for it as `lockSlice` does, then compares the whole slice with
+   * its recorded state as `compareState` does, under the lock. A store whose statements run in the
+   * order they are sent can send the comparison behind the lock without waiting for the lock's
+   * answer first: one round trip instead of two.
+   */
+  lockAndCompareState?(
+    handler: Handler,
+    dataEntryTypeId: number,
+    year: number,
+  ): Promise<SliceComparison>;
   /** The factor snapshot of the slice's recorded state (empty when none), or its rows of `ids`. */
   recordedFactors(
     dataEntryTypeId: number,

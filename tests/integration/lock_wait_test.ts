@@ -106,9 +106,9 @@ dbTest(
 );
 
 // A rematch that had to wait for its slice compares the slice as the holder left it (rule 12: its
-// comparison reads under the lock), whether it waited on the lock itself or after a try. Sending
-// the comparison behind the lock in one round trip was tried: within the noise, and it is what this
-// test would catch going wrong.
+// comparison reads under the lock), whether it waited on the lock itself or after a try. Waiting on
+// the lock itself, it sends the comparison behind the lock in one round trip
+// (`lockAndCompareState`): this test catches the comparison running before the lock is taken.
 for (const told of [false, true]) {
   dbTest(
     testDb,
