@@ -229,8 +229,11 @@ function sessionParameters() {
   };
 }
 
-// `socket` (a factory of connected sockets) is a postgres.js option its types leave out.
-const socketOption = { socket: (target: SocketTarget) => connectSocket(target) } as object;
+// `socket` (a factory of connected sockets) is a postgres.js option its types leave out; each host
+// gets `seconds` to accept.
+function socketOption(seconds?: number): object {
+  return { socket: (target: SocketTarget) => connectSocket(target, [], seconds) };
+}
 
 function clientOptions() {
   return { onnotice: () => {}, types: CLIENT_TYPES, connection: sessionParameters() };
@@ -264,7 +267,7 @@ async function openServer(url: string, max: number, timeout?: number): Promise<D
         ...clientOptions(),
         max,
         connect_timeout: seconds,
-        ...socketOption,
+        ...socketOption(seconds),
       }) as unknown as Sql;
       const close = async () => {
         await Promise.all([sql.end({ timeout: 5 }), readerSql.end({ timeout: 5 })]);
@@ -303,7 +306,7 @@ async function tryConnect(
     if (probing && sockets.length > 0) {
       throw new Error("the server closed the connection before the session was ready");
     }
-    const socket = await connectSocket(target, sockets);
+    const socket = await connectSocket(target, sockets, seconds);
     socket.once("close", () => {
       if (probing) fail("the server closed the connection before the session was ready");
     });
@@ -340,36 +343,53 @@ async function tryConnect(
   }
 }
 
-// What postgres.js hands a socket factory: its parsed hosts and ports, or a unix socket path.
-interface SocketTarget {
+/** What postgres.js hands a socket factory: its parsed hosts and ports, or a unix socket path. */
+export interface SocketTarget {
   host: string[];
   port: number[];
   path?: string | false;
 }
 
-// Connects to the first host that accepts, in the URL's order (as postgres.js would). A TCP
-// socket sends at once (TCP_NODELAY, as libpq's do): postgres.js leaves Nagle's algorithm on,
-// which holds the last part of a large statement until the server acknowledges the part before
-// (see "No waiting for acknowledgements" in docs/performance.md).
-async function connectSocket(
+/**
+ * The client's sockets (postgres.js's `socket` option): connects to the first host that accepts, in
+ * the URL's order (as postgres.js would), each given at most `seconds` when set (a host that drops
+ * the connection attempt is passed over then, as postgres.js's own connect timeout would). Every
+ * socket opened is pushed to `opened`. A TCP socket sends at once (TCP_NODELAY, as libpq's do):
+ * postgres.js leaves Nagle's algorithm on, which can hold the last part of a large statement until
+ * the server acknowledges the part before (see "No waiting for acknowledgements" in
+ * docs/performance.md).
+ */
+export async function connectSocket(
   target: SocketTarget,
   opened: net.Socket[] = [],
+  seconds?: number,
 ): Promise<net.Socket> {
-  const tcp = (port: number, host: string) => net.connect(port, host).setNoDelay(true);
-  const places: (() => net.Socket)[] = target.path
-    ? [() => net.connect(target.path as string)]
-    : target.host.map((host, i) => () => tcp(target.port[i] ?? target.port[0], host));
+  const places: { name: string; open: () => net.Socket }[] = target.path
+    ? [{ name: target.path, open: () => net.connect(target.path as string) }]
+    : target.host.map((host, i) => {
+      const port = target.port[i] ?? target.port[0];
+      return { name: `${host}:${port}`, open: () => net.connect(port, host).setNoDelay(true) };
+    });
   let lastError: unknown;
   for (const place of places) {
-    const socket = place();
+    const socket = place.open();
     opened.push(socket);
     try {
       await new Promise<void>((resolve, reject) => {
+        const timer = seconds === undefined ? undefined : setTimeout(() => {
+          socket.destroy();
+          reject(new Error(`${place.name}: no connection within ${seconds} s`));
+        }, seconds * 1000);
+        const fail = (error: Error) => {
+          clearTimeout(timer);
+          reject(error);
+        };
         socket.once("connect", () => {
-          socket.off("error", reject);
+          clearTimeout(timer);
+          socket.off("error", fail);
           resolve();
         });
-        socket.once("error", reject);
+        socket.once("error", fail);
       });
       return socket;
     } catch (error) {
@@ -436,7 +456,7 @@ async function openEmbedded(
       user: "postgres",
       database: "postgres",
       max: 1,
-      ...socketOption,
+      ...socketOption(),
     }) as unknown as Sql;
     let closed = false;
     const close = async () => {

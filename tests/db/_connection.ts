@@ -37,6 +37,34 @@ export function fakeServer(kind: "close" | "silent") {
   };
 }
 
+/**
+ * A loopback port whose connection attempts hang: a listener that never accepts, its queue filled
+ * (the kernel then drops further attempts, as a host behind a dropping firewall does).
+ */
+export async function unansweredPort() {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const queued: Deno.Conn[] = [];
+  let hanging: Promise<unknown> | undefined;
+  for (let i = 0; i < 10_000 && !hanging; i++) {
+    const attempt = Deno.connect({ hostname: "127.0.0.1", port });
+    const conn = await Promise.race([
+      attempt,
+      new Promise<undefined>((done) => setTimeout(() => done(undefined), 200)),
+    ]);
+    if (conn) queued.push(conn);
+    else hanging = attempt.then((late) => late.close(), () => {});
+  }
+  assert.ok(hanging, "the listener's queue never filled");
+  return {
+    port,
+    close() {
+      for (const conn of queued) conn.close();
+      listener.close();
+    },
+  };
+}
+
 /** Fails instead of hanging when `promise` does not settle within `seconds`. */
 export async function within<T>(seconds: number, what: string, promise: Promise<T>): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;

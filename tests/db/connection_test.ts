@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { join } from "node:path";
 import {
+  connectSocket,
   DatabaseBusyError,
   lockFileOf,
   openDatabase,
@@ -16,7 +17,15 @@ import { createTestDatabase, runCaptured, serverBackendExpected } from "../_harn
 import { migrateCommand } from "../../src/cli/migrate.ts";
 import { emissionsCommand } from "../../src/cli/emissions.ts";
 import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
-import { deadPid, fakeServer, rowsOf, runScript, seedPreciseSlice, within } from "./_connection.ts";
+import {
+  deadPid,
+  fakeServer,
+  rowsOf,
+  runScript,
+  seedPreciseSlice,
+  unansweredPort,
+  within,
+} from "./_connection.ts";
 
 const quiet = { databaseUrl: "", announce: false } as const;
 
@@ -416,6 +425,44 @@ Deno.test({
       assert.deepEqual(sockets, [true, true]);
     } finally {
       await test.drop();
+    }
+  },
+});
+
+Deno.test({
+  name: "sockets: a host that never answers the connection attempt is given up after the connect " +
+    "timeout, naming it, and the next host of the URL is tried",
+  ...dbOptions,
+  async fn() {
+    const unanswered = await unansweredPort();
+    const open = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const openPort = (open.addr as Deno.NetAddr).port;
+    try {
+      const opened: net.Socket[] = [];
+      const socket = await within(
+        5,
+        "connecting past the unanswered host",
+        connectSocket(
+          { host: ["127.0.0.1", "127.0.0.1"], port: [unanswered.port, openPort] },
+          opened,
+          0.3,
+        ),
+      );
+      assert.equal(socket.remotePort, openPort);
+      assert.equal(opened.length, 2);
+      assert.equal(opened[0].destroyed, true, "the attempt given up is closed");
+      socket.destroy();
+      await assert.rejects(
+        within(
+          5,
+          "the unanswered host alone",
+          connectSocket({ host: ["127.0.0.1"], port: [unanswered.port] }, [], 0.3),
+        ),
+        new RegExp(`^Error: 127\\.0\\.0\\.1:${unanswered.port}: no connection within 0\\.3 s$`),
+      );
+    } finally {
+      open.close();
+      unanswered.close();
     }
   },
 });
