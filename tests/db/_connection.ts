@@ -38,28 +38,51 @@ export function fakeServer(kind: "close" | "silent") {
 }
 
 /**
- * A loopback port whose connection attempts hang: a listener that never accepts, its queue filled
- * (the kernel then drops further attempts, as a host behind a dropping firewall does).
+ * A loopback port that passes its first `served` connections through to `target` (a port on
+ * 127.0.0.1), then stops accepting: once `fill` has filled its queue, the kernel drops further
+ * connection attempts, which hang as they would behind a dropping firewall.
  */
-export async function unansweredPort() {
+export function gatedPort(served = 0, target?: number) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
+  const links: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for (let i = 0; i < served; i++) {
+      const conn = await listener.accept();
+      const upstream = await Deno.connect({ hostname: "127.0.0.1", port: target! });
+      links.push(conn, upstream);
+      conn.readable.pipeTo(upstream.writable).catch(() => {});
+      upstream.readable.pipeTo(conn.writable).catch(() => {});
+    }
+  })();
   const queued: Deno.Conn[] = [];
-  let hanging: Promise<unknown> | undefined;
-  for (let i = 0; i < 10_000 && !hanging; i++) {
-    const attempt = Deno.connect({ hostname: "127.0.0.1", port });
-    const conn = await Promise.race([
-      attempt,
-      new Promise<undefined>((done) => setTimeout(() => done(undefined), 200)),
-    ]);
-    if (conn) queued.push(conn);
-    else hanging = attempt.then((late) => late.close(), () => {});
-  }
-  assert.ok(hanging, "the listener's queue never filled");
   return {
     port,
+    /** Fills the queue, once the served connections are in: the next attempt hangs. */
+    async fill() {
+      await accepting;
+      for (let i = 0; i < 10_000; i++) {
+        const attempt = Deno.connect({ hostname: "127.0.0.1", port });
+        const conn = await Promise.race([
+          attempt,
+          new Promise<undefined>((done) => setTimeout(() => done(undefined), 200)),
+        ]);
+        if (!conn) {
+          attempt.then((late) => late.close(), () => {});
+          return;
+        }
+        queued.push(conn);
+      }
+      assert.fail("the listener's queue never filled");
+    },
     close() {
-      for (const conn of queued) conn.close();
+      for (const conn of [...queued, ...links]) {
+        try {
+          conn.close();
+        } catch {
+          // closed by its other end already
+        }
+      }
       listener.close();
     },
   };

@@ -20,10 +20,10 @@ import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
 import {
   deadPid,
   fakeServer,
+  gatedPort,
   rowsOf,
   runScript,
   seedPreciseSlice,
-  unansweredPort,
   within,
 } from "./_connection.ts";
 
@@ -434,7 +434,8 @@ Deno.test({
     "timeout, naming it, and the next host of the URL is tried",
   ...dbOptions,
   async fn() {
-    const unanswered = await unansweredPort();
+    const unanswered = gatedPort();
+    await unanswered.fill();
     const open = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const openPort = (open.addr as Deno.NetAddr).port;
     try {
@@ -463,6 +464,47 @@ Deno.test({
     } finally {
       open.close();
       unanswered.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "sockets: a rematch whose second session cannot connect gives it up after the connect " +
+    "timeout and reads on its transaction",
+  ignore: !serverBackendExpected(),
+  ...dbOptions,
+  async fn() {
+    const test = await createTestDatabase();
+    // The first connection (the session the rematch's transaction runs on) goes through to the
+    // server; the reader's, opened once the slice is read, is never answered.
+    const server = new URL(test.url!);
+    const gate = gatedPort(1, Number(server.port || 5432));
+    try {
+      const ids = await seedPreciseSlice(test.db);
+      const url = new URL(test.url!);
+      url.hostname = "127.0.0.1";
+      url.port = String(gate.port);
+      const db = await openDatabase({
+        databaseUrl: url.toString(),
+        announce: false,
+        access: "read",
+        connectTimeout: 0.5,
+      });
+      try {
+        await gate.fill();
+        const result = await within(
+          20,
+          "the rematch",
+          recalculateForDataEntryType(db, { dataEntryType: "it", year: 2025, full: true }),
+        );
+        assert.equal(result.entries, ids.length);
+        assert.equal(result.unchanged, ids.length);
+      } finally {
+        await db.close();
+      }
+    } finally {
+      gate.close();
+      await test.drop();
     }
   },
 });
