@@ -229,10 +229,9 @@ function sessionParameters() {
   };
 }
 
-// `socket` (a factory of connected sockets) is a postgres.js option its types leave out; each host
-// gets `seconds` to accept.
-function socketOption(seconds?: number): object {
-  return { socket: (target: SocketTarget) => connectSocket(target, [], seconds) };
+// `socket` (a factory of connected sockets) is a postgres.js option its types leave out.
+function socketOption(factory: (target: SocketTarget) => Promise<net.Socket>): object {
+  return { socket: factory };
 }
 
 function clientOptions() {
@@ -267,7 +266,7 @@ async function openServer(url: string, max: number, timeout?: number): Promise<D
         ...clientOptions(),
         max,
         connect_timeout: seconds,
-        ...socketOption(seconds),
+        ...socketOption((target) => connectSocket(target, [], seconds)),
       }) as unknown as Sql;
       const close = async () => {
         await Promise.all([sql.end({ timeout: 5 }), readerSql.end({ timeout: 5 })]);
@@ -314,13 +313,11 @@ async function tryConnect(
   };
   let sql: Sql;
   try {
-    // `socket` (a factory of connected sockets) is a postgres.js option its types leave out.
-    const socketFactory = { socket: openSocket } as object;
     sql = postgres(url, {
       ...clientOptions(),
       max,
       connect_timeout: seconds,
-      ...socketFactory,
+      ...socketOption(openSocket),
     }) as unknown as Sql;
   } catch (error) {
     return { reason: (error as Error).message, transient: false };
@@ -456,7 +453,7 @@ async function openEmbedded(
       user: "postgres",
       database: "postgres",
       max: 1,
-      ...socketOption(),
+      ...socketOption((target) => connectSocket(target)),
     }) as unknown as Sql;
     let closed = false;
     const close = async () => {
