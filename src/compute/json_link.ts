@@ -33,10 +33,40 @@ export function resolveJsonLink(
   if (!kindField) return NONE;
   const kind = data[kindField];
   if (!present(kind)) return NONE;
-  const ofKind = set.where(kindField, String(kind));
-  return handler.kindFieldOverride
-    ? resolveOverrideFirst(handler.kindFieldOverride, kindField, String(kind), data, ofKind, set)
-    : resolvePlain(handler.subkindField, data, ofKind);
+  // The resolution depends on the set and on two values of the entry only (its kind, and its
+  // subkind or code): a slice's entries that share them resolve once. An ambiguity is not kept
+  // (it throws, and is rare).
+  const second = handler.kindFieldOverride ?? handler.subkindField;
+  const secondValue = second === undefined ? undefined : data[second];
+  const byKind = resolutionsOf(set, handler);
+  let bySecond = byKind.get(String(kind));
+  if (!bySecond) byKind.set(String(kind), bySecond = new Map());
+  const key = present(secondValue) ? String(secondValue) : ABSENT;
+  let resolution = bySecond.get(key);
+  if (!resolution) {
+    const ofKind = set.where(kindField, String(kind));
+    resolution = handler.kindFieldOverride
+      ? resolveOverrideFirst(handler.kindFieldOverride, kindField, String(kind), data, ofKind, set)
+      : resolvePlain(handler.subkindField, data, ofKind);
+    bySecond.set(key, resolution);
+  }
+  return resolution;
+}
+
+/** The key of an entry whose subkind or code is absent (no string can equal it). */
+const ABSENT = Symbol("absent");
+
+type Resolutions = Map<string, Map<string | symbol, JsonLinkResolution>>;
+
+const resolutions = new WeakMap<FactorLookup, WeakMap<Handler, Resolutions>>();
+
+/** The resolutions found so far in `set` for `handler`'s entries, by kind, then subkind or code. */
+function resolutionsOf(set: FactorLookup, handler: Handler): Resolutions {
+  let byHandler = resolutions.get(set);
+  if (!byHandler) resolutions.set(set, byHandler = new WeakMap());
+  let found = byHandler.get(handler);
+  if (!found) byHandler.set(handler, found = new Map());
+  return found;
 }
 
 function resolvePlain(

@@ -88,6 +88,30 @@ Deno.test("override rule 11: several rows of the kind and two average rows → A
   assert.throws(() => link(CHEM, factors, "51100000"), /Ambiguous factor data/);
 });
 
+Deno.test("one set answers every entry by its own kind and code, and an ambiguity every time", () => {
+  // The rematch resolves a whole slice against one set: what it found for earlier entries must
+  // never answer for an entry whose kind or code differs, nor hide an ambiguity.
+  const factors = [...chemicals, row(CHEM, "12000000", "LA05", 0.7)];
+  const set = createFactorLookup(YEAR, factors);
+  const ef = (code: string, extra?: string) => {
+    const data: Record<string, unknown> = { purchase_institutional_code: code };
+    if (extra !== undefined) data.purchase_additional_code = extra;
+    const { factorId } = resolveJsonLink(getHandler(CHEM), data, set);
+    return factors.find((f) => f.id === factorId)?.values.ef_kg_co2eq_per_currency ?? null;
+  };
+  for (let round = 0; round < 2; round++) {
+    assert.equal(ef("51100000", "LA05"), 0.41);
+    assert.equal(ef("51100000"), 0.455);
+    assert.equal(ef("51100000", ""), 0.455);
+    assert.equal(ef("51100000", "ZZ99"), 0.455);
+    assert.equal(ef("12000000", "LA05"), 0.7);
+    assert.equal(ef("12000000", "N"), 0.5);
+    assert.throws(() => ef("12000000"), /Ambiguous factor data/);
+    assert.equal(ef("99999999"), null);
+    assert.throws(() => ef("77777777", "LA05"), /Ambiguous factor data/);
+  }
+});
+
 Deno.test("purchase: the override handler resolves by code, falls back to the average row, strict-drops on a miss", () => {
   const byCode = compute(CHEM, {
     purchase_institutional_code: "51100000",
