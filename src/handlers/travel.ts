@@ -112,17 +112,11 @@ const plane: Handler = {
   // The haul bands decide which factor a flight takes.
   structuralValues: ["min_distance", "max_distance"],
   preCompute(data, reference, set) {
-    const airport = (iata: unknown) =>
-      reference.locations.get(
-        locationNaturalKey({ transportMode: "plane", name: "", iataCode: String(iata) }),
-      );
-    const origin = airport(data.origin_iata);
-    const destination = airport(data.destination_iata);
-    if (!origin || !destination) {
-      const missing = !origin ? data.origin_iata : data.destination_iata;
-      return { none: true, warning: `airport ${missing} not found in locations` };
+    const route = planeRoute(reference, String(data.origin_iata), String(data.destination_iata));
+    if ("missing" in route) {
+      return { none: true, warning: `airport ${route.missing} not found in locations` };
     }
-    const oneTrip = roundHalfEven(roundHalfEven(distanceKm(origin, destination)) + PLANE_DETOUR_KM);
+    const oneTrip = route.oneTrip;
     const haul = hauledBand(set, oneTrip);
     if (!haul) {
       return {
@@ -179,6 +173,37 @@ function planeComputations(cabin: string): readonly Computation[] {
 
 function distanceKm(a: Location, b: Location): number {
   return haversineKm(a.latitude, a.longitude, b.latitude, b.longitude);
+}
+
+/** A flight's one-trip distance (km), or the code of its airport that the locations lack. */
+type PlaneRoute = { readonly oneTrip: number } | { readonly missing: string };
+
+// Per set of locations (one per slice read), each route once, by origin then destination code:
+// a slice's flights take the same routes many times.
+const planeRoutes = new WeakMap<
+  ReadonlyMap<string, Location>,
+  Map<string, Map<string, PlaneRoute>>
+>();
+
+function planeRoute(reference: ReferenceData, origin: string, destination: string): PlaneRoute {
+  let byOrigin = planeRoutes.get(reference.locations);
+  if (!byOrigin) planeRoutes.set(reference.locations, byOrigin = new Map());
+  let byDestination = byOrigin.get(origin);
+  if (!byDestination) byOrigin.set(origin, byDestination = new Map());
+  let route = byDestination.get(destination);
+  if (!route) {
+    const airport = (iata: string) =>
+      reference.locations.get(
+        locationNaturalKey({ transportMode: "plane", name: "", iataCode: iata }),
+      );
+    const from = airport(origin);
+    const to = airport(destination);
+    route = !from || !to
+      ? { missing: !from ? origin : destination }
+      : { oneTrip: roundHalfEven(roundHalfEven(distanceKm(from, to)) + PLANE_DETOUR_KM) };
+    byDestination.set(destination, route);
+  }
+  return route;
 }
 
 const TRAIN_CABIN_TYPES: Readonly<Record<string, number>> = { first: 50101, second: 50102 };

@@ -70,6 +70,43 @@ Deno.test("plane: overlapping bands are tried in category-name order, not id ord
   assert.equal(compute("plane", toParis, renamed, airports).rows[0].primaryFactorId, 201);
 });
 
+Deno.test("plane: every flight of a slice gets its own route, whatever routes came before", () => {
+  // One set of locations, as a rematch reads it once for the whole slice; the distances are the
+  // spec's vectors (GVA → CDG 503 km, GVA → LHR 849 km, GVA → JFK 6296 km) and the great circle
+  // is the same both ways. ef 1 per km: the kg is the distance.
+  const world = reference({
+    locations: [
+      airport("GVA", 46.2381, 6.109),
+      airport("CDG", 49.0097, 2.5479, "FR"),
+      airport("LHR", 51.47, -0.4543, "GB"),
+      airport("JFK", 40.6413, -73.7781, "US"),
+    ],
+  });
+  const set = [planeFactor(301, "any_haul", "economy", 0, 20000, 1)];
+  const flight = (origin_iata: string, destination_iata: string) =>
+    compute("plane", { origin_iata, destination_iata, cabin_class: "economy" }, set, world);
+  for (let round = 0; round < 2; round++) {
+    for (
+      const [from, to, km] of [
+        ["GVA", "CDG", 503],
+        ["GVA", "LHR", 849],
+        ["GVA", "JFK", 6296],
+        ["CDG", "GVA", 503],
+        ["LHR", "GVA", 849],
+      ] as const
+    ) {
+      const r = flight(from, to);
+      assert.equal(r.rows[0].meta.distance_one_trip_km, km, `${from} → ${to}`);
+      assertKg(r.rows[0].kgCo2eq, km);
+    }
+    for (const [from, to, missing] of [["GVA", "XXX", "XXX"], ["YYY", "CDG", "YYY"]] as const) {
+      const r = flight(from, to);
+      assert.deepEqual(r.rows, []);
+      assert.match(r.warnings[0], new RegExp(`^airport ${missing} not found in locations$`));
+    }
+  }
+});
+
 Deno.test("headcount: rows come in emission-type then id order within food, waste, commuting", () => {
   const hc = (id: number, category: string, kind: string, unit: string, ef: number) =>
     factor(
