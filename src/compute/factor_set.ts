@@ -26,22 +26,26 @@ export function createFactorLookup(year: number, factors: readonly Factor[]): Fa
     if (!memos.has(key)) memos.set(key, build(sorted));
     return memos.get(key) as T;
   };
+  // By classification field, its factors grouped by value: asked for every entry, so kept apart
+  // from the memos (no key to build per call).
+  const byField = new Map<string, Map<string | null, Factor[]>>();
   return {
     year,
     factors: sorted,
     byId: (id) => byId.get(id),
     memo,
     where(field, value) {
-      const index = memo(`where:${field}`, (all) => {
-        const groups = new Map<string | null, Factor[]>();
-        for (const f of all) {
+      let index = byField.get(field);
+      if (!index) {
+        index = new Map();
+        for (const f of sorted) {
           const key = f.classification[field] ?? null;
-          const group = groups.get(key);
+          const group = index.get(key);
           if (group) group.push(f);
-          else groups.set(key, [f]);
+          else index.set(key, [f]);
         }
-        return groups;
-      });
+        byField.set(field, index);
+      }
       return index.get(value) ?? [];
     },
   };
