@@ -79,6 +79,18 @@ export function reference(
   };
 }
 
+/** The airports of the plane vectors of spec/modules.md (GVA, CDG, LHR, JFK), in a new reference. */
+export function specAirports(): ReferenceData {
+  return reference({
+    locations: [
+      airport("GVA", 46.2381, 6.109),
+      airport("CDG", 49.0097, 2.5479, "FR"),
+      airport("LHR", 51.47, -0.4543, "GB"),
+      airport("JFK", 40.6413, -73.7781, "US"),
+    ],
+  });
+}
+
 /** Computes one entry against the given factors and reference data. */
 export function compute(
   det: string,

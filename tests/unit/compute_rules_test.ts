@@ -9,6 +9,7 @@ import {
   compute,
   factor,
   reference,
+  specAirports,
   station,
   YEAR,
 } from "./_compute_fixtures.ts";
@@ -74,14 +75,7 @@ Deno.test("plane: every flight of a slice gets its own route, whatever routes ca
   // One set of locations, as a rematch reads it once for the whole slice; the distances are the
   // spec's vectors (GVA → CDG 503 km, GVA → LHR 849 km, GVA → JFK 6296 km) and the great circle
   // is the same both ways. ef 1 per km: the kg is the distance.
-  const world = reference({
-    locations: [
-      airport("GVA", 46.2381, 6.109),
-      airport("CDG", 49.0097, 2.5479, "FR"),
-      airport("LHR", 51.47, -0.4543, "GB"),
-      airport("JFK", 40.6413, -73.7781, "US"),
-    ],
-  });
+  const world = specAirports();
   const set = [planeFactor(301, "any_haul", "economy", 0, 20000, 1)];
   const flight = (origin_iata: string, destination_iata: string) =>
     compute("plane", { origin_iata, destination_iata, cabin_class: "economy" }, set, world);

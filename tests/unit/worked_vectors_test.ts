@@ -1,11 +1,11 @@
 // Every worked vector of spec/modules.md, through the pure compute core (no database).
 import assert from "node:assert/strict";
 import {
-  airport,
   assertKg,
   compute,
   factor,
   reference,
+  specAirports,
   station,
   YEAR,
 } from "./_compute_fixtures.ts";
@@ -228,14 +228,7 @@ Deno.test("embodied energy: 50 m² × 100 → 5000; unknown building uses `defau
   assertKg(fallback.rows[1].kgCo2eq, 60);
 });
 
-const airports = reference({
-  locations: [
-    airport("GVA", 46.2381, 6.109),
-    airport("CDG", 49.0097, 2.5479, "FR"),
-    airport("LHR", 51.47, -0.4543, "GB"),
-    airport("JFK", 40.6413, -73.7781, "US"),
-  ],
-});
+const airports = specAirports();
 const planeFactors = (ef: number) => [
   factor("plane", { category: "very_short_haul", cabin_class: "economy" }, {
     ef_kg_co2eq_per_km: ef,
