@@ -213,6 +213,51 @@ const HOME_COUNTRY = "CH";
 /** Country code of the factor that stands in for countries without their own. */
 export const REST_OF_WORLD = "RoW";
 
+// Each end's fields, named once.
+const STATION_FIELDS = {
+  origin: {
+    naturalKey: "origin_natural_key",
+    countryCode: "origin_country_code",
+    name: "origin_name",
+  },
+  destination: {
+    naturalKey: "destination_natural_key",
+    countryCode: "destination_country_code",
+    name: "destination_name",
+  },
+} as const;
+
+/** What the stations of a set of locations were found by so far: (country, name), or name. */
+interface StationsFound {
+  readonly byCountry: Map<string, Map<string, Location | undefined>>;
+  readonly byName: Map<string, readonly Location[]>;
+}
+
+// Per set of locations (one per slice read): a slice's journeys name the same stations many times,
+// and each name is normalised once.
+const stationsFound = new WeakMap<ReadonlyMap<string, Location>, StationsFound>();
+function stationsFoundIn(reference: ReferenceData): StationsFound {
+  let found = stationsFound.get(reference.locations);
+  if (!found) {
+    found = { byCountry: new Map(), byName: new Map() };
+    stationsFound.set(reference.locations, found);
+  }
+  return found;
+}
+
+// The one-trip distance of each pair of stations, found once.
+const trainTrips = new WeakMap<Location, Map<Location, number>>();
+function trainOneTrip(origin: Location, destination: Location): number {
+  let byDestination = trainTrips.get(origin);
+  if (!byDestination) trainTrips.set(origin, byDestination = new Map());
+  let km = byDestination.get(destination);
+  if (km === undefined) {
+    km = roundHalfEven(roundHalfEven(distanceKm(origin, destination)) * TRAIN_DETOUR_FACTOR);
+    byDestination.set(destination, km);
+  }
+  return km;
+}
+
 // Stations by normalised name across all countries, for entries that give no country code.
 const stationsByName = new WeakMap<ReferenceData, Map<string, Location[]>>();
 function stationNameIndex(reference: ReferenceData): Map<string, Location[]> {
@@ -238,12 +283,26 @@ function findStation(
   end: "origin" | "destination",
   data: EntryData,
 ): Location | undefined {
-  const naturalKey = data[`${end}_natural_key`];
-  const countryCode = data[`${end}_country_code`];
-  const name = String(data[`${end}_name`]);
+  const fields = STATION_FIELDS[end];
+  const naturalKey = data[fields.naturalKey];
+  const countryCode = data[fields.countryCode];
+  const name = String(data[fields.name]);
   if (naturalKey) return reference.locations.get(String(naturalKey));
-  if (countryCode) return reference.locations.get(stationLookupKey(String(countryCode), name));
-  const matches = stationNameIndex(reference).get(normalizeKeyName(name)) ?? [];
+  const found = stationsFoundIn(reference);
+  if (countryCode) {
+    const country = String(countryCode);
+    let byName = found.byCountry.get(country);
+    if (!byName) found.byCountry.set(country, byName = new Map());
+    if (byName.has(name)) return byName.get(name);
+    const station = reference.locations.get(stationLookupKey(country, name));
+    byName.set(name, station);
+    return station;
+  }
+  let matches = found.byName.get(name);
+  if (!matches) {
+    matches = stationNameIndex(reference).get(normalizeKeyName(name)) ?? [];
+    found.byName.set(name, matches);
+  }
   if (matches.length > 1) {
     throw new EntryComputeError(
       `${end}_name: station "${name}" is ambiguous, ${matches.length} stations match: ${
@@ -298,9 +357,7 @@ const train: Handler = {
       const missing = !origin ? data.origin_name : data.destination_name;
       return { none: true, warning: `station ${missing} not found in locations` };
     }
-    const oneTrip = roundHalfEven(
-      roundHalfEven(distanceKm(origin, destination)) * TRAIN_DETOUR_FACTOR,
-    );
+    const oneTrip = trainOneTrip(origin, destination);
     return {
       vars: {
         distance_one_trip_km: oneTrip,

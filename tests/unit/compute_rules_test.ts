@@ -214,6 +214,52 @@ Deno.test("train: a station name matching several countries is a per-entry error
   assert.equal(withKey.rows[0].meta.country_code, "CH");
 });
 
+Deno.test("train: every journey of a slice finds its own stations, whatever journeys came before", () => {
+  // One set of locations, as a rematch reads it once for the whole slice. Distances from the
+  // spec's vectors: Geneva → Lausanne 61 km, Lausanne → Zürich 209 km, Lausanne → Paris 492 km a
+  // trip (984 km for two); the great circle is the same both ways. ef 1 per km everywhere.
+  const swiss = reference({
+    locations: [
+      station("Geneva", "CH", 46.2104, 6.1428),
+      station("Lausanne", "CH", 46.5167, 6.6322),
+      station("Zürich", "CH", 47.3779, 8.5403),
+      station("Paris", "FR", 48.8443, 2.3744),
+      station("Basel", "CH", 47.5476, 7.5897),
+      station("Basel", "DE", 47.5672, 7.6075),
+    ],
+  });
+  const perKm = ["CH", "DE", "RoW"].map((c, i) =>
+    factor("train", { country_code: c }, { ef_kg_co2eq_per_km: 1 }, 500 + i)
+  );
+  const journey = (from: string, to: string, extra: Record<string, unknown> = {}) =>
+    compute("train", ride(from, to, extra), perKm, swiss);
+  for (let round = 0; round < 2; round++) {
+    for (
+      const [from, to, km] of [
+        ["Geneva", "Lausanne", 61],
+        [" lausanne ", "Geneva", 61],
+        ["Lausanne", "Zürich", 209],
+        ["Lausanne", "Paris", 492],
+        ["Paris", "LAUSANNE", 492],
+      ] as const
+    ) {
+      const r = journey(from, to);
+      assert.equal(r.rows[0].meta.distance_one_trip_km, km, `${from} → ${to}`);
+      assertKg(r.rows[0].kgCo2eq, km);
+    }
+    // The same name in two countries: the country code picks the station, the name alone fails.
+    const fromBasel = (country: string) =>
+      journey("Basel", "Zürich", { origin_country_code: country }).rows[0].meta.country_code;
+    assert.equal(fromBasel("DE"), "DE");
+    assert.equal(fromBasel("CH"), "CH");
+    assert.throws(() => journey("Basel", "Zürich"), /origin_name: station "Basel" is ambiguous/);
+    assert.throws(() => journey("Zürich", "Basel"), /destination_name: station "Basel"/);
+    const nowhere = journey("Lausanne", "Nowhere");
+    assert.deepEqual(nowhere.rows, []);
+    assert.equal(nowhere.warnings[0], "station Nowhere not found in locations");
+  }
+});
+
 Deno.test("equipment: hours over 168 with the factor's default hours fail at compute time", () => {
   const f = factor("it", { equipment_class: "Laptop", sub_class: null }, {
     active_power_w: 100,
