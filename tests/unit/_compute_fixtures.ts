@@ -91,6 +91,19 @@ export function specAirports(): ReferenceData {
   });
 }
 
+/** The stations of the train vectors of spec/modules.md, and `more`, in a new reference. */
+export function specStations(...more: Location[]): ReferenceData {
+  return reference({
+    locations: [
+      station("Geneva", "CH", 46.2104, 6.1428),
+      station("Lausanne", "CH", 46.5167, 6.6322),
+      station("Zürich", "CH", 47.3779, 8.5403),
+      station("Paris", "FR", 48.8443, 2.3744),
+      ...more,
+    ],
+  });
+}
+
 /** Computes one entry against the given factors and reference data. */
 export function compute(
   det: string,

@@ -10,6 +10,7 @@ import {
   factor,
   reference,
   specAirports,
+  specStations,
   station,
   YEAR,
 } from "./_compute_fixtures.ts";
@@ -218,16 +219,10 @@ Deno.test("train: every journey of a slice finds its own stations, whatever jour
   // One set of locations, as a rematch reads it once for the whole slice. Distances from the
   // spec's vectors: Geneva → Lausanne 61 km, Lausanne → Zürich 209 km, Lausanne → Paris 492 km a
   // trip (984 km for two); the great circle is the same both ways. ef 1 per km everywhere.
-  const swiss = reference({
-    locations: [
-      station("Geneva", "CH", 46.2104, 6.1428),
-      station("Lausanne", "CH", 46.5167, 6.6322),
-      station("Zürich", "CH", 47.3779, 8.5403),
-      station("Paris", "FR", 48.8443, 2.3744),
-      station("Basel", "CH", 47.5476, 7.5897),
-      station("Basel", "DE", 47.5672, 7.6075),
-    ],
-  });
+  const swiss = specStations(
+    station("Basel", "CH", 47.5476, 7.5897),
+    station("Basel", "DE", 47.5672, 7.6075),
+  );
   const perKm = ["CH", "DE", "RoW"].map((c, i) =>
     factor("train", { country_code: c }, { ef_kg_co2eq_per_km: 1 }, 500 + i)
   );

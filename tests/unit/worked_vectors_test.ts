@@ -6,6 +6,7 @@ import {
   factor,
   reference,
   specAirports,
+  specStations,
   station,
   YEAR,
 } from "./_compute_fixtures.ts";
@@ -290,14 +291,7 @@ Deno.test("plane: an unknown airport or a distance outside every band gives no r
   assert.match(r.warnings[0], /no haul band/);
 });
 
-const stations = reference({
-  locations: [
-    station("Geneva", "CH", 46.2104, 6.1428),
-    station("Lausanne", "CH", 46.5167, 6.6322),
-    station("Zürich", "CH", 47.3779, 8.5403),
-    station("Paris", "FR", 48.8443, 2.3744),
-  ],
-});
+const stations = specStations();
 const trip = (from: string, fromCc: string, to: string, toCc: string, trips = 1) => ({
   origin_name: from,
   origin_country_code: fromCc,
