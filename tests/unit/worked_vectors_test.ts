@@ -7,7 +7,6 @@ import {
   reference,
   specAirports,
   specStations,
-  station,
   YEAR,
 } from "./_compute_fixtures.ts";
 
