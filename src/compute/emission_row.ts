@@ -383,8 +383,15 @@ export function planRowUpdates(
     if (old.emissionTypeId !== row.emissionTypeId) return null;
     return sameRow(old, row) ? [] : [rowUpdate(old, row)];
   }
-  const storedByType = groupByType(stored);
-  const computedByType = groupByType(computed);
+  // Rows stored as computed come back in the order they were computed. The rows that are the
+  // computed row at their place pair up as they are: taking identical pairs out leaves as many
+  // identical rows to pair among the rest (identity is an equivalence), so only the rest is
+  // grouped, and an entry whose rows are all as computed groups nothing.
+  let kept = 0;
+  while (kept < stored.length && sameRow(stored[kept], computed[kept])) kept++;
+  if (kept === stored.length) return [];
+  const storedByType = groupByType(kept ? stored.slice(kept) : stored);
+  const computedByType = groupByType(kept ? computed.slice(kept) : computed);
   if (storedByType.size !== computedByType.size) return null;
   for (const [type, rows] of computedByType) {
     if (storedByType.get(type)?.length !== rows.length) return null;

@@ -64,6 +64,29 @@ Deno.test("planRowUpdates: several rows of one type pair identical rows first, t
   assert.deepEqual(both?.map((u) => [u.id, u.row.kgCo2eq]), [[1, 8], [2, 9], [3, 17]]);
 });
 
+Deno.test("planRowUpdates: rows as computed at their place are kept, the rest still pair identical rows first", () => {
+  // Stored in the order computed, the last rows changed: only those are written.
+  const old = [
+    stored(1, row(10001, 10)),
+    stored(2, row(20001, 20)),
+    stored(3, row(10001, 30)),
+    stored(4, row(40000, 60)),
+  ];
+  const computed = [row(10001, 10), row(20001, 20), row(10001, 31), row(40000, 61)];
+  assert.deepEqual(planRowUpdates(old, computed)?.map((u) => [u.id, u.row.kgCo2eq]), [
+    [3, 31],
+    [4, 61],
+  ]);
+  assert.deepEqual(planRowUpdates(old, old.map(({ id: _, ...r }) => r)), []);
+  // After a first row kept at its place, the rest come swapped with one changed: the identical one
+  // still pairs with its stored row (one write, not two).
+  const swapped = [stored(5, row(10001, 1)), stored(6, row(20001, 2)), stored(7, row(20001, 3))];
+  const plan = planRowUpdates(swapped, [row(10001, 1), row(20001, 3), row(20001, 4)]);
+  assert.deepEqual(plan?.map((u) => [u.id, u.row.kgCo2eq]), [[6, 4]]);
+  // A shape that differs after a kept first row is still a replace.
+  assert.equal(planRowUpdates(swapped, [row(10001, 1), row(20001, 2), row(10001, 3)]), null);
+});
+
 Deno.test("sameRow: JSON semantics for meta — key order and undefined keys do not count", () => {
   const a = row(10001, 100);
   assert.ok(sameRow(a, { ...a, meta: { ...a.meta, absent: undefined } }));
