@@ -38,15 +38,16 @@ export function resolveJsonLink(
   // (it throws, and is rare).
   const second = handler.kindFieldOverride ?? handler.subkindField;
   const secondValue = second === undefined ? undefined : data[second];
+  const kindText = String(kind);
   const byKind = resolutionsOf(set, handler);
-  let bySecond = byKind.get(String(kind));
-  if (!bySecond) byKind.set(String(kind), bySecond = new Map());
+  let bySecond = byKind.get(kindText);
+  if (!bySecond) byKind.set(kindText, bySecond = new Map());
   const key = present(secondValue) ? String(secondValue) : ABSENT;
   let resolution = bySecond.get(key);
   if (!resolution) {
-    const ofKind = set.where(kindField, String(kind));
+    const ofKind = set.where(kindField, kindText);
     resolution = handler.kindFieldOverride
-      ? resolveOverrideFirst(handler.kindFieldOverride, kindField, String(kind), data, ofKind, set)
+      ? resolveOverrideFirst(handler.kindFieldOverride, kindField, kindText, data, ofKind, set)
       : resolvePlain(handler.subkindField, data, ofKind);
     bySecond.set(key, resolution);
   }

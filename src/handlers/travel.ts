@@ -231,6 +231,8 @@ const STATION_FIELDS = {
 interface StationsFound {
   readonly byCountry: Map<string, Map<string, Location | undefined>>;
   readonly byName: Map<string, readonly Location[]>;
+  /** Stations by normalised name across all countries, built for the first entry without a country. */
+  index?: Map<string, Location[]>;
 }
 
 // Per set of locations (one per slice read): a slice's journeys name the same stations many times,
@@ -259,17 +261,12 @@ function trainOneTrip(origin: Location, destination: Location): number {
 }
 
 // Stations by normalised name across all countries, for entries that give no country code.
-const stationsByName = new WeakMap<ReferenceData, Map<string, Location[]>>();
-function stationNameIndex(reference: ReferenceData): Map<string, Location[]> {
-  let index = stationsByName.get(reference);
-  if (!index) {
-    index = new Map();
-    for (const location of reference.locations.values()) {
-      if (location.transportMode !== "train") continue;
-      const key = normalizeKeyName(location.name);
-      index.set(key, [...(index.get(key) ?? []), location]);
-    }
-    stationsByName.set(reference, index);
+function stationNameIndex(locations: ReadonlyMap<string, Location>): Map<string, Location[]> {
+  const index = new Map<string, Location[]>();
+  for (const location of locations.values()) {
+    if (location.transportMode !== "train") continue;
+    const key = normalizeKeyName(location.name);
+    index.set(key, [...(index.get(key) ?? []), location]);
   }
   return index;
 }
@@ -300,7 +297,8 @@ function findStation(
   }
   let matches = found.byName.get(name);
   if (!matches) {
-    matches = stationNameIndex(reference).get(normalizeKeyName(name)) ?? [];
+    found.index ??= stationNameIndex(reference.locations);
+    matches = found.index.get(normalizeKeyName(name)) ?? [];
     found.byName.set(name, matches);
   }
   if (matches.length > 1) {
