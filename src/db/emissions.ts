@@ -175,7 +175,7 @@ export async function loadEmissionsOf(
  * number needs no quoting or escaping, which the driver's array serializer does per element.
  * `String(n)` is the shortest text that reads back as the same float8.
  */
-function numberArray(values: readonly (number | null)[]): string {
+export function numberArray(values: readonly (number | null)[]): string {
   let text = "{";
   for (let i = 0; i < values.length; i++) {
     if (i > 0) text += ",";
