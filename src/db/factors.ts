@@ -17,7 +17,8 @@ import type { DataEntryType, DetName } from "../reference/enums.ts";
 import { yearProblem } from "../reference/years.ts";
 import { currentActor } from "../history/actor.ts";
 import { jsonbText, sameJson } from "../compute/emission_row.ts";
-import type { Queryable } from "./connection.ts";
+import { numberArray } from "./emissions.ts";
+import { type Queryable, untilSent } from "./connection.ts";
 import { lockSlice, type LockSliceOptions } from "./locks.ts";
 
 /** What {@linkcode importFactors} imports. */
@@ -323,6 +324,12 @@ async function planImport(
   const updated: { id: number; row: ParsedFactorRow }[] = [];
   const unchanged: { id: number; row: ParsedFactorRow }[] = [];
   for (const row of rows) {
+    // Once every stored factor is paired (or when there is none), the rest is new: no identity
+    // text to render (a fresh import of 50,000 rows spent about 0.19 s rendering them).
+    if (byIdentity.size === 0) {
+      inserted.push(row);
+      continue;
+    }
     const identity = identityKey(
       row.dataEntryTypeId,
       row.emissionTypeId,
@@ -368,28 +375,27 @@ function describeSlice(
     emissionTypeId: row.emissionTypeId,
     classification: row.classification,
   });
-  const inserted = ofDet(plan.inserted, (r) => r.dataEntryTypeId).map((r) => fromFile(r));
-  const updated = ofDet(plan.updated, (u) => u.row.dataEntryTypeId).map((u) =>
-    fromFile(u.row, u.id)
-  );
-  const unchanged = ofDet(plan.unchanged, (u) => u.row.dataEntryTypeId).map((u) =>
-    fromFile(u.row, u.id)
-  );
+  // Each list is counted whole, and only its first identities are built for the listing.
+  const cap = <T>(items: readonly T[]) => items.slice(0, MAX_LISTED_ROW_ERRORS);
+  const inserted = ofDet(plan.inserted, (r) => r.dataEntryTypeId);
+  const updated = ofDet(plan.updated, (u) => u.row.dataEntryTypeId);
+  const unchanged = ofDet(plan.unchanged, (u) => u.row.dataEntryTypeId);
   // Stored classifications come back in jsonb key order: list them in the det's column order.
   const columns = getHandler(det).factorColumns.classification;
-  const absent = ofDet(plan.absent, (a) => a.dataEntryTypeId).map((a): FactorIdentity => ({
-    id: a.id,
-    emissionTypeId: a.emissionTypeId,
-    classification: Object.fromEntries(
-      [
-        ...columns.filter((c) => c in a.classification),
-        ...Object.keys(a.classification).filter((c) => !columns.includes(c)),
-      ].map((c) => [c, a.classification[c]]),
-    ),
-  }));
+  const absent = ofDet(plan.absent, (a) => a.dataEntryTypeId);
+  const absentListed = () =>
+    cap(absent).map((a): FactorIdentity => ({
+      id: a.id,
+      emissionTypeId: a.emissionTypeId,
+      classification: Object.fromEntries(
+        [
+          ...columns.filter((c) => c in a.classification),
+          ...Object.keys(a.classification).filter((c) => !columns.includes(c)),
+        ].map((c) => [c, a.classification[c]]),
+      ),
+    }));
   const deleted = mode === "replace" ? absent : [];
   const keptStale = mode === "merge" ? absent : [];
-  const cap = <T>(items: readonly T[]) => items.slice(0, MAX_LISTED_ROW_ERRORS);
   return {
     dataEntryType: det.name,
     dataEntryTypeId: det.id,
@@ -401,11 +407,11 @@ function describeSlice(
     deleted: deleted.length,
     keptStale: keptStale.length,
     listed: {
-      inserted: cap(inserted),
-      updated: cap(updated),
-      unchanged: cap(unchanged),
-      deleted: cap(deleted),
-      keptStale: cap(keptStale),
+      inserted: cap(inserted).map((r) => fromFile(r)),
+      updated: cap(updated).map((u) => fromFile(u.row, u.id)),
+      unchanged: cap(unchanged).map((u) => fromFile(u.row, u.id)),
+      deleted: mode === "replace" ? absentListed() : [],
+      keptStale: mode === "merge" ? absentListed() : [],
     },
   };
 }
@@ -519,50 +525,55 @@ export async function writeFactorChanges(
         'deleted', g."values", null, g.import_id
       from gone g order by g.id`;
   }
-  if (updates.length) {
+  // Sent without waiting, a chunk at a time (the connection runs them in order): the server
+  // writes one chunk while the next is built, and each sorts its rows in memory.
+  const inFlight: Promise<unknown>[] = [];
+  const send = async (write: Promise<unknown>) => {
+    // A failure is seen where the writes are awaited; until then it must not count as unhandled.
+    write.catch(() => {});
+    inFlight.push(write);
+    await untilSent();
+  };
+  for (const chunk of chunksOf(updates)) {
     // Every sub-statement sees the rows as they were before the update.
-    await tx`
+    await send(tx`
       with u as (
-        select * from unnest(
-          ${updates.map((u) => u.id)}::bigint[],
-          ${updates.map((u) => JSON.stringify(u.values))}::text[],
-          ${updates.map((u) => u.importId)}::bigint[]
+        select * from rows from (
+          unnest(${numberArray(chunk.map((u) => u.id))}::text::bigint[]),
+          jsonb_array_elements(${JSON.stringify(chunk.map((u) => u.values))}::text::jsonb),
+          unnest(${numberArray(chunk.map((u) => u.importId))}::text::bigint[])
         ) with ordinality as u(id, vals, import_id, n)
       ),
       versions as (
         insert into factor_versions (import_id, factor_id, data_entry_type_id, year,
           emission_type_id, classification, change, values_before, values_after, import_id_before)
         select ${importId}, f.id, f.data_entry_type_id, f.year, f.emission_type_id,
-          f.classification, 'updated', f."values", u.vals::jsonb, f.import_id
+          f.classification, 'updated', f."values", u.vals, f.import_id
         from factors f join u on u.id = f.id
         order by u.n
       )
       update factors f
-      set "values" = u.vals::jsonb, import_id = u.import_id, updated_at = now(),
+      set "values" = u.vals, import_id = u.import_id, updated_at = now(),
         last_seen_job_id = coalesce(${jobId}::bigint, f.last_seen_job_id)
       from u
-      where f.id = u.id`;
+      where f.id = u.id`.execute());
   }
-  const fresh = inserts.filter((i) => i.id === undefined);
-  const back = inserts.filter((i) => i.id !== undefined);
-  if (fresh.length) {
-    await tx`
+  // New factors get their ids in list order: each chunk's rows are inserted in order, and the
+  // chunks run one after the other.
+  for (const chunk of chunksOf(inserts.filter((i) => i.id === undefined))) {
+    await send(tx`
       with added as (
         insert into factors (data_entry_type_id, emission_type_id, year, classification, "values",
           last_seen_job_id, import_id)
-        select i.det, i.et, i.year, c.cls, v.vals, ${jobId}::bigint, i.import_id
-        from unnest(
-          ${fresh.map((r) => r.dataEntryTypeId)}::int[],
-          ${fresh.map((r) => r.emissionTypeId)}::int[],
-          ${fresh.map((r) => r.year)}::int[],
-          ${fresh.map((r) => r.importId)}::bigint[]
-        ) with ordinality as i(det, et, year, import_id, n)
-        join jsonb_array_elements(${
-      JSON.stringify(fresh.map((r) => r.classification))
-    }::text::jsonb)
-          with ordinality as c(cls, n) on c.n = i.n
-        join jsonb_array_elements(${JSON.stringify(fresh.map((r) => r.values))}::text::jsonb)
-          with ordinality as v(vals, n) on v.n = i.n
+        select i.det, i.et, i.year, i.cls, i.vals, ${jobId}::bigint, i.import_id
+        from rows from (
+          unnest(${numberArray(chunk.map((r) => r.dataEntryTypeId))}::text::int[]),
+          unnest(${numberArray(chunk.map((r) => r.emissionTypeId))}::text::int[]),
+          unnest(${numberArray(chunk.map((r) => r.year))}::text::int[]),
+          unnest(${numberArray(chunk.map((r) => r.importId))}::text::bigint[]),
+          jsonb_array_elements(${JSON.stringify(chunk.map((r) => r.classification))}::text::jsonb),
+          jsonb_array_elements(${JSON.stringify(chunk.map((r) => r.values))}::text::jsonb)
+        ) with ordinality as i(det, et, year, import_id, cls, vals, n)
         order by i.n
         returning id, data_entry_type_id, year, emission_type_id, classification, "values"
       )
@@ -570,8 +581,10 @@ export async function writeFactorChanges(
         emission_type_id, classification, change, values_before, values_after, import_id_before)
       select ${importId}, a.id, a.data_entry_type_id, a.year, a.emission_type_id, a.classification,
         'inserted', null, a."values", null
-      from added a order by a.id`;
+      from added a order by a.id`.execute());
   }
+  await Promise.all(inFlight);
+  const back = inserts.filter((i) => i.id !== undefined);
   if (back.length) {
     await tx`
       with added as (
@@ -594,6 +607,15 @@ export async function writeFactorChanges(
       select ${importId}, a.id, a.data_entry_type_id, a.year, a.emission_type_id, a.classification,
         'inserted', null, a."values", null
       from added a order by a.id`;
+  }
+}
+
+/** Rows per statement of a factor write: its sorts stay in memory, and 50,000 rows go in five. */
+const WRITE_CHUNK = 10_000;
+
+function* chunksOf<T>(items: readonly T[]): Generator<readonly T[]> {
+  for (let start = 0; start < items.length; start += WRITE_CHUNK) {
+    yield items.slice(start, start + WRITE_CHUNK);
   }
 }
 

@@ -445,3 +445,61 @@ dbTest(testDb, "factors CLI: exit codes 0, 3, 1 and 2", async (db) => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+dbTest(
+  testDb,
+  "factors import: a file of several write chunks keeps file order, versions and values",
+  async (db) => {
+    // 12,345 rows: more than one statement's worth (10,000), the last chunk partial.
+    const rows = 12_345;
+    const csv = (ef: (i: number) => string) =>
+      [
+        HEADER,
+        ...Array.from({ length: rows }, (_, i) => `Class ${i},Model ${i},${i},1,40,128,${ef(i)}`),
+      ]
+        .join("\n") + "\n";
+    const fresh = await importIn(db, input(csv(() => "0.2")));
+    assert.deepEqual([fresh.inserted, fresh.updated, fresh.unchanged], [rows, 0, 0]);
+    // New ids follow the file's order across the chunks, each with its own values.
+    const stored = await db.sql<{ id: number; cls: string; power: number }[]>`
+      select id, classification->>'equipment_class' as cls,
+        ("values"->>'active_power_w')::int as power
+      from factors order by id`;
+    assert.equal(stored.length, rows);
+    stored.forEach((f, i) => {
+      assert.equal(f.cls, `Class ${i}`);
+      assert.equal(f.power, i);
+    });
+    const versions = async (importId: number) =>
+      await db.sql<{ factor_id: number; change: string; before: string; after: string }[]>`
+        select factor_id, change, values_before->>'ef_kg_co2eq_per_kwh' as before,
+          values_after->>'ef_kg_co2eq_per_kwh' as after
+        from factor_versions where import_id = ${importId} order by id`;
+    const inserted = await versions(fresh.importId!);
+    assert.deepEqual(inserted.map((v) => v.factor_id), stored.map((f) => f.id));
+    assert.ok(inserted.every((v) => v.change === "inserted" && v.after === "0.2"));
+
+    // Every value changed, each by its own amount: updated in place in every chunk.
+    const ef = (i: number) => `0.${String(i + 1).padStart(5, "0")}`;
+    const changed = await importIn(db, input(csv(ef)));
+    assert.deepEqual([changed.inserted, changed.updated, changed.unchanged], [0, rows, 0]);
+    const updated = await versions(changed.importId!);
+    assert.deepEqual(updated.map((v) => v.factor_id), stored.map((f) => f.id));
+    for (const i of [0, 9_999, 10_000, rows - 1]) {
+      assert.deepEqual(
+        { change: updated[i].change, before: updated[i].before, after: Number(updated[i].after) },
+        { change: "updated", before: "0.2", after: Number(ef(i)) },
+      );
+    }
+    const [{ wrong }] = await db.sql<{ wrong: number }[]>`
+      select count(*)::int as wrong from factors f
+      join factor_versions v on v.factor_id = f.id and v.import_id = ${changed.importId!}
+      where f."values" <> v.values_after or f.import_id <> ${changed.importId!}`;
+    assert.equal(wrong, 0);
+
+    // The same file again: nothing written, every factor unchanged.
+    const again = await importIn(db, input(csv(ef)));
+    assert.deepEqual([again.inserted, again.updated, again.unchanged], [0, 0, rows]);
+    assert.equal((await versions(again.importId!)).length, 0);
+  },
+);
