@@ -383,19 +383,20 @@ function describeSlice(
   // Stored classifications come back in jsonb key order: list them in the det's column order.
   const columns = getHandler(det).factorColumns.classification;
   const absent = ofDet(plan.absent, (a) => a.dataEntryTypeId);
-  const absentListed = () =>
-    cap(absent).map((a): FactorIdentity => ({
-      id: a.id,
-      emissionTypeId: a.emissionTypeId,
-      classification: Object.fromEntries(
-        [
-          ...columns.filter((c) => c in a.classification),
-          ...Object.keys(a.classification).filter((c) => !columns.includes(c)),
-        ].map((c) => [c, a.classification[c]]),
-      ),
-    }));
-  const deleted = mode === "replace" ? absent : [];
-  const keptStale = mode === "merge" ? absent : [];
+  const absentListed = cap(absent).map((a): FactorIdentity => ({
+    id: a.id,
+    emissionTypeId: a.emissionTypeId,
+    classification: Object.fromEntries(
+      [
+        ...columns.filter((c) => c in a.classification),
+        ...Object.keys(a.classification).filter((c) => !columns.includes(c)),
+      ].map((c) => [c, a.classification[c]]),
+    ),
+  }));
+  // What is absent from the file is deleted (replace) or kept stale (merge).
+  const gone = { count: absent.length, listed: absentListed };
+  const none = { count: 0, listed: [] };
+  const [deleted, keptStale] = mode === "replace" ? [gone, none] : [none, gone];
   return {
     dataEntryType: det.name,
     dataEntryTypeId: det.id,
@@ -404,14 +405,14 @@ function describeSlice(
     inserted: inserted.length,
     updated: updated.length,
     unchanged: unchanged.length,
-    deleted: deleted.length,
-    keptStale: keptStale.length,
+    deleted: deleted.count,
+    keptStale: keptStale.count,
     listed: {
       inserted: cap(inserted).map((r) => fromFile(r)),
       updated: cap(updated).map((u) => fromFile(u.row, u.id)),
       unchanged: cap(unchanged).map((u) => fromFile(u.row, u.id)),
-      deleted: mode === "replace" ? absentListed() : [],
-      keptStale: mode === "merge" ? absentListed() : [],
+      deleted: deleted.listed,
+      keptStale: keptStale.listed,
     },
   };
 }
