@@ -21,7 +21,7 @@ import {
 const SERVER = serverUrl();
 const options = { ignore: SERVER === undefined, sanitizeOps: false, sanitizeResources: false };
 
-function spawnWorker(url: string, extra: readonly string[] = []) {
+function spawnWorker(url: string, extra: readonly string[] = [], env: Record<string, string> = {}) {
   return spawnScript("worker", [
     "--database-url",
     url,
@@ -30,7 +30,7 @@ function spawnWorker(url: string, extra: readonly string[] = []) {
     "--heartbeat",
     "0.2",
     ...extra,
-  ]);
+  ], env);
 }
 
 const started = (e: LogEvent) => e.event === "worker_started";
@@ -180,9 +180,14 @@ Deno.test({
   async fn() {
     const database = await createServerDatabase();
     const { db, url } = database;
+    // A worker killed mid-job cannot remove its job's work directory: theirs go in one of the
+    // test's own, removed at the end.
+    const tmp = await Deno.makeTempDir({ prefix: "rematch-test-workers-" });
     const spawned: ReturnType<typeof spawnWorker>[] = [];
     const worker = (extra: string[]) => {
-      const w = spawnWorker(url, ["--chunk-size", "100", "--stale-timeout", "1.5", ...extra]);
+      const w = spawnWorker(url, ["--chunk-size", "100", "--stale-timeout", "1.5", ...extra], {
+        TMPDIR: tmp,
+      });
       spawned.push(w);
       return w;
     };
@@ -268,6 +273,7 @@ Deno.test({
       for (const w of spawned) w.kill("SIGKILL");
       await Promise.all(spawned.map((w) => w.exited));
       await database.drop();
+      await Deno.remove(tmp, { recursive: true });
     }
   },
 });
