@@ -27,6 +27,7 @@ import {
 } from "./emissions.ts";
 import { lockSlice, type LockSliceOptions } from "./locks.ts";
 import { loadSliceInputs } from "./slice.ts";
+import { chunksOf, WritesInFlight } from "./writes.ts";
 import { jsonStorageProblem, keyTextProblem } from "./storable.ts";
 
 /** An entry to create (or, when its source key names an entry of its module, to update). */
@@ -547,13 +548,8 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
   }
   // The writes are sent without waiting (the connection runs them in order) and awaited together
   // at the end: the server writes one chunk while the next is computed.
-  const inFlight: Promise<unknown>[] = [];
-  const send = <T>(write: Promise<T>): Promise<T> => {
-    // A failure is seen where the writes are awaited; until then it must not count as unhandled.
-    write.catch(() => {});
-    inFlight.push(write);
-    return write;
-  };
+  const writes = new WritesInFlight();
+  const send = <T>(write: Promise<T>): Promise<T> => writes.add(write);
   const emissionRowsOf = (entries: readonly Pending[]) => {
     const rows = entries.flatMap((p) => p.rows.map((row) => ({ dataEntryId: p.id, row })));
     refuseUnknownEmissionTypes(rows);
@@ -580,8 +576,7 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
 
   // New entries a chunk at a time: each chunk's inserts go while the next chunk is computed.
   const inserts = pending.filter((p) => !p.stored);
-  for (let start = 0; start < inserts.length; start += INSERT_CHUNK) {
-    const chunk = inserts.slice(start, start + INSERT_CHUNK);
+  for (const chunk of chunksOf(inserts, INSERT_CHUNK)) {
     for (const entry of chunk) await compute(entry);
     send(tx`
       insert into data_entries (id, carbon_report_module_id, data_entry_type_id, data, source_key)
@@ -596,7 +591,7 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
       order by u.n`.execute());
     insertedCounts.push(send(insertEmissions(tx, emissionRowsOf(chunk))));
   }
-  await Promise.all(inFlight);
+  await writes.all();
   const emissionsDeleted = await deleting;
   const emissionsInserted = (await Promise.all(insertedCounts)).reduce((a, b) => a + b, 0);
   const companionsDeleted = companionsGone ? (await companionsGone).count : 0;

@@ -20,6 +20,7 @@ import { jsonbText, sameJson } from "../compute/emission_row.ts";
 import { numberArray } from "./emissions.ts";
 import { type Queryable, untilSent } from "./connection.ts";
 import { lockSlice, type LockSliceOptions } from "./locks.ts";
+import { chunksOf, WritesInFlight } from "./writes.ts";
 
 /** What {@linkcode importFactors} imports. */
 export interface FactorImportInput {
@@ -505,10 +506,11 @@ export interface FactorChanges {
 }
 
 /**
- * Writes factor changes and their version rows, a statement or two per kind whatever the
- * number of factors. Each version reads the row as it was in the statement that changes it, so
- * `values_before` and `import_id_before` are exact. Inserts without an id get new ids in list
- * order.
+ * Writes factor changes and their version rows: the deletes and the factors that come back with
+ * their old ids in one statement each, the updates and the new factors in statements of
+ * {@linkcode WRITE_CHUNK} rows. Each version reads the row as it was in the statement that
+ * changes it, so `values_before` and `import_id_before` are exact. Inserts without an id get new
+ * ids in list order.
  */
 export async function writeFactorChanges(
   tx: Queryable,
@@ -528,14 +530,12 @@ export async function writeFactorChanges(
   }
   // Sent without waiting, a chunk at a time (the connection runs them in order): the server
   // writes one chunk while the next is built, and each sorts its rows in memory.
-  const inFlight: Promise<unknown>[] = [];
+  const writes = new WritesInFlight();
   const send = async (write: Promise<unknown>) => {
-    // A failure is seen where the writes are awaited; until then it must not count as unhandled.
-    write.catch(() => {});
-    inFlight.push(write);
+    writes.add(write);
     await untilSent();
   };
-  for (const chunk of chunksOf(updates)) {
+  for (const chunk of chunksOf(updates, WRITE_CHUNK)) {
     // Every sub-statement sees the rows as they were before the update.
     await send(tx`
       with u as (
@@ -561,7 +561,7 @@ export async function writeFactorChanges(
   }
   // New factors get their ids in list order: each chunk's rows are inserted in order, and the
   // chunks run one after the other.
-  for (const chunk of chunksOf(inserts.filter((i) => i.id === undefined))) {
+  for (const chunk of chunksOf(inserts.filter((i) => i.id === undefined), WRITE_CHUNK)) {
     await send(tx`
       with added as (
         insert into factors (data_entry_type_id, emission_type_id, year, classification, "values",
@@ -584,7 +584,7 @@ export async function writeFactorChanges(
         'inserted', null, a."values", null
       from added a order by a.id`.execute());
   }
-  await Promise.all(inFlight);
+  await writes.all();
   const back = inserts.filter((i) => i.id !== undefined);
   if (back.length) {
     await tx`
@@ -613,12 +613,6 @@ export async function writeFactorChanges(
 
 /** Rows per statement of a factor write: its sorts stay in memory, and 50,000 rows go in five. */
 const WRITE_CHUNK = 10_000;
-
-function* chunksOf<T>(items: readonly T[]): Generator<readonly T[]> {
-  for (let start = 0; start < items.length; start += WRITE_CHUNK) {
-    yield items.slice(start, start + WRITE_CHUNK);
-  }
-}
 
 function plural(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? "" : "s"}`;
