@@ -1,6 +1,7 @@
 // Set-based writes of emission rows: a handful of statements whatever the number of entries.
 import { type EmissionRow, type RowUpdate, sharedJsonText } from "../compute/emission_row.ts";
 import type { Queryable } from "./connection.ts";
+import { numberArray } from "./writes.ts";
 
 /** An emission row with the entry it belongs to. */
 export interface EntryEmissionRow {
@@ -168,21 +169,6 @@ export async function loadEmissionsOf(
     else byEntry.set(r.data_entry_id, [stored]);
   }
   return byEntry;
-}
-
-/**
- * A number array as PostgreSQL's array literal (`{1,2.5,NULL}`), sent as text and cast: a
- * number needs no quoting or escaping, which the driver's array serializer does per element.
- * `String(n)` is the shortest text that reads back as the same float8.
- */
-export function numberArray(values: readonly (number | null)[]): string {
-  let text = "{";
-  for (let i = 0; i < values.length; i++) {
-    if (i > 0) text += ",";
-    const value = values[i];
-    text += value === null ? "NULL" : String(value);
-  }
-  return text + "}";
 }
 
 /**

@@ -549,7 +549,6 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
   // The writes are sent without waiting (the connection runs them in order) and awaited together
   // at the end: the server writes one chunk while the next is computed.
   const writes = new WritesInFlight();
-  const send = <T>(write: Promise<T>): Promise<T> => writes.add(write);
   const emissionRowsOf = (entries: readonly Pending[]) => {
     const rows = entries.flatMap((p) => p.rows.map((row) => ({ dataEntryId: p.id, row })));
     refuseUnknownEmissionTypes(rows);
@@ -558,7 +557,7 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
   if (changed.length) {
     // The data go as one JSON array, split by position on the server: nothing to escape per
     // entry.
-    send(tx`
+    writes.add(tx`
       update data_entries e set data = u.d, updated_at = now()
       from rows from (
         unnest(${changed.map((p) => p.id)}::bigint[]),
@@ -567,18 +566,18 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
       where e.id = u.i`.execute());
   }
   const companionsGone = companionDeletes.length > 0 &&
-    send(
+    writes.add(
       tx`delete from data_entries where id = any(${companionDeletes.map((c) => c.id)}::bigint[])`
         .execute(),
     );
-  const deleting = send(deleteEmissionsOf(tx, changed.map((p) => p.id)));
-  const insertedCounts = [send(insertEmissions(tx, emissionRowsOf(changed)))];
+  const deleting = writes.add(deleteEmissionsOf(tx, changed.map((p) => p.id)));
+  const insertedCounts = [writes.add(insertEmissions(tx, emissionRowsOf(changed)))];
 
   // New entries a chunk at a time: each chunk's inserts go while the next chunk is computed.
   const inserts = pending.filter((p) => !p.stored);
   for (const chunk of chunksOf(inserts, INSERT_CHUNK)) {
     for (const entry of chunk) await compute(entry);
-    send(tx`
+    writes.add(tx`
       insert into data_entries (id, carbon_report_module_id, data_entry_type_id, data, source_key)
       select u.i, u.m, u.t, u.d, u.k
       from rows from (
@@ -589,7 +588,7 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
         unnest(${chunk.map((p) => p.sourceKey ?? null)}::text[])
       ) with ordinality as u(i, m, t, d, k, n)
       order by u.n`.execute());
-    insertedCounts.push(send(insertEmissions(tx, emissionRowsOf(chunk))));
+    insertedCounts.push(writes.add(insertEmissions(tx, emissionRowsOf(chunk))));
   }
   await writes.all();
   const emissionsDeleted = await deleting;

@@ -17,10 +17,9 @@ import type { DataEntryType, DetName } from "../reference/enums.ts";
 import { yearProblem } from "../reference/years.ts";
 import { currentActor } from "../history/actor.ts";
 import { jsonbText, sameJson } from "../compute/emission_row.ts";
-import { numberArray } from "./emissions.ts";
 import { type Queryable, untilSent } from "./connection.ts";
 import { lockSlice, type LockSliceOptions } from "./locks.ts";
-import { chunksOf, WritesInFlight } from "./writes.ts";
+import { chunksOf, numberArray, WritesInFlight } from "./writes.ts";
 
 /** What {@linkcode importFactors} imports. */
 export interface FactorImportInput {

@@ -1,4 +1,5 @@
-// Writes sent without waiting for their answers, and the chunks they go in.
+// Bulk writes: statements sent without waiting for their answers, the chunks they go in, and
+// the arrays of numbers they carry.
 
 /**
  * Statements sent on one connection without waiting for their answers: the connection runs them
@@ -44,4 +45,27 @@ export class WritesInFlight {
  */
 export function* chunksOf<T>(items: readonly T[], size: number): Generator<readonly T[]> {
   for (let start = 0; start < items.length; start += size) yield items.slice(start, start + size);
+}
+
+/**
+ * A number array as PostgreSQL's array literal (`{1,2.5,NULL}`), sent as text and cast: a
+ * number needs no quoting or escaping, which the driver's array serializer does per element.
+ * `String(n)` is the shortest text that reads back as the same float8.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { numberArray } from "./writes.ts";
+ * assert.equal(numberArray([1, 2.5, null, -0.1]), "{1,2.5,NULL,-0.1}");
+ * assert.equal(numberArray([]), "{}");
+ * ```
+ */
+export function numberArray(values: readonly (number | null)[]): string {
+  let text = "{";
+  for (let i = 0; i < values.length; i++) {
+    if (i > 0) text += ",";
+    const value = values[i];
+    text += value === null ? "NULL" : String(value);
+  }
+  return text + "}";
 }
