@@ -3,8 +3,15 @@
 import { z } from "zod";
 import { redactDatabaseUrl } from "../db/connection.ts";
 import type { BenchHooks } from "../bench/phase.ts";
+import { README_BLOCK_NAME, writeReadmeBlock } from "../bench/readme.ts";
 import { formatBenchMarkdown, formatBenchText } from "../bench/report.ts";
-import { type ChangeKind, consistencyProblems, embeddedProblems, runBench } from "../bench/run.ts";
+import {
+  type BenchReport,
+  type ChangeKind,
+  consistencyProblems,
+  embeddedProblems,
+  runBench,
+} from "../bench/run.ts";
 import { isBenchDet } from "../bench/slice.ts";
 import type { SeedDet } from "../seed/generate.ts";
 import { defineCommand, EXIT } from "./command.ts";
@@ -15,7 +22,8 @@ const CHANGES: readonly ChangeKind[] = ["all", "none", "one-percent"];
 
 const USAGE = `Usage: deno task bench [--entries N[,N...]] [--det D[,D...]]
          [--change all|one-percent|none] [--quick] [--profile] [--json | --markdown]
-         [--baseline-sample N] [--import-rows N] [--server-only] [--database-url URL]
+         [--readme NAME] [--baseline-sample N] [--import-rows N] [--server-only]
+         [--database-url URL]
 
 Times the rematch of seeded slices against the physical write floor and the per-entry
 baseline, in ONE run on this machine. Each (det, size) case gets a fresh database: created
@@ -45,6 +53,10 @@ whether this run meets it, or what the run would need to measure it (a size, a c
                         target
   --json                the measurements as one JSON document
   --markdown            the table for the README
+  --readme NAME         also write that table into README.md (of the current directory), between
+                        its lines <!-- NAME:begin --> and <!-- NAME:end --> (bench: the default
+                        sizes with --profile; bench-1m: --entries 100000,1000000), formatted as
+                        deno fmt formats it; not when some results were inconsistent
 
 Exit codes: 0 done, 3 done but some results were inconsistent (listed), 1 failed, 2 bad usage.`;
 
@@ -70,6 +82,8 @@ export interface BenchArgs {
   readonly changes: ReadonlySet<ChangeKind>;
   readonly profile: boolean;
   readonly markdown: boolean;
+  /** The README block to write the markdown table into. */
+  readonly readme?: string;
   readonly baselineSample: number;
   readonly importRows: number;
   readonly serverOnly: boolean;
@@ -93,6 +107,10 @@ const schema = z.object({
   quick: z.boolean().default(false),
   profile: z.boolean().default(false),
   markdown: z.boolean().default(false),
+  readme: z.string().regex(
+    README_BLOCK_NAME,
+    "expected a block name of lower-case letters, digits and dashes, such as bench or bench-1m",
+  ).optional(),
   "baseline-sample": count("--baseline-sample", 1).default(20_000),
   "import-rows": count("--import-rows", 0).optional(),
   "server-only": z.boolean().default(false),
@@ -105,10 +123,32 @@ const schema = z.object({
   changes: new Set(a.change),
   profile: a.profile,
   markdown: a.markdown,
+  ...(a.readme ? { readme: a.readme } : {}),
   baselineSample: a["baseline-sample"],
   importRows: a["import-rows"] ?? (a.quick ? QUICK_ENTRIES : 50_000),
   serverOnly: a["server-only"],
 }));
+
+/**
+ * Writes the run's markdown table into the `block` of `file` (`--readme`), unless some results
+ * were inconsistent; what was done, as a line for the report. A failed write keeps the report.
+ */
+export async function updateReadme(
+  file: string,
+  block: string,
+  report: BenchReport,
+  problems: readonly string[],
+): Promise<{ line: string; failed: boolean }> {
+  if (problems.length) {
+    return { line: `${file}: not written, some results were inconsistent`, failed: false };
+  }
+  try {
+    await writeReadmeBlock(file, block, formatBenchMarkdown(report));
+    return { line: `${file}: block ${block} now holds this run`, failed: false };
+  } catch (error) {
+    return { line: error instanceof Error ? error.message : String(error), failed: true };
+  }
+}
 
 /** The `bench` command, with the per-entry baseline and the phase script handed in. */
 export function benchCommand(hooks: BenchHooks) {
@@ -122,6 +162,7 @@ export function benchCommand(hooks: BenchHooks) {
       quick: { type: "boolean" },
       profile: { type: "boolean" },
       markdown: { type: "boolean" },
+      readme: { type: "string" },
       "baseline-sample": { type: "string" },
       "import-rows": { type: "string" },
       "server-only": { type: "boolean" },
@@ -154,9 +195,14 @@ export function benchCommand(hooks: BenchHooks) {
         ...embeddedProblems(report),
       ];
       const text = args.markdown ? formatBenchMarkdown(report) : formatBenchText(report);
+      const readme = args.readme
+        ? await updateReadme("README.md", args.readme, report, problems)
+        : undefined;
+      // Said beside the status lines: stdout keeps the report alone.
+      if (readme) console.error(readme.line);
       return {
-        exitCode: problems.length ? EXIT.partial : EXIT.ok,
-        json: { ...report, problems },
+        exitCode: problems.length ? EXIT.partial : readme?.failed ? EXIT.failed : EXIT.ok,
+        json: { ...report, problems, ...(readme ? { readme: readme.line } : {}) },
         text: problems.length ? `${text}\n\nINCONSISTENT:\n${problems.join("\n")}` : text,
       };
     },

@@ -1,18 +1,20 @@
 // The bench at its --quick size, so that it never rots: it runs every phase on both dets and its
 // results are consistent. Nothing here looks at a timing.
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { CHANGE_FACTOR } from "../../src/bench/changes.ts";
 import { REMATCH_V8_FLAGS } from "../../src/bench/phase.ts";
 import { formatBenchMarkdown, formatBenchText } from "../../src/bench/report.ts";
 import {
   type BenchCase,
+  type BenchReport,
   compareWithEmbedded,
   consistencyProblems,
   embeddedProblems,
   runBench,
 } from "../../src/bench/run.ts";
 import { evaluateTargets } from "../../src/bench/targets.ts";
-import { benchCommand } from "../../src/cli/bench.ts";
+import { benchCommand, updateReadme } from "../../src/cli/bench.ts";
 import { runCli, serverBackendExpected } from "../_harness.ts";
 import { perEntryBaseline } from "./baseline.ts";
 
@@ -22,6 +24,48 @@ const hooks = {
 };
 const ENTRIES = 2000;
 const near = (a: number, b: number) => Math.abs(a - b) <= 1e-9 * Math.abs(b);
+
+// `--readme`: the run's markdown lands in its block of a README, formatted, the rest kept; an
+// inconsistent run or a missing block writes nothing.
+async function readmeHoldsTheRun(report: BenchReport) {
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = join(dir, "README.md");
+    const before = "# Figures\n\n<!-- bench:begin -->\n\nold\n\n<!-- bench:end -->\n\nEnd.\n";
+    await Deno.writeTextFile(file, before);
+    assert.deepEqual(await updateReadme(file, "bench", report, ["it 2000: a no-op wrote"]), {
+      line: `${file}: not written, some results were inconsistent`,
+      failed: false,
+    });
+    assert.equal(await Deno.readTextFile(file), before);
+    const missing = await updateReadme(file, "bench-1m", report, []);
+    assert.deepEqual(missing, {
+      line: `${file}: no line "<!-- bench-1m:begin -->"`,
+      failed: true,
+    });
+    assert.equal(await Deno.readTextFile(file), before);
+
+    assert.deepEqual(await updateReadme(file, "bench", report, []), {
+      line: `${file}: block bench now holds this run`,
+      failed: false,
+    });
+    const written = await Deno.readTextFile(file);
+    const block = written.slice(
+      written.indexOf("<!-- bench:begin -->") + "<!-- bench:begin -->".length,
+      written.indexOf("<!-- bench:end -->"),
+    );
+    // The same text as --markdown prints, but for how `deno fmt` lays it out: spaces and line
+    // breaks, and the width of the tables' dashed lines.
+    const bare = (text: string) => text.replace(/[\s-]+/g, "");
+    assert.equal(bare(block), bare(formatBenchMarkdown(report)));
+    assert.ok(
+      written.startsWith("# Figures\n") && written.endsWith("<!-- bench:end -->\n\nEnd.\n"),
+    );
+    assert.match(block, /^\| it    \|    2000 \| rematch, every factor changed +\|/m);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
 
 function serverUrl(): string | undefined {
   if (!serverBackendExpected()) return undefined;
@@ -101,6 +145,7 @@ Deno.test({
     assert.match(markdown, /^\| it \| 2000 \| rematch, every factor changed \|/m);
     assert.match(markdown, /^\| plane \| 2000 \| per-entry baseline \|/m);
     assert.match(formatBenchText(report), /one-percent: factor \d+ covered/);
+    await readmeHoldsTheRun(report);
     assert.match(
       markdown,
       /^\| it \| 2000 \| rematch, one factor \(~1 %\) changed, in a warm worker \|/m,
@@ -301,6 +346,7 @@ Deno.test("bench usage: bad sizes, dets and changes are refused with exit code 2
   for (
     const [argv, message] of [
       [["--quick", "--entries", "5000"], /--quick sets the size/],
+      [["--quick", "--readme", "Bench figures"], /--readme: expected a block name of lower-case/],
       [["--det", "building_embodied_energy"], /unknown data entry type/],
       [["--change", "some"], /unknown change \(expected all, none, one-percent\): some/],
       [["--entries", "10k"], /expected sizes such as 10000,100000/],
