@@ -61,7 +61,7 @@ async function readmeHoldsTheRun(report: BenchReport) {
     assert.ok(
       written.startsWith("# Figures\n") && written.endsWith("<!-- bench:end -->\n\nEnd.\n"),
     );
-    assert.match(block, /^\| it    \|    2000 \| rematch, every factor changed +\|/m);
+    assert.match(block, /^\| it {4}\| {4}2000 \| rematch, every factor changed +\|/m);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
