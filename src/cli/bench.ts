@@ -5,13 +5,7 @@ import { redactDatabaseUrl } from "../db/connection.ts";
 import type { BenchHooks } from "../bench/phase.ts";
 import { README_BLOCK_NAME, writeReadmeBlock } from "../bench/readme.ts";
 import { formatBenchMarkdown, formatBenchText } from "../bench/report.ts";
-import {
-  type BenchReport,
-  type ChangeKind,
-  consistencyProblems,
-  embeddedProblems,
-  runBench,
-} from "../bench/run.ts";
+import { type ChangeKind, consistencyProblems, embeddedProblems, runBench } from "../bench/run.ts";
 import { isBenchDet } from "../bench/slice.ts";
 import type { SeedDet } from "../seed/generate.ts";
 import { defineCommand, EXIT } from "./command.ts";
@@ -130,20 +124,21 @@ const schema = z.object({
 }));
 
 /**
- * Writes the run's markdown table into the `block` of `file` (`--readme`), unless some results
- * were inconsistent; what was done, as a line for the report. A failed write keeps the report.
+ * Writes the run's markdown table (`--markdown`'s text) into the `block` of `file` (`--readme`),
+ * unless some results were inconsistent; what was done, as a line for the report. A failed write
+ * keeps the report.
  */
 export async function updateReadme(
   file: string,
   block: string,
-  report: BenchReport,
+  markdown: string,
   problems: readonly string[],
 ): Promise<{ line: string; failed: boolean }> {
   if (problems.length) {
     return { line: `${file}: not written, some results were inconsistent`, failed: false };
   }
   try {
-    await writeReadmeBlock(file, block, formatBenchMarkdown(report));
+    await writeReadmeBlock(file, block, markdown);
     return { line: `${file}: block ${block} now holds this run`, failed: false };
   } catch (error) {
     return { line: error instanceof Error ? error.message : String(error), failed: true };
@@ -194,9 +189,10 @@ export function benchCommand(hooks: BenchHooks) {
         ),
         ...embeddedProblems(report),
       ];
-      const text = args.markdown ? formatBenchMarkdown(report) : formatBenchText(report);
+      const markdown = formatBenchMarkdown(report);
+      const text = args.markdown ? markdown : formatBenchText(report);
       const readme = args.readme
-        ? await updateReadme("README.md", args.readme, report, problems)
+        ? await updateReadme("README.md", args.readme, markdown, problems)
         : undefined;
       // Said beside the status lines: stdout keeps the report alone.
       if (readme) console.error(readme.line);

@@ -28,24 +28,25 @@ const near = (a: number, b: number) => Math.abs(a - b) <= 1e-9 * Math.abs(b);
 // `--readme`: the run's markdown lands in its block of a README, formatted, the rest kept; an
 // inconsistent run or a missing block writes nothing.
 async function readmeHoldsTheRun(report: BenchReport) {
+  const markdown = formatBenchMarkdown(report);
   const dir = await Deno.makeTempDir();
   try {
     const file = join(dir, "README.md");
     const before = "# Figures\n\n<!-- bench:begin -->\n\nold\n\n<!-- bench:end -->\n\nEnd.\n";
     await Deno.writeTextFile(file, before);
-    assert.deepEqual(await updateReadme(file, "bench", report, ["it 2000: a no-op wrote"]), {
+    assert.deepEqual(await updateReadme(file, "bench", markdown, ["it 2000: a no-op wrote"]), {
       line: `${file}: not written, some results were inconsistent`,
       failed: false,
     });
     assert.equal(await Deno.readTextFile(file), before);
-    const missing = await updateReadme(file, "bench-1m", report, []);
+    const missing = await updateReadme(file, "bench-1m", markdown, []);
     assert.deepEqual(missing, {
       line: `${file}: no line "<!-- bench-1m:begin -->"`,
       failed: true,
     });
     assert.equal(await Deno.readTextFile(file), before);
 
-    assert.deepEqual(await updateReadme(file, "bench", report, []), {
+    assert.deepEqual(await updateReadme(file, "bench", markdown, []), {
       line: `${file}: block bench now holds this run`,
       failed: false,
     });
