@@ -334,7 +334,8 @@ const train: Handler = {
     origin_natural_key: optionalText(),
     destination_natural_key: optionalText(),
     cabin_class: lowerEnum(["first", "second"]),
-    number_of_trips: numberWithDefault(1, { min: 1, int: true }),
+    // ≥ 1 and not necessarily whole (spec/modules.md's train row; a flight's is an integer).
+    number_of_trips: numberWithDefault(1, { min: 1 }),
     user_institutional_id: optionalText(),
     departure_date: optionalText(),
     note: optionalText(),

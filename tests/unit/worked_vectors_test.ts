@@ -335,6 +335,29 @@ Deno.test("train: Lausanne → Paris, 2 trips: 984 km, FR without factor → RoW
   assert.equal(r.rows[0].primaryFactorId, factors[1].id);
 });
 
+Deno.test("train: number_of_trips need not be whole (≥ 1); a flight's must be an integer", () => {
+  const r = compute(
+    "train",
+    trip("Geneva", "CH", "Lausanne", "CH", 1.5),
+    [trainFactor("CH", 0.05)],
+    stations,
+  );
+  // 61 km × 1.5 = 91.5 km; × 0.05 = 4.575 kg.
+  assert.equal(r.rows[0].meta.distance_km, 91.5);
+  assert.equal(r.rows[0].additionalValue, 91.5);
+  assertKg(r.rows[0].kgCo2eq, 4.575);
+  for (const trips of [0.5, 0]) {
+    assert.throws(
+      () => compute("train", trip("Geneva", "CH", "Lausanne", "CH", trips), [], stations),
+      /number_of_trips/,
+    );
+  }
+  assert.throws(
+    () => compute("plane", flight("CDG", 1.5), planeFactors(0.1), airports),
+    /number_of_trips: expected an integer/,
+  );
+});
+
 const headcountFactors = (foodEf: number) => [
   factor("member", {
     headcount_category: "food",
