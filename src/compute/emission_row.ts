@@ -412,9 +412,10 @@ export function planRowUpdates(
 }
 
 /**
- * The stored rows whose meta {@linkcode planRowUpdates} would compare: those some computed row of
- * the same type matches in every other field (when the shapes agree). The meta of the others is
- * never looked at, so it need not be read.
+ * The stored rows whose meta {@linkcode planRowUpdates} may compare: those some computed row of
+ * the same type matches in every other field (when the shapes agree), and, whatever the shapes,
+ * the leading rows that match the computed row at their place in every other field (compared
+ * before the shapes are). The meta of the others is never looked at, so it need not be read.
  */
 export function rowsDecidedByMeta<T extends EmissionRow>(
   stored: readonly T[],
@@ -424,13 +425,18 @@ export function rowsDecidedByMeta<T extends EmissionRow>(
   if (stored.length === 1) return sameButMeta(stored[0], computed[0]) ? [stored[0]] : [];
   const storedByType = groupByType(stored);
   const computedByType = groupByType(computed);
-  if (storedByType.size !== computedByType.size) return [];
+  let sameShape = storedByType.size === computedByType.size;
   for (const [type, rows] of computedByType) {
-    if (storedByType.get(type)?.length !== rows.length) return [];
+    if (storedByType.get(type)?.length !== rows.length) sameShape = false;
   }
-  return stored.filter((old) =>
-    computedByType.get(old.emissionTypeId)!.some((row) => sameButMeta(old, row))
-  );
+  if (sameShape) {
+    return stored.filter((old) =>
+      computedByType.get(old.emissionTypeId)!.some((row) => sameButMeta(old, row))
+    );
+  }
+  let leading = 0;
+  while (leading < stored.length && sameButMeta(stored[leading], computed[leading])) leading++;
+  return stored.slice(0, leading);
 }
 
 function groupByType<T extends EmissionRow>(rows: readonly T[]): Map<number, T[]> {

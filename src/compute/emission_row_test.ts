@@ -177,6 +177,41 @@ Deno.test("rowsDecidedByMeta: the stored rows some computed row matches but for 
   assert.deepEqual(rowsDecidedByMeta([stored(7, row(10001, 100))], [row(10001, 100)]).length, 1);
 });
 
+// Stored rows whose meta throws unless `rowsDecidedByMeta` named them, as rows read without meta
+// whose meta was then fetched for the decided ones only.
+function withDecidedMetaOnly(old: readonly IdentifiedRow[], computed: readonly EmissionRow[]) {
+  const decided = new Set(rowsDecidedByMeta(old, computed).map((r) => r.id));
+  return old.map((r) =>
+    decided.has(r.id) ? r : Object.defineProperty({ ...r }, "meta", {
+      get() {
+        throw new Error(`emission row ${r.id}: its meta was not read`);
+      },
+    })
+  );
+}
+
+Deno.test("rowsDecidedByMeta: every meta planRowUpdates compares, whether the shape holds or not", () => {
+  const food = stored(1, row(10001, 100));
+  const waste = stored(2, row(20001, 25));
+  const rollup = stored(3, row(40000, 125));
+  const cases: [IdentifiedRow[], EmissionRow[], "null" | number][] = [
+    // The first row is as stored but for its meta (unknown yet); the second changed its type.
+    [[food, waste], [row(10001, 100), row(20009, 25)], "null"],
+    [[food, waste, rollup], [row(10001, 100), row(20001, 25), row(20009, 125)], "null"],
+    [[food, waste, rollup], [row(10001, 100), row(20001, 30), row(40000, 130)], 2],
+    [[food, waste, rollup], [row(20001, 25), row(10001, 100), row(40000, 125)], 0],
+    [[food, waste], [row(10001, 90), row(10001, 25)], "null"],
+  ];
+  for (const [old, computed, expected] of cases) {
+    const plan = planRowUpdates(withDecidedMetaOnly(old, computed), computed);
+    assert.equal(plan === null ? "null" : plan.length, expected);
+  }
+  assert.deepEqual(
+    rowsDecidedByMeta([food, waste], [row(10001, 100), row(20009, 25)]).map((r) => r.id),
+    [1],
+  );
+});
+
 Deno.test("sameJsonText: a shared value matches as one piece of text, or else walked", () => {
   const list = sharedJson(Object.freeze([{ id: 7, values: { ef_b: 0.2, ef: 100 } }]));
   assert.equal(sharedJsonText(list), '[{"id": 7, "values": {"ef": 100, "ef_b": 0.2}}]');

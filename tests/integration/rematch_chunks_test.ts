@@ -140,3 +140,55 @@ dbTest(
     }
   },
 );
+
+dbTest(
+  testDb,
+  "an entry whose rows change type is replaced, also in a chunk read without meta",
+  async (db) => {
+    await importFactorText(db, "member", 2025, factors(1));
+    // Three entries whose every row changes, then one (fte 0) whose food row changes only in its
+    // meta: after the first chunks the cursor reads without meta, and the waste row's new type
+    // (incineration 20001 → composting 20002) makes every entry a replacement.
+    const ftes = [1, 1, 1, 0];
+    const ids = await createTestEntries(
+      db,
+      "member",
+      2025,
+      ftes.map((fte, i) => ({ name: `M${i}`, fte })),
+    );
+    await importFactorText(
+      db,
+      "member",
+      2025,
+      `${HEADCOUNT_HEADER}\nfood,vegetarian,,meal,100,2\nwaste,composting,,kg,50,0.5\n` +
+        "commuting,public_transport,,km,200,0.2\n",
+      "replace",
+    );
+    for (const chunkSize of [4, 8, 1000]) {
+      let result: RematchResult | undefined;
+      let after: Awaited<ReturnType<typeof emissionRows>> = [];
+      await assert.rejects(() =>
+        db.sql.begin(async (tx) => {
+          result = await rematchSlice(createPgSliceStore(tx), {
+            dataEntryType: "member",
+            year: 2025,
+            chunkSize,
+          });
+          after = await emissionRows(tx, ids);
+          throw new Rollback();
+        }), Rollback);
+      const r = result!;
+      assert.deepEqual(r.errorDetails, [], `chunk ${chunkSize}`);
+      assert.deepEqual([r.entries, r.recalculated, r.errors], [4, 4, 0], `chunk ${chunkSize}`);
+      ids.forEach((id, i) => {
+        // fte 1: food 1 × 100 × 2, waste 1 × 50 × 0.5, commuting 1 × 200 × 0.2, rollup 265.
+        const kg = ftes[i] ? [200, 25, 40, 265] : [0, 0, 0, 0];
+        assert.deepEqual(
+          after.filter((x) => x.data_entry_id === id).map((x) => [x.emission_type_id, x.kg_co2eq]),
+          [[10001, kg[0]], [20002, kg[1]], [30004, kg[2]], [40000, kg[3]]],
+          `chunk ${chunkSize}, entry ${id}`,
+        );
+      });
+    }
+  },
+);
