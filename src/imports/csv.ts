@@ -40,6 +40,11 @@ export interface CsvTable {
   /** Header names, trimmed, in file order. */
   readonly header: readonly string[];
   readonly rows: readonly CsvRow[];
+  /**
+   * Names the header gives more than once (a row's cell is the last one's). An importer refuses
+   * the file when it reads such a column ({@linkcode requireColumns}), and ignores it otherwise.
+   */
+  readonly repeated?: readonly string[];
 }
 
 /** Decodes bytes as UTF-8, dropping a leading BOM; invalid UTF-8 is a FileError. */
@@ -129,8 +134,9 @@ function tableOf(file: string, { records, lines }: Records): CsvTable {
   if (records.length === 0) throw new FileError(file, "is empty (expected a header row)");
   const header = records[0].map((h) => h.trim());
   const seen = new Set<string>();
+  const repeated = new Set<string>();
   for (const name of header) {
-    if (name && seen.has(name)) throw new FileError(file, `header names column "${name}" twice`);
+    if (name && seen.has(name)) repeated.add(name);
     seen.add(name);
   }
   const rows: CsvRow[] = [];
@@ -157,7 +163,7 @@ function tableOf(file: string, { records, lines }: Records): CsvTable {
       ...(problem ? { problem } : {}),
     });
   }
-  return { header, rows };
+  return { header, rows, ...(repeated.size ? { repeated: [...repeated] } : {}) };
 }
 
 function countProblem(cells: number, columns: number): CellProblem | undefined {
@@ -283,8 +289,10 @@ export async function readCsvFile(
 }
 
 /**
- * Throws a FileError naming every required column missing from the header; a header of one
- * column holding `;` or a tab is said to look semicolon- or tab-separated.
+ * Throws a FileError naming every required column missing from the header (a header of one
+ * column holding `;` or a tab is said to look semicolon- or tab-separated), or a column the
+ * importer reads that the header names twice: any column, or only those of `read` when the
+ * importer ignores the others.
  *
  * @example
  * ```ts
@@ -292,9 +300,24 @@ export async function readCsvFile(
  * import { parseCsv, requireColumns } from "./csv.ts";
  * const table = parseCsv("x.csv", "name;ef\nLaptop;0,2\n");
  * assert.throws(() => requireColumns("x.csv", table, ["name", "ef"]), /looks semicolon-separated/);
+ * const noted = parseCsv("y.csv", "name,ef,note,note\nLaptop,0.2,a,b\n");
+ * requireColumns("y.csv", noted, ["name", "ef"], ["name", "ef"]); // an unread column twice
+ * assert.throws(() => requireColumns("y.csv", noted, ["name"]), /names column "note" twice/);
  * ```
  */
-export function requireColumns(file: string, table: CsvTable, required: readonly string[]): void {
+export function requireColumns(
+  file: string,
+  table: CsvTable,
+  required: readonly string[],
+  read?: readonly string[],
+): void {
+  const twice = table.repeated?.find((name) => !read || read.includes(name));
+  if (twice !== undefined) {
+    throw new FileError(
+      file,
+      `header names column "${twice}" twice (expected each column once: which cell is meant?)`,
+    );
+  }
   const missing = required.filter((c) => !table.header.includes(c));
   if (missing.length) {
     const [only] = table.header;

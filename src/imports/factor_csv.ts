@@ -161,11 +161,16 @@ export function parseFactorTable(
   const required = new Set<string>();
   if (resolved.routing?.wholeModule) required.add(resolved.routing.column);
   for (const columns of columnsByDet.values()) columns.required.forEach((c) => required.add(c));
-  requireColumns(file, table, [...required]);
+  // Columns it does not read are ignored, even when the header names them twice.
+  const read = new Set(required);
+  for (const columns of columnsByDet.values()) {
+    [...columns.classification, ...columns.values].forEach((c) => read.add(c));
+  }
+  requireColumns(file, table, [...required], [...read]);
 
   const errors = new RowErrorList();
   const rows: ParsedFactorRow[] = [];
-  const firstLineOfIdentity = new Map<string, number>();
+  const firstOfIdentity = new Map<string, { row: number; line: number }>();
   for (const { row, line, cells, problem: cellProblem } of table.rows) {
     const fail = (problem: { column?: string; message: string }) =>
       errors.add({ row, line, ...problem });
@@ -205,18 +210,19 @@ export function parseFactorTable(
       continue;
     }
     const identity = `${det.id}\u0000${emissionTypeId}\u0000${classificationText}`;
-    const first = firstLineOfIdentity.get(identity);
+    const first = firstOfIdentity.get(identity);
     if (first !== undefined) {
       fail({
         message:
-          `duplicate of line ${first}: lines ${first} and ${line} have the same ${det.name} ` +
-          `factor identity (emission type ${emissionTypeId}, ${
+          `duplicate of row ${first.row} (line ${first.line}): rows ${first.row} and ${row} ` +
+          `(lines ${first.line} and ${line}) have the same ${det.name} factor identity (emission ` +
+          `type ${emissionTypeId}, ${
             describeClassification(built.classification)
-          }); line ${first} is kept`,
+          }); row ${first.row} is kept`,
       });
       continue;
     }
-    firstLineOfIdentity.set(identity, line);
+    firstOfIdentity.set(identity, { row, line });
     rows.push({
       row,
       line,

@@ -116,8 +116,39 @@ Laptop,Standard,90,9,40,128,0.3
   assert.equal(parsed.rows[0].values.active_power_w, 100);
   assert.equal(parsed.rowErrors.length, 1);
   assert.deepEqual([parsed.rowErrors[0].row, parsed.rowErrors[0].line], [3, 4]);
-  assert.match(parsed.rowErrors[0].message, /duplicate of line 2: lines 2 and 4 /);
-  assert.match(parsed.rowErrors[0].message, /line 2 is kept/);
+  assert.match(
+    parsed.rowErrors[0].message,
+    /^duplicate of row 1 \(line 2\): rows 1 and 3 \(lines 2 and 4\) have the same it /,
+  );
+  assert.match(parsed.rowErrors[0].message, /row 1 is kept$/);
+});
+
+Deno.test("factor csv: a column named twice is refused when the import reads it, else ignored", () => {
+  const parsed = parse(`country_code,ef_kg_co2eq_per_km,note,note\nCH,0.007,a,b\n`, {
+    dataEntryTypeId: 21,
+  });
+  assert.equal(parsed.rowErrorsCount, 0);
+  assert.deepEqual(parsed.rows.map((r) => r.values), [{ ef_kg_co2eq_per_km: 0.007 }]);
+  for (
+    const header of [
+      "country_code,ef_kg_co2eq_per_km,ef_kg_co2eq_per_km",
+      "country_code,country_code,ef_kg_co2eq_per_km",
+    ]
+  ) {
+    assert.throws(
+      () => parse(`${header}\nCH,0.007,0.008\n`, { dataEntryTypeId: 21 }),
+      (e) => e instanceof FileError && /header names column "\w+" twice/.test(e.message),
+    );
+  }
+  // Plane reads min_distance, an optional value column: named twice, it is refused too.
+  assert.throws(
+    () =>
+      parse(
+        "category,cabin_class,ef_kg_co2eq_per_km,rfi_adjustment,min_distance,max_distance,min_distance\n",
+        { dataEntryTypeId: 20 },
+      ),
+    /names column "min_distance" twice/,
+  );
 });
 
 Deno.test("factor csv: a routing value that is not a det of the module is a row error", () => {

@@ -340,7 +340,7 @@ interface Records {
 
 function readCsv(file: string, text: string, columns: readonly string[]): Records {
   const table = parseCsv(file, text);
-  requireColumns(file, table, columns);
+  requireColumns(file, table, columns, columns);
   return { records: table.rows, rowsRead: table.rows.length };
 }
 
