@@ -14,6 +14,7 @@ import { describeClassification, describeValues, importFlag } from "./factors_hi
 import { changedKeys } from "../history/imports.ts";
 import { subcommandOnly } from "./group.ts";
 import { describeRematches } from "./rematch.ts";
+import { describeLeftStale } from "./status.ts";
 import { formatTable } from "./table.ts";
 
 const USAGE =
@@ -65,7 +66,7 @@ export const factorsRollbackCommand = defineCommand({
         dryRun: args["dry-run"],
         force: args.force,
       });
-      const { rollback, rematch, dryRun } = outcome;
+      const { rollback, rematch, leftStale, dryRun } = outcome;
       const errors = (rematch ?? []).some((r) => r.errors > 0);
       return {
         exitCode: errors ? EXIT.partial : EXIT.ok,
@@ -75,11 +76,12 @@ export const factorsRollbackCommand = defineCommand({
           // A dry run's rollback import was rolled back with everything else: it has no id.
           importId: dryRun ? null : rollback.importId,
           rematch,
+          leftStale,
         },
         text: [
           ...(dryRun ? ["dry run: nothing written; a real rollback would do this:"] : []),
           describeRollback(rollback, dryRun),
-          ...(rematch ? ["", describeRematches(rematch)] : []),
+          ...(rematch ? ["", describeRematches(rematch)] : describeLeftStale(leftStale!)),
         ].join("\n"),
       };
     } catch (error) {

@@ -11,6 +11,7 @@ import { lockSlice } from "../db/locks.ts";
 import type { Classification, FactorValues } from "../handlers/types.ts";
 import { getDataEntryType } from "../reference/enums.ts";
 import { rematchInTransaction } from "../rematch/run.ts";
+import { type LeftStale, leftStale } from "../rematch/state.ts";
 import type { RematchResult } from "../rematch/types.ts";
 import { currentActor } from "./actor.ts";
 import { findFactorImport, inColumnOrder } from "./imports.ts";
@@ -301,6 +302,11 @@ export interface RollbackOutcome {
   readonly rollback: RollbackResult;
   /** One result per slice, with `rematch`. */
   readonly rematch?: readonly RematchResult[];
+  /**
+   * Without `rematch`: the rollback's slices it left stale, and the command that brings them up
+   * to date (seen from inside its transaction, dry runs too).
+   */
+  readonly leftStale?: LeftStale;
   readonly dryRun: boolean;
 }
 
@@ -330,7 +336,13 @@ export async function runRollback(
     return await db.sql.begin(async (tx) => {
       const rollback = await rollbackImport(tx, options);
       let rematch: RematchResult[] | undefined;
-      if (options.rematch) {
+      let stale: LeftStale | undefined;
+      if (!options.rematch) {
+        stale = await leftStale(tx, {
+          year: rollback.slices[0]?.year,
+          dataEntryTypeIds: rollback.slices.map((s) => s.dataEntryTypeId),
+        });
+      } else {
         rematch = [];
         for (const slice of rollback.slices) {
           const result = await rematchInTransaction(tx, {
@@ -346,7 +358,7 @@ export async function runRollback(
           rematch.push(dryRun ? { ...result, dryRun: true } : result);
         }
       }
-      const outcome: RollbackOutcome = { rollback, rematch, dryRun };
+      const outcome: RollbackOutcome = { rollback, rematch, leftStale: stale, dryRun };
       if (dryRun) throw new DryRunRollback(outcome);
       return outcome;
     }) as RollbackOutcome;

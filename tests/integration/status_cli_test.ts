@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { dbTest, onDatabase, runCaptured, useTestDatabase } from "../_harness.ts";
 import type { Database } from "../../src/db/connection.ts";
 import { factorsCommand } from "../../src/cli/factors.ts";
+import { factorsRollbackCommand } from "../../src/cli/factors_rollback.ts";
 import { locationsCommand } from "../../src/cli/reference.ts";
 import { rematchCommand } from "../../src/cli/rematch.ts";
 import { statusCommand } from "../../src/cli/status.ts";
@@ -163,6 +164,54 @@ dbTest(testDb, "a factor import without --rematch says which slices it left stal
     await Deno.remove(file);
   }
 });
+
+dbTest(
+  testDb,
+  "a factor rollback without --rematch says which slices it left stale",
+  async (db) => {
+    await threeSlices(db);
+    const file = await csvFile(itFactors(0.2));
+    try {
+      const command = onDatabase(factorsCommand, db);
+      const imported = await runCaptured(command, [
+        ...["import", file, "--year", "2025", "--det", "it", "--rematch", "--json"],
+      ]);
+      assert.equal(imported.code, 0, imported.err);
+      const rollback = onDatabase(factorsRollbackCommand, db);
+      const argv = ["rollback", "--import", String(JSON.parse(imported.out).importId)];
+      assert.equal((await status(db)).stale, 0);
+      const dry = await runCaptured(rollback, [...argv, "--dry-run"]);
+      assert.equal(dry.code, 0, dry.err);
+      assert.match(
+        dry.out,
+        /^left stale: it 2025 \(stale: targeted \(1 factor, about 1 entry\)\)\nbring them up to date: deno task rematch --det it --year 2025$/m,
+      );
+      assert.equal((await status(db)).stale, 0, "a dry run changes nothing");
+      const json = await runCaptured(rollback, [...argv, "--json"]);
+      assert.equal(json.code, 0, json.err);
+      assert.equal(
+        JSON.parse(json.out).leftStale.command,
+        "deno task rematch --det it --year 2025",
+      );
+      assert.deepEqual(
+        (await status(db)).slices.filter((s) => s.state !== "current").map((s) => [
+          s.dataEntryType,
+          s.year,
+        ]),
+        [["it", 2025]],
+      );
+      // Rolled back again with --rematch: nothing is left stale, and nothing is said about it.
+      const rematched = await runCaptured(rollback, [
+        ...["rollback", "--import", String(JSON.parse(json.out).importId), "--rematch"],
+      ]);
+      assert.equal(rematched.code, 0, rematched.err);
+      assert.doesNotMatch(rematched.out, /left stale/);
+      assert.equal((await status(db)).stale, 0);
+    } finally {
+      await Deno.remove(file);
+    }
+  },
+);
 
 dbTest(testDb, "a locations import names the travel slices it left stale", async (db) => {
   await threeSlices(db);
