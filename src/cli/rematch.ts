@@ -248,10 +248,12 @@ async function inTurn<T extends { readonly dataEntryType: string; readonly year?
 }
 
 /**
- * The exit code of `rematch --all`: 0 when every det committed cleanly, 3 when some committed
- * and some failed (or had per-entry errors), 1 only when none committed.
+ * The exit code of `rematch --all` (and `--stale`): 0 when every det committed cleanly (or there
+ * was nothing to rematch), 3 when some committed and some failed (or had per-entry errors), 1
+ * only when none of them committed.
  */
 export function allDetsExitCode(outcomes: readonly DetOutcome[]): number {
+  if (outcomes.length === 0) return EXIT.ok;
   const committed = outcomes.filter((o) => o.status === "done");
   if (committed.length === 0) return EXIT.failed;
   if (committed.length < outcomes.length) return EXIT.partial;

@@ -136,6 +136,7 @@ dbTest(testDb, "rematch --stale rematches only the slices that are not current",
   assert.equal((await status(db)).command, null);
   const none = await runCaptured(command, ["--stale"]);
   assert.equal(none.out, "every slice with entries is current: nothing to rematch");
+  assert.equal(none.code, 0, "nothing to rematch is a success");
 });
 
 dbTest(testDb, "a factor import without --rematch says which slices it left stale", async (db) => {

@@ -124,5 +124,6 @@ Deno.test("allDetsExitCode: 0 all clean, 3 per-entry errors or a partial run, 1 
   assert.equal(allDetsExitCode([done("member"), done("it", 1)]), EXIT.partial);
   assert.equal(allDetsExitCode([done("member"), failed("it")]), EXIT.partial);
   assert.equal(allDetsExitCode([failed("member"), failed("it")]), EXIT.failed);
+  assert.equal(allDetsExitCode([]), EXIT.ok, "nothing to rematch (--stale, all current)");
   assert.equal(allDetsExitCode([failed("member"), skipped("it")]), EXIT.failed);
 });
