@@ -132,6 +132,35 @@ function parseDecimal(cell: string): number | undefined {
 }
 
 /**
+ * The columns a factor file for `target` must have (its routing column when it is a whole
+ * module's, and every det's required columns), and every column the import reads (the others are
+ * ignored).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { factorFileColumns } from "./factor_csv.ts";
+ * const { required, read } = factorFileColumns({ dataEntryTypeId: 21 }); // train
+ * assert.deepEqual(required, ["country_code", "ef_kg_co2eq_per_km"]);
+ * assert.deepEqual(read, ["country_code", "ef_kg_co2eq_per_km"]);
+ * ```
+ */
+export function factorFileColumns(
+  target: FactorImportTarget,
+): { required: string[]; read: string[] } {
+  const resolved = resolveFactorTarget(target);
+  const required = new Set<string>();
+  if (resolved.routing?.wholeModule) required.add(resolved.routing.column);
+  const read = new Set<string>(required);
+  for (const det of resolved.dets) {
+    const columns = getHandler(det).factorColumns;
+    columns.required.forEach((c) => required.add(c));
+    [...columns.required, ...columns.classification, ...columns.values].forEach((c) => read.add(c));
+  }
+  return { required: [...required], read: [...read] };
+}
+
+/**
  * Validates a factor CSV table for one det or one module (spec/factors-csv.md §1): routes each
  * row to its det, builds classification and values, resolves the emission type and reports bad
  * and duplicate rows. Missing required columns are a {@linkcode FileError}.
@@ -158,15 +187,8 @@ export function parseFactorTable(
   const columnsByDet = new Map(
     resolved.dets.map((det) => [det.name, getHandler(det).factorColumns]),
   );
-  const required = new Set<string>();
-  if (resolved.routing?.wholeModule) required.add(resolved.routing.column);
-  for (const columns of columnsByDet.values()) columns.required.forEach((c) => required.add(c));
-  // Columns it does not read are ignored, even when the header names them twice.
-  const read = new Set(required);
-  for (const columns of columnsByDet.values()) {
-    [...columns.classification, ...columns.values].forEach((c) => read.add(c));
-  }
-  requireColumns(file, table, [...required], [...read]);
+  const { required, read } = factorFileColumns(target);
+  requireColumns(file, table, required, read);
 
   const errors = new RowErrorList();
   const rows: ParsedFactorRow[] = [];

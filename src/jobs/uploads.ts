@@ -5,6 +5,7 @@ import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { Queryable, Sql } from "../db/connection.ts";
+import { FileError } from "../imports/file.ts";
 
 /** Bytes per stored chunk: memory stays bounded by this while a file is stored or read. */
 export const UPLOAD_CHUNK_BYTES = 1024 * 1024;
@@ -18,7 +19,12 @@ export interface StoredUpload {
   readonly fileName: string;
   readonly sizeBytes: number;
   readonly sha256: string;
+  /** The file's first line (its header), without its line end. */
+  readonly header: string;
 }
+
+/** How much of a file's start is kept to find its header line. */
+const HEADER_BYTES = 64 * 1024;
 
 const UPLOAD_PATH =
   /^uploads\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.csv$/;
@@ -68,14 +74,32 @@ export function safeFileName(name: string): string {
 
 /**
  * Stores a local file as an upload, streaming it in chunks in one transaction, and returns it.
+ * A file that is not UTF-8 text, or holds nothing but blanks, is refused with a FileError naming
+ * it, and nothing is stored: no import could read it.
  */
 export async function storeUpload(
   sql: Sql,
-  local: { path: string; fileName: string; actor: string | null },
+  local: {
+    path: string;
+    fileName: string;
+    actor: string | null;
+    /**
+     * Checks the header line (of the file named as stored) before anything is committed: a throw
+     * stores nothing.
+     */
+    checkHeader?: (header: string, fileName: string) => void;
+  },
 ): Promise<StoredUpload> {
   const id = crypto.randomUUID();
   const fileName = safeFileName(local.fileName);
   const hash = createHash("sha256");
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  let head = "";
+  let blank = true;
+  const read = (text: string) => {
+    if (head.length < HEADER_BYTES) head += text.slice(0, HEADER_BYTES - head.length);
+    if (blank && /[^\s\uFEFF]/.test(text)) blank = false;
+  };
   let size = 0;
   let sha256 = "";
   await sql.begin(async (tx) => {
@@ -86,13 +110,39 @@ export async function storeUpload(
     for await (const chunk of chunked(file.readable, UPLOAD_CHUNK_BYTES)) {
       hash.update(chunk);
       size += chunk.byteLength;
+      read(decodeOrRefuse(fileName, () => decoder.decode(chunk, { stream: true })));
       await tx`insert into upload_chunks (upload_id, seq, data)
         values (${id}, ${seq++}, ${Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)})`;
     }
+    read(decodeOrRefuse(fileName, () => decoder.decode()));
+    if (blank) throw new FileError(fileName, "is empty (expected a header row)");
+    local.checkHeader?.(headerLine(head), fileName);
     sha256 = hash.digest("hex");
     await tx`update uploads set size_bytes = ${size}, sha256 = ${sha256} where id = ${id}`;
   });
-  return { id, path: uploadPath(id), fileName, sizeBytes: size, sha256 };
+  return { id, path: uploadPath(id), fileName, sizeBytes: size, sha256, header: headerLine(head) };
+}
+
+function decodeOrRefuse(fileName: string, decode: () => string): string {
+  try {
+    return decode();
+  } catch {
+    throw new FileError(fileName, "is not valid UTF-8 text");
+  }
+}
+
+/** The first line of a text, BOM and blank lines before it left out, without its line end. */
+function headerLine(text: string): string {
+  const body = text.replace(/^\uFEFF/, "").replace(/^(?:[ \t]*\r?\n)+/, "");
+  return body.split(/\r?\n|\r/, 1)[0];
+}
+
+/** The header line of a stored upload (from its first chunk). */
+export async function uploadHeader(sql: Queryable, id: string): Promise<string> {
+  const [first] = await sql<{ data: Uint8Array }[]>`
+    select substring(data from 1 for ${HEADER_BYTES}) as data from upload_chunks
+    where upload_id = ${id} and seq = 0`;
+  return headerLine(first ? new TextDecoder().decode(first.data) : "");
 }
 
 /** Regroups a byte stream into chunks of exactly `size` bytes (the last one shorter). */

@@ -173,6 +173,12 @@ async function prepareFactorIngest(
             ...error.result,
           });
         }
+        if (error instanceof FileError) {
+          // A file-level error found by the import itself (its required columns, say): the same
+          // document as one found while the file was read.
+          const message = shown(error.message) as string;
+          throw new JobFailed(message, { error: { code: error.name, message } });
+        }
         if (error instanceof RangeError) throw new JobFailed(error.message);
         throw error;
       }

@@ -2,7 +2,9 @@
 // 400 naming the field that is wrong.
 import type { z } from "@hono/zod-openapi";
 import type { NewJob } from "../jobs/types.ts";
-import { resolveFactorTarget } from "../imports/factor_csv.ts";
+import { parseCsv, requireColumns } from "../imports/csv.ts";
+import { factorFileColumns, resolveFactorTarget } from "../imports/factor_csv.ts";
+import { REFERENCE_COLUMNS } from "../imports/reference_csv.ts";
 import {
   type DataEntryType,
   findDataEntryType,
@@ -16,6 +18,24 @@ import type { DispatchFields } from "./schemas.ts";
 export interface DispatchPlan {
   readonly kind: string;
   readonly job: (upload: { id: string; fileName: string }) => NewJob;
+  /**
+   * Checks the file's header line as the import will: a FileError (a column missing, or one the
+   * import reads named twice) when the import would refuse the file whole.
+   */
+  readonly checkHeader: (fileName: string, header: string) => void;
+}
+
+/** A header check for files that must have `required` (reading `read`, or every column). */
+function headerCheck(required: readonly string[], read?: readonly string[]) {
+  return (fileName: string, header: string) => {
+    let table;
+    try {
+      table = parseCsv(fileName, `${header}\n`);
+    } catch {
+      return; // A header the first line alone cannot show (a quoted line break): the job reads it.
+    }
+    requireColumns(fileName, table, required, read);
+  };
 }
 
 function moduleOf(value: string | number, field: string) {
@@ -69,8 +89,12 @@ export function planDispatch(fields: z.infer<typeof DispatchFields>): DispatchPl
           );
         }
       }
+      const columns = factorFileColumns(
+        det ? { dataEntryTypeId: det.id } : { moduleTypeId: module.id },
+      );
       return {
         kind: "factor_upload",
+        checkHeader: headerCheck(columns.required, columns.read),
         job: (upload) => ({
           jobType: "factor_ingest",
           moduleTypeId: module.id,
@@ -109,6 +133,8 @@ export function planDispatch(fields: z.infer<typeof DispatchFields>): DispatchPl
       }
       return {
         kind: "entries_upload",
+        // Every column of an entries CSV is a field of the entry (or its unit and year).
+        checkHeader: headerCheck(["unit", "year"]),
         job: (upload) => ({
           jobType: "entries_ingest",
           moduleTypeId: det.moduleTypeId,
@@ -128,6 +154,7 @@ export function planDispatch(fields: z.infer<typeof DispatchFields>): DispatchPl
     case "rates":
       return {
         kind: "reference_upload",
+        checkHeader: headerCheck(REFERENCE_COLUMNS[target], REFERENCE_COLUMNS[target]),
         job: (upload) => ({
           jobType: "reference_ingest",
           moduleTypeId: null,

@@ -1,6 +1,7 @@
 // POST /v1/files/temp-upload and POST /v1/sync/dispatch: files in, jobs queued.
 import { z } from "@hono/zod-openapi";
-import { findUpload, parseUploadPath, storeUpload } from "../jobs/uploads.ts";
+import { FileError } from "../imports/file.ts";
+import { findUpload, parseUploadPath, storeUpload, uploadHeader } from "../jobs/uploads.ts";
 import { planDispatch } from "./dispatch.ts";
 import { ApiError, describeIssues, invalidField } from "./errors.ts";
 import { multipartBoundary } from "./multipart.ts";
@@ -32,6 +33,7 @@ export function uploadRoutes(app: ApiApp, context: RouteContext): void {
       ...ERRORS,
       413: json(S.ErrorResponse, "a file is larger than the upload limit"),
       415: json(S.ErrorResponse, "not multipart, or a file that is not .csv"),
+      422: json(S.ErrorResponse, "a file that is not UTF-8 text, or is empty"),
     },
   });
 
@@ -41,11 +43,13 @@ export function uploadRoutes(app: ApiApp, context: RouteContext): void {
       if (form.files.length === 0) throw invalidField("files", "no file was uploaded");
       const stored = [];
       for (const file of form.files) {
-        const upload = await storeUpload(sql, {
-          path: file.path,
-          fileName: file.fileName,
-          actor: c.get("actor"),
-        });
+        const upload = await unprocessable(() =>
+          storeUpload(sql, {
+            path: file.path,
+            fileName: file.fileName,
+            actor: c.get("actor"),
+          })
+        );
         stored.push({
           path: upload.path,
           file_name: upload.fileName,
@@ -84,6 +88,10 @@ export function uploadRoutes(app: ApiApp, context: RouteContext): void {
       ...ERRORS,
       413: json(S.ErrorResponse, "the file or the body is too large"),
       415: json(S.ErrorResponse, "neither JSON nor multipart, or a file that is not .csv"),
+      422: json(
+        S.ErrorResponse,
+        "a file the import would refuse whole: not UTF-8, empty, a required column missing",
+      ),
     },
   });
 
@@ -109,6 +117,8 @@ export function uploadRoutes(app: ApiApp, context: RouteContext): void {
       if (!upload) {
         throw invalidField("file_path", `no upload ${parsed.data.file_path} (it may have expired)`);
       }
+      const header = await uploadHeader(sql, upload.id);
+      await unprocessable(() => plan.checkHeader(upload.file_name, header));
       const job = plan.job({ id: upload.id, fileName: upload.file_name });
       const created = await queue(plan.kind, actor, [job], {
         target_type: parsed.data.target_type,
@@ -146,7 +156,14 @@ export function uploadRoutes(app: ApiApp, context: RouteContext): void {
         throw invalidField("file", form.files.length ? "send one file" : "is required (the CSV)");
       }
       const [file] = form.files;
-      const upload = await storeUpload(sql, { path: file.path, fileName: file.fileName, actor });
+      const upload = await unprocessable(() =>
+        storeUpload(sql, {
+          path: file.path,
+          fileName: file.fileName,
+          actor,
+          checkHeader: (header, name) => plan.checkHeader(name, header),
+        })
+      );
       const job = plan.job({ id: upload.id, fileName: upload.fileName });
       const created = await queue(plan.kind, actor, [job], {
         target_type: parsed.data.target_type,
@@ -157,6 +174,16 @@ export function uploadRoutes(app: ApiApp, context: RouteContext): void {
       await form.discard();
     }
   });
+}
+
+/** Runs `step`; a file the import would refuse whole (a FileError) is a 422 naming the file. */
+async function unprocessable<T>(step: () => T | Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    if (error instanceof FileError) throw new ApiError(422, "unprocessable_file", error.message);
+    throw error;
+  }
 }
 
 async function receiveUpload(

@@ -399,9 +399,77 @@ dbTest(
 
 dbTest(
   testDb,
-  "a file the import refuses ends its job ERROR with the message naming the uploaded file",
+  "a file no import could read is a 422 naming it, and nothing is stored or queued",
   async (db) => {
     await withServer(db, {}, async (base) => {
+      const planeForm = (bytes: Uint8Array<ArrayBuffer>, name: string) => {
+        const form = new FormData();
+        form.append("target_type", "factors");
+        form.append("year", "2025");
+        form.append(
+          "config",
+          JSON.stringify({ module_type_id: "professional_travel", data_entry_type_id: "plane" }),
+        );
+        form.append("file", new Blob([bytes]), name);
+        return form;
+      };
+      const notUtf8 = new TextEncoder().encode("category,cabin_class\nvery_short_haul,economy\n");
+      notUtf8[25] = 0xff;
+      const text = (t: string) => new TextEncoder().encode(t);
+      const cases: [Uint8Array<ArrayBuffer>, string, string][] = [
+        [notUtf8, "plane bad.csv", "plane_bad.csv: is not valid UTF-8 text"],
+        [text("\uFEFF\n  \n"), "blank.csv", "blank.csv: is empty (expected a header row)"],
+        [
+          text("category,cabin_class,note\nvery_short_haul,economy,x\n"),
+          "plane.csv",
+          "plane.csv: missing required columns ef_kg_co2eq_per_km, rfi_adjustment, " +
+          "min_distance, max_distance",
+        ],
+      ];
+      for (const [bytes, name, message] of cases) {
+        const response = await call(base, "/v1/sync/dispatch", {
+          method: "POST",
+          body: planeForm(bytes, name),
+        });
+        assert.equal(response.status, 422, name);
+        assert.deepEqual(errorOf(response.body), { code: "unprocessable_file", message });
+      }
+      // temp-upload refuses what no import could read; the header is checked at the dispatch.
+      const upload = new FormData();
+      upload.append("files", new Blob([notUtf8]), "plane bad.csv");
+      const refused = await call(base, "/v1/files/temp-upload", { method: "POST", body: upload });
+      assert.equal(refused.status, 422);
+      assert.equal(errorOf(refused.body).message, "plane_bad.csv: is not valid UTF-8 text");
+      const good = new FormData();
+      good.append("files", new Blob([cases[2][0]]), "plane.csv");
+      const stored = await call(base, "/v1/files/temp-upload", { method: "POST", body: good });
+      assert.equal(stored.status, 201);
+      const byPath = await call(base, "/v1/sync/dispatch", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          target_type: "factors",
+          year: 2025,
+          file_path: (stored.body as Body[])[0].path,
+          config: { module_type_id: "professional_travel", data_entry_type_id: "plane" },
+        }),
+      });
+      assert.equal(byPath.status, 422);
+      assert.deepEqual(errorOf(byPath.body), { code: "unprocessable_file", message: cases[2][2] });
+      const [{ uploads }] = await db.sql`select count(*)::int as uploads from uploads`;
+      assert.equal(uploads, 1, "only the good file was stored");
+      const [{ jobs }] = await db.sql`select count(*)::int as jobs from data_ingestion_jobs`;
+      assert.equal(jobs, 0, "nothing was queued");
+    });
+  },
+);
+
+dbTest(
+  testDb,
+  "a file the import refuses past its header ends its job ERROR with the message naming it",
+  async (db) => {
+    await withServer(db, {}, async (base) => {
+      // A quoted line break in the header: the dispatch cannot see the columns; the job can.
       const form = new FormData();
       form.append("target_type", "factors");
       form.append("year", "2025");
@@ -409,19 +477,21 @@ dbTest(
         "config",
         JSON.stringify({ module_type_id: "professional_travel", data_entry_type_id: "plane" }),
       );
-      const bytes = new TextEncoder().encode("category,cabin_class\nvery_short_haul,economy\n");
-      bytes[25] = 0xff;
-      form.append("file", new Blob([bytes]), "plane bad.csv");
+      form.append(
+        "file",
+        new Blob(['"cate\ngory",cabin_class\nvery_short_haul,economy\n']),
+        "plane bad.csv",
+      );
       const response = await call(base, "/v1/sync/dispatch", { method: "POST", body: form });
       assert.equal(response.status, 202);
       const { done } = await followPipeline(base, (response.body as Body).pipeline_id as string);
       assert.equal(done.status, "FAILED");
       const [job] = done.jobs as Body[];
       assert.equal(job.result, "ERROR");
-      assert.equal(job.status_message, "plane_bad.csv: is not valid UTF-8 text");
+      assert.match(job.status_message as string, /^plane_bad\.csv: missing required columns /);
       assert.deepEqual((job.result_document as Body).error, {
         code: "FileError",
-        message: "plane_bad.csv: is not valid UTF-8 text",
+        message: job.status_message,
       });
     });
   },
