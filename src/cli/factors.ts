@@ -2,7 +2,7 @@
 import { z } from "zod";
 import { defineCommand, EXIT, flag } from "./command.ts";
 import type { Database, Queryable } from "../db/connection.ts";
-import type { LockSliceOptions } from "../db/locks.ts";
+import { type LockSliceOptions, SliceBusyError } from "../db/locks.ts";
 import {
   type FactorIdentity,
   FactorImportRejected,
@@ -52,6 +52,8 @@ export interface FactorsImportArgs {
   readonly jobId?: number;
   /** Told when a slice is held by another transaction, before the import waits for it. */
   readonly onLockWait?: LockSliceOptions["onWait"];
+  /** Fail at once (nothing written) when another rematch or import holds a slice. */
+  readonly noWait?: boolean;
 }
 
 /** Work run in the import's transaction after the factors are written. */
@@ -88,6 +90,8 @@ With --det, a row whose routing column names another type is a row error.
   --dry-run        do all of it (with --rematch too), report it, then roll everything back
   --allow-empty    replace: accept a header-only file (empties the slices)
   --force          replace: accept deleting more than half of a type's factors
+  --no-wait        fail at once (exit 1, nothing written) when another rematch or import holds
+                   one of the slices, instead of waiting for it
   --max-file-size  refuse larger files (default ${
   describeBytes(DEFAULT_MAX_FILE_BYTES).replace(" ", "")
 }, or REMATCH_MAX_FILE_SIZE), e.g. 1GiB
@@ -106,6 +110,7 @@ const schema = z.object({
   "dry-run": z.boolean().default(false),
   "allow-empty": z.boolean().default(false),
   force: z.boolean().default(false),
+  "no-wait": z.boolean().default(false),
   "max-file-size": flag.byteSize().optional(),
 }).transform((flags, ctx): FactorsImportArgs => {
   const [command, file, ...extra] = flags.positionals;
@@ -132,6 +137,7 @@ const schema = z.object({
     dryRun: flags["dry-run"],
     allowEmpty: flags["allow-empty"],
     force: flags.force,
+    noWait: flags["no-wait"],
     maxFileBytes: flags["max-file-size"],
   };
   if (flags.det !== undefined) {
@@ -215,6 +221,7 @@ export async function runFactorsImport(
         jobId: args.jobId,
         fileSha256,
         onLockWait: args.onLockWait,
+        noWait: args.noWait,
       });
       const outcome: FactorsImportOutcome = hooks.afterImport
         ? { result, after: await hooks.afterImport(tx, result), dryRun }
@@ -243,6 +250,7 @@ export const factorsCommand = defineCommand({
     "dry-run": { type: "boolean" },
     "allow-empty": { type: "boolean" },
     force: { type: "boolean" },
+    "no-wait": { type: "boolean" },
     "max-file-size": { type: "string" },
   },
   schema,
@@ -288,6 +296,19 @@ export const factorsCommand = defineCommand({
         ].join("\n"),
       };
     } catch (error) {
+      if (error instanceof SliceBusyError) {
+        return {
+          exitCode: EXIT.failed,
+          json: {
+            error: { code: error.name, message: error.message },
+            file: args.file,
+            year: args.year,
+            mode: args.mode,
+            dryRun: args.dryRun ?? false,
+          },
+          text: `${heading}: ${error.message}; nothing written (without --no-wait it waits)`,
+        };
+      }
       if (!(error instanceof FactorImportRejected)) throw error;
       return {
         exitCode: EXIT.failed,

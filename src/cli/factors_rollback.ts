@@ -18,7 +18,8 @@ import { describeLeftStale } from "./status.ts";
 import { formatTable } from "./table.ts";
 
 const USAGE =
-  `Usage: deno task factors rollback --import N [--rematch] [--dry-run] [--force] [--json]
+  `Usage: deno task factors rollback --import N [--rematch] [--dry-run] [--force] [--no-wait]
+         [--json]
 
 Puts every factor that import N changed back as it was before it: updated factors get their
 old values, inserted ones are deleted, deleted ones come back with their old ids. The rollback
@@ -29,6 +30,8 @@ is itself recorded as an import (so it can be rolled back in turn).
   --dry-run    do it all (with --rematch too), report it, then roll everything back
   --force      roll back even where a later import changed the same factors since (their
                changes are overridden); without it such a rollback is refused
+  --no-wait    fail at once (exit 1, nothing written) when another rematch or import holds
+               one of the slices, instead of waiting for it
   --json       print one JSON document
 
 Exit codes: 0 done, 3 done with per-entry rematch errors, 1 refused or failed (nothing
@@ -47,6 +50,7 @@ export const factorsRollbackCommand = defineCommand({
     rematch: { type: "boolean" },
     "dry-run": { type: "boolean" },
     force: { type: "boolean" },
+    "no-wait": { type: "boolean" },
   },
   schema: z.object({
     positionals: subcommandOnly("rollback"),
@@ -54,6 +58,7 @@ export const factorsRollbackCommand = defineCommand({
     rematch: z.boolean().default(false),
     "dry-run": z.boolean().default(false),
     force: z.boolean().default(false),
+    "no-wait": z.boolean().default(false),
   }),
   // A dry run writes only inside a transaction it rolls back: it never migrates a database.
   access: (args) => args["dry-run"] ? "read" : "write",
@@ -65,6 +70,7 @@ export const factorsRollbackCommand = defineCommand({
         rematch: args.rematch,
         dryRun: args["dry-run"],
         force: args.force,
+        noWait: args["no-wait"],
       });
       const { rollback, rematch, leftStale, dryRun } = outcome;
       const errors = (rematch ?? []).some((r) => r.errors > 0);

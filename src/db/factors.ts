@@ -45,6 +45,8 @@ export interface FactorImportInput {
   readonly fileSha256?: string;
   /** Told when a slice the import locks is held by another transaction, before waiting. */
   readonly onLockWait?: LockSliceOptions["onWait"];
+  /** Fail with a SliceBusyError instead of waiting for a slice another holds. @default false */
+  readonly noWait?: boolean;
 }
 
 /** A (det, year) slice an import touched. */
@@ -189,7 +191,11 @@ export async function importFactors(
     );
   }
   for (const det of resolved.dets) {
-    await lockSlice(tx, det.id, year, { detName: det.name, onWait: input.onLockWait });
+    await lockSlice(tx, det.id, year, {
+      detName: det.name,
+      onWait: input.onLockWait,
+      noWait: input.noWait,
+    });
   }
 
   const plan = await planImport(tx, parsed.rows, year, sliceDets);

@@ -97,6 +97,8 @@ export interface RollbackOptions {
   readonly actor?: string;
   /** The job running the rollback. */
   readonly jobId?: number;
+  /** Fail with a SliceBusyError instead of waiting for a slice another holds. @default false */
+  readonly noWait?: boolean;
 }
 
 interface VersionWithCurrent {
@@ -134,7 +136,10 @@ export async function rollbackImport(
   const recorded = await findFactorImport(tx, options.importId);
   const dets = [...recorded.dataEntryTypeIds].sort((a, b) => a - b);
   for (const det of dets) {
-    await lockSlice(tx, det, recorded.year, { detName: getDataEntryType(det).name });
+    await lockSlice(tx, det, recorded.year, {
+      detName: getDataEntryType(det).name,
+      noWait: options.noWait,
+    });
   }
   // Each version with the factor that holds its identity now (a deleted factor may be back
   // under another id).

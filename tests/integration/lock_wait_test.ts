@@ -14,6 +14,7 @@ import type { Database, Queryable } from "../../src/db/connection.ts";
 import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
 import { rematchCommand } from "../../src/cli/rematch.ts";
 import { factorsCommand } from "../../src/cli/factors.ts";
+import { factorsRollbackCommand } from "../../src/cli/factors_rollback.ts";
 import { entriesCommand } from "../../src/cli/entries.ts";
 import { join } from "node:path";
 import { createTestEntries, importFactorText, IT_HEADER } from "./_slice.ts";
@@ -206,6 +207,58 @@ dbTest(
         );
       }
     } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+  { ignore: !serverBackendExpected() },
+);
+
+dbTest(
+  testDb,
+  "factors import and rollback with --no-wait fail at once on a held slice, writing nothing",
+  async (db) => {
+    const first = await importFactorText(
+      db,
+      "it",
+      2025,
+      `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.1\n`,
+    );
+    const efs = async () =>
+      (await db.sql<{ ef: number }[]>`
+        select (values->>'ef_kg_co2eq_per_kwh')::float8 as ef from factors
+        where data_entry_type_id = 11 and year = 2025`).map((r) => r.ef);
+    const imports = async () => (await db.sql`select id from factor_imports`).length;
+    const dir = await Deno.makeTempDir({ prefix: "rematch-no-wait-" });
+    const holder = await holdSlice(db);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const file = join(dir, "it.csv");
+      await Deno.writeTextFile(file, `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.2\n`);
+      const before = await imports();
+      const runs: [CommandSpec<unknown>, string[], RegExp][] = [
+        [
+          factorsCommand as CommandSpec<unknown>,
+          ["import", file, "--year", "2025", "--det", "it", "--no-wait"],
+          /: slice it 2025 is busy: another rematch or factor import holds it; nothing written/,
+        ],
+        [
+          factorsRollbackCommand as CommandSpec<unknown>,
+          ["rollback", "--import", String(first.importId), "--no-wait", "--force"],
+          /^factors rollback: slice it 2025 is busy/,
+        ],
+      ];
+      // Were a command to wait after all, the holder lets go after 5 s and the command succeeds.
+      timer = setTimeout(() => holder.release(), 5000);
+      for (const [command, argv, message] of runs) {
+        const run = await runCaptured(onDatabase(command, db), argv);
+        assert.equal(run.code, 1, run.err + run.out);
+        assert.match(run.out, message);
+      }
+      assert.deepEqual(await efs(), [0.1]);
+      assert.equal(await imports(), before, "no import recorded");
+    } finally {
+      clearTimeout(timer);
+      await holder.release();
       await Deno.remove(dir, { recursive: true });
     }
   },
