@@ -366,14 +366,15 @@ function resultCells(r: RematchResult): unknown[] {
   ];
 }
 
-// Why each slice read what it read; entries and kg of a targeted rematch are those it read.
+// Why each slice read what it read; the entries of a targeted rematch are those it read, its kg
+// the slice's totals.
 function scopeLines(results: readonly RematchResult[]): string[] {
   return results.map((r) =>
     r.scope === "none"
       ? `${r.dataEntryType} ${r.year}: up to date, nothing read (${r.scopeReason})`
       : r.scope === "targeted"
       ? `${r.dataEntryType} ${r.year}: targeted (${r.scopeReason}): read ${r.entriesRead} ` +
-        `entries; entries and kg count those only`
+        `entries (counted under entries); kg are the slice's totals`
       : `${r.dataEntryType} ${r.year}: full (${r.scopeReason})`
   );
 }

@@ -16,7 +16,7 @@ import { type DataEntryType, getDataEntryType } from "../reference/enums.ts";
 import { yearProblem } from "../reference/years.ts";
 import { EMPTY_MODULE_STATS, ModuleStatsDeltas } from "../rematch/module_stats.ts";
 import { forgetModuleStats, refreshModuleStats, updateModuleStats } from "../rematch/pg_store.ts";
-import { noteWrittenEntries } from "../rematch/state.ts";
+import { forgetSliceKgTotals, noteWrittenEntries } from "../rematch/state.ts";
 import { FrozenModuleError, frozenModules } from "../history/freeze.ts";
 import type { Queryable } from "./connection.ts";
 import {
@@ -598,6 +598,18 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
   // new entry of a slice without a recorded state is vouched for and has no mark to clear: the
   // comparison of that slice's inputs is skipped.
   const recorded = await slicesWithState(tx, pending);
+  // The slices' recorded kg totals no longer hold where rows were written or entries deleted (a
+  // deleted companion's slice is its parent's companion slice).
+  const rewritten = [...inserts, ...changed];
+  if (rewritten.length || companionDeletes.length) {
+    const slices = new Map<string, SliceRef>();
+    for (const p of companionDeletes.length ? pending : rewritten) {
+      for (const slice of slicesOf(p.det, p.year)) {
+        slices.set(`${slice.dataEntryTypeId}:${slice.year}`, slice);
+      }
+    }
+    await forgetSliceKgTotals(tx, [...slices.values()]);
+  }
   await noteWrittenEntries(
     tx,
     pending.filter((p) => p.stored || failedIds.has(p.id) || recorded.has(`${p.det.id}:${p.year}`))
@@ -912,6 +924,7 @@ export async function deleteEntry(
     if (ids.length) await tx`delete from data_entries where id = any(${ids}::bigint[])`;
   }
   await tx`delete from data_entries where id = ${id}`;
+  await forgetSliceKgTotals(tx, slicesOf(entry.det, entry.year));
   if (options.refreshStats ?? true) await refreshModuleStats(tx, [entry.moduleId]);
   else await forgetModuleStats(tx, [entry.moduleId]);
 }

@@ -21,6 +21,7 @@ import m0012 from "../../migrations/0012_factor_writes.sql" with { type: "text" 
 import m0013 from "../../migrations/0013_reference_digests.sql" with { type: "text" };
 import m0014 from "../../migrations/0014_factor_stamps.sql" with { type: "text" };
 import m0015 from "../../migrations/0015_module_stats_room.sql" with { type: "text" };
+import m0016 from "../../migrations/0016_slice_kg_total.sql" with { type: "text" };
 
 /** One migration: its file in `migrations/` and its SQL. */
 export interface Migration {
@@ -47,6 +48,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { file: "0013_reference_digests.sql", sql: m0013 },
   { file: "0014_factor_stamps.sql", sql: m0014 },
   { file: "0015_module_stats_room.sql", sql: m0015 },
+  { file: "0016_slice_kg_total.sql", sql: m0016 },
 ];
 
 /** The migration files, in the order they apply; the number prefix is the schema version. */

@@ -8,12 +8,15 @@ import { ROLLUP_EMISSION_TYPE_IDS } from "../reference/emission_types.ts";
 import { getDataEntryType } from "../reference/enums.ts";
 import {
   compareSlice,
+  forgetSliceKgTotals,
   liveFactorStamp,
   markEntries,
   pendingEntryIds,
   recordedFactors,
   recordFactorStamp,
+  recordSliceKgTotal,
   recordSliceState,
+  sliceKgTotal,
   targetCandidates,
 } from "./state.ts";
 import { addStatsChange, type ModuleStatsChange } from "./module_stats.ts";
@@ -46,6 +49,7 @@ export function createPgSliceStore(tx: Queryable, options: PgSliceStoreOptions =
       ]}::bigint[])`;
       return row.n;
     },
+    sliceKg: (detId, moduleIds) => sliceKgTotal(tx, detId, moduleIds),
     // A targeted read of one chunk or less stays on the transaction: no write waits behind it, so
     // a second session has nothing to overlap (1,000 entries of 100,000: 142 to 178 ms either
     // way). Longer ones go beside, their reads running while the previous chunk is written (10,000
@@ -71,6 +75,10 @@ export function createPgSliceStore(tx: Queryable, options: PgSliceStoreOptions =
     pendingEntryIds: (detId) => pendingEntryIds(tx, detId),
     markEntries: (marks) => markEntries(tx, marks),
     recordState: (record) => recordSliceState(tx, record),
+    recordKgTotal: (dataEntryTypeId, year, kg) =>
+      kg === null
+        ? forgetSliceKgTotals(tx, [{ dataEntryTypeId, year }])
+        : recordSliceKgTotal(tx, dataEntryTypeId, year, kg),
     recordFactorStamp: (detId, year, stamp) => recordFactorStamp(tx, detId, year, stamp),
     async writeChunk({ updates, replaceRowsOf, rows, relinks }) {
       // Sent together: the connection runs them in order, without a round trip between them.

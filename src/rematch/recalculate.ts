@@ -323,6 +323,16 @@ export async function rematchSlice(
   const chunkSize = options.chunkSize ?? DEFAULT_CHUNK;
   const restricted = options.carbonReportModuleIds !== undefined;
   const result = emptyResult(det, year, dryRun);
+  // The slice's kg total as stored (of its given modules, when restricted): the recorded one when
+  // it holds, else summed from the rows. Read before any write.
+  const storedTotal = async (moduleIds?: readonly number[]) => {
+    const recorded = comparison.recorded?.kgTotal;
+    if (!restricted && typeof recorded === "number") return recorded;
+    return await store.sliceKg(
+      det.id,
+      moduleIds ?? await store.moduleIds(det.moduleTypeId, year),
+    );
+  };
 
   // A rematch that waits on the lock itself, over the whole slice, has its comparison sent behind
   // the lock when the store can (one round trip less); one that tries the lock first, or is
@@ -349,6 +359,14 @@ export async function rematchSlice(
     result.upToDate = true;
     result.scope = "none";
     result.scopeReason = comparison.reason;
+    // Nothing read, nothing changed: the slice's total before and after. Summed (no total was
+    // recorded, or an entry write since let it go), it is recorded for the next one.
+    const total = await storedTotal(onlyModules);
+    const recorded = comparison.recorded;
+    if (!dryRun && !restricted && recorded && recorded.kgTotal !== total) {
+      await store.recordKgTotal(det.id, year, total);
+    }
+    result.kgBefore = result.kgAfter = total;
     result.durationMs = Math.round(performance.now() - started);
     return result;
   }
@@ -367,6 +385,9 @@ export async function rematchSlice(
     ? await targetOf(store, det.id, moduleIds, decision.factorIds, inputs)
     : undefined;
   const targetIds = target && "ids" in target ? target.ids : undefined;
+  // A targeted rematch reads some entries only: its kg totals are the slice's, moved by what it
+  // changed in those (a full one reads them all, and sums them as it goes).
+  const totalBefore = decision.scope === "targeted" ? await storedTotal(moduleIds) : undefined;
   // The total is only for progress: counting a whole slice is a pass over its entries (90 ms at
   // 1,000,000), not spent when nobody watches.
   const total = targetIds?.length ??
@@ -509,6 +530,10 @@ export async function rematchSlice(
   if (scanned !== total) options.onProgress?.(scanned, scanned);
   await writing;
   result.entriesRead = result.entries;
+  if (totalBefore !== undefined) {
+    result.kgAfter = totalBefore + (result.kgAfter - result.kgBefore);
+    result.kgBefore = totalBefore;
+  }
 
   result.affectedModuleIds = [...affected].sort((a, b) => a - b);
   if (!dryRun && result.affectedModuleIds.length) {
@@ -521,6 +546,10 @@ export async function rematchSlice(
   result.durationMs = Math.round(performance.now() - started);
   if (!dryRun && !restricted) {
     await recordState(store, result, decision, comparison, inputs, differences);
+  } else if (
+    !dryRun && result.emissionsInserted + result.emissionsUpdated + result.emissionsDeleted > 0
+  ) {
+    await store.recordKgTotal(det.id, year, null);
   }
   return result;
 }
@@ -573,6 +602,7 @@ async function recordState(
     factors: inputs.factors.factors,
     differences,
     summary,
+    kgTotal: result.kgAfter,
   });
 }
 

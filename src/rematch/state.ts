@@ -215,6 +215,11 @@ export interface RecordedState {
   readonly summary: RematchSummary;
   /** The stamp of the factors the snapshot holds (null: recorded before migration 0014). */
   readonly factorStamp: string | null;
+  /**
+   * The slice's kg total (rollup rows excluded) as the recorded rematch left it; null when
+   * unknown (an entry written or deleted since, or recorded before migration 0016).
+   */
+  readonly kgTotal: number | null;
 }
 
 /**
@@ -304,7 +309,7 @@ async function readSliceFacts(
     select
       (select json_build_object('computeRevision', compute_revision,
           'referenceDigests', reference_digests, 'rematchedAt', rematched_at, 'scope', scope,
-          'summary', summary, 'factorStamp', factor_stamp::text)
+          'summary', summary, 'factorStamp', factor_stamp::text, 'kgTotal', kg_total)
         from slice_states where data_entry_type_id = ${dataEntryTypeId} and year = ${year})
         as recorded,
       ${factorStampOf(sql, dataEntryTypeId, year)} as factor_stamp,
@@ -580,6 +585,8 @@ export interface SliceStateRecord {
    */
   readonly differences?: readonly FactorDifference[];
   readonly summary: RematchSummary;
+  /** The slice's kg total after the rematch (rollup rows excluded). */
+  readonly kgTotal: number;
 }
 
 /**
@@ -592,14 +599,14 @@ export async function recordSliceState(tx: Queryable, record: SliceStateRecord):
   await tx`
     insert into slice_states
       (data_entry_type_id, year, compute_revision, reference_digests, rematched_at, scope, summary,
-       factor_stamp)
+       factor_stamp, kg_total)
     values (${det}, ${year}, ${COMPUTE_REVISION}, ${tx.json(record.referenceDigests)}, now(),
       ${record.scope}, ${tx.json(record.summary as unknown as Record<string, number>)},
-      ${record.factorStamp ?? null}::bigint)
+      ${record.factorStamp ?? null}::bigint, ${record.kgTotal}::float8)
     on conflict (data_entry_type_id, year) do update set
       compute_revision = excluded.compute_revision, reference_digests = excluded.reference_digests,
       rematched_at = excluded.rematched_at, scope = excluded.scope, summary = excluded.summary,
-      factor_stamp = excluded.factor_stamp`;
+      factor_stamp = excluded.factor_stamp, kg_total = excluded.kg_total`;
   const differences = record.differences ?? diffFactorSet(new Map(), record.factors);
   const gone = differences.filter((d) => d.before).map((d) => d.id);
   if (gone.length) {
@@ -616,6 +623,52 @@ export async function recordSliceState(tx: Queryable, record: SliceStateRecord):
         ${now.map((f) => JSON.stringify(f.classification))}::text[],
         ${now.map((f) => JSON.stringify(f.values))}::text[]) as u(id, et, cls, vals)`;
   }
+}
+
+/**
+ * The kg total of a slice's entries in `moduleIds` (rollup rows excluded), summed from its rows:
+ * what a rematch reports when it reads only some entries, or none, and no recorded total holds.
+ */
+export async function sliceKgTotal(
+  sql: Queryable,
+  dataEntryTypeId: number,
+  moduleIds: readonly number[],
+): Promise<number> {
+  if (moduleIds.length === 0) return 0;
+  const [row] = await sql<{ kg: number | null }[]>`
+    select sum(x.kg_co2eq) as kg
+    from data_entries d join data_entry_emissions x on x.data_entry_id = d.id
+    where d.data_entry_type_id = ${dataEntryTypeId}
+      and d.carbon_report_module_id = any(${[...moduleIds]}::bigint[])
+      and x.emission_type_id <> all(${[...ROLLUP_EMISSION_TYPE_IDS]}::int[])`;
+  return row.kg ?? 0;
+}
+
+/** Records the kg total of a slice that has a state (summed by a rematch that found it current). */
+export async function recordSliceKgTotal(
+  sql: Queryable,
+  dataEntryTypeId: number,
+  year: number,
+  kg: number,
+): Promise<void> {
+  await sql`update slice_states set kg_total = ${kg}::float8
+    where data_entry_type_id = ${dataEntryTypeId} and year = ${year}`;
+}
+
+/**
+ * Forgets the recorded kg totals of these slices (entries were written or deleted in them outside
+ * a rematch): the next rematch that needs one sums its slice.
+ */
+export async function forgetSliceKgTotals(
+  sql: Queryable,
+  slices: readonly { readonly dataEntryTypeId: number; readonly year: number }[],
+): Promise<void> {
+  if (slices.length === 0) return;
+  await sql`update slice_states s set kg_total = null
+    from unnest(${slices.map((s) => s.dataEntryTypeId)}::int[], ${
+    slices.map((s) => s.year)
+  }::int[]) as w(det, year)
+    where s.data_entry_type_id = w.det and s.year = w.year and s.kg_total is not null`;
 }
 
 /** A slice's factor stamp (migration 0014) as a scalar subquery: text, null when it has none. */

@@ -180,6 +180,8 @@ export interface SliceStore {
   loadInputs(handler: Handler, dataEntryTypeId: number, year: number): Promise<ComputeInputs>;
   moduleIds(moduleTypeId: number, year: number, only?: readonly number[]): Promise<number[]>;
   countEntries(dataEntryTypeId: number, moduleIds: readonly number[]): Promise<number>;
+  /** The kg total (rollup rows excluded) of the slice's entries in `moduleIds`, as stored. */
+  sliceKg(dataEntryTypeId: number, moduleIds: readonly number[]): Promise<number>;
   /**
    * The slice's entries in id order with their stored rows, in chunks of about `chunkSize`
    * entries (only `entryIds` of them, when given). A store may read the next chunk ahead while
@@ -238,6 +240,12 @@ export interface SliceStore {
   markEntries(marks: EntryMarks): Promise<void>;
   /** Records the slice's state after a rematch of the whole slice. */
   recordState(record: SliceStateRecord): Promise<void>;
+  /**
+   * Sets the recorded kg total of a slice that has a state: the sum a current slice's rematch
+   * found, or null when a rematch of some of its modules changed rows (the next rematch that
+   * needs it sums the slice).
+   */
+  recordKgTotal(dataEntryTypeId: number, year: number, kg: number | null): Promise<void>;
   /** Records the live factor stamp of a slice whose factors were found as recorded. */
   recordFactorStamp?(detId: number, year: number, stamp: string): Promise<void>;
   /**

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { dbTest, useTestDatabase } from "../_harness.ts";
 import type { Database } from "../../src/db/connection.ts";
-import { updateEntry } from "../../src/db/entries.ts";
+import { deleteEntry, updateEntry } from "../../src/db/entries.ts";
 import { upsertLocations } from "../../src/db/reference.ts";
 import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
 import { sliceStatus } from "../../src/rematch/state.ts";
@@ -335,5 +335,49 @@ dbTest(
     assert.deepEqual(await pendingOf(db), []);
     // A restricted rematch of a current slice is up to date too.
     assert.equal((await rematch(db, "it", { carbonReportModuleIds: [module1.id] })).scope, "none");
+  },
+);
+
+dbTest(
+  testDb,
+  "kgBefore and kgAfter are slice totals, for up-to-date and targeted rematches too",
+  async (db) => {
+    await importFactorText(db, "it", 2025, itFactors(0.1, 0.2));
+    const [, , desktopId] = await createTestEntries(db, "it", 2025, [laptop, laptop, desktop]);
+    const kg = (r: { kgBefore: number; kgAfter: number }) => [r.kgBefore, r.kgAfter];
+    const assertKg = (actual: number[], expected: number[], what: string) =>
+      assert.ok(actual.every((a, i) => near(a, expected[i])), `${what}: ${actual} ≠ ${expected}`);
+    const recordedTotal = async () =>
+      (await db.sql<{ kg: number | null }[]>`
+        select kg_total as kg from slice_states where data_entry_type_id = 11 and year = 2025`)[0]
+        .kg;
+    // Laptops 274.56 kWh × 0.1 = 27.456 kg each, the desktop × 0.2 = 54.912: 109.824 in all.
+    const first = await rematch(db, "it");
+    assertKg(kg(first), [109.824, 109.824], "first rematch");
+    assert.ok(near((await recordedTotal())!, 109.824));
+    const current = await rematch(db, "it");
+    assert.equal(current.upToDate, true);
+    assertKg(kg(current), [109.824, 109.824], "current slice");
+    // The laptop factor doubles: the two laptops are read, the total is the slice's.
+    await importFactorText(db, "it", 2025, itFactors(0.2, 0.2));
+    const targeted = await rematch(db, "it");
+    assert.equal(targeted.scope, "targeted");
+    assert.equal(targeted.entriesRead, 2);
+    assertKg(kg(targeted), [109.824, 164.736], "targeted rematch");
+    const [run] = await db.sql<{ kg_before: number; kg_after: number }[]>`
+      select kg_before, kg_after from rematch_runs order by id desc limit 1`;
+    assertKg([run.kg_before, run.kg_after], [109.824, 164.736], "its run record");
+    // A deleted entry leaves the recorded total unknown: the next rematch sums the slice.
+    await db.sql.begin((tx) => deleteEntry(tx, desktopId));
+    assert.equal(await recordedTotal(), null);
+    const afterDelete = await rematch(db, "it");
+    assert.equal(afterDelete.upToDate, true);
+    assertKg(kg(afterDelete), [109.824, 109.824], "after the desktop's deletion");
+    assert.ok(near((await recordedTotal())!, 109.824), "the sum is recorded for the next rematch");
+    // Restricted to a module, the totals are that module's.
+    const [module] = await db.sql<{ id: number }[]>`
+      select carbon_report_module_id as id from data_entries where data_entry_type_id = 11 limit 1`;
+    const restricted = await rematch(db, "it", { carbonReportModuleIds: [module.id] });
+    assertKg(kg(restricted), [109.824, 109.824], "restricted to the entries' one module");
   },
 );

@@ -211,7 +211,9 @@ dbTest(
       assertClose(sum(modules.map((m) => m.kg_after as number)), 2 * kgV1, "R1 modules kg_after");
       assert.equal((r1.result as Body).recalculated, 6);
       assert.deepEqual([r2.trigger, r2.scope, r2.job_id], ["cli", "none", null]);
-      assertClose(r2.kg_before, 0, "R2 read nothing");
+      // R2 read nothing; its kg are the slice's totals all the same (spec/rematch.md §1).
+      assertClose(r2.kg_before, 2 * kgV1, "R2 kg_before");
+      assertClose(r2.kg_after, 2 * kgV1, "R2 kg_after");
       assert.deepEqual(runsOfC.map((r) => r.id), [r2.id, r1.id]);
       assert.deepEqual(await pageIds(get, "/v1/history/rematches", "runs"), [[r2.id], [r1.id]]);
       const it2024 = await get("/v1/history/rematches?det=it");

@@ -2,6 +2,7 @@
 import { createFactorLookup } from "../../src/compute/factor_set.ts";
 import type { StoredEmissionRow } from "../../src/db/emissions.ts";
 import type { Factor, ReferenceData } from "../../src/handlers/types.ts";
+import { leafKg } from "../../src/rematch/recalculate.ts";
 import type { ChunkWrite, SliceEntry, SliceStore } from "../../src/rematch/types.ts";
 import { reference as emptyReference } from "./_compute_fixtures.ts";
 
@@ -41,6 +42,11 @@ export function memoryStore(
     countEntries() {
       return Promise.resolve(store.entries.length);
     },
+    sliceKg() {
+      let kg = 0;
+      for (const e of store.entries) kg += leafKg(store.emissions.get(e.id) ?? []);
+      return Promise.resolve(kg);
+    },
     async *readSlice(_det, _modules, chunkSize, entryIds) {
       // Like the cursor: the slice as it was when the read began, in id order.
       const wanted = entryIds && new Set(entryIds);
@@ -73,6 +79,7 @@ export function memoryStore(
     targetEntryIds: () => Promise.resolve([]),
     markEntries: () => Promise.resolve(),
     recordState: () => Promise.resolve(),
+    recordKgTotal: () => Promise.resolve(),
     writeChunk(write) {
       if (store.failWrites) return Promise.reject(store.failWrites);
       store.calls.writes.push(write);
