@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { dbTest, useTestDatabase } from "../_harness.ts";
 import { createPgSliceStore } from "../../src/rematch/pg_store.ts";
 import { rematchSlice } from "../../src/rematch/recalculate.ts";
-import type { RematchResult } from "../../src/rematch/types.ts";
+import type { Database } from "../../src/db/connection.ts";
+import type { RematchOptions, RematchResult } from "../../src/rematch/types.ts";
 import { createTestEntries, emissionRows, importFactorText, IT_HEADER } from "./_slice.ts";
 
 const testDb = useTestDatabase();
@@ -16,6 +17,28 @@ const factors = (foodEf: number) =>
   "commuting,public_transport,,km,200,0.2\n";
 
 class Rollback extends Error {}
+
+/** The rematch of (det, 2025) in a transaction rolled back after reading the entries' rows. */
+async function rematchRolledBack(
+  db: Database,
+  det: string,
+  ids: readonly number[],
+  options: Omit<RematchOptions, "dataEntryType" | "year">,
+) {
+  let result: RematchResult | undefined;
+  let after: Awaited<ReturnType<typeof emissionRows>> = [];
+  await assert.rejects(() =>
+    db.sql.begin(async (tx) => {
+      result = await rematchSlice(createPgSliceStore(tx), {
+        dataEntryType: det,
+        year: 2025,
+        ...options,
+      });
+      after = await emissionRows(tx, ids);
+      throw new Rollback();
+    }), Rollback);
+  return { result: result!, after };
+}
 
 dbTest(
   testDb,
@@ -44,20 +67,10 @@ dbTest(
 
     for (const chunkSize of [1, 2, 3, 4, 5, 7, 1000]) {
       const progress: number[] = [];
-      let result: RematchResult | undefined;
-      let after: Awaited<ReturnType<typeof emissionRows>> = [];
-      await assert.rejects(() =>
-        db.sql.begin(async (tx) => {
-          result = await rematchSlice(createPgSliceStore(tx), {
-            dataEntryType: "member",
-            year: 2025,
-            chunkSize,
-            onProgress: (done) => progress.push(done),
-          });
-          after = await emissionRows(tx, ids);
-          throw new Rollback();
-        }), Rollback);
-      const r = result!;
+      const { result: r, after } = await rematchRolledBack(db, "member", ids, {
+        chunkSize,
+        onProgress: (done) => progress.push(done),
+      });
       assert.deepEqual(
         [r.entries, r.recalculated, r.unchanged, r.errors, r.emissionsUpdated, r.emissionsInserted],
         [5, 5, 0, 0, 10, 0],
@@ -106,20 +119,10 @@ dbTest(
     const laptops = new Set(ids.filter((_, i) => classes[i] === "Laptop"));
 
     for (const chunkSize of [1, 2, 3, 100]) {
-      let result: RematchResult | undefined;
-      let after: Awaited<ReturnType<typeof emissionRows>> = [];
-      await assert.rejects(() =>
-        db.sql.begin(async (tx) => {
-          result = await rematchSlice(createPgSliceStore(tx), {
-            dataEntryType: "it",
-            year: 2025,
-            chunkSize,
-            full: true,
-          });
-          after = await emissionRows(tx, ids);
-          throw new Rollback();
-        }), Rollback);
-      const r = result!;
+      const { result: r, after } = await rematchRolledBack(db, "it", ids, {
+        chunkSize,
+        full: true,
+      });
       assert.deepEqual(
         [r.entries, r.unchanged, r.errors, r.emissionsUpdated],
         [19, 10, 0, 9],
@@ -165,19 +168,7 @@ dbTest(
       "replace",
     );
     for (const chunkSize of [4, 8, 1000]) {
-      let result: RematchResult | undefined;
-      let after: Awaited<ReturnType<typeof emissionRows>> = [];
-      await assert.rejects(() =>
-        db.sql.begin(async (tx) => {
-          result = await rematchSlice(createPgSliceStore(tx), {
-            dataEntryType: "member",
-            year: 2025,
-            chunkSize,
-          });
-          after = await emissionRows(tx, ids);
-          throw new Rollback();
-        }), Rollback);
-      const r = result!;
+      const { result: r, after } = await rematchRolledBack(db, "member", ids, { chunkSize });
       assert.deepEqual(r.errorDetails, [], `chunk ${chunkSize}`);
       assert.deepEqual([r.entries, r.recalculated, r.errors], [4, 4, 0], `chunk ${chunkSize}`);
       ids.forEach((id, i) => {

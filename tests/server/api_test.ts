@@ -397,22 +397,24 @@ dbTest(
   },
 );
 
+/** A multipart factor dispatch of plane 2025 with the file `bytes` named `name`. */
+function planeForm(bytes: Uint8Array<ArrayBuffer>, name: string): FormData {
+  const form = new FormData();
+  form.append("target_type", "factors");
+  form.append("year", "2025");
+  form.append(
+    "config",
+    JSON.stringify({ module_type_id: "professional_travel", data_entry_type_id: "plane" }),
+  );
+  form.append("file", new Blob([bytes]), name);
+  return form;
+}
+
 dbTest(
   testDb,
   "a file no import could read is a 422 naming it, and nothing is stored or queued",
   async (db) => {
     await withServer(db, {}, async (base) => {
-      const planeForm = (bytes: Uint8Array<ArrayBuffer>, name: string) => {
-        const form = new FormData();
-        form.append("target_type", "factors");
-        form.append("year", "2025");
-        form.append(
-          "config",
-          JSON.stringify({ module_type_id: "professional_travel", data_entry_type_id: "plane" }),
-        );
-        form.append("file", new Blob([bytes]), name);
-        return form;
-      };
       const notUtf8 = new TextEncoder().encode("category,cabin_class\nvery_short_haul,economy\n");
       notUtf8[25] = 0xff;
       const text = (t: string) => new TextEncoder().encode(t);
@@ -470,16 +472,8 @@ dbTest(
   async (db) => {
     await withServer(db, {}, async (base) => {
       // A quoted line break in the header: the dispatch cannot see the columns; the job can.
-      const form = new FormData();
-      form.append("target_type", "factors");
-      form.append("year", "2025");
-      form.append(
-        "config",
-        JSON.stringify({ module_type_id: "professional_travel", data_entry_type_id: "plane" }),
-      );
-      form.append(
-        "file",
-        new Blob(['"cate\ngory",cabin_class\nvery_short_haul,economy\n']),
+      const form = planeForm(
+        new TextEncoder().encode('"cate\ngory",cabin_class\nvery_short_haul,economy\n'),
         "plane bad.csv",
       );
       const response = await call(base, "/v1/sync/dispatch", { method: "POST", body: form });
