@@ -25,8 +25,8 @@ export {
 } from "../db/entries_import.ts";
 
 const USAGE =
-  `Usage: deno task entries import FILE [--det D] [--strict] [--max-file-size SIZE] [--json]
-         [--database-url URL]
+  `Usage: deno task entries import FILE [--det D] [--year Y] [--strict] [--max-file-size SIZE]
+         [--json] [--database-url URL]
 
 Imports data entries, computing their emissions, in one transaction. Units, reports and modules
 are created on demand.
@@ -43,6 +43,7 @@ names an entry updates that entry (same id, emissions recomputed) instead of add
 file with keys can be imported again safely. Lines without a key always create entries.
 
   --det D            the data entry type (name such as plane, or its id)
+  --year Y           every line must be of year Y: a line of another year is a bad line
   --strict           any bad line rejects the import: nothing is written
   --max-file-size S  refuse larger files (default ${
     describeBytes(DEFAULT_MAX_FILE_BYTES).replace(" ", "")
@@ -59,6 +60,7 @@ const FORMATS: readonly [RegExp, EntriesFileFormat][] = [
 const schema = z.object({
   positionals: z.array(z.string()),
   det: z.string().optional(),
+  year: flag.year().optional(),
   strict: z.boolean().default(false),
   "max-file-size": flag.byteSize().optional(),
 }).transform((flags, ctx): EntriesImportArgs => {
@@ -93,7 +95,14 @@ const schema = z.object({
     }
   }
   if (format === "csv" && !det) return fail(["det"], "is required for a CSV file");
-  return { file, format, det, strict: flags.strict, maxFileBytes: flags["max-file-size"] };
+  return {
+    file,
+    format,
+    det,
+    year: flags.year,
+    strict: flags.strict,
+    maxFileBytes: flags["max-file-size"],
+  };
 });
 
 /** `entries import FILE [--det D] [--strict]` */
@@ -103,6 +112,7 @@ export const entriesCommand = defineCommand({
   usage: USAGE,
   options: {
     det: { type: "string" },
+    year: { type: "string" },
     strict: { type: "boolean" },
     "max-file-size": { type: "string" },
   },

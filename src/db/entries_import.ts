@@ -22,6 +22,8 @@ export interface EntriesImportArgs {
   readonly det?: DataEntryType;
   /** Any bad line rolls the whole import back. */
   readonly strict: boolean;
+  /** Every line's year must be this one (a line of another year is an error). */
+  readonly year?: number;
   /** Entries per createEntries call inside the one transaction. @default 5000 */
   readonly batchSize?: number;
   /** The largest file read, in bytes. @default REMATCH_MAX_FILE_SIZE, else 256 MiB */
@@ -130,10 +132,17 @@ const envelopeSchema = z.object({
 });
 
 /** Validates one line's envelope and resolves its det; returns the entry or a message. */
-function toEntry(value: unknown, defaultDet: DataEntryType | undefined): NewEntry | string {
+function toEntry(
+  value: unknown,
+  defaultDet: DataEntryType | undefined,
+  onlyYear: number | undefined,
+): NewEntry | string {
   const parsed = envelopeSchema.safeParse(value);
   if (!parsed.success) return describeIssues(parsed.error);
   const { unit, year, data, data_entry_type: named } = parsed.data;
+  if (onlyYear !== undefined && year !== onlyYear) {
+    return `year: expected ${onlyYear} (the import's year), got ${year}`;
+  }
   let det = defaultDet;
   if (named !== undefined) {
     det = findDataEntryType(named);
@@ -198,6 +207,7 @@ async function* readLines(
 async function* jsonLines(
   path: string,
   defaultDet: DataEntryType | undefined,
+  onlyYear: number | undefined,
   maxBytes?: number,
 ): AsyncGenerator<EntrySourceLine> {
   for await (const { number, text, tooLong } of readLines(path, maxBytes)) {
@@ -220,7 +230,7 @@ async function* jsonLines(
       yield { number, error: "expected a JSON object" };
       continue;
     }
-    const entry = toEntry(value, defaultDet);
+    const entry = toEntry(value, defaultDet, onlyYear);
     yield typeof entry === "string" ? { number, error: entry } : { number, entry };
   }
 }
@@ -230,7 +240,11 @@ const CSV_ENVELOPE = ["unit", "year", "source_key", "id"] as const;
 
 // Every cell is text: numeric fields become numbers in the det's schema (and the override in the
 // write path), so a text field such as user_institutional_id "042" stays text.
-async function* csvRows(table: CsvTable, det: DataEntryType): AsyncGenerator<EntrySourceLine> {
+async function* csvRows(
+  table: CsvTable,
+  det: DataEntryType,
+  onlyYear: number | undefined,
+): AsyncGenerator<EntrySourceLine> {
   for (const { line, cells, problem } of table.rows) {
     if (problem) {
       yield {
@@ -246,7 +260,7 @@ async function* csvRows(table: CsvTable, det: DataEntryType): AsyncGenerator<Ent
         if (value !== "" || name === "unit" || name === "year") envelope[name] = value;
       } else if (value !== "") data[name] = value;
     }
-    const entry = toEntry({ ...envelope, data }, det);
+    const entry = toEntry({ ...envelope, data }, det, onlyYear);
     yield typeof entry === "string" ? { number: line, error: entry } : { number: line, entry };
   }
 }
@@ -260,10 +274,10 @@ async function openSource(args: EntriesImportArgs): Promise<EntriesSource> {
   if (args.format === "csv") {
     const table = await readCsvFile(args.file, { maxBytes: args.maxFileBytes });
     requireColumns(args.file, table, ["unit", "year"]);
-    return () => csvRows(table, args.det!);
+    return () => csvRows(table, args.det!, args.year);
   }
   await checkImportFile(args.file, { maxBytes: args.maxFileBytes });
-  return () => jsonLines(args.file, args.det, args.maxFileBytes);
+  return () => jsonLines(args.file, args.det, args.year, args.maxFileBytes);
 }
 
 /**

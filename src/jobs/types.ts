@@ -57,6 +57,8 @@ export const EntriesIngestInput = z.object({
   ...uploadedFile,
   data_entry_type_id: z.number().int(),
   strict: z.boolean(),
+  /** The dispatch's year: every row must be of it. */
+  year: z.number().int().optional(),
 });
 /** meta.input of an entries_ingest. */
 export type EntriesIngestInput = z.infer<typeof EntriesIngestInput>;

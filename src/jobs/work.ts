@@ -213,6 +213,7 @@ async function prepareEntriesIngest(
     format: "csv",
     det: getDataEntryType(input.data_entry_type_id),
     strict: input.strict,
+    year: input.year,
   });
   return {
     async run(tx) {

@@ -63,6 +63,13 @@ function detOf(value: string | number, field: string): DataEntryType {
  */
 export function planDispatch(fields: z.infer<typeof DispatchFields>): DispatchPlan {
   const { target_type: target, year, config } = fields;
+  if (target !== "factors") {
+    for (const field of ["mode", "allow_empty", "force"] as const) {
+      if (config[field] !== undefined) {
+        throw invalidField(`config.${field}`, `applies to factors only, not to ${target}`);
+      }
+    }
+  }
   switch (target) {
     case "factors": {
       if (year === undefined) throw invalidField("year", "is required for factors");
@@ -145,6 +152,7 @@ export function planDispatch(fields: z.infer<typeof DispatchFields>): DispatchPl
             file_name: upload.fileName,
             data_entry_type_id: det.id,
             strict: config.strict ?? false,
+            ...(year === undefined ? {} : { year }),
           },
         }),
       };
@@ -152,6 +160,14 @@ export function planDispatch(fields: z.infer<typeof DispatchFields>): DispatchPl
     case "locations":
     case "rooms":
     case "rates":
+      if (year !== undefined) {
+        throw invalidField(
+          "year",
+          `not used by ${target}: ${
+            target === "rates" ? "each row gives its year" : "they have none"
+          }`,
+        );
+      }
       return {
         kind: "reference_upload",
         checkHeader: headerCheck(REFERENCE_COLUMNS[target], REFERENCE_COLUMNS[target]),
@@ -159,7 +175,7 @@ export function planDispatch(fields: z.infer<typeof DispatchFields>): DispatchPl
           jobType: "reference_ingest",
           moduleTypeId: null,
           dataEntryTypeId: null,
-          year: year ?? null,
+          year: null,
           input: {
             upload_id: upload.id,
             file_name: upload.fileName,

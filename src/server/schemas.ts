@@ -59,7 +59,10 @@ export const DispatchConfig = z.strictObject({
 /** The fields of a dispatch, as JSON or as multipart fields beside the file. */
 export const DispatchFields = z.strictObject({
   target_type: TargetType,
-  year: Year.optional().openapi({ description: "required for factors" }),
+  year: Year.optional().openapi({
+    description: "factors: required; data_entries: every row must be of this year (optional); " +
+      "not for locations, rooms, rates",
+  }),
   config: DispatchConfig.default({}),
 });
 

@@ -270,6 +270,36 @@ dbTest(testDb, "entries import: CSV for one det", async (db) => {
   );
 });
 
+dbTest(testDb, "entries import --year: a line of another year is a bad line", async (db) => {
+  await withFixtures(db);
+  const lastYear = line("plane", { origin_iata: "GVA", destination_iata: "CDG" }, "U1", 2024);
+  const file = await tempFile("years.jsonl", [PLANE, lastYear].join("\n"));
+  const run = await runOn(entriesCommand, db, ["import", file, "--year", "2025"], true);
+  assert.equal(run.exitCode, 3);
+  const json = run.json as { created: number; errors: { line: number; message: string }[] };
+  assert.equal(json.created, 1);
+  assert.deepEqual(json.errors.map((e) => e.message), [
+    "line 2: year: expected 2025 (the import's year), got 2024",
+  ]);
+  const csv = await tempFile(
+    "years.csv",
+    "unit,year,name,equipment_class\nU1,2025,Laptop A,Laptop\nU1,2024,Laptop B,Laptop\n",
+  );
+  const result = await importEntriesFile(db, {
+    file: csv,
+    format: "csv",
+    det: getDataEntryType("it"),
+    strict: false,
+    year: 2024,
+  });
+  assert.deepEqual([result.created, result.errors.map((e) => e.message)], [1, [
+    "line 2: year: expected 2024 (the import's year), got 2025",
+  ]]);
+  const usage = await runCli(entriesCommand, ["import", file, "--year", "last"]);
+  assert.equal(usage.code, 2);
+  assert.match(usage.err, /--year: /);
+});
+
 dbTest(testDb, "entries CLI: exit codes 0, 3, 1 and 2", async (db) => {
   await withFixtures(db);
   const good = await tempFile("good.jsonl", [PLANE, LAPTOP].join("\n"));

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { dbTest, useTestDatabase } from "../_harness.ts";
 import type { Database } from "../../src/db/connection.ts";
 import { call, dispatchForm, followPipeline, spawnScript, startTestServer } from "./_server.ts";
-import { importFactorText, planeFactors, seedEntries } from "./_seed.ts";
+import { importFactorText, itFactors, planeFactors, seedEntries } from "./_seed.ts";
 
 const testDb = useTestDatabase();
 
@@ -393,6 +393,57 @@ dbTest(
       );
       assert.equal(none.status, 409);
       assert.equal(errorOf(none.body).code, "nothing_stale");
+    });
+  },
+);
+
+dbTest(
+  testDb,
+  "an entries upload takes its year as a check of every row; fields that do not apply are a 400",
+  async (db) => {
+    await importFactorText(db, "it", 2025, itFactors(0.2));
+    await withServer(db, {}, async (base) => {
+      const csv = "unit,year,name,equipment_class,sub_class\nU1,2025,Laptop A,Laptop,Standard\n" +
+        "U1,2024,Laptop B,Laptop,Standard\n";
+      const response = await call(base, "/v1/sync/dispatch", {
+        method: "POST",
+        body: dispatchForm(
+          { target_type: "data_entries", year: 2025, config: { data_entry_type_id: "it" } },
+          { name: "it.csv", text: csv },
+        ),
+      });
+      assert.equal(response.status, 202, JSON.stringify(response.body));
+      const { done } = await followPipeline(base, (response.body as Body).pipeline_id as string);
+      const [job] = done.jobs as Body[];
+      assert.equal(job.result, "WARNING");
+      const document = job.result_document as { created: number; errors: Body[] };
+      assert.equal(document.created, 1);
+      assert.deepEqual(document.errors.map((e) => e.message), [
+        "line 3: year: expected 2025 (the import's year), got 2024",
+      ]);
+      const refused: [Record<string, unknown>, string][] = [
+        [
+          { target_type: "data_entries", config: { data_entry_type_id: "it", mode: "replace" } },
+          "config.mode: applies to factors only, not to data_entries",
+        ],
+        [
+          { target_type: "rates", config: { force: true } },
+          "config.force: applies to factors only, not to rates",
+        ],
+        [{ target_type: "locations", year: 2025 }, "year: not used by locations: they have none"],
+        [{ target_type: "rates", year: 2025 }, "year: not used by rates: each row gives its year"],
+      ];
+      for (const [fields, message] of refused) {
+        const bad = await call(base, "/v1/sync/dispatch", {
+          method: "POST",
+          body: dispatchForm(fields as Parameters<typeof dispatchForm>[0], {
+            name: "x.csv",
+            text: "unit,year\n",
+          }),
+        });
+        assert.equal(bad.status, 400, message);
+        assert.equal(errorOf(bad.body).message, message);
+      }
     });
   },
 );
