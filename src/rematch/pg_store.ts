@@ -122,8 +122,21 @@ export async function updateModuleStats(
   changes: readonly ModuleStatsChange[],
   resum: readonly number[] = [],
 ): Promise<void> {
-  const left = await applyModuleStatsChanges(tx, changes);
+  const left = await applyModuleStatsChanges(tx, changes, resum);
   await refreshModuleStats(tx, [...new Set([...left, ...resum])].sort((a, b) => a - b));
+}
+
+/**
+ * Locks the rows of these modules in id order. Every writer of module stats takes all the locks
+ * it needs this way before writing any: two rematches of dets of one module type (or a rematch
+ * and an entry write) touch the same modules, and locks taken in two passes, or in a join's
+ * order, could each wait for the other. The lock is the one an UPDATE of non-key columns takes
+ * (`for no key update`): entries being inserted into a module hold a key-share lock on its row
+ * (their foreign key), which it does not wait for.
+ */
+async function lockModules(tx: Queryable, moduleIds: readonly number[]): Promise<void> {
+  await tx`select id from carbon_report_modules where id = any(${[...moduleIds]}::bigint[])
+    order by id for no key update`;
 }
 
 /**
@@ -135,6 +148,7 @@ export async function forgetModuleStats(
   moduleIds: readonly number[],
 ): Promise<void> {
   if (moduleIds.length === 0) return;
+  await lockModules(tx, moduleIds);
   await tx`
     update carbon_report_modules set stats_computed_at = null
     where id = any(${[...moduleIds]}::bigint[])`;
@@ -153,6 +167,7 @@ export async function refreshModuleStats(
   if (moduleIds.length === 0) return;
   const ids = [...moduleIds];
   const rollups = [...ROLLUP_EMISSION_TYPE_IDS];
+  await lockModules(tx, ids);
   await withoutJit(tx);
   // `offset 0` keeps the lateral subquery a per-entry index probe: a join would scan the rows of
   // every module.
@@ -195,20 +210,25 @@ export async function refreshModuleStats(
  * Adds each change to its module's stored stats and returns the ids of the modules it could not
  * update that way (to be recomputed in full): those whose change says so, and those whose stored
  * stats cannot be trusted as a base (see {@linkcode addStatsChange}). The stats are read under
- * row locks, in module id order, added to here and written back in one statement: the server
- * parses each new stats value once instead of taking the old one apart key by key.
+ * row locks, in module id order (with those of `alsoLock`, to be summed again after), added to
+ * here and written back in one statement: the server parses each new stats value once instead of
+ * taking the old one apart key by key.
  */
 export async function applyModuleStatsChanges(
   tx: Queryable,
   changes: readonly ModuleStatsChange[],
+  alsoLock: readonly number[] = [],
 ): Promise<number[]> {
   const recompute = changes.filter((c) => c.recompute).map((c) => c.moduleId);
   const deltas = changes.filter((c) => !c.recompute);
   if (deltas.length === 0) return recompute;
+  // The modules to be summed again are locked in the same pass, in the same order.
+  const others = [...recompute, ...alsoLock];
   const rows = await tx<{ id: number; stats: string | null; computed: boolean }[]>`
     select id, stats::text as stats, stats_computed_at is not null as computed
-    from carbon_report_modules where id = any(${deltas.map((c) => c.moduleId)}::bigint[])
-    order by id for update`;
+    from carbon_report_modules
+    where id = any(${[...deltas.map((c) => c.moduleId), ...others]}::bigint[])
+    order by id for no key update`;
   const stored = new Map(rows.map((r) => [r.id, r]));
   const ids: number[] = [];
   const texts: string[] = [];

@@ -1,0 +1,109 @@
+// Module stats writers lock their modules' rows in id order, all of them before writing any: two
+// rematches of dets of one module type, or a rematch and an entry write, touch the same modules
+// and must never wait for each other in a circle. Needs two sessions: a server.
+import assert from "node:assert/strict";
+import { dbTest, serverBackendExpected, useTestDatabase } from "../_harness.ts";
+import type { Database } from "../../src/db/connection.ts";
+import { updateModuleStats } from "../../src/rematch/pg_store.ts";
+import type { ModuleStatsChange } from "../../src/rematch/module_stats.ts";
+
+const testDb = useTestDatabase();
+
+const STATS = { scope1: 0, scope2: 0, scope3: 10, total: 10, by_emission_type: {}, entry_count: 1 };
+
+async function twoModules(db: Database): Promise<[number, number]> {
+  const ids: number[] = [];
+  for (const code of ["U1", "U2"]) {
+    const [unit] = await db.sql<{ id: number }[]>`
+      insert into units (code, name) values (${code}, ${code}) returning id`;
+    const [report] = await db.sql<{ id: number }[]>`
+      insert into carbon_reports (unit_id, year) values (${unit.id}, 2025) returning id`;
+    const [mod] = await db.sql<{ id: number }[]>`
+      insert into carbon_report_modules (carbon_report_id, module_type_id, stats, stats_computed_at)
+      values (${report.id}, 4, ${db.sql.json(STATS)}, now()) returning id`;
+    ids.push(mod.id);
+  }
+  return [ids[0], ids[1]];
+}
+
+const change = (moduleId: number): ModuleStatsChange => ({
+  moduleId,
+  scope1: 0,
+  scope2: 0,
+  scope3: 1,
+  total: 1,
+  entries: 0,
+  byEmissionType: new Map(),
+  recompute: false,
+});
+
+dbTest(
+  testDb,
+  "module stats: a writer summing one module again and moving another never deadlocks with one moving both",
+  async (db) => {
+    const [x, y] = await twoModules(db);
+    let held!: () => void;
+    const holding = new Promise<void>((resolve) => (held = resolve));
+    let go!: () => void;
+    const going = new Promise<void>((resolve) => (go = resolve));
+    // B has locked module x (as its ordered pass does first) and goes on to y after A started.
+    const b = db.sql.begin(async (tx) => {
+      await tx`select id from carbon_report_modules where id = ${x} for no key update`;
+      held();
+      await going;
+      await updateModuleStats(tx, [change(x), change(y)]);
+    });
+    await holding;
+    // A moves y by a change and sums x again: were y locked before x, A would hold y waiting for
+    // x, and B hold x waiting for y.
+    const a = db.sql.begin((tx) => updateModuleStats(tx, [change(y)], [x]));
+    // A is waiting for x before B goes on.
+    for (let i = 0; i < 500; i++) {
+      const [{ waiting }] = await db.sql<{ waiting: number }[]>`
+        select count(*)::int as waiting from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock'`;
+      if (waiting > 0) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    go();
+    await Promise.all([a, b]);
+    const [row] = await db.sql<{ total: number }[]>`
+      select (stats->>'total')::float8 as total from carbon_report_modules where id = ${y}`;
+    assert.equal(row.total, 12, "both moved y by 1");
+  },
+  { ignore: !serverBackendExpected() },
+);
+
+dbTest(
+  testDb,
+  "module stats: moving a module's stats does not wait for entries being inserted into it",
+  async (db) => {
+    const [x] = await twoModules(db);
+    let inserted!: () => void;
+    const insertedNow = new Promise<void>((resolve) => (inserted = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    // An entry write of another det, not committed yet: its foreign key holds a key-share lock on
+    // the module's row.
+    const writer = db.sql.begin(async (tx) => {
+      await tx`insert into data_entries (carbon_report_module_id, data_entry_type_id, data)
+        values (${x}, 12, '{}')`;
+      inserted();
+      await released;
+    });
+    await insertedNow;
+    try {
+      await db.sql.begin(async (tx) => {
+        await tx`set local lock_timeout = '2s'`;
+        await updateModuleStats(tx, [change(x)]);
+      });
+    } finally {
+      release();
+      await writer;
+    }
+    const [row] = await db.sql<{ total: number }[]>`
+      select (stats->>'total')::float8 as total from carbon_report_modules where id = ${x}`;
+    assert.equal(row.total, 11);
+  },
+  { ignore: !serverBackendExpected() },
+);
