@@ -118,8 +118,9 @@ export interface FreezeResult {
 }
 
 /**
- * Freezes the modules of a unit's report (all, or one) inside the caller's transaction. An
- * already frozen module keeps its freeze (time, actor, reason). Throws
+ * Freezes the modules of a unit's report (all, or one) inside the caller's transaction, and drops
+ * the pending marks of their entries (unfreezing marks them all again). An already frozen module
+ * keeps its freeze (time, actor, reason). Throws
  * {@linkcode ReportNotFoundError} when there is nothing to freeze.
  *
  * @example
@@ -146,6 +147,13 @@ export async function freezeModules(
       returning m.id, ${target.unitCode} as unit_code, ${target.year}::int as year,
         m.module_type_id, m.frozen_at, m.frozen_by, m.frozen_reason`
     : [];
+  if (open.length) {
+    // A rematch writes nothing of a frozen module, so it could never clear these marks, and its
+    // slice would stay stale for as long as the freeze holds. Unfreezing marks every entry of the
+    // module for the next rematch: nothing is lost.
+    await tx`delete from data_entry_pending p using data_entries d
+      where d.id = p.data_entry_id and d.carbon_report_module_id = any(${open}::bigint[])`;
+  }
   return {
     changed: frozen.map(toModule).sort((a, b) => a.moduleTypeId - b.moduleTypeId),
     unchanged: modules.filter((m) => m.frozen_at !== null).map(toModule),

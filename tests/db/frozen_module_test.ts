@@ -316,3 +316,41 @@ dbTest(testDb, "reports freeze: exit codes, an existing freeze is kept", async (
   assert.equal(usage.code, 2);
   assert.match(usage.err, /--reason: is required/);
 });
+
+dbTest(
+  testDb,
+  "a freeze takes its entries' pending marks along: the slice can be current while frozen",
+  async (db) => {
+    await importFactorText(db, "it", 2025, V1);
+    const frozenIds = await createItEntries(db, "U1", MATCHED);
+    await createItEntries(db, "U2", MATCHED);
+    const rematch = onDatabaseRematch(db);
+    assert.equal((await rematch()).scope, "full");
+    // One of U1's entries was left pending (a module rematch against other inputs, say).
+    await db.sql`insert into data_entry_pending (data_entry_id, reason)
+      values (${frozenIds[0]}, 'rematched')`;
+    const freeze = await runJson(reportsFreezeCommand, db, [
+      ...["freeze", "--unit", "U1", "--year", "2025", "--module", "equipment", "--reason", "ok"],
+    ]);
+    assert.equal(freeze.exitCode, 0, freeze.text);
+    // The rematch cannot clear a frozen entry's mark (it writes nothing of it): the freeze did.
+    assert.equal((await rematch()).upToDate, true);
+    // Unfreezing marks the module's entries again: the next rematch reads them.
+    const unfreeze = await runJson(reportsUnfreezeCommand, db, [
+      ...["unfreeze", "--unit", "U1", "--year", "2025", "--module", "equipment"],
+    ]);
+    assert.equal(unfreeze.exitCode, 0, unfreeze.text);
+    const after = await rematch();
+    assert.equal(after.scope, "targeted");
+    assert.equal(after.entriesRead, frozenIds.length);
+    assert.equal((await rematch()).upToDate, true);
+  },
+);
+
+function onDatabaseRematch(db: Database) {
+  return async () => {
+    const run = await runJson(rematchCommand, db, ["--det", "it", "--year", "2025"]);
+    assert.ok(run.exitCode === 0, run.text);
+    return run.json as { scope: string; upToDate: boolean; entriesRead: number };
+  };
+}
