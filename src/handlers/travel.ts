@@ -275,6 +275,25 @@ function stationNameIndex(locations: ReadonlyMap<string, Location>): Map<string,
  * A station by natural key, else by (country, name), else — no country given — by name across
  * all countries, where several matches are a per-entry error naming them.
  */
+/**
+ * The station a natural key names (`train:{country}:{name}`), its country and name compared as
+ * stored keys compare them (case- and space-insensitively). A key of another kind of location (an
+ * airport's `plane:GVA`) is an error naming the field.
+ */
+function stationByNaturalKey(
+  reference: ReferenceData,
+  field: string,
+  key: string,
+): Location | undefined {
+  const [mode, country, ...name] = key.split(":");
+  if (mode.trim().toLowerCase() !== "train" || name.length === 0) {
+    throw new EntryComputeError(
+      `${field}: "${key}" is not a train station's key (expected train:{country code}:{name})`,
+    );
+  }
+  return reference.locations.get(stationLookupKey(country, name.join(":")));
+}
+
 function findStation(
   reference: ReferenceData,
   end: "origin" | "destination",
@@ -284,7 +303,7 @@ function findStation(
   const naturalKey = data[fields.naturalKey];
   const countryCode = data[fields.countryCode];
   const name = String(data[fields.name]);
-  if (naturalKey) return reference.locations.get(String(naturalKey));
+  if (naturalKey) return stationByNaturalKey(reference, fields.naturalKey, String(naturalKey));
   const found = stationsFoundIn(reference);
   if (countryCode) {
     const country = String(countryCode);

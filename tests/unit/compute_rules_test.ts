@@ -213,6 +213,25 @@ Deno.test("train: a station name matching several countries is a per-entry error
     stations,
   );
   assert.equal(withKey.rows[0].meta.country_code, "CH");
+  // A natural key is compared as stored keys are: country and name in any case and spacing.
+  const typed = compute(
+    "train",
+    ride("Basel", "Lausanne", { origin_natural_key: "train:DE: Basel " }),
+    countryFactors,
+    stations,
+  );
+  assert.equal(typed.rows[0].meta.country_code, "DE");
+  // An airport's key names no station: an error naming the field.
+  assert.throws(
+    () =>
+      compute(
+        "train",
+        ride("Lausanne", "Basel", { destination_natural_key: "plane:GVA" }),
+        countryFactors,
+        stations,
+      ),
+    /^EntryComputeError: destination_natural_key: "plane:GVA" is not a train station's key/,
+  );
 });
 
 Deno.test("train: every journey of a slice finds its own stations, whatever journeys came before", () => {
