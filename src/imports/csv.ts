@@ -95,10 +95,13 @@ function fullRecords(file: string, text: string): Records {
   try {
     // Cell counts are checked row by row below: a short or long row is a row error, not a
     // file error, and never silently padded or cut.
+    // Any line end ends a record, whatever the first line ended with: a file edited on two
+    // systems may mix them (csv-parse would otherwise take the first one's for the whole file).
     const records: string[][] = parse(text, {
       relax_column_count: true,
       skip_empty_lines: true,
       bom: true,
+      record_delimiter: ["\r\n", "\n", "\r"],
     });
     return { records, lines: recordStartLines(text) };
   } catch (error) {
@@ -244,7 +247,7 @@ export function keyProblem(what: string, key: string): string | undefined {
 }
 
 // The file line each non-empty record starts on. csv-parse's own line counter drifts after
-// quoted newlines in CRLF files, so the lines are counted here: a record ends at a newline
+// quoted newlines in CRLF files, so the lines are counted here: a record ends at a line end
 // outside quotes, and empty lines (skipped by the parser) hold no record.
 function recordStartLines(text: string): number[] {
   const starts: number[] = [];
@@ -254,12 +257,13 @@ function recordStartLines(text: string): number[] {
   // A leading BOM is no content: csv-parse drops it, and a line holding only it is empty.
   for (let i = text.charCodeAt(0) === 0xfeff ? 1 : 0; i < text.length; i++) {
     const c = text[i];
-    if (atRecordStart && c !== "\n" && !(c === "\r" && text[i + 1] === "\n")) {
+    if (atRecordStart && c !== "\n" && c !== "\r") {
       starts.push(line);
       atRecordStart = false;
     }
     if (c === '"') quoted = !quoted;
-    else if (c === "\n") {
+    else if (c === "\n" || (c === "\r" && text[i + 1] !== "\n")) {
+      // A line ends at \n, \r\n or a lone \r (as editors count lines).
       line++;
       if (!quoted) atRecordStart = true;
     }

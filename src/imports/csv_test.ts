@@ -54,3 +54,19 @@ Deno.test("a text without quotes reads as csv-parse reads it (line ends, blank l
   // The generator reaches the tables it is meant for, not only refusals.
   assert.ok(plain > 1000, `${plain} texts read`);
 });
+
+Deno.test("parseCsv: any line end ends a row, whatever the first line ended with", () => {
+  const rows = (text: string) =>
+    parseCsv("m.csv", text).rows.map((r) => [r.line, r.cells.a, r.cells.b, r.problem]);
+  // A CRLF header with LF rows (a file edited on two systems), and the other way round.
+  const expected = [[2, "1", "2", undefined], [3, "3", "4", undefined]];
+  assert.deepEqual(rows("a,b\r\n1,2\n3,4\n"), expected);
+  assert.deepEqual(rows("a,b\n1,2\r\n3,4\r\n"), expected);
+  // Lone CRs (old Mac files) count as line ends too, blank lines included.
+  assert.deepEqual(rows("a,b\r1,2\r\r3,4\r"), [[2, "1", "2", undefined], [4, "3", "4", undefined]]);
+  // A line end inside quotes stays in the cell; the line numbers go on counting.
+  assert.deepEqual(rows('a,b\n"x\r\ny",2\r\n\r\n3,4\n'), [
+    [2, "x\r\ny", "2", undefined],
+    [5, "3", "4", undefined],
+  ]);
+});
