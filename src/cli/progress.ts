@@ -28,6 +28,49 @@ export const stderrLine: StatusLineTarget = {
   },
 };
 
+/**
+ * Status lines for a pipe or a log file (`--progress` off a terminal): each given to `write` as a
+ * line of its own, nothing erased, at most one every `everyMs` (the first one always), none wider
+ * than `columns`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { drawStatusLine, lineByLine } from "./progress.ts";
+ * let clock = 0;
+ * const out: string[] = [];
+ * const target = lineByLine((line) => out.push(line), { everyMs: 5000, now: () => clock });
+ * drawStatusLine("rematch plane 2025 10/100", target);
+ * clock = 1000;
+ * drawStatusLine("rematch plane 2025 20/100", target); // too soon: left out
+ * clock = 6000;
+ * drawStatusLine("rematch plane 2025 90/100", target);
+ * assert.deepEqual(out, ["rematch plane 2025 10/100", "rematch plane 2025 90/100"]);
+ * ```
+ */
+export function lineByLine(
+  write: (text: string) => void,
+  options: { everyMs?: number; columns?: number; now?: () => number } = {},
+): StatusLineTarget {
+  const { everyMs = 5000, columns = 200, now = Date.now } = options;
+  let last: number | undefined;
+  return {
+    write(text) {
+      // Erasing has nothing to do on a pipe.
+      const line = text.startsWith(ERASE_LINE) ? text.slice(ERASE_LINE.length) : text;
+      if (line === "") return;
+      const at = now();
+      if (last !== undefined && at - last < everyMs) return;
+      last = at;
+      write(line);
+    },
+    columns: () => columns,
+  };
+}
+
+/** stderr as {@linkcode lineByLine} writes it: a line every 5 s at most. */
+export const stderrLines: StatusLineTarget = lineByLine((line) => console.error(line));
+
 // The target a status line is on screen on, if one is: cleared before anything else is printed.
 let shown: StatusLineTarget | undefined;
 

@@ -6,7 +6,7 @@ import { recalculateForDataEntryType } from "../rematch/run.ts";
 import { type SliceStatus, sliceStatus } from "../rematch/state.ts";
 import type { RematchResult } from "../rematch/types.ts";
 import { type CommandOutcome, defineCommand, EXIT, flag } from "./command.ts";
-import { reportLockWait, RunProgress } from "./progress.ts";
+import { reportLockWait, RunProgress, stderrLines } from "./progress.ts";
 import { formatTable, type TableColumn } from "./table.ts";
 
 const USAGE = `Usage:
@@ -34,6 +34,8 @@ reads the whole slice (scope full).
   --no-stats      leave carbon_report_modules.stats as they are (the modules rewritten are
                   marked not computed: the next rematch or entry write touching them sums
                   them again)
+  --progress      show progress off a terminal too (on a pipe or in a log: a line every 5 s on
+                  stderr); on a terminal it is the status line, always
   --json          print one JSON document
 
 Each slice is its own transaction: with --all or --stale, a slice that fails (busy with
@@ -54,6 +56,7 @@ const schema = z.object({
   diff: z.boolean().optional(),
   "no-wait": z.boolean().optional(),
   "no-stats": z.boolean().optional(),
+  progress: z.boolean().optional(),
   positionals: z.array(z.string()).max(0, "rematch takes flags only"),
 }).refine((a) => [a.det, a.all, a.stale].filter(Boolean).length === 1, {
   message: "give exactly one of --det D, --all or --stale",
@@ -82,15 +85,19 @@ export const rematchCommand = defineCommand({
     diff: { type: "boolean" },
     "no-wait": { type: "boolean" },
     "no-stats": { type: "boolean" },
+    progress: { type: "boolean" },
   },
   schema,
   // A dry run only reads: it never migrates a database.
   access: (args) => args["dry-run"] ? "read" : "write",
   async run(args, context): Promise<CommandOutcome> {
     const db = await context.database();
-    // One status line for the whole run (the runner clears it before printing the outcome).
+    // One status line for the whole run (the runner clears it before printing the outcome); off a
+    // terminal only when asked, as lines of their own.
     const progress = context.interactive && !context.json
       ? new RunProgress({ label: "rematch", slices: 1 })
+      : args.progress
+      ? new RunProgress({ label: "rematch", slices: 1, target: stderrLines })
       : undefined;
     const rematch = async (det: string, year = args.year!): Promise<RematchResult> => {
       progress?.startSlice(`${det} ${year}`);

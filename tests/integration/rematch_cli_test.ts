@@ -84,3 +84,25 @@ dbTest(testDb, "rematch CLI: bad usage exits 2 with a message naming the flag", 
     assert.match(run.err, message, argv.join(" "));
   }
 });
+
+dbTest(testDb, "rematch off a terminal shows progress only when asked (--progress)", async (db) => {
+  await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.1\n`);
+  await createTestEntries(db, "it", 2025, [laptop, laptop]);
+  const command = onDatabase(rematchCommand, db);
+  const quiet = await runCaptured(command, ["--det", "it", "--year", "2025", "--full"]);
+  assert.equal(quiet.code, 0, quiet.err);
+  assert.doesNotMatch(quiet.err, /^rematch it 2025/m, "nothing on a pipe unless asked");
+  const asked = await runCaptured(command, [
+    "--det",
+    "it",
+    "--year",
+    "2025",
+    "--full",
+    "--progress",
+  ]);
+  assert.equal(asked.code, 0, asked.err);
+  // Plain lines (no carriage return or erase sequence), the first one at the slice's start.
+  assert.match(asked.err, /^rematch it 2025$/m);
+  assert.doesNotMatch(asked.err, /[\r\x1b]/);
+  assert.doesNotMatch(asked.out, /^rematch it 2025/m, "stdout holds the report alone");
+});
