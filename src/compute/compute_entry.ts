@@ -1,5 +1,6 @@
 // The one compute path: entry data + the (det, year) factor set + reference data → emission
 // rows. Pure: no I/O. The write path and the rematch both call it.
+import { DEFAULT_WEEKS_PER_YEAR } from "./settings.ts";
 import type { z } from "zod";
 import {
   type ComputeVars,
@@ -131,7 +132,7 @@ export function computeEntry(
   const env: FormulaEnv = {
     year: inputs.year,
     reference: inputs.reference,
-    weeksPerYear: inputs.weeksPerYear ?? 52,
+    weeksPerYear: inputs.weeksPerYear ?? DEFAULT_WEEKS_PER_YEAR,
   };
   const leaves: EmissionRow[] = [];
   for (const computation of computations) {

@@ -2,6 +2,7 @@
 // handler needs, each read once.
 import type { ComputeInputs } from "../compute/compute_entry.ts";
 import { createFactorLookup } from "../compute/factor_set.ts";
+import { weeksPerYear } from "../compute/settings.ts";
 import type { Handler } from "../handlers/types.ts";
 import type { Queryable } from "./connection.ts";
 import { loadFactorSet } from "./factors.ts";
@@ -16,7 +17,12 @@ export async function loadSliceInputs(
 ): Promise<ComputeInputs> {
   const factors = await loadFactorSet(tx, dataEntryTypeId, year);
   const reference = await loadReferenceData(tx, handler.reference, { years: [year] });
-  return { year, factors: createFactorLookup(year, factors), reference };
+  return {
+    year,
+    factors: createFactorLookup(year, factors),
+    reference,
+    weeksPerYear: weeksPerYear(),
+  };
 }
 
 /** The carbon report modules of a (module type, year), optionally narrowed to `onlyIds`. */

@@ -63,6 +63,7 @@ function equipment(det: DetName, emissionTypeId: number): Handler {
     },
     factorEmissionType: fixedType(emissionTypeId),
     reference: [],
+    settings: ["weeks per year"],
     // Default hours feed the formula (and its 168-hour check) of the entries linked to the factor.
     structuralValues: [],
     computations: () => computations,

@@ -1,5 +1,6 @@
 // The shape of one handler row: everything the engine needs to know about a data entry type.
 import type { z } from "zod";
+import type { SettingName } from "../compute/settings.ts";
 import type { DetName } from "../reference/enums.ts";
 
 /** Factor lookup keys: trimmed strings, or null for a blank cell. */
@@ -153,6 +154,8 @@ export interface Handler {
   readonly factorEmissionType: (classification: Classification) => number | undefined;
   /** Reference data the pre-compute or formula reads. */
   readonly reference: readonly ReferenceKind[];
+  /** Settings the formulas read (recorded with the slice state: a change makes it stale). */
+  readonly settings?: readonly SettingName[];
   /**
    * Value fields that steer a lookup rather than only feed a formula (read by `preCompute` or a
    * `select`, e.g. plane haul bands): a change of one makes the rematch read the whole slice,

@@ -12,6 +12,7 @@ import type {
   ReferenceKind,
 } from "../handlers/types.ts";
 import { ROLLUP_EMISSION_TYPE_IDS } from "../reference/emission_types.ts";
+import { SETTING_DEFAULT_DIGESTS, settingDigests } from "../compute/settings.ts";
 import { type DataEntryType, type DetName, getDataEntryType } from "../reference/enums.ts";
 import type { RematchResult } from "./types.ts";
 
@@ -321,7 +322,7 @@ async function readSliceFacts(
   const facts = {
     recorded,
     differences: [],
-    digests: row.digests,
+    digests: { ...row.digests, ...settingDigests(handler.settings) },
     factorStamp: row.factor_stamp,
     ...(row.marked
       ? await pendingCounts(sql, dataEntryTypeId, year, moduleIds)
@@ -433,7 +434,7 @@ function compareFacts(handler: Handler, facts: SliceFacts): InputsComparison {
     };
   }
   const changedKinds = Object.keys(digests).filter((k) =>
-    recorded.referenceDigests[k] !== digests[k]
+    (recorded.referenceDigests[k] ?? SETTING_DEFAULT_DIGESTS[k]) !== digests[k]
   );
   if (changedKinds.length) {
     return { ...base, scope: "full", reason: `${changedKinds.join(" and ")} changed` };

@@ -1,7 +1,8 @@
 // Slices that know they are current (spec/rematch.md rules 16-17): up-to-date and targeted
 // rematches, hand edits, failing and pending entries, module-restricted rematches.
 import assert from "node:assert/strict";
-import { dbTest, useTestDatabase } from "../_harness.ts";
+import { dbTest, serverBackendExpected, useTestDatabase } from "../_harness.ts";
+import { runScript } from "../db/_connection.ts";
 import type { Database } from "../../src/db/connection.ts";
 import { deleteEntry, updateEntry } from "../../src/db/entries.ts";
 import { upsertLocations } from "../../src/db/reference.ts";
@@ -380,4 +381,44 @@ dbTest(
     const restricted = await rematch(db, "it", { carbonReportModuleIds: [module.id] });
     assertKg(kg(restricted), [109.824, 109.824], "restricted to the entries' one module");
   },
+);
+
+dbTest(
+  testDb,
+  "REMATCH_WEEKS_PER_YEAR feeds the equipment formulas and is recorded: a change makes the slice stale",
+  async (db) => {
+    await importFactorText(db, "it", 2025, itFactors(0.1, 0.2));
+    const [id] = await createTestEntries(db, "it", 2025, [laptop]);
+    assert.equal((await rematch(db, "it")).scope, "full");
+    const kgOf = async () => (await emissionRows(db.sql, [id]))[0].kg_co2eq;
+    // 40 h × 100 W + 128 h × 10 W = 5,280 Wh a week; × 52 weeks, ef 0.1: 27.456 kg.
+    assert.ok(near(await kgOf(), KWH * 0.1));
+    // A process set to 50 weeks sees the slice stale, and rewrites it: 5.28 kWh × 50 × 0.1.
+    const env = { DATABASE_URL: testDb.current.url!, REMATCH_WEEKS_PER_YEAR: "50" };
+    const run = await runScript("rematch", ["--det", "it", "--year", "2025", "--json"], env);
+    assert.equal(run.code, 0, run.err);
+    const fifty = JSON.parse(run.out);
+    assert.deepEqual([fifty.scope, fifty.scopeReason], ["full", "weeks per year changed"]);
+    assert.ok(near(await kgOf(), 26.4), String(await kgOf()));
+    const [meta] = await db.sql<{ weeks: number }[]>`
+      select (meta->>'weeks_per_year')::float8 as weeks from data_entry_emissions
+      where data_entry_id = ${id}`;
+    assert.equal(meta.weeks, 50);
+    // This process (52 weeks, the default) sees it stale in turn, and puts it back.
+    const status = await statusOf(db, "it");
+    assert.equal(status.state, "stale");
+    assert.equal(status.reason, "weeks per year changed");
+    assert.equal((await rematch(db, "it")).scopeReason, "weeks per year changed");
+    assert.ok(near(await kgOf(), KWH * 0.1));
+    assert.equal((await rematch(db, "it")).upToDate, true);
+    // A value that is not a number of weeks is refused, naming the variable; nothing is written.
+    const bad = await runScript("rematch", ["--det", "it", "--year", "2025", "--full"], {
+      ...env,
+      REMATCH_WEEKS_PER_YEAR: "fifty",
+    });
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, /REMATCH_WEEKS_PER_YEAR: expected a number of weeks/);
+    assert.ok(near(await kgOf(), KWH * 0.1));
+  },
+  { ignore: !serverBackendExpected() },
 );
