@@ -341,7 +341,7 @@ dbTest(
           // Its emission rows are written: it waits to refresh the stats, in the same transaction.
           assert.match(
             await waitForBlockedRematch(db.sql, name),
-            /carbon_report_modules[^]*for update/,
+            /carbon_report_modules[^]*for no key update/,
           );
           child.kill(signal);
           const output = await child.output();
