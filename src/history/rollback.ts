@@ -237,6 +237,7 @@ export async function rollbackImport(
   });
   // last_seen_job_id names the job that last saw a factor in a file: a rollback leaves it.
   await writeFactorChanges(tx, importId, { inserts, updates, deletes });
+  await relinkRestoredFactors(tx, inserts.flatMap((f) => f.id === undefined ? [] : [f.id]));
   return {
     importId,
     rollbackOf: recorded.id,
@@ -292,6 +293,35 @@ function sameState(a: FactorState, b: FactorState): boolean {
 function sameValues(a: FactorValues, b: FactorValues): boolean {
   const keys = Object.keys(a);
   return keys.length === Object.keys(b).length && keys.every((k) => k in b && a[k] === b[k]);
+}
+
+/**
+ * Gives the emission rows computed from these factors back their link, now that the factors are
+ * back under their old ids: deleting a factor set the link of its rows to null (spec/domain.md
+ * §3), and a frozen module's rows are never relinked by a rematch, which writes nothing of them
+ * (spec/history.md §4). A row names its factor in `meta.factors_used`; a rollup row names the
+ * least factor of its entry's other rows, as the compute gives it.
+ */
+async function relinkRestoredFactors(tx: Queryable, factorIds: readonly number[]): Promise<void> {
+  if (factorIds.length === 0) return;
+  const relinked = await tx<{ entry: number }[]>`
+    update data_entry_emissions x
+    set primary_factor_id = (x.meta -> 'factors_used' -> 0 ->> 'id')::bigint
+    where x.primary_factor_id is null
+      and jsonb_typeof(x.meta -> 'factors_used' -> 0 -> 'id') = 'number'
+      and (x.meta -> 'factors_used' -> 0 ->> 'id')::bigint = any(${[...factorIds]}::bigint[])
+    returning x.data_entry_id as entry`;
+  const entries = [...new Set(relinked.map((r) => r.entry))];
+  if (entries.length === 0) return;
+  await tx`
+    update data_entry_emissions r set primary_factor_id = l.least
+    from (
+      select data_entry_id, min(primary_factor_id) as least from data_entry_emissions
+      where data_entry_id = any(${entries}::bigint[]) and (meta ->> 'is_rollup') is null
+      group by 1
+    ) l
+    where r.data_entry_id = l.data_entry_id and r.primary_factor_id is null
+      and (r.meta ->> 'is_rollup') = 'true'`;
 }
 
 /** What {@linkcode runRollback} does besides the rollback. */

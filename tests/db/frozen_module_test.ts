@@ -6,6 +6,8 @@ import { dbTest, runCli, runOn, useTestDatabase } from "../_harness.ts";
 import type { Database } from "../../src/db/connection.ts";
 import { createEntries, deleteEntry, updateEntry } from "../../src/db/entries.ts";
 import { reportsFreezeCommand, reportsUnfreezeCommand } from "../../src/cli/reports.ts";
+import { factorsCommand } from "../../src/cli/factors.ts";
+import { factorsRollbackCommand } from "../../src/cli/factors_rollback.ts";
 import { rematchCommand } from "../../src/cli/rematch.ts";
 import { statusCommand } from "../../src/cli/status.ts";
 import { FrozenModuleError, frozenModulesBehind } from "../../src/history/freeze.ts";
@@ -354,3 +356,88 @@ function onDatabaseRematch(db: Database) {
     return run.json as { scope: string; upToDate: boolean; entriesRead: number };
   };
 }
+
+dbTest(
+  testDb,
+  "a frozen module's rows unlinked by a replace import get their factor back when it is rolled back",
+  async (db) => {
+    const { frozenIds } = await setUp(db);
+    const before = await storedEmissions(db.sql, frozenIds);
+    // A replace import without the Monitor factor deletes it: its rows lose their link, the
+    // frozen module's too (spec/domain.md §3), and a rematch writes nothing of those.
+    const file = await Deno.makeTempFile({ suffix: ".csv" });
+    try {
+      await Deno.writeTextFile(
+        file,
+        V1.split("\n").filter((l) => !l.includes("Monitor")).join("\n"),
+      );
+      const replaced = await runJson(factorsCommand, db, [
+        ...["import", file, "--year", "2025", "--det", "it", "--mode", "replace", "--rematch"],
+      ]);
+      assert.equal(replaced.exitCode, 0, replaced.text);
+      assert.equal(replaced.json.deleted, 1);
+      const unlinked = await db.sql<{ n: number }[]>`
+        select count(*)::int as n from data_entry_emissions
+        where data_entry_id = any(${frozenIds}::bigint[]) and primary_factor_id is null`;
+      assert.equal(unlinked[0].n, 1, "the frozen monitor's row lost its factor");
+      const undone = await runJson(factorsRollbackCommand, db, [
+        ...["rollback", "--import", String(replaced.json.importId), "--rematch"],
+      ]);
+      assert.equal(undone.exitCode, 0, undone.text);
+      // Byte for byte as before the replace import: link included.
+      assert.deepEqual(await storedEmissions(db.sql, frozenIds), before);
+    } finally {
+      await Deno.remove(file);
+    }
+  },
+);
+
+dbTest(
+  testDb,
+  "relinked after a rollback: a frozen rollup row names the least factor of its entry again",
+  async (db) => {
+    const header =
+      "headcount_category,headcount_class,headcount_subclass,unit,number_of_unit_per_fte,ef_kg_co2eq_per_unit";
+    const all = `${header}\nfood,vegetarian,,meal,100,1\nwaste,incineration,,kg,50,0.5\n` +
+      "commuting,public_transport,,km,200,0.2\n";
+    await importFactorText(db, "member", 2025, all);
+    const ids = (await db.sql.begin((tx) =>
+      createEntries(tx, [{
+        unitCode: "U1",
+        year: 2025,
+        det: getDataEntryType("member"),
+        data: { name: "A", fte: 1 },
+      }])
+    )).ids.map((id) => id!);
+    const before = await storedEmissions(db.sql, ids);
+    // The rollup row names the least of its leaves' factors: food's, the first imported.
+    assert.equal(before.length, 4);
+    const freeze = await runJson(reportsFreezeCommand, db, [
+      ...["freeze", "--unit", "U1", "--year", "2025", "--module", "headcount", "--reason", "ok"],
+    ]);
+    assert.equal(freeze.exitCode, 0, freeze.text);
+    // Food goes (replace): the food row and the rollup lose their link.
+    const file = await Deno.makeTempFile({ suffix: ".csv" });
+    try {
+      await Deno.writeTextFile(
+        file,
+        all.split("\n").filter((l) => !l.startsWith("food")).join("\n"),
+      );
+      const replaced = await runJson(factorsCommand, db, [
+        ...["import", file, "--year", "2025", "--det", "member", "--mode", "replace"],
+      ]);
+      assert.equal(replaced.exitCode, 0, replaced.text);
+      const [{ n }] = await db.sql<{ n: number }[]>`
+        select count(*)::int as n from data_entry_emissions
+        where data_entry_id = any(${ids}::bigint[]) and primary_factor_id is null`;
+      assert.equal(n, 2, "the food row and the rollup");
+      const undone = await runJson(factorsRollbackCommand, db, [
+        ...["rollback", "--import", String(replaced.json.importId)],
+      ]);
+      assert.equal(undone.exitCode, 0, undone.text);
+      assert.deepEqual(await storedEmissions(db.sql, ids), before);
+    } finally {
+      await Deno.remove(file);
+    }
+  },
+);
