@@ -47,6 +47,8 @@ export interface FactorImportInput {
   readonly onLockWait?: LockSliceOptions["onWait"];
   /** Fail with a SliceBusyError instead of waiting for a slice another holds. @default false */
   readonly noWait?: boolean;
+  /** Ends a wait for a slice another holds (a job's abort or its worker's stop). */
+  readonly signal?: AbortSignal;
 }
 
 /** A (det, year) slice an import touched. */
@@ -195,6 +197,7 @@ export async function importFactors(
       detName: det.name,
       onWait: input.onLockWait,
       noWait: input.noWait,
+      signal: input.signal,
     });
   }
 

@@ -30,6 +30,12 @@ export interface LockSliceOptions {
    * returns, if any, is called once the lock is taken (or the wait fails).
    */
   readonly onWait?: (wait: SliceLockWait) => (() => void) | void;
+  /**
+   * Ends the wait: when it fires, the waiting statement is cancelled and the call throws the
+   * signal's reason (the transaction is then to be rolled back). A job's abort or its worker's
+   * stop, while another transaction holds the slice.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -61,13 +67,37 @@ export async function lockSlice(
     const holder = await describeHolder(tx, key1, year);
     const done = options.onWait!({ slice, since: new Date(), holder });
     try {
-      await tx`select pg_advisory_xact_lock(${keys})`;
+      await waitForLock(tx, keys, options.signal);
     } finally {
       done?.();
     }
     return;
   }
-  await tx`select pg_advisory_xact_lock(${keys})`;
+  await waitForLock(tx, keys, options.signal);
+}
+
+// Waits for the lock; a signal that fires cancels the wait on the server and throws its reason.
+async function waitForLock(
+  tx: Queryable,
+  keys: ReturnType<Queryable["unsafe"]>,
+  signal?: AbortSignal,
+) {
+  signal?.throwIfAborted();
+  const waiting = tx`select pg_advisory_xact_lock(${keys})`;
+  if (!signal) {
+    await waiting;
+    return;
+  }
+  const cancel = () => waiting.cancel();
+  signal.addEventListener("abort", cancel, { once: true });
+  try {
+    await waiting;
+  } catch (error) {
+    signal.throwIfAborted();
+    throw error;
+  } finally {
+    signal.removeEventListener("abort", cancel);
+  }
 }
 
 // The session holding the slice lock, as pg_locks and pg_stat_activity tell it (a two-key

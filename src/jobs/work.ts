@@ -161,6 +161,7 @@ async function prepareFactorIngest(
           // The import's history names who asked for it and the file's bytes.
           actor: job.meta.actor ?? undefined,
           fileSha256,
+          signal: context.signal,
         });
       } catch (error) {
         if (error instanceof FactorImportRejected) {

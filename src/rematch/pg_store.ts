@@ -37,8 +37,13 @@ export interface PgSliceStoreOptions {
 export function createPgSliceStore(tx: Queryable, options: PgSliceStoreOptions = {}): SliceStore {
   const { reader } = options;
   return {
-    lockSlice: (detId, year, noWait, onWait) =>
-      lockSlice(tx, detId, year, { noWait, onWait, detName: getDataEntryType(detId).name }),
+    lockSlice: (detId, year, noWait, onWait, signal) =>
+      lockSlice(tx, detId, year, {
+        noWait,
+        onWait,
+        signal,
+        detName: getDataEntryType(detId).name,
+      }),
     loadInputs: (handler, detId, year) => loadSliceInputs(tx, handler, detId, year),
     moduleIds: (moduleTypeId, year, only) => sliceModuleIds(tx, moduleTypeId, year, only),
     async countEntries(detId, moduleIds) {

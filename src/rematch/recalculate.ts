@@ -337,13 +337,20 @@ export async function rematchSlice(
   // A rematch that waits on the lock itself, over the whole slice, has its comparison sent behind
   // the lock when the store can (one round trip less); one that tries the lock first, or is
   // restricted to modules it must list under the lock, takes the lock first.
-  const waitsOnLock = !options.noWait && !options.onLockWait && !restricted;
+  // A rematch with a signal (a job) waits in a statement of its own, which the signal can cancel.
+  const waitsOnLock = !options.noWait && !options.onLockWait && !restricted && !options.signal;
   let comparison: SliceComparison;
   let onlyModules: number[] | undefined;
   if (waitsOnLock && store.lockAndCompareState) {
     comparison = await store.lockAndCompareState(handler, det.id, year);
   } else {
-    await store.lockSlice(det.id, year, options.noWait ?? false, options.onLockWait);
+    await store.lockSlice(
+      det.id,
+      year,
+      options.noWait ?? false,
+      options.onLockWait,
+      options.signal,
+    );
     onlyModules = restricted
       ? await store.moduleIds(det.moduleTypeId, year, options.carbonReportModuleIds)
       : undefined;

@@ -176,6 +176,7 @@ export interface SliceStore {
     year: number,
     noWait: boolean,
     onWait?: RematchOptions["onLockWait"],
+    signal?: AbortSignal,
   ): Promise<void>;
   loadInputs(handler: Handler, dataEntryTypeId: number, year: number): Promise<ComputeInputs>;
   moduleIds(moduleTypeId: number, year: number, only?: readonly number[]): Promise<number[]>;

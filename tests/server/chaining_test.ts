@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { dbTest, serverBackendExpected, useTestDatabase } from "../_harness.ts";
 import { importFactors } from "../../src/db/factors.ts";
+import { lockSlice } from "../../src/db/locks.ts";
 import { parseCsv } from "../../src/imports/csv.ts";
 import { createLogger } from "../../src/jobs/log.ts";
 import { JobWorker } from "../../src/jobs/worker.ts";
@@ -164,6 +165,67 @@ dbTest(
       assert.deepEqual(await emissionKg(db, "plane", 2025), before);
     } finally {
       await hold.release();
+      await server.stop();
+    }
+  },
+  { ignore: !serverBackendExpected() },
+);
+
+dbTest(
+  testDb,
+  "abort of a recalc waiting for its slice's lock: the wait is cancelled, job ERROR aborted",
+  async (db) => {
+    await importFactorText(db, "plane", 2025, planeFactors(0.1, 0.3));
+    await seedEntries(db, "plane", 2025, 10);
+    await importFactorText(db, "plane", 2025, planeFactors(0.2, 0.6));
+    const before = await emissionKg(db, "plane", 2025);
+    const server = await startTestServer(db, { worker: { heartbeatIntervalMs: 50 } });
+    // Another transaction holds the plane slice for the whole test.
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let held!: () => void;
+    const holding = new Promise<void>((resolve) => (held = resolve));
+    const holder = db.sql.begin(async (tx) => {
+      await lockSlice(tx, 20, 2025);
+      held();
+      await released;
+    });
+    await holding;
+    try {
+      const response = await call(
+        server.url,
+        "/v1/sync/recalculate-emissions/professional_travel/plane?year=2025",
+        { method: "POST" },
+      );
+      assert.equal(response.status, 202);
+      const { pipeline_id, job_id } = response.body as Body;
+      // The job runs, and waits on the server for the lock.
+      await eventually(async () => {
+        const [waiting] = await db.sql<{ n: number }[]>`
+          select count(*)::int as n from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock'
+            and query like '%pg_advisory_xact_lock%'`;
+        return waiting.n > 0 ? true : undefined;
+      }, "the recalc waiting for the slice lock");
+      const aborted = await call(server.url, `/v1/sync/pipelines/${pipeline_id}/abort`, {
+        method: "POST",
+      });
+      assert.equal(aborted.status, 202);
+      // Ends while the lock is still held (were the wait not cancelled, it would last as long).
+      const { done } = await followPipeline(server.url, pipeline_id as string, {
+        timeoutMs: 10_000,
+      });
+      assert.equal(done.status, "FAILED");
+      const job = (done.jobs as Body[]).find((j) => j.id === job_id)!;
+      assert.deepEqual([job.state, job.result, job.status_message], [
+        "FINISHED",
+        "ERROR",
+        "aborted",
+      ]);
+      assert.deepEqual(await emissionKg(db, "plane", 2025), before);
+    } finally {
+      release();
+      await holder;
       await server.stop();
     }
   },
