@@ -1,5 +1,6 @@
 // Seeding for the job tests without going through HTTP: plane and it slices, factor files
 // queued as factor_ingest jobs the way a dispatch queues them.
+import { lockSlice } from "../../src/db/locks.ts";
 import { join } from "node:path";
 import type { Database } from "../../src/db/connection.ts";
 import { createEntries, type NewEntry } from "../../src/db/entries.ts";
@@ -199,6 +200,28 @@ export async function holdMiddleEmission(
   const done = Promise.withResolvers<void>();
   const holding = db.sql.begin(async (tx) => {
     await tx`select id from data_entry_emissions where id = ${middle} for update`;
+    locked.resolve();
+    await done.promise;
+  });
+  await locked.promise;
+  return {
+    async release() {
+      done.resolve();
+      await holding;
+    },
+  };
+}
+
+/** Holds the (det, year) slice lock in a transaction of its own until released. */
+export async function holdSliceLock(
+  db: Database,
+  dataEntryTypeId: number,
+  year: number,
+): Promise<{ release(): Promise<void> }> {
+  const locked = Promise.withResolvers<void>();
+  const done = Promise.withResolvers<void>();
+  const holding = db.sql.begin(async (tx) => {
+    await lockSlice(tx, dataEntryTypeId, year);
     locked.resolve();
     await done.promise;
   });

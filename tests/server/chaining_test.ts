@@ -3,8 +3,8 @@
 // aborted running rematch rolls back and its job ends ERROR "aborted".
 import assert from "node:assert/strict";
 import { dbTest, serverBackendExpected, useTestDatabase } from "../_harness.ts";
+import type { Database } from "../../src/db/connection.ts";
 import { importFactors } from "../../src/db/factors.ts";
-import { lockSlice } from "../../src/db/locks.ts";
 import { parseCsv } from "../../src/imports/csv.ts";
 import { createLogger } from "../../src/jobs/log.ts";
 import { JobWorker } from "../../src/jobs/worker.ts";
@@ -12,6 +12,7 @@ import { call, dispatchForm, eventually, followPipeline, startTestServer } from 
 import {
   emissionKg,
   holdMiddleEmission,
+  holdSliceLock,
   importFactorText,
   planeFactors,
   queueRecalc,
@@ -118,29 +119,67 @@ dbTest(
   { ignore: !serverBackendExpected() },
 );
 
+/**
+ * A recalc of plane 2025 (every factor changed) queued while `hold` holds something it needs,
+ * aborted once `running` says it is under way: it must end ERROR "aborted", its pipeline FAILED,
+ * and the emissions stay as they were. `releaseFirst`: the hold is let go before the abort can be
+ * seen (a wait the abort cannot cut short); else it is held until the job has ended.
+ */
+async function abortHeldRecalc(
+  db: Database,
+  hold: () => Promise<{ release(): Promise<void> }>,
+  running: (url: string, jobId: number) => Promise<void>,
+  releaseFirst: boolean,
+): Promise<void> {
+  await importFactorText(db, "plane", 2025, planeFactors(0.1, 0.3));
+  await seedEntries(db, "plane", 2025, 1000);
+  const before = await emissionKg(db, "plane", 2025);
+  await importFactorText(db, "plane", 2025, planeFactors(0.2, 0.6));
+  const server = await startTestServer(db, {
+    worker: { chunkSize: 50, heartbeatIntervalMs: 50 },
+  });
+  const held = await hold();
+  try {
+    const response = await call(
+      server.url,
+      "/v1/sync/recalculate-emissions/professional_travel/plane?year=2025",
+      { method: "POST" },
+    );
+    assert.equal(response.status, 202);
+    const { pipeline_id, job_id } = response.body as Body;
+    await running(server.url, job_id as number);
+    const aborted = await call(server.url, `/v1/sync/pipelines/${pipeline_id}/abort`, {
+      method: "POST",
+    });
+    assert.equal(aborted.status, 202);
+    assert.equal((aborted.body as Body).running, 1);
+    if (releaseFirst) await held.release();
+    // Held, the job ends as soon as it sees the abort, or not at all.
+    const { done } = await followPipeline(server.url, pipeline_id as string, {
+      timeoutMs: releaseFirst ? 60_000 : 10_000,
+    });
+    assert.equal(done.status, "FAILED");
+    const [job] = done.jobs as Body[];
+    assert.deepEqual([job.state, job.result, job.status_message], [
+      "FINISHED",
+      "ERROR",
+      "aborted",
+    ]);
+    assert.deepEqual(await emissionKg(db, "plane", 2025), before);
+  } finally {
+    await held.release();
+    await server.stop();
+  }
+}
+
 dbTest(
   testDb,
   "abort of a running rematch: rolled back, job ERROR aborted, pipeline FAILED",
   async (db) => {
-    await importFactorText(db, "plane", 2025, planeFactors(0.1, 0.3));
-    await seedEntries(db, "plane", 2025, 1000);
-    const before = await emissionKg(db, "plane", 2025);
-    await importFactorText(db, "plane", 2025, planeFactors(0.2, 0.6));
-    const server = await startTestServer(db, {
-      worker: { chunkSize: 50, heartbeatIntervalMs: 50 },
-    });
     // The rematch stops halfway on a locked row until the abort is in.
-    const hold = await holdMiddleEmission(db, "plane", 2025);
-    try {
-      const response = await call(
-        server.url,
-        "/v1/sync/recalculate-emissions/professional_travel/plane?year=2025",
-        { method: "POST" },
-      );
-      assert.equal(response.status, 202);
-      const { pipeline_id, job_id } = response.body as Body;
+    await abortHeldRecalc(db, () => holdMiddleEmission(db, "plane", 2025), async (url, jobId) => {
       await eventually(async () => {
-        const job = await call(server.url, `/v1/sync/jobs/${job_id}`);
+        const job = await call(url, `/v1/sync/jobs/${jobId}`);
         const { progress, state } = job.body as {
           progress: { done: number } | null;
           state: string;
@@ -148,25 +187,7 @@ dbTest(
         assert.notEqual(state, "FINISHED", "the rematch finished before the abort");
         return progress && progress.done > 0 ? true : undefined;
       }, "progress of the rematch");
-      const aborted = await call(server.url, `/v1/sync/pipelines/${pipeline_id}/abort`, {
-        method: "POST",
-      });
-      assert.equal(aborted.status, 202);
-      assert.equal((aborted.body as Body).running, 1);
-      await hold.release();
-      const { done } = await followPipeline(server.url, pipeline_id as string);
-      assert.equal(done.status, "FAILED");
-      const [job] = done.jobs as Body[];
-      assert.deepEqual([job.state, job.result, job.status_message], [
-        "FINISHED",
-        "ERROR",
-        "aborted",
-      ]);
-      assert.deepEqual(await emissionKg(db, "plane", 2025), before);
-    } finally {
-      await hold.release();
-      await server.stop();
-    }
+    }, true);
   },
   { ignore: !serverBackendExpected() },
 );
@@ -175,31 +196,8 @@ dbTest(
   testDb,
   "abort of a recalc waiting for its slice's lock: the wait is cancelled, job ERROR aborted",
   async (db) => {
-    await importFactorText(db, "plane", 2025, planeFactors(0.1, 0.3));
-    await seedEntries(db, "plane", 2025, 10);
-    await importFactorText(db, "plane", 2025, planeFactors(0.2, 0.6));
-    const before = await emissionKg(db, "plane", 2025);
-    const server = await startTestServer(db, { worker: { heartbeatIntervalMs: 50 } });
-    // Another transaction holds the plane slice for the whole test.
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let held!: () => void;
-    const holding = new Promise<void>((resolve) => (held = resolve));
-    const holder = db.sql.begin(async (tx) => {
-      await lockSlice(tx, 20, 2025);
-      held();
-      await released;
-    });
-    await holding;
-    try {
-      const response = await call(
-        server.url,
-        "/v1/sync/recalculate-emissions/professional_travel/plane?year=2025",
-        { method: "POST" },
-      );
-      assert.equal(response.status, 202);
-      const { pipeline_id, job_id } = response.body as Body;
-      // The job runs, and waits on the server for the lock.
+    // Another transaction holds the plane slice until the job has ended.
+    await abortHeldRecalc(db, () => holdSliceLock(db, 20, 2025), async () => {
       await eventually(async () => {
         const [waiting] = await db.sql<{ n: number }[]>`
           select count(*)::int as n from pg_stat_activity
@@ -207,27 +205,7 @@ dbTest(
             and query like '%pg_advisory_xact_lock%'`;
         return waiting.n > 0 ? true : undefined;
       }, "the recalc waiting for the slice lock");
-      const aborted = await call(server.url, `/v1/sync/pipelines/${pipeline_id}/abort`, {
-        method: "POST",
-      });
-      assert.equal(aborted.status, 202);
-      // Ends while the lock is still held (were the wait not cancelled, it would last as long).
-      const { done } = await followPipeline(server.url, pipeline_id as string, {
-        timeoutMs: 10_000,
-      });
-      assert.equal(done.status, "FAILED");
-      const job = (done.jobs as Body[]).find((j) => j.id === job_id)!;
-      assert.deepEqual([job.state, job.result, job.status_message], [
-        "FINISHED",
-        "ERROR",
-        "aborted",
-      ]);
-      assert.deepEqual(await emissionKg(db, "plane", 2025), before);
-    } finally {
-      release();
-      await holder;
-      await server.stop();
-    }
+    }, false);
   },
   { ignore: !serverBackendExpected() },
 );
