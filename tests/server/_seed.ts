@@ -1,10 +1,10 @@
 // Seeding for the job tests without going through HTTP: plane and it slices, factor files
 // queued as factor_ingest jobs the way a dispatch queues them.
-import { lockSlice } from "../../src/db/locks.ts";
 import { join } from "node:path";
-import type { Database } from "../../src/db/connection.ts";
+import type { Database, Queryable } from "../../src/db/connection.ts";
 import { createEntries, type NewEntry } from "../../src/db/entries.ts";
 import { importFactors } from "../../src/db/factors.ts";
+import { lockSlice } from "../../src/db/locks.ts";
 import { importReferenceFile } from "../../src/db/reference.ts";
 import { parseCsv } from "../../src/imports/csv.ts";
 import { createPipeline } from "../../src/jobs/queue.ts";
@@ -196,32 +196,29 @@ export async function holdMiddleEmission(
   const rows = await emissionKg(db, det, year);
   const ids = [...rows.keys()];
   const middle = ids[Math.floor(ids.length / 2)];
-  const locked = Promise.withResolvers<void>();
-  const done = Promise.withResolvers<void>();
-  const holding = db.sql.begin(async (tx) => {
+  return await holdInTransaction(db, async (tx) => {
     await tx`select id from data_entry_emissions where id = ${middle} for update`;
-    locked.resolve();
-    await done.promise;
   });
-  await locked.promise;
-  return {
-    async release() {
-      done.resolve();
-      await holding;
-    },
-  };
 }
 
 /** Holds the (det, year) slice lock in a transaction of its own until released. */
-export async function holdSliceLock(
+export function holdSliceLock(
   db: Database,
   dataEntryTypeId: number,
   year: number,
 ): Promise<{ release(): Promise<void> }> {
+  return holdInTransaction(db, (tx) => lockSlice(tx, dataEntryTypeId, year));
+}
+
+/** Runs `take` in a transaction of its own and holds what it locked until released. */
+async function holdInTransaction(
+  db: Database,
+  take: (tx: Queryable) => Promise<void>,
+): Promise<{ release(): Promise<void> }> {
   const locked = Promise.withResolvers<void>();
   const done = Promise.withResolvers<void>();
   const holding = db.sql.begin(async (tx) => {
-    await lockSlice(tx, dataEntryTypeId, year);
+    await take(tx);
     locked.resolve();
     await done.promise;
   });
