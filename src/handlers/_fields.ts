@@ -1,6 +1,7 @@
 // zod building blocks for entry schemas: the normalisation of spec/domain.md §5. Each block also
 // knows its normal form (a value its schema accepts and gives back unchanged), so that data
 // already stored in normal form is checked by a plain predicate instead of a zod parse.
+import { parseDecimal } from "../text/decimal.ts";
 import { z } from "zod";
 
 /** True when a value is in a field's (or an entry's) normal form. */
@@ -25,11 +26,8 @@ export function normalFormOf(schema: z.ZodType): NormalForm | undefined {
 const isTrimmedText = (v: unknown): v is string => typeof v === "string" && v.trim() === v;
 
 const trimmed = (v: unknown) => (typeof v === "string" ? v.trim() : v);
-const numeric = (v: unknown) => {
-  if (typeof v !== "string") return v;
-  const text = v.trim();
-  return text !== "" && Number.isFinite(Number(text)) ? Number(text) : v;
-};
+// A numeric field given as text takes decimal text only ("0x10" stays a text, and fails).
+const numeric = (v: unknown) => (typeof v === "string" ? parseDecimal(v) ?? v : v);
 const blankToUndefined = (v: unknown) => (v === "" || v === null ? undefined : v);
 
 /** A required non-empty string, trimmed. */

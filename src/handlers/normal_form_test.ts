@@ -197,3 +197,14 @@ Deno.test("data as the product stores it takes the fast path; data off the norma
   const { number_of_trips: _n, ...withoutTrips } = flight;
   assert(!plane(withoutTrips));
 });
+
+Deno.test("numeric fields given as text take decimal text only, as the factor CSV does", () => {
+  const process = getHandler("process_emissions");
+  const valid = (quantity: unknown) =>
+    validateEntryData(process, { category: "co2", quantity }).quantity;
+  assert.equal(valid(" 12.5 "), 12.5);
+  assert.equal(valid("1e3"), 1000);
+  for (const text of ["0x10", "0b11", "0o7", "Infinity", "1e999", "12,5"]) {
+    assert.throws(() => valid(text), /quantity: expected a number/, text);
+  }
+});

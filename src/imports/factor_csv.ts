@@ -1,4 +1,5 @@
 // Factor CSV rows → validated factor rows (spec/factors-csv.md §1). Pure: no database.
+import { parseDecimal } from "../text/decimal.ts";
 import { getHandler } from "../handlers/mod.ts";
 import type { Classification, FactorColumns, FactorValues } from "../handlers/types.ts";
 import {
@@ -120,15 +121,6 @@ export function resolveFactorTarget(target: FactorImportTarget): ResolvedFactorT
     );
   }
   return { dets };
-}
-
-const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
-
-/** A cell as a number when it is a finite decimal number, else undefined. */
-function parseDecimal(cell: string): number | undefined {
-  if (!DECIMAL.test(cell)) return undefined;
-  const value = Number(cell);
-  return Number.isFinite(value) ? value : undefined;
 }
 
 /**

@@ -2,6 +2,7 @@
 // header CSV or JSON lines, validated row by row into typed rows. Parsing is pure (text in, rows
 // and row errors out); readReferenceFile is the one thin reading edge; writing lives in
 // src/db/reference.ts.
+import { parseDecimal } from "../text/decimal.ts";
 import { z } from "zod";
 import {
   cellProblem,
@@ -199,8 +200,6 @@ interface KindSpec<R> {
   readonly keyColumn: string;
 }
 
-const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
-
 /** A cell that parses to T, or undefined when the text is not a valid T. */
 function cell<T>(expected: string, parse: (value: string) => T | undefined) {
   return z.string().transform((value, ctx): T => {
@@ -238,9 +237,8 @@ function optionalCell<T>(expected: string, parse: (value: string) => T | undefin
 
 function number(min: number, max: number, { exclusiveMin = false } = {}) {
   return (value: string): number | undefined => {
-    if (!DECIMAL.test(value)) return undefined;
-    const n = Number(value);
-    if (!Number.isFinite(n) || n > max || n < min || (exclusiveMin && n === min)) return undefined;
+    const n = parseDecimal(value);
+    if (n === undefined || n > max || n < min || (exclusiveMin && n === min)) return undefined;
     return n === 0 ? 0 : n; // no -0
   };
 }
