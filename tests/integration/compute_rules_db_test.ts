@@ -199,3 +199,27 @@ dbTest(
     assert.ok(near((await emissionRows(db.sql, [plain]))[0].kg_co2eq, 27.456));
   },
 );
+
+dbTest(
+  testDb,
+  "year-strict: a factor without a year never stands in for a year's factor (spec/domain.md §4)",
+  async (db) => {
+    await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.1\n`);
+    // The same factor without a year (as a hand edit might leave one), ef 9.
+    await db.sql`
+      insert into factors (data_entry_type_id, emission_type_id, year, classification, "values")
+      select data_entry_type_id, emission_type_id, null, classification,
+        jsonb_set("values", '{ef_kg_co2eq_per_kwh}', '9')
+      from factors where data_entry_type_id = 11 and year = 2025`;
+    const laptop = { name: "laptop", equipment_class: "Laptop", sub_class: "Standard" };
+    const [in2025] = await createTestEntries(db, "it", 2025, [laptop]);
+    const [in2026] = await createTestEntries(db, "it", 2026, [laptop]);
+    for (const year of [2025, 2026]) {
+      await recalculateForDataEntryType(db, { dataEntryType: "it", year, full: true });
+    }
+    const rows = await emissionRows(db.sql, [in2025, in2026]);
+    // 2025: its own factor (274.56 kWh × 0.1); 2026 has none, and gets no row.
+    assert.deepEqual(rows.map((r) => r.data_entry_id), [in2025]);
+    assert.ok(near(rows[0].kg_co2eq, 27.456), String(rows[0].kg_co2eq));
+  },
+);
