@@ -111,6 +111,7 @@ export async function lockSlices(
   tx: Queryable,
   slices: Iterable<SliceRef>,
   onWait?: LockSliceOptions["onWait"],
+  signal?: AbortSignal,
 ): Promise<void> {
   const unique = new Map<string, SliceRef>();
   for (const s of slices) unique.set(`${s.dataEntryTypeId}:${s.year}`, s);
@@ -121,6 +122,7 @@ export async function lockSlices(
     await lockSlice(tx, s.dataEntryTypeId, s.year, {
       detName: getDataEntryType(s.dataEntryTypeId).name,
       onWait,
+      signal,
     });
   }
 }

@@ -30,6 +30,11 @@ export interface EntriesImportArgs {
   readonly maxFileBytes?: number;
   /** Told when a slice is held by another transaction, before the import waits for it. */
   readonly onLockWait?: LockSliceOptions["onWait"];
+  /**
+   * Ends the import (a job's abort or its worker's stop): seen while it waits for a slice lock and
+   * between batches; it throws the signal's reason, and the caller rolls the transaction back.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** A problem with one entry of the file, by the file line it starts on. */
@@ -340,7 +345,7 @@ async function importLines(
   source: EntriesSource,
   slices: readonly SliceRef[],
 ): Promise<EntriesImportResult> {
-  await lockSlices(tx, slices, args.onLockWait);
+  await lockSlices(tx, slices, args.onLockWait, args.signal);
   const errors = new ProblemList();
   const warnings = new ProblemList();
   const counts: { -readonly [K in keyof Counts]: number } = {
@@ -443,10 +448,12 @@ async function importLines(
     linesRead++;
     batch.push(withKeyCheck(line));
     if (batch.length >= batchSize) {
+      args.signal?.throwIfAborted();
       await flush(batch);
       batch = [];
     }
   }
+  args.signal?.throwIfAborted();
   if (batch.length) await flush(batch);
 
   const result: EntriesImportResult = {

@@ -215,6 +215,7 @@ async function prepareEntriesIngest(
     det: getDataEntryType(input.data_entry_type_id),
     strict: input.strict,
     year: input.year,
+    signal: context.signal,
   });
   return {
     async run(tx) {

@@ -209,3 +209,72 @@ dbTest(
   },
   { ignore: !serverBackendExpected() },
 );
+
+dbTest(
+  testDb,
+  "abort of an upload's job waiting for a slice lock (factors, entries): cancelled, nothing written",
+  async (db) => {
+    const server = await startTestServer(db, { worker: { heartbeatIntervalMs: 50 } });
+    const uploads = [
+      {
+        fields: {
+          target_type: "factors",
+          year: 2025,
+          config: { module_type_id: 2, data_entry_type_id: "plane" },
+        },
+        file: { name: "plane.csv", text: planeFactors(0.1, 0.3) },
+        detId: 20,
+      },
+      {
+        fields: { target_type: "data_entries", config: { data_entry_type_id: "it" } },
+        file: { name: "it.csv", text: "unit,year,name,equipment_class\nU1,2025,pc,Laptop\n" },
+        detId: 11,
+      },
+    ];
+    try {
+      for (const upload of uploads) {
+        const held = await holdSliceLock(db, upload.detId, 2025);
+        try {
+          const response = await call(server.url, "/v1/sync/dispatch", {
+            method: "POST",
+            body: dispatchForm(upload.fields, upload.file),
+          });
+          assert.equal(response.status, 202, JSON.stringify(response.body));
+          const { pipeline_id } = response.body as Body;
+          await eventually(async () => {
+            const [waiting] = await db.sql<{ n: number }[]>`
+              select count(*)::int as n from pg_stat_activity
+              where datname = current_database() and wait_event_type = 'Lock'
+                and query like '%pg_advisory_xact_lock%'`;
+            return waiting.n > 0 ? true : undefined;
+          }, `the ${upload.file.name} job waiting for the slice lock`);
+          const aborted = await call(server.url, `/v1/sync/pipelines/${pipeline_id}/abort`, {
+            method: "POST",
+          });
+          assert.equal(aborted.status, 202);
+          const { done } = await followPipeline(server.url, pipeline_id as string, {
+            timeoutMs: 10_000,
+          });
+          const [job] = done.jobs as Body[];
+          assert.deepEqual(
+            [job.result, job.status_message],
+            ["ERROR", "aborted"],
+            upload.file.name,
+          );
+        } finally {
+          await held.release();
+        }
+      }
+      const [{ factors }] = await db.sql<
+        { factors: number }[]
+      >`select count(*)::int as factors from factors`;
+      const [{ entries }] = await db.sql<
+        { entries: number }[]
+      >`select count(*)::int as entries from data_entries`;
+      assert.deepEqual([factors, entries], [0, 0]);
+    } finally {
+      await server.stop();
+    }
+  },
+  { ignore: !serverBackendExpected() },
+);
