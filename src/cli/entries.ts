@@ -10,6 +10,7 @@ import {
   type EntriesImportArgs,
   type EntriesImportResult,
   type EntryLineProblem,
+  everyLineBad,
   importEntriesFile,
 } from "../db/entries_import.ts";
 import { type DataEntryType, findDataEntryType, unknownDataEntryType } from "../reference/enums.ts";
@@ -123,7 +124,11 @@ export const entriesCommand = defineCommand({
       onLockWait: reportLockWait("entries import", undefined),
     });
     return {
-      exitCode: !result.written ? EXIT.failed : result.errorsCount ? EXIT.partial : EXIT.ok,
+      exitCode: !result.written || everyLineBad(result)
+        ? EXIT.failed
+        : result.errorsCount
+        ? EXIT.partial
+        : EXIT.ok,
       json: result,
       text: describeEntriesImport(result),
     };
@@ -140,8 +145,11 @@ export function describeEntriesImport(result: EntriesImportResult): string {
     [result.companionsDeleted, "deleted"],
   ] as const;
   const lines = [
-    result.written
-      ? `${head}, ${plural(result.created, "entry", "entries")} created, ` +
+    !result.written
+      ? `${head}, nothing written (--strict and bad ${kind}s)`
+      : everyLineBad(result)
+      ? `${head}, nothing written: every ${kind} is bad`
+      : `${head}, ${plural(result.created, "entry", "entries")} created, ` +
         `${result.updated} updated, ${result.unchanged} unchanged` +
         (companions.some(([n]) => n)
           ? ` (companions: ${companions.map(([n, what]) => `${n} ${what}`).join(", ")})`
@@ -149,8 +157,7 @@ export function describeEntriesImport(result: EntriesImportResult): string {
         `, ${plural(result.emissionsInserted, "emission row")} written` +
         (result.withoutEmissionsCount
           ? `; ${result.withoutEmissionsCount} stored without emissions`
-          : "")
-      : `${head}, nothing written (--strict and bad ${kind}s)`,
+          : ""),
   ];
   const section = (count: number, listed: readonly EntryLineProblem[], title: string) => {
     if (!count) return;

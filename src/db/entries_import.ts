@@ -81,6 +81,14 @@ export interface EntriesImportResult {
   readonly warningsCount: number;
 }
 
+/**
+ * True when the import stored no entry and skipped its lines as bad: nothing was written (exit 1,
+ * a job ends ERROR), though the import ran through.
+ */
+export function everyLineBad(result: EntriesImportResult): boolean {
+  return result.errorsCount > 0 && result.created + result.updated + result.unchanged === 0;
+}
+
 /** At most this many errors and warnings are listed; the counts count them all. */
 export const MAX_LISTED_PROBLEMS = 100;
 

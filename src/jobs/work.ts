@@ -4,6 +4,7 @@
 import type { Queryable, Sql } from "../db/connection.ts";
 import {
   EntriesImportRejected,
+  everyLineBad,
   importPreparedEntries,
   prepareEntriesImport,
 } from "../db/entries_import.ts";
@@ -221,6 +222,12 @@ async function prepareEntriesIngest(
     async run(tx) {
       try {
         const result = await importPreparedEntries(tx, prepared);
+        if (everyLineBad(result)) {
+          throw new JobFailed(
+            `${input.file_name}: nothing written: every row is bad (${result.errorsCount} errors)`,
+            shown(result),
+          );
+        }
         return {
           result: result.errorsCount ? "WARNING" : "SUCCESS",
           message:

@@ -326,6 +326,13 @@ dbTest(testDb, "entries CLI: exit codes 0, 3, 1 and 2", async (db) => {
   assert.match(strict.text, /nothing written \(--strict and bad lines\)/);
   assert.equal((await stored(db)).length, before);
 
+  // Every line bad: the import ran through and wrote nothing.
+  const allBad = await tempFile("bad.jsonl", [BAD_HOURS, BAD_HOURS].join("\n"));
+  const none = await runOn(entriesCommand, db, ["import", allBad]);
+  assert.equal(none.exitCode, 1);
+  assert.match(none.text, /^.*bad\.jsonl: 2 lines read, nothing written: every line is bad$/m);
+  assert.equal((await stored(db)).length, before);
+
   const absent = await runCli(entriesCommand, ["import", join(tempDir, "absent.jsonl")]);
   assert.equal(absent.code, 1);
   assert.match(absent.err, /absent\.jsonl: cannot be read/);

@@ -421,6 +421,23 @@ dbTest(
       assert.deepEqual(document.errors.map((e) => e.message), [
         "line 3: year: expected 2025 (the import's year), got 2024",
       ]);
+      // Every row of another year: nothing written, the job ends ERROR with its document.
+      const allBad = await call(base, "/v1/sync/dispatch", {
+        method: "POST",
+        body: dispatchForm(
+          { target_type: "data_entries", year: 2026, config: { data_entry_type_id: "it" } },
+          { name: "it.csv", text: csv },
+        ),
+      });
+      assert.equal(allBad.status, 202);
+      const failed = await followPipeline(base, (allBad.body as Body).pipeline_id as string);
+      const [failedJob] = failed.done.jobs as Body[];
+      assert.equal(failedJob.result, "ERROR");
+      assert.equal(
+        failedJob.status_message,
+        "it.csv: nothing written: every row is bad (2 errors)",
+      );
+      assert.equal((failedJob.result_document as { errorsCount: number }).errorsCount, 2);
       const refused: [Record<string, unknown>, string][] = [
         [
           { target_type: "data_entries", config: { data_entry_type_id: "it", mode: "replace" } },
