@@ -114,7 +114,7 @@ export function parseReferenceText<K extends ReferenceKind>(
     ? readJsonLines(file, text, columns)
     : readCsv(file, text, columns);
   const rows: ReferenceRows[K][] = [];
-  const firstLineOfKey = new Map<string, number>();
+  const firstOfKey = new Map<string, { row: number; line: number }>();
   for (const record of records) {
     const at = { row: record.row, line: record.line };
     if (record.problem) {
@@ -139,17 +139,17 @@ export function parseReferenceText<K extends ReferenceKind>(
       errors.add({ ...at, column: spec.keyColumn, message: tooLong });
       continue;
     }
-    const first = firstLineOfKey.get(key);
+    const first = firstOfKey.get(key);
     if (first !== undefined) {
       errors.add({
         ...at,
         message: `repeats ${
           spec.describeKey(checked.data)
-        } of line ${first} (line ${first} is kept)`,
+        } of row ${first.row} (line ${first.line}; row ${first.row} is kept)`,
       });
       continue;
     }
-    firstLineOfKey.set(key, record.line);
+    firstOfKey.set(key, at);
     rows.push(checked.data);
   }
   return {

@@ -154,11 +154,15 @@ train, zürich ,,ch,47.0,8.0`,
   );
   assert.deepEqual(parsed.rows.map((r) => r.name), ["Geneva", "Zürich"]);
   assert.deepEqual(parsed.rowErrors, [
-    { row: 3, line: 4, message: 'repeats natural key "plane:GVA" of line 2 (line 2 is kept)' },
+    {
+      row: 3,
+      line: 4,
+      message: 'repeats natural key "plane:GVA" of row 1 (line 2; row 1 is kept)',
+    },
     {
       row: 4,
       line: 5,
-      message: 'repeats natural key "train:ch:zürich" of line 3 (line 3 is kept)',
+      message: 'repeats natural key "train:ch:zürich" of row 2 (line 3; row 2 is kept)',
     },
   ]);
 });
@@ -195,7 +199,7 @@ BC,BC 010,office,20
     {
       row: 4,
       line: 5,
-      message: 'repeats room "BC 010" of building "BC" of line 2 (line 2 is kept)',
+      message: 'repeats room "BC 010" of building "BC" of row 1 (line 2; row 1 is kept)',
     },
     {
       row: 5,
@@ -254,7 +258,7 @@ Deno.test("reference csv: rates lower-case the currency and need a positive fini
       column: "eur_per_unit",
       message: "is required: expected a finite number > 0 (EUR per unit)",
     },
-    { row: 7, line: 8, message: "repeats the 2025 rate of usd of line 2 (line 2 is kept)" },
+    { row: 7, line: 8, message: "repeats the 2025 rate of usd of row 1 (line 2; row 1 is kept)" },
     { row: 8, line: 9, column: "year", message: 'expected a year from 1990 to 2100, got "0000"' },
     { row: 9, line: 10, column: "year", message: 'expected a year from 1990 to 2100, got "2101"' },
   ]);

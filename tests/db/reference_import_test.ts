@@ -145,7 +145,11 @@ plane,Lausanne Blécherette,,ch,46.5453,6.6167
       { inserted: 2, updated: 2, unchanged: 0 },
     );
     assert.deepEqual(json.rowErrors, [
-      { row: 3, line: 4, message: 'repeats natural key "plane:GVA" of line 2 (line 2 is kept)' },
+      {
+        row: 3,
+        line: 4,
+        message: 'repeats natural key "plane:GVA" of row 1 (line 2; row 1 is kept)',
+      },
     ]);
     const rows = await db.sql<
       { natural_key: string; id: number; name: string; latitude: number }[]
