@@ -31,9 +31,9 @@ export interface LockSliceOptions {
    */
   readonly onWait?: (wait: SliceLockWait) => (() => void) | void;
   /**
-   * Ends the wait: when it fires, the waiting statement is cancelled and the call throws the
-   * signal's reason (the transaction is then to be rolled back). A job's abort or its worker's
-   * stop, while another transaction holds the slice.
+   * Ends the wait: when it fires, the call throws the signal's reason (a job's abort or its
+   * worker's stop, while another transaction holds the slice). Waiting that a signal can end
+   * tries the lock again every 100 ms rather than queueing on the server.
    */
   readonly signal?: AbortSignal;
 }
@@ -76,27 +76,35 @@ export async function lockSlice(
   await waitForLock(tx, keys, options.signal);
 }
 
-// Waits for the lock; a signal that fires cancels the wait on the server and throws its reason.
+/** How often a wait that a signal can end tries the lock again. */
+const RETRY_MS = 100;
+
+// Waits for the lock. With a signal, it tries the lock again every RETRY_MS instead of queueing on
+// the server, and throws the signal's reason once it fires: nothing runs on the server that would
+// need cancelling (a cancel request travels on a connection of its own, which can fail, and can
+// reach the backend after the wait ended), and the transaction is left usable.
 async function waitForLock(
   tx: Queryable,
   keys: ReturnType<Queryable["unsafe"]>,
   signal?: AbortSignal,
 ) {
-  signal?.throwIfAborted();
-  const waiting = tx`select pg_advisory_xact_lock(${keys})`;
   if (!signal) {
-    await waiting;
+    await tx`select pg_advisory_xact_lock(${keys})`;
     return;
   }
-  const cancel = () => waiting.cancel();
-  signal.addEventListener("abort", cancel, { once: true });
-  try {
-    await waiting;
-  } catch (error) {
+  while (true) {
     signal.throwIfAborted();
-    throw error;
-  } finally {
-    signal.removeEventListener("abort", cancel);
+    const [row] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(${keys}) as ok`;
+    if (row.ok) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, RETRY_MS);
+      signal.addEventListener("abort", done, { once: true });
+      function done() {
+        clearTimeout(timer);
+        signal!.removeEventListener("abort", done);
+        resolve();
+      }
+    });
   }
 }
 

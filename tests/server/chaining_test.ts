@@ -120,6 +120,20 @@ dbTest(
 );
 
 /**
+ * Until a job has tried a slice lock that another transaction holds: a job waits for it by trying
+ * it again and again (so that its abort can end the wait), between tries idle in its transaction.
+ */
+async function waitingForSliceLock(db: Database, who: string): Promise<void> {
+  await eventually(async () => {
+    const [waiting] = await db.sql<{ n: number }[]>`
+      select count(*)::int as n from pg_stat_activity
+      where datname = current_database() and query like '%pg_try_advisory_xact_lock%'
+        and pid <> pg_backend_pid()`;
+    return waiting.n > 0 ? true : undefined;
+  }, `${who} waiting for the slice lock`);
+}
+
+/**
  * A recalc of plane 2025 (every factor changed) queued while `hold` holds something it needs,
  * aborted once `running` says it is under way: it must end ERROR "aborted", its pipeline FAILED,
  * and the emissions stay as they were. `releaseFirst`: the hold is let go before the abort can be
@@ -198,13 +212,7 @@ dbTest(
   async (db) => {
     // Another transaction holds the plane slice until the job has ended.
     await abortHeldRecalc(db, () => holdSliceLock(db, 20, 2025), async () => {
-      await eventually(async () => {
-        const [waiting] = await db.sql<{ n: number }[]>`
-          select count(*)::int as n from pg_stat_activity
-          where datname = current_database() and wait_event_type = 'Lock'
-            and query like '%pg_advisory_xact_lock%'`;
-        return waiting.n > 0 ? true : undefined;
-      }, "the recalc waiting for the slice lock");
+      await waitingForSliceLock(db, "the recalc");
     }, false);
   },
   { ignore: !serverBackendExpected() },
@@ -241,13 +249,7 @@ dbTest(
           });
           assert.equal(response.status, 202, JSON.stringify(response.body));
           const { pipeline_id } = response.body as Body;
-          await eventually(async () => {
-            const [waiting] = await db.sql<{ n: number }[]>`
-              select count(*)::int as n from pg_stat_activity
-              where datname = current_database() and wait_event_type = 'Lock'
-                and query like '%pg_advisory_xact_lock%'`;
-            return waiting.n > 0 ? true : undefined;
-          }, `the ${upload.file.name} job waiting for the slice lock`);
+          await waitingForSliceLock(db, `the ${upload.file.name} job`);
           const aborted = await call(server.url, `/v1/sync/pipelines/${pipeline_id}/abort`, {
             method: "POST",
           });
