@@ -22,7 +22,9 @@ import type { RematchResult } from "./types.ts";
  * lookup, the emission-type tree), so that every slice reads as stale and `rematch --stale`
  * recomputes them.
  */
-export const COMPUTE_REVISION = 1;
+export const COMPUTE_REVISION = 2;
+// 2: a train station's natural key is matched case- and space-insensitively, and an airport's key
+//    is an entry error (2026-11-29).
 
 /**
  * How much of a slice a rematch reads: nothing (the slice is current), the entries using the

@@ -7,7 +7,7 @@ import type { Database } from "../../src/db/connection.ts";
 import { deleteEntry, updateEntry } from "../../src/db/entries.ts";
 import { upsertLocations } from "../../src/db/reference.ts";
 import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
-import { sliceStatus } from "../../src/rematch/state.ts";
+import { COMPUTE_REVISION, sliceStatus } from "../../src/rematch/state.ts";
 import {
   createTestEntries,
   emissionRows,
@@ -421,4 +421,23 @@ dbTest(
     assert.ok(near(await kgOf(), KWH * 0.1));
   },
   { ignore: !serverBackendExpected() },
+);
+
+dbTest(
+  testDb,
+  "a state recorded by another compute revision is not trusted: the slice reads in full",
+  async (db) => {
+    await importFactorText(db, "it", 2025, itFactors(0.1, 0.2));
+    await createTestEntries(db, "it", 2025, [laptop]);
+    await rematch(db, "it");
+    assert.equal((await rematch(db, "it")).upToDate, true);
+    await db.sql`update slice_states set compute_revision = ${COMPUTE_REVISION - 1}`;
+    const reason = `recorded by compute revision ${
+      COMPUTE_REVISION - 1
+    } (this code is ${COMPUTE_REVISION})`;
+    assert.equal((await statusOf(db, "it")).reason, reason);
+    const again = await rematch(db, "it");
+    assert.deepEqual([again.scope, again.scopeReason], ["full", reason]);
+    assert.equal((await rematch(db, "it")).upToDate, true);
+  },
 );
