@@ -16,7 +16,8 @@ import { type DataEntryType, getDataEntryType } from "../reference/enums.ts";
 import { yearProblem } from "../reference/years.ts";
 import { EMPTY_MODULE_STATS, ModuleStatsDeltas } from "../rematch/module_stats.ts";
 import { forgetModuleStats, refreshModuleStats, updateModuleStats } from "../rematch/pg_store.ts";
-import { forgetSliceKgTotals, noteWrittenEntries } from "../rematch/state.ts";
+import { entriesKg, noteWrittenEntries, shiftSliceKgTotals } from "../rematch/state.ts";
+import { leafKg } from "../rematch/recalculate.ts";
 import { FrozenModuleError, frozenModules } from "../history/freeze.ts";
 import type { Queryable } from "./connection.ts";
 import {
@@ -454,7 +455,7 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
 
   // Companions: derived from the parent's validated data; an updated parent's existing companion
   // is updated (extra ones deleted), created when missing, deleted when no longer derived.
-  const companionDeletes: { id: number; moduleId: number }[] = [];
+  const companionDeletes: { id: number; moduleId: number; detId: number; year: number }[] = [];
   const newCompanions: Omit<Pending, "id">[] = [];
   const updatedCompanions: Pending[] = [];
   const byCompanionDet = new Map<number, Pending[]>();
@@ -476,7 +477,8 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
     for (const parent of parents) {
       const derived = getHandler(parent.det).companion!.derive(parent.data);
       const [current, ...extra] = existing.get(parent.id) ?? [];
-      companionDeletes.push(...extra.map((c) => ({ id: c.id, moduleId: parent.moduleId })));
+      const gone = { moduleId: parent.moduleId, detId: det.id, year: parent.year };
+      companionDeletes.push(...extra.map((c) => ({ ...gone, id: c.id })));
       const base = {
         index: parent.index,
         moduleId: parent.moduleId,
@@ -486,7 +488,7 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
         rows: [],
       };
       if (!derived) {
-        if (current) companionDeletes.push({ id: current.id, moduleId: parent.moduleId });
+        if (current) companionDeletes.push({ ...gone, id: current.id });
       } else if (current) {
         const data = { ...derived, data_entry_id: parent.id };
         updatedCompanions.push({ ...base, id: current.id, data, stored: current.data });
@@ -567,6 +569,9 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
       ) as u(i, d)
       where e.id = u.i`.execute());
   }
+  // What the deleted companions' rows weigh, read before they go (their slices' totals drop by it).
+  const companionsKg = companionDeletes.length > 0 &&
+    writes.add(entriesKg(tx, companionDeletes.map((c) => c.id)));
   const companionsGone = companionDeletes.length > 0 &&
     writes.add(
       tx`delete from data_entries where id = any(${companionDeletes.map((c) => c.id)}::bigint[])`
@@ -600,18 +605,23 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
   // new entry of a slice without a recorded state is vouched for and has no mark to clear: the
   // comparison of that slice's inputs is skipped.
   const recorded = await slicesWithState(tx, pending);
-  // The slices' recorded kg totals no longer hold where rows were written or entries deleted (a
-  // deleted companion's slice is its parent's companion slice).
-  const rewritten = [...inserts, ...changed];
-  if (rewritten.length || companionDeletes.length) {
-    const slices = new Map<string, SliceRef>();
-    for (const p of companionDeletes.length ? pending : rewritten) {
-      for (const slice of slicesOf(p.det, p.year)) {
-        slices.set(`${slice.dataEntryTypeId}:${slice.year}`, slice);
-      }
+  // The slices' recorded kg totals move by what was written: each rewritten entry's rows as they
+  // are now against as they were, each new entry's rows, less the deleted companions' rows.
+  const shifts = [
+    ...changed.map((p) => ({
+      dataEntryTypeId: p.det.id,
+      year: p.year,
+      kg: leafKg(p.rows) - leafKg(storedRows.get(p.id) ?? []),
+    })),
+    ...inserts.map((p) => ({ dataEntryTypeId: p.det.id, year: p.year, kg: leafKg(p.rows) })),
+  ];
+  if (companionsKg) {
+    const kgs = await companionsKg;
+    for (const c of companionDeletes) {
+      shifts.push({ dataEntryTypeId: c.detId, year: c.year, kg: -(kgs.get(c.id) ?? 0) });
     }
-    await forgetSliceKgTotals(tx, [...slices.values()]);
   }
+  await shiftSliceKgTotals(tx, shifts);
   await noteWrittenEntries(
     tx,
     pending.filter((p) => p.stored || failedIds.has(p.id) || recorded.has(`${p.det.id}:${p.year}`))
@@ -919,14 +929,21 @@ export async function deleteEntry(
   const entry = await loadLockedEntry(tx, id);
   await refuseFrozenModule(tx, entry.moduleId);
   const companion = getHandler(entry.det).companion;
+  // The entries that go, by det, with what their rows take off their slices' totals.
+  const gone: { id: number; detId: number }[] = [{ id, detId: entry.det.id }];
   if (companion) {
     const det = getDataEntryType(companion.det);
     const existing = await loadCompanions(tx, det, [entry.moduleId], [entry.id]);
-    const ids = (existing.get(entry.id) ?? []).map((c) => c.id);
-    if (ids.length) await tx`delete from data_entries where id = any(${ids}::bigint[])`;
+    gone.push(...(existing.get(entry.id) ?? []).map((c) => ({ id: c.id, detId: det.id })));
   }
+  const kgs = await entriesKg(tx, gone.map((g) => g.id));
+  const companions = gone.slice(1).map((g) => g.id);
+  if (companions.length) await tx`delete from data_entries where id = any(${companions}::bigint[])`;
   await tx`delete from data_entries where id = ${id}`;
-  await forgetSliceKgTotals(tx, slicesOf(entry.det, entry.year));
+  await shiftSliceKgTotals(
+    tx,
+    gone.map((g) => ({ dataEntryTypeId: g.detId, year: entry.year, kg: -(kgs.get(g.id) ?? 0) })),
+  );
   if (options.refreshStats ?? true) await refreshModuleStats(tx, [entry.moduleId]);
   else await forgetModuleStats(tx, [entry.moduleId]);
 }

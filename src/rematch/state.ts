@@ -659,8 +659,55 @@ export async function recordSliceKgTotal(
 }
 
 /**
- * Forgets the recorded kg totals of these slices (entries were written or deleted in them outside
- * a rematch): the next rematch that needs one sums its slice.
+ * Moves the recorded kg totals of these slices by what entry writes or deletes changed in them
+ * (rollup rows excluded); a slice without a recorded total keeps none.
+ */
+export async function shiftSliceKgTotals(
+  sql: Queryable,
+  shifts: readonly {
+    readonly dataEntryTypeId: number;
+    readonly year: number;
+    readonly kg: number;
+  }[],
+): Promise<void> {
+  // One shift per slice: an UPDATE joined to two rows of one slice would apply only one of them.
+  const bySlice = new Map<string, { dataEntryTypeId: number; year: number; kg: number }>();
+  for (const s of shifts) {
+    const key = `${s.dataEntryTypeId}:${s.year}`;
+    const at = bySlice.get(key);
+    if (at) at.kg += s.kg;
+    else bySlice.set(key, { ...s });
+  }
+  const moved = [...bySlice.values()].filter((s) => s.kg !== 0);
+  if (moved.length === 0) return;
+  await sql`update slice_states s set kg_total = s.kg_total + w.kg
+    from unnest(${moved.map((s) => s.dataEntryTypeId)}::int[], ${
+    moved.map((s) => s.year)
+  }::int[], ${moved.map((s) => s.kg)}::float8[]) as w(det, year, kg)
+    where s.data_entry_type_id = w.det and s.year = w.year and s.kg_total is not null`;
+}
+
+/**
+ * The kg (rollup rows excluded) of each of these entries' rows, by entry id (none for an entry
+ * without rows): what deleting them takes off their slices' totals. The statement is sent before
+ * this returns, so that a delete sent after it on the same connection runs after it.
+ */
+export function entriesKg(
+  sql: Queryable,
+  entryIds: readonly number[],
+): Promise<Map<number, number>> {
+  if (entryIds.length === 0) return Promise.resolve(new Map());
+  const rows = sql<{ id: number; kg: number }[]>`
+    select data_entry_id as id, sum(kg_co2eq) as kg from data_entry_emissions
+    where data_entry_id = any(${[...entryIds]}::bigint[])
+      and emission_type_id <> all(${[...ROLLUP_EMISSION_TYPE_IDS]}::int[])
+    group by 1`.execute();
+  return rows.then((found) => new Map(found.map((r) => [r.id, r.kg])));
+}
+
+/**
+ * Forgets the recorded kg totals of these slices (a rematch of some of their modules rewrote rows
+ * without reading the rest): the next rematch that needs one sums its slice.
  */
 export async function forgetSliceKgTotals(
   sql: Queryable,

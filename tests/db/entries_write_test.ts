@@ -8,6 +8,7 @@ import { getDataEntryType } from "../../src/reference/enums.ts";
 import { refreshModuleStats } from "../../src/rematch/pg_store.ts";
 import { upsertRooms } from "../../src/db/reference.ts";
 import { EntryComputeError } from "../../src/handlers/types.ts";
+import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
 import {
   createTestEntries,
   emissionRows,
@@ -565,5 +566,33 @@ dbTest(
       assert.equal(rows.length, 1, `input ${i}`);
       assert.ok(near(rows[0], kg(i < 3 ? 20 : 40)), `input ${i}: ${rows[0]}`);
     });
+  },
+);
+
+dbTest(
+  testDb,
+  "companions written and deleted move their slice's recorded kg total",
+  async (db) => {
+    await buildingSetup(db);
+    const [id, other] = await createTestEntries(db, "building", 2025, [
+      { ...room, room_surface_square_meter: 50 },
+      { ...room, room_surface_square_meter: 5 },
+    ]);
+    // The embodied slice's state, with its total: 50 m² and 5 m² × 100 kg.
+    await recalculateForDataEntryType(db, {
+      dataEntryType: "building_embodied_energy",
+      year: 2025,
+    });
+    const total = async () =>
+      (await db.sql<{ kg: number | null }[]>`
+        select kg_total as kg from slice_states where data_entry_type_id = 32 and year = 2025`)[0]
+        .kg;
+    assert.ok(near((await total())!, 5500));
+    await db.sql.begin((tx) => updateEntry(tx, id, { ...room, room_surface_square_meter: 20 }));
+    assert.ok(near((await total())!, 2500), "companion updated: 20 m² + 5 m²");
+    await db.sql.begin((tx) => updateEntry(tx, id, room));
+    assert.ok(near((await total())!, 500), "companion deleted with the surface");
+    await db.sql.begin((tx) => deleteEntry(tx, other));
+    assert.equal(await total(), 0, "companion deleted with its building");
   },
 );
