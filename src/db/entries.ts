@@ -94,6 +94,27 @@ export interface EntryWriteOptions {
    * @default true
    */
   readonly refreshStats?: boolean;
+  /**
+   * With `refreshStats`: collect what the write changes in each module's stats here instead of
+   * writing them, for the caller to write once ({@linkcode writeCollectedStats}) after several
+   * writes in one transaction. A file imported in batches does so: stats written batch by batch
+   * would lock their modules' rows batch by batch, and a rematch of another det of those modules,
+   * which locks them all at once in id order, could then wait for the import while the import
+   * waits for it.
+   */
+  readonly collectStats?: CollectedStats;
+}
+
+/** Module stats changes collected over several entry writes (see `collectStats`). */
+export class CollectedStats {
+  readonly deltas = new ModuleStatsDeltas();
+  /** Modules to sum again from their rows (a companion deleted: its rows not read). */
+  readonly resum = new Set<number>();
+}
+
+/** Writes the stats changes collected over several entry writes, in one ordered pass. */
+export async function writeCollectedStats(tx: Queryable, stats: CollectedStats): Promise<void> {
+  await updateModuleStats(tx, stats.deltas.changes(), [...stats.resum].sort((a, b) => a - b));
 }
 
 /** A (det, year) slice an entry write touches. */
@@ -292,6 +313,7 @@ interface WritePlan {
   /** Throw the first compute error instead of storing the entry without emissions. */
   readonly failOnComputeError: boolean;
   readonly refreshStats: boolean;
+  readonly collectStats?: CollectedStats;
 }
 
 interface WriteOutcome extends CreateEntriesResult {
@@ -640,10 +662,11 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
   if (plan.refreshStats) {
     // By what changed: the rows each rewritten entry had and has, and each new entry with its
     // rows. A module that lost a companion (rows not read) is summed again.
-    const deltas = new ModuleStatsDeltas();
-    for (const p of changed) deltas.add(p.moduleId, storedRows.get(p.id) ?? [], p.rows);
-    for (const p of inserts) deltas.add(p.moduleId, [], p.rows, 1);
-    await updateModuleStats(tx, deltas.changes(), companionDeletes.map((c) => c.moduleId));
+    const stats = plan.collectStats ?? new CollectedStats();
+    for (const p of changed) stats.deltas.add(p.moduleId, storedRows.get(p.id) ?? [], p.rows);
+    for (const p of inserts) stats.deltas.add(p.moduleId, [], p.rows, 1);
+    for (const c of companionDeletes) stats.resum.add(c.moduleId);
+    if (!plan.collectStats) await writeCollectedStats(tx, stats);
   } else {
     await forgetModuleStats(tx, moduleIds);
   }
@@ -752,6 +775,7 @@ export async function createEntries(
     inputCount: inputs.length,
     failOnComputeError: false,
     refreshStats: options.refreshStats ?? true,
+    collectStats: options.collectStats,
   });
   return result;
 }

@@ -4,7 +4,15 @@
 import { z } from "zod";
 import { describeIssues } from "../compute/compute_entry.ts";
 import type { Database, Queryable } from "./connection.ts";
-import { createEntries, lockSlices, type NewEntry, type SliceRef, slicesOf } from "./entries.ts";
+import {
+  CollectedStats,
+  createEntries,
+  lockSlices,
+  type NewEntry,
+  type SliceRef,
+  slicesOf,
+  writeCollectedStats,
+} from "./entries.ts";
 import type { LockSliceOptions } from "./locks.ts";
 import { type CsvTable, FileError, readCsvFile, requireColumns } from "../imports/csv.ts";
 import { checkImportFile, openImportFile } from "../imports/file.ts";
@@ -354,6 +362,8 @@ async function importLines(
   slices: readonly SliceRef[],
 ): Promise<EntriesImportResult> {
   await lockSlices(tx, slices, args.onLockWait, args.signal);
+  // The modules' stats are written once, at the end, in one ordered pass (see collectStats).
+  const stats = new CollectedStats();
   const errors = new ProblemList();
   const warnings = new ProblemList();
   const counts: { -readonly [K in keyof Counts]: number } = {
@@ -384,7 +394,7 @@ async function importLines(
     const noted = new Map<number, string[]>();
     const bare = new Set<number>();
     if (valid.length) {
-      const result = await createEntries(tx, valid.map((v) => v.entry));
+      const result = await createEntries(tx, valid.map((v) => v.entry), { collectStats: stats });
       for (const key of Object.keys(counts) as (keyof Counts)[]) counts[key] += result[key];
       result.ids.forEach((id, i) => {
         if (id !== undefined) lineOfEntry.set(id, batch[valid[i].at].number);
@@ -463,6 +473,7 @@ async function importLines(
   }
   args.signal?.throwIfAborted();
   if (batch.length) await flush(batch);
+  await writeCollectedStats(tx, stats);
 
   const result: EntriesImportResult = {
     file: args.file,

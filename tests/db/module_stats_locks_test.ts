@@ -6,6 +6,9 @@ import { dbTest, serverBackendExpected, useTestDatabase } from "../_harness.ts";
 import type { Database } from "../../src/db/connection.ts";
 import { updateModuleStats } from "../../src/rematch/pg_store.ts";
 import type { ModuleStatsChange } from "../../src/rematch/module_stats.ts";
+import { importEntriesFile } from "../../src/db/entries_import.ts";
+import { createTestEntries, importFactorText, IT_HEADER } from "../integration/_slice.ts";
+import { join } from "node:path";
 
 const testDb = useTestDatabase();
 
@@ -104,6 +107,73 @@ dbTest(
     const [row] = await db.sql<{ total: number }[]>`
       select (stats->>'total')::float8 as total from carbon_report_modules where id = ${x}`;
     assert.equal(row.total, 11);
+  },
+  { ignore: !serverBackendExpected() },
+);
+
+dbTest(
+  testDb,
+  "module stats: an entries import in batches writes its stats once, never deadlocking a rematch",
+  async (db) => {
+    await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.1\n`);
+    const laptop = { name: "pc", equipment_class: "Laptop", sub_class: "Standard" };
+    // U1's and U2's equipment modules exist (m1 < m2).
+    await createTestEntries(db, "it", 2025, [laptop], "U1");
+    await createTestEntries(db, "it", 2025, [laptop], "U2");
+    const [m1, m2] = (await db.sql<{ id: number }[]>`
+      select id from carbon_report_modules where module_type_id = 4 order by id`).map((r) => r.id);
+    const dir = await Deno.makeTempDir({ prefix: "rematch-stats-locks-" });
+    const file = join(dir, "it.jsonl");
+    // Two batches of one entry: U2's module first, then U1's.
+    await Deno.writeTextFile(
+      file,
+      ["U2", "U1"].map((unit) =>
+        JSON.stringify({ unit, year: 2025, data_entry_type: "it", data: laptop })
+      ).join("\n") + "\n",
+    );
+    let lockBoth!: () => void;
+    const bothWanted = new Promise<void>((resolve) => (lockBoth = resolve));
+    let holding!: () => void;
+    const holds = new Promise<void>((resolve) => (holding = resolve));
+    // Another writer of these stats (a rematch of a sibling det) has m1 and goes on to m2.
+    const other = db.sql.begin(async (tx) => {
+      await tx`set local lock_timeout = '5s'`;
+      await tx`select id from carbon_report_modules where id = ${m1} for no key update`;
+      holding();
+      await bothWanted;
+      await tx`select id from carbon_report_modules where id = ${m2} for no key update`;
+    });
+    await holds;
+    try {
+      const importing = importEntriesFile(db, {
+        file,
+        format: "jsonl",
+        strict: false,
+        batchSize: 1,
+      });
+      importing.catch(() => {}); // Awaited below, after the other writer.
+      // The import gets as far as it can: it waits for m1.
+      for (let i = 0; i < 500; i++) {
+        const [{ waiting }] = await db.sql<{ waiting: number }[]>`
+          select count(*)::int as waiting from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock'`;
+        if (waiting > 0) break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      lockBoth();
+      await other;
+      const result = await importing;
+      assert.equal(result.created, 2);
+    } finally {
+      lockBoth();
+      await other.catch(() => {});
+      await Deno.remove(dir, { recursive: true });
+    }
+    // The stats count every entry: one before and one imported in each module.
+    const counts = await db.sql<{ n: number }[]>`
+      select (stats->>'entry_count')::int as n from carbon_report_modules
+      where module_type_id = 4 order by id`;
+    assert.deepEqual(counts.map((c) => c.n), [2, 2]);
   },
   { ignore: !serverBackendExpected() },
 );
