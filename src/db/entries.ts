@@ -107,9 +107,9 @@ export interface EntryWriteOptions {
 
 /** Module stats changes collected over several entry writes (see `collectStats`). */
 export class CollectedStats {
-  readonly deltas = new ModuleStatsDeltas();
+  readonly deltas: ModuleStatsDeltas = new ModuleStatsDeltas();
   /** Modules to sum again from their rows (a companion deleted: its rows not read). */
-  readonly resum = new Set<number>();
+  readonly resum: Set<number> = new Set();
 }
 
 /** Writes the stats changes collected over several entry writes, in one ordered pass. */
