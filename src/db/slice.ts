@@ -21,7 +21,8 @@ export async function loadSliceInputs(
     year,
     factors: createFactorLookup(year, factors),
     reference,
-    weeksPerYear: weeksPerYear(),
+    // Read only where a formula uses it: a bad value fails the equipment slices, not the others.
+    weeksPerYear: handler.settings?.includes("weeks per year") ? weeksPerYear() : undefined,
   };
 }
 

@@ -272,10 +272,6 @@ function stationNameIndex(locations: ReadonlyMap<string, Location>): Map<string,
 }
 
 /**
- * A station by natural key, else by (country, name), else — no country given — by name across
- * all countries, where several matches are a per-entry error naming them.
- */
-/**
  * The station a natural key names (`train:{country}:{name}`), its country and name compared as
  * stored keys compare them (case- and space-insensitively). A key of another kind of location (an
  * airport's `plane:GVA`) is an error naming the field.
@@ -294,6 +290,10 @@ function stationByNaturalKey(
   return reference.locations.get(stationLookupKey(country, name.join(":")));
 }
 
+/**
+ * A station by natural key, else by (country, name), else — no country given — by name across
+ * all countries, where several matches are a per-entry error naming them.
+ */
 function findStation(
   reference: ReferenceData,
   end: "origin" | "destination",

@@ -143,7 +143,9 @@ export function factorFileColumns(
   const resolved = resolveFactorTarget(target);
   const required = new Set<string>();
   if (resolved.routing?.wholeModule) required.add(resolved.routing.column);
-  const read = new Set<string>(required);
+  // A routing column is read whenever the module has one (with one det targeted, a row routed to
+  // another det is a row error).
+  const read = new Set<string>(resolved.routing ? [resolved.routing.column] : []);
   for (const det of resolved.dets) {
     const columns = getHandler(det).factorColumns;
     columns.required.forEach((c) => required.add(c));

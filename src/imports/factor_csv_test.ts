@@ -140,6 +140,12 @@ Deno.test("factor csv: a column named twice is refused when the import reads it,
       (e) => e instanceof FileError && /header names column "\w+" twice/.test(e.message),
     );
   }
+  // A module's routing column is read with one det targeted too (a row routed elsewhere is an
+  // error), so it may not be named twice either.
+  assert.throws(
+    () => parse(`equipment_category,equipment_category,${EQUIPMENT_HEADER}\n`, IT),
+    /names column "equipment_category" twice/,
+  );
   // Plane reads min_distance, an optional value column: named twice, it is refused too.
   assert.throws(
     () =>

@@ -131,10 +131,13 @@ function decodeOrRefuse(fileName: string, decode: () => string): string {
   }
 }
 
-/** The first line of a text, BOM and blank lines before it left out, without its line end. */
+/**
+ * The first line of a text, as the CSV reader takes its header: BOM and empty lines before it left
+ * out (a line of blanks is not empty), without its line end.
+ */
 function headerLine(text: string): string {
-  const body = text.replace(/^\uFEFF/, "").replace(/^(?:[ \t]*\r?\n)+/, "");
-  return body.split(/\r?\n|\r/, 1)[0];
+  const body = text.replace(/^\uFEFF/, "").replace(/^(?:\r\n|\n|\r)+/, "");
+  return body.split(/\r\n|\n|\r/, 1)[0];
 }
 
 /** The header line of a stored upload (from its first chunk). */

@@ -160,14 +160,6 @@ export function planDispatch(fields: z.infer<typeof DispatchFields>): DispatchPl
     case "locations":
     case "rooms":
     case "rates":
-      if (year !== undefined) {
-        throw invalidField(
-          "year",
-          `not used by ${target}: ${
-            target === "rates" ? "each row gives its year" : "they have none"
-          }`,
-        );
-      }
       return {
         kind: "reference_upload",
         checkHeader: headerCheck(REFERENCE_COLUMNS[target], REFERENCE_COLUMNS[target]),
@@ -175,7 +167,8 @@ export function planDispatch(fields: z.infer<typeof DispatchFields>): DispatchPl
           jobType: "reference_ingest",
           moduleTypeId: null,
           dataEntryTypeId: null,
-          year: null,
+          // Recorded on the job as given: reference rows give their own year (rates) or none.
+          year: year ?? null,
           input: {
             upload_id: upload.id,
             file_name: upload.fileName,

@@ -61,7 +61,7 @@ export const DispatchFields = z.strictObject({
   target_type: TargetType,
   year: Year.optional().openapi({
     description: "factors: required; data_entries: every row must be of this year (optional); " +
-      "not for locations, rooms, rates",
+      "locations, rooms, rates: recorded on the job (their rows give their own year, or none)",
   }),
   config: DispatchConfig.default({}),
 });

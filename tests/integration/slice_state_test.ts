@@ -423,6 +423,12 @@ dbTest(
     assert.equal(bad.code, 1);
     assert.match(bad.err, /REMATCH_WEEKS_PER_YEAR: expected a number of weeks/);
     assert.ok(near(await kgOf(), KWH * 0.1));
+    // Only the slices whose formulas read it are stopped by it.
+    const other = await runScript("rematch", ["--det", "train", "--year", "2025"], {
+      ...env,
+      REMATCH_WEEKS_PER_YEAR: "fifty",
+    });
+    assert.equal(other.code, 0, other.err);
   },
   { ignore: !serverBackendExpected() },
 );

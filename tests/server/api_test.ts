@@ -399,7 +399,7 @@ dbTest(
 
 dbTest(
   testDb,
-  "an entries upload takes its year as a check of every row; fields that do not apply are a 400",
+  "an entries upload takes its year as a check of every row; factor-only fields elsewhere are a 400",
   async (db) => {
     await importFactorText(db, "it", 2025, itFactors(0.2));
     await withServer(db, {}, async (base) => {
@@ -447,8 +447,6 @@ dbTest(
           { target_type: "rates", config: { force: true } },
           "config.force: applies to factors only, not to rates",
         ],
-        [{ target_type: "locations", year: 2025 }, "year: not used by locations: they have none"],
-        [{ target_type: "rates", year: 2025 }, "year: not used by rates: each row gives its year"],
       ];
       for (const [fields, message] of refused) {
         const bad = await call(base, "/v1/sync/dispatch", {
@@ -490,6 +488,12 @@ dbTest(
         [notUtf8, "plane bad.csv", "plane_bad.csv: is not valid UTF-8 text"],
         [text("\uFEFF\n  \n"), "blank.csv", "blank.csv: is empty (expected a header row)"],
         [
+          text("  \ncategory,cabin_class\n"),
+          "blank-header.csv",
+          "blank-header.csv: missing required columns category, cabin_class, ef_kg_co2eq_per_km, " +
+          "rfi_adjustment, min_distance, max_distance",
+        ],
+        [
           text("category,cabin_class,note\nvery_short_haul,economy,x\n"),
           "plane.csv",
           "plane.csv: missing required columns ef_kg_co2eq_per_km, rfi_adjustment, " +
@@ -511,7 +515,7 @@ dbTest(
       assert.equal(refused.status, 422);
       assert.equal(errorOf(refused.body).message, "plane_bad.csv: is not valid UTF-8 text");
       const good = new FormData();
-      good.append("files", new Blob([cases[2][0]]), "plane.csv");
+      good.append("files", new Blob([cases[3][0]]), "plane.csv");
       const stored = await call(base, "/v1/files/temp-upload", { method: "POST", body: good });
       assert.equal(stored.status, 201);
       const byPath = await call(base, "/v1/sync/dispatch", {
@@ -525,7 +529,7 @@ dbTest(
         }),
       });
       assert.equal(byPath.status, 422);
-      assert.deepEqual(errorOf(byPath.body), { code: "unprocessable_file", message: cases[2][2] });
+      assert.deepEqual(errorOf(byPath.body), { code: "unprocessable_file", message: cases[3][2] });
       const [{ uploads }] = await db.sql`select count(*)::int as uploads from uploads`;
       assert.equal(uploads, 1, "only the good file was stored");
       const [{ jobs }] = await db.sql`select count(*)::int as jobs from data_ingestion_jobs`;
