@@ -337,7 +337,7 @@ export async function rematchSlice(
   // A rematch that waits on the lock itself, over the whole slice, has its comparison sent behind
   // the lock when the store can (one round trip less); one that tries the lock first, or is
   // restricted to modules it must list under the lock, takes the lock first.
-  // A rematch with a signal (a job) waits in a statement of its own, which the signal can cancel.
+  // A rematch with a signal (a job) tries the lock until it gets it or the signal fires.
   const waitsOnLock = !options.noWait && !options.onLockWait && !restricted && !options.signal;
   let comparison: SliceComparison;
   let onlyModules: number[] | undefined;
@@ -367,7 +367,7 @@ export async function rematchSlice(
     result.scope = "none";
     result.scopeReason = comparison.reason;
     // Nothing read, nothing changed: the slice's total before and after. Summed (no total was
-    // recorded, or an entry write since let it go), it is recorded for the next one.
+    // recorded, or a rematch of some modules since let it go), it is recorded for the next one.
     const total = await storedTotal(onlyModules);
     const recorded = comparison.recorded;
     if (!dryRun && !restricted && recorded && recorded.kgTotal !== total) {

@@ -680,7 +680,9 @@ export async function shiftSliceKgTotals(
   }
   const moved = [...bySlice.values()].filter((s) => s.kg !== 0);
   if (moved.length === 0) return;
-  await sql`update slice_states s set kg_total = s.kg_total + w.kg
+  // Rounded to the microgram: the residue of float additions (0.1 + 0.2 - 0.3) would otherwise
+  // stay in the total, write after write, until the next full rematch sums the rows again.
+  await sql`update slice_states s set kg_total = round((s.kg_total + w.kg)::numeric, 9)::float8
     from unnest(${moved.map((s) => s.dataEntryTypeId)}::int[], ${
     moved.map((s) => s.year)
   }::int[], ${moved.map((s) => s.kg)}::float8[]) as w(det, year, kg)
@@ -689,8 +691,9 @@ export async function shiftSliceKgTotals(
 
 /**
  * The kg (rollup rows excluded) of each of these entries' rows, by entry id (none for an entry
- * without rows): what deleting them takes off their slices' totals. The statement is sent before
- * this returns, so that a delete sent after it on the same connection runs after it.
+ * without rows): what deleting them takes off their slices' totals. The statement is queued on the
+ * connection before this returns (not a microtask later, as an awaited query in an async function
+ * would be), so that a delete queued after it runs after it.
  */
 export function entriesKg(
   sql: Queryable,

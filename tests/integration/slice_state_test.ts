@@ -451,3 +451,27 @@ dbTest(
     assert.equal((await rematch(db, "it")).upToDate, true);
   },
 );
+
+dbTest(
+  testDb,
+  "the recorded kg total, moved write after write, keeps no residue of float additions",
+  async (db) => {
+    await importFactorText(db, "it", 2025, itFactors(0.1, 0.2));
+    const ids = await createTestEntries(
+      db,
+      "it",
+      2025,
+      [0.1, 0.2, 0.3].map((kg) => ({ ...laptop, __kg_co2eq_override__: kg })),
+    );
+    await rematch(db, "it");
+    const totals: number[] = [];
+    for (const id of [ids[0], ids[2], ids[1]]) {
+      await db.sql.begin((tx) => deleteEntry(tx, id));
+      const result = await rematch(db, "it");
+      assert.equal(result.upToDate, true);
+      totals.push(result.kgAfter);
+    }
+    // 0.6 - 0.1 - 0.3 - 0.2 in floats leaves 0.20000000000000012, then 1.1e-16.
+    assert.deepEqual(totals, [0.5, 0.2, 0]);
+  },
+);
