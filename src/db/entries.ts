@@ -98,10 +98,9 @@ export interface EntryWriteOptions {
    * With `refreshStats`, for {@linkcode createEntries} (the entries import's batches): collect
    * what the write changes in each module's stats here instead of writing them, for the caller to
    * write once ({@linkcode writeCollectedStats}) after several writes in one transaction, with
-   * nothing else writing those modules' stats in between. A file imported in batches does so: stats written batch by batch
-   * would lock their modules' rows batch by batch, and a rematch of another det of those modules,
-   * which locks them all at once in id order, could then wait for the import while the import
-   * waits for it.
+   * nothing else writing those modules' stats in between. Stats written batch by batch would lock
+   * their modules' rows batch by batch, and a rematch of another det of those modules, which locks
+   * them all at once in id order, could then wait for the import while the import waits for it.
    */
   readonly collectStats?: CollectedStats;
 }
