@@ -264,3 +264,36 @@ dbTest(
   },
   { ignore: !serverBackendExpected() },
 );
+
+dbTest(
+  testDb,
+  "a wait a signal can end takes the lock once it is free and leaves the transaction as it was",
+  async (db) => {
+    const holder = await holdSlice(db);
+    const controller = new AbortController();
+    const taking = db.sql.begin(async (tx) => {
+      await tx`set local lock_timeout = '7s'`;
+      await lockSlice(tx, 11, 2025, { signal: controller.signal });
+      const [{ timeout }] = await tx<{ timeout: string }[]>`
+        select current_setting('lock_timeout') as timeout`;
+      return timeout;
+    });
+    // Held a while: the wait goes on until the lock is free.
+    await new Promise((r) => setTimeout(r, 1500));
+    await holder.release();
+    assert.equal(await taking, "7s", "the lock is taken and the caller's lock_timeout is back");
+    // An aborted wait throws the signal's reason and the transaction can still roll back cleanly.
+    const again = await holdSlice(db);
+    try {
+      const stop = new AbortController();
+      const waiting = db.sql.begin(async (tx) => {
+        await lockSlice(tx, 11, 2025, { signal: stop.signal });
+      });
+      setTimeout(() => stop.abort(new Error("stopped")), 200);
+      await assert.rejects(waiting, /stopped/);
+    } finally {
+      await again.release();
+    }
+  },
+  { ignore: !serverBackendExpected() },
+);
