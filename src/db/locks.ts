@@ -82,7 +82,10 @@ const RETRY_MS = 100;
 // Waits for the lock. With a signal, it tries the lock again every RETRY_MS instead of queueing on
 // the server, and throws the signal's reason once it fires: nothing runs on the server that would
 // need cancelling (a cancel request travels on a connection of its own, which can fail, and can
-// reach the backend after the wait ended), and the transaction is left usable.
+// reach the backend after the wait ended), and the transaction is left usable. Later waiters
+// queued on the server may get the lock first. (Waiting on the server in windows of
+// `lock_timeout` inside a savepoint would keep the queue's order, but a transaction that has used a
+// savepoint cannot export its snapshot, which the rematch's second session reads the slice in.)
 async function waitForLock(
   tx: Queryable,
   keys: ReturnType<Queryable["unsafe"]>,
