@@ -4,7 +4,7 @@
 import postgres from "postgres";
 import { cpSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { type Database, openDatabase } from "../src/db/connection.ts";
+import { type Database, openDatabase, type Queryable } from "../src/db/connection.ts";
 import { type CommandSpec, runCommand } from "../src/cli/command.ts";
 import { parseArgs } from "node:util";
 
@@ -318,4 +318,36 @@ export const NO_DATABASE = ["--database-url", "postgres://nobody@127.0.0.1:1/non
 /** Runs the command as the CLI does (without a reachable database), capturing what it prints. */
 export function runCli<T>(spec: CommandSpec<T>, argv: string[]) {
   return runCaptured(spec, [...argv, ...NO_DATABASE]);
+}
+
+/** Runs `take` in a transaction of its own and holds what it locked until released. */
+export async function holdInTransaction(
+  db: Database,
+  take: (tx: Queryable) => Promise<unknown>,
+): Promise<{ release(): Promise<void> }> {
+  const locked = Promise.withResolvers<void>();
+  const done = Promise.withResolvers<void>();
+  const holding = db.sql.begin(async (tx) => {
+    await take(tx);
+    locked.resolve();
+    await done.promise;
+  });
+  await locked.promise;
+  return {
+    async release() {
+      done.resolve();
+      await holding;
+    },
+  };
+}
+
+/** Until some session of the database waits for a lock (about 5 s at most). */
+export async function untilSomeoneWaitsForALock(db: Database): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    const [{ waiting }] = await db.sql<{ waiting: number }[]>`
+      select count(*)::int as waiting from pg_stat_activity
+      where datname = current_database() and wait_event_type = 'Lock'`;
+    if (waiting > 0) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }

@@ -128,7 +128,10 @@ export async function updateModuleStats(
   resum: readonly number[] = [],
 ): Promise<void> {
   const left = await applyModuleStatsChanges(tx, changes, resum);
-  await refreshModuleStats(tx, [...new Set([...left, ...resum])].sort((a, b) => a - b));
+  const again = [...new Set([...left, ...resum])].sort((a, b) => a - b);
+  // Applying changes locked these rows already, in its one ordered pass; without any, lock them.
+  if (changes.some((c) => !c.recompute)) await sumModuleStats(tx, again);
+  else await refreshModuleStats(tx, again);
 }
 
 /**
@@ -170,9 +173,15 @@ export async function refreshModuleStats(
   moduleIds: readonly number[],
 ): Promise<void> {
   if (moduleIds.length === 0) return;
+  await lockModules(tx, moduleIds);
+  await sumModuleStats(tx, moduleIds);
+}
+
+// The recompute of refreshModuleStats, its modules' rows locked by the caller.
+async function sumModuleStats(tx: Queryable, moduleIds: readonly number[]): Promise<void> {
+  if (moduleIds.length === 0) return;
   const ids = [...moduleIds];
   const rollups = [...ROLLUP_EMISSION_TYPE_IDS];
-  await lockModules(tx, ids);
   await withoutJit(tx);
   // `offset 0` keeps the lateral subquery a per-entry index probe: a join would scan the rows of
   // every module.

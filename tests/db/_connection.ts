@@ -147,3 +147,23 @@ export function runScript(
   const script = new URL(`../../scripts/${name}.ts`, import.meta.url).pathname;
   return runDeno(["run", "-A", script, ...args], { env });
 }
+
+/** A 2025 equipment module with `stats` (computed) for each unit code, created; their ids. */
+export async function equipmentModules(
+  db: Database,
+  unitCodes: readonly string[],
+  stats: Record<string, unknown>,
+): Promise<number[]> {
+  const ids: number[] = [];
+  for (const code of unitCodes) {
+    const [unit] = await db.sql<{ id: number }[]>`
+      insert into units (code, name) values (${code}, ${code}) returning id`;
+    const [report] = await db.sql<{ id: number }[]>`
+      insert into carbon_reports (unit_id, year) values (${unit.id}, 2025) returning id`;
+    const [mod] = await db.sql<{ id: number }[]>`
+      insert into carbon_report_modules (carbon_report_id, module_type_id, stats, stats_computed_at)
+      values (${report.id}, 4, ${db.sql.json(stats as never)}, now()) returning id`;
+    ids.push(mod.id);
+  }
+  return ids;
+}

@@ -2,7 +2,14 @@
 // rematches of dets of one module type, or a rematch and an entry write, touch the same modules
 // and must never wait for each other in a circle. Needs two sessions: a server.
 import assert from "node:assert/strict";
-import { dbTest, serverBackendExpected, useTestDatabase } from "../_harness.ts";
+import {
+  dbTest,
+  holdInTransaction,
+  serverBackendExpected,
+  untilSomeoneWaitsForALock,
+  useTestDatabase,
+} from "../_harness.ts";
+import { equipmentModules } from "./_connection.ts";
 import type { Database } from "../../src/db/connection.ts";
 import { updateModuleStats } from "../../src/rematch/pg_store.ts";
 import type { ModuleStatsChange } from "../../src/rematch/module_stats.ts";
@@ -15,18 +22,8 @@ const testDb = useTestDatabase();
 const STATS = { scope1: 0, scope2: 0, scope3: 10, total: 10, by_emission_type: {}, entry_count: 1 };
 
 async function twoModules(db: Database): Promise<[number, number]> {
-  const ids: number[] = [];
-  for (const code of ["U1", "U2"]) {
-    const [unit] = await db.sql<{ id: number }[]>`
-      insert into units (code, name) values (${code}, ${code}) returning id`;
-    const [report] = await db.sql<{ id: number }[]>`
-      insert into carbon_reports (unit_id, year) values (${unit.id}, 2025) returning id`;
-    const [mod] = await db.sql<{ id: number }[]>`
-      insert into carbon_report_modules (carbon_report_id, module_type_id, stats, stats_computed_at)
-      values (${report.id}, 4, ${db.sql.json(STATS)}, now()) returning id`;
-    ids.push(mod.id);
-  }
-  return [ids[0], ids[1]];
+  const [x, y] = await equipmentModules(db, ["U1", "U2"], STATS);
+  return [x, y];
 }
 
 const change = (moduleId: number): ModuleStatsChange => ({
@@ -61,13 +58,7 @@ dbTest(
     // x, and B hold x waiting for y.
     const a = db.sql.begin((tx) => updateModuleStats(tx, [change(y)], [x]));
     // A is waiting for x before B goes on.
-    for (let i = 0; i < 500; i++) {
-      const [{ waiting }] = await db.sql<{ waiting: number }[]>`
-        select count(*)::int as waiting from pg_stat_activity
-        where datname = current_database() and wait_event_type = 'Lock'`;
-      if (waiting > 0) break;
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await untilSomeoneWaitsForALock(db);
     go();
     await Promise.all([a, b]);
     const [row] = await db.sql<{ total: number }[]>`
@@ -82,27 +73,21 @@ dbTest(
   "module stats: moving a module's stats does not wait for entries being inserted into it",
   async (db) => {
     const [x] = await twoModules(db);
-    let inserted!: () => void;
-    const insertedNow = new Promise<void>((resolve) => (inserted = resolve));
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
     // An entry write of another det, not committed yet: its foreign key holds a key-share lock on
     // the module's row.
-    const writer = db.sql.begin(async (tx) => {
-      await tx`insert into data_entries (carbon_report_module_id, data_entry_type_id, data)
-        values (${x}, 12, '{}')`;
-      inserted();
-      await released;
-    });
-    await insertedNow;
+    const writer = await holdInTransaction(
+      db,
+      (tx) =>
+        tx`insert into data_entries (carbon_report_module_id, data_entry_type_id, data)
+        values (${x}, 12, '{}')`.execute(),
+    );
     try {
       await db.sql.begin(async (tx) => {
         await tx`set local lock_timeout = '2s'`;
         await updateModuleStats(tx, [change(x)]);
       });
     } finally {
-      release();
-      await writer;
+      await writer.release();
     }
     const [row] = await db.sql<{ total: number }[]>`
       select (stats->>'total')::float8 as total from carbon_report_modules where id = ${x}`;
@@ -153,13 +138,7 @@ dbTest(
       });
       importing.catch(() => {}); // Awaited below, after the other writer.
       // The import gets as far as it can: it waits for m1.
-      for (let i = 0; i < 500; i++) {
-        const [{ waiting }] = await db.sql<{ waiting: number }[]>`
-          select count(*)::int as waiting from pg_stat_activity
-          where datname = current_database() and wait_event_type = 'Lock'`;
-        if (waiting > 0) break;
-        await new Promise((r) => setTimeout(r, 10));
-      }
+      await untilSomeoneWaitsForALock(db);
       lockBoth();
       await other;
       const result = await importing;

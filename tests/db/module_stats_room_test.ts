@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { dbTest, useTestDatabase } from "../_harness.ts";
 import { updateModuleStats } from "../../src/rematch/pg_store.ts";
+import { equipmentModules } from "./_connection.ts";
 import type { ModuleStatsChange } from "../../src/rematch/module_stats.ts";
 
 const testDb = useTestDatabase();
@@ -24,17 +25,11 @@ dbTest(
   async (db) => {
     // More modules than a full page holds (about 35 rows of this size).
     const count = 80;
-    const ids: number[] = [];
-    for (let i = 0; i < count; i++) {
-      const [unit] = await db.sql<{ id: number }[]>`
-        insert into units (code, name) values (${`U${i}`}, ${`Unit ${i}`}) returning id`;
-      const [report] = await db.sql<{ id: number }[]>`
-        insert into carbon_reports (unit_id, year) values (${unit.id}, 2025) returning id`;
-      const [mod] = await db.sql<{ id: number }[]>`
-        insert into carbon_report_modules (carbon_report_id, module_type_id, stats, stats_computed_at)
-        values (${report.id}, 4, ${db.sql.json(STATS)}, now()) returning id`;
-      ids.push(mod.id);
-    }
+    const ids = await equipmentModules(
+      db,
+      Array.from({ length: count }, (_, i) => `U${i}`),
+      STATS,
+    );
     const pages = async () =>
       new Map(
         (await db.sql<{ id: number; page: string }[]>`

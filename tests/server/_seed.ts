@@ -1,7 +1,8 @@
 // Seeding for the job tests without going through HTTP: plane and it slices, factor files
 // queued as factor_ingest jobs the way a dispatch queues them.
 import { join } from "node:path";
-import type { Database, Queryable } from "../../src/db/connection.ts";
+import type { Database } from "../../src/db/connection.ts";
+import { holdInTransaction } from "../_harness.ts";
 import { createEntries, type NewEntry } from "../../src/db/entries.ts";
 import { importFactors } from "../../src/db/factors.ts";
 import { lockSlice } from "../../src/db/locks.ts";
@@ -208,25 +209,4 @@ export function holdSliceLock(
   year: number,
 ): Promise<{ release(): Promise<void> }> {
   return holdInTransaction(db, (tx) => lockSlice(tx, dataEntryTypeId, year));
-}
-
-/** Runs `take` in a transaction of its own and holds what it locked until released. */
-async function holdInTransaction(
-  db: Database,
-  take: (tx: Queryable) => Promise<void>,
-): Promise<{ release(): Promise<void> }> {
-  const locked = Promise.withResolvers<void>();
-  const done = Promise.withResolvers<void>();
-  const holding = db.sql.begin(async (tx) => {
-    await take(tx);
-    locked.resolve();
-    await done.promise;
-  });
-  await locked.promise;
-  return {
-    async release() {
-      done.resolve();
-      await holding;
-    },
-  };
 }
