@@ -30,6 +30,7 @@ import { lockSlice, type LockSliceOptions } from "./locks.ts";
 import { loadSliceInputs } from "./slice.ts";
 import { chunksOf, WritesInFlight } from "./writes.ts";
 import { jsonStorageProblem, keyTextProblem } from "./storable.ts";
+import { parseDecimal } from "../text/decimal.ts";
 
 /** An entry to create (or, when its source key names an entry of its module, to update). */
 export interface NewEntry {
@@ -244,8 +245,9 @@ function normaliseOverride(data: unknown): unknown {
   const copy = { ...record };
   if (value === null || (typeof value === "string" && value.trim() === "")) {
     delete copy[OVERRIDE_KEY];
-  } else if (typeof value === "string" && Number.isFinite(Number(value.trim()))) {
-    copy[OVERRIDE_KEY] = Number(value.trim());
+  } else if (typeof value === "string") {
+    // Decimal text only, as every numeric field ("0x10" stays text, and is refused below).
+    copy[OVERRIDE_KEY] = parseDecimal(value) ?? value;
   }
   return copy;
 }
@@ -256,7 +258,9 @@ function validateForStorage(det: DataEntryType, raw: unknown): EntryData {
   const override = data[OVERRIDE_KEY];
   if (override !== undefined && (typeof override !== "number" || !Number.isFinite(override))) {
     throw new EntryComputeError(
-      `${OVERRIDE_KEY}: expected a number of kg CO2-eq, got ${JSON.stringify(override)}`,
+      `${OVERRIDE_KEY}: expected a finite decimal number of kg CO2-eq, got ${
+        typeof override === "number" ? String(override) : JSON.stringify(override)
+      }`,
     );
   }
   const problem = jsonStorageProblem(data);

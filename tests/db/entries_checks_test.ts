@@ -221,11 +221,24 @@ dbTest(testDb, "override: a numeric text is the number; blank or null means none
     it({ ...LAPTOP, __kg_co2eq_override__: "" }),
     it({ ...LAPTOP, __kg_co2eq_override__: null }),
     it({ ...LAPTOP, __kg_co2eq_override__: "lots" }),
+    // Decimal text only, as every numeric field: Number() would read these as 16, 5 and 15.
+    it({ ...LAPTOP, __kg_co2eq_override__: "0x10" }),
+    it({ ...LAPTOP, __kg_co2eq_override__: "0b101" }),
+    it({ ...LAPTOP, __kg_co2eq_override__: " 0o17" }),
+    // A JSON number beyond a double's range arrives as Infinity: named so, not as null.
+    it({ ...LAPTOP, __kg_co2eq_override__: Infinity }),
+    it({ ...LAPTOP, __kg_co2eq_override__: "1e309" }),
   ]);
-  assert.deepEqual(result.rejected, [{
-    index: 3,
-    message: '__kg_co2eq_override__: expected a number of kg CO2-eq, got "lots"',
-  }]);
+  const expected = (got: string) =>
+    `__kg_co2eq_override__: expected a finite decimal number of kg CO2-eq, got ${got}`;
+  assert.deepEqual(result.rejected, [
+    { index: 3, message: expected('"lots"') },
+    { index: 4, message: expected('"0x10"') },
+    { index: 5, message: expected('"0b101"') },
+    { index: 6, message: expected('" 0o17"') },
+    { index: 7, message: expected("Infinity") },
+    { index: 8, message: expected('"1e309"') },
+  ]);
   const [overridden, blank, none] = result.ids as number[];
   assert.equal((await entryData(db.sql, overridden)).__kg_co2eq_override__, 42);
   const rows = await emissionRows(db.sql, [overridden]);

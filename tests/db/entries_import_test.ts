@@ -536,7 +536,7 @@ dbTest(
     assert.equal(result.created, 2);
     assert.deepEqual(result.errors.map((e) => e.message), [
       "line 6: active_usage_hours_per_week: expected a number",
-      'line 7: __kg_co2eq_override__: expected a number of kg CO2-eq, got "many"',
+      'line 7: __kg_co2eq_override__: expected a finite decimal number of kg CO2-eq, got "many"',
     ]);
     const [overridden, computed] = await stored(db);
     assert.equal(overridden.data.__kg_co2eq_override__, 42);
