@@ -263,11 +263,13 @@ function routeRow(
   const { routing, dets } = resolved;
   if (!routing) return dets[0];
   const value = cells[routing.column] ?? "";
+  // Det names are case-insensitive everywhere (README), here too.
+  const name = value.toLowerCase();
   if (!routing.wholeModule) {
     // One det of a routed module: a blank routing cell or the det's own name is this det; any
     // other value is a row meant for another det of the module.
     const [det] = dets;
-    if (value === "" || value === det.name) return det;
+    if (name === "" || name === det.name) return det;
     return {
       error: `this row is for "${value}", not ${det.name}: a file with rows for several data ` +
         `entry types of module ${routing.moduleName} is imported with --module ${routing.moduleName}`,
@@ -277,7 +279,7 @@ function routeRow(
     dets.map((d) => d.name).join(", ")
   }`;
   if (!value) return { error: `required value is blank (${expected})` };
-  const det = dets.find((d) => d.name === value);
+  const det = dets.find((d) => d.name === name);
   return det ?? { error: `"${value}" is not a known category (${expected})` };
 }
 

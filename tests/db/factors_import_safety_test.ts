@@ -325,6 +325,7 @@ dbTest(testDb, "--det on a module file: rows of other dets are row errors", asyn
 it,Laptop,Standard,100,10,40,128,0.2
 scientific,Microscope,,500,50,40,128,0.2
 other,Fridge,,300,100,40,128,0.2
+IT,Desktop,,200,20,40,128,0.2
 `;
   await withFiles({ "equipment.csv": file }, async (path) => {
     const run = await runCaptured(onDatabase(factorsCommand, db), [
@@ -336,7 +337,7 @@ other,Fridge,,300,100,40,128,0.2
       "2025",
     ]);
     assert.equal(run.code, 3, run.err);
-    assert.match(run.out, /1 inserted/);
+    assert.match(run.out, /2 inserted/);
     assert.match(
       run.out,
       /line 3, column equipment_category: this row is for "scientific", not it: .*--module equipment/,
@@ -344,8 +345,12 @@ other,Fridge,,300,100,40,128,0.2
     assert.match(run.out, /line 4, column equipment_category: this row is for "other"/);
   });
   const stored = await db.sql`
-    select data_entry_type_id, classification->>'equipment_class' as class from factors`;
-  assert.deepEqual(stored.map((r) => [r.data_entry_type_id, r.class]), [[11, "Laptop"]]);
+    select data_entry_type_id, classification->>'equipment_class' as class from factors
+    order by id`;
+  assert.deepEqual(stored.map((r) => [r.data_entry_type_id, r.class]), [[11, "Laptop"], [
+    11,
+    "Desktop",
+  ]]);
 });
 
 dbTest(testDb, "years outside 1990..2100 are refused and write nothing", async (db) => {

@@ -258,9 +258,10 @@ dbTest(
 );
 
 dbTest(testDb, "factors import: a module file touches the dets it names", async (db) => {
+  // Det names are case-insensitive, in the routing column too.
   const text = `equipment_category,${HEADER}
-it,Laptop,Standard,100,10,40,128,0.2
-scientific,Microscope,,500,50,40,128,0.2
+IT,Laptop,Standard,100,10,40,128,0.2
+Scientific,Microscope,,500,50,40,128,0.2
 `;
   await importIn(db, input(`${HEADER}\nSpare,,1,1,1,1,1\n`, { target: { dataEntryTypeId: 12 } }));
   const merged = await importIn(db, input(text, { target: { moduleTypeId: 4 } }));
