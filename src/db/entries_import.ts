@@ -14,7 +14,14 @@ import {
   writeCollectedStats,
 } from "./entries.ts";
 import type { LockSliceOptions } from "./locks.ts";
-import { type CsvTable, FileError, readCsvFile, requireColumns } from "../imports/csv.ts";
+import {
+  type CsvTable,
+  FileError,
+  notUtf8,
+  readCsvFile,
+  requireColumns,
+  rowProblem,
+} from "../imports/csv.ts";
 import { checkImportFile, openImportFile } from "../imports/file.ts";
 import { type DataEntryType, findDataEntryType, unknownDataEntryType } from "../reference/enums.ts";
 import { MAX_YEAR, MIN_YEAR, yearProblem } from "../reference/years.ts";
@@ -199,7 +206,7 @@ async function* readLines(
     try {
       return chunk ? decoder.decode(chunk, { stream: true }) : decoder.decode();
     } catch {
-      throw new FileError(path, "is not valid UTF-8 text");
+      return undefined;
     }
   };
   let pending = "";
@@ -213,15 +220,24 @@ async function* readLines(
     return result;
   };
   for await (const chunk of file) {
-    const parts = (pending + decode(chunk)).split("\n");
-    pending = parts.pop()!;
+    const decoded = decode(chunk);
+    if (decoded === undefined) throw await notUtf8(path, path);
+    // Any line end ends a line (\r\n, \n or a lone \r, as the CSV reader takes them); a \r
+    // that ends the piece may be the first half of a \r\n, so it waits for the next piece.
+    let text = pending + decoded;
+    const held = text.endsWith("\r") ? "\r" : "";
+    if (held) text = text.slice(0, -1);
+    const parts = text.split(/\r\n|\n|\r/);
+    pending = parts.pop()! + held;
     for (const text of parts) yield line(text);
     if (pending.length > MAX_LINE_LENGTH) {
       tooLong = true;
       pending = "";
     }
   }
-  pending += decode();
+  const rest = decode();
+  if (rest === undefined) throw await notUtf8(path, path);
+  pending = (pending + rest).replace(/\r$/, "");
   if (pending !== "" || tooLong) yield line(pending);
 }
 
@@ -231,7 +247,9 @@ async function* jsonLines(
   onlyYear: number | undefined,
   maxBytes?: number,
 ): AsyncGenerator<EntrySourceLine> {
+  let empty = true;
   for await (const { number, text, tooLong } of readLines(path, maxBytes)) {
+    if (tooLong || text.trim() !== "") empty = false;
     if (tooLong) {
       yield {
         number,
@@ -254,6 +272,8 @@ async function* jsonLines(
     const entry = toEntry(value, defaultDet, onlyYear);
     yield typeof entry === "string" ? { number, error: entry } : { number, entry };
   }
+  // As an empty CSV file, and the reference imports' JSON lines: nothing to import is a mistake.
+  if (empty) throw new FileError(path, "is empty (expected one JSON object per line)");
 }
 
 // Columns that describe the entry rather than hold one of its data fields.
@@ -266,7 +286,10 @@ async function* csvRows(
   det: DataEntryType,
   onlyYear: number | undefined,
 ): AsyncGenerator<EntrySourceLine> {
-  for (const { line, cells, problem } of table.rows) {
+  for (const row of table.rows) {
+    const { line, cells } = row;
+    // Every cell of an entry row is read (an unknown column is a data field the schema judges).
+    const problem = rowProblem(row);
     if (problem) {
       yield {
         number: line,

@@ -29,10 +29,34 @@ export interface CsvRow {
   readonly line: number;
   readonly cells: Readonly<Record<string, string>>;
   /**
-   * Set when the row cannot be imported as it stands (more or fewer cells than the header, a
-   * cell the database cannot store): report it as a row error and skip the row.
+   * Set when the row cannot be imported as it stands (more or fewer cells than the header):
+   * report it as a row error and skip the row.
    */
   readonly problem?: CellProblem;
+  /**
+   * The cells the database could not store ({@linkcode cellProblem}), in header order: a row
+   * error when the importer reads the column ({@linkcode rowProblem}), nothing when it ignores it.
+   */
+  readonly cellProblems?: readonly CellProblem[];
+}
+
+/**
+ * Why a row cannot be imported as it stands, or undefined: its cell count, else its first cell
+ * the database could not store among the columns the importer reads (every column when `read`
+ * is not given).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseCsv, rowProblem } from "./csv.ts";
+ * const [row] = parseCsv("x.csv", "name,note\nLaptop,a\u0000b\n").rows;
+ * assert.equal(rowProblem(row, ["name"]), undefined);
+ * assert.equal(rowProblem(row)?.column, "note");
+ * ```
+ */
+export function rowProblem(row: CsvRow, read?: readonly string[]): CellProblem | undefined {
+  return row.problem ??
+    row.cellProblems?.find((p) => !read || (p.column !== undefined && read.includes(p.column)));
 }
 
 /** A parsed CSV file. */
@@ -47,14 +71,90 @@ export interface CsvTable {
   readonly repeated?: readonly string[];
 }
 
-/** Decodes bytes as UTF-8, dropping a leading BOM; invalid UTF-8 is a FileError. */
+/**
+ * Decodes bytes as UTF-8, dropping a leading BOM; invalid UTF-8 is a FileError naming the line and
+ * the byte where it starts.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeUtf8 } from "./csv.ts";
+ * const latin1 = new Uint8Array([0x61, 0x0a, 0x5a, 0xfc, 0x72, 0x0a]); // "a\nZ\xfcr\n"
+ * assert.throws(() => decodeUtf8("x.csv", latin1), /line 2, byte 4 \(0xfc\)/);
+ * ```
+ */
 export function decodeUtf8(file: string, bytes: Uint8Array): string {
   try {
     const text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
     return text;
   } catch {
-    throw new FileError(file, "is not valid UTF-8 text");
+    throw new FileError(file, `is not valid UTF-8 text${invalidUtf8At(bytes)}`);
   }
+}
+
+/**
+ * The FileError for a file found not to be UTF-8 while it was read in pieces: read whole again to
+ * say where (the error path only).
+ */
+export async function notUtf8(file: string, path: string): Promise<FileError> {
+  let where = "";
+  try {
+    where = invalidUtf8At(await Deno.readFile(path));
+  } catch {
+    // The file is gone or unreadable now: the error says no more than that it is not UTF-8.
+  }
+  return new FileError(file, `is not valid UTF-8 text${where}`);
+}
+
+/**
+ * Where the first byte that is not UTF-8 lies, as `: line N, byte B (0xXX) ...` (B counted from 1
+ * in the file), or "" when the bytes are valid.
+ */
+function invalidUtf8At(bytes: Uint8Array): string {
+  const at = firstInvalidUtf8(bytes);
+  if (at === undefined) return "";
+  let line = 1;
+  for (let i = 0; i < at; i++) {
+    if (bytes[i] === 0x0a || (bytes[i] === 0x0d && bytes[i + 1] !== 0x0a)) line++;
+  }
+  const hex = bytes[at].toString(16).padStart(2, "0");
+  return `: line ${line}, byte ${at + 1} (0x${hex}) does not start a UTF-8 character ` +
+    `(save the file as UTF-8)`;
+}
+
+// The offset of the first byte of the first sequence that is not well-formed UTF-8 (RFC 3629:
+// no overlong forms, no surrogates, nothing above U+10FFFF), or undefined.
+function firstInvalidUtf8(bytes: Uint8Array): number | undefined {
+  let i = 0;
+  while (i < bytes.length) {
+    const b = bytes[i];
+    if (b < 0x80) {
+      i++;
+      continue;
+    }
+    const [length, low, high] = b >= 0xc2 && b <= 0xdf
+      ? [2, 0x80, 0xbf]
+      : b === 0xe0
+      ? [3, 0xa0, 0xbf]
+      : b === 0xed
+      ? [3, 0x80, 0x9f]
+      : b >= 0xe1 && b <= 0xef
+      ? [3, 0x80, 0xbf]
+      : b === 0xf0
+      ? [4, 0x90, 0xbf]
+      : b === 0xf4
+      ? [4, 0x80, 0x8f]
+      : b >= 0xf1 && b <= 0xf3
+      ? [4, 0x80, 0xbf]
+      : [0, 0, 0];
+    if (length === 0 || i + length > bytes.length) return i;
+    if (bytes[i + 1] < low || bytes[i + 1] > high) return i;
+    for (let k = 2; k < length; k++) {
+      if (bytes[i + k] < 0x80 || bytes[i + k] > 0xbf) return i;
+    }
+    i += length;
+  }
+  return undefined;
 }
 
 /**
@@ -97,21 +197,69 @@ function fullRecords(file: string, text: string): Records {
     // file error, and never silently padded or cut.
     // Any line end ends a record, whatever the first line ended with: a file edited on two
     // systems may mix them (csv-parse would otherwise take the first one's for the whole file).
-    const records: string[][] = parse(text, {
-      relax_column_count: true,
-      skip_empty_lines: true,
-      bom: true,
-      record_delimiter: ["\r\n", "\n", "\r"],
-    });
+    // Blanks around a quoted value are left out as around any other (cells are trimmed).
+    const records: string[][] = parse(text, CSV_OPTIONS);
     return { records, lines: recordStartLines(text) };
   } catch (error) {
-    throw new FileError(file, `is not valid CSV: ${(error as Error).message}`);
+    throw syntaxError(file, text, error);
   }
+}
+
+const CSV_OPTIONS = {
+  relax_column_count: true,
+  // Every line is a record (an empty one is [""]), so that records and their lines stay in step;
+  // blank records are skipped when the table is built.
+  skip_empty_lines: false,
+  bom: true,
+  trim: true,
+  record_delimiter: ["\r\n", "\n", "\r"],
+};
+
+/**
+ * A file error for text csv-parse refused, naming the line (counted here: csv-parse's own count
+ * drifts after quoted newlines in CRLF files) and the column by its header name.
+ */
+function syntaxError(file: string, text: string, error: unknown): FileError {
+  const { code, message, bytes, column, records } = error as {
+    code?: string;
+    message?: string;
+    bytes?: number;
+    column?: number | string;
+    records?: number;
+  };
+  if (typeof bytes !== "number") return new FileError(file, `is not valid CSV: ${message}`);
+  // `bytes` is where the field at fault starts (its delimiter), in UTF-8 bytes of the text.
+  const encoded = new TextEncoder().encode(text);
+  let line = 1;
+  for (let i = 0; i < Math.min(bytes, encoded.length); i++) {
+    if (encoded[i] === 0x0a || (encoded[i] === 0x0d && encoded[i + 1] !== 0x0a)) line++;
+  }
+  let name: string | undefined;
+  if (typeof column === "number" && (records ?? 0) > 0) {
+    try {
+      const [header] = parse(text, { ...CSV_OPTIONS, to: 1 }) as string[][];
+      name = header?.[column]?.trim() || undefined;
+    } catch {
+      // The header is readable whenever a later record is at fault; if not, no name.
+    }
+  }
+  const what = code === "INVALID_OPENING_QUOTE"
+    ? "a quote inside a value that does not start with one (quote the whole value and double " +
+      'each quote inside it: "a ""b"" c")'
+    : code === "CSV_INVALID_CLOSING_QUOTE"
+    ? "text after the closing quote of a quoted value (a quote inside a quoted value is doubled)"
+    : code === "CSV_QUOTE_NOT_CLOSED"
+    ? "a quoted value that is never closed (its closing quote is missing)"
+    : (message ?? "unreadable").replace(/ at line \d+/, "");
+  return new FileError(
+    file,
+    `is not valid CSV: line ${line}${name ? `, column ${name}` : ""}: ${what}`,
+  );
 }
 
 /**
  * The records of a text without a quote character whose lines all end alike (`\n`, or `\r\n`),
- * as csv-parse reads them: split at line ends and commas, empty lines skipped. Undefined for any
+ * as csv-parse reads them: split at line ends and commas, an empty line an empty record. Undefined for any
  * other text, which goes to csv-parse. Most factor and entry files are such texts, and csv-parse
  * converts every cell through a buffer: for 50,000 factor rows this split takes about 30 ms where
  * csv-parse took 100 to 150 ms.
@@ -126,7 +274,8 @@ function plainRecords(text: string): Records | undefined {
   for (let i = 0; i < lineTexts.length; i++) {
     const line = lineTexts[i];
     if (crlf && (line.includes("\r") || line.includes("\n"))) return undefined;
-    if (line === "") continue;
+    // The text after the last line end is no line (csv-parse reads no record there).
+    if (line === "" && i === lineTexts.length - 1) continue;
     records.push(line.split(","));
     lines.push(i + 1);
   }
@@ -134,8 +283,11 @@ function plainRecords(text: string): Records | undefined {
 }
 
 function tableOf(file: string, { records, lines }: Records): CsvTable {
-  if (records.length === 0) throw new FileError(file, "is empty (expected a header row)");
-  const header = records[0].map((h) => h.trim());
+  // The header is the first line holding something: a line of blanks and commas before it is
+  // skipped, as it would be after it.
+  const start = records.findIndex((record) => !isBlank(record));
+  if (start < 0) throw new FileError(file, "is empty (expected a header row)");
+  const header = records[start].map((h) => h.trim());
   const seen = new Set<string>();
   const repeated = new Set<string>();
   for (const name of header) {
@@ -143,30 +295,33 @@ function tableOf(file: string, { records, lines }: Records): CsvTable {
     seen.add(name);
   }
   const rows: CsvRow[] = [];
-  for (let index = 1; index < records.length; index++) {
+  for (let index = start + 1; index < records.length; index++) {
     const record = records[index];
-    if (record.every((cell) => cell.trim() === "")) continue;
+    if (isBlank(record)) continue;
     const cells: Record<string, string> = {};
-    let problem: CellProblem | undefined;
+    let cellProblems: CellProblem[] | undefined;
     for (let i = 0; i < header.length; i++) {
       const name = header[i];
       if (!name) continue;
       const cell = (record[i] ?? "").trim();
       cells[name] = cell;
-      if (!problem) {
-        const wrong = cellProblem(cell);
-        if (wrong) problem = { column: name, message: wrong };
-      }
+      const wrong = cellProblem(cell);
+      if (wrong) (cellProblems ??= []).push({ column: name, message: wrong });
     }
-    problem = countProblem(record.length, header.length) ?? problem;
+    const problem = countProblem(record.length, header.length);
     rows.push({
       row: rows.length + 1,
       line: lines[index] ?? index + 1,
       cells,
       ...(problem ? { problem } : {}),
+      ...(cellProblems ? { cellProblems } : {}),
     });
   }
   return { header, rows, ...(repeated.size ? { repeated: [...repeated] } : {}) };
+}
+
+function isBlank(record: readonly string[]): boolean {
+  return record.every((cell) => cell.trim() === "");
 }
 
 function countProblem(cells: number, columns: number): CellProblem | undefined {
@@ -246,26 +401,25 @@ export function keyProblem(what: string, key: string): string | undefined {
     : undefined;
 }
 
-// The file line each non-empty record starts on. csv-parse's own line counter drifts after
-// quoted newlines in CRLF files, so the lines are counted here: a record ends at a line end
-// outside quotes, and empty lines (skipped by the parser) hold no record.
+// The file line each record starts on (every line outside quotes starts one, an empty line too).
+// csv-parse's own line counter drifts after quoted newlines in CRLF files, so the lines are counted
+// here: a record ends at a line end outside quotes.
 function recordStartLines(text: string): number[] {
   const starts: number[] = [];
+  // A leading BOM is no content: csv-parse drops it.
+  let i = text.charCodeAt(0) === 0xfeff ? 1 : 0;
+  if (i >= text.length) return starts;
+  starts.push(1);
   let line = 1;
   let quoted = false;
-  let atRecordStart = true;
-  // A leading BOM is no content: csv-parse drops it, and a line holding only it is empty.
-  for (let i = text.charCodeAt(0) === 0xfeff ? 1 : 0; i < text.length; i++) {
+  for (; i < text.length; i++) {
     const c = text[i];
-    if (atRecordStart && c !== "\n" && c !== "\r") {
-      starts.push(line);
-      atRecordStart = false;
-    }
     if (c === '"') quoted = !quoted;
     else if (c === "\n" || (c === "\r" && text[i + 1] !== "\n")) {
-      // A line ends at \n, \r\n or a lone \r (as editors count lines).
+      // A line ends at \n, \r\n or a lone \r (as editors count lines); the text after the last
+      // line end starts no record.
       line++;
-      if (!quoted) atRecordStart = true;
+      if (!quoted && i + 1 < text.length) starts.push(line);
     }
   }
   return starts;

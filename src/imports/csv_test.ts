@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseCsv, parseCsvFully } from "./csv.ts";
+import { parseCsv, parseCsvFully, rowProblem } from "./csv.ts";
 import { Random } from "../seed/generate.ts";
 
 Deno.test("rows carry the file line they start on (blank lines, quoted newlines, CRLF)", () => {
@@ -69,4 +69,60 @@ Deno.test("parseCsv: any line end ends a row, whatever the first line ended with
     [2, "x\r\ny", "2", undefined],
     [5, "3", "4", undefined],
   ]);
+});
+
+Deno.test("parseCsv: blanks around a quoted value are left out as around any other", () => {
+  const cells = (text: string) => parseCsv("s.csv", text).rows.map((r) => r.cells);
+  assert.deepEqual(cells('country_code, ef\n"CH", "0.008"\n"FR" ,0.1\n\t"a, b" \t, " x "\n'), [
+    { country_code: "CH", ef: "0.008" },
+    { country_code: "FR", ef: "0.1" },
+    { country_code: "a, b", ef: "x" },
+  ]);
+});
+
+Deno.test("parseCsv: a syntax error names its line (counted in CRLF files too) and its column", () => {
+  for (const eol of ["\n", "\r\n"]) {
+    // Line 2 opens a quoted cell running over four lines; the bad quote is on line 6.
+    const text = ["country_code,ef", '"A', "B", "C", 'D",0.1', 'CH,0"5', ""].join(eol);
+    assert.throws(() => parseCsv("q.csv", text), {
+      message: "q.csv: is not valid CSV: line 6, column ef: a quote inside a value that does not " +
+        'start with one (quote the whole value and double each quote inside it: "a ""b"" c")',
+    }, JSON.stringify(eol));
+  }
+  assert.throws(() => parseCsv("c.csv", 'a,b\r\nZürich,1\r\n"x"z,1\r\n'), {
+    message: "c.csv: is not valid CSV: line 3, column a: text after the closing quote of a " +
+      "quoted value (a quote inside a quoted value is doubled)",
+  });
+  assert.throws(() => parseCsv("u.csv", 'a,b\n1,2\n3,"4\n5,6\n'), {
+    message: "u.csv: is not valid CSV: line 3, column b: a quoted value that is never closed " +
+      "(its closing quote is missing)",
+  });
+});
+
+Deno.test("parseCsv: lines of blanks and commas before the header are skipped", () => {
+  for (const eol of ["\n", "\r\n"]) {
+    const text = ["  ", " , ,", "a,b", "1,2", ""].join(eol);
+    const table = parseCsv("h.csv", text);
+    assert.deepEqual(table.header, ["a", "b"]);
+    assert.deepEqual(table.rows.map((r) => [r.row, r.line, r.cells]), [[1, 4, { a: "1", b: "2" }]]);
+  }
+  for (const text of [" \n\t\n", ",,\r\n , \r\n", '"",""\n']) {
+    assert.throws(() => parseCsv("e.csv", text), {
+      message: "e.csv: is empty (expected a header row)",
+    }, JSON.stringify(text));
+  }
+});
+
+Deno.test("rowProblem: a cell the database cannot store counts only in a column that is read", () => {
+  const long = "x".repeat(70_000);
+  const [row] = parseCsv("n.csv", `name,note,other\nLaptop,${long},a\u0000b\n`).rows;
+  assert.equal(rowProblem(row, ["name"]), undefined);
+  assert.deepEqual(rowProblem(row, ["name", "other"]), {
+    column: "other",
+    message: "contains a NUL character (\\0), which the database cannot store",
+  });
+  assert.equal(rowProblem(row)?.column, "note");
+  // A row whose cells do not line up with the header is refused whatever is read.
+  const [short] = parseCsv("s.csv", "name,note\nLaptop\n").rows;
+  assert.match(rowProblem(short, ["name"])?.message ?? "", /has 1 cell but the header has 2/);
 });

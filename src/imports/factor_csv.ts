@@ -10,7 +10,14 @@ import {
   listDataEntryTypes,
   MODULE_TYPES,
 } from "../reference/enums.ts";
-import { type CsvTable, keyProblem, requireColumns, type RowError, RowErrorList } from "./csv.ts";
+import {
+  type CsvTable,
+  keyProblem,
+  requireColumns,
+  type RowError,
+  RowErrorList,
+  rowProblem,
+} from "./csv.ts";
 
 /** What a factor file is imported for: one det, or a whole module routed row by row. */
 export type FactorImportTarget =
@@ -187,11 +194,14 @@ export function parseFactorTable(
   const errors = new RowErrorList();
   const rows: ParsedFactorRow[] = [];
   const firstOfIdentity = new Map<string, { row: number; line: number }>();
-  for (const { row, line, cells, problem: cellProblem } of table.rows) {
+  for (const csvRow of table.rows) {
+    const { row, line, cells } = csvRow;
     const fail = (problem: { column?: string; message: string }) =>
       errors.add({ row, line, ...problem });
-    if (cellProblem) {
-      fail(cellProblem);
+    // A cell the database could not store is a row error in a column the import reads only.
+    const unstorable = rowProblem(csvRow, read);
+    if (unstorable) {
+      fail(unstorable);
       continue;
     }
     const det = routeRow(cells, resolved);

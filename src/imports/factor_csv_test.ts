@@ -247,6 +247,17 @@ Laptop,Standard,100,10,40,128,0.2
   assert.match(parsed.rowErrors[2].message, /the classification is 22\d\d bytes long/);
 });
 
+Deno.test("factor csv: a column the import ignores is never judged, however long its cell", () => {
+  const huge = "x".repeat(64 * 1024 + 1);
+  const parsed = parse(
+    `${EQUIPMENT_HEADER},note\nLaptop,Standard,100,10,40,128,0.2,${huge}\n` +
+      `Desktop,,100,10,40,128,0.2,a\u0000b\n`,
+    IT,
+  );
+  assert.deepEqual(parsed.rowErrors, []);
+  assert.deepEqual(parsed.rows.map((r) => r.line), [2, 3]);
+});
+
 Deno.test("factor csv: a semicolon-separated file says so", () => {
   assert.throws(
     () => parse("equipment_class;sub_class;ef_kg_co2eq_per_kwh\nLaptop;;0,2\n", IT),

@@ -14,6 +14,7 @@ import {
   requireColumns,
   type RowError,
   RowErrorList,
+  rowProblem,
 } from "./csv.ts";
 import { type ImportFileOptions, readImportFile } from "./file.ts";
 import type { BuildingRoom, Location, ReferenceKind } from "../handlers/types.ts";
@@ -117,8 +118,9 @@ export function parseReferenceText<K extends ReferenceKind>(
   const firstOfKey = new Map<string, { row: number; line: number }>();
   for (const record of records) {
     const at = { row: record.row, line: record.line };
-    if (record.problem) {
-      errors.add({ ...at, ...record.problem });
+    const problem = rowProblem(record, columns);
+    if (problem) {
+      errors.add({ ...at, ...problem });
       continue;
     }
     const checked = spec.schema.safeParse(record.cells);
@@ -345,7 +347,7 @@ function readCsv(file: string, text: string, columns: readonly string[]): Record
 /** One record per non-blank line, cells as the CSV reader gives them (trimmed text, "" = blank). */
 function readJsonLines(file: string, text: string, columns: readonly string[]): Records {
   const records: CsvRow[] = [];
-  text.replace(/^\uFEFF/, "").split(/\r?\n/).forEach((line, index) => {
+  text.replace(/^\uFEFF/, "").split(/\r\n|\n|\r/).forEach((line, index) => {
     if (line.trim() !== "") records.push(jsonLineCells(index + 1, line, columns));
   });
   if (records.length === 0) {

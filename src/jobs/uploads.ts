@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { Queryable, Sql } from "../db/connection.ts";
 import { FileError } from "../imports/file.ts";
+import { notUtf8 } from "../imports/csv.ts";
 
 /** Bytes per stored chunk: memory stays bounded by this while a file is stored or read. */
 export const UPLOAD_CHUNK_BYTES = 1024 * 1024;
@@ -98,7 +99,7 @@ export async function storeUpload(
   let blank = true;
   const read = (text: string) => {
     if (head.length < HEADER_BYTES) head += text.slice(0, HEADER_BYTES - head.length);
-    if (blank && /[^\s\uFEFF]/.test(text)) blank = false;
+    if (blank && /[^\s\uFEFF,]/.test(text)) blank = false;
   };
   let size = 0;
   let sha256 = "";
@@ -110,11 +111,15 @@ export async function storeUpload(
     for await (const chunk of chunked(file.readable, UPLOAD_CHUNK_BYTES)) {
       hash.update(chunk);
       size += chunk.byteLength;
-      read(decodeOrRefuse(fileName, () => decoder.decode(chunk, { stream: true })));
+      const text = decodeOrUndefined(() => decoder.decode(chunk, { stream: true }));
+      if (text === undefined) throw await notUtf8(fileName, local.path);
+      read(text);
       await tx`insert into upload_chunks (upload_id, seq, data)
         values (${id}, ${seq++}, ${Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)})`;
     }
-    read(decodeOrRefuse(fileName, () => decoder.decode()));
+    const rest = decodeOrUndefined(() => decoder.decode());
+    if (rest === undefined) throw await notUtf8(fileName, local.path);
+    read(rest);
     if (blank) throw new FileError(fileName, "is empty (expected a header row)");
     local.checkHeader?.(headerLine(head), fileName);
     sha256 = hash.digest("hex");
@@ -123,21 +128,21 @@ export async function storeUpload(
   return { id, path: uploadPath(id), fileName, sizeBytes: size, sha256, header: headerLine(head) };
 }
 
-function decodeOrRefuse(fileName: string, decode: () => string): string {
+function decodeOrUndefined(decode: () => string): string | undefined {
   try {
     return decode();
   } catch {
-    throw new FileError(fileName, "is not valid UTF-8 text");
+    return undefined;
   }
 }
 
 /**
- * The first line of a text, as the CSV reader takes its header: BOM and empty lines before it left
- * out (a line of blanks is not empty), without its line end.
+ * The first line of a text, as the CSV reader takes its header: BOM and lines of blanks and commas
+ * before it left out, without its line end.
  */
 function headerLine(text: string): string {
-  const body = text.replace(/^\uFEFF/, "").replace(/^(?:\r\n|\n|\r)+/, "");
-  return body.split(/\r\n|\n|\r/, 1)[0];
+  const lines = text.replace(/^\uFEFF/, "").split(/\r\n|\n|\r/);
+  return lines.find((line) => /[^\s,]/.test(line)) ?? "";
 }
 
 /** The header line of a stored upload (from its first chunk). */

@@ -177,6 +177,42 @@ dbTest(testDb, "entries import: malformed lines, unknown dets and --det", async 
   assert.match(missing.errors[0].message, /^line 1: data_entry_type: is required/);
 });
 
+dbTest(
+  testDb,
+  "entries import: JSON lines end at any line end; an empty file and bytes that are not UTF-8 are file errors",
+  async (db) => {
+    await withFixtures(db);
+    // Lone CRs end lines as in a CSV file. The first line is padded to 65,535 bytes so that its
+    // CRLF straddles the file's first 64 KiB piece: counted once, the bad line is line 2.
+    const padded = PLANE + " ".repeat(65_535 - PLANE.length);
+    const crs = await tempFile("cr.jsonl", `${padded}\r\n{not json\r${LAPTOP}\r`);
+    const result = await importEntriesFile(db, jsonl(crs));
+    assert.equal(result.created, 2);
+    assert.deepEqual(result.errors.map((e) => e.line), [2]);
+
+    const before = await stored(db);
+    for (const text of ["", "\n \r\n\t\r"]) {
+      const empty = await tempFile("empty.jsonl", text);
+      const run = await runCli(entriesCommand, ["import", empty]);
+      assert.equal(run.code, 1, JSON.stringify(text));
+      assert.match(run.err, /empty\.jsonl: is empty \(expected one JSON object per line\)/);
+    }
+    const bytes = new TextEncoder().encode(`${PLANE}\n${LAPTOP}\n`);
+    bytes[PLANE.length + 10] = 0xe9; // a Latin-1 "é" on line 2
+    const latin1 = join(tempDir, "latin1.jsonl");
+    await Deno.writeFile(latin1, bytes);
+    const run = await runCli(entriesCommand, ["import", latin1]);
+    assert.equal(run.code, 1);
+    assert.match(
+      run.err,
+      new RegExp(
+        `latin1\\.jsonl: is not valid UTF-8 text: line 2, byte ${PLANE.length + 11} \\(0xe9\\)`,
+      ),
+    );
+    assert.deepEqual(await stored(db), before);
+  },
+);
+
 dbTest(testDb, "entries import: --strict writes nothing when a line is bad", async (db) => {
   await withFixtures(db);
   const file = await tempFile("strict.jsonl", [PLANE, BAD_HOURS, LAPTOP].join("\n"));

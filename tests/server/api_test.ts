@@ -484,14 +484,18 @@ dbTest(
       const notUtf8 = new TextEncoder().encode("category,cabin_class\nvery_short_haul,economy\n");
       notUtf8[25] = 0xff;
       const text = (t: string) => new TextEncoder().encode(t);
+      const notUtf8Message = "plane_bad.csv: is not valid UTF-8 text: line 2, byte 26 (0xff) " +
+        "does not start a UTF-8 character (save the file as UTF-8)";
       const cases: [Uint8Array<ArrayBuffer>, string, string][] = [
-        [notUtf8, "plane bad.csv", "plane_bad.csv: is not valid UTF-8 text"],
+        [notUtf8, "plane bad.csv", notUtf8Message],
         [text("\uFEFF\n  \n"), "blank.csv", "blank.csv: is empty (expected a header row)"],
+        [text(" , \n,,\n"), "commas.csv", "commas.csv: is empty (expected a header row)"],
         [
-          text("  \ncategory,cabin_class\n"),
+          // The header is the first line holding something, as the CSV reader takes it.
+          text("  \n,\ncategory,cabin_class\n"),
           "blank-header.csv",
-          "blank-header.csv: missing required columns category, cabin_class, ef_kg_co2eq_per_km, " +
-          "rfi_adjustment, min_distance, max_distance",
+          "blank-header.csv: missing required columns ef_kg_co2eq_per_km, rfi_adjustment, " +
+          "min_distance, max_distance",
         ],
         [
           text("category,cabin_class,note\nvery_short_haul,economy,x\n"),
@@ -513,9 +517,9 @@ dbTest(
       upload.append("files", new Blob([notUtf8]), "plane bad.csv");
       const refused = await call(base, "/v1/files/temp-upload", { method: "POST", body: upload });
       assert.equal(refused.status, 422);
-      assert.equal(errorOf(refused.body).message, "plane_bad.csv: is not valid UTF-8 text");
+      assert.equal(errorOf(refused.body).message, notUtf8Message);
       const good = new FormData();
-      good.append("files", new Blob([cases[3][0]]), "plane.csv");
+      good.append("files", new Blob([cases[4][0]]), "plane.csv");
       const stored = await call(base, "/v1/files/temp-upload", { method: "POST", body: good });
       assert.equal(stored.status, 201);
       const byPath = await call(base, "/v1/sync/dispatch", {
@@ -529,7 +533,7 @@ dbTest(
         }),
       });
       assert.equal(byPath.status, 422);
-      assert.deepEqual(errorOf(byPath.body), { code: "unprocessable_file", message: cases[3][2] });
+      assert.deepEqual(errorOf(byPath.body), { code: "unprocessable_file", message: cases[4][2] });
       const [{ uploads }] = await db.sql`select count(*)::int as uploads from uploads`;
       assert.equal(uploads, 1, "only the good file was stored");
       const [{ jobs }] = await db.sql`select count(*)::int as jobs from data_ingestion_jobs`;
