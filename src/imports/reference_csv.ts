@@ -303,6 +303,11 @@ const rateSchema = z.object({
     "a finite number > 0 (EUR per unit)",
     number(0, Infinity, { exclusiveMin: true }),
   ),
+}).refine((r) => r.currency !== "eur" || r.eur_per_unit === 1, {
+  // EUR is the unit every rate is in: the formulas take 1 for it and never read its row, so any
+  // other value would be stored and ignored.
+  path: ["eur_per_unit"],
+  message: "the rate of eur is 1 by definition (EUR is the unit of every rate)",
 }).transform((r): RateRow => ({ year: r.year, currency: r.currency, eurPerUnit: r.eur_per_unit }));
 
 const KINDS: { readonly [K in ReferenceKind]: KindSpec<ReferenceRows[K]> } = {

@@ -229,9 +229,14 @@ Deno.test("reference csv: rates lower-case the currency and need a positive fini
 2024,jpy,
 2025,usd,0.9
 0000,chf,1
-2101,chf,1`,
+2101,chf,1
+2025,EUR,1
+2024,eur,2`,
   );
-  assert.deepEqual(parsed.rows, [{ year: 2025, currency: "usd", eurPerUnit: 0.885 }]);
+  assert.deepEqual(parsed.rows, [
+    { year: 2025, currency: "usd", eurPerUnit: 0.885 },
+    { year: 2025, currency: "eur", eurPerUnit: 1 },
+  ]);
   assert.deepEqual(parsed.rowErrors, [
     { row: 2, line: 3, column: "year", message: 'expected a year from 1990 to 2100, got "25"' },
     {
@@ -261,6 +266,12 @@ Deno.test("reference csv: rates lower-case the currency and need a positive fini
     { row: 7, line: 8, message: "repeats the 2025 rate of usd of row 1 (line 2; row 1 is kept)" },
     { row: 8, line: 9, column: "year", message: 'expected a year from 1990 to 2100, got "0000"' },
     { row: 9, line: 10, column: "year", message: 'expected a year from 1990 to 2100, got "2101"' },
+    {
+      row: 11,
+      line: 12,
+      column: "eur_per_unit",
+      message: "the rate of eur is 1 by definition (EUR is the unit of every rate)",
+    },
   ]);
 });
 
