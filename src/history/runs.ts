@@ -13,6 +13,10 @@ export type StoredRematchResult = Omit<
 /** One module of a run, as stored in `rematch_runs.modules`. */
 export interface RematchRunModule {
   readonly module_id: number;
+  /**
+   * kg of the module's entries the run read, before and after (rollups left out): the whole
+   * module's in a full run, only the entries a targeted run read (the difference is what it moved).
+   */
   readonly kg_before: number;
   readonly kg_after: number;
   readonly entries_changed: number;

@@ -452,15 +452,18 @@ export const RematchRun = z.object({
   actor: z.string(),
   started_at: instant,
   finished_at: instant,
-  kg_before: z.number(),
-  kg_after: z.number(),
+  kg_before: z.number().openapi({ description: "the slice's kg total before (rollups left out)" }),
+  kg_after: z.number().openapi({ description: "the slice's kg total after (rollups left out)" }),
   result: z.record(z.string(), z.unknown()).openapi({
     description: "the rematch's result document without its detail lists",
   }),
   modules: z.array(z.object({
     module_id: z.number().int(),
-    kg_before: z.number(),
-    kg_after: z.number(),
+    kg_before: z.number().openapi({
+      description: "kg of the module's entries the run read (all of them in a full run, those " +
+        "read in a targeted one), before",
+    }),
+    kg_after: z.number().openapi({ description: "the same entries' kg after" }),
     entries_changed: z.number().int(),
     frozen: z.boolean(),
     held_back: z.number().int(),
