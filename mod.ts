@@ -48,12 +48,13 @@ export {
 
 // The rematch of a (det, year) slice, and which slices need one
 export { recalculateForDataEntryType, rematchInTransaction } from "./src/rematch/run.ts";
-export type {
-  RematchDiffEntry,
-  RematchModuleResult,
-  RematchOptions,
-  RematchResult,
-  RematchRunInfo,
+export {
+  ModulesNotInSliceError,
+  type RematchDiffEntry,
+  type RematchModuleResult,
+  type RematchOptions,
+  type RematchResult,
+  type RematchRunInfo,
 } from "./src/rematch/types.ts";
 export { SliceBusyError, type SliceLockWait } from "./src/db/locks.ts";
 export {

@@ -4,8 +4,8 @@ import { listHandlers } from "../handlers/mod.ts";
 import { findDataEntryType, getDataEntryType } from "../reference/enums.ts";
 import { recalculateForDataEntryType } from "../rematch/run.ts";
 import { type SliceStatus, sliceStatus } from "../rematch/state.ts";
-import type { RematchResult } from "../rematch/types.ts";
-import { type CommandOutcome, defineCommand, EXIT, flag } from "./command.ts";
+import { ModulesNotInSliceError, type RematchResult } from "../rematch/types.ts";
+import { type CommandOutcome, defineCommand, EXIT, flag, UsageError } from "./command.ts";
 import { reportLockWait, RunProgress, stderrLines } from "./progress.ts";
 import { formatTable, type TableColumn } from "./table.ts";
 
@@ -116,7 +116,13 @@ export const rematchCommand = defineCommand({
     };
     if (args.det) {
       // One det, one transaction: a failure throws and nothing was written (exit 1).
-      const result = await rematch(findDataEntryType(args.det!)!.name);
+      const result = await rematch(findDataEntryType(args.det!)!.name).catch((error) => {
+        // A module id that is not the slice's is a flag error (exit 2), found under the lock.
+        if (error instanceof ModulesNotInSliceError) {
+          throw new UsageError(`--modules: ${error.message}`);
+        }
+        throw error;
+      });
       return {
         exitCode: result.errors > 0 ? EXIT.partial : EXIT.ok,
         json: result,

@@ -26,14 +26,15 @@ import {
   type FactorDifference,
   type SliceComparison,
 } from "./state.ts";
-import type {
-  RematchDiffEntry,
-  RematchModuleResult,
-  RematchOptions,
-  RematchResult,
-  SliceChunk,
-  SliceEntry,
-  SliceStore,
+import {
+  ModulesNotInSliceError,
+  type RematchDiffEntry,
+  type RematchModuleResult,
+  type RematchOptions,
+  type RematchResult,
+  type SliceChunk,
+  type SliceEntry,
+  type SliceStore,
 } from "./types.ts";
 
 /** Detail lists stop growing here; the counts never do. */
@@ -354,6 +355,13 @@ export async function rematchSlice(
     onlyModules = restricted
       ? await store.moduleIds(det.moduleTypeId, year, options.carbonReportModuleIds)
       : undefined;
+    if (onlyModules) {
+      // A module id that is not the slice's is a mistake, not an empty rematch to record.
+      const notInSlice = [...new Set(options.carbonReportModuleIds)]
+        .filter((id) => !onlyModules!.includes(id))
+        .sort((a, b) => a - b);
+      if (notInSlice.length) throw new ModulesNotInSliceError(det.name, year, notInSlice);
+    }
     comparison = await store.compareState(handler, det.id, year, onlyModules);
   }
   if (comparison.scope === "none" && !options.full) {

@@ -13,6 +13,25 @@ import type {
   SliceStateRecord,
 } from "./state.ts";
 
+/**
+ * `carbonReportModuleIds` named modules that are not the slice's (no such module, or one of
+ * another module type or year): nothing was read or written.
+ */
+export class ModulesNotInSliceError extends RangeError {
+  override name = "ModulesNotInSliceError";
+  constructor(
+    readonly dataEntryType: string,
+    readonly year: number,
+    readonly notInSlice: readonly number[],
+  ) {
+    super(
+      `${notInSlice.length === 1 ? "module" : "modules"} ${notInSlice.join(", ")} ${
+        notInSlice.length === 1 ? "is not a carbon report module" : "are not carbon report modules"
+      } of ${dataEntryType} ${year} (expected modules of its module type and year)`,
+    );
+  }
+}
+
 /** Options of a (det, year) rematch. */
 export interface RematchOptions {
   /** The det, by name or id. */

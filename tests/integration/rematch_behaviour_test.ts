@@ -13,6 +13,7 @@ import { factorsCommand } from "../../src/cli/factors.ts";
 import { createPgSliceStore } from "../../src/rematch/pg_store.ts";
 import { rematchSlice } from "../../src/rematch/recalculate.ts";
 import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
+import { ModulesNotInSliceError } from "../../src/rematch/types.ts";
 import {
   createTestEntries,
   emissionRows,
@@ -228,6 +229,33 @@ dbTest(testDb, "--modules: only the given carbon report modules are recomputed",
   const [moduleA] = await db.sql<{ id: number }[]>`
     select m.id from carbon_report_modules m join carbon_reports r on r.id = m.carbon_report_id
       join units u on u.id = r.unit_id where u.code = 'A'`;
+  // A module id that is not the slice's (none such; a module of another type) refuses the
+  // rematch: nothing read, written or recorded.
+  const [other] = await db.sql<{ id: number }[]>`
+    insert into carbon_report_modules (carbon_report_id, module_type_id)
+    select carbon_report_id, 1 from carbon_report_modules where id = ${moduleA.id}
+    returning id`;
+  const runs = async () => (await db.sql`select count(*)::int as n from rematch_runs`)[0].n;
+  const runsBefore = await runs();
+  await assert.rejects(
+    () =>
+      recalculateForDataEntryType(db, {
+        dataEntryType: "it",
+        year: 2025,
+        carbonReportModuleIds: [moduleA.id, 999_999, other.id, 999_999],
+      }),
+    (error) => {
+      assert.ok(error instanceof ModulesNotInSliceError);
+      assert.equal(
+        error.message,
+        `modules ${other.id}, 999999 are not carbon report modules of it 2025 (expected modules ` +
+          "of its module type and year)",
+      );
+      return true;
+    },
+  );
+  assert.equal(await runs(), runsBefore);
+  assert.ok(near((await emissionRows(db.sql, [inA]))[0].kg_co2eq, 27.456));
   const r = await recalculateForDataEntryType(db, {
     dataEntryType: "it",
     year: 2025,

@@ -74,6 +74,11 @@ dbTest(testDb, "rematch CLI: bad usage exits 2 with a message naming the flag", 
       /--modules: expected comma-separated module ids/,
     ],
     [
+      // Found under the slice's lock (no such module here): a flag error all the same.
+      ["--det", "it", "--year", "2025", "--modules", "999999"],
+      /--modules: module 999999 is not a carbon report module of it 2025/,
+    ],
+    [
       ["--det", "it", "--year", "2025", "--bogus"],
       /unknown flag --bogus; see deno task rematch --help$/,
     ],
