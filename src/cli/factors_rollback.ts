@@ -127,9 +127,10 @@ function describeRollback(r: RollbackResult, dryRun: boolean): string {
     `rollback of import ${r.rollbackOf} (${slices})${
       dryRun ? "" : `: recorded as import ${r.importId}`
     }`,
-    `${r.factors} ${r.factors === 1 ? "factor" : "factors"} changed by import ${r.rollbackOf}: ` +
-    `${r.inserted} inserted, ` +
-    `${r.updated} updated, ${r.deleted} deleted, ${r.unchanged} already as before`,
+    `${r.factors} ${r.factors === 1 ? "factor" : "factors"} changed by import ${r.rollbackOf}; ` +
+    `the rollback ${dryRun ? "would insert" : "inserted"} ${r.inserted}, ` +
+    `${dryRun ? "update" : "updated"} ${r.updated}, ${dryRun ? "delete" : "deleted"} ${r.deleted}` +
+    `, ${r.unchanged} already as before`,
   ];
   if (r.conflictsCount) {
     lines.push(

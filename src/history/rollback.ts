@@ -54,6 +54,10 @@ export interface RollbackResult {
   readonly slices: readonly { dataEntryType: string; dataEntryTypeId: number; year: number }[];
   /** Factors the rolled-back import had changed. */
   readonly factors: number;
+  /**
+   * What the rollback wrote, as its import records it: a factor that (forced) took a restored
+   * one's identity since is deleted to give way, and counted here.
+   */
   readonly inserted: number;
   readonly updated: number;
   readonly deleted: number;
@@ -75,14 +79,22 @@ export class RollbackConflictError extends Error {
     readonly conflictsCount: number,
   ) {
     const imports = [...new Set(conflicts.flatMap((c) => c.changedBy))].sort((a, b) => a - b);
+    // A factor edited outside any import (by hand in SQL) has no later import to roll back.
+    const byHand = conflicts.some((c) => c.changedBy.length === 0);
+    const by = [
+      ...(imports.length
+        ? [`${imports.length === 1 ? "import" : "imports"} ${imports.join(", ")}`]
+        : []),
+      ...(byHand ? ["outside any import"] : []),
+    ].join(" and ");
+    const advice = imports.length
+      ? `roll ${imports.length === 1 ? "it" : "them"} back first, newest first, or give --force`
+      : "give --force";
     super(
       `import ${importId} cannot be rolled back: ${conflictsCount} of its factors ${
         conflictsCount === 1 ? "was" : "were"
-      } changed since by ${imports.length === 1 ? "import" : "imports"} ${imports.join(", ")} ` +
-        `(roll ${
-          imports.length === 1 ? "it" : "them"
-        } back first, newest first, or give --force to put import ${importId}'s factors back ` +
-        `anyway, overriding those changes)`,
+      } changed since ${imports.length ? "by " : ""}${by} (${advice} to put import ${importId}'s ` +
+        `factors back anyway, overriding those changes)`,
     );
   }
 }
@@ -114,6 +126,17 @@ interface VersionWithCurrent {
   current_id: number | null;
   current_values: FactorValues | null;
   version_id: number;
+  identity: string;
+}
+
+/**
+ * What an import did to one factor identity: its versions in order. Mostly one; two when a forced
+ * rollback gave the identity back to a restored id (the factor holding it deleted, then the old
+ * one inserted). The state before the import is the first version's, the state it left the last's.
+ */
+interface IdentityChange {
+  readonly first: VersionWithCurrent;
+  readonly last: VersionWithCurrent;
 }
 
 /**
@@ -146,7 +169,9 @@ export async function rollbackImport(
   const versions = await tx<VersionWithCurrent[]>`
     select v.id as version_id, v.factor_id, v.data_entry_type_id, v.year, v.emission_type_id,
       v.classification, v.change, v.values_before, v.values_after, v.import_id_before,
-      f.id as current_id, f."values" as current_values
+      f.id as current_id, f."values" as current_values,
+      concat_ws(' ', v.data_entry_type_id, v.year, v.emission_type_id, v.classification::text)
+        as identity
     from factor_versions v
     left join factors f
       on f.data_entry_type_id = v.data_entry_type_id and f.year = v.year
@@ -155,12 +180,19 @@ export async function rollbackImport(
     where v.import_id = ${recorded.id}
     order by v.id`;
 
-  const leftBy = (v: VersionWithCurrent): FactorState =>
-    v.values_after === null ? null : { id: v.factor_id, values: v.values_after };
-  const current = (v: VersionWithCurrent): FactorState =>
+  const byIdentity = new Map<string, { first: VersionWithCurrent; last: VersionWithCurrent }>();
+  for (const v of versions) {
+    const seen = byIdentity.get(v.identity);
+    if (seen) seen.last = v;
+    else byIdentity.set(v.identity, { first: v, last: v });
+  }
+  const changes: IdentityChange[] = [...byIdentity.values()];
+  const leftBy = ({ last }: IdentityChange): FactorState =>
+    last.values_after === null ? null : { id: last.factor_id, values: last.values_after };
+  const current = ({ last: v }: IdentityChange): FactorState =>
     v.current_id === null ? null : { id: v.current_id, values: v.current_values! };
-  const conflicting = versions.filter((v) => !sameState(leftBy(v), current(v)));
-  const conflicts = await describeConflicts(tx, conflicting);
+  const conflicting = changes.filter((c) => !sameState(leftBy(c), current(c)));
+  const conflicts = await describeConflicts(tx, conflicting.map((c) => c.last));
   if (conflicting.length && !options.force) {
     throw new RollbackConflictError(recorded.id, conflicts, conflicting.length);
   }
@@ -171,7 +203,12 @@ export async function rollbackImport(
   const listed: RollbackChange[] = [];
   let unchanged = 0;
   const counts = { inserted: 0, updated: 0, deleted: 0 };
-  const note = (v: VersionWithCurrent, change: RollbackChange["change"], after: FactorState) => {
+  const note = (
+    { first: v }: IdentityChange,
+    change: RollbackChange["change"],
+    before: FactorState,
+    after: FactorState,
+  ) => {
     counts[change]++;
     if (listed.length < MAX_LISTED) {
       listed.push({
@@ -179,13 +216,14 @@ export async function rollbackImport(
         emissionTypeId: v.emission_type_id,
         classification: inColumnOrder(v.data_entry_type_id, v.classification),
         change,
-        before: current(v),
+        before,
         after,
       });
     }
   };
-  for (const v of versions) {
-    const now = current(v);
+  for (const c of changes) {
+    const v = c.first;
+    const now = current(c);
     const wanted: FactorState = v.values_before === null
       ? null
       : { id: v.factor_id, values: v.values_before };
@@ -193,7 +231,7 @@ export async function rollbackImport(
       if (now === null) unchanged++;
       else {
         deletes.push(now.id);
-        note(v, "deleted", null);
+        note(c, "deleted", now, null);
       }
       continue;
     }
@@ -201,12 +239,16 @@ export async function rollbackImport(
       if (sameValues(now.values, wanted.values)) unchanged++;
       else {
         updates.push({ id: wanted.id, values: wanted.values, importId: v.import_id_before });
-        note(v, "updated", wanted);
+        note(c, "updated", now, wanted);
       }
       continue;
     }
-    // Absent, or (forced) another factor took the identity: it gives way to the old id.
-    if (now !== null) deletes.push(now.id);
+    // Absent, or (forced) another factor took the identity: it gives way to the old id, a
+    // deletion of its own (listed and counted, as the import records it).
+    if (now !== null) {
+      deletes.push(now.id);
+      note(c, "deleted", now, null);
+    }
     inserts.push({
       id: wanted.id,
       dataEntryTypeId: v.data_entry_type_id,
@@ -216,7 +258,7 @@ export async function rollbackImport(
       values: wanted.values,
       importId: v.import_id_before,
     });
-    note(v, "inserted", wanted);
+    note(c, "inserted", null, wanted);
   }
 
   const importId = await recordFactorImport(tx, {
@@ -229,7 +271,7 @@ export async function rollbackImport(
     actor: options.actor ?? currentActor(),
     jobId: options.jobId ?? null,
     rollbackOf: recorded.id,
-    rowsRead: versions.length,
+    rowsRead: changes.length,
     inserted: inserts.length,
     updated: updates.length,
     deleted: deletes.length,
@@ -247,7 +289,7 @@ export async function rollbackImport(
       dataEntryTypeId: id,
       year: recorded.year,
     })),
-    factors: versions.length,
+    factors: changes.length,
     ...counts,
     unchanged,
     conflicts,

@@ -15,6 +15,7 @@ import {
   createItEntries,
   emissionContent,
   factorRows,
+  IT_FILE_HEADER,
   runJson,
   V1,
   V1_KEPT_BY_V2,
@@ -273,6 +274,85 @@ dbTest(
       assert.deepEqual(
         [...new Set(again.json.conflicts.flatMap((c: { changedBy: number[] }) => c.changedBy))],
         [v3, forced.json.importId],
+      );
+    });
+  },
+);
+
+dbTest(
+  testDb,
+  "a forced rollback lists and counts the factor that gives way to a restored id, as its import records it",
+  async (db) => {
+    const files = {
+      "a.csv": `${IT_FILE_HEADER}\nit,Monitor,,25,1,40,128,0.1\nit,Desktop,,120,5,40,128,0.1\n`,
+      // Replace: Monitor deleted (1 of 2), Phone inserted.
+      "b.csv": `${IT_FILE_HEADER}\nit,Desktop,,120,5,40,128,0.1\nit,Phone,,5,1,40,128,0.3\n`,
+      // Monitor comes back under a new id.
+      "c.csv": `${IT_FILE_HEADER}\nit,Monitor,,25,1,40,128,0.5\n`,
+    };
+    await withFiles(files, async (path) => {
+      await importFile(db, path, "a.csv", "merge");
+      const [monitor] = await db.sql<{ id: number }[]>`
+        select id::int from factors where classification->>'equipment_class' = 'Monitor'`;
+      const b = await importFile(db, path, "b.csv", "replace");
+      await importFile(db, path, "c.csv", "merge");
+      const ids = async (name: string) =>
+        (await db.sql<{ id: number }[]>`
+          select id::int from factors where classification->>'equipment_class' = ${name}`)
+          .map((r) => r.id);
+      const [newMonitor] = await ids("Monitor");
+      const [phone] = await ids("Phone");
+      assert.notEqual(newMonitor, monitor.id);
+
+      const forced = await rollback(db, b, "--force");
+      assert.equal(forced.exitCode, 0, forced.text);
+      // Phone deleted; Monitor back under its old id, the one import c made giving way.
+      assert.deepEqual(
+        [forced.json.factors, forced.json.inserted, forced.json.updated, forced.json.deleted],
+        [2, 1, 0, 2],
+      );
+      const [recorded] = await db.sql`
+        select inserted, updated, deleted from factor_imports where id = ${forced.json.importId}`;
+      assert.deepEqual({ ...recorded }, { inserted: 1, updated: 0, deleted: 2 });
+      type Listed = {
+        change: string;
+        before: { id: number; values: Record<string, number> } | null;
+        after: { id: number; values: Record<string, number> } | null;
+      };
+      const listed = (forced.json.changes as Listed[]).map((c) => [
+        c.change,
+        c.before?.id ?? null,
+        c.before?.values.ef_kg_co2eq_per_kwh ?? null,
+        c.after?.id ?? null,
+        c.after?.values.ef_kg_co2eq_per_kwh ?? null,
+      ]);
+      const byFactor = (x: unknown[], y: unknown[]) =>
+        `${x[0]}${x[1] ?? x[3]}`.localeCompare(`${y[0]}${y[1] ?? y[3]}`);
+      assert.deepEqual(
+        listed.sort(byFactor),
+        [
+          ["deleted", newMonitor, 0.5, null, null],
+          ["deleted", phone, 0.3, null, null],
+          ["inserted", null, null, monitor.id, 0.1],
+        ].sort(byFactor),
+      );
+      assert.deepEqual(await ids("Monitor"), [monitor.id]);
+      assert.deepEqual(await ids("Phone"), []);
+      const text = await rollback(db, forced.json.importId, "--dry-run");
+      assert.match(
+        text.text,
+        /2 factors changed by import \d+; the rollback would insert 2, update 0, delete 1/,
+      );
+      // A factor edited by hand has no later import to roll back first: the refusal says so.
+      await db.sql`update factors set "values" = "values" || '{"ef_kg_co2eq_per_kwh": 9}'
+        where id = ${monitor.id}`;
+      const refused = await rollback(db, forced.json.importId);
+      assert.equal(refused.exitCode, 1);
+      assert.equal(
+        refused.json.error.message,
+        `import ${forced.json.importId} cannot be rolled back: 1 of its factors was changed since ` +
+          `outside any import (give --force to put import ${forced.json.importId}'s factors back ` +
+          "anyway, overriding those changes)",
       );
     });
   },
