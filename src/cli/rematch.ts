@@ -335,6 +335,8 @@ export function describeAllDets(outcomes: readonly DetOutcome[]): string {
   if (skipped.length) lines.push(skipped[0].error);
   lines.push(...scopeLines(done.filter((r) => r.entriesRead > 0)));
   lines.push(...errorLines(done));
+  lines.push(...frozenLines(done));
+  lines.push(...diffLines(done));
   const failed = outcomes.filter((o) => o.status === "failed").length;
   const verb = dryRun ? "computed" : "committed";
   lines.push(
@@ -431,6 +433,13 @@ export function describeRematches(results: readonly RematchResult[]): string {
   lines.push(...scopeLines(results));
   lines.push(...errorLines(results));
   lines.push(...frozenLines(results));
+  lines.push(...diffLines(results));
+  return lines.join("\n");
+}
+
+/** A dry run's `--diff`: per slice, each entry's kg and factor before → after. */
+function diffLines(results: readonly RematchResult[]): string[] {
+  const lines: string[] = [];
   for (const r of results) {
     if (r.diff?.length) {
       lines.push("", `${r.dataEntryType} ${r.year} changes:`);
@@ -455,5 +464,5 @@ export function describeRematches(results: readonly RematchResult[]): string {
       ));
     }
   }
-  return lines.join("\n");
+  return lines;
 }

@@ -151,4 +151,18 @@ dbTest(testDb, "--all --dry-run: every det reported as dry-run, nothing written"
   assert.deepEqual(doc.counts, { committed: 0, "dry-run": 21, failed: 0, skipped: 0 });
   assert.equal(doc.dryRun, true);
   assert.deepEqual(await emissionRows(db.sql, [it]), before);
+
+  // --diff lists each changed entry in the text too, under its slice, for --all as for --det.
+  for (const which of [["--all", "--year", "2025"], ["--stale"]]) {
+    const text = await runCaptured(onDatabase(rematchCommand, db), [
+      ...which,
+      "--dry-run",
+      "--diff",
+    ]);
+    assert.equal(text.code, 0, text.err);
+    assert.match(text.out, /^it 2025 changes:$/m, which.join(" "));
+    assert.match(text.out, new RegExp(`^\\s*${it}\\s+27\\.456\\s+54\\.912\\b`, "m"));
+    assert.match(text.out, /^member 2025 changes:$/m, which.join(" "));
+  }
+  assert.deepEqual(await emissionRows(db.sql, [it]), before);
 });
