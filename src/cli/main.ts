@@ -128,13 +128,25 @@ export async function runMain(argv: string[]): Promise<number> {
     return EXIT.usage;
   }
   if (name === "--help" || name === "-h" || name === "help") {
-    const topic = name === "help" ? rest[0] : undefined;
+    // `help factors import`, `help "factors import"` (as the list names it) and
+    // `help factors import --json` are `factors import --help`; flags alone (`help --json`,
+    // `help --help`) are the list, `help --version` the version.
+    const words = rest.filter((w) => !w.startsWith("-")).flatMap((w) => w.trim().split(/\s+/));
+    const json = rest.includes("--json");
+    const topic = name === "help" ? words[0] : undefined;
     if (topic !== undefined && COMMANDS[topic]) {
-      // `help factors import` is `factors import --help`
-      return await run(COMMANDS[topic], [...rest.slice(1, 2), "--help"]);
+      return await run(COMMANDS[topic], [...words.slice(1, 2), "--help"]);
     }
-    if (topic !== undefined) return unknownCommand(topic, rest.includes("--json"));
-    console.log(helpText());
+    if (topic !== undefined) return unknownCommand(topic, json);
+    if (rest.includes("--version") || rest.includes("-V")) {
+      console.log(json ? JSON.stringify(versionJson(), null, 2) : versionLine());
+      return EXIT.ok;
+    }
+    const unknownFlag = rest.find((w) => !["--help", "-h", "--json"].includes(w));
+    if (unknownFlag !== undefined) return unknownCommand(unknownFlag, json);
+    console.log(
+      json ? JSON.stringify({ ...versionJson(), commands: commandList() }, null, 2) : helpText(),
+    );
     return EXIT.ok;
   }
   if (name === "--version" || name === "-V" || name === "version") {
@@ -150,7 +162,7 @@ function unknownCommand(name: string, json: boolean): number {
   const known = [...Object.keys(COMMANDS), "help", "version"];
   const message = `unknown command "${name}"${didYouMean(name, known)}`;
   if (json) console.log(JSON.stringify({ error: { code: "usage", message } }, null, 2));
-  else console.error(`rematch: ${message}; see ${currentProgram()} --help`);
+  else console.error(`rematch: ${message}; see ${currentProgram()} help`);
   return EXIT.usage;
 }
 

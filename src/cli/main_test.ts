@@ -67,14 +67,39 @@ Deno.test("unknown command: one line with the closest names, exit 2", async () =
   assert.equal(typo.code, 2);
   assert.equal(
     typo.printed,
-    'rematch: unknown command "rematc" (did you mean rematch?); see deno task --help',
+    'rematch: unknown command "rematc" (did you mean rematch?); see deno task help',
   );
   const far = await quietly(() => runMain(["frobnicate"]));
-  assert.equal(far.printed, 'rematch: unknown command "frobnicate"; see deno task --help');
+  assert.equal(far.printed, 'rematch: unknown command "frobnicate"; see deno task help');
   const json = await quietly(() => runMain(["statsu", "--json"]));
   assert.deepEqual(JSON.parse(json.printed), {
     error: { code: "usage", message: 'unknown command "statsu" (did you mean status?)' },
   });
+});
+
+Deno.test("help takes the common flags, and a command as the list names it", async () => {
+  const list = (await quietly(() => runMain(["help"]))).printed;
+  const asHelp = await quietly(() => runMain(["help", "--help"]));
+  assert.deepEqual(asHelp, { code: 0, printed: list });
+  const json = await quietly(() => runMain(["help", "--json"]));
+  assert.equal(json.code, 0);
+  const doc = JSON.parse(json.printed);
+  assert.equal(doc.schemaVersion, SCHEMA_VERSION);
+  assert.deepEqual(doc.commands, commandList());
+  const version = await quietly(() => runMain(["help", "--version"]));
+  assert.deepEqual(version, {
+    code: 0,
+    printed: `rematch ${denoConfig.version} (schema version ${SCHEMA_VERSION})`,
+  });
+  // `help "factors import"` (one argument, as `help` lists it) is `help factors import`.
+  const quoted = await quietly(() => runMain(["help", "factors import"]));
+  const words = await quietly(() => runMain(["help", "factors", "import"]));
+  assert.equal(quoted.code, 0);
+  assert.deepEqual(quoted, words);
+  assert.match(words.printed, /factors import FILE/);
+  const bogus = await quietly(() => runMain(["help", "--bogus"]));
+  assert.equal(bogus.code, 2);
+  assert.match(bogus.printed, /unknown command "--bogus"/);
 });
 
 Deno.test("--version and version: the package and schema versions", async () => {
