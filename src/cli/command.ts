@@ -289,6 +289,19 @@ export async function runCommand<T>(spec: CommandSpec<T>, argv: string[]): Promi
 /** Exit codes of a command stopped by a signal (128 + the signal's number). */
 export const SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143 } as const;
 
+// What to undo on the way out when a signal ends the command (the process exits at once, so no
+// `finally` runs): a temporary directory, a partly written file.
+const interruptCleanups = new Set<() => void>();
+
+/**
+ * Runs `cleanup` (synchronous: the process exits right after) if SIGINT or SIGTERM ends the
+ * command before the returned function is called.
+ */
+export function onInterrupt(cleanup: () => void): () => void {
+  interruptCleanups.add(cleanup);
+  return () => interruptCleanups.delete(cleanup);
+}
+
 // While a command runs, SIGINT and SIGTERM end it with one line saying what became of its work.
 // Exiting drops the connections, so PostgreSQL (or PGlite, at its next start) rolls back the
 // transaction in progress; transactions committed before stay. Returns the undo.
@@ -299,6 +312,13 @@ function listenForSignals(name: string, json: boolean): () => void {
       const message = `interrupted by ${signal}: the transaction in progress was rolled back ` +
         "(nothing of it is committed; work committed before it stays)";
       clearStatusLine();
+      for (const cleanup of interruptCleanups) {
+        try {
+          cleanup();
+        } catch {
+          // Best effort: the exit and its message matter more.
+        }
+      }
       if (json) console.log(JSON.stringify({ error: { code: "interrupted", message } }));
       else console.error(`${name}: ${message}`);
       Deno.exit(SIGNAL_EXIT[signal]);

@@ -2,14 +2,14 @@
 // show what moved.
 import { join } from "node:path";
 import { z } from "zod";
-import { openDatabase } from "../db/connection.ts";
+import { type Database, openDatabase } from "../db/connection.ts";
 import { importFactors } from "../db/factors.ts";
 import { getDataEntryType } from "../reference/enums.ts";
 import { rematchInTransaction } from "../rematch/run.ts";
 import type { RematchResult } from "../rematch/types.ts";
 import { fixtureCsv, fixtureText } from "../seed/fixtures.ts";
 import { seedDatabase } from "../seed/seed.ts";
-import { defineCommand, EXIT, flag } from "./command.ts";
+import { defineCommand, EXIT, flag, onInterrupt } from "./command.ts";
 import { formatTable } from "./table.ts";
 
 const changesSchema = z.object({
@@ -58,8 +58,14 @@ export const demoCommand = defineCommand({
     if (args["data-dir"] && (await isNonEmptyDir(dataDir))) {
       throw new Error(`--data-dir ${dataDir} is not empty: the demo needs a fresh database`);
     }
-    const db = await openDatabase({ databaseUrl: "", dataDir });
+    // Removed however the demo ends: returning, failing, or stopped by a signal.
+    const forget = tempDir
+      ? onInterrupt(() => Deno.removeSync(tempDir, { recursive: true }))
+      : () => {};
+    let opened: Database | undefined;
     try {
+      const db = await openDatabase({ databaseUrl: "", dataDir });
+      opened = db;
       const log = (line: string) => context.json || console.error(line);
       log(`seeding ${args.units} units × ${args.entries} entries per det for ${plan.year} ...`);
       const seed = await seedDatabase(db, {
@@ -134,7 +140,8 @@ export const demoCommand = defineCommand({
         text,
       };
     } finally {
-      await db.close();
+      await opened?.close();
+      forget();
       if (tempDir) await Deno.remove(tempDir, { recursive: true });
     }
   },

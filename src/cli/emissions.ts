@@ -1,7 +1,8 @@
 // `emissions export --det D --year Y`: every emission row of a (det, year) slice as CSV or JSON,
 // streamed page by page (spec/interfaces.md §2); the export itself is src/db/emissions_export.ts.
 import { z } from "zod";
-import { defineCommand, EXIT, flag, UsageError } from "./command.ts";
+import { basename, dirname, join, resolve } from "node:path";
+import { defineCommand, EXIT, flag, onInterrupt, UsageError } from "./command.ts";
 import { type EmissionExportFormat, exportEmissions } from "../db/emissions_export.ts";
 import { type DataEntryType, findDataEntryType, unknownDataEntryType } from "../reference/enums.ts";
 
@@ -82,8 +83,27 @@ export const emissionsCommand = defineCommand({
     const slice = { det: args.det.id, year: args.year, format: args.format };
     let rows: number;
     if (args.output) {
-      using file = await Deno.open(args.output, { write: true, create: true, truncate: true });
-      rows = await exportEmissions(db, slice, file);
+      // Written beside the output and renamed into place when whole: an export that fails or is
+      // interrupted leaves the file as it was (or absent), never cut short.
+      // (Created as a new file would be, with the umask's permissions, unlike a temp file's.)
+      const partial = join(
+        dirname(resolve(args.output)),
+        `.${basename(args.output)}.${crypto.randomUUID().slice(0, 8)}.partial`,
+      );
+      let forget: () => void = () => {};
+      try {
+        {
+          using file = await Deno.open(partial, { write: true, createNew: true, mode: 0o666 });
+          forget = onInterrupt(() => Deno.removeSync(partial));
+          rows = await exportEmissions(db, slice, file);
+        }
+        await Deno.rename(partial, args.output);
+      } catch (error) {
+        await Deno.remove(partial).catch(() => {});
+        throw error;
+      } finally {
+        forget();
+      }
     } else {
       try {
         rows = await exportEmissions(db, slice, Deno.stdout);

@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { dbTest, runCli, runOn, useTestDatabase } from "../_harness.ts";
+import {
+  dbTest,
+  holdInTransaction,
+  runCli,
+  runOn,
+  serverBackendExpected,
+  untilSomeoneWaitsForALock,
+  useTestDatabase,
+} from "../_harness.ts";
 import type { Database } from "../../src/db/connection.ts";
 import { emissionsCommand } from "../../src/cli/emissions.ts";
 import {
@@ -225,3 +233,86 @@ dbTest(testDb, "emissions CLI: export to a file, summary, usage errors", async (
     assert.match(usage.err + usage.out, message);
   }
 });
+
+dbTest(
+  testDb,
+  "emissions export: an export that fails or is interrupted leaves its output file as it was",
+  async (db) => {
+    await seedSlice(db);
+    const dir = await Deno.makeTempDir({ dir: tempDir });
+    const out = join(dir, "plane.csv");
+    await Deno.writeTextFile(out, "the export of yesterday\n");
+    // The export waits for the emission rows (locked here) with its file open; SIGINT ends it.
+    const held = await holdInTransaction(
+      db,
+      (tx) => tx`lock table data_entry_emissions in access exclusive mode`,
+    );
+    const script = new URL("../../scripts/emissions.ts", import.meta.url).pathname;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-q",
+        "-A",
+        script,
+        "export",
+        "--det",
+        "plane",
+        "--year",
+        "2025",
+        "--output",
+        out,
+      ],
+      env: { DATABASE_URL: testDb.current.url! },
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    try {
+      await untilSomeoneWaitsForALock(db);
+      child.kill("SIGINT");
+    } finally {
+      const ended = await child.output();
+      await held.release();
+      assert.equal(ended.code, 130, new TextDecoder().decode(ended.stderr));
+    }
+    assert.equal(await Deno.readTextFile(out), "the export of yesterday\n");
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["plane.csv"]);
+
+    // A failing export (its file cannot take the output's name: a directory has it) leaves
+    // nothing of its own either.
+    const taken = join(dir, "taken.csv");
+    await Deno.mkdir(taken);
+    const failed = await runCli(emissionsCommand, [
+      "export",
+      "--det",
+      "plane",
+      "--year",
+      "2025",
+      "--output",
+      taken,
+      "--database-url",
+      testDb.current.url!,
+    ]);
+    assert.equal(failed.code, 1, failed.err);
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), [
+      "plane.csv",
+      "taken.csv",
+    ]);
+
+    const done = await runOn(emissionsCommand, db, [
+      "export",
+      "--det",
+      "plane",
+      "--year",
+      "2025",
+      "--output",
+      out,
+    ]);
+    assert.equal(done.exitCode, 0);
+    assert.match(await Deno.readTextFile(out), /^entry_id,module_id,/);
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), [
+      "plane.csv",
+      "taken.csv",
+    ]);
+  },
+  { ignore: !serverBackendExpected() },
+);

@@ -33,3 +33,34 @@ Deno.test({
     assert.ok(byDet.member.kgAfter > byDet.member.kgBefore);
   },
 });
+
+Deno.test({
+  name: "demo: interrupted, it removes its temporary directory all the same",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const tmp = await Deno.makeTempDir({ prefix: "rematch-demo-test-" });
+    try {
+      const script = new URL("../../scripts/demo.ts", import.meta.url).pathname;
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-q", "-A", script, "--units", "2", "--entries", "10"],
+        env: { TMPDIR: tmp, DATABASE_URL: "" },
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+      // Its directory exists (and its database is being created in it): stop it there.
+      let seen = false;
+      for (let i = 0; i < 1000 && !seen; i++) {
+        seen = [...Deno.readDirSync(tmp)].some((e) => e.name.startsWith("rematch-demo-"));
+        if (!seen) await new Promise((r) => setTimeout(r, 10));
+      }
+      child.kill("SIGINT");
+      const ended = await child.output();
+      assert.ok(seen, "the demo made its directory");
+      assert.equal(ended.code, 130, new TextDecoder().decode(ended.stderr));
+      assert.deepEqual([...Deno.readDirSync(tmp)].map((e) => e.name), []);
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
