@@ -1,13 +1,14 @@
 // `serve [--port P] [--hostname H]`: the HTTP API of spec/interfaces.md §4 plus an in-process job
 // worker, until SIGINT or SIGTERM (then: no new requests, running jobs finish or roll back).
 import { z } from "zod";
-import { defineCommand, EXIT, flag } from "./command.ts";
+import { defineCommand, EXIT, flag, SIGNAL_EXIT } from "./command.ts";
 import { createLogger, type LogFormat } from "../jobs/log.ts";
 import type { WorkerOptions } from "../jobs/worker.ts";
 import { type ApiToken, parseApiTokens } from "../server/auth.ts";
 import { checkBind, startServer } from "../server/serve.ts";
 import { DEFAULT_MAX_FILE_BYTES, describeBytes } from "../imports/file.ts";
 import {
+  logToStderr,
   untilStopSignal,
   WORKER_OPTIONS,
   WORKER_USAGE,
@@ -81,10 +82,11 @@ export const serveCommand = defineCommand({
     const tokens: ApiToken[] = parseApiTokens(Deno.env.get("REMATCH_API_TOKENS"));
     // Refused before the database is even opened.
     checkBind(args.hostname, tokens);
-    const log = createLogger(args.logFormat);
+    // With --json, standard output carries the one JSON document: the log goes to stderr.
+    const log = createLogger(args.logFormat, context.json ? logToStderr : undefined);
     const stopped = untilStopSignal((signal) => {
       log({ event: "server_killed", message: `second ${signal}: exiting without waiting` });
-      Deno.exit(130);
+      Deno.exit(SIGNAL_EXIT[signal]);
     });
     const db = await context.database({ maxConnections: args.concurrency + 8 });
     const server = await startServer({

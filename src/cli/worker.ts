@@ -1,7 +1,7 @@
 // `worker [--concurrency N]`: a job worker only (spec/interfaces.md §2-§3). Many may run, on many
 // hosts, against one PostgreSQL; each stops gracefully on SIGINT or SIGTERM.
 import { z } from "zod";
-import { defineCommand, EXIT } from "./command.ts";
+import { defineCommand, EXIT, SIGNAL_EXIT } from "./command.ts";
 import { createLogger, type LogFormat } from "../jobs/log.ts";
 import { JobWorker, type WorkerOptions } from "../jobs/worker.ts";
 
@@ -95,8 +95,13 @@ const schema = z.object({
   worker: workerOptionsOf(flags),
 }));
 
+/** A log line to standard error. */
+export const logToStderr = (line: string): void => console.error(line);
+
 /** Resolves with the signal's name at the first SIGINT or SIGTERM; a second one exits at once. */
-export function untilStopSignal(onSecond: (signal: string) => void): Promise<string> {
+export function untilStopSignal(
+  onSecond: (signal: keyof typeof SIGNAL_EXIT) => void,
+): Promise<string> {
   const { promise, resolve } = Promise.withResolvers<string>();
   let received = false;
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -118,10 +123,11 @@ export const workerCommand = defineCommand({
   schema,
   handlesStopSignals: true,
   async run(args, context) {
-    const log = createLogger(args.logFormat);
+    // With --json, standard output carries the one JSON document: the log goes to stderr.
+    const log = createLogger(args.logFormat, context.json ? logToStderr : undefined);
     const stopped = untilStopSignal((signal) => {
       log({ event: "worker_killed", message: `second ${signal}: exiting without waiting` });
-      Deno.exit(130);
+      Deno.exit(SIGNAL_EXIT[signal]);
     });
     const db = await context.database({ maxConnections: args.concurrency + 4 });
     const worker = new JobWorker(db, { ...args.worker, concurrency: args.concurrency, log });

@@ -298,3 +298,44 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  ...options,
+  name: "worker --json: standard output is one JSON document; the log goes to stderr",
+  async fn() {
+    const database = await createServerDatabase();
+    const script = new URL("../../scripts/worker.ts", import.meta.url).pathname;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-q", "-A", script, "--database-url", database.url, "--json"],
+      env: { NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    let stderr = "";
+    const reading = (async () => {
+      for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+        stderr += chunk;
+      }
+    })();
+    try {
+      await eventually(
+        () => Promise.resolve(/ worker_started /.test(stderr) ? true : undefined),
+        "the worker's start on stderr",
+      );
+    } finally {
+      child.kill("SIGTERM");
+      const stdout = new TextDecoder().decode(
+        new Uint8Array(await new Response(child.stdout).arrayBuffer()),
+      );
+      const status = await child.status;
+      await reading;
+      await database.drop();
+      assert.equal(status.code, 0, stderr);
+      const doc = JSON.parse(stdout);
+      assert.deepEqual(Object.keys(doc), ["worker", "stopped"]);
+      assert.equal(doc.stopped, "SIGTERM");
+      assert.match(stderr, / worker_stopped /);
+    }
+  },
+});
