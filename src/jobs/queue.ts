@@ -205,16 +205,18 @@ export async function lockPipelinesOf(
   };
 }
 
-// An older job of the same key still waiting to be claimed (jobs of one key run in the order
-// they were queued: two uploads of a slice apply in upload order).
+// An older job of an overlapping key still waiting to be claimed (such jobs run in the order they
+// were queued: two uploads of a slice apply in upload order).
 const WAITING_SQL = `r.state = 'NOT_STARTED' and r.locked_by is null
   and r.attempts < r.max_attempts and (r.run_after is null or r.run_after <= now())`;
 
 /**
  * Claims the oldest claimable job, or returns null (a claim that matches nothing is a silent
- * no-op). Candidates are read `FOR UPDATE SKIP LOCKED`; a job whose (type, module, det, year)
- * has a RUNNING current job, or an older job still waiting, waits for a later claim; claiming
- * demotes the previous current job of its key and makes this one current, in one transaction.
+ * no-op). Candidates are read `FOR UPDATE SKIP LOCKED`; a job waits for a later claim while a job
+ * of an overlapping key runs, or an older one waits: same type, module and year, and the same
+ * det or no det on either side (a module-wide upload writes every det of its module, so it is
+ * ordered against each det's uploads). Claiming demotes the previous current job of its exact
+ * (type, module, det, year) and makes this one current, in one transaction.
  */
 export async function claimJob(sql: Sql, workerId: string): Promise<ClaimedJob | null> {
   return await sql.begin(async (tx) => {
@@ -227,7 +229,8 @@ export async function claimJob(sql: Sql, workerId: string): Promise<ClaimedJob |
           select 1 from data_ingestion_jobs r
           where r.job_type = c.job_type
             and coalesce(r.module_type_id, -1) = coalesce(c.module_type_id, -1)
-            and coalesce(r.data_entry_type_id, -1) = coalesce(c.data_entry_type_id, -1)
+            and (r.data_entry_type_id is null or c.data_entry_type_id is null
+              or r.data_entry_type_id = c.data_entry_type_id)
             and coalesce(r.year, -1) = coalesce(c.year, -1)
             and ((r.is_current and r.state = 'RUNNING') or (r.id < c.id and ${waiting})))
       order by c.id limit 5
@@ -245,17 +248,19 @@ async function claimCandidate(
   job: JobRow,
   workerId: string,
 ): Promise<ClaimedJob | null> {
-  const key = jobKey(job);
+  // Claims of overlapping keys take one lock: (type, module, year), whatever the det.
+  const key = jobKey({ ...job, data_entry_type_id: null });
   const [lock] = await tx<{ ok: boolean }[]>`
     select pg_try_advisory_xact_lock(${JOB_KEY_LOCK_NAMESPACE}, hashtext(${key})) as ok`;
   if (!lock.ok) return null;
   // Read again under the key lock: a claim committed since the candidate read is seen now.
   const waiting = tx.unsafe(WAITING_SQL);
+  const det = job.data_entry_type_id ?? -1;
   const [blocked] = await tx<{ id: number }[]>`
     select r.id from data_ingestion_jobs r
     where r.job_type = ${job.job_type}
       and coalesce(r.module_type_id, -1) = ${job.module_type_id ?? -1}
-      and coalesce(r.data_entry_type_id, -1) = ${job.data_entry_type_id ?? -1}
+      and (r.data_entry_type_id is null or ${det}::int = -1 or r.data_entry_type_id = ${det})
       and coalesce(r.year, -1) = ${job.year ?? -1}
       and ((r.is_current and r.state = 'RUNNING') or (r.id < ${job.id} and ${waiting}))
     limit 1`;

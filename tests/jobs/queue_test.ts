@@ -46,6 +46,26 @@ function reference(kind: "locations" | "rooms" | "rates"): NewJob {
   };
 }
 
+function factors(moduleTypeId: number, det: number | null, year: number): NewJob {
+  return {
+    jobType: "factor_ingest",
+    moduleTypeId,
+    dataEntryTypeId: det,
+    year,
+    input: {
+      upload_id: crypto.randomUUID(),
+      file_name: "factors.csv",
+      year,
+      data_entry_type_id: det,
+      module_type_id: moduleTypeId,
+      mode: "merge",
+      strict: false,
+      allow_empty: false,
+      force: false,
+    },
+  };
+}
+
 async function pipeline(db: Database, jobs: NewJob[]) {
   return await db.sql.begin((tx) => createPipeline(tx, { kind: "test", actor: "tester" }, jobs));
 }
@@ -119,6 +139,33 @@ dbTest(
     const current = await db.sql<{ id: number; is_current: boolean }[]>`
     select id, is_current from data_ingestion_jobs where job_type = 'reference_ingest' order by id`;
     assert.deepEqual(current.map((r) => r.is_current), [false, true]);
+  },
+);
+
+dbTest(
+  testDb,
+  "a module-wide upload and its dets' uploads apply in the order they were queued, never at once",
+  async (db) => {
+    // equipment (4) 2025: the whole module, then it (11) alone, then the whole module again;
+    // it 2024 and purchase (6) 2025 overlap none of them.
+    const wide = await pipeline(db, [factors(4, null, 2025)]);
+    const it = await pipeline(db, [factors(4, 11, 2025)]);
+    const wideAgain = await pipeline(db, [factors(4, null, 2025)]);
+    const lastYear = await pipeline(db, [factors(4, 11, 2024)]);
+    const purchases = await pipeline(db, [factors(6, null, 2025)]);
+    const first = (await claimJob(db.sql, "w1"))!;
+    assert.equal(first.id, wide.jobs[0].jobId);
+    // The it upload waits for the module-wide one queued before it; the others go on.
+    const others = [(await claimJob(db.sql, "w2"))!.id, (await claimJob(db.sql, "w3"))!.id];
+    assert.deepEqual(others, [lastYear.jobs[0].jobId, purchases.jobs[0].jobId]);
+    assert.equal(await claimJob(db.sql, "w4"), null);
+    assert.ok(await finish(db, first, "SUCCESS"));
+    const second = (await claimJob(db.sql, "w4"))!;
+    assert.equal(second.id, it.jobs[0].jobId);
+    // The second module-wide upload waits for the it upload, which runs.
+    assert.equal(await claimJob(db.sql, "w5"), null);
+    assert.ok(await finish(db, second, "SUCCESS"));
+    assert.equal((await claimJob(db.sql, "w5"))?.id, wideAgain.jobs[0].jobId);
   },
 );
 
