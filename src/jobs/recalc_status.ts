@@ -30,7 +30,7 @@ export interface SliceRecalcStatus {
     source: string;
     jobId: number | null;
   } | null;
-  /** The last rematch that recorded the slice's state, and the last recalc job of the slice. */
+  /** The last rematch that recorded the slice's state, and the job that ran it (null: not a job). */
   readonly lastRecalc: {
     at: string;
     scope: "targeted" | "full";
@@ -51,12 +51,15 @@ export async function recalculationStatus(
   if (slices.length === 0) return [];
   const dets = slices.map((s) => s.dataEntryTypeId);
   const imports = await lastFactorImports(sql, year, dets);
-  const recalcJobs = await sql<{ det: number; id: number }[]>`
-    select distinct on (data_entry_type_id) data_entry_type_id as det, id
-    from data_ingestion_jobs
-    where job_type = 'emission_recalc' and state = 'FINISHED' and year = ${year}
-      and data_entry_type_id = any(${dets}::int[])
-    order by data_entry_type_id, finished_at desc`;
+  // The job (if any) of the run that recorded the slice's state: the last whole-slice rematch
+  // that read something (a no-op records no state; a module-restricted one none either). A job
+  // finished since without committing a rematch (aborted, failed) is not it.
+  const recalcJobs = await sql<{ det: number; id: number | null }[]>`
+    select distinct on (data_entry_type_id) data_entry_type_id as det, job_id as id
+    from rematch_runs
+    where year = ${year} and data_entry_type_id = any(${dets}::int[]) and scope <> 'none'
+      and not (result ? 'carbonReportModuleIds')
+    order by data_entry_type_id, id desc`;
   const recalc = new Map(recalcJobs.map((j) => [j.det, j.id]));
   return slices.map((slice) => {
     const det = getDataEntryType(slice.dataEntryTypeId);

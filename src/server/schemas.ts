@@ -306,8 +306,12 @@ export const SliceStatus = z.object({
     at: timestamp,
     scope: z.enum(["targeted", "full"]),
     errors: z.number().int(),
-    job_id: z.number().int().nullable(),
-  }).nullable(),
+    job_id: z.number().int().nullable().openapi({
+      description: "the job that ran it; null when it ran outside a job (CLI, import --rematch)",
+    }),
+  }).nullable().openapi({
+    description: "the last rematch that recorded the slice's state (a no-op records none)",
+  }),
 }).openapi("SliceStatus");
 
 /** A det in a query string: its name or id, resolved to its id. */

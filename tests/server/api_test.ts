@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { dbTest, useTestDatabase } from "../_harness.ts";
 import type { Database } from "../../src/db/connection.ts";
+import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
 import { call, dispatchForm, followPipeline, spawnScript, startTestServer } from "./_server.ts";
 import { importFactorText, itFactors, planeFactors, seedEntries } from "./_seed.ts";
 
@@ -618,7 +619,23 @@ dbTest(
         "plane",
       ]);
       await followPipeline(base, (queued.body as Body).pipeline_id as string);
-      assert.equal((await slice()).state, "current");
+      const caughtUp = await slice();
+      assert.equal(caughtUp.state, "current");
+      const stateJob = (caughtUp.last_recalc as Body).job_id;
+      assert.equal(stateJob, (queued.body as { jobs: Body[] }).jobs[0].job_id);
+      // A recalc job that finds the slice current commits a no-op, which records no state: the
+      // last recalc stays the one that did, with its job.
+      const noop = await call(
+        base,
+        "/v1/sync/recalculate-emissions/professional_travel/plane?year=2025",
+        { method: "POST" },
+      );
+      await followPipeline(base, (noop.body as Body).pipeline_id as string);
+      assert.deepEqual((await slice()).last_recalc, caughtUp.last_recalc);
+      // A rematch outside any job records the state: no job to name.
+      await recalculateForDataEntryType(db, { dataEntryType: "plane", year: 2025, full: true });
+      const byHand = (await slice()).last_recalc as Body;
+      assert.deepEqual([byHand.scope, byHand.job_id], ["full", null]);
     });
   },
 );
