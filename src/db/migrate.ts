@@ -108,6 +108,8 @@ function migrationVersion(file: string): number {
 type AnySql = postgres.Sql<any> | postgres.TransactionSql<any>;
 // deno-lint-ignore no-explicit-any
 type Client = postgres.Sql<any>;
+// deno-lint-ignore no-explicit-any
+type Transaction = postgres.TransactionSql<any>;
 
 /** "migration 3" or "migrations 1..3" (versions are consecutive). */
 export function describeVersions(versions: readonly number[]): string {
@@ -147,27 +149,38 @@ export async function applyMigrations(
   }
   return await sql.begin(async (tx) => {
     await tx`select pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`;
-    // Another process may have migrated while this one waited for the lock: look again.
-    const locked = await inspectSchema(tx);
-    refuseNewerSchema(locked.version);
-    if (locked.pending.length) options.onWrite?.(`applying ${describeVersions(locked.pending)}`);
-    else if (!locked.referenceCurrent) options.onWrite?.("updating the reference tables");
-    await tx`
-      create table if not exists schema_migrations (
-        version integer primary key,
-        name text not null,
-        applied_at timestamptz not null default now()
-      )`;
-    for (const { file, sql: text } of MIGRATIONS) {
-      const version = migrationVersion(file);
-      if (!locked.pending.includes(version)) continue;
-      await tx.unsafe(text);
-      await tx`insert into schema_migrations (version, name) values (${version}, ${file})`;
-    }
-    const referenceUpdated = !(locked.pending.length === 0 && locked.referenceCurrent);
-    if (referenceUpdated) await syncReferenceTables(tx);
-    return { applied: locked.pending, version: SCHEMA_VERSION, referenceUpdated };
+    return await applyLocked(tx, options);
   }) as MigrationResult;
+}
+
+/**
+ * The migrations and the reference tables' sync, in a transaction that holds the migration lock
+ * (exported for the test of starters that race).
+ */
+export async function applyLocked(
+  tx: Transaction,
+  options: ApplyMigrationsOptions = {},
+): Promise<MigrationResult> {
+  // Another process may have migrated while this one waited for the lock: look again.
+  const locked = await inspectSchema(tx);
+  refuseNewerSchema(locked.version);
+  if (locked.pending.length) options.onWrite?.(`applying ${describeVersions(locked.pending)}`);
+  else if (!locked.referenceCurrent) options.onWrite?.("updating the reference tables");
+  await tx`
+    create table if not exists schema_migrations (
+      version integer primary key,
+      name text not null,
+      applied_at timestamptz not null default now()
+    )`;
+  for (const { file, sql: text } of MIGRATIONS) {
+    const version = migrationVersion(file);
+    if (!locked.pending.includes(version)) continue;
+    await tx.unsafe(text);
+    await tx`insert into schema_migrations (version, name) values (${version}, ${file})`;
+  }
+  const referenceUpdated = !(locked.pending.length === 0 && locked.referenceCurrent);
+  if (referenceUpdated) await syncReferenceTables(tx);
+  return { applied: locked.pending, version: SCHEMA_VERSION, referenceUpdated };
 }
 
 /**

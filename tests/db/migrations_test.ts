@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
-import { dbTest, useTestDatabase } from "../_harness.ts";
+import postgres from "postgres";
+import { dbTest, serverBackendExpected, useTestDatabase } from "../_harness.ts";
 import {
+  applyLocked,
   applyMigrations,
   MIGRATION_FILES,
+  MIGRATION_LOCK_KEY,
   SCHEMA_VERSION,
   schemaVersion,
 } from "../../src/db/migrate.ts";
@@ -52,3 +55,46 @@ dbTest(testDb, "migrations: reference tables hold the code's tables", async (db)
   const [rooms] = await db.sql`select name, parent_id from emission_types where id = 6010101`;
   assert.deepEqual({ ...rooms }, { name: "buildings__rooms__lighting__office", parent_id: 60101 });
 });
+
+dbTest(
+  testDb,
+  "migrations: a starter that waited for the lock while another migrated finds the work done",
+  async (db) => {
+    const { url } = testDb.current;
+    const name = `${new URL(url!).pathname.slice(1)}_race`;
+    await db.sql.unsafe(`create database ${name}`);
+    const raceUrl = new URL(url!);
+    raceUrl.pathname = `/${name}`;
+    const first = postgres(raceUrl.toString(), { max: 1, onnotice: () => {} });
+    const second = postgres(raceUrl.toString(), { max: 1, onnotice: () => {} });
+    try {
+      const locked = Promise.withResolvers<void>();
+      const go = Promise.withResolvers<void>();
+      const migrating = first.begin(async (tx) => {
+        await tx`select pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`;
+        locked.resolve();
+        await go.promise;
+        return await applyLocked(tx);
+      });
+      await locked.promise;
+      // The second looks (no schema yet), then waits for the lock while the first migrates.
+      const racing = applyMigrations(second);
+      for (let i = 0; i < 500; i++) {
+        const [{ waiting }] = await db.sql<{ waiting: number }[]>`
+          select count(*)::int as waiting from pg_stat_activity
+          where datname = ${name} and wait_event_type = 'Lock'`;
+        if (waiting > 0) break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      go.resolve();
+      assert.equal((await migrating).applied.length, MIGRATION_FILES.length);
+      const raced = await racing;
+      assert.deepEqual([raced.applied, raced.version], [[], SCHEMA_VERSION]);
+    } finally {
+      await first.end();
+      await second.end();
+      await db.sql.unsafe(`drop database if exists ${name}`);
+    }
+  },
+  { ignore: !serverBackendExpected() },
+);
