@@ -187,6 +187,13 @@ export async function refreshPipelines(tx: Queryable, ids: readonly string[]): P
     )
     update pipelines p set status = c.status, updated_at = clock_timestamp()
     from computed c where p.id = c.pipeline_id`;
+  // An aborted pipeline left without a job of its own or one it waits for (it only shared others'
+  // jobs, or handed its own over) has ended.
+  await tx`
+    update pipelines p set status = 'FAILED', updated_at = clock_timestamp()
+    where p.id = any(${unique}::uuid[]) and p.aborted_at is not null and p.status = 'RUNNING'
+      and not exists (select 1 from data_ingestion_jobs j where j.pipeline_id = p.id)
+      and not exists (select 1 from pipeline_links l where l.pipeline_id = p.id)`;
 }
 
 /** The pipelines a job counts in (its own, then those waiting for it), locked in id order. */
@@ -194,14 +201,19 @@ export async function lockPipelinesOf(
   tx: Queryable,
   job: { id: number; pipeline_id: string },
 ): Promise<{ ids: string[]; aborted: boolean }> {
-  const rows = await tx<{ id: string; aborted: boolean }[]>`
-    select id, aborted_at is not null as aborted from pipelines
-    where id = ${job.pipeline_id}
-       or id in (select pipeline_id from pipeline_links where job_id = ${job.id})
-    order by id for update`;
+  // The job's owner as it is now, not as claimed: an abort hands a job other pipelines wait for
+  // over to one of them.
+  const rows = await tx<{ id: string; aborted: boolean; owner: boolean }[]>`
+    select p.id, p.aborted_at is not null as aborted,
+      p.id = (select pipeline_id from data_ingestion_jobs where id = ${job.id}) as owner
+    from pipelines p
+    where p.id = (select pipeline_id from data_ingestion_jobs where id = ${job.id})
+       or p.id = ${job.pipeline_id}
+       or p.id in (select pipeline_id from pipeline_links where job_id = ${job.id})
+    order by p.id for update`;
   return {
     ids: rows.map((r) => r.id),
-    aborted: rows.some((r) => r.id === job.pipeline_id && r.aborted),
+    aborted: rows.some((r) => r.owner && r.aborted),
   };
 }
 
@@ -536,12 +548,41 @@ export async function abortPipeline(
   pipelineId: string,
 ): Promise<AbortOutcome | null | "finished"> {
   return await sql.begin(async (tx) => {
-    const [pipeline] = await tx<{ status: string }[]>`
-      select status from pipelines where id = ${pipelineId} for update`;
+    // This pipeline and those sharing its unfinished jobs, locked in id order (as a worker that
+    // finishes a job locks the pipelines it counts in).
+    const locked = await tx<{ id: string; status: string; aborted: boolean }[]>`
+      select id, status, aborted_at is not null as aborted from pipelines
+      where id = ${pipelineId}
+        or id in (
+          select l.pipeline_id from pipeline_links l
+          join data_ingestion_jobs j on j.id = l.job_id
+          where j.pipeline_id = ${pipelineId} and j.state <> 'FINISHED')
+      order by id for update`;
+    const pipeline = locked.find((p) => p.id === pipelineId);
     if (!pipeline) return null;
     if (pipeline.status !== "RUNNING") return "finished";
     await tx`update pipelines set aborted_at = clock_timestamp() where id = ${pipelineId}`;
+    // It no longer waits for other pipelines' jobs.
     await tx`delete from pipeline_links where pipeline_id = ${pipelineId}`;
+    // Its unfinished jobs that other pipelines wait for are theirs now (the oldest link's): the
+    // work they asked for goes on, and a running one is not aborted.
+    const handedOver = await tx<{ id: number; owner: string }[]>`
+      with heir as (
+        select distinct on (l.job_id) l.job_id, l.pipeline_id
+        from pipeline_links l
+        join data_ingestion_jobs j on j.id = l.job_id
+        join pipelines p on p.id = l.pipeline_id
+        where j.pipeline_id = ${pipelineId} and j.state <> 'FINISHED' and p.aborted_at is null
+        order by l.job_id, l.pipeline_id
+      ), moved as (
+        update data_ingestion_jobs j set pipeline_id = h.pipeline_id
+        from heir h where j.id = h.job_id
+        returning j.id, h.pipeline_id as owner
+      )
+      select id, owner from moved`;
+    for (const { id, owner } of handedOver) {
+      await tx`delete from pipeline_links where pipeline_id = ${owner} and job_id = ${id}`;
+    }
     const waiting = await tx`
       update data_ingestion_jobs
       set state = 'FINISHED', result = 'ERROR', status_message = 'aborted',
@@ -551,7 +592,7 @@ export async function abortPipeline(
     const [running] = await tx<{ n: number }[]>`
       select count(*)::int as n from data_ingestion_jobs
       where pipeline_id = ${pipelineId} and state = 'RUNNING'`;
-    await refreshPipelines(tx, [pipelineId]);
+    await refreshPipelines(tx, locked.map((p) => p.id));
     return { waitingAborted: waiting.length, running: running.n };
   }) as AbortOutcome | null | "finished";
 }

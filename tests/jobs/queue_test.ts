@@ -9,6 +9,8 @@ import {
   createPipeline,
   failJob,
   finishJob,
+  heartbeatJob,
+  lockPipelinesOf,
   recoverJob,
   refreshPipelines,
   releaseJob,
@@ -334,6 +336,52 @@ dbTest(
     assert.equal(await status(db, p.pipelineId), "FAILED");
     assert.equal(await abortPipeline(db.sql, p.pipelineId), "finished");
     assert.equal(await abortPipeline(db.sql, crypto.randomUUID()), null);
+  },
+);
+
+dbTest(
+  testDb,
+  "abort: a job other pipelines share goes on for them; a pipeline that only shared ends at once",
+  async (db) => {
+    // A queues the recalc of plane 2025; B and C share it.
+    const a = await pipeline(db, [recalc(20, 2025)]);
+    const b = await pipeline(db, [recalc(20, 2025)]);
+    const c = await pipeline(db, [recalc(20, 2025)]);
+    assert.deepEqual([b.jobs[0].shared, c.jobs[0].shared], [true, true]);
+    const job = a.jobs[0].jobId;
+    // B only waits for A's job: aborted, it has ended, and the job waits on for A and C.
+    assert.deepEqual(await abortPipeline(db.sql, b.pipelineId), { waitingAborted: 0, running: 0 });
+    assert.equal(await status(db, b.pipelineId), "FAILED");
+    // A owns the job C waits for: aborting A hands it to C instead of ending it.
+    assert.deepEqual(await abortPipeline(db.sql, a.pipelineId), { waitingAborted: 0, running: 0 });
+    assert.equal(await status(db, a.pipelineId), "FAILED");
+    assert.equal(await status(db, c.pipelineId), "RUNNING");
+    const claimed = (await claimJob(db.sql, "w1"))!;
+    assert.deepEqual([claimed.id, claimed.pipeline_id], [job, c.pipelineId]);
+    assert.ok(await finish(db, claimed, "SUCCESS"));
+    assert.equal(await status(db, c.pipelineId), "SUCCESS");
+    assert.deepEqual((await getPipeline(db.sql, c.pipelineId))!.jobs.map((j) => j.id), [job]);
+
+    // Running: D's recalc of train 2025, which E shares. Aborting D lets it run on for E.
+    const d = await pipeline(db, [recalc(21, 2025)]);
+    const e = await pipeline(db, [recalc(21, 2025)]);
+    const running = (await claimJob(db.sql, "w2"))!;
+    assert.equal(running.pipeline_id, d.pipelineId);
+    assert.deepEqual(await abortPipeline(db.sql, d.pipelineId), { waitingAborted: 0, running: 0 });
+    assert.equal(await heartbeatJob(db.sql, running, undefined), "ok");
+    // The worker's finish, as it runs it: the pipelines the job counts in now, then the job.
+    await db.sql.begin(async (tx) => {
+      const counted = await lockPipelinesOf(tx, running);
+      assert.equal(counted.aborted, false, "the job's owner now, not the aborted one");
+      assert.ok(
+        await finishJob(tx, running, { result: "SUCCESS", message: "success", meta: {} }),
+      );
+      await refreshPipelines(tx, counted.ids);
+    });
+    assert.deepEqual([await status(db, d.pipelineId), await status(db, e.pipelineId)], [
+      "FAILED",
+      "SUCCESS",
+    ]);
   },
 );
 
