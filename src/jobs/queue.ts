@@ -23,6 +23,12 @@ const JOB_KEY_LOCK_NAMESPACE = 310_999;
 /** The notification channel a worker LISTENs on (sent by the trigger of migration 0006). */
 export const JOB_CHANNEL = "rematch_jobs";
 
+/**
+ * Sent (with the pipeline's id) when a pipeline is aborted: workers heartbeat their running jobs
+ * at once, so that an aborted one stops at its next chunk rather than at its next heartbeat.
+ */
+export const ABORT_CHANNEL = "rematch_aborts";
+
 type Json = Parameters<Queryable["json"]>[0];
 const json = (tx: Queryable, value: unknown) => tx.json(value as Json);
 
@@ -593,6 +599,8 @@ export async function abortPipeline(
       select count(*)::int as n from data_ingestion_jobs
       where pipeline_id = ${pipelineId} and state = 'RUNNING'`;
     await refreshPipelines(tx, locked.map((p) => p.id));
+    // Delivered at commit, to the workers that LISTEN.
+    if (running.n > 0) await tx`select pg_notify(${ABORT_CHANNEL}, ${pipelineId})`;
     return { waitingAborted: waiting.length, running: running.n };
   }) as AbortOutcome | null | "finished";
 }

@@ -7,6 +7,7 @@ import { getDataEntryType } from "../reference/enums.ts";
 import { slicesToRecalculate } from "./chain.ts";
 import type { Logger } from "./log.ts";
 import {
+  ABORT_CHANNEL,
   claimJob,
   deregisterWorker,
   enqueueRecalcs,
@@ -93,6 +94,8 @@ export class JobWorker {
   readonly #log: Logger;
   readonly #running = new Map<number, RunningJob>();
   #stopping = false;
+  // Set by an abort's notification: the heartbeat loop beats without waiting out its interval.
+  #beatNow = false;
   #wake: (() => void) | undefined;
   #wakePending = false;
   #loops: Promise<void>[] = [];
@@ -129,7 +132,13 @@ export class JobWorker {
     await registerWorker(this.#sql, this.info);
     if (this.#listen) {
       const listener = await this.#sql.listen(JOB_CHANNEL, () => this.wake());
-      this.#unlisten = () => listener.unlisten();
+      // A pipeline was aborted: heartbeat now, which tells each running job whether it was.
+      const aborts = await this.#sql.listen(ABORT_CHANNEL, () => {
+        this.#beatNow = true;
+      });
+      this.#unlisten = async () => {
+        await Promise.all([listener.unlisten(), aborts.unlisten()]);
+      };
     }
     this.#log({
       event: "worker_started",
@@ -226,9 +235,14 @@ export class JobWorker {
   async #heartbeatLoop(): Promise<void> {
     const idle = () => this.#stopping && this.#running.size === 0;
     while (!idle()) {
-      for (let waited = 0; waited < this.#options.heartbeatIntervalMs && !idle(); waited += 50) {
+      for (
+        let waited = 0;
+        waited < this.#options.heartbeatIntervalMs && !idle() && !this.#beatNow;
+        waited += 50
+      ) {
         await delay(Math.min(50, this.#options.heartbeatIntervalMs));
       }
+      this.#beatNow = false;
       if (idle()) break;
       await registerWorker(this.#sql, this.info).catch(() => {});
       for (const running of [...this.#running.values()]) {

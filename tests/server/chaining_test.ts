@@ -144,13 +144,14 @@ async function abortHeldRecalc(
   hold: () => Promise<{ release(): Promise<void> }>,
   running: (url: string, jobId: number) => Promise<void>,
   releaseFirst: boolean,
+  heartbeatIntervalMs = 50,
 ): Promise<void> {
   await importFactorText(db, "plane", 2025, planeFactors(0.1, 0.3));
   await seedEntries(db, "plane", 2025, 1000);
   const before = await emissionKg(db, "plane", 2025);
   await importFactorText(db, "plane", 2025, planeFactors(0.2, 0.6));
   const server = await startTestServer(db, {
-    worker: { chunkSize: 50, heartbeatIntervalMs: 50 },
+    worker: { chunkSize: 50, heartbeatIntervalMs },
   });
   const held = await hold();
   try {
@@ -210,10 +211,17 @@ dbTest(
   testDb,
   "abort of a recalc waiting for its slice's lock: the wait is cancelled, job ERROR aborted",
   async (db) => {
-    // Another transaction holds the plane slice until the job has ended.
-    await abortHeldRecalc(db, () => holdSliceLock(db, 20, 2025), async () => {
-      await waitingForSliceLock(db, "the recalc");
-    }, false);
+    // Another transaction holds the plane slice until the job has ended. The worker's next
+    // heartbeat is a minute away: only the abort's notification can tell it within 10 s.
+    await abortHeldRecalc(
+      db,
+      () => holdSliceLock(db, 20, 2025),
+      async () => {
+        await waitingForSliceLock(db, "the recalc");
+      },
+      false,
+      60_000,
+    );
   },
   { ignore: !serverBackendExpected() },
 );
