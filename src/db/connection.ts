@@ -203,6 +203,7 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<D
   const access = options.access ?? "write";
   const log = (options.announce ?? true) ? (line: string) => console.error(line) : () => {};
   log(`database: ${url ? redactDatabaseUrl(url) : `embedded: ${dataDir}`}`);
+  if (url) tolerateDriverWriteAfterClose();
   const db = url
     ? await openServer(url, options.maxConnections ?? 4, options.connectTimeout)
     : await openEmbedded(dataDir, { access, wait: options.wait ?? true, log });
@@ -217,6 +218,32 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<D
     await db.close();
     throw error;
   }
+}
+
+/**
+ * Keeps the process alive through a known postgres.js 3.4.9 race: a message of under 1 KB waits
+ * for the event loop's next turn (`setImmediate`) to be written, and when the server ends the
+ * connection meanwhile (`pg_terminate_backend`, a restart) that write runs on a socket already
+ * set to null and throws where nothing can catch it, ending a worker or a server mid-job. The
+ * driver has by then rejected every query of that connection (CONNECTION_CLOSED), so what the
+ * write carried belonged to queries already failed: the error is dropped and the process goes on
+ * (its job fails, or is retried, as for any lost connection). Any other uncaught error ends the
+ * process as before.
+ */
+export function isDriverWriteAfterClose(error: unknown): boolean {
+  return error instanceof TypeError &&
+    error.message === "Cannot read properties of null (reading 'write')" &&
+    /nextWrite \(.*\/postgres\/[^/]+\/src\/connection\.js/.test(error.stack ?? "");
+}
+
+let toleratingWriteAfterClose = false;
+
+function tolerateDriverWriteAfterClose(): void {
+  if (toleratingWriteAfterClose) return;
+  toleratingWriteAfterClose = true;
+  globalThis.addEventListener("error", (event) => {
+    if (isDriverWriteAfterClose(event.error)) event.preventDefault();
+  });
 }
 
 // Both settings are also set on the embedded session, which ignores startup parameters.

@@ -14,6 +14,7 @@ import {
 } from "../../src/db/connection.ts";
 import { SCHEMA_VERSION, schemaVersion } from "../../src/db/migrate.ts";
 import { createTestDatabase, runCaptured, serverBackendExpected } from "../_harness.ts";
+import { runDeno } from "../_deno.ts";
 import { migrateCommand } from "../../src/cli/migrate.ts";
 import { emissionsCommand } from "../../src/cli/emissions.ts";
 import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
@@ -504,6 +505,28 @@ Deno.test({
       }
     } finally {
       gate.close();
+      await test.drop();
+    }
+  },
+});
+
+Deno.test({
+  name: "a connection lost mid-transaction: the driver's stray write after the close does not " +
+    "end a process that opened its database through the product",
+  ignore: !serverBackendExpected(),
+  ...dbOptions,
+  async fn() {
+    const test = await createTestDatabase();
+    try {
+      const script = new URL("./_driver_race.ts", import.meta.url).pathname;
+      // Without the product the race is real: the process dies of it.
+      const bare = await runDeno(["run", "-A", script, test.url!, "--bare"]);
+      assert.notEqual(bare.code, 0, bare.out);
+      assert.match(bare.err, /Cannot read properties of null \(reading 'write'\)/);
+      const run = await runDeno(["run", "-A", script, test.url!]);
+      assert.equal(run.code, 0, run.err);
+      assert.equal(run.out, "transaction: CONNECTION_CLOSED\nalive\n");
+    } finally {
       await test.drop();
     }
   },
