@@ -65,6 +65,10 @@ export async function receiveForm(
         if (options.fileFields.includes(part.name)) {
           throw new MultipartError(`field ${part.name}: expected a file`);
         }
+        // A field given twice is a mistake to name, not a value to pick (which one was meant?).
+        if (fields.has(part.name)) {
+          throw new MultipartError(`field ${part.name}: given twice (expected it once)`);
+        }
         fields.set(part.name, await readField(part.name, chunks, maxFieldBytes));
         return;
       }
@@ -81,7 +85,12 @@ export async function receiveForm(
         );
       }
       if (files.length >= maxFiles) {
-        throw new MultipartError(`more than ${maxFiles} files in one request`, 413);
+        // How the request is made, not how large it is: a 400.
+        throw new MultipartError(
+          maxFiles === 1
+            ? `field ${part.name}: one file per request (this one sends more)`
+            : `more than ${maxFiles} files in one request (send the others in another)`,
+        );
       }
       const path = join(options.dir, `${crypto.randomUUID()}.part`);
       const record = { field: part.name, fileName: part.filename, path, sizeBytes: 0 };
