@@ -20,7 +20,7 @@ export function emissionRoutes(app: ApiApp, context: RouteContext): void {
         200: {
           content: {
             "text/csv": { schema: z.string() },
-            "application/json": { schema: z.string() },
+            "application/json": { schema: z.array(S.EmissionExportRow) },
           },
           description: "the rows (the same as `emissions export`)",
         },

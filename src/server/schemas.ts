@@ -314,6 +314,20 @@ export const SliceStatus = z.object({
   }),
 }).openapi("SliceStatus");
 
+/** One row of `GET /v1/emissions` as JSON (the CSV has the same columns, in this order). */
+export const EmissionExportRow = z.object({
+  entry_id: z.number().int(),
+  module_id: z.number().int(),
+  unit_code: z.string(),
+  data_entry_type: z.string(),
+  emission_type_id: z.number().int(),
+  emission_type: z.string(),
+  primary_factor_id: z.number().int().nullable(),
+  kg_co2eq: z.number(),
+  additional_value: z.number().nullable(),
+  scope: z.number().int().nullable(),
+}).openapi("EmissionExportRow");
+
 /** A det in a query string: its name or id, resolved to its id. */
 export const DetQuery = z.string().transform((text, ctx) => {
   const det = findDataEntryType(text);

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { dbTest, useTestDatabase } from "../_harness.ts";
 import type { Database } from "../../src/db/connection.ts";
 import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
+import { EMISSION_EXPORT_COLUMNS } from "../../src/db/emissions_export.ts";
 import { call, dispatchForm, followPipeline, spawnScript, startTestServer } from "./_server.ts";
 import { importFactorText, itFactors, planeFactors, seedEntries } from "./_seed.ts";
 
@@ -300,6 +301,16 @@ dbTest(testDb, "the OpenAPI document describes every route from the same schemas
     ) {
       assert.ok(doc.paths[path]?.[method], `${method} ${path}`);
     }
+    // The JSON export's rows, key for key as the export writes them.
+    const exported = doc.paths["/v1/emissions"].get as {
+      responses: { 200: { content: Record<string, { schema: Body }> } };
+    };
+    assert.deepEqual(exported.responses[200].content["application/json"].schema, {
+      type: "array",
+      items: { $ref: "#/components/schemas/EmissionExportRow" },
+    });
+    const row = doc.components.schemas.EmissionExportRow as { properties: Body };
+    assert.deepEqual(Object.keys(row.properties), [...EMISSION_EXPORT_COLUMNS]);
     const dispatch = doc.components.schemas.DispatchRequest as {
       properties: Record<string, { enum?: string[] }>;
     };
