@@ -293,7 +293,8 @@ async function claimCandidate(
   const [claimed] = await tx<ClaimedJob[]>`
     update data_ingestion_jobs
     set state = 'RUNNING', locked_by = ${workerId}, locked_at = clock_timestamp(),
-      started_at = clock_timestamp(), attempts = attempts + 1, is_current = true
+      started_at = clock_timestamp(), attempts = attempts + 1, is_current = true,
+      meta = meta - 'progress'
     where id = ${job.id} and state = 'NOT_STARTED' and locked_by is null
       and attempts < max_attempts and (run_after is null or run_after <= now())
     returning *`;

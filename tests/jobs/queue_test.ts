@@ -259,6 +259,7 @@ dbTest(
   async (db) => {
     await pipeline(db, [recalc(20, 2025)]);
     const job = (await claimJob(db.sql, "lost-worker"))!;
+    assert.equal(await heartbeatJob(db.sql, job, { done: 900, total: 1000 }), "ok");
     assert.deepEqual(await sweepStaleJobs(db.sql, 60), []);
     await ageLock(db, job.id, 120);
     const [returned] = await sweepStaleJobs(db.sql, 60);
@@ -274,6 +275,8 @@ dbTest(
     await db.sql`update data_ingestion_jobs set attempts = 2`;
     const last = (await claimJob(db.sql, "w2"))!;
     assert.equal(last.attempts, 3);
+    // A new attempt starts without the last one's progress.
+    assert.equal("progress" in last.meta, false);
     await ageLock(db, last.id, 120);
     const [ended] = await sweepStaleJobs(db.sql, 60);
     assert.equal(ended.outcome, "failed");
