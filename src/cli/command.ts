@@ -1,4 +1,5 @@
 // The one way commands parse flags, open the database, print and exit (spec/interfaces.md §2).
+import { isAbsolute, resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
 type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig["options"]>;
@@ -117,6 +118,25 @@ export function setProgram(name: string): void {
 /** How the program was started (see {@linkcode setProgram}). */
 export function currentProgram(): string {
   return program;
+}
+
+/**
+ * A file path the user typed, as they meant it. `deno task` runs every task in the directory of
+ * `deno.json`, whatever directory it was started from; it says which in `INIT_CWD`, and a relative
+ * path is taken from there. Absolute paths, and every path given to the bundle or the binary
+ * (which run where they are started), are used as given.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { userPath } from "./command.ts";
+ * assert.equal(userPath("/tmp/it.csv"), "/tmp/it.csv");
+ * ```
+ */
+export function userPath(path: string): string {
+  const started = program === "deno task" ? Deno.env.get("INIT_CWD") : undefined;
+  if (!started || isAbsolute(path) || resolve(started) === Deno.cwd()) return path;
+  return resolve(started, path);
 }
 
 /**

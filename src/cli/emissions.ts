@@ -2,7 +2,7 @@
 // streamed page by page (spec/interfaces.md §2); the export itself is src/db/emissions_export.ts.
 import { z } from "zod";
 import { basename, dirname, join, resolve } from "node:path";
-import { defineCommand, EXIT, flag, onInterrupt, UsageError } from "./command.ts";
+import { defineCommand, EXIT, flag, onInterrupt, UsageError, userPath } from "./command.ts";
 import { type EmissionExportFormat, exportEmissions } from "../db/emissions_export.ts";
 import { type DataEntryType, findDataEntryType, unknownDataEntryType } from "../reference/enums.ts";
 
@@ -56,7 +56,12 @@ const schema = z.object({
     });
     return z.NEVER;
   }
-  return { det, year: flags.year, format: flags.format, output: flags.output };
+  return {
+    det,
+    year: flags.year,
+    format: flags.format,
+    output: flags.output === undefined ? undefined : userPath(flags.output),
+  };
 });
 
 /** `emissions export --det D --year Y [--format csv|json] [--output FILE]` */

@@ -2,7 +2,7 @@
 // write path in one transaction (spec/factors-csv.md §4, spec/interfaces.md §2). The import
 // itself lives in src/db/entries_import.ts (the entries_ingest job runs it too).
 import { z } from "zod";
-import { defineCommand, EXIT, flag } from "./command.ts";
+import { defineCommand, EXIT, flag, userPath } from "./command.ts";
 import { reportLockWait } from "./progress.ts";
 import { DEFAULT_MAX_FILE_BYTES, describeBytes } from "../imports/file.ts";
 import {
@@ -97,7 +97,7 @@ const schema = z.object({
   }
   if (format === "csv" && !det) return fail(["det"], "is required for a CSV file");
   return {
-    file,
+    file: userPath(file),
     format,
     det,
     year: flags.year,

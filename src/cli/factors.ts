@@ -1,6 +1,6 @@
 // `factors import`: a factor CSV into the database (spec/factors-csv.md, spec/interfaces.md §2).
 import { z } from "zod";
-import { defineCommand, EXIT, flag } from "./command.ts";
+import { defineCommand, EXIT, flag, userPath } from "./command.ts";
 import type { Database, Queryable } from "../db/connection.ts";
 import { type LockSliceOptions, SliceBusyError } from "../db/locks.ts";
 import {
@@ -129,7 +129,7 @@ const schema = z.object({
     return z.NEVER;
   }
   const common = {
-    file,
+    file: userPath(file),
     year: flags.year,
     mode: flags.mode,
     strict: flags.strict,

@@ -9,7 +9,7 @@ import {
   type FactorSetSnapshot,
 } from "../history/export.ts";
 import { ImportNotFoundError } from "../history/imports.ts";
-import { defineCommand, EXIT, flag } from "./command.ts";
+import { defineCommand, EXIT, flag, userPath } from "./command.ts";
 import { detFlag } from "./factors_history.ts";
 import { subcommandOnly } from "./group.ts";
 
@@ -77,7 +77,7 @@ export const factorsExportCommand = defineCommand({
     year: flag.year(),
     "as-of": asOfFlag.optional(),
     format: z.enum(["csv", "json"], { error: 'expected "csv" or "json"' }).default("csv"),
-    output: z.string().min(1, "expected a file name").optional(),
+    output: z.string().min(1, "expected a file name").transform(userPath).optional(),
   }),
   access: "read",
   async run(args, context) {

@@ -1,7 +1,7 @@
 // `locations import FILE`, `rooms import FILE`, `rates import FILE`: one command shape for the
 // three reference kinds (spec/factors-csv.md §4, spec/interfaces.md §2).
 import { z } from "zod";
-import { type CommandSpec, defineCommand, EXIT, flag } from "./command.ts";
+import { type CommandSpec, defineCommand, EXIT, flag, userPath } from "./command.ts";
 import type { ReferenceKind } from "../handlers/types.ts";
 import { readReferenceFile, REFERENCE_COLUMNS } from "../imports/reference_csv.ts";
 import { importReferenceRows, type ReferenceImportResult } from "../db/reference.ts";
@@ -53,7 +53,7 @@ const argsSchema = z.object({
   "max-file-size": flag.byteSize().optional(),
   positionals,
 }).transform((flags): ReferenceImportArgs => ({
-  file: flags.positionals[1],
+  file: userPath(flags.positionals[1]),
   strict: flags.strict,
   maxFileBytes: flags["max-file-size"],
 }));
