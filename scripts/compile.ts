@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { VERSION } from "../src/version.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const OUTPUT = "bin/rematch";
@@ -80,6 +81,20 @@ if (import.meta.main) {
     // deno compile makes bin/ before it fails: leave nothing behind.
     if (!hadBin) await Deno.remove(join(ROOT, "bin"), { recursive: true }).catch(() => {});
     console.error(`compile: deno compile failed (denort from ${denort.from}); ${BUNDLE_HINT}`);
+    Deno.exit(1);
+  }
+  // deno compile takes any binary as denort: check that the result is this program.
+  const ran = await new Deno.Command(join(ROOT, OUTPUT), { args: ["--version"] }).output()
+    .catch((error: Error) => ({ success: false, stdout: new TextEncoder().encode(error.message) }));
+  const said = new TextDecoder().decode(ran.stdout).trim();
+  if (!ran.success || !said.startsWith(`rematch ${VERSION} `)) {
+    await Deno.remove(join(ROOT, OUTPUT)).catch(() => {});
+    if (!hadBin) await Deno.remove(join(ROOT, "bin"), { recursive: true }).catch(() => {});
+    console.error(
+      `compile: the binary built on denort from ${denort.from} does not run as rematch (its ` +
+        `--version printed ${JSON.stringify(said.split("\n")[0])}): is it Deno's denort ` +
+        `${Deno.version.deno}? ${BUNDLE_HINT}`,
+    );
     Deno.exit(1);
   }
   console.log(`${OUTPUT}: ./${OUTPUT} help`);

@@ -57,6 +57,21 @@ Deno.test("deno task compile without denort: one line naming what is missing and
   if (!hadBin) assert.ok(!existsSync(join(ROOT, "bin")), "no bin/ left behind");
 });
 
+Deno.test("deno task compile on a runtime that is not denort: refused, nothing left in bin/", async () => {
+  const hadBin = existsSync(join(ROOT, "bin"));
+  // deno compile accepts the deno binary itself as the runtime, and builds a copy of Deno.
+  const run = await runDeno(["task", "compile"], {
+    cwd: ROOT,
+    env: { DENORT_BIN: Deno.execPath() },
+  });
+  assert.equal(run.code, 1, run.out);
+  const lines = run.err.split("\n").filter((l) => l.startsWith("compile:"));
+  assert.equal(lines.length, 1, run.err);
+  assert.match(lines[0], /does not run as rematch \(its --version printed "deno \d/);
+  assert.ok(!existsSync(join(ROOT, "bin", "rematch")), "no bin/rematch left behind");
+  if (!hadBin) assert.ok(!existsSync(join(ROOT, "bin")), "no bin/ left behind");
+});
+
 Deno.test("every task runs deno run -q: Deno's download and diagnostic lines stay out of a command's output", async () => {
   const config = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json")));
   const tasks = Object.entries(config.tasks as Record<string, string>);
