@@ -51,17 +51,18 @@ export const demoCommand = defineCommand({
   }),
   async run(args, context) {
     const plan = changesSchema.parse(JSON.parse(fixtureText("demo/changes.json")));
+    // Removed however the demo ends: returning, failing, or stopped by a signal. Made in the same
+    // turn of the event loop as its cleanup is set (a signal's listener runs between turns).
     const tempDir = args["data-dir"]
       ? undefined
-      : await Deno.makeTempDir({ prefix: "rematch-demo-" });
+      : Deno.makeTempDirSync({ prefix: "rematch-demo-" });
+    const forget = tempDir
+      ? onInterrupt(() => Deno.removeSync(tempDir, { recursive: true }))
+      : () => {};
     const dataDir = args["data-dir"] ?? join(tempDir!, "db");
     if (args["data-dir"] && (await isNonEmptyDir(dataDir))) {
       throw new Error(`--data-dir ${dataDir} is not empty: the demo needs a fresh database`);
     }
-    // Removed however the demo ends: returning, failing, or stopped by a signal.
-    const forget = tempDir
-      ? onInterrupt(() => Deno.removeSync(tempDir, { recursive: true }))
-      : () => {};
     let opened: Database | undefined;
     try {
       const db = await openDatabase({ databaseUrl: "", dataDir });

@@ -95,11 +95,11 @@ export const emissionsCommand = defineCommand({
         dirname(resolve(args.output)),
         `.${basename(args.output)}.${crypto.randomUUID().slice(0, 8)}.partial`,
       );
-      let forget: () => void = () => {};
+      // Set before the file exists (a signal may come while it is being created).
+      const forget = onInterrupt(() => Deno.removeSync(partial));
       try {
         {
           using file = await Deno.open(partial, { write: true, createNew: true, mode: 0o666 });
-          forget = onInterrupt(() => Deno.removeSync(partial));
           rows = await exportEmissions(db, slice, file);
         }
         await Deno.rename(partial, args.output);
