@@ -410,6 +410,69 @@ export async function releaseJob(sql: Sql, claim: ClaimedJob, message: string): 
   }) as boolean;
 }
 
+/**
+ * A job that failed for a reason of the moment (its connection lost, a deadlock) goes back to the
+ * queue with its attempt counted, as the sweep returns a silent one; with no attempts left it
+ * ends ERROR saying so. False when the claim was lost meanwhile.
+ */
+export async function retryJob(
+  sql: Sql,
+  claim: ClaimedJob,
+  why: string,
+): Promise<"requeued" | "handed-over" | "failed" | false> {
+  return await sql.begin(async (tx) => {
+    const pipelines = await lockPipelinesOf(tx, claim);
+    const [job] = await tx<JobRow[]>`
+      select * from data_ingestion_jobs
+      where id = ${claim.id} and locked_by = ${claim.locked_by} and attempts = ${claim.attempts}
+        and state = 'RUNNING'
+      for update`;
+    if (!job) return false;
+    let outcome: "requeued" | "handed-over" | "failed";
+    if (job.attempts < job.max_attempts) {
+      outcome = await requeue(
+        tx,
+        job,
+        `${why}; returned to the queue (attempt ${job.attempts} of ${job.max_attempts} used)`,
+        { restoreAttempt: false },
+      );
+    } else {
+      await tx`
+        update data_ingestion_jobs
+        set state = 'FINISHED', result = 'ERROR', finished_at = clock_timestamp(),
+          status_message = ${`${why}; no attempts left (${job.attempts} of ${job.max_attempts}): not retried`}
+        where id = ${job.id}`;
+      outcome = "failed";
+    }
+    await refreshPipelines(tx, pipelines.ids);
+    return outcome;
+  }) as "requeued" | "handed-over" | "failed" | false;
+}
+
+/**
+ * Whether a job's error is of the moment rather than of its input: the connection was lost
+ * (closed, reset, the server shutting down or terminating the session), or the database chose
+ * the transaction as a deadlock's or a serialization conflict's victim. Such a job is retried.
+ */
+export function isTransientDatabaseError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== "string") return false;
+  return [
+    "CONNECTION_CLOSED",
+    "CONNECTION_ENDED",
+    "CONNECTION_DESTROYED",
+    "CONNECT_TIMEOUT",
+    "ECONNRESET",
+    "ECONNREFUSED",
+    "EPIPE",
+    "57P01", // admin_shutdown (pg_terminate_backend, a fast shutdown)
+    "57P02", // crash_shutdown
+    "57P03", // cannot_connect_now
+    "40001", // serialization_failure
+    "40P01", // deadlock_detected
+  ].includes(code) || code.startsWith("08"); // connection exceptions
+}
+
 /** What a heartbeat learned. */
 export type HeartbeatOutcome = "ok" | "lost" | "aborted";
 

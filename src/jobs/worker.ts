@@ -14,12 +14,14 @@ import {
   failJob,
   finishJob,
   heartbeatJob,
+  isTransientDatabaseError,
   JOB_CHANNEL,
   type JobEnding,
   lockPipelinesOf,
   refreshPipelines,
   registerWorker,
   releaseJob,
+  retryJob,
   sweepStaleJobs,
   type WorkerInfo,
 } from "./queue.ts";
@@ -399,6 +401,19 @@ export class JobWorker {
       }
       if (interruption?.reason === "lost") {
         this.#log({ event: "job_lost", ...fields, duration_ms, message: INTERRUPTIONS.lost });
+        return;
+      }
+      if (!interruption && isTransientDatabaseError(error)) {
+        // Rolled back for a reason of the moment: tried again, as a job the sweep returns.
+        const why = `${describe(error)} (worker ${this.id})`;
+        const outcome = await retryJob(this.#sql, job, why);
+        this.#log({
+          event: outcome === "failed" ? "job_finished" : outcome ? "job_retried" : "job_lost",
+          ...fields,
+          result: outcome === "failed" ? "ERROR" : undefined,
+          duration_ms,
+          message: outcome ? why : INTERRUPTIONS.lost,
+        });
         return;
       }
       const message = interruption ? interruption.message : describe(error);

@@ -10,10 +10,12 @@ import {
   failJob,
   finishJob,
   heartbeatJob,
+  isTransientDatabaseError,
   lockPipelinesOf,
   recoverJob,
   refreshPipelines,
   releaseJob,
+  retryJob,
   sweepStaleJobs,
 } from "../../src/jobs/queue.ts";
 import { getPipeline } from "../../src/jobs/status.ts";
@@ -285,6 +287,43 @@ dbTest(
     assert.match(final.status_message, /no attempts left \(3 of 3\): not retried/);
   },
 );
+
+dbTest(
+  testDb,
+  "a job that failed for a reason of the moment goes back to the queue, its attempt counted",
+  async (db) => {
+    await pipeline(db, [recalc(20, 2025)]);
+    const first = (await claimJob(db.sql, "w1"))!;
+    assert.equal(await retryJob(db.sql, first, "CONNECTION_CLOSED"), "requeued");
+    const [row] = await db.sql`select state, locked_by, attempts, status_message
+      from data_ingestion_jobs`;
+    assert.deepEqual([row.state, row.locked_by, row.attempts], ["NOT_STARTED", null, 1]);
+    assert.equal(
+      row.status_message,
+      "CONNECTION_CLOSED; returned to the queue (attempt 1 of 3 used)",
+    );
+    // The claim is gone: a second retry of it writes nothing.
+    assert.equal(await retryJob(db.sql, first, "again"), false);
+    await db.sql`update data_ingestion_jobs set attempts = 2`;
+    const last = (await claimJob(db.sql, "w2"))!;
+    assert.equal(await retryJob(db.sql, last, "deadlock detected"), "failed");
+    const [final] = await db.sql`select state, result, status_message from data_ingestion_jobs`;
+    assert.deepEqual([final.state, final.result], ["FINISHED", "ERROR"]);
+    assert.equal(
+      final.status_message,
+      "deadlock detected; no attempts left (3 of 3): not retried",
+    );
+  },
+);
+
+Deno.test("transient database errors: a lost connection, a deadlock; not a data error", () => {
+  for (const code of ["CONNECTION_CLOSED", "ECONNRESET", "57P01", "08006", "40P01", "40001"]) {
+    assert.equal(isTransientDatabaseError(Object.assign(new Error("x"), { code })), true, code);
+  }
+  for (const error of [new Error("x"), Object.assign(new Error("x"), { code: "23505" }), null]) {
+    assert.equal(isTransientDatabaseError(error), false, String(error));
+  }
+});
 
 dbTest(
   testDb,

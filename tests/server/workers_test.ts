@@ -339,3 +339,50 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  ...options,
+  name: "a job whose connection is terminated mid-rematch is tried again, and the worker lives on",
+  async fn() {
+    const database = await createServerDatabase();
+    const { db, url } = database;
+    const worker = spawnWorker(url, ["--chunk-size", "100"]);
+    let hold: Awaited<ReturnType<typeof holdMiddleEmission>> | undefined;
+    try {
+      await importFactorText(db, "plane", 2025, planeFactors(0.1, 0.3));
+      await seedEntries(db, "plane", 2025, 2000);
+      await worker.waitFor(started);
+      // The rematch stops on a locked row halfway; its session is then ended from outside.
+      const job = await doubleAndQueue(db, 2);
+      hold = await holdMiddleEmission(db, "plane", 2025);
+      await worker.waitFor((e) => e.event === "job_started" && e.job_id === job.jobId);
+      const [{ ended }] = await eventually(async () => {
+        const rows = await db.sql<{ ended: boolean }[]>`
+          select pg_terminate_backend(pid) as ended from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock'`;
+        return rows.length ? rows : undefined;
+      }, "the rematch waiting on the held row");
+      assert.equal(ended, true);
+      const retried = await worker.waitFor((e) => e.event === "job_retried");
+      assert.match(String(retried.message), /CONNECTION_CLOSED|terminating connection/);
+      await hold.release();
+      hold = undefined;
+      const finished = await worker.waitFor(
+        (e) => e.event === "job_finished" && e.job_id === job.jobId,
+        60_000,
+      );
+      assert.equal(finished.result, "SUCCESS");
+      const [row] = await db.sql`select attempts from data_ingestion_jobs where id = ${job.jobId}`;
+      assert.equal(row.attempts, 2);
+      const after = await emissionKg(db, "plane", 2025);
+      for (const [id, kg] of job.before) {
+        assert.ok(Math.abs(after.get(id)! - 2 * kg) < 1e-9 * kg, `row ${id}`);
+      }
+    } finally {
+      await hold?.release();
+      worker.kill("SIGTERM");
+      assert.equal(await worker.exited, 0, worker.stderr());
+      await database.drop();
+    }
+  },
+});
