@@ -29,6 +29,11 @@ export interface ComputeInputs {
   readonly reference: ReferenceData;
   /** @default 52 */
   readonly weeksPerYear?: number;
+  /**
+   * The digests of the reference data and settings these inputs hold (when read from a
+   * database): what a state recorded with them, or a write vouched for by them, must name.
+   */
+  readonly referenceDigests?: Readonly<Record<string, string>>;
 }
 
 /** What computing one entry yields. */

@@ -648,16 +648,26 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
     }
   }
   await shiftSliceKgTotals(tx, shifts);
+  const noted = pending.filter((p) =>
+    p.stored || failedIds.has(p.id) || recorded.has(`${p.det.id}:${p.year}`)
+  );
+  const usedDigests = new Map<string, Readonly<Record<string, string>> | undefined>();
+  for (const p of noted) {
+    const key = `${p.det.id}:${p.year}`;
+    if (!usedDigests.has(key)) {
+      usedDigests.set(key, (await inputsFor(p.det, p.year)).referenceDigests);
+    }
+  }
   await noteWrittenEntries(
     tx,
-    pending.filter((p) => p.stored || failedIds.has(p.id) || recorded.has(`${p.det.id}:${p.year}`))
-      .map((p) => ({
-        id: p.id,
-        det: p.det,
-        year: p.year,
-        error: failedIds.get(p.id),
-        fresh: !p.stored,
-      })),
+    noted.map((p) => ({
+      id: p.id,
+      det: p.det,
+      year: p.year,
+      error: failedIds.get(p.id),
+      fresh: !p.stored,
+      referenceDigests: usedDigests.get(`${p.det.id}:${p.year}`),
+    })),
   );
 
   const moduleIds = [

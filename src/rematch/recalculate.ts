@@ -11,6 +11,7 @@ import {
   type IdentifiedRow,
   planRowUpdates,
   rowsDecidedByMeta,
+  sameJson,
 } from "../compute/emission_row.ts";
 import type { EntryEmissionRow, StoredEmissionRow } from "../db/emissions.ts";
 import { getHandler } from "../handlers/mod.ts";
@@ -411,8 +412,11 @@ export async function rematchSlice(
   // Entries the cursor handed over (when `keep` filters them, more than `result.entries`).
   let scanned = 0;
   // Marks of entries computed now are dropped when the state vouches for them: always after a
-  // whole-slice rematch (it records these inputs), else only when the inputs are as recorded.
-  const vouched = !restricted || decision.inputsMatch;
+  // whole-slice rematch (it records these inputs), else only when the inputs are as recorded,
+  // the reference data as read too (a reference import may have committed since the comparison).
+  const vouched = !restricted ||
+    (decision.inputsMatch &&
+      (!inputs.referenceDigests || sameJson(inputs.referenceDigests, comparison.referenceDigests)));
   const hadPending = comparison.pendingEntries > 0;
 
   const diff: RematchDiffEntry[] | undefined = dryRun && options.diff ? [] : undefined;
@@ -612,13 +616,37 @@ async function recordState(
     dataEntryTypeId: result.dataEntryTypeId,
     year: result.year,
     scope: decision.scope,
-    referenceDigests: comparison.referenceDigests,
+    referenceDigests: digestsToRecord(decision.scope, comparison.referenceDigests, inputs),
     factorStamp: comparison.factorStamp,
     factors: inputs.factors.factors,
     differences,
     summary,
     kgTotal: result.kgAfter,
   });
+}
+
+/**
+ * The reference digests a rematch records: those of the data its entries were computed with. A
+ * reference import takes no slice lock, so it may commit between the comparison and the reading
+ * of the inputs: a full rematch computed every entry with what it read, and records that; a
+ * targeted one left the entries it did not read as they were, computed with the data compared,
+ * so its slice holds both: it records digests that match nothing, and the next comparison asks
+ * for a full rematch (whatever the data is by then, even back as before).
+ */
+export function digestsToRecord(
+  scope: "targeted" | "full",
+  compared: Readonly<Record<string, string>>,
+  inputs: Pick<ComputeInputs, "referenceDigests">,
+): Record<string, string> {
+  const used = inputs.referenceDigests;
+  if (!used) return { ...compared };
+  if (scope === "full" || sameJson(used, compared)) return { ...used };
+  return Object.fromEntries(
+    Object.entries(used).map(([kind, digest]) => [
+      kind,
+      digest === compared[kind] ? digest : "changed while a targeted rematch ran",
+    ]),
+  );
 }
 
 /**

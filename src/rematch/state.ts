@@ -265,6 +265,32 @@ function digestOf(sql: Queryable, kind: ReferenceKind, year: number) {
 
 const REFERENCE_KINDS: readonly ReferenceKind[] = ["locations", "rates", "rooms"];
 
+// `'locations', (select md5(...)), 'rates', (...)`: the kinds the handler reads, for a
+// `json_build_object` of their digests.
+function digestPairsOf(sql: Queryable, handler: Handler, year: number) {
+  return REFERENCE_KINDS.filter((k) => handler.reference.includes(k)).reduce(
+    (pairs: ReturnType<typeof digestOf> | undefined, kind) => {
+      const pair = sql`${kind}::text, ${digestOf(sql, kind, year)}`;
+      return pairs ? sql`${pairs}, ${pair}` : pair;
+    },
+    undefined,
+  ) ?? sql``;
+}
+
+/**
+ * The digests of the reference data a slice's handler reads, as they are now (the kinds it reads
+ * from the database; its settings are added by the caller that read them).
+ */
+export async function readReferenceDigests(
+  sql: Queryable,
+  handler: Handler,
+  year: number,
+): Promise<Record<string, string>> {
+  const [row] = await sql<{ digests: Record<string, string> }[]>`
+    select json_build_object(${digestPairsOf(sql, handler, year)}) as digests`;
+  return row.digests;
+}
+
 /** What a comparison reads about a slice. */
 interface SliceFacts {
   readonly recorded?: RecordedState;
@@ -293,14 +319,7 @@ async function readSliceFacts(
   moduleIds?: readonly number[],
 ): Promise<SliceFacts> {
   type Recorded = Omit<RecordedState, "rematchedAt"> & { rematchedAt: string };
-  // `'locations', (select md5(...)), 'rates', (...)`: the kinds the handler reads.
-  const digestPairs = REFERENCE_KINDS.filter((k) => handler.reference.includes(k)).reduce(
-    (pairs: ReturnType<typeof digestOf> | undefined, kind) => {
-      const pair = sql`${kind}::text, ${digestOf(sql, kind, year)}`;
-      return pairs ? sql`${pairs}, ${pair}` : pair;
-    },
-    undefined,
-  ) ?? sql``;
+  const digestPairs = digestPairsOf(sql, handler, year);
   const [row] = await sql<
     {
       recorded: Recorded | null;
@@ -444,14 +463,19 @@ function compareFacts(handler: Handler, facts: SliceFacts): InputsComparison {
   return { ...base, ...classifyFactorChanges(facts.differences, handler.structuralValues) };
 }
 
-/** Compares the live factors and reference data of a slice with its recorded state. */
+/**
+ * Compares the live factors and reference data of a slice with its recorded state; with `used`,
+ * the reference data as some work read it (and computed with) instead of as it is now.
+ */
 export async function compareInputs(
   sql: Queryable,
   handler: Handler,
   dataEntryTypeId: number,
   year: number,
+  used?: Readonly<Record<string, string>>,
 ): Promise<InputsComparison> {
-  return compareFacts(handler, await readSliceFacts(sql, handler, dataEntryTypeId, year));
+  const facts = await readSliceFacts(sql, handler, dataEntryTypeId, year);
+  return compareFacts(handler, used ? { ...facts, digests: { ...used } } : facts);
 }
 
 /** What a rematch of a slice (or of some of its modules) would read, and why. */
@@ -810,13 +834,19 @@ export interface WrittenEntry {
   readonly error?: string;
   /** A newly created entry (it has no mark to clear). */
   readonly fresh: boolean;
+  /**
+   * The digests of the reference data (and settings) it was computed with: a reference import
+   * takes no slice lock, so the data may have changed, even back, while the write ran.
+   */
+  readonly referenceDigests?: Readonly<Record<string, string>>;
 }
 
 /**
  * Keeps the pending marks true after an entry write (under the slice locks): a failed entry is
- * marked; an entry computed while its slice's inputs are as recorded (or nothing is recorded) is
- * vouched for; one computed while the slice is stale is marked `written`, so the next rematch
- * reads it whatever the factors then are (they may have changed back).
+ * marked; an entry computed with its slice's inputs as recorded (or nothing is recorded) is
+ * vouched for; one computed while the slice is stale, or with reference data other than the
+ * recorded one, is marked `written`, so the next rematch reads it whatever the inputs then are
+ * (they may have changed back).
  */
 export async function noteWrittenEntries(
   tx: Queryable,
@@ -837,8 +867,10 @@ export async function noteWrittenEntries(
     else bySlice.set(key, [e]);
   }
   for (const slice of bySlice.values()) {
-    const { det, year } = slice[0];
-    const inputs = await compareInputs(tx, getHandler(det), det.id, year);
+    const { det, year, referenceDigests } = slice[0];
+    // Vouched for only when computed with the inputs the state records: the factors cannot change
+    // under the slice lock the writer holds, the reference data can.
+    const inputs = await compareInputs(tx, getHandler(det), det.id, year, referenceDigests);
     const vouched = !inputs.recorded || inputs.scope === "none";
     if (vouched) {
       cleared.push(...slice.filter((e) => !e.fresh).map((e) => e.id));
