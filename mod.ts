@@ -75,7 +75,16 @@ export {
 export { createFactorLookup } from "./src/compute/factor_set.ts";
 export type { EmissionRow } from "./src/compute/emission_row.ts";
 export { getHandler, listHandlers } from "./src/handlers/mod.ts";
-export type { Factor, Handler, LinkKind, ReferenceData } from "./src/handlers/types.ts";
+export type {
+  Classification,
+  EntryData,
+  Factor,
+  FactorLookup,
+  Handler,
+  LinkKind,
+  ReferenceData,
+  ReferenceKind,
+} from "./src/handlers/types.ts";
 export { EntryComputeError } from "./src/handlers/types.ts";
 
 // Data entries: written one by one or from a file
@@ -106,7 +115,14 @@ export {
   loadFactorSet,
 } from "./src/db/factors.ts";
 export { importReferenceFile, type ReferenceImportResult } from "./src/db/reference.ts";
-export { type CsvTable, FileError, parseCsv, readCsvFile } from "./src/imports/csv.ts";
+export {
+  type CsvTable,
+  FileError,
+  parseCsv,
+  readCsvFile,
+  type RowError,
+} from "./src/imports/csv.ts";
+export type { FactorImportTarget } from "./src/imports/factor_csv.ts";
 
 // What is stored, exported
 export {
@@ -120,11 +136,13 @@ export {
 // Data entry types (dets) and modules
 export {
   type DataEntryType,
+  type DetName,
   findDataEntryType,
   findModuleType,
   getDataEntryType,
   listDataEntryTypes,
   MODULE_TYPES,
+  type ModuleTypeName,
   unknownDataEntryType,
 } from "./src/reference/enums.ts";
 
@@ -139,16 +157,29 @@ export {
   ImportNotFoundError,
   listFactorImports,
   listRematchRuns,
+  ReportNotFoundError,
   RollbackConflictError,
   rollbackImport,
   runRollback,
   unfreezeModules,
 } from "./src/history/mod.ts";
 export type {
+  AsOf,
   FactorImport,
   FactorImportDetail,
+  FactorImportFilter,
   FactorImportListing,
   FactorSetSnapshot,
+  FreezeResult,
   RematchRun,
+  RematchRunFilter,
+  ReportModule,
+  ReportTarget,
+  RollbackConflict,
+  RollbackOptions,
+  RollbackOutcome,
   RollbackResult,
+  RunRollbackOptions,
 } from "./src/history/mod.ts";
+export type { RematchRunModule } from "./src/history/runs.ts";
+export type { RollbackChange } from "./src/history/rollback.ts";

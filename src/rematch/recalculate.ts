@@ -18,6 +18,7 @@ import { getHandler } from "../handlers/mod.ts";
 import { EntryComputeError, type EntryData, type Handler } from "../handlers/types.ts";
 import { ROLLUP_EMISSION_TYPE_IDS } from "../reference/emission_types.ts";
 import { getDataEntryType } from "../reference/enums.ts";
+import { MAX_YEAR, MIN_YEAR, yearProblem } from "../reference/years.ts";
 import { ModuleStatsDeltas } from "./module_stats.ts";
 import {
   classifyFactorChanges,
@@ -321,6 +322,13 @@ export async function rematchSlice(
   const det = getDataEntryType(options.dataEntryType);
   const handler = getHandler(det);
   const { year } = options;
+  // As everywhere (README: years are 1990..2100): a library caller's year is checked here too.
+  const wrongYear = typeof year === "number"
+    ? yearProblem(year)
+    : `expected a year between ${MIN_YEAR} and ${MAX_YEAR} as a number, got ${
+      JSON.stringify(year)
+    }`;
+  if (wrongYear) throw new RangeError(`year: ${wrongYear}`);
   const dryRun = options.dryRun ?? false;
   const chunkSize = options.chunkSize ?? DEFAULT_CHUNK;
   const restricted = options.carbonReportModuleIds !== undefined;
@@ -558,7 +566,15 @@ export async function rematchSlice(
   if (!dryRun && result.affectedModuleIds.length) {
     // Skipped stats are stale: forgotten, so that no later rematch adds its changes to them.
     if (options.noStats) await store.forgetModuleStats?.(result.affectedModuleIds);
-    else await store.refreshModuleStats(result.affectedModuleIds, statsDeltas.changes());
+    // A forced full rematch is the repair of rows written around the project (README): the stats
+    // of the modules it rewrote are summed again from their rows, not moved from a base that
+    // such writes left wrong.
+    else {
+      await store.refreshModuleStats(
+        result.affectedModuleIds,
+        options.full ? undefined : statsDeltas.changes(),
+      );
+    }
   }
   if (diff) result.diff = diff;
   result.modules = [...modules.values()].sort((a, b) => a.moduleId - b.moduleId);

@@ -319,3 +319,34 @@ dbTest(testDb, "stats that cannot be a base are recomputed in full by the rematc
   assert.ok(dropped.dropped > 0);
   await assertStatsMatchRows(db, "after every row of a type was dropped");
 });
+
+dbTest(
+  testDb,
+  "rematch --full repairs the stats of rows and entries written by hand",
+  async (db) => {
+    await seedDatabase(db, {
+      units: 3,
+      entriesPerDet: 6,
+      dets: ["it", "plane"],
+      year: YEAR,
+      randomSeed: 5,
+    });
+    await recalculateForDataEntryType(db, { dataEntryType: "plane", year: YEAR });
+    await assertStatsMatchRows(db, "seeded");
+    // Around the project: a row's kg changed, and entries copied without rows or stats.
+    await db.sql`update data_entry_emissions set kg_co2eq = kg_co2eq + 1000
+    where id = (select min(x.id) from data_entry_emissions x
+      join data_entries e on e.id = x.data_entry_id where e.data_entry_type_id = 20)`;
+    await db.sql`insert into data_entries (carbon_report_module_id, data_entry_type_id, data)
+    select carbon_report_module_id, data_entry_type_id, data from data_entries
+    where data_entry_type_id = 20 order by id limit 5`;
+    const repaired = await recalculateForDataEntryType(db, {
+      dataEntryType: "plane",
+      year: YEAR,
+      full: true,
+    });
+    assert.equal(repaired.emissionsInserted, 5);
+    assert.equal(repaired.emissionsUpdated, 1);
+    await assertStatsMatchRows(db, "after rematch --full");
+  },
+);

@@ -14,6 +14,8 @@ import { createPgSliceStore } from "../../src/rematch/pg_store.ts";
 import { rematchSlice } from "../../src/rematch/recalculate.ts";
 import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
 import { ModulesNotInSliceError } from "../../src/rematch/types.ts";
+import { createEntries } from "../../src/db/entries.ts";
+import { getDataEntryType } from "../../src/reference/enums.ts";
 import {
   createTestEntries,
   emissionRows,
@@ -397,4 +399,37 @@ dbTest(
     assert.equal((await importing).updated, 1);
   },
   { ignore: !serverBackendExpected() },
+);
+
+dbTest(
+  testDb,
+  "library calls: a year outside 1990..2100, or not a number, and a write outside a transaction are refused",
+  async (db) => {
+    for (const year of [1800, 2025.5, "2025"]) {
+      await assert.rejects(
+        () => recalculateForDataEntryType(db, { dataEntryType: "plane", year: year as number }),
+        (error) => {
+          assert.ok(error instanceof RangeError, String(error));
+          assert.match(error.message, /^year: expected a year between 1990 and 2100/);
+          return true;
+        },
+        String(year),
+      );
+    }
+    const [{ runs }] = await db.sql`select count(*)::int as runs from rematch_runs`;
+    assert.equal(runs, 0, "nothing recorded");
+    // The pool instead of a transaction: refused before anything is written.
+    await assert.rejects(
+      () =>
+        createEntries(db.sql, [{
+          unitCode: "U1",
+          year: 2025,
+          det: getDataEntryType("it"),
+          data: laptop,
+        }]),
+      /slice it 2025: its lock is held for a transaction; call this inside db\.sql\.begin/,
+    );
+    const [{ entries }] = await db.sql`select count(*)::int as entries from data_entries`;
+    assert.equal(entries, 0);
+  },
 );
