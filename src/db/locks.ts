@@ -50,6 +50,12 @@ export async function lockSlice(
 ): Promise<void> {
   const key1 = SLICE_LOCK_NAMESPACE + dataEntryTypeId;
   const slice = `${options.detName ?? dataEntryTypeId} ${year}`;
+
+  // The keys as literals: a statement without parameters is sent without first asking the server
+  // for their types, one round trip instead of two on a fresh connection.
+  if (!Number.isSafeInteger(key1) || !Number.isSafeInteger(year)) {
+    throw new TypeError(`slice lock keys must be integers, not ${key1} and ${year}`);
+  }
   // A transaction-scoped lock taken outside a transaction is let go at once, and the statements
   // after it may run on other pooled connections: a write would go on unlocked and half done.
   if (typeof (tx as { savepoint?: unknown }).savepoint !== "function") {
@@ -57,11 +63,6 @@ export async function lockSlice(
       `slice ${slice}: its lock is held for a transaction; call this inside ` +
         "db.sql.begin((tx) => ...) and pass tx (not db.sql)",
     );
-  }
-  // The keys as literals: a statement without parameters is sent without first asking the server
-  // for their types, one round trip instead of two on a fresh connection.
-  if (!Number.isSafeInteger(key1) || !Number.isSafeInteger(year)) {
-    throw new TypeError(`slice lock keys must be integers, not ${key1} and ${year}`);
   }
   const keys = tx.unsafe(`${key1}, ${year}`);
   if (options.noWait || options.onWait) {

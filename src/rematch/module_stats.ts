@@ -151,6 +151,13 @@ function count(tally: ModuleTally, row: EmissionRow, sign: 1 | -1): void {
   type.rows += sign;
 }
 
+// A stored sum moved by a change: what is left when the change takes away all there was is the
+// rounding of the two (324 − 324 gives 1.1e-13), and is 0, as a sum of the rows says.
+function moved(before: number, by: number): number {
+  const after = before + by;
+  return Math.abs(after) <= 1e-12 * Math.max(Math.abs(before), Math.abs(by)) ? 0 : after;
+}
+
 /**
  * Stored stats (`carbon_report_modules.stats` as JSON text) with `change` added, as JSON text;
  * undefined when they cannot be a base: not an object with numbers for scope1, scope2, scope3,
@@ -187,15 +194,15 @@ export function addStatsChange(
     const before = byType[type];
     if (before === undefined && rows <= 0) return undefined;
     if (before !== undefined && typeof before !== "number") return undefined;
-    byType[type] = (before ?? 0) + kg;
+    byType[type] = moved(before ?? 0, kg);
   }
   const number = (k: (typeof keys)[number]) => stats[k] as number;
   return JSON.stringify({
     ...stats,
-    scope1: number("scope1") + change.scope1,
-    scope2: number("scope2") + change.scope2,
-    scope3: number("scope3") + change.scope3,
-    total: number("total") + change.total,
+    scope1: moved(number("scope1"), change.scope1),
+    scope2: moved(number("scope2"), change.scope2),
+    scope3: moved(number("scope3"), change.scope3),
+    total: moved(number("total"), change.total),
     entry_count: number("entry_count") + change.entries,
     by_emission_type: byType,
   });

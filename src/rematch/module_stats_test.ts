@@ -124,3 +124,31 @@ Deno.test("stored stats plus a change: sums, the entry count and the types; othe
     { 20001: 4 },
   );
 });
+
+Deno.test("addStatsChange: a change that takes away all there was leaves 0, not its rounding", () => {
+  const stored = JSON.stringify({
+    scope1: 0,
+    scope2: 0.1 + 0.2,
+    scope3: 0,
+    total: 0.1 + 0.2,
+    entry_count: 2,
+    by_emission_type: { 80200: 0.1 + 0.2, 80300: 1e-10 },
+  });
+  // The rows' kg summed in another order: 0.3, and 0.1 + 0.2 − 0.3 is 5.6e-17.
+  const all = -0.3;
+  const next = JSON.parse(
+    addStatsChange(stored, {
+      moduleId: 1,
+      scope1: 0,
+      scope2: all,
+      scope3: 0,
+      total: all,
+      entries: 0,
+      recompute: false,
+      byEmissionType: new Map([[80200, { kg: all, rows: 0 }]]),
+    })!,
+  );
+  assert.deepEqual([next.scope2, next.total, next.by_emission_type[80200]], [0, 0, 0]);
+  // A small amount that is there stays.
+  assert.equal(next.by_emission_type[80300], 1e-10);
+});
