@@ -191,7 +191,11 @@ export async function refreshPipelines(tx: Queryable, ids: readonly string[]): P
         end as status
       from member group by pipeline_id
     )
-    update pipelines p set status = c.status, updated_at = clock_timestamp()
+    -- An aborted pipeline did not do all it was for (what it had not done was aborted, or
+    -- handed over to a pipeline sharing it): at best PARTIAL.
+    update pipelines p set status = case
+        when p.aborted_at is not null and c.status = 'SUCCESS' then 'PARTIAL' else c.status end,
+      updated_at = clock_timestamp()
     from computed c where p.id = c.pipeline_id`;
   // An aborted pipeline left without a job of its own or one it waits for (it only shared others'
   // jobs, or handed its own over) has ended.
@@ -207,19 +211,23 @@ export async function lockPipelinesOf(
   tx: Queryable,
   job: { id: number; pipeline_id: string },
 ): Promise<{ ids: string[]; aborted: boolean }> {
-  // The job's owner as it is now, not as claimed: an abort hands a job other pipelines wait for
-  // over to one of them.
-  const rows = await tx<{ id: string; aborted: boolean; owner: boolean }[]>`
-    select p.id, p.aborted_at is not null as aborted,
-      p.id = (select pipeline_id from data_ingestion_jobs where id = ${job.id}) as owner
-    from pipelines p
+  // Locked first (an abort holds them while it hands the job over), then the job's owner read as
+  // it is now, not as claimed nor as it was when the lock was asked for: an abort hands a job
+  // other pipelines wait for over to one of them, which was among those locked here.
+  const rows = await tx<{ id: string }[]>`
+    select p.id from pipelines p
     where p.id = (select pipeline_id from data_ingestion_jobs where id = ${job.id})
        or p.id = ${job.pipeline_id}
        or p.id in (select pipeline_id from pipeline_links where job_id = ${job.id})
     order by p.id for update`;
+  const [owner] = await tx<{ id: string; aborted: boolean }[]>`
+    select p.id, p.aborted_at is not null as aborted
+    from data_ingestion_jobs j join pipelines p on p.id = j.pipeline_id
+    where j.id = ${job.id}`;
+  const ids = rows.map((r) => r.id);
   return {
-    ids: rows.map((r) => r.id),
-    aborted: rows.some((r) => r.owner && r.aborted),
+    ids: owner && !ids.includes(owner.id) ? [...ids, owner.id].sort() : ids,
+    aborted: owner?.aborted ?? false,
   };
 }
 
@@ -231,12 +239,23 @@ const WAITING_SQL = `r.state = 'NOT_STARTED' and r.locked_by is null
 /**
  * Claims the oldest claimable job, or returns null (a claim that matches nothing is a silent
  * no-op). Candidates are read `FOR UPDATE SKIP LOCKED`; a job waits for a later claim while a job
- * of an overlapping key runs, or an older one waits: same type, module and year, and the same
- * det or no det on either side (a module-wide upload writes every det of its module, so it is
- * ordered against each det's uploads). Claiming demotes the previous current job of its exact
- * (type, module, det, year) and makes this one current, in one transaction.
+ * of an overlapping key runs, or an older one waits: same type and module, and the same det and
+ * year or none on either side (a module-wide upload writes every det of its module, an entries
+ * upload without a year any year of its det, so each is ordered against the others). Claiming
+ * demotes the previous current job of its exact (type, module, det, year) and makes this one
+ * current, in one transaction. A claim that found every candidate's key being claimed by another
+ * worker tries again a moment later rather than waiting for the next poll.
  */
 export async function claimJob(sql: Sql, workerId: string): Promise<ClaimedJob | null> {
+  for (let attempt = 1;; attempt++) {
+    const outcome = await claimOnce(sql, workerId);
+    if (outcome !== "contended") return outcome;
+    if (attempt === 5) return null;
+    await new Promise((resolve) => setTimeout(resolve, 10 * attempt));
+  }
+}
+
+async function claimOnce(sql: Sql, workerId: string): Promise<ClaimedJob | null | "contended"> {
   return await sql.begin(async (tx) => {
     const waiting = tx.unsafe(WAITING_SQL);
     const candidates = await tx<JobRow[]>`
@@ -249,28 +268,31 @@ export async function claimJob(sql: Sql, workerId: string): Promise<ClaimedJob |
             and coalesce(r.module_type_id, -1) = coalesce(c.module_type_id, -1)
             and (r.data_entry_type_id is null or c.data_entry_type_id is null
               or r.data_entry_type_id = c.data_entry_type_id)
-            and coalesce(r.year, -1) = coalesce(c.year, -1)
+            and (r.year is null or c.year is null or r.year = c.year)
             and ((r.is_current and r.state = 'RUNNING') or (r.id < c.id and ${waiting})))
       order by c.id limit 5
       for update of c skip locked`;
+    let contended = false;
     for (const candidate of candidates) {
       const claimed = await claimCandidate(tx, candidate, workerId);
-      if (claimed) return claimed;
+      if (claimed === "contended") contended = true;
+      else if (claimed) return claimed;
     }
-    return null;
-  }) as ClaimedJob | null;
+    return contended ? "contended" : null;
+  }) as ClaimedJob | null | "contended";
 }
 
 async function claimCandidate(
   tx: Queryable,
   job: JobRow,
   workerId: string,
-): Promise<ClaimedJob | null> {
-  // Claims of overlapping keys take one lock: (type, module, year), whatever the det.
-  const key = jobKey({ ...job, data_entry_type_id: null });
+): Promise<ClaimedJob | null | "contended"> {
+  // Claims of overlapping keys take one lock: (type, module), whatever the det and the year.
+  const key = jobKey({ ...job, data_entry_type_id: null, year: null });
   const [lock] = await tx<{ ok: boolean }[]>`
     select pg_try_advisory_xact_lock(${JOB_KEY_LOCK_NAMESPACE}, hashtext(${key})) as ok`;
-  if (!lock.ok) return null;
+  // Another worker is claiming a job of an overlapping key: ask again in a moment.
+  if (!lock.ok) return "contended";
   // Read again under the key lock: a claim committed since the candidate read is seen now.
   const waiting = tx.unsafe(WAITING_SQL);
   const det = job.data_entry_type_id ?? -1;
@@ -279,7 +301,7 @@ async function claimCandidate(
     where r.job_type = ${job.job_type}
       and coalesce(r.module_type_id, -1) = ${job.module_type_id ?? -1}
       and (r.data_entry_type_id is null or ${det}::int = -1 or r.data_entry_type_id = ${det})
-      and coalesce(r.year, -1) = ${job.year ?? -1}
+      and (r.year is null or ${job.year ?? -1}::int = -1 or r.year = ${job.year ?? -1})
       and ((r.is_current and r.state = 'RUNNING') or (r.id < ${job.id} and ${waiting}))
     limit 1`;
   if (blocked) return null;
@@ -643,7 +665,7 @@ export async function abortPipeline(
         join data_ingestion_jobs j on j.id = l.job_id
         join pipelines p on p.id = l.pipeline_id
         where j.pipeline_id = ${pipelineId} and j.state <> 'FINISHED' and p.aborted_at is null
-        order by l.job_id, l.pipeline_id
+        order by l.job_id, p.created_at, p.id
       ), moved as (
         update data_ingestion_jobs j set pipeline_id = h.pipeline_id
         from heir h where j.id = h.job_id

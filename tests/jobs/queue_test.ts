@@ -1,12 +1,13 @@
 // The job queue of spec/interfaces.md §3, statement by statement: claim, is_current, finish CAS,
 // dedup of waiting recalcs, the stale sweep, recover, abort and pipeline status.
 import assert from "node:assert/strict";
-import { dbTest, serverBackendExpected, useTestDatabase } from "../_harness.ts";
+import { dbTest, holdInTransaction, serverBackendExpected, useTestDatabase } from "../_harness.ts";
 import type { Database } from "../../src/db/connection.ts";
 import {
   abortPipeline,
   claimJob,
   createPipeline,
+  enqueueRecalcs,
   failJob,
   finishJob,
   heartbeatJob,
@@ -424,6 +425,115 @@ dbTest(
       "FAILED",
       "SUCCESS",
     ]);
+  },
+);
+
+dbTest(
+  testDb,
+  "abort while a worker finishes the job it hands over: the worker counts it in its new owner",
+  async (db) => {
+    const d = await pipeline(db, [recalc(21, 2025)]);
+    const e = await pipeline(db, [recalc(21, 2025)]);
+    const running = (await claimJob(db.sql, "w"))!;
+    assert.equal(running.pipeline_id, d.pipelineId);
+    // D's row held, so that the abort waits first, then the worker's finish behind it.
+    const hold = await holdInTransaction(
+      db,
+      (tx) => tx`select 1 from pipelines where id = ${d.pipelineId} for update`,
+    );
+    const waiting = async (n: number) => {
+      for (let i = 0; i < 500; i++) {
+        const [{ c }] = await db.sql<{ c: number }[]>`
+          select count(*)::int as c from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock'`;
+        if (c >= n) return;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      throw new Error(`${n} sessions never waited`);
+    };
+    const abort = abortPipeline(db.sql, d.pipelineId);
+    await waiting(1);
+    const finishing = db.sql.begin(async (tx) => {
+      const counted = await lockPipelinesOf(tx, running);
+      if (counted.aborted) return "aborted";
+      assert.ok(await finishJob(tx, running, { result: "SUCCESS", message: "ok", meta: {} }));
+      await refreshPipelines(tx, counted.ids);
+      return "finished";
+    });
+    await waiting(2);
+    await hold.release();
+    assert.deepEqual(await abort, { waitingAborted: 0, running: 0 });
+    assert.equal(await finishing, "finished");
+    assert.deepEqual([await status(db, d.pipelineId), await status(db, e.pipelineId)], [
+      "FAILED",
+      "SUCCESS",
+    ]);
+  },
+  { ignore: !serverBackendExpected() },
+);
+
+dbTest(
+  testDb,
+  "abort: the oldest pipeline sharing a job inherits it; an aborted pipeline ends PARTIAL at best",
+  async (db) => {
+    // Pipeline ids are random: make the younger sharer's id sort first.
+    let a, older, younger;
+    for (;;) {
+      await db.sql`delete from pipeline_links`;
+      await db.sql`delete from data_ingestion_jobs`;
+      await db.sql`delete from pipelines`;
+      a = await pipeline(db, [recalc(20, 2025)]);
+      older = await pipeline(db, [recalc(20, 2025)]);
+      younger = await pipeline(db, [recalc(20, 2025)]);
+      if (younger.pipelineId < older.pipelineId) break;
+    }
+    await abortPipeline(db.sql, a.pipelineId);
+    const [job] = await db.sql`select pipeline_id from data_ingestion_jobs`;
+    assert.equal(job.pipeline_id, older.pipelineId);
+    await db.sql`delete from pipeline_links`;
+    await db.sql`delete from data_ingestion_jobs`;
+
+    // A reference upload done, its recalc shared and handed over by the abort: not SUCCESS.
+    const upload = await pipeline(db, [reference("rates")]);
+    const claimed = (await claimJob(db.sql, "w"))!;
+    assert.equal(claimed.id, upload.jobs[0].jobId);
+    await db.sql.begin(async (tx) => {
+      await finishJob(tx, claimed, { result: "SUCCESS", message: "ok", meta: {} });
+      await enqueueRecalcs(tx, upload.pipelineId, [{ dataEntryTypeId: 21, year: 2025 }], "t");
+      await refreshPipelines(tx, [upload.pipelineId]);
+    });
+    const sharer = await pipeline(db, [recalc(21, 2025)]);
+    assert.equal(sharer.jobs[0].shared, true);
+    await abortPipeline(db.sql, upload.pipelineId);
+    assert.equal(await status(db, upload.pipelineId), "PARTIAL");
+    assert.equal(await status(db, sharer.pipelineId), "RUNNING");
+  },
+);
+
+dbTest(
+  testDb,
+  "an entries upload without a year is ordered against the det's uploads of a year",
+  async (db) => {
+    const entries = (year: number | null): NewJob => ({
+      jobType: "entries_ingest",
+      moduleTypeId: 2,
+      dataEntryTypeId: 20,
+      year,
+      input: {
+        upload_id: crypto.randomUUID(),
+        file_name: "e.csv",
+        data_entry_type_id: 20,
+        strict: false,
+        ...(year === null ? {} : { year }),
+      },
+    } as NewJob);
+    const anyYear = await pipeline(db, [entries(null)]);
+    const ofYear = await pipeline(db, [entries(2025)]);
+    const first = (await claimJob(db.sql, "w1"))!;
+    assert.equal(first.id, anyYear.jobs[0].jobId);
+    assert.equal(await claimJob(db.sql, "w2"), null);
+    assert.ok(await finish(db, first, "SUCCESS"));
+    assert.equal((await claimJob(db.sql, "w2"))?.id, ofYear.jobs[0].jobId);
   },
 );
 
