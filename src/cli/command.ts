@@ -134,7 +134,10 @@ export function currentProgram(): string {
  * ```
  */
 export function userPath(path: string): string {
-  const started = program === "deno task" ? Deno.env.get("INIT_CWD") : undefined;
+  // deno task says it ran the task (npm_config_user_agent "deno/..."); an INIT_CWD left by npm or
+  // by hand in the environment of a plain `deno run` is not where this command was started.
+  const underDenoTask = /^deno\//.test(Deno.env.get("npm_config_user_agent") ?? "");
+  const started = program === "deno task" && underDenoTask ? Deno.env.get("INIT_CWD") : undefined;
   if (!started || isAbsolute(path) || resolve(started) === Deno.cwd()) return path;
   return resolve(started, path);
 }

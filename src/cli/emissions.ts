@@ -87,10 +87,17 @@ export const emissionsCommand = defineCommand({
     const db = await context.database();
     const slice = { det: args.det.id, year: args.year, format: args.format };
     let rows: number;
-    if (args.output) {
-      // Written beside the output and renamed into place when whole: an export that fails or is
-      // interrupted leaves the file as it was (or absent), never cut short.
-      // (Created as a new file would be, with the umask's permissions, unlike a temp file's.)
+    const existing = args.output
+      ? await Deno.lstat(args.output).catch(() => undefined)
+      : undefined;
+    if (args.output && existing && !existing.isFile) {
+      // A link, a device or a pipe (/dev/stdout, >(gzip ...)) is written through, as given.
+      using file = await Deno.open(args.output, { write: true, truncate: true });
+      rows = await exportEmissions(db, slice, file);
+    } else if (args.output) {
+      // A file is written beside and renamed into place when whole: an export that fails or is
+      // interrupted leaves it as it was (or absent), never cut short. The new one is created as
+      // a new file would be (the umask's permissions), or with those of the file it replaces.
       const partial = join(
         dirname(resolve(args.output)),
         `.${basename(args.output)}.${crypto.randomUUID().slice(0, 8)}.partial`,
@@ -100,6 +107,7 @@ export const emissionsCommand = defineCommand({
       try {
         {
           using file = await Deno.open(partial, { write: true, createNew: true, mode: 0o666 });
+          if (existing?.mode != null) await Deno.chmod(partial, existing.mode & 0o7777);
           rows = await exportEmissions(db, slice, file);
         }
         await Deno.rename(partial, args.output);

@@ -133,7 +133,8 @@ export async function runMain(argv: string[]): Promise<number> {
     // `help --help`) are the list, `help --version` the version.
     const words = rest.filter((w) => !w.startsWith("-")).flatMap((w) => w.trim().split(/\s+/));
     const json = rest.includes("--json");
-    const topic = name === "help" ? words[0] : undefined;
+    // `--help factors` is `help factors` too.
+    const topic = words[0];
     if (topic !== undefined && COMMANDS[topic]) {
       return await run(COMMANDS[topic], [...words.slice(1, 2), "--help"]);
     }

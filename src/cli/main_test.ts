@@ -97,6 +97,11 @@ Deno.test("help takes the common flags, and a command as the list names it", asy
   assert.equal(quoted.code, 0);
   assert.deepEqual(quoted, words);
   assert.match(words.printed, /factors import FILE/);
+  // `--help factors import` and `-h factors` are help on that command, as `help` would give.
+  assert.deepEqual(await quietly(() => runMain(["--help", "factors", "import"])), words);
+  const factors = await quietly(() => runMain(["-h", "factors"]));
+  assert.equal(factors.code, 0);
+  assert.deepEqual(factors, await quietly(() => runMain(["help", "factors"])));
   const bogus = await quietly(() => runMain(["help", "--bogus"]));
   assert.equal(bogus.code, 2);
   assert.match(bogus.printed, /unknown command "--bogus"/);

@@ -231,9 +231,10 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<D
  * process as before.
  */
 export function isDriverWriteAfterClose(error: unknown): boolean {
+  // The driver's function, by name: in the bundle its file is the bundle's.
   return error instanceof TypeError &&
     error.message === "Cannot read properties of null (reading 'write')" &&
-    /nextWrite \(.*\/postgres\/[^/]+\/src\/connection\.js/.test(error.stack ?? "");
+    /\bat (?:Immediate\.)?nextWrite \(/.test(error.stack ?? "");
 }
 
 let toleratingWriteAfterClose = false;

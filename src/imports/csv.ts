@@ -237,7 +237,9 @@ function syntaxError(file: string, text: string, error: unknown): FileError {
   let name: string | undefined;
   if (typeof column === "number" && (records ?? 0) > 0) {
     try {
-      const [header] = parse(text, { ...CSV_OPTIONS, to: 1 }) as string[][];
+      // The records before the one at fault read well; the header is the first holding something.
+      const before = parse(text, { ...CSV_OPTIONS, to: records }) as string[][];
+      const header = before.find((record) => !isBlank(record));
       name = header?.[column]?.trim() || undefined;
     } catch {
       // The header is readable whenever a later record is at fault; if not, no name.

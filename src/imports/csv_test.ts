@@ -93,6 +93,11 @@ Deno.test("parseCsv: a syntax error names its line (counted in CRLF files too) a
     message: "c.csv: is not valid CSV: line 3, column a: text after the closing quote of a " +
       "quoted value (a quote inside a quoted value is doubled)",
   });
+  // Blank lines before the header: the column is still named from the header.
+  assert.throws(() => parseCsv("h.csv", '\n  \nname,ef\nLaptop,0"5\n'), {
+    message: "h.csv: is not valid CSV: line 4, column ef: a quote inside a value that does not " +
+      'start with one (quote the whole value and double each quote inside it: "a ""b"" c")',
+  });
   assert.throws(() => parseCsv("u.csv", 'a,b\n1,2\n3,"4\n5,6\n'), {
     message: "u.csv: is not valid CSV: line 3, column b: a quoted value that is never closed " +
       "(its closing quote is missing)",

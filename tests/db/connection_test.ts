@@ -526,6 +526,26 @@ Deno.test({
       const run = await runDeno(["run", "-A", script, test.url!]);
       assert.equal(run.code, 0, run.err);
       assert.equal(run.out, "transaction: CONNECTION_CLOSED\nalive\n");
+      // Bundled, as dist/rematch.js carries the driver: the same.
+      const dir = await Deno.makeTempDir({ prefix: "rematch-race-bundle-" });
+      try {
+        const bundled = join(dir, "race.js");
+        const built = await runDeno([
+          "bundle",
+          "--quiet",
+          "--platform",
+          "deno",
+          "--output",
+          bundled,
+          script,
+        ]);
+        assert.equal(built.code, 0, built.err);
+        const inBundle = await runDeno(["run", "-A", bundled, test.url!], { cwd: dir });
+        assert.equal(inBundle.code, 0, inBundle.err);
+        assert.equal(inBundle.out, "transaction: CONNECTION_CLOSED\nalive\n");
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
     } finally {
       await test.drop();
     }

@@ -316,3 +316,29 @@ dbTest(
   },
   { ignore: !serverBackendExpected() },
 );
+
+dbTest(
+  testDb,
+  "emissions export: a file replaced keeps its permissions; a link is written through",
+  async (db) => {
+    await seedSlice(db);
+    const dir = await Deno.makeTempDir({ dir: tempDir });
+    const argv = (
+      output: string,
+    ) => ["export", "--det", "plane", "--year", "2025", "--output", output];
+    const privateFile = join(dir, "private.csv");
+    await Deno.writeTextFile(privateFile, "old\n", { mode: 0o600 });
+    await Deno.chmod(privateFile, 0o600);
+    assert.equal((await runOn(emissionsCommand, db, argv(privateFile))).exitCode, 0);
+    assert.equal((await Deno.stat(privateFile)).mode! & 0o777, 0o600);
+    assert.match(await Deno.readTextFile(privateFile), /^entry_id,/);
+
+    const target = join(dir, "2025.csv");
+    await Deno.writeTextFile(target, "old\n");
+    const link = join(dir, "latest.csv");
+    await Deno.symlink(target, link);
+    assert.equal((await runOn(emissionsCommand, db, argv(link))).exitCode, 0);
+    assert.ok((await Deno.lstat(link)).isSymlink, "still a link");
+    assert.match(await Deno.readTextFile(target), /^entry_id,/);
+  },
+);

@@ -19,7 +19,13 @@ Deno.test({
       );
       // As `deno task` starts a task from `here`: INIT_CWD says so, the process runs in the
       // checkout (runScript's working directory).
-      const env = { DATABASE_URL: "", REMATCH_DATA_DIR: join(dir, "db"), INIT_CWD: here };
+      // What deno task sets: where it was started, and that it is deno task.
+      const env = {
+        DATABASE_URL: "",
+        REMATCH_DATA_DIR: join(dir, "db"),
+        INIT_CWD: here,
+        npm_config_user_agent: "deno/2.9.6 npm/? deno/2.9.6 linux x86_64",
+      };
       const imported = await runScript("rates", ["import", "rates.csv", "--json"], env);
       assert.equal(imported.code, 0, imported.err);
       assert.equal(JSON.parse(imported.out).inserted, 1);
@@ -36,6 +42,36 @@ Deno.test({
       assert.equal(exported.code, 0, exported.err);
       assert.equal(JSON.parse(exported.out).output, join(here, "it.csv"));
       assert.match(await Deno.readTextFile(join(here, "it.csv")), /^entry_id,/);
+      // Entries and factor files too; an export of factors is written there as well.
+      // (The export is no entries file: read from here, it is refused for its columns.)
+      const entries = await runScript("entries", ["import", "it.csv", "--det", "it"], env);
+      assert.equal(entries.code, 1);
+      assert.match(entries.err, /work\/it\.csv: missing required columns unit, year/);
+      await Deno.writeTextFile(
+        join(here, "train.csv"),
+        "country_code,ef_kg_co2eq_per_km\nCH,0.01\n",
+      );
+      const factors = await runScript(
+        "factors",
+        ["import", "train.csv", "--det", "train", "--year", "2025"],
+        env,
+      );
+      assert.equal(factors.code, 0, factors.err);
+      const exportedFactors = await runScript(
+        "factors",
+        ["export", "--det", "train", "--year", "2025", "--output", "train-out.csv"],
+        env,
+      );
+      assert.equal(exportedFactors.code, 0, exportedFactors.err);
+      assert.match(await Deno.readTextFile(join(here, "train-out.csv")), /^country_code,/);
+      // An INIT_CWD that deno task did not set (npm's, or one left in the environment) is not
+      // where a plain `deno run` was started: paths stay the process's.
+      const plain = await runScript("rates", ["import", "rates.csv"], {
+        ...env,
+        npm_config_user_agent: "npm/10.0.0 node/v20",
+      });
+      assert.equal(plain.code, 1);
+      assert.match(plain.err, /rates\.csv: cannot be read/);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
