@@ -341,6 +341,24 @@ Deno.test("reference csv: JSON lines take the same fields, numbers and nulls all
   assert.equal(parsed.rowErrors[2].message, "expected a string or a number, got true");
 });
 
+Deno.test("reference csv: a column the import ignores is never judged; JSON lines end at a lone CR", () => {
+  const csv = parseReferenceText(
+    "rates",
+    "r.csv",
+    `year,currency,eur_per_unit,note\n2025,chf,1.05,${"x".repeat(70_000)}\n2025,usd,0.9,a\u0000b\n`,
+  );
+  assert.deepEqual(csv.rowErrors, []);
+  assert.deepEqual(csv.rows.map((r) => r.currency), ["chf", "usd"]);
+  const jsonl = parseReferenceText(
+    "rates",
+    "r.jsonl",
+    '{"year": 2025, "currency": "chf", "eur_per_unit": 1.05}\r{not json\r' +
+      '{"year": 2025, "currency": "usd", "eur_per_unit": 0.9}\r',
+  );
+  assert.deepEqual(jsonl.rows.map((r) => r.currency), ["chf", "usd"]);
+  assert.deepEqual(jsonl.rowErrors.map((e) => e.line), [2]);
+});
+
 Deno.test("reference csv: .ndjson is JSON lines too, with a leading BOM dropped", () => {
   const parsed = parseReferenceText(
     "rates",

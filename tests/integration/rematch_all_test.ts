@@ -8,6 +8,7 @@ import {
   useTestDatabase,
 } from "../_harness.ts";
 import { rematchCommand } from "../../src/cli/rematch.ts";
+import { freezeModules } from "../../src/history/freeze.ts";
 import type { Database } from "../../src/db/connection.ts";
 import { lockSlice } from "../../src/db/locks.ts";
 import { createTestEntries, emissionRows, importFactorText, IT_HEADER } from "./_slice.ts";
@@ -165,4 +166,20 @@ dbTest(testDb, "--all --dry-run: every det reported as dry-run, nothing written"
     assert.match(text.out, /^member 2025 changes:$/m, which.join(" "));
   }
   assert.deepEqual(await emissionRows(db.sql, [it]), before);
+
+  // What a frozen module holds back is said for --all as for --det.
+  await db.sql.begin((tx) =>
+    freezeModules(tx, { unitCode: "U1", year: 2025, moduleTypeId: 4 }, { reason: "validated" })
+  );
+  const frozen = await runCaptured(onDatabase(rematchCommand, db), [
+    "--all",
+    "--year",
+    "2025",
+    "--dry-run",
+  ]);
+  assert.equal(frozen.code, 0, frozen.err);
+  assert.match(
+    frozen.out,
+    /^it 2025: 1 entries of frozen module \d+ not written; they would move \+27\.456 kg$/m,
+  );
 });

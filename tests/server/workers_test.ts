@@ -9,6 +9,7 @@ import { createServerDatabase, eventually, serverUrl, spawnScript } from "./_ser
 import {
   emissionKg,
   holdMiddleEmission,
+  holdSliceLock,
   importFactorText,
   itFactors,
   planeFactors,
@@ -301,44 +302,77 @@ Deno.test({
 
 Deno.test({
   ...options,
-  name: "worker --json: standard output is one JSON document; the log goes to stderr",
+  name: "a second SIGTERM ends a worker at once, with SIGTERM's exit code",
   async fn() {
     const database = await createServerDatabase();
-    const script = new URL("../../scripts/worker.ts", import.meta.url).pathname;
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-q", "-A", script, "--database-url", database.url, "--json"],
-      env: { NO_COLOR: "1" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    let stderr = "";
-    const reading = (async () => {
-      for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-        stderr += chunk;
-      }
-    })();
+    const { db, url } = database;
+    // Its job waits for a slice another transaction holds: the first signal waits for the job.
+    const held = await holdSliceLock(db, 20, 2025);
+    const worker = spawnWorker(url, ["--grace", "60"]);
     try {
-      await eventually(
-        () => Promise.resolve(/ worker_started /.test(stderr) ? true : undefined),
-        "the worker's start on stderr",
-      );
+      await worker.waitFor(started);
+      const { jobId } = await queueRecalc(db, "plane", 2025);
+      await worker.waitFor((e) => e.event === "job_started" && e.job_id === jobId);
+      worker.kill("SIGTERM");
+      await worker.waitFor((e) => e.event === "worker_stopping");
+      worker.kill("SIGTERM");
+      assert.equal(await worker.exited, 143, worker.stderr());
+      assert.ok(worker.events.some((e) => e.event === "worker_killed"));
     } finally {
-      child.kill("SIGTERM");
-      const stdout = new TextDecoder().decode(
-        new Uint8Array(await new Response(child.stdout).arrayBuffer()),
-      );
-      const status = await child.status;
-      await reading;
+      worker.kill("SIGKILL");
+      await held.release();
       await database.drop();
-      assert.equal(status.code, 0, stderr);
-      const doc = JSON.parse(stdout);
-      assert.deepEqual(Object.keys(doc), ["worker", "stopped"]);
-      assert.equal(doc.stopped, "SIGTERM");
-      assert.match(stderr, / worker_stopped /);
     }
   },
 });
+
+for (
+  const [command, extra, startedEvent, stoppedEvent, keys] of [
+    ["worker", [], "worker_started", "worker_stopped", ["worker", "stopped"]],
+    ["serve", ["--port", "18377"], "server_listening", "server_stopped", ["url", "stopped"]],
+  ] as const
+) {
+  Deno.test({
+    ...options,
+    name: `${command} --json: standard output is one JSON document; the log goes to stderr`,
+    async fn() {
+      const database = await createServerDatabase();
+      const script = new URL(`../../scripts/${command}.ts`, import.meta.url).pathname;
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-q", "-A", script, "--database-url", database.url, ...extra, "--json"],
+        env: { NO_COLOR: "1" },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      let stderr = "";
+      const reading = (async () => {
+        for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+          stderr += chunk;
+        }
+      })();
+      try {
+        await eventually(
+          () => Promise.resolve(stderr.includes(` ${startedEvent} `) ? true : undefined),
+          `${command}'s start on stderr`,
+        );
+      } finally {
+        child.kill("SIGTERM");
+        const stdout = new TextDecoder().decode(
+          new Uint8Array(await new Response(child.stdout).arrayBuffer()),
+        );
+        const status = await child.status;
+        await reading;
+        await database.drop();
+        assert.equal(status.code, 0, stderr);
+        const doc = JSON.parse(stdout);
+        assert.deepEqual(Object.keys(doc), [...keys]);
+        assert.equal(doc.stopped, "SIGTERM");
+        assert.ok(stderr.includes(` ${stoppedEvent} `), stderr);
+      }
+    },
+  });
+}
 
 Deno.test({
   ...options,
