@@ -87,9 +87,7 @@ export const emissionsCommand = defineCommand({
     const db = await context.database();
     const slice = { det: args.det.id, year: args.year, format: args.format };
     let rows: number;
-    const existing = args.output
-      ? await Deno.lstat(args.output).catch(() => undefined)
-      : undefined;
+    const existing = args.output ? await Deno.lstat(args.output).catch(() => undefined) : undefined;
     if (args.output && existing && !existing.isFile) {
       // A link, a device or a pipe (/dev/stdout, >(gzip ...)) is written through, as given.
       using file = await Deno.open(args.output, { write: true, truncate: true });

@@ -17,10 +17,10 @@ import type { LockSliceOptions } from "./locks.ts";
 import {
   type CsvTable,
   FileError,
-  notUtf8,
   readCsvFile,
   requireColumns,
   rowProblem,
+  utf8Pieces,
 } from "../imports/csv.ts";
 import { checkImportFile, openImportFile } from "../imports/file.ts";
 import { type DataEntryType, findDataEntryType, unknownDataEntryType } from "../reference/enums.ts";
@@ -200,15 +200,8 @@ async function* readLines(
   maxBytes?: number,
 ): AsyncGenerator<{ number: number; text: string; tooLong?: boolean }> {
   const file = await openImportFile(path, { maxBytes });
-  // A leading BOM is dropped by the decoder; invalid UTF-8 throws.
-  const decoder = new TextDecoder("utf-8", { fatal: true });
-  const decode = (chunk?: Uint8Array) => {
-    try {
-      return chunk ? decoder.decode(chunk, { stream: true }) : decoder.decode();
-    } catch {
-      return undefined;
-    }
-  };
+  // A leading BOM is dropped by the decoder; invalid UTF-8 throws, naming where.
+  const decode = utf8Pieces(path, path);
   let pending = "";
   let tooLong = false;
   let number = 0;
@@ -220,8 +213,7 @@ async function* readLines(
     return result;
   };
   for await (const chunk of file) {
-    const decoded = decode(chunk);
-    if (decoded === undefined) throw await notUtf8(path, path);
+    const decoded = await decode(chunk);
     // Any line end ends a line (\r\n, \n or a lone \r, as the CSV reader takes them); a \r
     // that ends the piece may be the first half of a \r\n, so it waits for the next piece.
     let text = pending + decoded;
@@ -235,9 +227,7 @@ async function* readLines(
       pending = "";
     }
   }
-  const rest = decode();
-  if (rest === undefined) throw await notUtf8(path, path);
-  pending = (pending + rest).replace(/\r$/, "");
+  pending = (pending + await decode()).replace(/\r$/, "");
   if (pending !== "" || tooLong) yield line(pending);
 }
 

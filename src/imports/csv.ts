@@ -113,13 +113,35 @@ export async function notUtf8(file: string, path: string): Promise<FileError> {
 function invalidUtf8At(bytes: Uint8Array): string {
   const at = firstInvalidUtf8(bytes);
   if (at === undefined) return "";
-  let line = 1;
-  for (let i = 0; i < at; i++) {
-    if (bytes[i] === 0x0a || (bytes[i] === 0x0d && bytes[i + 1] !== 0x0a)) line++;
-  }
+  const line = lineAtByte(bytes, at);
   const hex = bytes[at].toString(16).padStart(2, "0");
   return `: line ${line}, byte ${at + 1} (0x${hex}) does not start a UTF-8 character ` +
     `(save the file as UTF-8)`;
+}
+
+// The 1-based line the byte at `offset` is on: \n, \r\n and a lone \r each end a line.
+function lineAtByte(bytes: Uint8Array, offset: number): number {
+  let line = 1;
+  for (let i = 0; i < Math.min(offset, bytes.length); i++) {
+    if (bytes[i] === 0x0a || (bytes[i] === 0x0d && bytes[i + 1] !== 0x0a)) line++;
+  }
+  return line;
+}
+
+/**
+ * Decodes a file read in pieces as UTF-8 (a leading BOM dropped); a piece that is not UTF-8
+ * rejects with {@linkcode notUtf8}'s error, which reads `path` again to say where. `decode()`
+ * without a piece ends the file.
+ */
+export function utf8Pieces(file: string, path: string): (piece?: Uint8Array) => Promise<string> {
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  return async (piece) => {
+    try {
+      return piece ? decoder.decode(piece, { stream: true }) : decoder.decode();
+    } catch {
+      throw await notUtf8(file, path);
+    }
+  };
 }
 
 // The offset of the first byte of the first sequence that is not well-formed UTF-8 (RFC 3629:
@@ -229,11 +251,7 @@ function syntaxError(file: string, text: string, error: unknown): FileError {
   };
   if (typeof bytes !== "number") return new FileError(file, `is not valid CSV: ${message}`);
   // `bytes` is where the field at fault starts (its delimiter), in UTF-8 bytes of the text.
-  const encoded = new TextEncoder().encode(text);
-  let line = 1;
-  for (let i = 0; i < Math.min(bytes, encoded.length); i++) {
-    if (encoded[i] === 0x0a || (encoded[i] === 0x0d && encoded[i + 1] !== 0x0a)) line++;
-  }
+  const line = lineAtByte(new TextEncoder().encode(text), bytes);
   let name: string | undefined;
   if (typeof column === "number" && (records ?? 0) > 0) {
     try {

@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { Queryable, Sql } from "../db/connection.ts";
 import { FileError } from "../imports/file.ts";
-import { notUtf8 } from "../imports/csv.ts";
+import { utf8Pieces } from "../imports/csv.ts";
 
 /** Bytes per stored chunk: memory stays bounded by this while a file is stored or read. */
 export const UPLOAD_CHUNK_BYTES = 1024 * 1024;
@@ -94,7 +94,7 @@ export async function storeUpload(
   const id = crypto.randomUUID();
   const fileName = safeFileName(local.fileName);
   const hash = createHash("sha256");
-  const decoder = new TextDecoder("utf-8", { fatal: true });
+  const decode = utf8Pieces(fileName, local.path);
   let head = "";
   let blank = true;
   const read = (text: string) => {
@@ -111,29 +111,17 @@ export async function storeUpload(
     for await (const chunk of chunked(file.readable, UPLOAD_CHUNK_BYTES)) {
       hash.update(chunk);
       size += chunk.byteLength;
-      const text = decodeOrUndefined(() => decoder.decode(chunk, { stream: true }));
-      if (text === undefined) throw await notUtf8(fileName, local.path);
-      read(text);
+      read(await decode(chunk));
       await tx`insert into upload_chunks (upload_id, seq, data)
         values (${id}, ${seq++}, ${Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)})`;
     }
-    const rest = decodeOrUndefined(() => decoder.decode());
-    if (rest === undefined) throw await notUtf8(fileName, local.path);
-    read(rest);
+    read(await decode());
     if (blank) throw new FileError(fileName, "is empty (expected a header row)");
     local.checkHeader?.(headerLine(head), fileName);
     sha256 = hash.digest("hex");
     await tx`update uploads set size_bytes = ${size}, sha256 = ${sha256} where id = ${id}`;
   });
   return { id, path: uploadPath(id), fileName, sizeBytes: size, sha256, header: headerLine(head) };
-}
-
-function decodeOrUndefined(decode: () => string): string | undefined {
-  try {
-    return decode();
-  } catch {
-    return undefined;
-  }
 }
 
 /**
