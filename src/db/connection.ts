@@ -237,6 +237,28 @@ export function isDriverWriteAfterClose(error: unknown): boolean {
     /\bat (?:Immediate\.)?nextWrite \(/.test(error.stack ?? "");
 }
 
+/**
+ * Whether an error says the connection it came through is gone: closed or reset, or the server
+ * ending the session (`pg_terminate_backend`, a shutdown, a restart). Nothing more can be sent
+ * on it; the server has rolled back its transaction.
+ */
+export function isConnectionLost(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== "string") return false;
+  return [
+    "CONNECTION_CLOSED",
+    "CONNECTION_ENDED",
+    "CONNECTION_DESTROYED",
+    "CONNECT_TIMEOUT",
+    "ECONNRESET",
+    "ECONNREFUSED",
+    "EPIPE",
+    "57P01", // admin_shutdown (pg_terminate_backend, a fast shutdown)
+    "57P02", // crash_shutdown
+    "57P03", // cannot_connect_now
+  ].includes(code) || code.startsWith("08"); // connection exceptions
+}
+
 let toleratingWriteAfterClose = false;
 
 function tolerateDriverWriteAfterClose(): void {

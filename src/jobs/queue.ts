@@ -2,7 +2,7 @@
 // finish compare-and-set, heartbeats, the stale sweep, abort, recover and pipeline status.
 // Multi-row work always locks pipelines first (in id order), then jobs: no two transactions
 // can wait on each other crosswise.
-import type { Queryable, Sql } from "../db/connection.ts";
+import { isConnectionLost, type Queryable, type Sql } from "../db/connection.ts";
 import { getDataEntryType } from "../reference/enums.ts";
 import type {
   ChainedRecalc,
@@ -478,21 +478,8 @@ export async function retryJob(
  */
 export function isTransientDatabaseError(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code !== "string") return false;
-  return [
-    "CONNECTION_CLOSED",
-    "CONNECTION_ENDED",
-    "CONNECTION_DESTROYED",
-    "CONNECT_TIMEOUT",
-    "ECONNRESET",
-    "ECONNREFUSED",
-    "EPIPE",
-    "57P01", // admin_shutdown (pg_terminate_backend, a fast shutdown)
-    "57P02", // crash_shutdown
-    "57P03", // cannot_connect_now
-    "40001", // serialization_failure
-    "40P01", // deadlock_detected
-  ].includes(code) || code.startsWith("08"); // connection exceptions
+  // serialization_failure, deadlock_detected
+  return isConnectionLost(error) || code === "40001" || code === "40P01";
 }
 
 /** What a heartbeat learned. */

@@ -8,7 +8,7 @@ import {
   storedRowOf,
   type StoredRowSelect,
 } from "../db/emissions.ts";
-import { type Queryable, type ReservedSql, type Sql, untilSent } from "../db/connection.ts";
+import { type Queryable, type Sql, untilSent } from "../db/connection.ts";
 import type { EntryData } from "../handlers/types.ts";
 import type { SliceChunk, SliceEntry } from "./types.ts";
 
@@ -226,29 +226,69 @@ export async function* readSliceBeside(
   entryIds?: readonly number[],
 ): AsyncGenerator<SliceChunk> {
   if (moduleIds.length === 0 || entryIds?.length === 0) return;
-  let session: ReservedSql;
+  const [{ snapshot }] = await tx<
+    { snapshot: string }[]
+  >`select pg_export_snapshot() as snapshot`;
+  // The reader's transaction runs in a callback of `begin`, which fails as soon as its
+  // connection is lost (a statement sent on a connection already gone would never be answered,
+  // and the rematch would wait forever with its own transaction open): its chunks are handed over
+  // here one at a time, each taken before the next is asked for, as from the cursor itself.
+  const waiting: SliceChunk[] = [];
+  let started = false;
+  let ended = false;
+  let failure: unknown;
+  let stopped = false;
+  let wake: (() => void) | undefined;
+  let taken: (() => void) | undefined;
+  const producer = reader.begin("isolation level repeatable read read only", async (session) => {
+    started = true;
+    await session.unsafe(`set transaction snapshot '${snapshot.replace(/'/g, "''")}'`);
+    for await (const chunk of readSlice(session, detId, moduleIds, chunkSize, entryIds)) {
+      if (stopped) break;
+      waiting.push(chunk);
+      const next = new Promise<void>((resolve) => taken = resolve);
+      wake?.();
+      await next;
+      if (stopped) break;
+    }
+  }).then(
+    () => {
+      ended = true;
+      wake?.();
+    },
+    (error) => {
+      failure = error;
+      ended = true;
+      wake?.();
+    },
+  );
   try {
-    session = await reader.reserve();
-  } catch {
-    // No second session to be had (the server's connection limit, say): the transaction reads.
+    while (true) {
+      const chunk = waiting.shift();
+      if (chunk) {
+        // Resumed when the next chunk is asked for; if none is (the caller stopped), in finally.
+        yield chunk;
+        const resume = taken;
+        taken = undefined;
+        resume?.();
+        continue;
+      }
+      if (ended) break;
+      await new Promise<void>((resolve) => wake = resolve);
+      wake = undefined;
+    }
+  } finally {
+    stopped = true;
+    taken?.();
+    await producer;
+  }
+  if (failure === undefined) return;
+  // No second session to be had (the server's connection limit, say): the transaction reads.
+  if (!started) {
     yield* readSlice(tx, detId, moduleIds, chunkSize, entryIds);
     return;
   }
-  let open = false;
-  try {
-    const [{ snapshot }] = await tx<
-      { snapshot: string }[]
-    >`select pg_export_snapshot() as snapshot`;
-    await session.unsafe("begin isolation level repeatable read read only");
-    open = true;
-    await session.unsafe(`set transaction snapshot '${snapshot.replace(/'/g, "''")}'`);
-    yield* readSlice(session, detId, moduleIds, chunkSize, entryIds);
-    open = false;
-    await session.unsafe("commit");
-  } finally {
-    if (open) await session.unsafe("rollback").catch(() => {});
-    session.release();
-  }
+  throw failure;
 }
 
 /**

@@ -13,8 +13,15 @@ import {
   redactSecrets,
 } from "../../src/db/connection.ts";
 import { SCHEMA_VERSION, schemaVersion } from "../../src/db/migrate.ts";
-import { createTestDatabase, runCaptured, serverBackendExpected } from "../_harness.ts";
+import {
+  createTestDatabase,
+  holdInTransaction,
+  runCaptured,
+  serverBackendExpected,
+  untilSomeoneWaitsForALock,
+} from "../_harness.ts";
 import { runDeno } from "../_deno.ts";
+import { createTestEntries, importFactorText, IT_HEADER } from "../integration/_slice.ts";
 import { migrateCommand } from "../../src/cli/migrate.ts";
 import { emissionsCommand } from "../../src/cli/emissions.ts";
 import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
@@ -546,6 +553,53 @@ Deno.test({
       } finally {
         await Deno.remove(dir, { recursive: true });
       }
+    } finally {
+      await test.drop();
+    }
+  },
+});
+
+Deno.test({
+  name: "a rematch whose second session's connection is lost fails at once, its transaction " +
+    "rolled back, instead of waiting forever",
+  ignore: !serverBackendExpected(),
+  ...dbOptions,
+  async fn() {
+    const test = await createTestDatabase();
+    const { db } = test;
+    try {
+      await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.1\n`);
+      const laptop = { name: "laptop", equipment_class: "Laptop", sub_class: "Standard" };
+      await createTestEntries(db, "it", 2025, Array.from({ length: 600 }, () => laptop));
+      await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.2\n`);
+      const before = await db.sql`select sum(kg_co2eq) as kg from data_entry_emissions`;
+      // The rematch stops halfway on a row held here; meanwhile its reader's session (in a
+      // transaction, without writes) is ended from outside.
+      const held = await holdInTransaction(
+        db,
+        (tx) => tx`select id from data_entry_emissions order by id offset 300 limit 1 for update`,
+      );
+      const rematch = recalculateForDataEntryType(db, {
+        dataEntryType: "it",
+        year: 2025,
+        chunkSize: 50,
+      });
+      rematch.catch(() => {});
+      await untilSomeoneWaitsForALock(db);
+      const ended = await db.sql`
+        select pg_terminate_backend(pid) as ended from pg_stat_activity
+        where datname = current_database() and pid <> pg_backend_pid()
+          and xact_start is not null and backend_xid is null`;
+      assert.deepEqual(ended.map((r) => r.ended), [true], "the reader was found and ended");
+      await held.release();
+      await assert.rejects(() => within(30, "the rematch", rematch), (error: Error) => {
+        assert.doesNotMatch(error.message, /still running/);
+        return true;
+      });
+      assert.deepEqual(await db.sql`select sum(kg_co2eq) as kg from data_entry_emissions`, before);
+      const open = await db.sql`select pid from pg_stat_activity
+        where datname = current_database() and pid <> pg_backend_pid() and xact_start is not null`;
+      assert.deepEqual([...open], [], "no transaction left open");
     } finally {
       await test.drop();
     }

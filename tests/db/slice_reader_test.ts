@@ -35,10 +35,11 @@ function counting(db: Database): { db: Database; reserved: () => number } {
   let reserved = 0;
   const reader = new Proxy(db.readerSql!, {
     get(target, property, receiver) {
-      if (property !== "reserve") return Reflect.get(target, property, receiver);
-      return () => {
+      // The reader's transactions: one per read beside.
+      if (property !== "begin") return Reflect.get(target, property, receiver);
+      return (...args: Parameters<Sql["begin"]>) => {
         reserved++;
-        return target.reserve();
+        return (target.begin as (...a: Parameters<Sql["begin"]>) => unknown)(...args);
       };
     },
   }) as Sql;
