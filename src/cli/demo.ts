@@ -56,9 +56,7 @@ export const demoCommand = defineCommand({
     const tempDir = args["data-dir"]
       ? undefined
       : Deno.makeTempDirSync({ prefix: "rematch-demo-" });
-    const forget = tempDir
-      ? onInterrupt(() => Deno.removeSync(tempDir, { recursive: true }))
-      : () => {};
+    const forget = tempDir ? onInterrupt(() => removeNow(tempDir)) : () => {};
     const dataDir = args["data-dir"] ?? join(tempDir!, "db");
     if (args["data-dir"] && (await isNonEmptyDir(dataDir))) {
       throw new Error(`--data-dir ${dataDir} is not empty: the demo needs a fresh database`);
@@ -162,5 +160,18 @@ async function isNonEmptyDir(path: string): Promise<boolean> {
     return false;
   } catch {
     return false;
+  }
+}
+
+// Removes a directory at once, trying again while files still being written into it make it
+// not empty (the embedded database writes as it starts).
+function removeNow(dir: string): void {
+  for (let attempt = 1;; attempt++) {
+    try {
+      Deno.removeSync(dir, { recursive: true });
+      return;
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound || attempt === 5) return;
+    }
   }
 }

@@ -48,16 +48,24 @@ Deno.test({
         stdout: "null",
         stderr: "piped",
       }).spawn();
-      // Its directory exists (and its database is being created in it): stop it there.
-      let seen = false;
-      for (let i = 0; i < 1000 && !seen; i++) {
-        seen = [...Deno.readDirSync(tmp)].some((e) => e.name.startsWith("rematch-demo-"));
-        if (!seen) await new Promise((r) => setTimeout(r, 10));
+      // Its database is open in its directory and it is seeding: stop it there.
+      let stderr = "";
+      const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+      while (!stderr.includes("seeding")) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        stderr += value;
       }
+      const seen = [...Deno.readDirSync(tmp)].some((e) => e.name.startsWith("rematch-demo-"));
       child.kill("SIGINT");
-      const ended = await child.output();
-      assert.ok(seen, "the demo made its directory");
-      assert.equal(ended.code, 130, new TextDecoder().decode(ended.stderr));
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        stderr += value;
+      }
+      const ended = await child.status;
+      assert.ok(seen, `the demo made its directory: ${stderr}`);
+      assert.equal(ended.code, 130, stderr);
       assert.deepEqual([...Deno.readDirSync(tmp)].map((e) => e.name), []);
     } finally {
       await Deno.remove(tmp, { recursive: true });
