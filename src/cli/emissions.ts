@@ -87,18 +87,29 @@ export const emissionsCommand = defineCommand({
     const db = await context.database();
     const slice = { det: args.det.id, year: args.year, format: args.format };
     let rows: number;
-    const existing = args.output ? await Deno.lstat(args.output).catch(() => undefined) : undefined;
-    if (args.output && existing && !existing.isFile) {
-      // A link, a device or a pipe (/dev/stdout, >(gzip ...)) is written through, as given.
-      using file = await Deno.open(args.output, { write: true, truncate: true });
+    // Where the rows go: the output, or through a link to its target (the link stays a link).
+    let destination = args.output;
+    // /dev/stdout, /proc/self/fd/N: the stream they stand for, written through as given.
+    const stream = destination !== undefined && /^\/(dev|proc)\//.test(resolve(destination));
+    if (
+      destination && !stream && (await Deno.lstat(destination).catch(() => undefined))?.isSymlink
+    ) {
+      destination = await Deno.realPath(destination).catch(() =>
+        resolve(dirname(args.output!), Deno.readLinkSync(args.output!))
+      );
+    }
+    const existing = destination ? await Deno.stat(destination).catch(() => undefined) : undefined;
+    if (destination && (stream || (existing && !existing.isFile))) {
+      // A device or a pipe (/dev/stdout, >(gzip ...)) is written through, as given.
+      using file = await Deno.open(destination, { write: true, create: true, truncate: !stream });
       rows = await exportEmissions(db, slice, file);
-    } else if (args.output) {
+    } else if (destination) {
       // A file is written beside and renamed into place when whole: an export that fails or is
       // interrupted leaves it as it was (or absent), never cut short. The new one is created as
       // a new file would be (the umask's permissions), or with those of the file it replaces.
       const partial = join(
-        dirname(resolve(args.output)),
-        `.${basename(args.output)}.${crypto.randomUUID().slice(0, 8)}.partial`,
+        dirname(resolve(destination)),
+        `.${basename(destination)}.${crypto.randomUUID().slice(0, 8)}.partial`,
       );
       // Set before the file exists (a signal may come while it is being created).
       const forget = onInterrupt(() => Deno.removeSync(partial));
@@ -108,7 +119,7 @@ export const emissionsCommand = defineCommand({
           if (existing?.mode != null) await Deno.chmod(partial, existing.mode & 0o7777);
           rows = await exportEmissions(db, slice, file);
         }
-        await Deno.rename(partial, args.output);
+        await Deno.rename(partial, destination);
       } catch (error) {
         await Deno.remove(partial).catch(() => {});
         throw error;
@@ -135,7 +146,8 @@ export const emissionsCommand = defineCommand({
       exitCode: EXIT.ok,
       json: summary,
       // With the rows on standard output nothing else is printed there.
-      text: args.output
+      // With the rows on standard output (or a stream standing for it), nothing else goes there.
+      text: args.output && !stream
         ? `${rows} emission rows of ${args.det.name} ${args.year} written to ${args.output} (${args.format})`
         : "",
     };

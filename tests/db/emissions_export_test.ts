@@ -340,5 +340,19 @@ dbTest(
     assert.equal((await runOn(emissionsCommand, db, argv(link))).exitCode, 0);
     assert.ok((await Deno.lstat(link)).isSymlink, "still a link");
     assert.match(await Deno.readTextFile(target), /^entry_id,/);
+    // A link to nothing yet: its target is created, the link stays.
+    const dangling = join(dir, "next.csv");
+    await Deno.symlink(join(dir, "2026.csv"), dangling);
+    assert.equal((await runOn(emissionsCommand, db, argv(dangling))).exitCode, 0);
+    assert.ok((await Deno.lstat(dangling)).isSymlink, "still a link");
+    assert.match(await Deno.readTextFile(join(dir, "2026.csv")), /^entry_id,/);
+    // Only the files named: no partial file left beside any of them.
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), [
+      "2025.csv",
+      "2026.csv",
+      "latest.csv",
+      "next.csv",
+      "private.csv",
+    ]);
   },
 );
