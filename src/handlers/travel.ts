@@ -121,7 +121,10 @@ const plane: Handler = {
     if (!haul) {
       return {
         none: true,
-        warning: `no haul band of the year's plane factors covers ${oneTrip} km`,
+        // A year without any plane factor says so (no year stands in for another).
+        warning: set.factors.length === 0
+          ? `no plane factors for ${set.year} (a year's factors are not taken from another year)`
+          : `no haul band of the year's plane factors covers ${oneTrip} km`,
       };
     }
     return {

@@ -52,6 +52,10 @@ Deno.test("plane: the lowest-id factor of a category sets its haul band", () => 
   const none = compute("plane", toParis, swapped, airports);
   assert.deepEqual(none.rows, []);
   assert.match(none.warnings[0], /no haul band of the year's plane factors covers 503 km/);
+  // A year without plane factors at all says so.
+  const nothing = compute("plane", toParis, [], airports);
+  assert.deepEqual(nothing.rows, []);
+  assert.match(nothing.warnings[0], /^no plane factors for \d{4} \(a year's factors are not taken/);
 });
 
 Deno.test("plane: overlapping bands are tried in category-name order, not id order", () => {
