@@ -413,6 +413,39 @@ async function requeue(
   return "requeued";
 }
 
+/** The job as `claim` still holds it (same worker, same attempt, RUNNING), locked; else none. */
+async function heldJob(tx: Queryable, claim: ClaimedJob): Promise<JobRow | undefined> {
+  const [job] = await tx<JobRow[]>`
+    select * from data_ingestion_jobs
+    where id = ${claim.id} and locked_by = ${claim.locked_by} and attempts = ${claim.attempts}
+      and state = 'RUNNING'
+    for update`;
+  return job;
+}
+
+/**
+ * A job that stopped for `why` (its worker gone silent, its connection lost): back to the queue
+ * with its attempt counted while it has attempts left, else ended ERROR saying so.
+ */
+async function requeueOrEnd(
+  tx: Queryable,
+  job: JobRow,
+  why: string,
+): Promise<{ outcome: ReturnedJob["outcome"]; message: string }> {
+  if (job.attempts < job.max_attempts) {
+    const message =
+      `${why}; returned to the queue (attempt ${job.attempts} of ${job.max_attempts} used)`;
+    return { outcome: await requeue(tx, job, message, { restoreAttempt: false }), message };
+  }
+  const message = `${why}; no attempts left (${job.attempts} of ${job.max_attempts}): not retried`;
+  await tx`
+    update data_ingestion_jobs
+    set state = 'FINISHED', result = 'ERROR', status_message = ${message},
+      finished_at = clock_timestamp()
+    where id = ${job.id}`;
+  return { outcome: "failed", message };
+}
+
 /**
  * A worker that stops gracefully gives its job back: rolled back, NOT_STARTED again, the
  * attempt not counted (the job did not fail).
@@ -420,11 +453,7 @@ async function requeue(
 export async function releaseJob(sql: Sql, claim: ClaimedJob, message: string): Promise<boolean> {
   return await sql.begin(async (tx) => {
     const pipelines = await lockPipelinesOf(tx, claim);
-    const [job] = await tx<JobRow[]>`
-      select * from data_ingestion_jobs
-      where id = ${claim.id} and locked_by = ${claim.locked_by} and attempts = ${claim.attempts}
-        and state = 'RUNNING'
-      for update`;
+    const job = await heldJob(tx, claim);
     if (!job) return false;
     await requeue(tx, job, message, { restoreAttempt: true });
     await refreshPipelines(tx, pipelines.ids);
@@ -441,34 +470,15 @@ export async function retryJob(
   sql: Sql,
   claim: ClaimedJob,
   why: string,
-): Promise<"requeued" | "handed-over" | "failed" | false> {
+): Promise<ReturnedJob["outcome"] | false> {
   return await sql.begin(async (tx) => {
     const pipelines = await lockPipelinesOf(tx, claim);
-    const [job] = await tx<JobRow[]>`
-      select * from data_ingestion_jobs
-      where id = ${claim.id} and locked_by = ${claim.locked_by} and attempts = ${claim.attempts}
-        and state = 'RUNNING'
-      for update`;
+    const job = await heldJob(tx, claim);
     if (!job) return false;
-    let outcome: "requeued" | "handed-over" | "failed";
-    if (job.attempts < job.max_attempts) {
-      outcome = await requeue(
-        tx,
-        job,
-        `${why}; returned to the queue (attempt ${job.attempts} of ${job.max_attempts} used)`,
-        { restoreAttempt: false },
-      );
-    } else {
-      await tx`
-        update data_ingestion_jobs
-        set state = 'FINISHED', result = 'ERROR', finished_at = clock_timestamp(),
-          status_message = ${`${why}; no attempts left (${job.attempts} of ${job.max_attempts}): not retried`}
-        where id = ${job.id}`;
-      outcome = "failed";
-    }
+    const { outcome } = await requeueOrEnd(tx, job, why);
     await refreshPipelines(tx, pipelines.ids);
     return outcome;
-  }) as "requeued" | "handed-over" | "failed" | false;
+  }) as ReturnedJob["outcome"] | false;
 }
 
 /**
@@ -546,26 +556,10 @@ export async function sweepStaleJobs(sql: Sql, staleSeconds: number): Promise<Re
           and locked_at < clock_timestamp() - make_interval(secs => ${staleSeconds})
         for update skip locked`;
       if (!job) return undefined;
-      const why = describeStale(job);
-      let result: ReturnedJob;
-      if (job.attempts < job.max_attempts) {
-        const message =
-          `${why}; returned to the queue (attempt ${job.attempts} of ${job.max_attempts} used)`;
-        result = {
-          id: job.id,
-          outcome: await requeue(tx, job, message, { restoreAttempt: false }),
-          message,
-        };
-      } else {
-        const message =
-          `${why}; no attempts left (${job.attempts} of ${job.max_attempts}): not retried`;
-        await tx`
-          update data_ingestion_jobs
-          set state = 'FINISHED', result = 'ERROR', status_message = ${message},
-            finished_at = clock_timestamp()
-          where id = ${job.id}`;
-        result = { id: job.id, outcome: "failed", message };
-      }
+      const result: ReturnedJob = {
+        id: job.id,
+        ...await requeueOrEnd(tx, job, describeStale(job)),
+      };
       await refreshPipelines(tx, pipelines.ids);
       return result;
     });
@@ -645,7 +639,8 @@ export async function abortPipeline(
     await tx`delete from pipeline_links where pipeline_id = ${pipelineId}`;
     // Its unfinished jobs that other pipelines wait for are theirs now (the oldest link's): the
     // work they asked for goes on, and a running one is not aborted.
-    const handedOver = await tx<{ id: number; owner: string }[]>`
+    // (A data-modifying WITH runs whether or not the rest reads it.)
+    await tx`
       with heir as (
         select distinct on (l.job_id) l.job_id, l.pipeline_id
         from pipeline_links l
@@ -656,12 +651,9 @@ export async function abortPipeline(
       ), moved as (
         update data_ingestion_jobs j set pipeline_id = h.pipeline_id
         from heir h where j.id = h.job_id
-        returning j.id, h.pipeline_id as owner
       )
-      select id, owner from moved`;
-    for (const { id, owner } of handedOver) {
-      await tx`delete from pipeline_links where pipeline_id = ${owner} and job_id = ${id}`;
-    }
+      delete from pipeline_links l using heir h
+      where l.pipeline_id = h.pipeline_id and l.job_id = h.job_id`;
     const waiting = await tx`
       update data_ingestion_jobs
       set state = 'FINISHED', result = 'ERROR', status_message = 'aborted',

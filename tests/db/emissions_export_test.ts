@@ -234,6 +234,17 @@ dbTest(testDb, "emissions CLI: export to a file, summary, usage errors", async (
   }
 });
 
+/** `emissions export` of plane 2025 to `output`. */
+const exportTo = (output: string) => [
+  "export",
+  "--det",
+  "plane",
+  "--year",
+  "2025",
+  "--output",
+  output,
+];
+
 dbTest(
   testDb,
   "emissions export: an export that fails or is interrupted leaves its output file as it was",
@@ -249,19 +260,7 @@ dbTest(
     );
     const script = new URL("../../scripts/emissions.ts", import.meta.url).pathname;
     const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-q",
-        "-A",
-        script,
-        "export",
-        "--det",
-        "plane",
-        "--year",
-        "2025",
-        "--output",
-        out,
-      ],
+      args: ["run", "-q", "-A", script, ...exportTo(out)],
       env: { DATABASE_URL: testDb.current.url! },
       stdout: "piped",
       stderr: "piped",
@@ -277,18 +276,11 @@ dbTest(
     assert.equal(await Deno.readTextFile(out), "the export of yesterday\n");
     assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["plane.csv"]);
 
-    // A failing export (its file cannot take the output's name: a directory has it) leaves
-    // nothing of its own either.
+    // A failing export (a directory has the output's name) leaves nothing of its own either.
     const taken = join(dir, "taken.csv");
     await Deno.mkdir(taken);
     const failed = await runCli(emissionsCommand, [
-      "export",
-      "--det",
-      "plane",
-      "--year",
-      "2025",
-      "--output",
-      taken,
+      ...exportTo(taken),
       "--database-url",
       testDb.current.url!,
     ]);
@@ -298,15 +290,7 @@ dbTest(
       "taken.csv",
     ]);
 
-    const done = await runOn(emissionsCommand, db, [
-      "export",
-      "--det",
-      "plane",
-      "--year",
-      "2025",
-      "--output",
-      out,
-    ]);
+    const done = await runOn(emissionsCommand, db, exportTo(out));
     assert.equal(done.exitCode, 0);
     assert.match(await Deno.readTextFile(out), /^entry_id,module_id,/);
     assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), [
@@ -319,17 +303,14 @@ dbTest(
 
 dbTest(
   testDb,
-  "emissions export: a file replaced keeps its permissions; a link is written through",
+  "emissions export: a file replaced keeps its permissions; through a link, its target is written",
   async (db) => {
     await seedSlice(db);
     const dir = await Deno.makeTempDir({ dir: tempDir });
-    const argv = (
-      output: string,
-    ) => ["export", "--det", "plane", "--year", "2025", "--output", output];
     const privateFile = join(dir, "private.csv");
     await Deno.writeTextFile(privateFile, "old\n", { mode: 0o600 });
     await Deno.chmod(privateFile, 0o600);
-    assert.equal((await runOn(emissionsCommand, db, argv(privateFile))).exitCode, 0);
+    assert.equal((await runOn(emissionsCommand, db, exportTo(privateFile))).exitCode, 0);
     assert.equal((await Deno.stat(privateFile)).mode! & 0o777, 0o600);
     assert.match(await Deno.readTextFile(privateFile), /^entry_id,/);
 
@@ -337,13 +318,13 @@ dbTest(
     await Deno.writeTextFile(target, "old\n");
     const link = join(dir, "latest.csv");
     await Deno.symlink(target, link);
-    assert.equal((await runOn(emissionsCommand, db, argv(link))).exitCode, 0);
+    assert.equal((await runOn(emissionsCommand, db, exportTo(link))).exitCode, 0);
     assert.ok((await Deno.lstat(link)).isSymlink, "still a link");
     assert.match(await Deno.readTextFile(target), /^entry_id,/);
     // A link to nothing yet: its target is created, the link stays.
     const dangling = join(dir, "next.csv");
     await Deno.symlink(join(dir, "2026.csv"), dangling);
-    assert.equal((await runOn(emissionsCommand, db, argv(dangling))).exitCode, 0);
+    assert.equal((await runOn(emissionsCommand, db, exportTo(dangling))).exitCode, 0);
     assert.ok((await Deno.lstat(dangling)).isSymlink, "still a link");
     assert.match(await Deno.readTextFile(join(dir, "2026.csv")), /^entry_id,/);
     // Only the files named: no partial file left beside any of them.

@@ -161,28 +161,23 @@ dbTest(
       assert.equal(wrongType.status, 415);
       assert.equal(errorOf(wrongType.body).code, "unsupported_file");
       // A field given twice, or a second file in a dispatch, is a bad request: which was meant?
-      const twice = planeForm(new TextEncoder().encode("x\n"), "plane.csv");
-      twice.append("year", "2024");
-      const twiceResponse = await call(server.url, "/v1/sync/dispatch", {
-        method: "POST",
-        body: twice,
-      });
-      assert.equal(twiceResponse.status, 400);
-      assert.equal(
-        errorOf(twiceResponse.body).message,
-        "field year: given twice (expected it once)",
-      );
-      const two = planeForm(new TextEncoder().encode("x\n"), "plane.csv");
-      two.append("file", new Blob(["y\n"]), "other.csv");
-      const twoResponse = await call(server.url, "/v1/sync/dispatch", {
-        method: "POST",
-        body: two,
-      });
-      assert.equal(twoResponse.status, 400);
-      assert.equal(
-        errorOf(twoResponse.body).message,
-        "field file: one file per request (this one sends more)",
-      );
+      const refusals: [(form: FormData) => void, string][] = [
+        [(form) => form.append("year", "2024"), "field year: given twice (expected it once)"],
+        [
+          (form) => form.append("file", new Blob(["y\n"]), "other.csv"),
+          "field file: one file per request (this one sends more)",
+        ],
+      ];
+      for (const [add, message] of refusals) {
+        const form = planeForm(new TextEncoder().encode("x\n"), "plane.csv");
+        add(form);
+        const response = await call(server.url, "/v1/sync/dispatch", {
+          method: "POST",
+          body: form,
+        });
+        assert.equal(response.status, 400);
+        assert.equal(errorOf(response.body).message, message);
+      }
       assert.deepEqual(await countRows(db), { uploads: 0, jobs: 0 });
     } finally {
       await server.stop();
