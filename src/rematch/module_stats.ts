@@ -151,11 +151,35 @@ function count(tally: ModuleTally, row: EmissionRow, sign: 1 | -1): void {
   type.rows += sign;
 }
 
-// A stored sum moved by a change: what is left when the change takes away all there was is the
-// rounding of the two (324 − 324 gives 1.1e-13), and is 0, as a sum of the rows says.
-function moved(before: number, by: number): number {
+/**
+ * A kg total as the project reports it: a sum of many rows' kg to 12 significant digits. Summed in
+ * another order (a full rematch adds every row in entry order, a targeted one moves the recorded
+ * total by what it changed, the server sums in storage order), the same rows give totals that
+ * differ in their last bits (2378.4500000000003 against 2378.45): the rows are identical, and so
+ * is what is reported. Totals are stored unrounded, so that moving them loses nothing.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { reportedKg } from "./module_stats.ts";
+ * assert.equal(reportedKg(2328.15 + (100.6 - 50.3)), 2378.45);
+ * assert.equal(reportedKg(0.1 + 0.2), 0.3);
+ * ```
+ */
+export function reportedKg(kg: number): number {
+  return Number.isFinite(kg) && kg !== 0 ? Number(kg.toPrecision(12)) : kg;
+}
+
+/** Below this share of the larger of a sum and its change, a moved sum is 0 (see `movedSum`). */
+export const MOVED_TO_ZERO = 1e-12;
+
+/**
+ * A stored sum moved by a change: what is left when the change takes away all there was is the
+ * rounding of the two (324 − 324 gives 1.1e-13), and is 0, as a sum of the rows says.
+ */
+export function movedSum(before: number, by: number): number {
   const after = before + by;
-  return Math.abs(after) <= 1e-12 * Math.max(Math.abs(before), Math.abs(by)) ? 0 : after;
+  return Math.abs(after) <= MOVED_TO_ZERO * Math.max(Math.abs(before), Math.abs(by)) ? 0 : after;
 }
 
 /**
@@ -194,15 +218,15 @@ export function addStatsChange(
     const before = byType[type];
     if (before === undefined && rows <= 0) return undefined;
     if (before !== undefined && typeof before !== "number") return undefined;
-    byType[type] = moved(before ?? 0, kg);
+    byType[type] = movedSum(before ?? 0, kg);
   }
   const number = (k: (typeof keys)[number]) => stats[k] as number;
   return JSON.stringify({
     ...stats,
-    scope1: moved(number("scope1"), change.scope1),
-    scope2: moved(number("scope2"), change.scope2),
-    scope3: moved(number("scope3"), change.scope3),
-    total: moved(number("total"), change.total),
+    scope1: movedSum(number("scope1"), change.scope1),
+    scope2: movedSum(number("scope2"), change.scope2),
+    scope3: movedSum(number("scope3"), change.scope3),
+    total: movedSum(number("total"), change.total),
     entry_count: number("entry_count") + change.entries,
     by_emission_type: byType,
   });

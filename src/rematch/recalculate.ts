@@ -19,7 +19,7 @@ import { EntryComputeError, type EntryData, type Handler } from "../handlers/typ
 import { ROLLUP_EMISSION_TYPE_IDS } from "../reference/emission_types.ts";
 import { getDataEntryType } from "../reference/enums.ts";
 import { MAX_YEAR, MIN_YEAR, yearProblem } from "../reference/years.ts";
-import { ModuleStatsDeltas } from "./module_stats.ts";
+import { ModuleStatsDeltas, movedSum, reportedKg } from "./module_stats.ts";
 import {
   classifyFactorChanges,
   diffFactorIds,
@@ -390,7 +390,7 @@ export async function rematchSlice(
     if (!dryRun && !restricted && recorded && recorded.kgTotal !== total) {
       await store.recordKgTotal(det.id, year, total);
     }
-    result.kgBefore = result.kgAfter = total;
+    result.kgBefore = result.kgAfter = reportedKg(total);
     result.durationMs = Math.round(performance.now() - started);
     return result;
   }
@@ -558,7 +558,7 @@ export async function rematchSlice(
   await writing;
   result.entriesRead = result.entries;
   if (totalBefore !== undefined) {
-    result.kgAfter = totalBefore + (result.kgAfter - result.kgBefore);
+    result.kgAfter = movedSum(totalBefore, result.kgAfter - result.kgBefore);
     result.kgBefore = totalBefore;
   }
 
@@ -577,10 +577,19 @@ export async function rematchSlice(
     }
   }
   if (diff) result.diff = diff;
+  // Recorded as summed, reported without the residue of the order of the additions.
+  const kgTotal = result.kgAfter;
+  result.kgBefore = reportedKg(result.kgBefore);
+  result.kgAfter = reportedKg(result.kgAfter);
   result.modules = [...modules.values()].sort((a, b) => a.moduleId - b.moduleId);
+  for (const m of result.modules) {
+    m.kgBefore = reportedKg(m.kgBefore);
+    m.kgAfter = reportedKg(m.kgAfter);
+    m.heldBackKg = reportedKg(m.heldBackKg);
+  }
   result.durationMs = Math.round(performance.now() - started);
   if (!dryRun && !restricted) {
-    await recordState(store, result, decision, comparison, inputs, differences);
+    await recordState(store, result, kgTotal, decision, comparison, inputs, differences);
   } else if (
     !dryRun && result.emissionsInserted + result.emissionsUpdated + result.emissionsDeleted > 0
   ) {
@@ -615,6 +624,7 @@ async function markChunk(
 async function recordState(
   store: SliceStore,
   result: RematchResult,
+  kgTotal: number,
   decision: ScopeDecision,
   comparison: SliceComparison,
   inputs: ComputeInputs,
@@ -637,7 +647,7 @@ async function recordState(
     factors: inputs.factors.factors,
     differences,
     summary,
-    kgTotal: result.kgAfter,
+    kgTotal,
   });
 }
 

@@ -14,6 +14,7 @@ import type {
 import { ROLLUP_EMISSION_TYPE_IDS } from "../reference/emission_types.ts";
 import { SETTING_DEFAULT_DIGESTS, settingDigests } from "../compute/settings.ts";
 import { type DataEntryType, type DetName, getDataEntryType } from "../reference/enums.ts";
+import { MOVED_TO_ZERO, reportedKg } from "./module_stats.ts";
 import type { RematchResult } from "./types.ts";
 
 /**
@@ -704,9 +705,12 @@ export async function shiftSliceKgTotals(
   }
   const moved = [...bySlice.values()].filter((s) => s.kg !== 0);
   if (moved.length === 0) return;
-  // Rounded to the microgram: the residue of float additions (0.1 + 0.2 - 0.3) would otherwise
-  // stay in the total, write after write, until the next full rematch sums the rows again.
-  await sql`update slice_states s set kg_total = round((s.kg_total + w.kg)::numeric, 9)::float8
+  // Moved as module stats are (see `movedSum`): kept as summed (reports round it, see
+  // `reportedKg`), and 0 where the move took away what there was (0.3 - 0.1 - 0.2 leaves 2.8e-17
+  // in floats).
+  await sql`update slice_states s set kg_total = case
+      when abs(s.kg_total + w.kg) <= ${MOVED_TO_ZERO}::float8 * greatest(abs(s.kg_total), abs(w.kg))
+      then 0 else s.kg_total + w.kg end
     from unnest(${moved.map((s) => s.dataEntryTypeId)}::int[], ${
     moved.map((s) => s.year)
   }::int[], ${moved.map((s) => s.kg)}::float8[]) as w(det, year, kg)
@@ -965,7 +969,7 @@ export async function sliceStatus(
         join carbon_reports r on r.id = m.carbon_report_id
       where x.emission_type_id <> all(${[...ROLLUP_EMISSION_TYPE_IDS]}::int[]) ${filter()}
       group by 1, 2`;
-    for (const t of totals) kg.set(key(t.det, t.year), t.kg);
+    for (const t of totals) kg.set(key(t.det, t.year), reportedKg(t.kg));
   }
 
   const statuses: SliceStatus[] = [];
