@@ -53,13 +53,15 @@ export async function recalculationStatus(
   const imports = await lastFactorImports(sql, year, dets);
   // The job (if any) of the run that recorded the slice's state: the last whole-slice rematch
   // that read something (a no-op records no state; a module-restricted one none either). A job
-  // finished since without committing a rematch (aborted, failed) is not it.
+  // finished since without committing a rematch (aborted, failed) is not it. The latest run by its
+  // own id (`r.id`: a bare `id` would be the output column, the job's id, with runs outside jobs
+  // sorting first).
   const recalcJobs = await sql<{ det: number; id: number | null }[]>`
-    select distinct on (data_entry_type_id) data_entry_type_id as det, job_id as id
-    from rematch_runs
-    where year = ${year} and data_entry_type_id = any(${dets}::int[]) and scope <> 'none'
-      and not (result ? 'carbonReportModuleIds')
-    order by data_entry_type_id, id desc`;
+    select distinct on (r.data_entry_type_id) r.data_entry_type_id as det, r.job_id as id
+    from rematch_runs r
+    where r.year = ${year} and r.data_entry_type_id = any(${dets}::int[]) and r.scope <> 'none'
+      and not (r.result ? 'carbonReportModuleIds')
+    order by r.data_entry_type_id, r.id desc`;
   const recalc = new Map(recalcJobs.map((j) => [j.det, j.id]));
   return slices.map((slice) => {
     const det = getDataEntryType(slice.dataEntryTypeId);

@@ -666,6 +666,16 @@ dbTest(
       await recalculateForDataEntryType(db, { dataEntryType: "plane", year: 2025, full: true });
       const byHand = (await slice()).last_recalc as Body;
       assert.deepEqual([byHand.scope, byHand.job_id], ["full", null]);
+      // A job after it is the last recalc again: the latest run names its job (runs outside jobs
+      // have none, and must not sort before it).
+      const forced = await call(
+        base,
+        "/v1/sync/recalculate-emissions/professional_travel/plane?year=2025&full=true",
+        { method: "POST" },
+      );
+      await followPipeline(base, (forced.body as Body).pipeline_id as string);
+      const last = (await slice()).last_recalc as Body;
+      assert.deepEqual([last.scope, last.job_id], ["full", (forced.body as Body).job_id]);
     });
   },
 );
