@@ -57,6 +57,8 @@ export async function createPipeline(
   pipeline: { kind: string; actor: string | null; meta?: Record<string, unknown> },
   jobs: readonly NewJob[],
 ): Promise<CreatedPipeline> {
+  // Its status follows its jobs: without any, it would stay RUNNING for good.
+  if (jobs.length === 0) throw new RangeError("a pipeline needs at least one job");
   const id = crypto.randomUUID();
   await tx`
     insert into pipelines (id, kind, status, meta, actor)

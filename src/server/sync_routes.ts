@@ -58,7 +58,10 @@ export function syncRoutes(app: ApiApp, context: RouteContext): void {
         202: json(S.DispatchedMany, "queued"),
         ...ERRORS,
         404: json(S.ErrorResponse, "no such module"),
-        409: json(S.ErrorResponse, "only_stale and no det of the module is stale"),
+        409: json(
+          S.ErrorResponse,
+          "the module has no data entry types, or only_stale and none of them is stale",
+        ),
       },
     }),
     async (c) => {
@@ -66,6 +69,14 @@ export function syncRoutes(app: ApiApp, context: RouteContext): void {
       const { year, only_stale } = c.req.valid("query");
       const module = pathModule(module_type_id);
       let dets = listDataEntryTypes().filter((d) => d.moduleTypeId === module.id);
+      // A pipeline of no job would stay RUNNING for good.
+      if (dets.length === 0) {
+        throw new ApiError(
+          409,
+          "nothing_to_recalculate",
+          `module ${module.name} has no data entry types: nothing to recalculate`,
+        );
+      }
       if (only_stale) {
         const stale = new Set(
           (await recalculationStatus(sql, year, module.id))

@@ -424,6 +424,19 @@ dbTest(
       );
       assert.equal(none.status, 409);
       assert.equal(errorOf(none.body).code, "nothing_stale");
+      // A module without dets has nothing to queue: refused, no pipeline left running for good.
+      const pipelineCount = (await db.sql`select count(*)::int as n from pipelines`)[0].n;
+      const empty = await call(
+        base,
+        "/v1/sync/recalculate-emissions/research_facilities?year=2025",
+        {
+          method: "POST",
+        },
+      );
+      assert.equal(empty.status, 409);
+      assert.equal(errorOf(empty.body).code, "nothing_to_recalculate");
+      assert.match(errorOf(empty.body).message, /research_facilities has no data entry types/);
+      assert.equal((await db.sql`select count(*)::int as n from pipelines`)[0].n, pipelineCount);
     });
   },
 );
