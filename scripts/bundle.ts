@@ -7,6 +7,7 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import denoConfig from "../deno.json" with { type: "json" };
+import { checkToolArgs } from "./_args.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 /** Packages the bundle loads from npm on use instead of carrying them. */
@@ -49,7 +50,14 @@ export async function buildBundle(target = join(ROOT, "dist", "rematch.js")): Pr
   return (await Deno.stat(target)).size;
 }
 
+const USAGE = `Usage: deno task bundle
+
+Builds dist/rematch.js: one JavaScript file with every command and the migrations, for hosts that
+have Deno and nothing else (deno run -A rematch.js help). The embedded database is loaded from npm
+when a command first runs without DATABASE_URL; against a server it is never loaded.`;
+
 if (import.meta.main) {
+  checkToolArgs("bundle", USAGE);
   try {
     const size = await buildBundle();
     console.log(

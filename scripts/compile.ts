@@ -8,6 +8,7 @@ import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { VERSION } from "../src/version.ts";
+import { checkToolArgs } from "./_args.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const OUTPUT = "bin/rematch";
@@ -66,7 +67,16 @@ export async function findDenort(timeoutMs = 5000): Promise<DenortSource> {
   }
 }
 
+const USAGE = `Usage: deno task compile
+
+Builds bin/rematch, one executable with every command (bin/rematch help), with \`deno compile\`.
+That needs denort, Deno's runtime for compiled programs, of this Deno's version: DENORT_BIN, else
+one a previous compile left in Deno's cache, else Deno's release server. Without any, it says so
+and builds nothing:
+${BUNDLE_HINT}.`;
+
 if (import.meta.main) {
+  checkToolArgs("compile", USAGE);
   const denort = await findDenort();
   if (!denort.ok) {
     console.error(`compile: ${denort.problem}; ${BUNDLE_HINT}`);

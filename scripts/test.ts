@@ -1,6 +1,7 @@
 // `deno task test`: fmt, lint and type checks, then the test suite, ending with one plain line
 // `N passed, N failed` read from Deno's JUnit report. Arguments name test paths (default: all).
 import { join } from "node:path";
+import { checkToolArgs } from "./_args.ts";
 
 async function run(args: string[]): Promise<number> {
   const child = new Deno.Command(Deno.execPath(), { args, stdout: "inherit", stderr: "inherit" })
@@ -19,16 +20,7 @@ The database the tests use: TEST_DATABASE_URL or DATABASE_URL (one database per 
 that server), else a Docker engine (a postgres:15 container), else embedded PGlite per test file;
 REMATCH_TEST_BACKEND=embedded forces embedded.`;
 
-const flags = Deno.args.filter((a) => a.startsWith("-"));
-if (flags.some((f) => f === "--help" || f === "-h")) {
-  console.log(USAGE);
-  Deno.exit(0);
-}
-const unknown = flags.find((f) => f !== "--no-checks");
-if (unknown) {
-  console.error(`test: unknown flag ${unknown}; see deno task test --help`);
-  Deno.exit(2);
-}
+checkToolArgs("test", USAGE, { flags: ["--no-checks"], positionals: true });
 const paths = Deno.args.filter((a) => !a.startsWith("-"));
 const skipChecks = Deno.args.includes("--no-checks");
 if (!skipChecks) {
