@@ -186,6 +186,27 @@ export function usageErrorLine(command: string, message: string): string {
 }
 
 /**
+ * The flag that takes one value and was given it twice (`--year 2025 --year 2024`: which one was
+ * meant?), as a usage error's message; undefined when none was.
+ */
+function givenTwice(
+  tokens: NonNullable<ReturnType<typeof parseArgs>["tokens"]>,
+  options: ParseArgsOptionsConfig,
+): string | undefined {
+  const seen = new Map<string, string | undefined>();
+  for (const token of tokens) {
+    if (token.kind !== "option" || options[token.name]?.multiple) continue;
+    if (options[token.name]?.type !== "string") continue;
+    if (seen.has(token.name)) {
+      const values = [seen.get(token.name), token.value].map((v) => JSON.stringify(v ?? ""));
+      return `--${token.name} given twice (${values.join(" and ")}): give it once`;
+    }
+    seen.set(token.name, token.value);
+  }
+  return undefined;
+}
+
+/**
  * The one-line summary of a command: its `summary`, else the first sentence of its usage text's
  * description (the first paragraph not starting with "Usage").
  */
@@ -234,11 +255,19 @@ export async function runCommand<T>(spec: CommandSpec<T>, argv: string[]): Promi
     const options = { ...COMMON_OPTIONS, ...spec.options };
     let parsed;
     try {
-      parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+      parsed = parseArgs({
+        args: argv,
+        options,
+        allowPositionals: true,
+        strict: true,
+        tokens: true,
+      });
     } catch (error) {
       throw new UsageError(describeParseError(error, options));
     }
     const values = parsed.values as Record<string, unknown>;
+    const twice = givenTwice(parsed.tokens, options);
+    if (twice && !values.help) throw new UsageError(twice);
     if (values.help) {
       console.log(nameProgram(`${spec.usage}\n\n${COMMON_USAGE}`));
       return EXIT.ok;

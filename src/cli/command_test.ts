@@ -57,6 +57,14 @@ Deno.test("usage errors: one line saying what is wrong and where the help is, ex
     [["--det", "plane", "--year", "2025", "--all=yes"], "echo: --all takes no value"],
     [["--det", "plane", "--year", "2025", "extra"], "echo: arguments: echo takes flags only"],
     [["--det", "plane", "--year", "2025", "--all"], "echo: --all is not for echo"],
+    [
+      ["--det", "plane", "--year", "2025", "--year", "2024"],
+      'echo: --year given twice ("2025" and "2024"): give it once',
+    ],
+    [
+      ["--det=it", "--det", "plane", "--year", "2025"],
+      'echo: --det given twice ("it" and "plane"): give it once',
+    ],
   ];
   for (const [argv, start] of cases) {
     const result = await run(argv);
@@ -69,6 +77,11 @@ Deno.test("usage errors: one line saying what is wrong and where the help is, ex
   assert.match(
     ambiguous.err,
     /^echo: --year expects a value \(one starting with "-" is given as --year=-VALUE\); see/,
+  );
+  // A flag without a value given twice is no question: the same either way.
+  assert.equal(
+    (await run(["--det", "it", "--year", "2025", "--all", "--all"])).err,
+    "echo: --all is not for echo; see deno task echo --help",
   );
   // Two problems at once: still one line.
   const two = await run(["--det", "laptop"]);
