@@ -34,10 +34,15 @@ export const json = (schema: z.ZodType, description: string) => ({
   description,
 });
 
+/** What a 500 says of itself: nothing of the error is shown. */
+export const INTERNAL_ERROR =
+  "internal error (the database was lost, or a bug): nothing of it is shown, the server log says more";
+
 /** The error responses every authenticated route may give. */
 export const ERRORS = {
   400: json(S.ErrorResponse, "invalid request: the message names the field"),
   401: json(S.ErrorResponse, "missing or wrong bearer token"),
+  500: json(S.ErrorResponse, INTERNAL_ERROR),
 };
 
 /** The routes' security requirement (a bearer token, when tokens are configured). */

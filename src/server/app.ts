@@ -15,7 +15,7 @@ import { emissionRoutes } from "./emission_routes.ts";
 import { ApiError, describeIssues, errorBody } from "./errors.ts";
 import { historyRoutes } from "./history_routes.ts";
 import { MultipartError } from "./multipart.ts";
-import { type Env, json, type RouteContext } from "./_routes.ts";
+import { type Env, INTERNAL_ERROR, json, type RouteContext } from "./_routes.ts";
 import * as S from "./schemas.ts";
 import { syncRoutes } from "./sync_routes.ts";
 import { UnsupportedFileError } from "./upload.ts";
@@ -137,7 +137,10 @@ export function createApi(options: ApiOptions): OpenAPIHono<Env> {
       method: "get",
       path: "/healthz",
       summary: "Liveness and the database in use",
-      responses: { 200: json(S.Health, "the server and its database answer") },
+      responses: {
+        200: json(S.Health, "the server and its database answer"),
+        500: json(S.ErrorResponse, INTERNAL_ERROR),
+      },
     }),
     async (c) => {
       return c.json({

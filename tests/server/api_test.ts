@@ -296,6 +296,17 @@ dbTest(testDb, "the OpenAPI document describes every route from the same schemas
     ) {
       assert.ok(doc.paths[path]?.[method], `${method} ${path}`);
     }
+    // Any route may fail inside (the database lost): each says so, with the error body it gets.
+    for (const [path, methods] of Object.entries(doc.paths)) {
+      for (const [method, operation] of Object.entries(methods as Record<string, Body>)) {
+        const responses = operation.responses as Record<string, Body>;
+        assert.deepEqual(
+          responses["500"]?.content,
+          { "application/json": { schema: { $ref: "#/components/schemas/Error" } } },
+          `${method} ${path}: 500`,
+        );
+      }
+    }
     // The JSON export's rows, key for key as the export writes them.
     const exported = doc.paths["/v1/emissions"].get as {
       responses: { 200: { content: Record<string, { schema: Body }> } };
