@@ -3,6 +3,7 @@ import { join } from "node:path";
 import {
   dbTest,
   holdInTransaction,
+  runCaptured,
   runCli,
   runOn,
   serverBackendExpected,
@@ -279,12 +280,13 @@ dbTest(
     // A failing export (a directory has the output's name) leaves nothing of its own either.
     const taken = join(dir, "taken.csv");
     await Deno.mkdir(taken);
-    const failed = await runCli(emissionsCommand, [
+    const failed = await runCaptured(emissionsCommand, [
       ...exportTo(taken),
       "--database-url",
       testDb.current.url!,
     ]);
     assert.equal(failed.code, 1, failed.err);
+    assert.match(failed.err, /taken\.csv/);
     assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), [
       "plane.csv",
       "taken.csv",
