@@ -55,15 +55,44 @@ export interface EntryComputation {
  */
 export function validateEntryData(handler: Handler, data: unknown): EntryData {
   if (normalFormOf(handler.entrySchema)?.(data)) return data as EntryData;
-  const parsed = handler.entrySchema.safeParse(data);
+  const parsed = handler.entrySchema.safeParse(data, { reportInput: true });
   if (!parsed.success) throw new EntryComputeError(describeIssues(parsed.error));
   return parsed.data;
 }
 
-/** One line naming each invalid field and what was expected. */
+/**
+ * One line naming each invalid field, what was expected and, when the parse reported its input
+ * (`reportInput`) and the message does not say it already, what it got.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { z } from "zod";
+ * import { describeIssues } from "./compute_entry.ts";
+ * const schema = z.object({ km: z.number({ error: "expected a number" }), to: z.string() });
+ * const parsed = schema.safeParse({ km: "far" }, { reportInput: true });
+ * assert.equal(
+ *   describeIssues(parsed.error!),
+ *   'km: expected a number, got "far"; to: Invalid input: expected string, received undefined',
+ * );
+ * ```
+ */
 export function describeIssues(error: z.ZodError): string {
-  return error.issues.map((i) => `${i.path.length ? i.path.join(".") : "data"}: ${i.message}`)
-    .join("; ");
+  return error.issues.map((i) => {
+    const field = i.path.length ? i.path.join(".") : "data";
+    const input = (i as { input?: unknown }).input;
+    // A value, not a whole object (a check across fields) nor a blank (the message says so).
+    const said = input === undefined || input === "" || typeof input === "object" ||
+      /\b(got|received)\b/.test(i.message);
+    const got = said ? "" : `, got ${shown(input)}`;
+    return `${field}: ${i.message}${got}`;
+  }).join("; ");
+}
+
+// A value in a message: as JSON, cut short past 40 characters.
+function shown(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 40 ? `${text.slice(0, 37)}...` : text;
 }
 
 /**

@@ -165,7 +165,7 @@ function toEntry(
   defaultDet: DataEntryType | undefined,
   onlyYear: number | undefined,
 ): NewEntry | string {
-  const parsed = envelopeSchema.safeParse(value);
+  const parsed = envelopeSchema.safeParse(value, { reportInput: true });
   if (!parsed.success) return describeIssues(parsed.error);
   const { unit, year, data, data_entry_type: named } = parsed.data;
   if (onlyYear !== undefined && year !== onlyYear) {

@@ -470,7 +470,7 @@ dbTest(
     assert.deepEqual(result.errors.map((e) => e.message), [
       'line 2: source_key: "L1" is already the key of line 1 (one entry per key in a unit, year and module)',
       "line 4: source_key: give the key as source_key or as id, not both",
-      "line 5: source_key: expected a text or an integer",
+      "line 5: source_key: expected a text or an integer, got 1.5",
     ]);
   },
 );
@@ -571,7 +571,7 @@ dbTest(
     });
     assert.equal(result.created, 2);
     assert.deepEqual(result.errors.map((e) => e.message), [
-      "line 6: active_usage_hours_per_week: expected a number",
+      'line 6: active_usage_hours_per_week: expected a number, got "lots"',
       'line 7: __kg_co2eq_override__: expected a finite decimal number of kg CO2-eq, got "many"',
     ]);
     const [overridden, computed] = await stored(db);
