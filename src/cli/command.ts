@@ -7,6 +7,7 @@ import { z } from "zod";
 import {
   type Database,
   type DatabaseAccess,
+  isConnectionLost,
   openDatabase,
   redactSecrets,
 } from "../db/connection.ts";
@@ -322,10 +323,22 @@ export async function runCommand<T>(spec: CommandSpec<T>, argv: string[]): Promi
   } catch (error) {
     stopSignals();
     const usage = error instanceof UsageError;
-    const message = nameProgram(redact(error instanceof Error ? error.message : String(error)));
+    let message = nameProgram(redact(error instanceof Error ? error.message : String(error)));
+    // Lost once open (a server restarted, a session terminated): say what it means for the work.
+    const lost = db !== undefined && isConnectionLost(error);
+    if (lost) {
+      message = `the connection to the database was lost (${message}): the server rolled back ` +
+        "what the command had not committed; run it again";
+    }
     if (wantsJson) {
       console.log(
-        JSON.stringify({ error: { code: usage ? "usage" : errorCode(error), message } }, null, 2),
+        JSON.stringify(
+          {
+            error: { code: usage ? "usage" : lost ? "connection_lost" : errorCode(error), message },
+          },
+          null,
+          2,
+        ),
       );
     } else {
       clearStatusLine();

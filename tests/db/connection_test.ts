@@ -24,6 +24,7 @@ import { runDeno } from "../_deno.ts";
 import { createTestEntries, importFactorText, IT_HEADER } from "../integration/_slice.ts";
 import { migrateCommand } from "../../src/cli/migrate.ts";
 import { emissionsCommand } from "../../src/cli/emissions.ts";
+import { rematchCommand } from "../../src/cli/rematch.ts";
 import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
 import {
   deadPid,
@@ -600,6 +601,52 @@ Deno.test({
       const open = await db.sql`select pid from pg_stat_activity
         where datname = current_database() and pid <> pg_backend_pid() and xact_start is not null`;
       assert.deepEqual([...open], [], "no transaction left open");
+    } finally {
+      await test.drop();
+    }
+  },
+});
+
+Deno.test({
+  name: "a command whose connection is lost says so, and that the server rolled back what it had " +
+    "not committed",
+  ignore: !serverBackendExpected(),
+  ...dbOptions,
+  async fn() {
+    const test = await createTestDatabase();
+    const { db } = test;
+    try {
+      await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.1\n`);
+      const laptop = { name: "laptop", equipment_class: "Laptop", sub_class: "Standard" };
+      await createTestEntries(db, "it", 2025, Array.from({ length: 10 }, () => laptop));
+      await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.2\n`);
+      const before = await db.sql`select sum(kg_co2eq) as kg from data_entry_emissions`;
+      // The rematch's UPDATE waits on a row held here; its session is ended meanwhile.
+      const held = await holdInTransaction(
+        db,
+        (tx) => tx`select id from data_entry_emissions order by id limit 1 for update`,
+      );
+      const run = runCaptured(rematchCommand, [
+        "--det",
+        "it",
+        "--year",
+        "2025",
+        "--database-url",
+        test.url!,
+      ]);
+      await untilSomeoneWaitsForALock(db);
+      const ended = await db.sql`
+        select pg_terminate_backend(pid) as ended from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock'`;
+      assert.deepEqual(ended.map((r) => r.ended), [true]);
+      await held.release();
+      const { code, err } = await within(30, "the rematch", run);
+      assert.equal(code, 1, err);
+      assert.match(
+        err.split("\n").at(-1)!,
+        /^rematch: the connection to the database was lost \(.+\): the server rolled back what the command had not committed; run it again$/,
+      );
+      assert.deepEqual(await db.sql`select sum(kg_co2eq) as kg from data_entry_emissions`, before);
     } finally {
       await test.drop();
     }
