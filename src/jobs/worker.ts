@@ -67,6 +67,9 @@ class JobInterrupted extends Error {
   }
 }
 
+/** How often a running job's progress is written when it moved (heartbeats write it too). */
+const PROGRESS_INTERVAL_MS = 1000;
+
 const INTERRUPTIONS: Record<StopReason, string> = {
   aborted: "aborted",
   shutdown: "the worker stopped before the job finished",
@@ -78,6 +81,8 @@ interface RunningJob {
   readonly job: ClaimedJob;
   readonly controller: AbortController;
   progress?: JobProgress;
+  /** The progress last written to the job's row. */
+  progressWritten?: JobProgress;
   failures: number;
   readonly done: Promise<void>;
 }
@@ -234,39 +239,56 @@ export class JobWorker {
   }
 
   // Refreshes the registry and every running job; a lost claim or an abort fires the job's signal.
+  // Between beats, a job's progress is written once a second when it moved, so that followers of
+  // a pipeline see it move whatever the heartbeat's interval.
   async #heartbeatLoop(): Promise<void> {
     const idle = () => this.#stopping && this.#running.size === 0;
     while (!idle()) {
+      let sinceProgress = 0;
       for (
         let waited = 0;
         waited < this.#options.heartbeatIntervalMs && !idle() && !this.#beatNow;
         waited += 50
       ) {
         await delay(Math.min(50, this.#options.heartbeatIntervalMs));
+        sinceProgress += 50;
+        if (sinceProgress >= PROGRESS_INTERVAL_MS) {
+          sinceProgress = 0;
+          await this.#beatJobs((running) => running.progress !== running.progressWritten, false);
+        }
       }
       this.#beatNow = false;
       if (idle()) break;
       await registerWorker(this.#sql, this.info).catch(() => {});
-      for (const running of [...this.#running.values()]) {
-        if (running.controller.signal.aborted) continue;
-        try {
-          const outcome = await heartbeatJob(this.#sql, running.job, running.progress);
-          running.failures = 0;
-          if (outcome !== "ok") {
-            running.controller.abort(new JobInterrupted(outcome, INTERRUPTIONS[outcome]));
-          }
-        } catch (error) {
-          running.failures++;
-          this.#log({
-            event: "heartbeat_failed",
-            worker: this.id,
-            job_id: running.job.id,
-            failures: running.failures,
-            message: describe(error),
-          });
-          if (running.failures >= this.#options.maxHeartbeatFailures) {
-            running.controller.abort(new JobInterrupted("heartbeat", INTERRUPTIONS.heartbeat));
-          }
+      await this.#beatJobs(() => true, true);
+    }
+  }
+
+  // Refreshes the lock and progress of the running jobs `which` picks. A lost claim or an abort
+  // fires the job's signal; failures count only when `counted` (the regular beats).
+  async #beatJobs(which: (running: RunningJob) => boolean, counted: boolean): Promise<void> {
+    for (const running of [...this.#running.values()]) {
+      if (running.controller.signal.aborted || !which(running)) continue;
+      const progress = running.progress;
+      try {
+        const outcome = await heartbeatJob(this.#sql, running.job, progress);
+        running.failures = 0;
+        running.progressWritten = progress;
+        if (outcome !== "ok") {
+          running.controller.abort(new JobInterrupted(outcome, INTERRUPTIONS[outcome]));
+        }
+      } catch (error) {
+        if (!counted) continue;
+        running.failures++;
+        this.#log({
+          event: "heartbeat_failed",
+          worker: this.id,
+          job_id: running.job.id,
+          failures: running.failures,
+          message: describe(error),
+        });
+        if (running.failures >= this.#options.maxHeartbeatFailures) {
+          running.controller.abort(new JobInterrupted("heartbeat", INTERRUPTIONS.heartbeat));
         }
       }
     }

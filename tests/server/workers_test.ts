@@ -420,3 +420,49 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  ...options,
+  name: "a running job's progress is written once a second when it moves, whatever the heartbeat",
+  async fn() {
+    const database = await createServerDatabase();
+    const { db, url } = database;
+    let hold: Awaited<ReturnType<typeof holdMiddleEmission>> | undefined;
+    // A heartbeat far longer than the wait below: only the progress writes can show it.
+    const w = spawnScript("worker", [
+      "--database-url",
+      url,
+      "--poll-interval",
+      "0.2",
+      "--heartbeat",
+      "60",
+      "--stale-timeout",
+      "300",
+      "--chunk-size",
+      "100",
+    ]);
+    try {
+      await importFactorText(db, "plane", 2025, planeFactors(0.1, 0.3));
+      await seedEntries(db, "plane", 2025, 2000);
+      hold = await holdMiddleEmission(db, "plane", 2025);
+      const queued = await doubleAndQueue(db, 2);
+      await w.waitFor((e) => e.event === "job_started" && e.job_id === queued.jobId);
+      const done = await eventually(() => progressOf(db, queued.jobId), "its progress", 5_000);
+      assert.ok(done >= 100 && done < 2000, `progress ${done}`);
+      await hold.release();
+      hold = undefined;
+      const finished = await w.waitFor(
+        (e) => e.event === "job_finished" && e.job_id === queued.jobId,
+      );
+      assert.equal(finished.result, "SUCCESS");
+      const [job] = await db.sql`select meta->'progress' as progress from data_ingestion_jobs
+        where id = ${queued.jobId}`;
+      assert.deepEqual(job.progress, { done: 2000, total: 2000 });
+    } finally {
+      await hold?.release();
+      w.kill("SIGTERM");
+      await w.exited;
+      await database.drop();
+    }
+  },
+});
