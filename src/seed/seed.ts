@@ -217,8 +217,10 @@ async function refuseReseed(db: Database, unitCodes: readonly string[], year: nu
     where r.year = ${year} and u.code = any(${unitCodes as string[]}::text[])`;
   if (row.n > 0) {
     throw new SeedError(
-      `units ${unitCodes[0]}..${unitCodes.at(-1)} already have ${row.n} entries for ${year}: ` +
-        "seed an empty database (or another year) so the data stays reproducible",
+      `units ${unitCodes[0]}..${unitCodes.at(-1)} already have ${row.n} entries for ${year} ` +
+        "(a seed stopped part-way keeps the batches it committed): seed an empty database (the " +
+        "embedded one: another REMATCH_DATA_DIR, or its directory removed; a server: a new " +
+        "database) or another year, so the data stays reproducible",
     );
   }
 }
