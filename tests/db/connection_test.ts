@@ -6,6 +6,7 @@ import net from "node:net";
 import { join } from "node:path";
 import {
   connectSocket,
+  type Database,
   DatabaseBusyError,
   lockFileOf,
   openDatabase,
@@ -560,6 +561,16 @@ Deno.test({
   },
 });
 
+// `n` laptops of an `it` slice whose factor has changed since they were computed; returns the kg
+// sum of the rows as they are.
+async function staleLaptops(db: Database, n: number) {
+  await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.1\n`);
+  const laptop = { name: "laptop", equipment_class: "Laptop", sub_class: "Standard" };
+  await createTestEntries(db, "it", 2025, Array.from({ length: n }, () => laptop));
+  await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.2\n`);
+  return await db.sql`select sum(kg_co2eq) as kg from data_entry_emissions`;
+}
+
 Deno.test({
   name: "a rematch whose second session's connection is lost fails at once, its transaction " +
     "rolled back, instead of waiting forever",
@@ -569,11 +580,7 @@ Deno.test({
     const test = await createTestDatabase();
     const { db } = test;
     try {
-      await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.1\n`);
-      const laptop = { name: "laptop", equipment_class: "Laptop", sub_class: "Standard" };
-      await createTestEntries(db, "it", 2025, Array.from({ length: 600 }, () => laptop));
-      await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.2\n`);
-      const before = await db.sql`select sum(kg_co2eq) as kg from data_entry_emissions`;
+      const before = await staleLaptops(db, 600);
       // The rematch stops halfway on a row held here; meanwhile its reader's session (in a
       // transaction, without writes) is ended from outside.
       const held = await holdInTransaction(
@@ -616,11 +623,7 @@ Deno.test({
     const test = await createTestDatabase();
     const { db } = test;
     try {
-      await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.1\n`);
-      const laptop = { name: "laptop", equipment_class: "Laptop", sub_class: "Standard" };
-      await createTestEntries(db, "it", 2025, Array.from({ length: 10 }, () => laptop));
-      await importFactorText(db, "it", 2025, `${IT_HEADER}\nLaptop,Standard,100,10,40,128,0.2\n`);
-      const before = await db.sql`select sum(kg_co2eq) as kg from data_entry_emissions`;
+      const before = await staleLaptops(db, 10);
       // The rematch's UPDATE waits on a row held here; its session is ended meanwhile.
       const held = await holdInTransaction(
         db,
