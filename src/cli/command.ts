@@ -328,13 +328,17 @@ export async function runCommand<T>(spec: CommandSpec<T>, argv: string[]): Promi
     const lost = db !== undefined && isConnectionLost(error);
     if (lost) {
       message = `the connection to the database was lost (${message}): the server rolled back ` +
-        "what the command had not committed; run it again";
+        "the transaction in progress; what the command committed before stays (a commit under " +
+        "way when the connection went may have gone through)";
     }
     if (wantsJson) {
       console.log(
         JSON.stringify(
           {
-            error: { code: usage ? "usage" : lost ? "connection_lost" : errorCode(error), message },
+            error: {
+              code: usage ? "usage" : lost ? "ConnectionLostError" : errorCode(error),
+              message,
+            },
           },
           null,
           2,
