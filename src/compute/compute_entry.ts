@@ -75,6 +75,10 @@ export function validateEntryData(handler: Handler, data: unknown): EntryData {
  *   describeIssues(parsed.error!),
  *   'km: expected a number, got "far"; to: Invalid input: expected string, received undefined',
  * );
+ * const odd = schema.safeParse({ km: 10n, to: "x" }, { reportInput: true });
+ * assert.equal(describeIssues(odd.error!), "km: expected a number, got 10");
+ * const endless = schema.safeParse({ km: -Infinity, to: "x" }, { reportInput: true });
+ * assert.equal(describeIssues(endless.error!), "km: expected a number, got -Infinity");
  * ```
  */
 export function describeIssues(error: z.ZodError): string {
@@ -89,9 +93,18 @@ export function describeIssues(error: z.ZodError): string {
   }).join("; ");
 }
 
-// A value in a message: as JSON, cut short past 40 characters.
+// A value in a message: as JSON (a number JSON cannot hold, or a bigint, as itself), cut short
+// past 40 characters.
 function shown(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value);
+  let text: string | undefined;
+  if (typeof value !== "bigint" && (typeof value !== "number" || Number.isFinite(value))) {
+    try {
+      text = JSON.stringify(value);
+    } catch {
+      // A value JSON cannot print: as text below.
+    }
+  }
+  text ??= String(value);
   return text.length > 40 ? `${text.slice(0, 37)}...` : text;
 }
 

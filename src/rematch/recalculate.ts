@@ -534,8 +534,8 @@ export async function rematchSlice(
       }
       diff?.push({
         dataEntryId: entry.id,
-        kgBefore: oldKg,
-        kgAfter: newKg,
+        kgBefore: reportedKg(oldKg),
+        kgAfter: reportedKg(newKg),
         factorIdBefore: plan.oldLink ?? firstFactorId(oldRows),
         factorIdAfter: plan.newLink ?? firstFactorId(computed.rows),
       });
@@ -581,6 +581,7 @@ export async function rematchSlice(
   const kgTotal = result.kgAfter;
   result.kgBefore = reportedKg(result.kgBefore);
   result.kgAfter = reportedKg(result.kgAfter);
+  result.frozenKgDelta = reportedKg(result.frozenKgDelta);
   result.modules = [...modules.values()].sort((a, b) => a.moduleId - b.moduleId);
   for (const m of result.modules) {
     m.kgBefore = reportedKg(m.kgBefore);
@@ -708,8 +709,8 @@ function holdFrozenEntry(
   tally.heldBackKg += newKg - oldKg;
   diff?.push({
     dataEntryId: entry.id,
-    kgBefore: oldKg,
-    kgAfter: newKg,
+    kgBefore: reportedKg(oldKg),
+    kgAfter: reportedKg(newKg),
     factorIdBefore: plan.oldLink ?? firstFactorId(oldRows),
     factorIdAfter: plan.newLink ?? firstFactorId(plan.computed.rows),
     frozen: true,

@@ -26,6 +26,7 @@ import {
 } from "./generate.ts";
 import { fixtureCsv, fixtureNames, fixtureText, fixtureYears } from "./fixtures.ts";
 import { writeEntryBatches } from "./write.ts";
+import { reportedKg } from "../rematch/module_stats.ts";
 
 const REFERENCE_KINDS: readonly ReferenceKind[] = ["locations", "rooms", "rates"];
 /** Factor files that cover a whole module (routing column per row) rather than one det. */
@@ -344,7 +345,7 @@ export async function seedDatabase(db: Database, options: SeedOptions = {}): Pro
         dataEntryTypeId: d.id,
         entries: s?.entries ?? 0,
         emissionRows: s?.rows ?? 0,
-        kgCo2eq: s?.kg ?? 0,
+        kgCo2eq: reportedKg(s?.kg ?? 0),
         rejected: c?.rejected ?? 0,
         computeErrors: c?.computeErrors ?? 0,
         warnings: c?.warnings ?? 0,
