@@ -22,6 +22,7 @@ import m0013 from "../../migrations/0013_reference_digests.sql" with { type: "te
 import m0014 from "../../migrations/0014_factor_stamps.sql" with { type: "text" };
 import m0015 from "../../migrations/0015_module_stats_room.sql" with { type: "text" };
 import m0016 from "../../migrations/0016_slice_kg_total.sql" with { type: "text" };
+import m0017 from "../../migrations/0017_end_empty_pipelines.sql" with { type: "text" };
 
 /** One migration: its file in `migrations/` and its SQL. */
 export interface Migration {
@@ -49,6 +50,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { file: "0014_factor_stamps.sql", sql: m0014 },
   { file: "0015_module_stats_room.sql", sql: m0015 },
   { file: "0016_slice_kg_total.sql", sql: m0016 },
+  { file: "0017_end_empty_pipelines.sql", sql: m0017 },
 ];
 
 /** The migration files, in the order they apply; the number prefix is the schema version. */

@@ -6,6 +6,7 @@ import {
   applyMigrations,
   MIGRATION_FILES,
   MIGRATION_LOCK_KEY,
+  MIGRATIONS,
   SCHEMA_VERSION,
   schemaVersion,
 } from "../../src/db/migrate.ts";
@@ -97,4 +98,25 @@ dbTest(
     }
   },
   { ignore: !serverBackendExpected() },
+);
+
+dbTest(
+  testDb,
+  "migration 0017 ends the pipelines left RUNNING without a job, and only those",
+  async (db) => {
+    const empty = crypto.randomUUID();
+    const withJob = crypto.randomUUID();
+    await db.sql`insert into pipelines (id, kind, status) values
+      (${empty}, 'recalculation', 'RUNNING'), (${withJob}, 'recalculation', 'RUNNING')`;
+    await db.sql`insert into data_ingestion_jobs (pipeline_id, job_type, module_type_id, year)
+      values (${withJob}, 'emission_recalc', 2, 2025)`;
+    const migration = MIGRATIONS.find((m) => m.file === "0017_end_empty_pipelines.sql")!;
+    await db.sql.unsafe(migration.sql);
+    const rows = await db.sql<{ id: string; status: string; meta: Record<string, unknown> }[]>`
+      select id, status, meta from pipelines where id in (${empty}, ${withJob})`;
+    const status = new Map(rows.map((r) => [r.id, r]));
+    assert.equal(status.get(empty)!.status, "FAILED");
+    assert.match(String(status.get(empty)!.meta.ended), /no job/);
+    assert.equal(status.get(withJob)!.status, "RUNNING");
+  },
 );
