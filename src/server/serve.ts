@@ -3,7 +3,7 @@
 import type { Database } from "../db/connection.ts";
 import { DEFAULT_MAX_FILE_BYTES } from "../imports/file.ts";
 import type { Logger } from "../jobs/log.ts";
-import { JobWorker, type WorkerOptions } from "../jobs/worker.ts";
+import { describe as describeError, JobWorker, type WorkerOptions } from "../jobs/worker.ts";
 import { createApi } from "./app.ts";
 import { type ApiToken, isLoopbackHost } from "./auth.ts";
 
@@ -43,6 +43,9 @@ export interface RunningServer {
 export class ServeRefusedError extends Error {
   override name = "ServeRefusedError";
 }
+
+/** How long a server that stopped accepting waits before it listens again. */
+const RELISTEN_MS = 1000;
 
 /** Throws {@linkcode ServeRefusedError} for a non-loopback address without tokens. */
 export function checkBind(hostname: string, tokens: readonly ApiToken[]): void {
@@ -88,7 +91,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     signal: closing.signal,
   });
   const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();
-  const server = Deno.serve({
+  let server = Deno.serve({
     hostname,
     port: options.port ?? 8000,
     onListen: (addr) => resolve(addr as Deno.NetAddr),
@@ -96,9 +99,46 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const addr = await listening;
   const shownHost = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
   const url = `http://${shownHost}:${addr.port}`;
+  // Deno stops accepting for good when accepting fails (out of file descriptors: a flood of
+  // connections), and rejects `finished`: the server listens again (same address) once it can,
+  // its worker going on meanwhile, rather than die or stay deaf.
+  let relisten: ReturnType<typeof setTimeout> | undefined;
+  const watch = (current: Deno.HttpServer) => {
+    current.finished.catch((error: unknown) => {
+      if (closing.signal.aborted) return;
+      options.log({
+        event: "server_failed",
+        url,
+        message: `stopped accepting connections (${describeError(error)}): listening again in ` +
+          `${RELISTEN_MS / 1000} s`,
+      });
+      const again = () => {
+        relisten = undefined;
+        if (closing.signal.aborted) return;
+        try {
+          server = Deno.serve({ hostname, port: addr.port, onListen: () => {} }, app.fetch);
+        } catch (retry) {
+          options.log({
+            event: "server_failed",
+            url,
+            message: `cannot listen again (${describeError(retry)}): trying again in ` +
+              `${RELISTEN_MS / 1000} s`,
+          });
+          relisten = setTimeout(again, RELISTEN_MS);
+          return;
+        }
+        options.log({ event: "server_listening", url, message: "listening again" });
+        watch(server);
+      };
+      relisten = setTimeout(again, RELISTEN_MS);
+    });
+  };
+  watch(server);
   try {
     await worker?.start();
   } catch (error) {
+    closing.abort();
+    clearTimeout(relisten);
     await server.shutdown();
     if (ownUploadDir) await Deno.remove(uploadDir, { recursive: true }).catch(() => {});
     throw error;
@@ -122,7 +162,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     stop(reason = "stop requested") {
       stopped ??= (async () => {
         closing.abort();
-        await server.shutdown();
+        clearTimeout(relisten);
+        await server.shutdown().catch(() => {});
         await worker?.stop(reason);
         if (ownUploadDir) await Deno.remove(uploadDir, { recursive: true }).catch(() => {});
         options.log({ event: "server_stopped", url, message: reason });

@@ -71,9 +71,23 @@ export function spawnScript(
   script: "serve" | "worker",
   args: readonly string[],
   env: Record<string, string> = {},
+  options: { readonly fileLimit?: number } = {},
 ): Spawned {
-  const process = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(ROOT, "scripts", `${script}.ts`), "--log-format", "json", ...args],
+  const command = [
+    Deno.execPath(),
+    "run",
+    "-A",
+    join(ROOT, "scripts", `${script}.ts`),
+    "--log-format",
+    "json",
+    ...args,
+  ];
+  // With a limit of open files, through a shell that sets it (`ulimit -n`) and becomes the process.
+  const [program, ...programArgs] = options.fileLimit === undefined
+    ? command
+    : ["bash", "-c", `ulimit -n ${options.fileLimit} && exec "$@"`, "bash", ...command];
+  const process = new Deno.Command(program, {
+    args: programArgs,
     cwd: ROOT,
     env: { NO_COLOR: "1", ...env },
     stdin: "null",

@@ -2,7 +2,7 @@
 // and 2,000 status reads to a spawned `serve` process, then stop. No response may be an error and
 // every pipeline must finish; the latency of the status reads is printed, never asserted.
 import assert from "node:assert/strict";
-import { createServerDatabase, serverUrl, spawnServe } from "./_server.ts";
+import { createServerDatabase, serverUrl, spawnScript, spawnServe } from "./_server.ts";
 import {
   importFactorText,
   itFactors,
@@ -84,6 +84,58 @@ Deno.test({
       );
     } finally {
       assert.equal(await serve.stop(), 0, serve.stderr());
+      await database.drop();
+    }
+  },
+});
+
+Deno.test({
+  name: "load: a flood of connections that exhausts the server's open files stops it accepting " +
+    "only until they close: it listens again, and answers",
+  ignore: serverUrl() === undefined || Deno.build.os !== "linux",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const database = await createServerDatabase();
+    // API only (no worker): few descriptors of its own, so that the flood reaches the limit.
+    const serve = spawnScript(
+      "serve",
+      ["--port", "0", "--database-url", database.url, "--concurrency", "0"],
+      {},
+      { fileLimit: 96 },
+    );
+    const flood: Deno.TcpConn[] = [];
+    try {
+      const listening = await serve.waitFor((e) => e.event === "server_listening");
+      const base = listening.url as string;
+      const { port } = new URL(base);
+      assert.equal((await fetch(`${base}/healthz`)).status, 200);
+      // Requests whose headers never end, each holding a descriptor of the server's.
+      const unfinished = new TextEncoder().encode("GET /healthz HTTP/1.1\r\nHost: x\r\nX-a: ");
+      // Once the server has stopped accepting, a connection is refused or reset: enough.
+      for (let i = 0; i < 150; i++) {
+        try {
+          const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(port) });
+          flood.push(conn);
+          await conn.write(unfinished);
+        } catch {
+          break;
+        }
+      }
+      const failed = await serve.waitFor((e) => e.event === "server_failed", 10_000);
+      assert.match(
+        failed.message as string,
+        /stopped accepting connections \(.*Too many open files/,
+      );
+      for (const conn of flood.splice(0)) conn.close();
+      await serve.waitFor((e) => e.event === "server_listening" && e.message === "listening again");
+      const health = await fetch(`${base}/healthz`);
+      assert.equal(health.status, 200);
+      assert.equal((await health.json()).ok, true);
+    } finally {
+      for (const conn of flood) conn.close();
+      serve.kill("SIGTERM");
+      assert.equal(await serve.exited, 0, serve.stderr());
       await database.drop();
     }
   },
