@@ -42,6 +42,10 @@ export const INTERNAL_ERROR =
 export const ERRORS = {
   400: json(S.ErrorResponse, "invalid request: the message names the field"),
   401: json(S.ErrorResponse, "missing or wrong bearer token"),
+  403: json(
+    S.ErrorResponse,
+    "without tokens: a request to a host, or from an origin, other than a loopback one",
+  ),
   500: json(S.ErrorResponse, INTERNAL_ERROR),
 };
 

@@ -10,7 +10,7 @@ import { createPipeline } from "../jobs/queue.ts";
 import { CursorError } from "../jobs/status.ts";
 import type { NewJob } from "../jobs/types.ts";
 import { VERSION } from "../jobs/worker.ts";
-import { type ApiToken, authenticate, requestActor } from "./auth.ts";
+import { type ApiToken, authenticate, crossSiteRequest, requestActor } from "./auth.ts";
 import { emissionRoutes } from "./emission_routes.ts";
 import { ApiError, describeIssues, errorBody } from "./errors.ts";
 import { historyRoutes } from "./history_routes.ts";
@@ -93,6 +93,10 @@ export function createApi(options: ApiOptions): OpenAPIHono<Env> {
   // Everything under /v1 but the OpenAPI document needs a token when tokens are configured.
   app.use("/v1/*", async (c, next) => {
     if (c.req.path === "/v1/openapi.json") return await next();
+    if (options.tokens.length === 0) {
+      const refused = crossSiteRequest(c.req.header("host"), c.req.header("origin"));
+      if (refused) return c.json(errorBody("forbidden", refused), 403);
+    }
     let name: string | undefined;
     if (options.tokens.length > 0) {
       name = authenticate(c.req.header("authorization"), options.tokens);

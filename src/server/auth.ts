@@ -88,6 +88,55 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 /**
+ * Why a request must be refused by a server without tokens (loopback only), or undefined. Loopback
+ * alone does not keep out a web page in the operator's browser: its form posts reach the server
+ * (with the page's `Origin`), and a name of the page's pointed at 127.0.0.1 reaches it too (with
+ * that name as `Host`). So the host must be a loopback one, and an origin, when sent, as well.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { crossSiteRequest } from "./auth.ts";
+ * assert.equal(crossSiteRequest("127.0.0.1:8000", undefined), undefined);
+ * assert.equal(crossSiteRequest("localhost:8000", "http://localhost:5173"), undefined);
+ * assert.match(crossSiteRequest("127.0.0.1:8000", "https://evil.example")!, /origin/);
+ * assert.match(crossSiteRequest("rebind.evil.example:8000", undefined)!, /host/);
+ * ```
+ */
+export function crossSiteRequest(
+  host: string | undefined,
+  origin: string | undefined,
+): string | undefined {
+  const why = "without REMATCH_API_TOKENS the API answers only requests to a loopback host from " +
+    "no other origin (a web page could otherwise drive it)";
+  const hostName = host === undefined ? undefined : hostOfAuthority(host);
+  if (hostName === undefined || !isLoopbackHost(hostName)) {
+    return `host ${JSON.stringify(host ?? "")} refused: ${why}`;
+  }
+  if (origin === undefined) return undefined;
+  let originHost: string | undefined;
+  try {
+    originHost = new URL(origin).hostname;
+  } catch {
+    // `null` (a sandboxed page, a file) or nonsense: not a loopback origin.
+  }
+  if (originHost === undefined || originHost === "" || !isLoopbackHost(originHost)) {
+    return `origin ${JSON.stringify(origin)} refused: ${why}`;
+  }
+  return undefined;
+}
+
+// The host of a Host header (`name`, `name:port`, `[v6]:port`), or undefined when it is none.
+function hostOfAuthority(authority: string): string | undefined {
+  try {
+    const { hostname } = new URL(`http://${authority.trim()}`);
+    return hostname || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Who a request acts as (spec/history.md §1): its token's name, else `REMATCH_ACTOR`, else the
  * OS user running the server.
  */

@@ -69,6 +69,68 @@ dbTest(
   },
 );
 
+// A request as a browser page would send it: any Host and Origin (fetch sets its own Host).
+async function rawRequest(
+  base: string,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: string }> {
+  const { hostname, port } = new URL(base);
+  const conn = await Deno.connect({ hostname, port: Number(port) });
+  try {
+    const lines = [`${method} ${path} HTTP/1.1`, "Connection: close", "Content-Length: 0"];
+    for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
+    await conn.write(new TextEncoder().encode(`${lines.join("\r\n")}\r\n\r\n`));
+    const text = new TextDecoder().decode(
+      await new Response(conn.readable).arrayBuffer(),
+    );
+    return { status: Number(/^HTTP\/1\.1 (\d+)/.exec(text)?.[1]), body: text.split("\r\n\r\n")[1] };
+  } catch (error) {
+    conn.close();
+    throw error;
+  }
+}
+
+dbTest(
+  testDb,
+  "without tokens, a request to a foreign host (DNS rebinding) or from a foreign origin (a web " +
+    "page's form) is refused: 403",
+  async (db) => {
+    await withServer(db, {}, async (base) => {
+      const { host } = new URL(base);
+      const cases: [Record<string, string>, number][] = [
+        [{ Host: host }, 200],
+        [{ Host: `localhost:${new URL(base).port}`, Origin: "http://localhost:5173" }, 200],
+        [{ Host: `rebind.evil.example:${new URL(base).port}` }, 403],
+        [{ Host: host, Origin: "http://evil.example" }, 403],
+        [{ Host: host, Origin: "null" }, 403],
+      ];
+      for (const [headers, status] of cases) {
+        const got = await rawRequest(base, "GET", "/v1/sync/workers", headers);
+        assert.equal(got.status, status, JSON.stringify(headers));
+        if (status === 403) assert.match(got.body, /"code":"forbidden".*REMATCH_API_TOKENS/);
+      }
+      // A form post from a page: refused before anything is queued.
+      const post = await rawRequest(base, "POST", "/v1/sync/recalculate-emissions/2?year=2025", {
+        Host: host,
+        Origin: "https://evil.example",
+      });
+      assert.equal(post.status, 403);
+      assert.equal((await db.sql`select count(*)::int as n from pipelines`)[0].n, 0);
+    });
+    // With tokens, the token is the guard: any host and origin.
+    await withServer(db, { tokens: "ci:s3cret-ci" }, async (base) => {
+      const got = await rawRequest(base, "GET", "/v1/sync/workers", {
+        Host: "api.example.org",
+        Origin: "https://dashboard.example.org",
+        Authorization: "Bearer s3cret-ci",
+      });
+      assert.equal(got.status, 200);
+    });
+  },
+);
+
 Deno.test("serve refuses a non-loopback address without tokens, before opening any database", async () => {
   const refused = spawnScript("serve", [
     "--hostname",
