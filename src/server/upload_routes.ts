@@ -42,20 +42,29 @@ export function uploadRoutes(app: ApiApp, context: RouteContext): void {
     try {
       if (form.files.length === 0) throw invalidField("files", "no file was uploaded");
       const stored = [];
-      for (const file of form.files) {
-        const upload = await unprocessable(() =>
-          storeUpload(sql, {
-            path: file.path,
-            fileName: file.fileName,
-            actor: c.get("actor"),
-          })
-        );
-        stored.push({
-          path: upload.path,
-          file_name: upload.fileName,
-          size_bytes: upload.sizeBytes,
-          sha256: upload.sha256,
-        });
+      const ids: string[] = [];
+      try {
+        for (const file of form.files) {
+          const upload = await unprocessable(() =>
+            storeUpload(sql, {
+              path: file.path,
+              fileName: file.fileName,
+              actor: c.get("actor"),
+            })
+          );
+          ids.push(upload.id);
+          stored.push({
+            path: upload.path,
+            file_name: upload.fileName,
+            size_bytes: upload.sizeBytes,
+            sha256: upload.sha256,
+          });
+        }
+      } catch (error) {
+        // All or nothing: the files stored before the one refused are not kept (their paths were
+        // never given out).
+        if (ids.length) await sql`delete from uploads where id = any(${ids}::uuid[])`;
+        throw error;
       }
       return c.json(stored, 201);
     } finally {

@@ -635,6 +635,13 @@ dbTest(
       const refused = await call(base, "/v1/files/temp-upload", { method: "POST", body: upload });
       assert.equal(refused.status, 422);
       assert.equal(errorOf(refused.body).message, notUtf8Message);
+      // All or nothing: a good file before the refused one is not kept either.
+      const mixed = new FormData();
+      mixed.append("files", new Blob([cases[4][0]]), "plane.csv");
+      mixed.append("files", new Blob([notUtf8]), "plane bad.csv");
+      const half = await call(base, "/v1/files/temp-upload", { method: "POST", body: mixed });
+      assert.equal(half.status, 422);
+      assert.equal((await db.sql`select count(*)::int as n from uploads`)[0].n, 0);
       const good = new FormData();
       good.append("files", new Blob([cases[4][0]]), "plane.csv");
       const stored = await call(base, "/v1/files/temp-upload", { method: "POST", body: good });
