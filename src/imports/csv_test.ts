@@ -131,3 +131,17 @@ Deno.test("rowProblem: a cell the database cannot store counts only in a column 
   const [short] = parseCsv("s.csv", "name,note\nLaptop\n").rows;
   assert.match(rowProblem(short, ["name"])?.message ?? "", /has 1 cell but the header has 2/);
 });
+
+Deno.test("parseCsv: a column named __proto__ refuses the file instead of vanishing", () => {
+  // Both readers: the plain split, and csv-parse (a quote in the text).
+  for (const text of ["unit,__proto__\nU1,x\n", 'unit,__proto__\n"U1",x\n']) {
+    assert.throws(() => parseCsv("p.csv", text), {
+      message: 'p.csv: has a column named "__proto__", which no import reads',
+    });
+  }
+  // Other names of Object.prototype are columns like any other.
+  assert.deepEqual(parseCsv("c.csv", "constructor,toString\n1,2\n").rows[0].cells, {
+    constructor: "1",
+    toString: "2",
+  });
+});
