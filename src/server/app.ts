@@ -36,6 +36,15 @@ export interface ApiOptions {
   readonly staleTimeoutMs: number;
   /** How often a pipeline stream looks for changes, in ms. @default 250 */
   readonly streamPollMs?: number;
+  /**
+   * Exports streamed at once (each holds a database connection for as long as its client reads):
+   * more are answered 503. @default 4
+   */
+  readonly maxExports?: number;
+  /** An export whose client has read nothing for this long ends, in ms. @default 60000 */
+  readonly exportStallMs?: number;
+  /** `/healthz` answers 503 when the database has not answered within this, in ms. @default 5000 */
+  readonly healthTimeoutMs?: number;
   /** Called after jobs were queued (wakes a worker of this process). */
   readonly onJobsQueued?: () => void;
   /** Where unexpected errors are logged. */
@@ -143,16 +152,33 @@ export function createApi(options: ApiOptions): OpenAPIHono<Env> {
       summary: "Liveness and the database in use",
       responses: {
         200: json(S.Health, "the server and its database answer"),
+        503: json(S.ErrorResponse, "the database did not answer in time"),
         500: json(S.ErrorResponse, INTERNAL_ERROR),
       },
     }),
     async (c) => {
-      return c.json({
-        ok: true,
-        database: db.kind,
-        schemaVersion: await schemaVersion(sql),
-        version: VERSION,
-      }, 200);
+      // A load balancer's probe gets an answer, even when every connection is taken.
+      const timeoutMs = options.healthTimeoutMs ?? 5000;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), timeoutMs);
+      });
+      const version = schemaVersion(sql);
+      version.catch(() => {});
+      const answered = await Promise.race([version, late]).finally(() => clearTimeout(timer));
+      if (answered === undefined) {
+        return c.json(
+          errorBody(
+            "database_unavailable",
+            `the database did not answer within ${timeoutMs / 1000} s`,
+          ),
+          503,
+        );
+      }
+      return c.json(
+        { ok: true, database: db.kind, schemaVersion: answered, version: VERSION },
+        200,
+      );
     },
   );
 

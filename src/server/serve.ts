@@ -4,7 +4,7 @@ import type { Database } from "../db/connection.ts";
 import { DEFAULT_MAX_FILE_BYTES } from "../imports/file.ts";
 import type { Logger } from "../jobs/log.ts";
 import { describe as describeError, JobWorker, type WorkerOptions } from "../jobs/worker.ts";
-import { createApi } from "./app.ts";
+import { type ApiOptions, createApi } from "./app.ts";
 import { type ApiToken, isLoopbackHost } from "./auth.ts";
 
 /** Options of {@linkcode startServer}. */
@@ -24,6 +24,8 @@ export interface ServeOptions {
   readonly maxUploadBytes?: number;
   /** Where uploads arrive before they are stored. @default a new temporary directory */
   readonly uploadDir?: string;
+  /** Limits of the API's exports and health check (see {@linkcode ApiOptions}). */
+  readonly limits?: Pick<ApiOptions, "maxExports" | "exportStallMs" | "healthTimeoutMs">;
   readonly log: Logger;
 }
 
@@ -87,6 +89,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     maxUploadBytes: options.maxUploadBytes ?? DEFAULT_MAX_FILE_BYTES,
     staleTimeoutMs,
     onJobsQueued: () => worker?.wake(),
+    ...options.limits,
     log: options.log,
     signal: closing.signal,
   });

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { type Database, openDatabase } from "../../src/db/connection.ts";
 import { createLogger, type LogEvent } from "../../src/jobs/log.ts";
 import { parseApiTokens } from "../../src/server/auth.ts";
-import { type RunningServer, startServer } from "../../src/server/serve.ts";
+import { type RunningServer, type ServeOptions, startServer } from "../../src/server/serve.ts";
 import type { WorkerOptions } from "../../src/jobs/worker.ts";
 
 const ROOT = join(import.meta.dirname!, "..", "..");
@@ -199,6 +199,7 @@ export async function startTestServer(
     maxUploadBytes?: number;
     concurrency?: number;
     worker?: WorkerOptions;
+    limits?: ServeOptions["limits"];
   } = {},
 ): Promise<RunningServer & { events: LogEvent[] }> {
   const events: LogEvent[] = [];
@@ -209,6 +210,7 @@ export async function startTestServer(
     tokens: parseApiTokens(options.tokens),
     concurrency: options.concurrency ?? 1,
     maxUploadBytes: options.maxUploadBytes,
+    limits: options.limits,
     worker: {
       pollIntervalMs: 100,
       heartbeatIntervalMs: 200,

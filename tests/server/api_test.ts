@@ -3,7 +3,7 @@
 // field, the OpenAPI document, listings and the status endpoints.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { dbTest, useTestDatabase } from "../_harness.ts";
+import { dbTest, holdInTransaction, useTestDatabase } from "../_harness.ts";
 import type { Database } from "../../src/db/connection.ts";
 import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
 import { EMISSION_EXPORT_COLUMNS } from "../../src/db/emissions_export.ts";
@@ -769,6 +769,52 @@ dbTest(
       await followPipeline(base, (forced.body as Body).pipeline_id as string);
       const last = (await slice()).last_recalc as Body;
       assert.deepEqual([last.scope, last.job_id], ["full", (forced.body as Body).job_id]);
+    });
+  },
+);
+
+dbTest(
+  testDb,
+  "exports: at most maxExports stream at once (503 busy, Retry-After), each holding a connection; " +
+    "healthz answers 503 when the database does not answer in time",
+  async (db) => {
+    await importFactorText(db, "plane", 2025, planeFactors(0.1, 0.3));
+    await seedEntries(db, "plane", 2025, 5);
+    await withServer(db, { limits: { maxExports: 1, healthTimeoutMs: 300 } }, async (base) => {
+      assert.equal((await call(base, "/healthz")).status, 200);
+      // Reads of the rows and of the schema version wait behind these locks.
+      const held = await holdInTransaction(db, async (tx) => {
+        await tx`lock table data_entry_emissions in access exclusive mode`;
+        await tx`lock table schema_migrations in access exclusive mode`;
+      });
+      let first: Response | undefined;
+      try {
+        first = await fetch(`${base}/v1/emissions?det=plane&year=2025&format=csv`);
+        assert.equal(first.status, 200);
+        // (Bounded: without the limit it would wait on the lock held here.)
+        const second = await call(base, "/v1/emissions?det=plane&year=2025&format=json", {
+          signal: AbortSignal.timeout(5000),
+        });
+        assert.equal(second.status, 503);
+        assert.equal(errorOf(second.body).code, "busy");
+        assert.equal(second.headers.get("retry-after"), "5");
+        const health = await call(base, "/healthz", { signal: AbortSignal.timeout(5000) });
+        assert.equal(health.status, 503);
+        assert.deepEqual(errorOf(health.body), {
+          code: "database_unavailable",
+          message: "the database did not answer within 0.3 s",
+        });
+      } finally {
+        await held.release();
+      }
+      const csvLines = (await first!.text()).split("\n").filter(Boolean);
+      // The slot is free again once the export is done.
+      const again = await call(base, "/v1/emissions?det=plane&year=2025&format=json");
+      assert.equal(again.status, 200);
+      const rows = (again.body as unknown[]).length;
+      assert.ok(rows > 0);
+      assert.equal(csvLines.length, rows + 1, "the held export finished whole");
+      assert.equal((await call(base, "/healthz")).status, 200);
     });
   },
 );
