@@ -333,10 +333,10 @@ export function describeAllDets(outcomes: readonly DetOutcome[]): string {
   }
   const skipped = outcomes.filter((o) => o.status === "skipped");
   if (skipped.length) lines.push(skipped[0].error);
-  lines.push(...scopeLines(done.filter((r) => r.entriesRead > 0)));
-  lines.push(...errorLines(done));
-  lines.push(...frozenLines(done));
-  lines.push(...diffLines(done));
+  append(lines, scopeLines(done.filter((r) => r.entriesRead > 0)));
+  append(lines, errorLines(done));
+  append(lines, frozenLines(done));
+  append(lines, diffLines(done));
   const failed = outcomes.filter((o) => o.status === "failed").length;
   const verb = dryRun ? "computed" : "committed";
   lines.push(
@@ -430,11 +430,16 @@ export function describeRematches(results: readonly RematchResult[]): string {
       results.length > 1 ? { total: "total" } : {},
     ),
   );
-  lines.push(...scopeLines(results));
-  lines.push(...errorLines(results));
-  lines.push(...frozenLines(results));
-  lines.push(...diffLines(results));
+  append(lines, scopeLines(results));
+  append(lines, errorLines(results));
+  append(lines, frozenLines(results));
+  append(lines, diffLines(results));
   return lines.join("\n");
+}
+
+// Lines added one by one: a dry run's diff may hold more lines than a call takes arguments.
+function append(lines: string[], more: Iterable<string>): void {
+  for (const line of more) lines.push(line);
 }
 
 /** A dry run's `--diff`: per slice, each entry's kg and factor before → after. */

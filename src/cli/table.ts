@@ -234,7 +234,9 @@ function fitWidths(
 
 function naturalWidths(columns: readonly Column[], wrap: boolean): number[] {
   return columns.map((c) => {
-    const cells = Math.max(0, ...c.cells.map(length));
+    // A loop, not a spread: a column may hold more cells than a call takes arguments.
+    let cells = 0;
+    for (const cell of c.cells) cells = Math.max(cells, length(cell));
     const header = wrap ? Math.max(...c.header.split(" ").map(length)) : length(c.header);
     return Math.max(cells, header, 1);
   });

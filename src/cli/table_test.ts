@@ -162,3 +162,11 @@ Deno.test("table: a whole text column is never cut; the others give way", () => 
   assert.match(text, /stale: targeted \(12 factors, about 60 entries\)$/m);
   assert.match(text, /^biological_\S*… /m);
 });
+
+Deno.test("table: a column of more cells than a call takes arguments (a dry run's --diff of a large slice)", () => {
+  const rows = Array.from({ length: 200_000 }, (_, i) => [i + 1, i / 4]);
+  const text = formatTable([{ header: "entry", identifier: true }, "kg"], rows, { width: 80 });
+  const lines = text.split("\n");
+  assert.equal(lines.length, 2 + rows.length);
+  assert.equal(lines.at(-1), "200000  49,999.75");
+});

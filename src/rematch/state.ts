@@ -876,10 +876,9 @@ export async function noteWrittenEntries(
     // under the slice lock the writer holds, the reference data can.
     const inputs = await compareInputs(tx, getHandler(det), det.id, year, referenceDigests);
     const vouched = !inputs.recorded || inputs.scope === "none";
-    if (vouched) {
-      cleared.push(...slice.filter((e) => !e.fresh).map((e) => e.id));
-    } else {
-      written.push(...slice.map((e) => e.id));
+    for (const e of slice) {
+      if (!vouched) written.push(e.id);
+      else if (!e.fresh) cleared.push(e.id);
     }
   }
   await markEntries(tx, { failed, cleared, unvouched: { reason: "written", ids: written } });
