@@ -1,6 +1,6 @@
 // POST /v1/files/temp-upload and POST /v1/sync/dispatch: files in, jobs queued.
 import { z } from "@hono/zod-openapi";
-import { FileError } from "../imports/file.ts";
+import { checkWholeFileSize, FileError, FileTooLargeToReadError } from "../imports/file.ts";
 import { findUpload, parseUploadPath, storeUpload, uploadHeader } from "../jobs/uploads.ts";
 import { planDispatch } from "./dispatch.ts";
 import { ApiError, describeIssues, invalidField } from "./errors.ts";
@@ -126,6 +126,7 @@ export function uploadRoutes(app: ApiApp, context: RouteContext): void {
       if (!upload) {
         throw invalidField("file_path", `no upload ${parsed.data.file_path} (it may have expired)`);
       }
+      await unprocessable(() => checkWholeFileSize(upload.file_name, upload.size_bytes));
       const header = await uploadHeader(sql, upload.id);
       await unprocessable(() => plan.checkHeader(upload.file_name, header));
       const job = plan.job({ id: upload.id, fileName: upload.file_name });
@@ -165,6 +166,10 @@ export function uploadRoutes(app: ApiApp, context: RouteContext): void {
         throw invalidField("file", form.files.length ? "send one file" : "is required (the CSV)");
       }
       const [file] = form.files;
+      // Every import reads its file whole: one this server could not hold is refused now, not by
+      // each worker it would bring down.
+      const { size } = await Deno.stat(file.path);
+      await unprocessable(() => checkWholeFileSize(file.fileName, size));
       const upload = await unprocessable(() =>
         storeUpload(sql, {
           path: file.path,
@@ -185,11 +190,17 @@ export function uploadRoutes(app: ApiApp, context: RouteContext): void {
   });
 }
 
-/** Runs `step`; a file the import would refuse whole (a FileError) is a 422 naming the file. */
+/**
+ * Runs `step`; a file the import would refuse whole (a FileError) is a 422 naming the file, one
+ * too large for this process to read whole a 413.
+ */
 async function unprocessable<T>(step: () => T | Promise<T>): Promise<T> {
   try {
     return await step();
   } catch (error) {
+    if (error instanceof FileTooLargeToReadError) {
+      throw new ApiError(413, "too_large", error.message);
+    }
     if (error instanceof FileError) throw new ApiError(422, "unprocessable_file", error.message);
     throw error;
   }

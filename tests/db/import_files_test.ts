@@ -4,7 +4,15 @@
 // was written. The last test shows entries CSV files share the one CSV reader's row checks.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { dbTest, onDatabase, runCaptured, runCli, useTestDatabase } from "../_harness.ts";
+import {
+  dbTest,
+  NO_DATABASE,
+  onDatabase,
+  runCaptured,
+  runCli,
+  useTestDatabase,
+} from "../_harness.ts";
+import { runScript } from "./_connection.ts";
 import type { CommandSpec } from "../../src/cli/command.ts";
 import { entriesCommand } from "../../src/cli/entries.ts";
 import { factorsCommand } from "../../src/cli/factors.ts";
@@ -148,3 +156,36 @@ dbTest(
     }
   },
 );
+
+Deno.test("imports that read their file whole refuse one their process could not hold, naming its heap", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "rematch-import-files-" });
+  try {
+    // A heap of 160 MiB in all (64 MiB of old space): files of more than 2.5 MiB are refused.
+    const env = { DENO_V8_FLAGS: "--max-old-space-size=64" };
+    const scripts: [string, string, string[]][] = [
+      ["factors", ".csv", ["--det", "it", "--year", "2025"]],
+      ["locations", ".csv", []],
+      ["entries", ".csv", ["--det", "it"]],
+    ];
+    for (const [script, suffix, extra] of scripts) {
+      const big = join(dir, `big${suffix}`);
+      await Deno.writeTextFile(big, "");
+      await Deno.truncate(big, 3 * 1024 * 1024);
+      const run = await runScript(script, ["import", big, ...extra, ...NO_DATABASE], env);
+      assert.equal(run.code, 1, `${script}: ${run.err}`);
+      assert.match(
+        run.err,
+        /big\.csv: is 3 MiB: a CSV file is read whole, and this process reads one of at most 2\.5 MiB \(a 64th of its 160 MiB heap\) without running out of memory: split it .*--v8-flags=--max-old-space-size=192\)/,
+        script,
+      );
+    }
+    // JSON lines are read as they come: no such limit (this file fails on its first line).
+    const lines = join(dir, "big.jsonl");
+    await Deno.writeTextFile(lines, "");
+    await Deno.truncate(lines, 3 * 1024 * 1024);
+    const streamed = await runScript("entries", ["import", lines, ...NO_DATABASE], env);
+    assert.doesNotMatch(streamed.err, /read whole/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -7,7 +7,16 @@ import { dbTest, holdInTransaction, useTestDatabase } from "../_harness.ts";
 import type { Database } from "../../src/db/connection.ts";
 import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
 import { EMISSION_EXPORT_COLUMNS } from "../../src/db/emissions_export.ts";
-import { call, dispatchForm, followPipeline, spawnScript, startTestServer } from "./_server.ts";
+import {
+  call,
+  createServerDatabase,
+  dispatchForm,
+  followPipeline,
+  serverUrl,
+  spawnScript,
+  spawnServe,
+  startTestServer,
+} from "./_server.ts";
 import { importFactorText, itFactors, planeFactors, seedEntries } from "./_seed.ts";
 
 const testDb = useTestDatabase();
@@ -818,3 +827,61 @@ dbTest(
     });
   },
 );
+
+Deno.test({
+  name: "dispatch refuses a file larger than the server's heap lets an import read whole (413), " +
+    "before any worker takes it",
+  ignore: serverUrl() === undefined,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const database = await createServerDatabase();
+    // A heap of 160 MiB: files of more than 2.5 MiB are more than an import reads whole.
+    const serve = await spawnServe(database.url, ["--concurrency", "0"], {
+      DENO_V8_FLAGS: "--max-old-space-size=64",
+    });
+    try {
+      const row = "very_short_haul,economy,0.1,1,0,1000\n";
+      const text = "category,cabin_class,ef_kg_co2eq_per_km,rfi_adjustment,min_distance," +
+        "max_distance\n" + row.repeat(Math.ceil((3 * 1024 * 1024) / row.length));
+      const config = { module_type_id: "professional_travel", data_entry_type_id: "plane" };
+      const upload = new FormData();
+      upload.append("files", new Blob([text]), "plane.csv");
+      const stored = await call(serve.url, "/v1/files/temp-upload", {
+        method: "POST",
+        body: upload,
+      });
+      assert.equal(stored.status, 201);
+      const byPath = await call(serve.url, "/v1/sync/dispatch", {
+        method: "POST",
+        json: {
+          target_type: "factors",
+          year: 2025,
+          file_path: (stored.body as Body[])[0].path,
+          config,
+        },
+      });
+      const multipart = await call(serve.url, "/v1/sync/dispatch", {
+        method: "POST",
+        body: dispatchForm({ target_type: "factors", year: 2025, config }, {
+          name: "plane.csv",
+          text,
+        }),
+      });
+      for (const refused of [byPath, multipart]) {
+        assert.equal(refused.status, 413);
+        assert.equal(errorOf(refused.body).code, "too_large");
+        assert.match(
+          errorOf(refused.body).message,
+          /^plane\.csv: is 3 MiB: a CSV file is read whole/,
+        );
+      }
+      const [{ jobs }] = await database.db
+        .sql`select count(*)::int as jobs from data_ingestion_jobs`;
+      assert.equal(jobs, 0, "nothing was queued");
+    } finally {
+      await serve.stop();
+      await database.drop();
+    }
+  },
+});
