@@ -90,13 +90,17 @@ export function emissionRoutes(app: ApiApp, context: RouteContext): void {
       const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
       const writer = writable.getWriter();
       const sink = exportSink(writer, options.exportStallMs ?? 60_000);
-      exportEmissions(db, { det: det.id, year, format }, sink).then(
-        () => writer.close(),
+      // The slot is given back when the export ends, not when the response does: aborting the
+      // response waits for a client that stopped reading to read or go.
+      const exported = exportEmissions(db, { det: det.id, year, format }, sink);
+      exported.finally(() => exporting--).catch(() => {});
+      exported.then(
+        () => writer.close().catch(() => {}),
         (error) => {
           options.log?.({ event: "export_failed", message: String(error) });
-          return writer.abort(error);
+          writer.abort(error).catch(() => {});
         },
-      ).catch(() => {}).finally(() => exporting--);
+      );
       return new Response(readable, {
         status: 200,
         headers: {

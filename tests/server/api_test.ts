@@ -3,7 +3,7 @@
 // field, the OpenAPI document, listings and the status endpoints.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { dbTest, holdInTransaction, useTestDatabase } from "../_harness.ts";
+import { dbTest, holdInTransaction, serverBackendExpected, useTestDatabase } from "../_harness.ts";
 import type { Database } from "../../src/db/connection.ts";
 import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
 import { EMISSION_EXPORT_COLUMNS } from "../../src/db/emissions_export.ts";
@@ -885,3 +885,40 @@ Deno.test({
     }
   },
 });
+
+dbTest(
+  testDb,
+  "exports: one whose client stops reading ends after exportStallMs, and gives its slot back at " +
+    "once, while the client still holds its connection",
+  async (db) => {
+    await importFactorText(db, "plane", 2025, planeFactors(0.1, 0.3));
+    await seedEntries(db, "plane", 2025, 60_000);
+    const server = await startTestServer(db, { limits: { maxExports: 1, exportStallMs: 300 } });
+    const { hostname, port } = new URL(server.url);
+    // A client that asks for the export and never reads it (megabytes: more than the sockets
+    // between the two hold).
+    const stalled = await Deno.connect({ hostname, port: Number(port) });
+    try {
+      await stalled.write(new TextEncoder().encode(
+        "GET /v1/emissions?det=plane&year=2025&format=json HTTP/1.1\r\nHost: " +
+          `${hostname}:${port}\r\n\r\n`,
+      ));
+      for (let i = 0; i < 200 && !server.events.some((e) => e.event === "export_failed"); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const failed = server.events.find((e) => e.event === "export_failed");
+      assert.match(String(failed?.message), /the client read nothing for 0\.3 s: export ended/);
+      // The stalled client is still connected: the slot is free all the same.
+      const next = await fetch(`${server.url}/v1/emissions?det=plane&year=2025&format=csv`, {
+        signal: AbortSignal.timeout(10_000),
+      });
+      assert.equal(next.status, 200);
+      assert.match(await next.text(), /^entry_id,/);
+    } finally {
+      stalled.close();
+      await server.stop();
+    }
+  },
+  // Tens of thousands of entries, to fill the sockets: the server's share of the suite.
+  { ignore: !serverBackendExpected() },
+);
