@@ -3,6 +3,7 @@
 import type { z } from "@hono/zod-openapi";
 import type { NewJob } from "../jobs/types.ts";
 import { parseCsv, requireColumns } from "../imports/csv.ts";
+import { FileError } from "../imports/file.ts";
 import { factorFileColumns, resolveFactorTarget } from "../imports/factor_csv.ts";
 import { REFERENCE_COLUMNS } from "../imports/reference_csv.ts";
 import {
@@ -31,8 +32,11 @@ function headerCheck(required: readonly string[], read?: readonly string[]) {
     let table;
     try {
       table = parseCsv(fileName, `${header}\n`);
-    } catch {
-      return; // A header the first line alone cannot show (a quoted line break): the job reads it.
+    } catch (error) {
+      // A header the first line alone cannot show (a quoted line break) is the job's to read;
+      // one the import refuses as it stands (a column named __proto__) is refused now.
+      if (error instanceof FileError && !/: is not valid CSV: /.test(error.message)) throw error;
+      return;
     }
     requireColumns(fileName, table, required, read);
   };

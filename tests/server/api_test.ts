@@ -629,6 +629,11 @@ dbTest(
           "plane.csv: missing required columns ef_kg_co2eq_per_km, rfi_adjustment, " +
           "min_distance, max_distance",
         ],
+        [
+          text("category,__proto__\nvery_short_haul,x\n"),
+          "proto.csv",
+          'proto.csv: has a column named "__proto__", which no import reads',
+        ],
       ];
       for (const [bytes, name, message] of cases) {
         const response = await call(base, "/v1/sync/dispatch", {
