@@ -90,9 +90,10 @@ export function describeBytes(bytes: number): string {
 const MEMORY_PER_FILE_BYTE = 64;
 
 /**
- * The largest file this process reads whole: a 64th of its JavaScript heap's limit (about 65 MiB
- * with Deno's default heap of 4 GiB). Factor, reference and CSV entry files are read whole; a
- * larger one would end the process out of memory instead of being refused.
+ * The largest file this process reads whole: a 64th of its JavaScript heap's limit, which Deno
+ * sizes from the memory of the machine or container (about 65 MiB where that is 4 GiB, as on a
+ * machine of 16 GB or more). Factor, reference and CSV entry files are read whole; a larger one
+ * would end the process out of memory instead of being refused.
  */
 export function wholeFileLimit(): number {
   return Math.floor(v8.getHeapStatistics().heap_size_limit / MEMORY_PER_FILE_BYTE);
@@ -125,7 +126,7 @@ export function checkWholeFileSize(path: string, size: number): void {
     `is ${describeBytes(size)}: a CSV file is read whole, and this process reads one of at most ` +
       `${describeBytes(limit)} (a ${MEMORY_PER_FILE_BYTE}th of its ${describeBytes(heap)} heap) ` +
       `without running out of memory: split it (entries also go as JSON lines, read as they ` +
-      `come), or run with a larger heap (--v8-flags=--max-old-space-size=${neededMiB})`,
+      `come), or run with a larger heap (DENO_V8_FLAGS=--max-old-space-size=${neededMiB})`,
   );
 }
 
