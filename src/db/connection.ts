@@ -269,7 +269,7 @@ function tolerateDriverWriteAfterClose(): void {
   });
 }
 
-// These settings are also set on the embedded session, which ignores startup parameters.
+// Both settings are also set on the embedded session, which ignores startup parameters.
 function sessionParameters() {
   return {
     // As libpq does, PGAPPNAME names the session (in pg_stat_activity) when set.
@@ -277,11 +277,6 @@ function sessionParameters() {
     // Floats come back with every digit (shortest exact form), whatever the server's or the
     // database's default: a no-op rematch compares stored kg exactly.
     extra_float_digits: 3,
-    // The project's statements are many small ones, and none gains from JIT; some pay for it on
-    // every row: deleting a factor runs the foreign key's lookup of its emission rows, whose plan
-    // (many rows per factor) is priced above `jit_above_cost`, and so is compiled once per factor
-    // deleted (a rollback deleting 50,000 factors took 57 s, its statement 0.2 s of 3.7 s without).
-    jit: "off",
   };
 }
 

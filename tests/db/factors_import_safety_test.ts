@@ -438,3 +438,27 @@ dbTest(
   },
   { ignore: !serverBackendExpected() },
 );
+
+dbTest(
+  testDb,
+  "an import that deletes factors does it without JIT (compiled once per factor)",
+  async (db) => {
+    await importIn(
+      db,
+      input(`${HEADER}\nLaptop,Standard,100,10,40,128,0.1\nMonitor,,30,1,40,128,0.1\n`),
+    );
+    const jit = await db.sql.begin(async (tx) => {
+      const result = await importFactors(
+        tx,
+        input(`${HEADER}\nLaptop,Standard,100,10,40,128,0.1\n`, { mode: "replace" }),
+      );
+      assert.equal(result.deleted, 1);
+      const [row] = await tx<{ jit: string }[]>`show jit`;
+      return row.jit;
+    });
+    assert.equal(jit, "off");
+    // Only for that transaction: a session keeps its own setting.
+    const [after] = await db.sql<{ jit: string }[]>`show jit`;
+    assert.notEqual(after.jit, undefined);
+  },
+);

@@ -144,9 +144,6 @@ dbTest(
       await using fresh = await openDatabase({ databaseUrl: url, announce: false });
       const [ours] = await fresh.sql`show extra_float_digits`;
       assert.equal(ours.extra_float_digits, "3");
-      // No JIT either: see sessionParameters.
-      const [jit] = await fresh.sql`show jit`;
-      assert.equal(jit.jit, "off");
       const result = await recalculateForDataEntryType(fresh, { dataEntryType: "it", year: 2025 });
       assert.equal(result.unchanged, ids.length);
       assert.equal(result.emissionsUpdated, 0);
