@@ -34,7 +34,9 @@ process, until SIGINT or SIGTERM. Add workers elsewhere with deno task worker.
 
 Authentication: REMATCH_API_TOKENS holds comma-separated name:secret pairs (a bare secret is
 named api); requests then need Authorization: Bearer <secret>, and the token's name is recorded
-as who did what. Without tokens the server binds only to a loopback address.
+as who did what. Without tokens the server binds only to a loopback address, and answers only
+requests to a loopback host from no web page but a loopback one (403 otherwise; behind a proxy,
+configure tokens or have it send Host: 127.0.0.1).
 
   --port P             port (default 8000; 0 picks a free one, printed at start)
   --hostname H         address to bind (default 127.0.0.1)

@@ -3,7 +3,7 @@
 // schemas.ts, which also make the OpenAPI document.
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
-import type { Database } from "../db/connection.ts";
+import { type Database, redactSecrets } from "../db/connection.ts";
 import { schemaVersion } from "../db/migrate.ts";
 import type { Logger } from "../jobs/log.ts";
 import { createPipeline } from "../jobs/queue.ts";
@@ -152,7 +152,7 @@ export function createApi(options: ApiOptions): OpenAPIHono<Env> {
       summary: "Liveness and the database in use",
       responses: {
         200: json(S.Health, "the server and its database answer"),
-        503: json(S.ErrorResponse, "the database did not answer in time"),
+        503: json(S.ErrorResponse, "the database did not answer in time, or cannot be reached"),
         500: json(S.ErrorResponse, INTERNAL_ERROR),
       },
     }),
@@ -163,17 +163,14 @@ export function createApi(options: ApiOptions): OpenAPIHono<Env> {
       const late = new Promise<undefined>((resolve) => {
         timer = setTimeout(() => resolve(undefined), timeoutMs);
       });
-      const version = schemaVersion(sql);
-      version.catch(() => {});
+      // A database that refuses connections is unavailable too, not an internal error.
+      const version = schemaVersion(sql).catch((error: unknown) => error as Error);
       const answered = await Promise.race([version, late]).finally(() => clearTimeout(timer));
-      if (answered === undefined) {
-        return c.json(
-          errorBody(
-            "database_unavailable",
-            `the database did not answer within ${timeoutMs / 1000} s`,
-          ),
-          503,
-        );
+      if (typeof answered !== "number") {
+        const why = answered === undefined
+          ? `did not answer within ${timeoutMs / 1000} s`
+          : `cannot be reached (${redactSecrets(answered.message)})`;
+        return c.json(errorBody("database_unavailable", `the database ${why}`), 503);
       }
       return c.json(
         { ok: true, database: db.kind, schemaVersion: answered, version: VERSION },

@@ -101,17 +101,22 @@ export function isLoopbackHost(host: string): boolean {
  * assert.equal(crossSiteRequest("localhost:8000", "http://localhost:5173"), undefined);
  * assert.match(crossSiteRequest("127.0.0.1:8000", "https://evil.example")!, /origin/);
  * assert.match(crossSiteRequest("rebind.evil.example:8000", undefined)!, /host/);
+ * assert.equal(crossSiteRequest(undefined, undefined), undefined); // HTTP/1.0, no browser
  * ```
  */
 export function crossSiteRequest(
   host: string | undefined,
   origin: string | undefined,
 ): string | undefined {
-  const why = "without REMATCH_API_TOKENS the API answers only requests to a loopback host from " +
-    "no other origin (a web page could otherwise drive it)";
-  const hostName = host === undefined ? undefined : hostOfAuthority(host);
-  if (hostName === undefined || !isLoopbackHost(hostName)) {
-    return `host ${JSON.stringify(host ?? "")} refused: ${why}`;
+  const why = "without REMATCH_API_TOKENS the API answers only requests to a loopback host, " +
+    "sent from no web page but a loopback one (another page could otherwise drive it; behind a " +
+    "proxy, configure tokens or have it send Host: 127.0.0.1)";
+  // No Host at all (HTTP/1.0) is no browser's request.
+  if (host !== undefined) {
+    const hostName = hostOfAuthority(host);
+    if (hostName === undefined || !isLoopbackHost(hostName)) {
+      return `host ${JSON.stringify(host)} refused: ${why}`;
+    }
   }
   if (origin === undefined) return undefined;
   let originHost: string | undefined;

@@ -142,7 +142,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   } catch (error) {
     closing.abort();
     clearTimeout(relisten);
-    await server.shutdown();
+    await server.shutdown().catch(() => {});
     if (ownUploadDir) await Deno.remove(uploadDir, { recursive: true }).catch(() => {});
     throw error;
   }

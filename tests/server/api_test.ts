@@ -3,6 +3,7 @@
 // field, the OpenAPI document, listings and the status endpoints.
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import postgres from "postgres";
 import { dbTest, holdInTransaction, serverBackendExpected, useTestDatabase } from "../_harness.ts";
 import type { Database } from "../../src/db/connection.ts";
 import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
@@ -927,3 +928,31 @@ dbTest(
   // Tens of thousands of entries, to fill the sockets: the server's share of the suite.
   { ignore: !serverBackendExpected() },
 );
+
+Deno.test({
+  name: "healthz: 503 database_unavailable when the database cannot be reached",
+  ignore: serverUrl() === undefined,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const database = await createServerDatabase();
+    const name = new URL(database.url).pathname.slice(1);
+    const admin = postgres(serverUrl()!, { max: 1, onnotice: () => {} });
+    const server = await startTestServer(database.db, { concurrency: 0 });
+    try {
+      assert.equal((await call(server.url, "/healthz")).status, 200);
+      // Nobody may connect any more, and the server's sessions are ended.
+      await admin.unsafe(`alter database ${name} allow_connections false`);
+      await admin`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${name}`;
+      const health = await call(server.url, "/healthz", { signal: AbortSignal.timeout(10_000) });
+      assert.equal(health.status, 503);
+      assert.equal(errorOf(health.body).code, "database_unavailable");
+      assert.match(errorOf(health.body).message, /^the database cannot be reached \(/);
+    } finally {
+      await server.stop();
+      await admin.unsafe(`alter database ${name} allow_connections true`);
+      await admin.end();
+      await database.drop();
+    }
+  },
+});
