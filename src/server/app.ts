@@ -164,7 +164,9 @@ export function createApi(options: ApiOptions): OpenAPIHono<Env> {
         timer = setTimeout(() => resolve(undefined), timeoutMs);
       });
       // A database that refuses connections is unavailable too, not an internal error.
-      const version = schemaVersion(sql).catch((error: unknown) => error as Error);
+      const version = schemaVersion(sql).catch((error: unknown) =>
+        error instanceof Error ? error : new Error(String(error))
+      );
       const answered = await Promise.race([version, late]).finally(() => clearTimeout(timer));
       if (typeof answered !== "number") {
         const why = answered === undefined
