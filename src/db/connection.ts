@@ -280,9 +280,37 @@ function sessionParameters() {
   };
 }
 
-// `socket` (a factory of connected sockets) is a postgres.js option its types leave out.
+// `socket` (a factory of connected sockets) is a postgres.js option its types leave out. The
+// factory handed over never rejects: postgres.js (3.4.9) leaves a connection whose factory
+// rejected "connecting" for good, a slot of its pool gone, so that after as many failed attempts
+// as the pool has connections (a database unreachable for some seconds) every query waited
+// forever, the database back or not. A failed connection is handed over as a socket destroyed
+// with its error, which postgres.js takes as any connection that failed: its queries fail with
+// that error, and the slot is free for the next attempt.
 function socketOption(factory: (target: SocketTarget) => Promise<net.Socket>): object {
-  return { socket: factory };
+  return {
+    socket: async (target: SocketTarget) => {
+      try {
+        return await factory(target);
+      } catch (error) {
+        return failedSocket(error);
+      }
+    },
+  };
+}
+
+function failedSocket(error: unknown): net.Socket {
+  const socket = new net.Socket();
+  // postgres.js writes its startup message to the socket at once (it takes it as connected) and
+  // sends it a turn of the event loop later; a connection that closes before that send keeps the
+  // message pending, and the slot's next connection, its own message queued behind, never sends
+  // it: its queries wait for good. So the write is taken (and dropped), and the socket fails once
+  // it has been sent. The listener keeps the error from ever being uncaught.
+  socket.write = (() => true) as typeof socket.write;
+  socket.on("error", () => {});
+  const failure = error instanceof Error ? error : new Error(String(error));
+  setTimeout(() => socket.destroy(failure), 10);
+  return socket;
 }
 
 function clientOptions() {

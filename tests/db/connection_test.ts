@@ -655,3 +655,64 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "sockets: a database unreachable for more connection attempts than the pool has " +
+    "connections is used again once it is back (no query waits for good)",
+  ignore: !serverBackendExpected(),
+  ...dbOptions,
+  async fn() {
+    const test = await createTestDatabase();
+    const target = Number(new URL(test.url!).port || 5432);
+    // A proxy that can be switched off (connections refused) and on again, on one port.
+    let listener: Deno.TcpListener | undefined;
+    const links: Deno.Conn[] = [];
+    const start = (port: number) => {
+      listener = Deno.listen({ hostname: "127.0.0.1", port });
+      const current = listener;
+      (async () => {
+        for await (const conn of current) {
+          const upstream = await Deno.connect({ hostname: "127.0.0.1", port: target });
+          links.push(conn, upstream);
+          conn.readable.pipeTo(upstream.writable).catch(() => {});
+          upstream.readable.pipeTo(conn.writable).catch(() => {});
+        }
+      })().catch(() => {});
+      return (current.addr as Deno.NetAddr).port;
+    };
+    const stop = () => {
+      listener?.close();
+      for (const conn of links.splice(0)) {
+        try {
+          conn.close();
+        } catch {
+          // closed by its other end already
+        }
+      }
+    };
+    const port = start(0);
+    const url = new URL(test.url!);
+    url.hostname = "127.0.0.1";
+    url.port = String(port);
+    const db = await openDatabase({
+      databaseUrl: url.toString(),
+      announce: false,
+      maxConnections: 2,
+      connectTimeout: 2,
+    });
+    try {
+      assert.deepEqual([...await db.sql`select 1 as x`], [{ x: 1 }]);
+      stop();
+      for (let i = 0; i < 5; i++) {
+        await assert.rejects(() => within(10, "a query while it is down", db.sql`select 1`));
+      }
+      start(port);
+      const back = await within(20, "a query once it is back", db.sql`select 2 as x`);
+      assert.deepEqual([...back], [{ x: 2 }]);
+    } finally {
+      await db.close();
+      stop();
+      await test.drop();
+    }
+  },
+});
