@@ -6,6 +6,7 @@ import { createLogger, type LogFormat } from "../jobs/log.ts";
 import type { WorkerOptions } from "../jobs/worker.ts";
 import { type ApiToken, parseApiTokens } from "../server/auth.ts";
 import { checkBind, startServer } from "../server/serve.ts";
+import { checkJobSettings } from "../jobs/settings.ts";
 import { DEFAULT_MAX_FILE_BYTES, describeBytes } from "../imports/file.ts";
 import {
   logToStderr,
@@ -82,8 +83,9 @@ export const serveCommand = defineCommand({
   handlesStopSignals: true,
   async run(args, context) {
     const tokens: ApiToken[] = parseApiTokens(Deno.env.get("REMATCH_API_TOKENS"));
-    // Refused before the database is even opened.
+    // Refused before the database is even opened, as a setting its jobs read that is wrong.
     checkBind(args.hostname, tokens);
+    checkJobSettings();
     // With --json, standard output carries the one JSON document: the log goes to stderr.
     const log = createLogger(args.logFormat, context.json ? logToStderr : undefined);
     const stopped = untilStopSignal((signal) => {

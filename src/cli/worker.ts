@@ -3,6 +3,7 @@
 import { z } from "zod";
 import { defineCommand, EXIT, SIGNAL_EXIT } from "./command.ts";
 import { createLogger, type LogFormat } from "../jobs/log.ts";
+import { checkJobSettings } from "../jobs/settings.ts";
 import { JobWorker, type WorkerOptions } from "../jobs/worker.ts";
 
 /** The worker flags `worker` and `serve` share. */
@@ -123,6 +124,8 @@ export const workerCommand = defineCommand({
   schema,
   handlesStopSignals: true,
   async run(args, context) {
+    // A setting jobs read, wrong, is refused now: not by every job this worker would claim.
+    checkJobSettings();
     // With --json, standard output carries the one JSON document: the log goes to stderr.
     const log = createLogger(args.logFormat, context.json ? logToStderr : undefined);
     const stopped = untilStopSignal((signal) => {

@@ -716,3 +716,28 @@ Deno.test({
     }
   },
 });
+
+Deno.test("serve and worker refuse at start a setting their jobs read that is wrong", async () => {
+  const cases: [string, Record<string, string>, RegExp][] = [
+    [
+      "worker",
+      { REMATCH_WEEKS_PER_YEAR: "0" },
+      /^worker: REMATCH_WEEKS_PER_YEAR: expected a number of weeks above 0 and at most 53, got "0"$/m,
+    ],
+    [
+      "serve",
+      { REMATCH_MAX_FILE_SIZE: "lots" },
+      /^serve: REMATCH_MAX_FILE_SIZE="lots": expected a size such as 512MiB or 1GiB$/m,
+    ],
+  ];
+  for (const [script, env, message] of cases) {
+    // No database is reached: the setting is checked first.
+    const run = await runScript(
+      script,
+      ["--database-url", "postgres://nobody@127.0.0.1:1/none"],
+      env,
+    );
+    assert.equal(run.code, 1, `${script}: ${run.err}`);
+    assert.match(run.err, message);
+  }
+});
