@@ -241,6 +241,11 @@ const CSV_OPTIONS = {
  * A file error for text csv-parse refused, naming the line (counted here: csv-parse's own count
  * drifts after quoted newlines in CRLF files) and the column by its header name.
  */
+/** A text that is not CSV (a stray quote, a quoted value never closed), naming where. */
+export class CsvSyntaxError extends FileError {
+  override name = "CsvSyntaxError";
+}
+
 function syntaxError(file: string, text: string, error: unknown): FileError {
   const { code, message, bytes, column, records } = error as {
     code?: string;
@@ -249,7 +254,7 @@ function syntaxError(file: string, text: string, error: unknown): FileError {
     column?: number | string;
     records?: number;
   };
-  if (typeof bytes !== "number") return new FileError(file, `is not valid CSV: ${message}`);
+  if (typeof bytes !== "number") return new CsvSyntaxError(file, `is not valid CSV: ${message}`);
   // `bytes` is where the field at fault starts (its delimiter), in UTF-8 bytes of the text.
   const line = lineAtByte(new TextEncoder().encode(text), bytes);
   let name: string | undefined;
@@ -271,7 +276,7 @@ function syntaxError(file: string, text: string, error: unknown): FileError {
     : code === "CSV_QUOTE_NOT_CLOSED"
     ? "a quoted value that is never closed (its closing quote is missing)"
     : (message ?? "unreadable").replace(/ at line \d+/, "");
-  return new FileError(
+  return new CsvSyntaxError(
     file,
     `is not valid CSV: line ${line}${name ? `, column ${name}` : ""}: ${what}`,
   );

@@ -205,7 +205,8 @@ export async function checkImportFile(
  * Opens an import file as a stream of its bytes. Refuses, before opening it, anything but a
  * regular file (opening a FIFO would wait for a writer) and a file above the size limit; the
  * stream itself fails with a {@linkcode FileError} if the file grows past the limit while it is
- * read.
+ * read. `whole`: the caller holds it whole, and a file beyond {@linkcode wholeFileLimit} is refused
+ * too ({@linkcode FileTooLargeToReadError}).
  *
  * @example
  * ```ts
@@ -217,6 +218,7 @@ export async function checkImportFile(
 export async function openImportFile(
   path: string,
   options: ImportFileOptions = {},
+  whole = false,
 ): Promise<ReadableStream<Uint8Array>> {
   const limit = maxFileBytes(options);
   await checkImportFile(path, { maxBytes: limit });
@@ -228,7 +230,10 @@ export async function openImportFile(
   }
   try {
     // The path may have been swapped between the check and the open: check what was opened.
-    checkInfo(path, await file.stat(), limit);
+    const info = await file.stat();
+    checkInfo(path, info, limit);
+    // To be read whole (within the import limit): beyond what fits in memory, refused unread.
+    if (whole) checkWholeFileSize(path, info.size);
   } catch (error) {
     file.close();
     throw error;
@@ -266,12 +271,8 @@ export async function readImportFile(
 ): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let size = 0;
-  const limit = maxFileBytes(options);
-  const info = await Deno.stat(path).catch(() => undefined);
-  // Within the import limit but beyond what fits in memory: refused before anything is read.
-  if (info?.isFile && info.size <= limit) checkWholeFileSize(path, info.size);
   try {
-    for await (const chunk of await openImportFile(path, { maxBytes: limit })) {
+    for await (const chunk of await openImportFile(path, options, true)) {
       chunks.push(chunk);
       size += chunk.byteLength;
     }

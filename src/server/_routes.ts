@@ -28,6 +28,22 @@ export interface RouteContext {
   ): Promise<CreatedPipeline>;
 }
 
+/**
+ * `work`'s value, or `undefined` when `ms` pass first (its timer cleared either way; a rejection
+ * of `work` is passed on).
+ */
+export async function withinMs<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** A JSON response of the OpenAPI document. */
 export const json = (schema: z.ZodType, description: string) => ({
   content: { "application/json": { schema } },

@@ -15,7 +15,7 @@ import { emissionRoutes } from "./emission_routes.ts";
 import { ApiError, describeIssues, errorBody } from "./errors.ts";
 import { historyRoutes } from "./history_routes.ts";
 import { MultipartError } from "./multipart.ts";
-import { type Env, INTERNAL_ERROR, json, type RouteContext } from "./_routes.ts";
+import { type Env, INTERNAL_ERROR, json, type RouteContext, withinMs } from "./_routes.ts";
 import * as S from "./schemas.ts";
 import { syncRoutes } from "./sync_routes.ts";
 import { UnsupportedFileError } from "./upload.ts";
@@ -159,15 +159,11 @@ export function createApi(options: ApiOptions): OpenAPIHono<Env> {
     async (c) => {
       // A load balancer's probe gets an answer, even when every connection is taken.
       const timeoutMs = options.healthTimeoutMs ?? 5000;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const late = new Promise<undefined>((resolve) => {
-        timer = setTimeout(() => resolve(undefined), timeoutMs);
-      });
       // A database that refuses connections is unavailable too, not an internal error.
       const version = schemaVersion(sql).catch((error: unknown) =>
         error instanceof Error ? error : new Error(String(error))
       );
-      const answered = await Promise.race([version, late]).finally(() => clearTimeout(timer));
+      const answered = await withinMs(version, timeoutMs);
       if (typeof answered !== "number") {
         const why = answered === undefined
           ? `did not answer within ${timeoutMs / 1000} s`

@@ -2,8 +2,7 @@
 // 400 naming the field that is wrong.
 import type { z } from "@hono/zod-openapi";
 import type { NewJob } from "../jobs/types.ts";
-import { parseCsv, requireColumns } from "../imports/csv.ts";
-import { FileError } from "../imports/file.ts";
+import { CsvSyntaxError, parseCsv, requireColumns } from "../imports/csv.ts";
 import { factorFileColumns, resolveFactorTarget } from "../imports/factor_csv.ts";
 import { REFERENCE_COLUMNS } from "../imports/reference_csv.ts";
 import {
@@ -35,8 +34,8 @@ function headerCheck(required: readonly string[], read?: readonly string[]) {
     } catch (error) {
       // A header the first line alone cannot show (a quoted line break) is the job's to read;
       // one the import refuses as it stands (a column named __proto__) is refused now.
-      if (error instanceof FileError && !/: is not valid CSV: /.test(error.message)) throw error;
-      return;
+      if (error instanceof CsvSyntaxError) return;
+      throw error;
     }
     requireColumns(fileName, table, required, read);
   };

@@ -3,7 +3,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { exportEmissions } from "../db/emissions_export.ts";
 import { findDataEntryType, unknownDataEntryType } from "../reference/enums.ts";
 import { ApiError, invalidField } from "./errors.ts";
-import { type ApiApp, ERRORS, json, type RouteContext, SECURITY } from "./_routes.ts";
+import { type ApiApp, ERRORS, json, type RouteContext, SECURITY, withinMs } from "./_routes.ts";
 import * as S from "./schemas.ts";
 
 /**
@@ -30,18 +30,8 @@ export function exportSink(
 ): { write(bytes: Uint8Array): Promise<number> } {
   return {
     async write(bytes: Uint8Array) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const stalled = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`the client read nothing for ${stallMs / 1000} s: export ended`)),
-          stallMs,
-        );
-      });
-      try {
-        await Promise.race([writer.write(bytes), stalled]);
-      } finally {
-        clearTimeout(timer);
-      }
+      const taken = await withinMs(writer.write(bytes).then(() => true), stallMs);
+      if (!taken) throw new Error(`the client read nothing for ${stallMs / 1000} s: export ended`);
       return bytes.byteLength;
     },
   };
