@@ -168,6 +168,8 @@ dbTest(testDb, "seed: every det gets entries and emission rows", async (db) => {
     assert.equal(det.entries, expected, det.dataEntryType);
     assert.ok(det.emissionRows > 0, `${det.dataEntryType} has emission rows`);
     assert.ok(det.kgCo2eq > 0, `${det.dataEntryType} has kg`);
+    // Reported as every kg total is: no residue of float additions past 12 significant digits.
+    assert.equal(det.kgCo2eq, Number(det.kgCo2eq.toPrecision(12)), det.dataEntryType);
     assert.deepEqual([det.rejected, det.computeErrors], [0, 0], det.dataEntryType);
   }
   assert.ok(summary.companionsCreated > 0);
