@@ -259,22 +259,6 @@ export function isConnectionLost(error: unknown): boolean {
   ].includes(code) || code.startsWith("08"); // connection exceptions
 }
 
-const endedClients = new WeakSet<object>();
-
-/**
- * Whether `sql` is a client a {@linkcode Database}'s close has ended. postgres.js refuses any
- * statement sent to it then, but a connection reserved from it afterwards would be opened again.
- */
-export function hasEnded(sql: Sql): boolean {
-  return endedClients.has(sql);
-}
-
-// Ends a client: its connections once their work is done, at most 5 s from now.
-function endClient(sql: Sql): Promise<void> {
-  endedClients.add(sql);
-  return sql.end({ timeout: 5 });
-}
-
 let toleratingWriteAfterClose = false;
 
 function tolerateDriverWriteAfterClose(): void {
@@ -364,7 +348,7 @@ async function openServer(url: string, max: number, timeout?: number): Promise<D
         ...socketOption((target) => connectSocket(target, [], seconds)),
       }) as unknown as Sql;
       const close = async () => {
-        await Promise.all([endClient(sql), endClient(readerSql)]);
+        await Promise.all([sql.end({ timeout: 5 }), readerSql.end({ timeout: 5 })]);
       };
       return { sql, readerSql, kind: "server", description, close, [Symbol.asyncDispose]: close };
     }
@@ -554,7 +538,7 @@ async function openEmbedded(
     const close = async () => {
       if (closed) return;
       closed = true;
-      await endClient(sql);
+      await sql.end({ timeout: 5 });
       await server!.stop();
       await pglite!.close();
       await releaseLock();

@@ -1,13 +1,7 @@
 // A transaction whose BEGIN travels with its first statements. postgres.js's `sql.begin` waits for
 // BEGIN's answer before its body runs: one round trip more than needed, which a no-op rematch (a
 // lock, a comparison, the run's record) pays in a large share of its time.
-import {
-  hasEnded,
-  isConnectionLost,
-  type Queryable,
-  type ReservedSql,
-  type Sql,
-} from "./connection.ts";
+import { isConnectionLost, type Queryable, type ReservedSql, type Sql } from "./connection.ts";
 
 const open = new WeakSet<object>();
 
@@ -28,45 +22,32 @@ export function isTransaction(q: Queryable): boolean {
 }
 
 // What postgres.js 3.4.9 hands a statement's `onexecute` option (as `sql.begin` uses it): the
-// connection. The pool calls its `onclose` once when it is lost, and its `end` when the pool ends.
+// connection, whose `onclose` the pool calls once when the connection is lost.
 interface DriverConnection {
   onclose: ((error: unknown) => void) | null;
-  end: () => Promise<void>;
-  terminate: () => void;
 }
 
 // A statement of postgres.js 3.4.9 not yet sent: the pool's or connection's `handler` sends it
 // when it is first awaited (or executed); a query used as a fragment of another is never sent.
 interface DriverQuery extends Promise<unknown> {
   handler: ((query: DriverQuery) => void) & { debug?: unknown };
-  reject: (error: unknown) => void;
 }
 
 function isDriverQuery(value: unknown): value is DriverQuery {
   return value instanceof Promise && typeof (value as { handler?: unknown }).handler === "function";
 }
 
-/** The error of a statement sent through a transaction's handle once the transaction is over. */
-export class TransactionOverError extends Error {
-  override name = "TransactionOverError";
-}
-
 /**
  * Runs `body` in one transaction on a connection of the pool's own, as `sql.begin` does, but
  * with BEGIN sent ahead of the body's first statement rather than answered before it: one
  * connection runs its statements in the order sent, so they all run inside the transaction.
- * COMMIT follows when the body resolves, ROLLBACK when it throws. As with `sql.begin`:
- * - the first statement the server refused is the error thrown (also when the body went on past
- *   it, or saw only that the transaction had been aborted), and nothing is committed;
- * - a connection lost while the body waits on something else fails the call at once (the server
- *   has rolled the transaction back);
- * - a pool ended meanwhile ends the connection once the transaction is over; one ended before
- *   refuses to start it (`CONNECTION_ENDED`).
- *
- * The connection goes back to the pool once the transaction is over; a lost one stays with the
- * pool's closed ones (handed back, it would look open). Statements sent through the body's handle
- * once the call is over, or once its connection was lost, are refused ({@linkcode
- * TransactionOverError}, or the loss): they would reach whoever has the connection next.
+ * COMMIT follows when the body resolves, ROLLBACK when it throws (the body's error is thrown, or
+ * the first refused statement's when the body saw only that the transaction had been aborted).
+ * As with `sql.begin`, a connection lost meanwhile fails the call at once (a statement sent on it
+ * afterwards would never be answered), and the server has rolled the transaction back. The
+ * connection goes back to the pool once the transaction is over; a lost one stays with the pool's
+ * closed ones (handed back, it would look open). The `tx` the body gets refuses every use once the
+ * call has returned or thrown (a TypeError).
  *
  * @example
  * ```ts ignore
@@ -80,50 +61,46 @@ export async function inTransaction<T>(
   sql: Sql,
   body: (tx: ReservedSql) => Promise<T>,
 ): Promise<T> {
-  if (hasEnded(sql)) {
-    throw Object.assign(new Error("the database was closed: no transaction can start on it"), {
-      code: "CONNECTION_ENDED",
-    });
-  }
   const tx = await sql.reserve();
   let connection: DriverConnection | undefined;
-  let endConnection: (() => Promise<void>) | undefined;
-  // Set when the connection is gone (its loss seen by the pool, or by one of its statements),
-  // when the pool was told to end meanwhile, and once the call is over.
-  let gone: { error: unknown } | undefined;
-  let poolEnding = false;
-  let over = false;
-  let refused: { error: unknown } | undefined;
+  let closed = false;
   let onLost!: (error: unknown) => void;
   const lost = new Promise<never>((_, reject) => onLost = reject);
   lost.catch(() => {});
   // Until the transaction is over: whatever awaits it learns of a lost connection.
   const unlessLost = <V>(work: Promise<V>) => Promise.race([work, lost]);
+  const end = async (statement: "commit" | "rollback") => {
+    try {
+      await unlessLost(tx.unsafe(statement));
+    } catch (error) {
+      // A COMMIT the server refused (a deferred constraint) ended the transaction all the same.
+      if (!closed && !isConnectionLost(error)) release();
+      throw error;
+    }
+    release();
+  };
+  const release = () => {
+    if (connection) connection.onclose = null;
+    tx.release();
+  };
 
-  // Every statement of the body passes here when it is sent: the first refused one is kept, and
-  // none is sent once the connection is gone or the call is over. (Ours run first among the
-  // reactions to a statement's failure: a body that answers a lost statement with another finds
-  // it refused.)
+  // As in `sql.begin`, the first statement the server refused is the error told: the ones behind
+  // it fail with "current transaction is aborted" (25P02), and a body with statements in flight
+  // may see one of those first.
+  let refused: { error: unknown } | undefined;
   const watched = <V>(value: V): V => {
     if (isDriverQuery(value)) {
       const send = value.handler;
       value.handler = Object.assign((query: DriverQuery) => {
-        if (gone || over) {
-          query.reject(
-            gone?.error ??
-              new TransactionOverError("the transaction is over: a statement of it was not sent"),
-          );
-          return;
-        }
-        query.catch((error) => {
-          refused ??= { error };
-          if (isConnectionLost(error)) gone ??= { error };
-        });
+        query.catch((error) => refused ??= { error });
         send(query);
       }, { debug: send.debug });
     }
     return value;
   };
+  // The body's handle stops working when the transaction is over: a body still running after a
+  // lost connection (or one that kept the handle) cannot send a statement on the connection once
+  // the pool has connected it again for others.
   const session = Proxy.revocable(tx, {
     apply: (target, self, args) => watched(Reflect.apply(target, self, args)),
     get(target, key) {
@@ -133,44 +110,14 @@ export async function inTransaction<T>(
         : value;
     },
   });
-
-  // The transaction is over: the connection goes back to the pool, or ends with the pool.
-  const handBack = () => {
-    if (connection && endConnection) connection.end = endConnection;
-    if (connection) connection.onclose = null;
-    if (poolEnding && connection) connection.terminate();
-    else tx.release();
-  };
-  const end = async (statement: "commit" | "rollback") => {
-    let command: string | undefined;
-    try {
-      command = (await unlessLost(tx.unsafe(statement))).command;
-    } catch (error) {
-      // A COMMIT the server refused (a deferred constraint) ended the transaction all the same.
-      if (!gone && !isConnectionLost(error)) handBack();
-      throw error;
-    }
-    handBack();
-    // The server answers COMMIT with ROLLBACK when the transaction had been aborted.
-    if (statement === "commit" && command !== "COMMIT") {
-      throw refused?.error ??
-        new Error(`the transaction was not committed: the server answered ${command}`);
-    }
-  };
-
   open.add(session.proxy);
   try {
     const options = {
       onexecute(c: DriverConnection) {
         connection = c;
         c.onclose = (error) => {
-          gone ??= { error };
+          closed = true;
           onLost(error);
-        };
-        endConnection = c.end;
-        c.end = () => {
-          poolEnding = true;
-          return endConnection!();
         };
         // The connection takes the statements behind BEGIN at once (pipelined).
         return true;
@@ -183,12 +130,10 @@ export async function inTransaction<T>(
     try {
       value = await unlessLost(body(session.proxy));
       await begun;
-      // A statement refused, the body went on: the transaction was aborted all the same.
-      if (refused) throw refused.error;
     } catch (error) {
       // (A lost connection of the body's other sessions, such as the rematch's reader, is not
       // this one's: its transaction is rolled back here.)
-      if (!gone) await end("rollback").catch(() => {});
+      if (!closed) await end("rollback").catch(() => {});
       throw (error as { code?: unknown } | null)?.code === "25P02" && refused
         ? refused.error
         : error;
@@ -196,7 +141,6 @@ export async function inTransaction<T>(
     await end("commit");
     return value;
   } finally {
-    over = true;
     open.delete(session.proxy);
     session.revoke();
   }

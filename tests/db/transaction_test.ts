@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { type Database, isConnectionLost, openDatabase } from "../../src/db/connection.ts";
 import { lockSlice } from "../../src/db/locks.ts";
-import { inTransaction, isTransaction, TransactionOverError } from "../../src/db/transaction.ts";
+import { inTransaction, isTransaction } from "../../src/db/transaction.ts";
 import { createTestDatabase, serverBackendExpected } from "../_harness.ts";
 import { within } from "./_connection.ts";
 
@@ -218,139 +218,6 @@ Deno.test({
         inTransaction(db.sql, async (tx) => (await tx<{ n: number }[]>`select 4 as n`)[0].n),
       );
       assert.equal(again, 4);
-    } finally {
-      await db.close();
-      await test.drop();
-    }
-  },
-});
-
-Deno.test({
-  name: "inTransaction: a body that goes on past a refused statement commits nothing; that " +
-    "statement's error is thrown",
-  ...dbOptions,
-  async fn() {
-    await withScratchTable(async (db) => {
-      await assert.rejects(
-        () =>
-          inTransaction(db.sql, async (tx) => {
-            await tx`insert into scratch values (1)`;
-            await tx`insert into scratch values (null)`.catch(() => {});
-            return "ok";
-          }),
-        /null value in column "n"/,
-      );
-      assert.deepEqual(await scratch(db), []);
-    });
-  },
-});
-
-Deno.test({
-  name: "inTransaction: a statement made in the transaction and first awaited after it is " +
-    "refused, and runs nowhere",
-  ...dbOptions,
-  async fn() {
-    await withScratchTable(async (db) => {
-      const { late } = await inTransaction(db.sql, async (tx) => {
-        await tx`insert into scratch values (1)`;
-        // Made, not sent (a query is sent when first awaited); wrapped so that it is not awaited.
-        return { late: tx`insert into scratch values (2)` };
-      });
-      await inTransaction(db.sql, async (tx) => {
-        await assert.rejects(async () => await late, TransactionOverError);
-        await tx`insert into scratch values (3)`;
-      });
-      assert.deepEqual(await scratch(db), [1, 3]);
-    });
-  },
-});
-
-Deno.test({
-  name: "inTransaction: a database closed during the transaction: it commits, then its " +
-    "connection ends at once; closed before: it does not start",
-  ignore: !serverBackendExpected(),
-  ...dbOptions,
-  async fn() {
-    const test = await createTestDatabase();
-    try {
-      await test.db.sql`create table scratch (n int not null)`;
-      const db = await openDatabase({ databaseUrl: test.url, announce: false, maxConnections: 1 });
-      let resume!: () => void;
-      const resumed = new Promise<void>((resolve) => resume = resolve);
-      let started!: () => void;
-      const begun = new Promise<void>((resolve) => started = resolve);
-      const call = inTransaction(db.sql, async (tx) => {
-        await tx`insert into scratch values (1)`;
-        started();
-        await resumed;
-        await tx`insert into scratch values (2)`;
-        return "committed";
-      });
-      await begun;
-      // The close waits for the transaction, then ends its connection: not its 5 s timeout.
-      const closing = db.close();
-      resume();
-      assert.equal(await within(10, "the transaction", call), "committed");
-      await within(3, "the close", closing);
-      assert.deepEqual(await scratch(test.db), [1, 2]);
-      // Closed: a transaction neither starts nor opens a connection again.
-      await assert.rejects(
-        () =>
-          within(3, "a transaction after the close", inTransaction(db.sql, (tx) => tx`select 1`)),
-        (error: { code?: string }) => error.code === "CONNECTION_ENDED",
-      );
-    } finally {
-      await test.drop();
-    }
-  },
-});
-
-Deno.test({
-  name: "inTransaction: a body that answers its lost statement at once with another finds it " +
-    "refused, and the pool's next query is answered",
-  ignore: !serverBackendExpected(),
-  ...dbOptions,
-  async fn() {
-    const test = await createTestDatabase();
-    const db = await openDatabase({ databaseUrl: test.url, announce: false, maxConnections: 1 });
-    try {
-      let late: unknown = "not tried";
-      const call = inTransaction(db.sql, async (tx) => {
-        try {
-          await tx`select pg_sleep(10)`;
-        } catch (error) {
-          late = await within(3, "the late statement", tx`select 2`).then(
-            () => "answered",
-            (lateError) => lateError,
-          );
-          throw error;
-        }
-      });
-      call.catch(() => {});
-      let ended: { ended: boolean }[] = [];
-      for (let i = 0; i < 100 && ended.length === 0; i++) {
-        ended = await test.db.sql<{ ended: boolean }[]>`
-          select pg_terminate_backend(pid) as ended from pg_stat_activity
-          where datname = current_database() and pid <> pg_backend_pid()
-            and query like '%pg_sleep(10)%' and state = 'active'`;
-        if (ended.length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      assert.deepEqual(ended.map((r) => r.ended), [true]);
-      await assert.rejects(() => within(10, "the transaction", call));
-      for (let i = 0; i < 250 && late === "not tried"; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      // Refused at once with the loss (a late statement sent would never be answered).
-      assert.ok(isConnectionLost(late), `the late statement: ${late}`);
-      // postgres.js 3.4.9 hands the next query of a slot whose backend was ended mid-statement the
-      // server's termination notice, kept from before (a plain query ended so shows the same):
-      // that one may fail so, at once; the next is answered. (Sent on the lost connection, the
-      // late statement would have left the slot unable to connect again: CONNECT_TIMEOUT.)
-      const next = () => within(5, "the next query", db.sql<{ n: number }[]>`select 3 as n`);
-      const first = await next().then((rows) => rows[0].n, (error) => error);
-      if (first !== 3) assert.equal((first as { code?: string }).code, "57P01", String(first));
-      const [row] = await next();
-      assert.equal(row.n, 3);
     } finally {
       await db.close();
       await test.drop();
