@@ -1,6 +1,5 @@
 // Transaction-scoped advisory locks on (det, year) slices, shared by rematch and factor imports.
 import type { Queryable } from "./connection.ts";
-import { isTransaction } from "./transaction.ts";
 
 // The first lock key namespaces the slice locks away from other advisory lock users.
 const SLICE_LOCK_NAMESPACE = 310_000;
@@ -59,7 +58,7 @@ export async function lockSlice(
   }
   // A transaction-scoped lock taken outside a transaction is let go at once, and the statements
   // after it may run on other pooled connections: a write would go on unlocked and half done.
-  if (!isTransaction(tx)) {
+  if (typeof (tx as { savepoint?: unknown }).savepoint !== "function") {
     throw new TypeError(
       `slice ${slice}: its lock is held for a transaction; call this inside ` +
         "db.sql.begin((tx) => ...) and pass tx (not db.sql)",

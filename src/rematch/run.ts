@@ -1,7 +1,6 @@
 // Entry points of the rematch against a database: one transaction per call, or inside a
 // transaction the caller already holds (factor import with --rematch).
 import type { Database, Queryable, Sql } from "../db/connection.ts";
-import { inTransaction } from "../db/transaction.ts";
 import { recordRematchRun } from "../history/runs.ts";
 import { createPgSliceStore } from "./pg_store.ts";
 import { rematchSlice } from "./recalculate.ts";
@@ -16,8 +15,7 @@ class DryRunRollback extends Error {
 
 /**
  * Recomputes the emissions of every entry of a (det, year) slice against the current factors,
- * in ONE transaction under the slice's advisory lock (spec/rematch.md), its BEGIN sent with the
- * first statements (see inTransaction).
+ * in ONE transaction under the slice's advisory lock (spec/rematch.md).
  *
  * @example
  * ```ts ignore
@@ -36,7 +34,7 @@ export async function recalculateForDataEntryType(
   // read may run beside it.
   const reader = "sql" in db ? db.readerSql : undefined;
   try {
-    return await inTransaction(sql, async (tx) => {
+    return await sql.begin(async (tx) => {
       const result = await rematchInTransaction(tx, options, createPgSliceStore(tx, { reader }));
       // A dry run holds the lock and reads like a real one, then leaves nothing behind.
       if (options.dryRun) throw new DryRunRollback(result);
