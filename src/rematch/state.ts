@@ -799,16 +799,24 @@ export interface EntryMarks {
   readonly noLongerFailing?: readonly number[];
 }
 
-/** Applies pending marks (a few statements, none for an empty list). */
+/**
+ * Applies pending marks (a few statements, none for an empty list), inside the caller's
+ * transaction. Its statements are sent together and answered together: the connection runs them
+ * in order, and none is left to send once the first is answered. (Sent one after another, a
+ * statement that followed a failure elsewhere in the rematch, its transaction already rolled back,
+ * ran on its own and was committed.)
+ */
 export async function markEntries(tx: Queryable, marks: EntryMarks): Promise<void> {
+  const statements: PromiseLike<unknown>[] = [];
   if (marks.cleared?.length) {
-    await tx`delete from data_entry_pending where data_entry_id = any(${[
+    statements.push(tx`delete from data_entry_pending where data_entry_id = any(${[
       ...marks.cleared,
-    ]}::bigint[])`;
+    ]}::bigint[])`);
   }
   if (marks.noLongerFailing?.length) {
-    await tx`update data_entry_pending set reason = 'rematched', error = null, noted_at = now()
-      where data_entry_id = any(${[...marks.noLongerFailing]}::bigint[]) and reason = 'failed'`;
+    statements.push(tx`update data_entry_pending set reason = 'rematched', error = null,
+        noted_at = now()
+      where data_entry_id = any(${[...marks.noLongerFailing]}::bigint[]) and reason = 'failed'`);
   }
   const upserts = [
     ...(marks.failed ?? []).map((f) => ({ id: f.id, reason: "failed", error: f.error })),
@@ -819,14 +827,16 @@ export async function markEntries(tx: Queryable, marks: EntryMarks): Promise<voi
     })),
   ];
   if (upserts.length) {
-    await tx`
+    statements.push(tx`
       insert into data_entry_pending as p (data_entry_id, reason, error)
       select * from unnest(${upserts.map((u) => u.id)}::bigint[],
         ${upserts.map((u) => u.reason)}::text[], ${upserts.map((u) => u.error)}::text[])
       on conflict (data_entry_id) do update set reason = excluded.reason, error = excluded.error,
         noted_at = now()
-      where (p.reason, p.error) is distinct from (excluded.reason, excluded.error)`;
+      where (p.reason, p.error) is distinct from (excluded.reason, excluded.error)`);
   }
+  // A statement of postgres.js is sent when first awaited: all of them here, in this order.
+  await Promise.all(statements);
 }
 
 /** An entry the write path just stored (created, updated, or left as it was). */

@@ -6,8 +6,10 @@ import {
   classifyFactorChanges,
   diffFactorSet,
   type FactorFingerprint,
+  markEntries,
   rematchCommandFor,
 } from "./state.ts";
+import type { Queryable } from "../db/connection.ts";
 
 const room = (values: Record<string, number | string>, roomType = "office"): FactorFingerprint => ({
   emissionTypeId: 60100,
@@ -112,4 +114,31 @@ Deno.test("rematchCommandFor: one slice, one year, or every year", () => {
     rematchCommandFor([{ dataEntryType: "it", year: 2025 }, { dataEntryType: "it", year: 2024 }]),
     "deno task rematch --stale",
   );
+});
+
+Deno.test("markEntries: its statements are all sent before the first is answered", async () => {
+  // A transaction's client as postgres.js's: a statement is sent when first awaited, answered
+  // when the test says.
+  const sent: string[] = [];
+  const answers: (() => void)[] = [];
+  const tx = (strings: TemplateStringsArray) => ({
+    then(resolve: (rows: unknown[]) => void, reject: (error: unknown) => void) {
+      sent.push(strings.join("?").trim().split(/\s+/)[0]);
+      return new Promise<unknown[]>((answer) => answers.push(() => answer([]))).then(
+        resolve,
+        reject,
+      );
+    },
+  });
+  const marking = markEntries(tx as unknown as Queryable, {
+    cleared: [1],
+    noLongerFailing: [2],
+    failed: [{ id: 3, error: "no factor" }],
+  });
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  // Sent one after another, the second would wait for the first's answer: a failure elsewhere
+  // meanwhile rolls the transaction back, and what was still to send ran outside it.
+  assert.deepEqual(sent, ["delete", "update", "insert"]);
+  for (const answer of answers) answer();
+  await marking;
 });
