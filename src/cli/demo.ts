@@ -11,6 +11,7 @@ import { fixtureCsv, fixtureText } from "../seed/fixtures.ts";
 import { seedDatabase } from "../seed/seed.ts";
 import { defineCommand, EXIT, flag, onInterrupt } from "./command.ts";
 import { formatTable } from "./table.ts";
+import { transaction } from "../db/transaction.ts";
 
 const changesSchema = z.object({
   year: z.number().int(),
@@ -78,7 +79,7 @@ export const demoCommand = defineCommand({
         const det = getDataEntryType(change.det);
         log(`importing ${change.file} (${change.mode}): ${change.what}`);
         const table = fixtureCsv(`demo/${change.file}`);
-        const rematch = await db.sql.begin(async (tx) => {
+        const rematch = await transaction(db.sql, async (tx) => {
           await importFactors(tx, {
             file: change.file,
             table,

@@ -26,6 +26,7 @@ import { defineGroup } from "./group.ts";
 import { factorsDiffCommand, factorsHistoryCommand } from "./factors_history.ts";
 import { factorsExportCommand } from "./factors_export.ts";
 import { factorsRollbackCommand } from "./factors_rollback.ts";
+import { transaction } from "../db/transaction.ts";
 
 /** The validated arguments of `factors import`. */
 export interface FactorsImportArgs {
@@ -207,7 +208,7 @@ export async function runFactorsImport(
   const db = typeof database === "function" ? await database() : database;
   const dryRun = args.dryRun ?? false;
   try {
-    return await db.sql.begin(async (tx) => {
+    return await transaction(db.sql, async (tx) => {
       const result = await importFactors(tx, {
         file: args.file,
         table,

@@ -17,6 +17,7 @@ import { shortTime } from "./factors_history.ts";
 import { formatTable } from "./table.ts";
 import { leftStale } from "../rematch/state.ts";
 import { describeLeftStale } from "./status.ts";
+import { transaction } from "../db/transaction.ts";
 
 const TARGET_HELP = `  --unit U      the unit's code
   --year Y      the report year
@@ -94,7 +95,10 @@ export const reportsFreezeCommand = defineCommand({
     return await reported(
       "freeze",
       () =>
-        db.sql.begin((tx) => freezeModules(tx, targetOf(args), { reason: args.reason })) as Promise<
+        transaction(
+          db.sql,
+          (tx) => freezeModules(tx, targetOf(args), { reason: args.reason }),
+        ) as Promise<
           FreezeResult
         >,
     );
@@ -112,7 +116,8 @@ export const reportsUnfreezeCommand = defineCommand({
     const db = await context.database();
     const outcome = await reported(
       "unfreeze",
-      () => db.sql.begin((tx) => unfreezeModules(tx, targetOf(args))) as Promise<FreezeResult>,
+      () =>
+        transaction(db.sql, (tx) => unfreezeModules(tx, targetOf(args))) as Promise<FreezeResult>,
     );
     const unfrozen = (outcome.json as { changed?: ReportModule[] }).changed ?? [];
     if (outcome.exitCode !== EXIT.ok || unfrozen.length === 0) return outcome;

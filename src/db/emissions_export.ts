@@ -2,6 +2,7 @@
 // CLI `emissions export` and the HTTP API's GET /v1/emissions run this same code.
 import { stringify } from "csv-stringify/sync";
 import type { Database, Queryable } from "./connection.ts";
+import { transaction } from "./transaction.ts";
 
 /** The output formats of an export. */
 export type EmissionExportFormat = "csv" | "json";
@@ -115,7 +116,7 @@ export async function exportEmissions(
   pageSize = 5000,
 ): Promise<number> {
   // One read-only snapshot for every page: rows committed meanwhile neither appear nor vanish.
-  return await db.sql.begin("isolation level repeatable read read only", async (tx) => {
+  return await transaction(db.sql, "isolation level repeatable read read only", async (tx) => {
     let rows = 0;
     if (slice.format === "json") await writeAll(sink, "[");
     for await (const page of readEmissionPages(tx, slice.det, slice.year, pageSize)) {

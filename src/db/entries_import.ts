@@ -25,6 +25,7 @@ import {
 import { checkImportFile, openImportFile } from "../imports/file.ts";
 import { type DataEntryType, findDataEntryType, unknownDataEntryType } from "../reference/enums.ts";
 import { MAX_YEAR, MIN_YEAR, yearProblem } from "../reference/years.ts";
+import { transaction } from "./transaction.ts";
 
 /** How an entries file is read. */
 export type EntriesFileFormat = "jsonl" | "csv";
@@ -538,7 +539,10 @@ export async function importEntriesFile(
   const prepared = await prepareEntriesImport(args);
   const db = typeof database === "function" ? await database() : database;
   try {
-    return await db.sql.begin((tx) => importPreparedEntries(tx, prepared)) as EntriesImportResult;
+    return await transaction(
+      db.sql,
+      (tx) => importPreparedEntries(tx, prepared),
+    ) as EntriesImportResult;
   } catch (error) {
     if (error instanceof EntriesImportRejected) return error.result;
     throw error;

@@ -12,6 +12,7 @@ import {
 } from "../imports/reference_csv.ts";
 import { rateKey, roomKey } from "../reference/natural_key.ts";
 import type { RowError } from "../imports/csv.ts";
+import { transaction } from "./transaction.ts";
 
 /** What an upsert did: new rows, rows whose values changed, rows already exactly so. */
 export interface UpsertCounts {
@@ -247,8 +248,9 @@ export async function importReferenceRows<K extends ReferenceKind>(
   const refused = refusedAsStrict(file, parsed, options);
   if (refused) return refused;
   const db = await database();
-  return await db.sql.begin((tx) =>
-    importReferenceInTransaction(tx, file, parsed, options)
+  return await transaction(
+    db.sql,
+    (tx) => importReferenceInTransaction(tx, file, parsed, options),
   ) as ReferenceImportResult;
 }
 

@@ -15,6 +15,7 @@ import { type LeftStale, leftStale } from "../rematch/state.ts";
 import type { RematchResult } from "../rematch/types.ts";
 import { currentActor } from "./actor.ts";
 import { findFactorImport, inColumnOrder } from "./imports.ts";
+import { transaction } from "../db/transaction.ts";
 
 /** Conflicts and changes listed in a result or an error; the counts are never capped. */
 export const MAX_LISTED = 100;
@@ -410,7 +411,7 @@ export async function runRollback(
 ): Promise<RollbackOutcome> {
   const dryRun = options.dryRun ?? false;
   try {
-    return await db.sql.begin(async (tx) => {
+    return await transaction(db.sql, async (tx) => {
       const rollback = await rollbackImport(tx, options);
       let rematch: RematchResult[] | undefined;
       let stale: LeftStale | undefined;

@@ -15,6 +15,7 @@ import type {
   RecalcInput,
   SliceKey,
 } from "./types.ts";
+import { transaction } from "../db/transaction.ts";
 
 // Claims of jobs with one (job type, module, det, year) key are serialised by this advisory lock
 // (two-int form, so it never meets the slice locks' keys).
@@ -258,7 +259,7 @@ export async function claimJob(sql: Sql, workerId: string): Promise<ClaimedJob |
 }
 
 async function claimOnce(sql: Sql, workerId: string): Promise<ClaimedJob | null | "contended"> {
-  return await sql.begin(async (tx) => {
+  return await transaction(sql, async (tx) => {
     const waiting = tx.unsafe(WAITING_SQL);
     const candidates = await tx<JobRow[]>`
       select c.* from data_ingestion_jobs c
@@ -364,7 +365,7 @@ export async function failJob(
   message: string,
   meta: Partial<JobMeta> = {},
 ): Promise<boolean> {
-  return await sql.begin(async (tx) => {
+  return await transaction(sql, async (tx) => {
     const pipelines = await lockPipelinesOf(tx, claim);
     const done = await finishJob(tx, claim, { result: "ERROR", message, meta });
     if (done) await refreshPipelines(tx, pipelines.ids);
@@ -453,7 +454,7 @@ async function requeueOrEnd(
  * attempt not counted (the job did not fail).
  */
 export async function releaseJob(sql: Sql, claim: ClaimedJob, message: string): Promise<boolean> {
-  return await sql.begin(async (tx) => {
+  return await transaction(sql, async (tx) => {
     const pipelines = await lockPipelinesOf(tx, claim);
     const job = await heldJob(tx, claim);
     if (!job) return false;
@@ -473,7 +474,7 @@ export async function retryJob(
   claim: ClaimedJob,
   why: string,
 ): Promise<ReturnedJob["outcome"] | false> {
-  return await sql.begin(async (tx) => {
+  return await transaction(sql, async (tx) => {
     const pipelines = await lockPipelinesOf(tx, claim);
     const job = await heldJob(tx, claim);
     if (!job) return false;
@@ -550,7 +551,7 @@ export async function sweepStaleJobs(sql: Sql, staleSeconds: number): Promise<Re
     order by id limit 100`;
   const returned: ReturnedJob[] = [];
   for (const candidate of stale) {
-    const done = await sql.begin(async (tx) => {
+    const done = await transaction(sql, async (tx) => {
       const pipelines = await lockPipelinesOf(tx, candidate);
       const [job] = await tx<JobRow[]>`
         select * from data_ingestion_jobs
@@ -588,7 +589,7 @@ export async function recoverJob(
   const [found] = await sql<{ id: number; pipeline_id: string }[]>`
     select id, pipeline_id from data_ingestion_jobs where id = ${jobId}`;
   if (!found) return "not-found";
-  return await sql.begin(async (tx) => {
+  return await transaction(sql, async (tx) => {
     const pipelines = await lockPipelinesOf(tx, found);
     const [job] = await tx<(JobRow & { stale: boolean })[]>`
       select *, locked_at < clock_timestamp() - make_interval(secs => ${staleSeconds}) as stale
@@ -622,7 +623,7 @@ export async function abortPipeline(
   sql: Sql,
   pipelineId: string,
 ): Promise<AbortOutcome | null | "finished"> {
-  return await sql.begin(async (tx) => {
+  return await transaction(sql, async (tx) => {
     // This pipeline and those sharing its unfinished jobs, locked in id order (as a worker that
     // finishes a job locks the pipelines it counts in).
     const locked = await tx<{ id: string; status: string; aborted: boolean }[]>`

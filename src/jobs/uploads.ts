@@ -7,6 +7,7 @@ import { join } from "node:path";
 import type { Queryable, Sql } from "../db/connection.ts";
 import { FileError } from "../imports/file.ts";
 import { utf8Pieces } from "../imports/csv.ts";
+import { transaction } from "../db/transaction.ts";
 
 /** Bytes per stored chunk: memory stays bounded by this while a file is stored or read. */
 export const UPLOAD_CHUNK_BYTES = 1024 * 1024;
@@ -103,7 +104,7 @@ export async function storeUpload(
   };
   let size = 0;
   let sha256 = "";
-  await sql.begin(async (tx) => {
+  await transaction(sql, async (tx) => {
     await tx`insert into uploads (id, file_name, size_bytes, sha256, actor)
       values (${id}, ${fileName}, 0, '', ${local.actor})`;
     using file = await Deno.open(local.path, { read: true });

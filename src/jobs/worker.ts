@@ -29,6 +29,7 @@ import type { ClaimedJob, JobProgress } from "./types.ts";
 import { deleteExpiredUploads } from "./uploads.ts";
 import { JobFailed, prepareWork } from "./work.ts";
 import denoConfig from "../../deno.json" with { type: "json" };
+import { transaction } from "../db/transaction.ts";
 
 /** The version workers register with. */
 export const VERSION: string = denoConfig.version;
@@ -352,7 +353,7 @@ export class JobWorker {
         },
         chunkSize: this.#chunkSize,
       });
-      const ending = await this.#sql.begin(async (tx) => {
+      const ending = await transaction(this.#sql, async (tx) => {
         const outcome = await work.run(tx);
         // A stop or an abort that came during work the rematch could not interrupt.
         controller.signal.throwIfAborted();

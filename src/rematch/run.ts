@@ -5,6 +5,7 @@ import { recordRematchRun } from "../history/runs.ts";
 import { createPgSliceStore } from "./pg_store.ts";
 import { rematchSlice } from "./recalculate.ts";
 import type { RematchOptions, RematchResult, SliceStore } from "./types.ts";
+import { transaction } from "../db/transaction.ts";
 
 /** Thrown to roll a dry run's transaction back after it computed everything. */
 class DryRunRollback extends Error {
@@ -34,7 +35,7 @@ export async function recalculateForDataEntryType(
   // read may run beside it.
   const reader = "sql" in db ? db.readerSql : undefined;
   try {
-    return await sql.begin(async (tx) => {
+    return await transaction(sql, async (tx) => {
       const result = await rematchInTransaction(tx, options, createPgSliceStore(tx, { reader }));
       // A dry run holds the lock and reads like a real one, then leaves nothing behind.
       if (options.dryRun) throw new DryRunRollback(result);

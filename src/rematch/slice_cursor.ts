@@ -11,6 +11,7 @@ import {
 import { type Queryable, type Sql, untilSent } from "../db/connection.ts";
 import type { EntryData } from "../handlers/types.ts";
 import type { SliceChunk, SliceEntry } from "./types.ts";
+import { transaction } from "../db/transaction.ts";
 
 /** A FETCH row: an entry with one of its stored rows (or none: `row_id` null). */
 interface SliceRow extends StoredRowSelect {
@@ -240,18 +241,22 @@ export async function* readSliceBeside(
   let stopped = false;
   let wake: (() => void) | undefined;
   let taken: (() => void) | undefined;
-  const producer = reader.begin("isolation level repeatable read read only", async (session) => {
-    started = true;
-    await session.unsafe(`set transaction snapshot '${snapshot.replace(/'/g, "''")}'`);
-    for await (const chunk of readSlice(session, detId, moduleIds, chunkSize, entryIds)) {
-      if (stopped) break;
-      waiting.push(chunk);
-      const next = new Promise<void>((resolve) => taken = resolve);
-      wake?.();
-      await next;
-      if (stopped) break;
-    }
-  }).then(
+  const producer = transaction(
+    reader,
+    "isolation level repeatable read read only",
+    async (session) => {
+      started = true;
+      await session.unsafe(`set transaction snapshot '${snapshot.replace(/'/g, "''")}'`);
+      for await (const chunk of readSlice(session, detId, moduleIds, chunkSize, entryIds)) {
+        if (stopped) break;
+        waiting.push(chunk);
+        const next = new Promise<void>((resolve) => taken = resolve);
+        wake?.();
+        await next;
+        if (stopped) break;
+      }
+    },
+  ).then(
     () => {
       ended = true;
       wake?.();

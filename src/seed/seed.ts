@@ -27,6 +27,7 @@ import {
 import { fixtureCsv, fixtureNames, fixtureText, fixtureYears } from "./fixtures.ts";
 import { writeEntryBatches } from "./write.ts";
 import { reportedKg } from "../rematch/module_stats.ts";
+import { transaction } from "../db/transaction.ts";
 
 const REFERENCE_KINDS: readonly ReferenceKind[] = ["locations", "rooms", "rates"];
 /** Factor files that cover a whole module (routing column per row) rather than one det. */
@@ -306,7 +307,7 @@ export async function seedDatabase(db: Database, options: SeedOptions = {}): Pro
   const unitCodes = Array.from({ length: units }, (_, i) => seedUnitCode(i));
   await refuseReseed(db, unitCodes, year);
 
-  const imported = await db.sql.begin((tx) => importFixtures(tx, year, factorTables));
+  const imported = await transaction(db.sql, (tx) => importFixtures(tx, year, factorTables));
 
   const counts = new Map<number, DetCounts>();
   const problems: { dataEntryType: DetName; message: string }[] = [];

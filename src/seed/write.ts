@@ -2,6 +2,7 @@
 // moving the stats of its modules by what it wrote.
 import type { Database } from "../db/connection.ts";
 import { createEntries, type CreateEntriesResult, type NewEntry } from "../db/entries.ts";
+import { transaction } from "../db/transaction.ts";
 
 /** Options of {@linkcode writeEntryBatches}. */
 export interface EntryBatchOptions {
@@ -29,7 +30,7 @@ export async function writeEntryBatches(
   const batchSize = options.batchSize ?? 5000;
   let written = 0;
   const write = async (batch: NewEntry[]) => {
-    const result = await db.sql.begin((tx) => createEntries(tx, batch));
+    const result = await transaction(db.sql, (tx) => createEntries(tx, batch));
     written += batch.length;
     options.onBatch?.(batch, result);
   };

@@ -20,6 +20,7 @@ import * as S from "./schemas.ts";
 import { syncRoutes } from "./sync_routes.ts";
 import { UnsupportedFileError } from "./upload.ts";
 import { uploadRoutes } from "./upload_routes.ts";
+import { transaction } from "../db/transaction.ts";
 
 /** What the API needs. */
 export interface ApiOptions {
@@ -138,7 +139,7 @@ export function createApi(options: ApiOptions): OpenAPIHono<Env> {
     jobs: readonly NewJob[],
     meta: Record<string, unknown> = {},
   ) => {
-    const created = await sql.begin((tx) => createPipeline(tx, { kind, actor, meta }, jobs));
+    const created = await transaction(sql, (tx) => createPipeline(tx, { kind, actor, meta }, jobs));
     options.onJobsQueued?.();
     return created;
   };
