@@ -181,13 +181,18 @@ Deno.test({
     await withLostTransaction("idle", async (db, end) => {
       let resume!: () => void;
       const resumed = new Promise<void>((resolve) => resume = resolve);
+      let waiting!: () => void;
+      const waits = new Promise<void>((resolve) => waiting = resolve);
       let late: unknown = "not tried";
       const call = transaction(db.sql, async (tx) => {
         await tx`select 1`;
+        waiting();
         await resumed;
         late = await within(3, "the late statement", tx`select 2`).then(() => "sent", (e) => e);
       });
       call.catch(() => {});
+      // Idle in its transaction from BEGIN on: ended only once the body waits.
+      await waits;
       await end();
       await assert.rejects(() => within(10, "the transaction", call), (error: unknown) => {
         assert.ok(isConnectionLost(error), String(error));
