@@ -5,6 +5,7 @@
 // CONNECT_TIMEOUT (80 s at the default connect timeout). A restart of the server during a rematch
 // did that to the writing slot of `worker` and `serve`.
 import postgres from "postgres";
+import { setImmediate } from "node:timers";
 import type { Sql } from "./connection.ts";
 
 /** A transaction's client, as `sql.begin` hands it to its body. */
@@ -47,8 +48,8 @@ export function isOwnConnectionLost(error: unknown): boolean {
  * for the loss of that connection: later statements fail with that error unsent, and no COMMIT or
  * ROLLBACK follows the body (the server has rolled the transaction back; the call fails with the
  * loss, as `sql.begin` fails when its connection closes). A statement sent through the client once
- * the call has settled is refused too ({@linkcode TransactionOverError}): with `sql.begin` it ran
- * on the connection by itself, outside any transaction.
+ * the body has settled is refused too ({@linkcode TransactionOverError}): with `sql.begin` it ran
+ * after the COMMIT or ROLLBACK, outside any transaction.
  *
  * @example
  * ```ts ignore
@@ -77,7 +78,7 @@ export function transaction<T>(
   // The connection is gone: one of the body's statements failed for it, or `sql.begin`, which
   // watches the connection, failed the call while the body still ran.
   let gone: { error: unknown } | undefined;
-  let bodyDone = false;
+  // The body has settled.
   let over = false;
   const call = sql.begin(isolation, async (tx) => {
     // Every statement of the body passes here as it is sent. (Ours is the first reaction to its
@@ -116,18 +117,20 @@ export function transaction<T>(
     } catch (error) {
       failure = { error };
     }
-    bodyDone = true;
+    // From here on, `sql.begin` sends COMMIT or ROLLBACK through a client of its own: a statement
+    // sent through the body's would follow it and run outside the transaction.
+    over = true;
+    // A failure whose loss of the connection no statement told (its error not one the list above
+    // knows): the driver's close handlers run within one turn of the event loop.
+    if (failure && !gone) await new Promise((resolve) => setImmediate(resolve));
     // `sql.begin` would send its COMMIT or ROLLBACK on the closed connection: the body does not
     // settle, and the driver's watch of the connection fails the call instead.
     if (gone) return await new Promise<never>(() => {});
     if (failure) throw failure.error;
     return value as T;
   }) as Promise<T>;
-  call.then(() => {
-    over = true;
-  }, (error) => {
-    if (!bodyDone) gone ??= { error };
-    over = true;
+  call.catch((error) => {
+    if (!over) gone ??= { error };
   });
   return call;
 }

@@ -81,6 +81,35 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "transaction: a statement sent while its ROLLBACK waits behind a slow one is refused, and " +
+    "runs nowhere",
+  ignore: !serverBackendExpected(),
+  ...dbOptions,
+  async fn() {
+    await withScratchTable(async (db) => {
+      let late: unknown = "not tried";
+      let lateSent!: () => void;
+      const lateDone = new Promise<void>((resolve) => lateSent = resolve);
+      await assert.rejects(() =>
+        transaction(db.sql, (tx) => {
+          // In flight when the body fails: the ROLLBACK goes behind it.
+          tx`select pg_sleep(0.3)`.catch(() => {});
+          setTimeout(() => {
+            tx`insert into scratch values (10)`.then(() => "sent", (error) => error)
+              .then((outcome) => late = outcome).finally(lateSent);
+          }, 100);
+          return Promise.reject(new Error("failed"));
+        })
+      );
+      await within(5, "the late statement", lateDone);
+      assert.ok(late instanceof TransactionOverError, `the late statement: ${late}`);
+      assert.deepEqual(await scratch(db), []);
+    });
+  },
+});
+
 // The server ends the transaction's session (as pg_terminate_backend or a restart does) while
 // `waitFor` is what it runs; connected with a short connect timeout, a slot that cannot connect
 // again shows within seconds.
