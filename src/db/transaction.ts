@@ -78,8 +78,10 @@ export function transaction<T>(
   // The connection is gone: one of the body's statements failed for it, or `sql.begin`, which
   // watches the connection, failed the call while the body still ran.
   let gone: { error: unknown } | undefined;
-  // The body has settled.
+  // The body has settled: its client sends nothing more.
   let over = false;
+  // Whether the connection is gone has been decided (a close after that is no longer this call's).
+  let decided = false;
   const call = sql.begin(isolation, async (tx) => {
     // Every statement of the body passes here as it is sent. (Ours is the first reaction to its
     // failure: a body that answers a lost statement with another finds that one refused.)
@@ -123,6 +125,7 @@ export function transaction<T>(
     // A failure whose loss of the connection no statement told (its error not one the list above
     // knows): the driver's close handlers run within one turn of the event loop.
     if (failure && !gone) await new Promise((resolve) => setImmediate(resolve));
+    decided = true;
     // `sql.begin` would send its COMMIT or ROLLBACK on the closed connection: the body does not
     // settle, and the driver's watch of the connection fails the call instead.
     if (gone) return await new Promise<never>(() => {});
@@ -130,7 +133,7 @@ export function transaction<T>(
     return value as T;
   }) as Promise<T>;
   call.catch((error) => {
-    if (!over) gone ??= { error };
+    if (!decided) gone ??= { error };
   });
   return call;
 }

@@ -1,6 +1,14 @@
 // transaction(): sql.begin that sends nothing more on a connection it lost, and nothing once over.
 import assert from "node:assert/strict";
-import { type Database, isConnectionLost, openDatabase } from "../../src/db/connection.ts";
+import type net from "node:net";
+import postgres from "postgres";
+import {
+  connectSocket,
+  type Database,
+  isConnectionLost,
+  openDatabase,
+  type Sql,
+} from "../../src/db/connection.ts";
 import { lockSlice } from "../../src/db/locks.ts";
 import { transaction, TransactionOverError } from "../../src/db/transaction.ts";
 import { createTestDatabase, serverBackendExpected } from "../_harness.ts";
@@ -233,5 +241,51 @@ Deno.test({
       }
       assert.ok(isConnectionLost(late), `the late statement: ${late}`);
     });
+  },
+});
+
+Deno.test({
+  name: "transaction: a body that fails for another reason as its session ends, no statement in " +
+    "flight: no ROLLBACK left behind on the closed connection; the slot connects again at once",
+  ignore: !serverBackendExpected(),
+  ...dbOptions,
+  async fn() {
+    const test = await createTestDatabase();
+    // A client of its own, to be told of its socket's close before the driver is (as a rematch's
+    // reader, ended in the same instant, can fail its body first).
+    const opened: net.Socket[] = [];
+    const sql = postgres(test.url!, {
+      max: 1,
+      connect_timeout: 2,
+      onnotice: () => {},
+      socket: (target: never) => connectSocket(target, opened),
+    } as never) as unknown as Sql;
+    try {
+      let fail!: (error: Error) => void;
+      const elsewhere = new Promise<never>((_, reject) => fail = reject);
+      let waiting!: () => void;
+      const waits = new Promise<void>((resolve) => waiting = resolve);
+      const call = transaction(sql, async (tx) => {
+        await tx`select 1`;
+        waiting();
+        await elsewhere;
+      });
+      call.catch(() => {});
+      await waits;
+      assert.equal(opened.length, 1);
+      opened[0].prependListener("close", () => fail(new Error("the reader's session ended")));
+      const [{ pid }] = await test.db.sql<{ pid: number }[]>`
+        select pid from pg_stat_activity
+        where datname = current_database() and state = 'idle in transaction'`;
+      await test.db.sql`select pg_terminate_backend(${pid})`;
+      await assert.rejects(() => within(10, "the transaction", call));
+      const next = () => within(4, "the pool's next query", sql<{ n: number }[]>`select 3 as n`);
+      const first = await next().then((rows) => rows[0].n, (error) => error);
+      if (first !== 3) assert.equal((first as { code?: string }).code, "57P01", String(first));
+      assert.equal((await next())[0].n, 3);
+    } finally {
+      await sql.end({ timeout: 1 });
+      await test.drop();
+    }
   },
 });
