@@ -94,13 +94,7 @@ export const reportsFreezeCommand = defineCommand({
     const db = await context.database();
     return await reported(
       "freeze",
-      () =>
-        transaction(
-          db.sql,
-          (tx) => freezeModules(tx, targetOf(args), { reason: args.reason }),
-        ) as Promise<
-          FreezeResult
-        >,
+      () => transaction(db.sql, (tx) => freezeModules(tx, targetOf(args), { reason: args.reason })),
     );
   },
 });
@@ -116,8 +110,7 @@ export const reportsUnfreezeCommand = defineCommand({
     const db = await context.database();
     const outcome = await reported(
       "unfreeze",
-      () =>
-        transaction(db.sql, (tx) => unfreezeModules(tx, targetOf(args))) as Promise<FreezeResult>,
+      () => transaction(db.sql, (tx) => unfreezeModules(tx, targetOf(args))),
     );
     const unfrozen = (outcome.json as { changed?: ReportModule[] }).changed ?? [];
     if (outcome.exitCode !== EXIT.ok || unfrozen.length === 0) return outcome;

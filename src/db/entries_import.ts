@@ -539,10 +539,7 @@ export async function importEntriesFile(
   const prepared = await prepareEntriesImport(args);
   const db = typeof database === "function" ? await database() : database;
   try {
-    return await transaction(
-      db.sql,
-      (tx) => importPreparedEntries(tx, prepared),
-    ) as EntriesImportResult;
+    return await transaction(db.sql, (tx) => importPreparedEntries(tx, prepared));
   } catch (error) {
     if (error instanceof EntriesImportRejected) return error.result;
     throw error;

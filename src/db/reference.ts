@@ -251,7 +251,7 @@ export async function importReferenceRows<K extends ReferenceKind>(
   return await transaction(
     db.sql,
     (tx) => importReferenceInTransaction(tx, file, parsed, options),
-  ) as ReferenceImportResult;
+  );
 }
 
 /**

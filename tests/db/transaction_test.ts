@@ -29,6 +29,45 @@ async function withScratchTable(fn: (db: Database) => Promise<void>): Promise<vo
 const scratch = async (db: Database) =>
   (await db.sql<{ n: number }[]>`select n from scratch order by n`).map((r) => r.n);
 
+/** A promise and the means to settle it from outside. */
+function gate<T = void>() {
+  let open!: (value: T) => void;
+  let fail!: (error: Error) => void;
+  const promise = new Promise<T>((resolve, reject) => {
+    open = resolve;
+    fail = reject;
+  });
+  return { promise, open, fail };
+}
+
+/** What a late statement came to: "not tried" until the body sent it and it settled. */
+async function outcomeOf(read: () => unknown): Promise<unknown> {
+  for (let i = 0; i < 500 && read() === "not tried"; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return read();
+}
+
+async function failsWithLoss(call: Promise<unknown>, seconds: number): Promise<void> {
+  await assert.rejects(() => within(seconds, "the transaction", call), (error: unknown) => {
+    assert.ok(isConnectionLost(error), String(error));
+    return true;
+  });
+}
+
+/**
+ * The pool's slot connects again at once. postgres.js 3.4.9 hands the next query of a slot whose
+ * session was ended mid-statement the server's notice kept from before (a plain query shows the
+ * same): it may fail so, at once. The one after is answered. (A slot left unable to connect fails
+ * both with CONNECT_TIMEOUT.)
+ */
+async function assertSlotAnswers(sql: Sql): Promise<void> {
+  const next = () => within(4, "the pool's next query", sql<{ n: number }[]>`select 3 as n`);
+  const first = await next().then((rows) => rows[0].n, (error) => error);
+  if (first !== 3) assert.equal((first as { code?: string }).code, "57P01", String(first));
+  assert.equal((await next())[0].n, 3);
+}
+
 Deno.test({
   name: "transaction: commits what the body did, rolls back when it throws, takes an isolation",
   ...dbOptions,
@@ -98,20 +137,19 @@ Deno.test({
   async fn() {
     await withScratchTable(async (db) => {
       let late: unknown = "not tried";
-      let lateSent!: () => void;
-      const lateDone = new Promise<void>((resolve) => lateSent = resolve);
+      const lateDone = gate();
       await assert.rejects(() =>
         transaction(db.sql, (tx) => {
           // In flight when the body fails: the ROLLBACK goes behind it.
           tx`select pg_sleep(0.3)`.catch(() => {});
           setTimeout(() => {
             tx`insert into scratch values (10)`.then(() => "sent", (error) => error)
-              .then((outcome) => late = outcome).finally(lateSent);
+              .then((outcome) => late = outcome).finally(lateDone.open);
           }, 100);
           return Promise.reject(new Error("failed"));
         })
       );
-      await within(5, "the late statement", lateDone);
+      await within(5, "the late statement", lateDone.promise);
       assert.ok(late instanceof TransactionOverError, `the late statement: ${late}`);
       assert.deepEqual(await scratch(db), []);
     });
@@ -146,13 +184,7 @@ async function withLostTransaction(
   };
   try {
     await fn(db, end);
-    // postgres.js 3.4.9 hands the next query of a slot whose session was ended mid-statement the
-    // server's notice kept from before (a plain query shows the same): it may fail so, at once.
-    // The one after is answered. (A slot left unable to connect fails both with CONNECT_TIMEOUT.)
-    const next = () => within(4, "the pool's next query", db.sql<{ n: number }[]>`select 3 as n`);
-    const first = await next().then((rows) => rows[0].n, (error) => error);
-    if (first !== 3) assert.equal((first as { code?: string }).code, "57P01", String(first));
-    assert.equal((await next())[0].n, 3);
+    await assertSlotAnswers(db.sql);
   } finally {
     await db.close();
     await test.drop();
@@ -171,10 +203,7 @@ Deno.test({
       });
       call.catch(() => {});
       await end();
-      await assert.rejects(() => within(5, "the transaction", call), (error: unknown) => {
-        assert.ok(isConnectionLost(error), String(error));
-        return true;
-      });
+      await failsWithLoss(call, 5);
     });
   },
 });
@@ -197,14 +226,9 @@ Deno.test({
       });
       call.catch(() => {});
       await end();
-      await assert.rejects(() => within(10, "the transaction", call), (error: unknown) => {
-        assert.ok(isConnectionLost(error), String(error));
-        return true;
-      });
-      for (let i = 0; i < 500 && late === "not tried"; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      assert.ok(isConnectionLost(late), `the late statement: ${late}`);
+      await failsWithLoss(call, 10);
+      const outcome = await outcomeOf(() => late);
+      assert.ok(isConnectionLost(outcome), `the late statement: ${outcome}`);
     });
   },
 });
@@ -216,30 +240,23 @@ Deno.test({
   ...dbOptions,
   async fn() {
     await withLostTransaction("idle", async (db, end) => {
-      let resume!: () => void;
-      const resumed = new Promise<void>((resolve) => resume = resolve);
-      let waiting!: () => void;
-      const waits = new Promise<void>((resolve) => waiting = resolve);
+      const resumed = gate();
+      const waits = gate();
       let late: unknown = "not tried";
       const call = transaction(db.sql, async (tx) => {
         await tx`select 1`;
-        waiting();
-        await resumed;
+        waits.open();
+        await resumed.promise;
         late = await within(3, "the late statement", tx`select 2`).then(() => "sent", (e) => e);
       });
       call.catch(() => {});
       // Idle in its transaction from BEGIN on: ended only once the body waits.
-      await waits;
+      await waits.promise;
       await end();
-      await assert.rejects(() => within(10, "the transaction", call), (error: unknown) => {
-        assert.ok(isConnectionLost(error), String(error));
-        return true;
-      });
-      resume();
-      for (let i = 0; i < 500 && late === "not tried"; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      assert.ok(isConnectionLost(late), `the late statement: ${late}`);
+      await failsWithLoss(call, 10);
+      resumed.open();
+      const outcome = await outcomeOf(() => late);
+      assert.ok(isConnectionLost(outcome), `the late statement: ${outcome}`);
     });
   },
 });
@@ -261,28 +278,26 @@ Deno.test({
       socket: (target: never) => connectSocket(target, opened),
     } as never) as unknown as Sql;
     try {
-      let fail!: (error: Error) => void;
-      const elsewhere = new Promise<never>((_, reject) => fail = reject);
-      let waiting!: () => void;
-      const waits = new Promise<void>((resolve) => waiting = resolve);
+      const elsewhere = gate();
+      const waits = gate();
       const call = transaction(sql, async (tx) => {
         await tx`select 1`;
-        waiting();
-        await elsewhere;
+        waits.open();
+        await elsewhere.promise;
       });
       call.catch(() => {});
-      await waits;
+      await waits.promise;
       assert.equal(opened.length, 1);
-      opened[0].prependListener("close", () => fail(new Error("the reader's session ended")));
+      opened[0].prependListener(
+        "close",
+        () => elsewhere.fail(new Error("the reader's session ended")),
+      );
       const [{ pid }] = await test.db.sql<{ pid: number }[]>`
         select pid from pg_stat_activity
         where datname = current_database() and state = 'idle in transaction'`;
       await test.db.sql`select pg_terminate_backend(${pid})`;
       await assert.rejects(() => within(10, "the transaction", call));
-      const next = () => within(4, "the pool's next query", sql<{ n: number }[]>`select 3 as n`);
-      const first = await next().then((rows) => rows[0].n, (error) => error);
-      if (first !== 3) assert.equal((first as { code?: string }).code, "57P01", String(first));
-      assert.equal((await next())[0].n, 3);
+      await assertSlotAnswers(sql);
     } finally {
       await sql.end({ timeout: 1 });
       await test.drop();
