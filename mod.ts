@@ -8,10 +8,12 @@
  *
  * @example
  * ```ts ignore
- * import { openDatabase, readCsvFile, importFactors, recalculateForDataEntryType } from "./mod.ts";
+ * import {
+ *   importFactors, openDatabase, readCsvFile, recalculateForDataEntryType, transaction,
+ * } from "./mod.ts";
  * await using db = await openDatabase({ databaseUrl: Deno.env.get("DATABASE_URL") });
  * const table = await readCsvFile("plane.csv");
- * await db.sql.begin((tx) =>
+ * await transaction(db.sql, (tx) =>
  *   importFactors(tx, { file: "plane.csv", table, year: 2025, target: { dataEntryTypeId: 20 } })
  * );
  * const result = await recalculateForDataEntryType(db, { dataEntryType: "plane", year: 2025 });
@@ -45,6 +47,7 @@ export {
   schemaVersion,
   SchemaVersionError,
 } from "./src/db/migrate.ts";
+export { transaction, TransactionOverError, type TransactionSql } from "./src/db/transaction.ts";
 
 // The rematch of a (det, year) slice, and which slices need one
 export { recalculateForDataEntryType, rematchInTransaction } from "./src/rematch/run.ts";

@@ -733,7 +733,8 @@ async function writePlaced(tx: Queryable, plan: WritePlan): Promise<WriteOutcome
  * ```ts ignore
  * import { createEntries } from "./entries.ts";
  * import { getDataEntryType } from "../reference/enums.ts";
- * const result = await db.sql.begin((tx) =>
+ * import { transaction } from "./transaction.ts";
+ * const result = await transaction(db.sql, (tx) =>
  *   createEntries(tx, [{
  *     unitCode: "U1", year: 2025, det: getDataEntryType("it"), sourceKey: "laptop-17",
  *     data: { name: "laptop", equipment_class: "Laptop" },

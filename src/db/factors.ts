@@ -152,8 +152,9 @@ export function massDeletion(deleted: number, before: number): boolean {
  * ```ts ignore
  * import { importFactors } from "./factors.ts";
  * import { readCsvFile } from "../imports/csv.ts";
+ * import { transaction } from "./transaction.ts";
  * const table = await readCsvFile("fixtures/factors/2025/train.csv");
- * const result = await db.sql.begin((tx) =>
+ * const result = await transaction(db.sql, (tx) =>
  *   importFactors(tx, { file: "train.csv", table, year: 2025, target: { dataEntryTypeId: 21 } })
  * );
  * ```

@@ -61,7 +61,7 @@ export async function lockSlice(
   if (typeof (tx as { savepoint?: unknown }).savepoint !== "function") {
     throw new TypeError(
       `slice ${slice}: its lock is held for a transaction; call this inside ` +
-        "db.sql.begin((tx) => ...) and pass tx (not db.sql)",
+        "transaction(db.sql, (tx) => ...) or db.sql.begin((tx) => ...) and pass tx (not db.sql)",
     );
   }
   const keys = tx.unsafe(`${key1}, ${year}`);

@@ -28,7 +28,8 @@ export interface UpsertCounts {
  * @example
  * ```ts ignore
  * import { upsertLocations } from "./reference.ts";
- * const counts = await db.sql.begin((tx) =>
+ * import { transaction } from "./transaction.ts";
+ * const counts = await transaction(db.sql, (tx) =>
  *   upsertLocations(tx, [{
  *     transportMode: "plane", name: "Geneva", iataCode: "GVA", countryCode: "CH",
  *     latitude: 46.2381, longitude: 6.109, naturalKey: "plane:GVA",

@@ -126,7 +126,8 @@ export interface FreezeResult {
  * @example
  * ```ts ignore
  * import { freezeModules } from "./freeze.ts";
- * await db.sql.begin((tx) =>
+ * import { transaction } from "../db/transaction.ts";
+ * await transaction(db.sql, (tx) =>
  *   freezeModules(tx, { unitCode: "U1", year: 2025 }, { reason: "published 2026-03-01" })
  * );
  * ```

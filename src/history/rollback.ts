@@ -150,7 +150,8 @@ interface IdentityChange {
  * @example
  * ```ts ignore
  * import { rollbackImport } from "./rollback.ts";
- * const result = await db.sql.begin((tx) => rollbackImport(tx, { importId: 3 }));
+ * import { transaction } from "../db/transaction.ts";
+ * const result = await transaction(db.sql, (tx) => rollbackImport(tx, { importId: 3 }));
  * ```
  */
 export async function rollbackImport(

@@ -165,7 +165,8 @@ export type SeedFixturesResult = Pick<SeedSummary, "reference" | "factorFiles">;
  * @example
  * ```ts ignore
  * import { importSeedFixtures } from "./seed.ts";
- * await db.sql.begin((tx) => importSeedFixtures(tx, 2025));
+ * import { transaction } from "../db/transaction.ts";
+ * await transaction(db.sql, (tx) => importSeedFixtures(tx, 2025));
  * ```
  */
 export async function importSeedFixtures(

@@ -427,7 +427,7 @@ dbTest(
           det: getDataEntryType("it"),
           data: laptop,
         }]),
-      /slice it 2025: its lock is held for a transaction; call this inside db\.sql\.begin/,
+      /slice it 2025: its lock is held for a transaction; call this inside transaction\(db\.sql, \(tx\) => \.\.\.\) or db\.sql\.begin/,
     );
     const [{ entries }] = await db.sql`select count(*)::int as entries from data_entries`;
     assert.equal(entries, 0);
