@@ -1,5 +1,6 @@
 // Buildings: rooms (30, JSON link, five leaves + rollup), energy combustion (31, JSON link) and
 // embodied energy (32, FK link, one row per factor).
+import { nameTable } from "../text/names.ts";
 import { emissionTypeByName, isInSubtree } from "../reference/emission_types.ts";
 import { roomKey } from "../reference/natural_key.ts";
 import { ROOM_TYPES } from "../reference/enums.ts";
@@ -131,14 +132,14 @@ const buildingRooms: Handler = {
   },
 };
 
-const COMBUSTION_TYPES: Readonly<Record<string, number>> = {
+const COMBUSTION_TYPES: Readonly<Record<string, number>> = nameTable({
   natural_gas: 60201,
   heating_oil: 60202,
   biomethane: 60203,
   pellets: 60204,
   forest_chips: 60205,
   wood_logs: 60206,
-};
+});
 const combustionType = (name: unknown) => COMBUSTION_TYPES[slug(name)] ?? 60200;
 
 const energyCombustion: Handler = {

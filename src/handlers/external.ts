@@ -1,4 +1,5 @@
 // External services: clouds (40, by service type) and AI (41, by provider). JSON links.
+import { nameTable } from "../text/names.ts";
 import {
   entryObject,
   lowerEnum,
@@ -11,11 +12,11 @@ import {
 import { LINKED, num, spendFormula, varNum } from "./_formulas.ts";
 import type { Classification, Handler } from "./types.ts";
 
-const CLOUD_TYPES: Readonly<Record<string, number>> = {
+const CLOUD_TYPES: Readonly<Record<string, number>> = nameTable({
   virtualisation: 110101,
   compute: 110102,
   storage: 110103,
-};
+});
 const SERVICE_TYPES = ["virtualisation", "compute", "storage"] as const;
 
 const externalClouds: Handler = {
@@ -46,23 +47,23 @@ const externalClouds: Handler = {
   }],
 };
 
-const AI_PROVIDER_TYPES: Readonly<Record<string, number>> = {
+const AI_PROVIDER_TYPES: Readonly<Record<string, number>> = nameTable({
   google: 110201,
   mistral_ai: 110202,
   anthropic: 110203,
   openai: 110204,
   cohere: 110205,
-};
+});
 const AI_OTHERS = 110206;
 const aiType = (provider: unknown) => AI_PROVIDER_TYPES[slug(provider)] ?? AI_OTHERS;
 
 /** Requests per user per day, by band. */
-const REQUESTS_PER_DAY: Readonly<Record<string, number>> = {
+const REQUESTS_PER_DAY: Readonly<Record<string, number>> = nameTable({
   "1_5": 3,
   "5_20": 12.5,
   "20_100": 60,
   "gt_100": 100,
-};
+});
 const WORK_DAYS_PER_WEEK = 5;
 const WORK_WEEKS_PER_YEAR = 46;
 

@@ -9,7 +9,11 @@ import type { Classification, Factor, FactorLookup, Handler } from "./types.ts";
 /** The three roots a headcount entry is computed under. */
 const HEADCOUNT_ROOTS = [10000, 20000, 30000] as const;
 
-/** The first existing node among category__class__subclass, category__class, category. */
+/**
+ * The first existing node among category__class__subclass, category__class, category, when it
+ * lies under one of the three roots: a factor of any other type (`buildings__rooms`, the
+ * `headcount` rollup) would be stored and never used.
+ */
 export function headcountFactorType(c: Classification): number | undefined {
   const parts = [c.headcount_category, c.headcount_class, c.headcount_subclass]
     .map((p) => (p ?? "").trim().toLowerCase());
@@ -17,7 +21,9 @@ export function headcountFactorType(c: Classification): number | undefined {
     const head = parts.slice(0, n);
     if (head.some((p) => p === "")) continue;
     const node = emissionTypeByName(head.join("__"));
-    if (node) return node.id;
+    if (node) {
+      return HEADCOUNT_ROOTS.some((root) => isInSubtree(node.id, root)) ? node.id : undefined;
+    }
   }
   return undefined;
 }
@@ -50,6 +56,8 @@ function headcount(
       ],
     },
     factorEmissionType: headcountFactorType,
+    factorEmissionTypeExpected: "headcount_category, headcount_class and headcount_subclass " +
+      "naming an emission type under food, waste or commuting",
     reference: [],
     // Factors are taken by emission type; their values feed the formula only.
     structuralValues: [],

@@ -1,15 +1,16 @@
 // Process emissions (50): JSON link on category / subcategory, typed by gas category.
+import { nameTable } from "../text/names.ts";
 import { entryObject, optionalText, refined, requiredNumber, requiredText } from "./_fields.ts";
 import { LINKED, quantityTimesEf } from "./_formulas.ts";
 import type { Classification, Handler } from "./types.ts";
 
-const CATEGORY_TYPES: Readonly<Record<string, number>> = {
+const CATEGORY_TYPES: Readonly<Record<string, number>> = nameTable({
   ch4: 70100,
   co2: 70200,
   n2o: 70300,
   refrigerants: 70400,
   refrigerant: 70400,
-};
+});
 const categoryType = (category: unknown) =>
   CATEGORY_TYPES[String(category ?? "").trim().toLowerCase()];
 

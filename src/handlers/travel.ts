@@ -1,4 +1,5 @@
 // Professional travel: plane (20) and train (21), FK links re-derived from locations each time.
+import { nameTable } from "../text/names.ts";
 import { haversineKm, roundHalfEven } from "../compute/geo.ts";
 import {
   locationNaturalKey,
@@ -43,11 +44,11 @@ const optionalUpperCode = () => {
   );
 };
 
-const PLANE_CABIN_TYPES: Readonly<Record<string, number>> = {
+const PLANE_CABIN_TYPES: Readonly<Record<string, number>> = nameTable({
   first: 50201,
   business: 50202,
   economy: 50203,
-};
+});
 /** Added to every flight's great-circle distance (km): take-off, landing and routing. */
 const PLANE_DETOUR_KM = 95;
 
@@ -209,7 +210,10 @@ function planeRoute(reference: ReferenceData, origin: string, destination: strin
   return route;
 }
 
-const TRAIN_CABIN_TYPES: Readonly<Record<string, number>> = { first: 50101, second: 50102 };
+const TRAIN_CABIN_TYPES: Readonly<Record<string, number>> = nameTable({
+  first: 50101,
+  second: 50102,
+});
 /** Rail routes run longer than the great circle. */
 const TRAIN_DETOUR_FACTOR = 1.2;
 const HOME_COUNTRY = "CH";

@@ -152,6 +152,8 @@ export interface Handler {
   readonly factorColumns: FactorColumns;
   /** The emission type of a factor row, or undefined when it cannot be resolved. */
   readonly factorEmissionType: (classification: Classification) => number | undefined;
+  /** What a factor row must hold for its emission type to resolve, for the import's error. */
+  readonly factorEmissionTypeExpected?: string;
   /** Reference data the pre-compute or formula reads. */
   readonly reference: readonly ReferenceKind[];
   /** Settings the formulas read (recorded with the slice state: a change makes it stale). */

@@ -1,5 +1,6 @@
 // Factor CSV rows → validated factor rows (spec/factors-csv.md §1). Pure: no database.
 import { parseDecimal } from "../text/decimal.ts";
+import { emissionTypeById } from "../reference/emission_types.ts";
 import { getHandler } from "../handlers/mod.ts";
 import type { Classification, FactorColumns, FactorValues } from "../handlers/types.ts";
 import {
@@ -193,7 +194,9 @@ export function parseFactorTable(
 
   const errors = new RowErrorList();
   const rows: ParsedFactorRow[] = [];
-  const firstOfIdentity = new Map<string, { row: number; line: number }>();
+  // Each identity's first row, rejected or not: a later row of the same identity is a duplicate
+  // even when the first one has errors of its own.
+  const firstOfIdentity = new Map<string, { row: number; line: number; rejected: boolean }>();
   for (const csvRow of table.rows) {
     const { row, line, cells } = csvRow;
     const fail = (problem: { column?: string; message: string }) =>
@@ -211,44 +214,56 @@ export function parseFactorTable(
     }
     const columns = columnsByDet.get(det.name)!;
     const built = buildFactor(cells, columns);
-    if (built.errors.length) {
-      built.errors.forEach(fail);
-      continue;
+    const problems: { column?: string; message: string }[] = [...built.errors];
+    if (!problems.length) {
+      const problem = columns.check?.(built.values);
+      if (problem) problems.push(problem);
     }
-    const problem = columns.check?.(built.values);
-    if (problem) {
-      fail(problem);
-      continue;
+    // The identity needs a sound classification; bad values do not hide it.
+    const classified = !built.errors.some((e) => columns.classification.includes(e.column));
+    let identity: { text: string; emissionTypeId: number } | undefined;
+    if (classified) {
+      const classificationText = JSON.stringify(built.classification);
+      const tooLong = keyProblem("the classification", classificationText);
+      const emissionTypeId = tooLong ? undefined : emissionTypeOf(det, built.classification);
+      if (tooLong) {
+        problems.push({ column: longestCell(built.classification), message: tooLong });
+      } else if (emissionTypeId === undefined) {
+        const handler = getHandler(det);
+        problems.push({
+          message: `cannot resolve the emission type of this ${det.name} factor from ${
+            describeClassification(built.classification)
+          } (expected ${
+            handler.factorEmissionTypeExpected ??
+              `values naming a known ${det.name} emission type`
+          })`,
+        });
+      } else {
+        identity = {
+          text: `${det.id}\u0000${emissionTypeId}\u0000${classificationText}`,
+          emissionTypeId,
+        };
+      }
     }
-    const classificationText = JSON.stringify(built.classification);
-    const tooLong = keyProblem("the classification", classificationText);
-    if (tooLong) {
-      fail({ column: longestCell(built.classification), message: tooLong });
-      continue;
-    }
-    const emissionTypeId = getHandler(det).factorEmissionType(built.classification);
-    if (emissionTypeId === undefined) {
-      fail({
-        message: `cannot resolve the emission type of this ${det.name} factor from ${
-          describeClassification(built.classification)
-        } (expected values naming a known ${det.name} emission type)`,
-      });
-      continue;
-    }
-    const identity = `${det.id}\u0000${emissionTypeId}\u0000${classificationText}`;
-    const first = firstOfIdentity.get(identity);
-    if (first !== undefined) {
-      fail({
+    const first = identity && firstOfIdentity.get(identity.text);
+    if (identity && first) {
+      problems.push({
         message:
           `duplicate of row ${first.row} (line ${first.line}): rows ${first.row} and ${row} ` +
           `(lines ${first.line} and ${line}) have the same ${det.name} factor identity (emission ` +
-          `type ${emissionTypeId}, ${
-            describeClassification(built.classification)
-          }); row ${first.row} is kept`,
+          `type ${identity.emissionTypeId}, ${describeClassification(built.classification)}); ` +
+          (first.rejected
+            ? `row ${first.row} comes first and is rejected, so neither is imported`
+            : `row ${first.row} is kept`),
       });
+    } else if (identity) {
+      firstOfIdentity.set(identity.text, { row, line, rejected: problems.length > 0 });
+    }
+    if (problems.length || !identity) {
+      problems.forEach(fail);
       continue;
     }
-    firstOfIdentity.set(identity, { row, line });
+    const emissionTypeId = identity.emissionTypeId;
     rows.push({
       row,
       line,
@@ -355,6 +370,12 @@ function checkEnum(
       message: `"${cell}" is not allowed (expected one of ${allowed.join(", ")})`,
     });
   }
+}
+
+/** The factor's emission type, when its handler resolves one of the emission-type tree. */
+function emissionTypeOf(det: DataEntryType, classification: Classification): number | undefined {
+  const id = getHandler(det).factorEmissionType(classification);
+  return typeof id === "number" && emissionTypeById(id) ? id : undefined;
 }
 
 function longestCell(classification: Classification): string | undefined {

@@ -292,6 +292,82 @@ nonsense,vegetarian,,meal,100,1.2
   assert.match(parsed.rowErrors[0].message, /headcount_category="nonsense"/);
 });
 
+Deno.test("factor csv: names of Object.prototype name no emission type", () => {
+  // A name without a type of its own takes the det's catch-all type where it has one...
+  const combustion = parse(
+    "name,unit,ef_kg_co2eq_per_unit\nHeating oil,l,3.17\nconstructor,kWh,0.1\n__proto__,kWh,0.2\n",
+    { dataEntryTypeId: 31 },
+  );
+  assert.deepEqual(combustion.rowErrors, []);
+  assert.deepEqual(combustion.rows.map((r) => r.emissionTypeId), [60202, 60200, 60200]);
+  const ai = parse(
+    "provider,usage_type,ef_kg_co2eq_per_request\nOpenAI,chat,0.002\nconstructor,chat,0.003\n",
+    { dataEntryTypeId: 41 },
+  );
+  assert.deepEqual(ai.rows.map((r) => r.emissionTypeId), [110204, 110206]);
+  // ...and is a row error where it has none; the good rows are kept.
+  const cases: [number, string, number][] = [
+    [50, "category,subcategory,unit,ef_kg_co2eq_per_unit\nn2o,,kg,265\n{}},,kg,1\n", 70300],
+    [
+      40,
+      "provider,service_type,currency,ef_kg_co2eq_per_currency\nAWS,compute,eur,0.1\n" +
+      "AWS,{}},eur,0.2\n",
+      110102,
+    ],
+  ];
+  for (const [dataEntryTypeId, text, kept] of cases) {
+    for (const name of ["constructor", "__proto__"]) {
+      const parsed = parse(text.replace("{}}", name), { dataEntryTypeId });
+      assert.deepEqual(parsed.rows.map((r) => r.emissionTypeId), [kept], name);
+      assert.deepEqual(parsed.rowErrors.map((e) => e.row), [2], name);
+      assert.match(parsed.rowErrors[0].message, /cannot resolve the emission type/);
+    }
+  }
+});
+
+Deno.test("factor csv: a headcount factor must be typed under food, waste or commuting", () => {
+  const parsed = parse(
+    `headcount_category,headcount_class,headcount_subclass,unit,number_of_unit_per_fte,ef_kg_co2eq_per_unit
+food,vegetarian,,meal,100,1.2
+buildings,rooms,,m2,1,1
+headcount,x,,fte,1,1
+equipment,it,,unit,1,1
+commuting,unknown_mode,,km,200,0.2
+`,
+    { dataEntryTypeId: 1 },
+  );
+  assert.deepEqual(parsed.rows.map((r) => [r.row, r.emissionTypeId]), [[1, 10001], [5, 30000]]);
+  assert.deepEqual(parsed.rowErrors.map((e) => e.row), [2, 3, 4]);
+  for (const error of parsed.rowErrors) {
+    assert.match(
+      error.message,
+      /^cannot resolve the emission type of this member factor from .*\(expected headcount_category, headcount_class and headcount_subclass naming an emission type under food, waste or commuting\)$/,
+    );
+  }
+});
+
+Deno.test("factor csv: the same identity after a rejected row is still a duplicate", () => {
+  const parsed = parse(
+    "country_code,ef_kg_co2eq_per_km\nQQ,-1\nCH,0.007\nQQ,0.5\n",
+    { dataEntryTypeId: 21 },
+  );
+  assert.deepEqual(parsed.rows.map((r) => r.row), [2]);
+  assert.deepEqual(parsed.rowErrors.map((e) => [e.row, e.column]), [
+    [1, "ef_kg_co2eq_per_km"],
+    [3, undefined],
+  ]);
+  assert.match(
+    parsed.rowErrors[1].message,
+    /^duplicate of row 1 \(line 2\): rows 1 and 3 \(lines 2 and 4\) have the same train factor identity .*; row 1 comes first and is rejected, so neither is imported$/,
+  );
+  // A row whose classification is itself wrong has no identity to repeat.
+  const blank = parse("country_code,ef_kg_co2eq_per_km\n,1\n,2\n", { dataEntryTypeId: 21 });
+  assert.deepEqual(
+    blank.rowErrors.map((e) => [e.row, e.message]),
+    [[1, "required value is blank"], [2, "required value is blank"]],
+  );
+});
+
 Deno.test("factor csv: equipment hours must be integers in 0..168 summing to at most 168", () => {
   const parsed = parse(
     `${EQUIPMENT_HEADER}

@@ -1,6 +1,7 @@
 // The one way an import reads its file: regular files only, and never more than a size limit, so
 // that `/dev/zero`, a FIFO or a runaway file fails at once with a message instead of hanging or
 // filling memory.
+import { nameTable } from "../text/names.ts";
 import v8 from "node:v8";
 
 /** A file-level problem: nothing of the file may be written. */
@@ -26,7 +27,7 @@ export interface ImportFileOptions {
   readonly maxBytes?: number;
 }
 
-const UNITS: Readonly<Record<string, number>> = {
+const UNITS: Readonly<Record<string, number>> = nameTable({
   "": 1,
   b: 1,
   byte: 1,
@@ -40,7 +41,7 @@ const UNITS: Readonly<Record<string, number>> = {
   g: 1024 ** 3,
   gb: 1024 ** 3,
   gib: 1024 ** 3,
-};
+});
 
 /**
  * Parses a size such as `1048576`, `512k`, `300MiB` or `2GB` into bytes (units are binary:
