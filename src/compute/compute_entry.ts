@@ -55,6 +55,12 @@ export interface EntryComputation {
  */
 export function validateEntryData(handler: Handler, data: unknown): EntryData {
   if (normalFormOf(handler.entrySchema)?.(data)) return data as EntryData;
+  // The parse would drop it (a JavaScript object's key of that name sets its prototype).
+  if (typeof data === "object" && data !== null && Object.hasOwn(data, "__proto__")) {
+    throw new EntryComputeError(
+      "__proto__: not a name a field can have (the field would be lost); rename it",
+    );
+  }
   const parsed = handler.entrySchema.safeParse(data, { reportInput: true });
   if (!parsed.success) throw new EntryComputeError(describeIssues(parsed.error));
   return parsed.data;

@@ -168,7 +168,10 @@ function toEntry(
 ): NewEntry | string {
   const parsed = envelopeSchema.safeParse(value, { reportInput: true });
   if (!parsed.success) return describeIssues(parsed.error);
-  const { unit, year, data, data_entry_type: named } = parsed.data;
+  const { unit, year, data_entry_type: named } = parsed.data;
+  // The line's own object: the record's parse drops a key named __proto__, which the det's
+  // schema refuses instead.
+  const data = (value as { data: Record<string, unknown> }).data;
   if (onlyYear !== undefined && year !== onlyYear) {
     return `year: expected ${onlyYear} (the import's year), got ${year}`;
   }

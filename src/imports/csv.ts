@@ -313,11 +313,6 @@ function tableOf(file: string, { records, lines }: Records): CsvTable {
   const start = records.findIndex((record) => !isBlank(record));
   if (start < 0) throw new FileError(file, "is empty (expected a header row)");
   const header = records[start].map((h) => h.trim());
-  // Cells are kept by column name in plain objects, where this name would set the prototype and
-  // the column vanish: no import has such a column, and none is silently dropped.
-  if (header.includes("__proto__")) {
-    throw new FileError(file, 'has a column named "__proto__", which no import reads');
-  }
   const seen = new Set<string>();
   const repeated = new Set<string>();
   for (const name of header) {
@@ -334,6 +329,7 @@ function tableOf(file: string, { records, lines }: Records): CsvTable {
       const name = header[i];
       if (!name) continue;
       const cell = (record[i] ?? "").trim();
+      // Deno has no `__proto__` accessor: a column of that name is a property like any other.
       cells[name] = cell;
       const wrong = cellProblem(cell);
       if (wrong) (cellProblems ??= []).push({ column: name, message: wrong });

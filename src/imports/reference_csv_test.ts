@@ -349,6 +349,14 @@ Deno.test("reference csv: a column the import ignores is never judged; JSON line
   );
   assert.deepEqual(csv.rowErrors, []);
   assert.deepEqual(csv.rows.map((r) => r.currency), ["chf", "usd"]);
+  // Whatever its name.
+  const proto = parseReferenceText(
+    "rates",
+    "p.csv",
+    "year,__proto__,currency,eur_per_unit,constructor\n2025,x,chf,1.05,y\n",
+  );
+  assert.deepEqual(proto.rowErrors, []);
+  assert.deepEqual(proto.rows, [{ year: 2025, currency: "chf", eurPerUnit: 1.05 }]);
   const jsonl = parseReferenceText(
     "rates",
     "r.jsonl",

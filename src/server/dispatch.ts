@@ -32,8 +32,7 @@ function headerCheck(required: readonly string[], read?: readonly string[]) {
     try {
       table = parseCsv(fileName, `${header}\n`);
     } catch (error) {
-      // A header the first line alone cannot show (a quoted line break) is the job's to read;
-      // one the import refuses as it stands (a column named __proto__) is refused now.
+      // A header the first line alone cannot show (a quoted line break) is the job's to read.
       if (error instanceof CsvSyntaxError) return;
       throw error;
     }

@@ -293,6 +293,35 @@ dbTest(testDb, "entries import: CSV for one det", async (db) => {
   // Laptop without sub_class: 40 h × 60 W + 128 h × 2 W, ef 0.2.
   assertClose(b.rows[0].kg, (40 * 60 + 128 * 2) * 52 / 1000 * 0.2, "fallback");
 
+  // Every other column is a data field, whatever its name: one named __proto__ is judged (and
+  // refused) like the same key in a JSON line, never dropped.
+  const proto = await importEntriesFile(db, {
+    file: await tempFile(
+      "proto.csv",
+      "unit,year,name,equipment_class,__proto__\nU1,2025,Laptop E,Laptop,x\nU1,2025,Laptop F,Laptop,\n",
+    ),
+    format: "csv",
+    det: getDataEntryType("it"),
+    strict: false,
+  });
+  const json = await importEntriesFile(db, {
+    file: await tempFile(
+      "proto.jsonl",
+      '{"unit": "U1", "year": 2025, "data": {"name": "Laptop G", "equipment_class": "Laptop", ' +
+        '"__proto__": "x"}}\n',
+    ),
+    format: "jsonl",
+    det: getDataEntryType("it"),
+    strict: false,
+  });
+  assert.deepEqual([proto.created, proto.errorsCount, json.created], [1, 1, 0]);
+  for (const [result, number] of [[proto, 2], [json, 1]] as const) {
+    assert.deepEqual(
+      result.errors.map((e) => e.message),
+      [`line ${number}: __proto__: not a name a field can have (the field would be lost); rename it`],
+    );
+  }
+
   const noYear = await tempFile("bad.csv", "unit,name\nU1,x\n");
   await assert.rejects(
     importEntriesFile(db, {

@@ -239,6 +239,9 @@ dbTest(
           (form) => form.append("file", new Blob(["y\n"]), "other.csv"),
           "field file: one file per request (this one sends more)",
         ],
+        // A field the dispatch does not know, whatever its name.
+        [(form) => form.append("modul", "x"), '(body): Unrecognized key: "modul"'],
+        [(form) => form.append("__proto__", "x"), '(body): Unrecognized key: "__proto__"'],
       ];
       for (const [add, message] of refusals) {
         const form = planeForm(new TextEncoder().encode("x\n"), "plane.csv");
@@ -631,9 +634,11 @@ dbTest(
           "min_distance, max_distance",
         ],
         [
+          // A column of that name is ignored as any other the import does not read.
           text("category,__proto__\nvery_short_haul,x\n"),
           "proto.csv",
-          'proto.csv: has a column named "__proto__", which no import reads',
+          "proto.csv: missing required columns cabin_class, ef_kg_co2eq_per_km, rfi_adjustment, " +
+          "min_distance, max_distance",
         ],
       ];
       for (const [bytes, name, message] of cases) {
