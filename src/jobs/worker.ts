@@ -118,7 +118,7 @@ export class JobWorker {
       pollIntervalMs: options.pollIntervalMs ?? 2000,
       heartbeatIntervalMs: options.heartbeatIntervalMs ?? 5000,
       staleTimeoutMs: options.staleTimeoutMs ?? 60_000,
-      graceMs: options.graceMs ?? 30_000,
+      graceMs: options.graceMs ?? DEFAULT_GRACE_MS,
       maxHeartbeatFailures: options.maxHeartbeatFailures ?? 3,
       uploadTtlSeconds: options.uploadTtlSeconds ?? 86_400,
     };
@@ -488,6 +488,9 @@ export function describe(error: unknown): string {
   }
   return String(error);
 }
+
+/** How long a stopping worker lets its running jobs finish by default, in ms. */
+export const DEFAULT_GRACE_MS = 30_000;
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -3,7 +3,12 @@
 import type { Database } from "../db/connection.ts";
 import { DEFAULT_MAX_FILE_BYTES } from "../imports/file.ts";
 import type { Logger } from "../jobs/log.ts";
-import { describe as describeError, JobWorker, type WorkerOptions } from "../jobs/worker.ts";
+import {
+  DEFAULT_GRACE_MS,
+  describe as describeError,
+  JobWorker,
+  type WorkerOptions,
+} from "../jobs/worker.ts";
 import { type ApiOptions, createApi } from "./app.ts";
 import { type ApiToken, isLoopbackHost } from "./auth.ts";
 
@@ -37,13 +42,24 @@ export interface RunningServer {
   readonly worker?: JobWorker;
   /** Where uploads arrive before they are stored in the database. */
   readonly uploadDir: string;
-  /** Stops accepting requests, then stops the worker gracefully. */
+  /**
+   * Stops accepting requests and stops the worker gracefully, both at once: the worker claims
+   * nothing more while requests are still open. Requests still open when the worker has stopped
+   * and the grace period has passed are not waited for.
+   */
   stop(reason?: string): Promise<void>;
 }
 
 /** Refused at start: a non-loopback bind without tokens. */
 export class ServeRefusedError extends Error {
   override name = "ServeRefusedError";
+}
+
+/** A timer to await, and to cancel once it is no longer needed. */
+function delay(ms: number): { promise: Promise<void>; cancel: () => void } {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const promise = new Promise<void>((resolve) => timer = setTimeout(resolve, ms));
+  return { promise, cancel: () => clearTimeout(timer) };
 }
 
 /** How long a server that stopped accepting waits before it listens again. */
@@ -75,6 +91,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const hostname = options.hostname ?? "127.0.0.1";
   checkBind(hostname, options.tokens);
   const staleTimeoutMs = options.worker?.staleTimeoutMs ?? 60_000;
+  const graceMs = options.worker?.graceMs ?? DEFAULT_GRACE_MS;
   const concurrency = options.concurrency ?? 1;
   const worker = concurrency > 0
     ? new JobWorker(options.db, { ...options.worker, concurrency, log: options.log })
@@ -166,8 +183,23 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       stopped ??= (async () => {
         closing.abort();
         clearTimeout(relisten);
-        await server.shutdown().catch(() => {});
+        // Deno's shutdown waits for every open request (a slow upload, a client that stalls):
+        // the worker must not claim meanwhile, and the stop must not wait for them past the grace.
+        const requestsDone = server.shutdown().catch(() => {});
+        const graceOver = delay(graceMs);
         await worker?.stop(reason);
+        const cut = await Promise.race([
+          requestsDone.then(() => false),
+          graceOver.promise.then(() => true),
+        ]);
+        graceOver.cancel();
+        if (cut) {
+          options.log({
+            event: "requests_cut",
+            url,
+            message: `requests still open ${graceMs / 1000} s after the stop were not waited for`,
+          });
+        }
         if (ownUploadDir) await Deno.remove(uploadDir, { recursive: true }).catch(() => {});
         options.log({ event: "server_stopped", url, message: reason });
       })();

@@ -12,6 +12,7 @@ import {
   call,
   createServerDatabase,
   dispatchForm,
+  eventually,
   followPipeline,
   serverUrl,
   spawnScript,
@@ -19,6 +20,7 @@ import {
   startTestServer,
 } from "./_server.ts";
 import { importFactorText, itFactors, planeFactors, seedEntries } from "./_seed.ts";
+import { createPipeline } from "../../src/jobs/queue.ts";
 
 const testDb = useTestDatabase();
 
@@ -961,3 +963,48 @@ Deno.test({
     }
   },
 });
+
+dbTest(
+  testDb,
+  "stop: the worker claims nothing more while a request is still open, and the stop waits for " +
+    "that request no longer than the grace",
+  async (db) => {
+    const server = await startTestServer(db, { worker: { graceMs: 300 } });
+    const { hostname, port } = new URL(server.url);
+    const client = await Deno.connect({ hostname, port: Number(port) });
+    try {
+      // An upload that sends its headers and the start of its body, then nothing more.
+      await client.write(new TextEncoder().encode(
+        "POST /v1/files/temp-upload HTTP/1.1\r\nHost: test\r\nContent-Length: 100000\r\n" +
+          "Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\n" +
+          'Content-Disposition: form-data; name="files"; filename="rates.csv"\r\n\r\nyear,',
+      ));
+      // Its headers are complete: the server has the request from their arrival on.
+      await new Promise((r) => setTimeout(r, 300));
+      const stopping = server.stop("test stop");
+      await eventually(
+        () => Promise.resolve(server.events.find((e) => e.event === "worker_stopping")),
+        "the worker to be told to stop",
+        5_000,
+      );
+      const { jobs: [queued] } = await createPipeline(db.sql, { kind: "recalc", actor: null }, [{
+        jobType: "emission_recalc",
+        moduleTypeId: 2,
+        dataEntryTypeId: 20,
+        year: 2025,
+        input: { data_entry_type_id: 20, year: 2025, full: false },
+      }]);
+      const ended = await Promise.race([
+        stopping.then(() => "stopped"),
+        new Promise((r) => setTimeout(() => r("still waiting"), 10_000)),
+      ]);
+      assert.equal(ended, "stopped");
+      assert.ok(server.events.some((e) => e.event === "requests_cut"));
+      const [job] = await db.sql<{ state: string }[]>`
+        select state from data_ingestion_jobs where id = ${queued.jobId}`;
+      assert.equal(job.state, "NOT_STARTED");
+    } finally {
+      client.close();
+    }
+  },
+);
