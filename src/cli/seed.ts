@@ -1,8 +1,8 @@
 // `seed`: reproducible demo data for every det (spec/interfaces.md §2).
 import { z } from "zod";
-import { defineCommand, EXIT, flag } from "./command.ts";
+import { defineCommand, EXIT, flag, UsageError } from "./command.ts";
 import { formatTable } from "./table.ts";
-import { checkSeedYear, seedDatabase, type SeedSummary } from "../seed/seed.ts";
+import { checkSeedYear, seedDatabase, SeedError, type SeedSummary } from "../seed/seed.ts";
 
 /** The validated arguments of `seed`. */
 export interface SeedArgs {
@@ -55,8 +55,13 @@ export const seedCommand = defineCommand({
   },
   schema,
   async run(args, context) {
-    // A year without fixtures fails before the database is opened.
-    checkSeedYear(args.year);
+    // A year without fixtures is a usage error, before the database is opened.
+    try {
+      checkSeedYear(args.year);
+    } catch (error) {
+      if (error instanceof SeedError) throw new UsageError(`--year: ${error.message}`);
+      throw error;
+    }
     const db = await context.database();
     const started = performance.now();
     const showProgress = context.interactive && !context.json;

@@ -310,8 +310,11 @@ dbTest(testDb, "seed CLI: table per det, JSON, and usage errors", async (db) => 
   );
 
   const noYear = await runCli(seedCommand, ["--year", "1999"]);
-  assert.equal(noYear.code, 1);
-  assert.match(noYear.err, /no factor fixtures for year 1999: available years are 2024, 2025/);
+  assert.equal(noYear.code, 2);
+  assert.match(
+    noYear.err,
+    /--year: no factor fixtures for year 1999: available years are 2024, 2025/,
+  );
   for (
     const [argv, message] of [
       [["--units", "0"], /--units: must be an integer ≥ 1/],
