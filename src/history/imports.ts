@@ -124,7 +124,10 @@ function toImport(r: ImportRow): FactorImport {
 
 /**
  * The imports touching a slice (or all), newest first, each with the rematch runs that followed
- * it (spec/history.md §2: `factors history`).
+ * it (spec/history.md §2: `factors history`). A run follows the last import of its slice recorded
+ * before the run's end: an import records itself and a run ends while each holds the slice's
+ * lock, so the two times are in the order the two took the lock (a run's start may come before an
+ * import it waited behind).
  *
  * @example
  * ```ts ignore
@@ -157,11 +160,11 @@ export async function listFactorImports(
         select r.*, row_number() over (order by r.id desc) as n
         from rematch_runs r
         where r.year = i.year and r.data_entry_type_id = any(i.data_entry_type_ids)
-          and (r.import_id = i.id or (r.started_at >= i.created_at and not exists (
+          and (r.import_id = i.id or (r.finished_at >= i.created_at and not exists (
             select 1 from factor_imports j
             where j.id > i.id and j.year = r.year
               and j.data_entry_type_ids @> array[r.data_entry_type_id]
-              and j.created_at <= r.started_at)))
+              and j.created_at <= r.finished_at)))
       ) f
     ) r on true
     where (${det}::int is null or i.data_entry_type_ids @> array[${det}::int])

@@ -1,7 +1,15 @@
 // Rematch runs (spec/history.md §3): recorded for the CLI, an import's --rematch and a
 // rollback's, with kg per module; a failed or dry rematch records none.
 import assert from "node:assert/strict";
-import { dbTest, runOn, useTestDatabase } from "../_harness.ts";
+import {
+  dbTest,
+  holdInTransaction,
+  runOn,
+  serverBackendExpected,
+  useTestDatabase,
+} from "../_harness.ts";
+import { lockSlice } from "../../src/db/locks.ts";
+import { listFactorImports } from "../../src/history/imports.ts";
 import type { Database } from "../../src/db/connection.ts";
 import { factorsCommand } from "../../src/cli/factors.ts";
 import { factorsHistoryCommand } from "../../src/cli/factors_history.ts";
@@ -214,3 +222,42 @@ dbTest(testDb, "a failed or dry rematch records no run", async (db) => {
     42,
   ]);
 });
+
+dbTest(
+  testDb,
+  "a rematch that waited for the slice behind an import is listed under that import",
+  async (db) => {
+    await importFactorText(db, "it", 2025, V1);
+    await createItEntries(db, "U1", U1_ENTRIES);
+    const waiters = async () =>
+      (await db.sql<{ n: number }[]>`
+        select count(*)::int as n from pg_locks
+        where locktype = 'advisory' and not granted and database = (
+          select oid from pg_database where datname = current_database())`)[0].n;
+    const until = async (n: number) => {
+      for (let i = 0; i < 400 && await waiters() < n; i++) {
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      assert.equal(await waiters(), n);
+    };
+    // The import queues for the slice first, the rematch behind it: the rematch has started (and
+    // waits) before the import, once it has the slice, records itself.
+    const holder = await holdInTransaction(db, (tx) => lockSlice(tx, 11, 2025));
+    const imported = importFactorText(db, "it", 2025, V1_TIMES_3);
+    await until(1);
+    const rematched = recalculateForDataEntryType(db, { dataEntryType: "it", year: 2025 });
+    await until(2);
+    await holder.release();
+    await imported;
+    const result = await rematched;
+    near(result.kgAfter, kgOf(V1_TIMES_3, U1_ENTRIES), "the rematch saw the import's factors");
+
+    const [run] = await runs(db);
+    const listed = await listFactorImports(db.sql, { dataEntryTypeId: 11, year: 2025 });
+    assert.deepEqual(
+      listed.map((i) => [i.id, i.runs.map((r) => r.id)]),
+      [[listed[0].id, [run.id]], [listed[1].id, []]],
+    );
+  },
+  { ignore: !serverBackendExpected() },
+);
