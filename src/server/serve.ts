@@ -30,7 +30,10 @@ export interface ServeOptions {
   /** Where uploads arrive before they are stored. @default a new temporary directory */
   readonly uploadDir?: string;
   /** Limits of the API's exports and health check (see {@linkcode ApiOptions}). */
-  readonly limits?: Pick<ApiOptions, "maxExports" | "exportStallMs" | "healthTimeoutMs">;
+  readonly limits?: Pick<
+    ApiOptions,
+    "maxExports" | "exportStallMs" | "healthTimeoutMs" | "streamPollMs"
+  >;
   readonly log: Logger;
 }
 

@@ -234,6 +234,9 @@ export function syncRoutes(app: ApiApp, context: RouteContext): void {
       const pollMs = options.streamPollMs ?? 250;
       return streamSSE(c, async (stream) => {
         const seen = new Map<number, string>();
+        // Jobs whose RUNNING state was sent: one that started and ended between two reads is
+        // sent as RUNNING (as it was when it started) before it is sent as it ended.
+        const sentRunning = new Set<number>();
         let status = "";
         let lastWrite = Date.now();
         while (!stream.aborted && !stream.closed && !options.signal?.aborted) {
@@ -244,6 +247,20 @@ export function syncRoutes(app: ApiApp, context: RouteContext): void {
             const key = JSON.stringify([job.state, job.result, job.progress, job.status_message]);
             if (seen.get(job.id) === key) continue;
             seen.set(job.id, key);
+            if (job.state === "RUNNING") sentRunning.add(job.id);
+            else if (job.state === "FINISHED" && job.started_at && !sentRunning.has(job.id)) {
+              sentRunning.add(job.id);
+              const started = {
+                ...job,
+                state: "RUNNING",
+                result: null,
+                status_message: null,
+                finished_at: null,
+                progress: null,
+                result_document: null,
+              };
+              await stream.writeSSE({ event: "job", data: JSON.stringify(started) });
+            }
             await stream.writeSSE({ event: "job", data: JSON.stringify(job) });
             lastWrite = Date.now();
           }

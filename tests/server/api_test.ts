@@ -19,7 +19,9 @@ import {
   spawnServe,
   startTestServer,
 } from "./_server.ts";
-import { importFactorText, itFactors, planeFactors, seedEntries } from "./_seed.ts";
+import { importFactorText, itFactors, planeFactors, queueRecalc, seedEntries } from "./_seed.ts";
+import { JobWorker } from "../../src/jobs/worker.ts";
+import { createLogger } from "../../src/jobs/log.ts";
 import { createPipeline } from "../../src/jobs/queue.ts";
 
 const testDb = useTestDatabase();
@@ -1005,6 +1007,45 @@ dbTest(
       assert.equal(job.state, "NOT_STARTED");
     } finally {
       client.close();
+    }
+  },
+);
+
+dbTest(
+  testDb,
+  "stream: a job that starts and ends between two reads is sent RUNNING before it is sent FINISHED",
+  async (db) => {
+    await importFactorText(db, "plane", 2025, planeFactors(0.1, 0.3));
+    await seedEntries(db, "plane", 2025, 5);
+    // No worker in the server; reads 3 s apart.
+    const server = await startTestServer(db, { concurrency: 0, limits: { streamPollMs: 3000 } });
+    try {
+      const { pipelineId, jobId } = await queueRecalc(db, "plane", 2025);
+      const followed = followPipeline(server.url, pipelineId);
+      // The stream's first read (at once) finds the job waiting; it then runs to its end.
+      await new Promise((r) => setTimeout(r, 300));
+      const worker = new JobWorker(db, { pollIntervalMs: 50, log: createLogger("json", () => {}) });
+      await worker.start();
+      try {
+        await eventually(async () => {
+          const [job] = await db.sql<{ state: string }[]>`
+            select state from data_ingestion_jobs where id = ${jobId}`;
+          return job.state === "FINISHED" ? true : undefined;
+        }, "the job to finish");
+      } finally {
+        await worker.stop();
+      }
+      const { events } = await followed;
+      const states = events.filter((e) => e.event === "job").map((
+        e,
+      ) => [e.data.state, e.data.result]);
+      assert.deepEqual(states, [["NOT_STARTED", null], ["RUNNING", null], ["FINISHED", "SUCCESS"]]);
+      const running = events.find((e) => e.event === "job" && e.data.state === "RUNNING")!;
+      assert.equal(running.data.id, jobId);
+      assert.equal(running.data.finished_at, null);
+      assert.ok(running.data.started_at);
+    } finally {
+      await server.stop();
     }
   },
 );
