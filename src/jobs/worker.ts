@@ -29,7 +29,7 @@ import type { ClaimedJob, JobProgress } from "./types.ts";
 import { deleteExpiredUploads } from "./uploads.ts";
 import { JobFailed, prepareWork } from "./work.ts";
 import denoConfig from "../../deno.json" with { type: "json" };
-import { transaction } from "../db/transaction.ts";
+import { transaction, type TransactionSql } from "../db/transaction.ts";
 
 /** The version workers register with. */
 export const VERSION: string = denoConfig.version;
@@ -99,6 +99,7 @@ export class JobWorker {
   readonly #options: Required<Omit<WorkerOptions, "chunkSize" | "log" | "listen">>;
   readonly #chunkSize?: number;
   readonly #listen: boolean;
+  readonly #server: boolean;
   readonly #log: Logger;
   readonly #running = new Map<number, RunningJob>();
   #stopping = false;
@@ -124,6 +125,7 @@ export class JobWorker {
     };
     this.#chunkSize = options.chunkSize;
     this.#listen = options.listen ?? db.kind === "server";
+    this.#server = db.kind === "server";
     this.#log = options.log ?? (() => {});
     const host = hostname();
     this.id = `${host}:${Deno.pid}:${crypto.randomUUID().slice(0, 8)}`;
@@ -354,7 +356,13 @@ export class JobWorker {
         chunkSize: this.#chunkSize,
       });
       const ending = await transaction(this.#sql, async (tx) => {
-        const outcome = await work.run(tx);
+        const forget = await this.#cancelOnAbort(tx, controller.signal);
+        let outcome: Awaited<ReturnType<typeof work.run>>;
+        try {
+          outcome = await work.run(tx);
+        } finally {
+          forget();
+        }
         // A stop or an abort that came during work the rematch could not interrupt.
         controller.signal.throwIfAborted();
         const pipelines = await lockPipelinesOf(tx, job);
@@ -391,6 +399,26 @@ export class JobWorker {
     } finally {
       await Deno.remove(workDir, { recursive: true }).catch(() => {});
     }
+  }
+
+  /**
+   * A statement the job waits on (a row another session holds, say) does not see the abort,
+   * which the work only looks at between its steps: the server is asked to cancel whatever the
+   * job's transaction runs then. The transaction's start time keeps the cancel off any later
+   * transaction of the same connection (compared as text: the driver would cut a timestamp
+   * parameter to the millisecond). The embedded database never waits on another session.
+   */
+  async #cancelOnAbort(tx: TransactionSql, signal: AbortSignal): Promise<() => void> {
+    if (!this.#server) return () => {};
+    const [{ pid, started }] = await tx<{ pid: number; started: string }[]>`
+      select pg_backend_pid() as pid, now()::text as started`;
+    const cancel = () => {
+      this.#sql`
+        select pg_cancel_backend(pid) from pg_stat_activity
+        where pid = ${pid} and xact_start = ${started}::text::timestamptz`.catch(() => {});
+    };
+    signal.addEventListener("abort", cancel, { once: true });
+    return () => signal.removeEventListener("abort", cancel);
   }
 
   // The work rolled back: give the job back (stop), say nothing (lost claim) or end it ERROR.
