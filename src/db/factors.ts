@@ -503,6 +503,11 @@ export interface FactorInsert {
   readonly values: FactorValues;
   /** What `factors.import_id` becomes. */
   readonly importId: number | null;
+  /**
+   * What `factors.last_seen_job_id` becomes for a factor that comes back under its `id` (a
+   * rollback: the one it had when it was deleted); else the import's job.
+   */
+  readonly lastSeenJobId?: number | null;
 }
 
 /** The writes of one import; each is recorded as a `factor_versions` row of `importId`. */
@@ -538,9 +543,10 @@ export async function writeFactorChanges(
     await tx`
       with gone as (delete from factors where id = any(${[...deletes]}::bigint[]) returning *)
       insert into factor_versions (import_id, factor_id, data_entry_type_id, year,
-        emission_type_id, classification, change, values_before, values_after, import_id_before)
+        emission_type_id, classification, change, values_before, values_after, import_id_before,
+        last_seen_job_id_before)
       select ${importId}, g.id, g.data_entry_type_id, g.year, g.emission_type_id, g.classification,
-        'deleted', g."values", null, g.import_id
+        'deleted', g."values", null, g.import_id, g.last_seen_job_id
       from gone g order by g.id`;
   }
   // Sent without waiting, a chunk at a time (the connection runs them in order): the server
@@ -606,7 +612,8 @@ export async function writeFactorChanges(
       with added as (
         insert into factors (id, data_entry_type_id, emission_type_id, year, classification,
           "values", last_seen_job_id, import_id)
-        select i.id, i.det, i.et, i.year, i.cls::jsonb, i.vals::jsonb, ${jobId}::bigint, i.import_id
+        select i.id, i.det, i.et, i.year, i.cls::jsonb, i.vals::jsonb,
+          case when i.restored = 1 then i.last_seen else ${jobId}::bigint end, i.import_id
         from unnest(
           ${back.map((r) => r.id!)}::bigint[],
           ${back.map((r) => r.dataEntryTypeId)}::int[],
@@ -614,8 +621,10 @@ export async function writeFactorChanges(
           ${back.map((r) => r.year)}::int[],
           ${back.map((r) => JSON.stringify(r.classification))}::text[],
           ${back.map((r) => JSON.stringify(r.values))}::text[],
-          ${back.map((r) => r.importId)}::bigint[]
-        ) as i(id, det, et, year, cls, vals, import_id)
+          ${back.map((r) => r.importId)}::bigint[],
+          ${back.map((r) => r.lastSeenJobId === undefined ? 0 : 1)}::int[],
+          ${back.map((r) => r.lastSeenJobId ?? null)}::bigint[]
+        ) as i(id, det, et, year, cls, vals, import_id, restored, last_seen)
         returning id, data_entry_type_id, year, emission_type_id, classification, "values"
       )
       insert into factor_versions (import_id, factor_id, data_entry_type_id, year,

@@ -124,6 +124,7 @@ interface VersionWithCurrent {
   values_before: FactorValues | null;
   values_after: FactorValues | null;
   import_id_before: number | null;
+  last_seen_job_id_before: number | null;
   current_id: number | null;
   current_values: FactorValues | null;
   version_id: number;
@@ -171,7 +172,7 @@ export async function rollbackImport(
   const versions = await tx<VersionWithCurrent[]>`
     select v.id as version_id, v.factor_id, v.data_entry_type_id, v.year, v.emission_type_id,
       v.classification, v.change, v.values_before, v.values_after, v.import_id_before,
-      f.id as current_id, f."values" as current_values,
+      v.last_seen_job_id_before, f.id as current_id, f."values" as current_values,
       concat_ws(' ', v.data_entry_type_id, v.year, v.emission_type_id, v.classification::text)
         as identity
     from factor_versions v
@@ -259,6 +260,7 @@ export async function rollbackImport(
       classification: v.classification,
       values: wanted.values,
       importId: v.import_id_before,
+      lastSeenJobId: v.last_seen_job_id_before,
     });
     note(c, "inserted", null, wanted);
   }
@@ -279,7 +281,8 @@ export async function rollbackImport(
     deleted: deletes.length,
     unchanged,
   });
-  // last_seen_job_id names the job that last saw a factor in a file: a rollback leaves it.
+  // last_seen_job_id names the job that last saw a factor in a file: a rollback leaves it, and a
+  // factor it brings back has the one it had when it was deleted.
   await writeFactorChanges(tx, importId, { inserts, updates, deletes });
   await relinkRestoredFactors(tx, inserts.flatMap((f) => f.id === undefined ? [] : [f.id]));
   return {

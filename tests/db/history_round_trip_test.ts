@@ -11,6 +11,10 @@ import { factorsExportCommand } from "../../src/cli/factors_export.ts";
 import { factorsDiffCommand, factorsHistoryCommand } from "../../src/cli/factors_history.ts";
 import { factorsRollbackCommand } from "../../src/cli/factors_rollback.ts";
 import { factorSetAsOf } from "../../src/history/export.ts";
+import { rollbackImport } from "../../src/history/rollback.ts";
+import { importFactors } from "../../src/db/factors.ts";
+import { transaction } from "../../src/db/transaction.ts";
+import { parseCsv } from "../../src/imports/csv.ts";
 import {
   createItEntries,
   emissionContent,
@@ -453,5 +457,45 @@ dbTest(
       assert.deepEqual(await importIds(laptop), [v2]);
       assert.deepEqual(await importIds(desktop), [v1]);
     });
+  },
+);
+
+dbTest(
+  testDb,
+  "a rollback brings a deleted factor back with the job that last saw it in a file",
+  async (db) => {
+    const importIt = (text: string, mode: "merge" | "replace", jobId: number) =>
+      transaction(db.sql, (tx) =>
+        importFactors(tx, {
+          file: "it.csv",
+          table: parseCsv("it.csv", text),
+          year: 2025,
+          target: { dataEntryTypeId: 11 },
+          mode,
+          jobId,
+          force: true,
+        }));
+    await importIt(V1, "merge", 42);
+    const seen = async () =>
+      (await db.sql<{ id: number; job: number | null }[]>`
+        select id, last_seen_job_id::int as job from factors where year = 2025 order by id`)
+        .map((r) => [r.id, r.job]);
+    const before = await seen();
+    assert.deepEqual(before.map(([, job]) => job), [42, 42, 42, 42]);
+    // Only Laptop/Standard stays: the other three are deleted.
+    const replaced = await importIt(
+      `${IT_FILE_HEADER}\nit,Laptop,Standard,100,10,40,128,0.1\n`,
+      "replace",
+      43,
+    );
+    assert.equal(replaced.deleted, 3);
+    await transaction(
+      db.sql,
+      (tx) => rollbackImport(tx, { importId: replaced.importId!, jobId: 44 }),
+    );
+    const after = new Map(await seen() as [number, number | null][]);
+    for (const [id, job] of before.slice(1)) {
+      assert.equal(after.get(id as number), job, `factor ${id}`);
+    }
   },
 );
