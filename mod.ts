@@ -158,6 +158,7 @@ export {
   FrozenModuleError,
   getFactorImport,
   ImportNotFoundError,
+  ImportNotOfSliceError,
   listFactorImports,
   listRematchRuns,
   ReportNotFoundError,

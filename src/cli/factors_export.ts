@@ -7,6 +7,7 @@ import {
   factorSetAsOf,
   factorSetCsv,
   type FactorSetSnapshot,
+  ImportNotOfSliceError,
 } from "../history/export.ts";
 import { ImportNotFoundError } from "../history/imports.ts";
 import { defineCommand, EXIT, flag, userPath } from "./command.ts";
@@ -32,7 +33,9 @@ purchase_category) holding the type's own name, so the file also fits --module i
 Exit codes: 0 done, 1 failed (e.g. no such import), 2 bad usage.`;
 
 const asOfFlag = z.string().transform((value, ctx): AsOf => {
-  if (/^\d+$/.test(value)) return { importId: Number(value) };
+  if (/^\d+$/.test(value) && Number.isSafeInteger(Number(value))) {
+    return { importId: Number(value) };
+  }
   const time = /^\d{4}-\d{2}-\d{2}([T ][\d:.]+)?(Z|[+-]\d{2}:?\d{2})?$/.test(value)
     ? new Date(value)
     : undefined;
@@ -86,7 +89,9 @@ export const factorsExportCommand = defineCommand({
     try {
       snapshot = await factorSetAsOf(db.sql, args.det.id, args.year, args["as-of"]);
     } catch (error) {
-      if (!(error instanceof ImportNotFoundError)) throw error;
+      if (!(error instanceof ImportNotFoundError || error instanceof ImportNotOfSliceError)) {
+        throw error;
+      }
       return {
         exitCode: EXIT.failed,
         json: { error: { code: error.name, message: error.message } },

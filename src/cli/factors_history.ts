@@ -37,7 +37,8 @@ export function limitFlag() {
 export function importFlag() {
   return z.string({ error: "is required (e.g. --import 3; factors history lists them)" })
     .regex(/^\d+$/, "expected an import id (a positive integer; factors history lists them)")
-    .transform(Number);
+    .transform(Number)
+    .refine(Number.isSafeInteger, "expected an import id (factors history lists them): too large");
 }
 
 /** A time as the tables show it: ISO 8601 to the second, in UTC. */

@@ -8,6 +8,11 @@ import { resolveFactorTarget } from "../imports/factor_csv.ts";
 import { getDataEntryType } from "../reference/enums.ts";
 import { findFactorImport } from "./imports.ts";
 
+/** An `asOf` import that did not touch the slice: its place among the slice's is no answer. */
+export class ImportNotOfSliceError extends Error {
+  override name = "ImportNotOfSliceError";
+}
+
 /** When to read the set: after an import, or at a time. */
 export type AsOf = { readonly importId: number } | { readonly time: Date };
 
@@ -29,7 +34,8 @@ export interface FactorSetSnapshot {
  * The factors of a (det, year) slice now, or right after import `asOf.importId` committed, or
  * at `asOf.time`: the current rows with every later version of the slice undone (a factor a
  * later import inserted is absent; one it updated or deleted has its values from before).
- * Throws ImportNotFoundError for an unknown import id.
+ * Throws ImportNotFoundError for an unknown import id, {@linkcode ImportNotOfSliceError} for an
+ * import of other slices.
  *
  * @example
  * ```ts ignore
@@ -48,7 +54,15 @@ export async function factorSetAsOf(
   let after: number | null = null;
   let described: FactorSetSnapshot["asOf"] = null;
   if (asOf && "importId" in asOf) {
-    await findFactorImport(sql, asOf.importId);
+    const recorded = await findFactorImport(sql, asOf.importId);
+    if (recorded.year !== year || !recorded.dataEntryTypeIds.includes(det.id)) {
+      const slices = recorded.dataEntryTypeIds.map((id) => getDataEntryType(id).name).join(", ");
+      throw new ImportNotOfSliceError(
+        `import ${asOf.importId} changed ${slices} ${recorded.year}, not ${det.name} ${year}: ` +
+          `give one of ${det.name} ${year}'s imports (factors history --det ${det.name} ` +
+          `--year ${year} lists them)`,
+      );
+    }
     after = asOf.importId;
     described = { importId: asOf.importId };
   } else if (asOf) {

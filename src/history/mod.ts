@@ -22,6 +22,7 @@ export {
   factorSetAsOf,
   factorSetCsv,
   type FactorSetSnapshot,
+  ImportNotOfSliceError,
 } from "./export.ts";
 export {
   type RollbackConflict,

@@ -4,12 +4,13 @@
 // undo a later import's work are refused unless --force.
 import assert from "node:assert/strict";
 import { parse } from "csv-parse/sync";
-import { createTestDatabase, dbTest, runOn, useTestDatabase } from "../_harness.ts";
+import { createTestDatabase, dbTest, runCli, runOn, useTestDatabase } from "../_harness.ts";
 import type { Database } from "../../src/db/connection.ts";
 import { factorsCommand } from "../../src/cli/factors.ts";
 import { factorsExportCommand } from "../../src/cli/factors_export.ts";
 import { factorsDiffCommand, factorsHistoryCommand } from "../../src/cli/factors_history.ts";
 import { factorsRollbackCommand } from "../../src/cli/factors_rollback.ts";
+import { rematchHistoryCommand } from "../../src/cli/rematch_history.ts";
 import { factorSetAsOf } from "../../src/history/export.ts";
 import { rollbackImport } from "../../src/history/rollback.ts";
 import { importFactors } from "../../src/db/factors.ts";
@@ -216,6 +217,35 @@ dbTest(
       ]);
       assert.equal(missing.exitCode, 1);
       assert.match(missing.json.error.message, /no factor import 99/);
+      // An import of other slices has no place among this slice's.
+      for (const [det, year] of [["plane", "2025"], ["it", "2024"]]) {
+        const other = await runJson(factorsExportCommand, db, [
+          "export",
+          "--det",
+          det,
+          "--year",
+          year,
+          "--as-of",
+          String(v2),
+        ]);
+        assert.equal(other.exitCode, 1);
+        assert.equal(
+          other.json.error.message,
+          `import ${v2} changed it 2025, not ${det} ${year}: give one of ${det} ${year}'s ` +
+            `imports (factors history --det ${det} --year ${year} lists them)`,
+        );
+      }
+      const huge = await runCli(factorsExportCommand, [
+        "export",
+        "--det",
+        "it",
+        "--year",
+        "2025",
+        "--as-of",
+        "99999999999999999999",
+      ]);
+      assert.equal(huge.code, 2);
+      assert.match(huge.err, /--as-of: expected an import id/);
     });
   },
 );
@@ -499,3 +529,23 @@ dbTest(
     }
   },
 );
+
+Deno.test("--import takes an import id, and says so of anything else (exit 2)", async () => {
+  const commands: [(argv: string[]) => ReturnType<typeof runCli>, string][] = [
+    [(argv) => runCli(factorsRollbackCommand, argv), "rollback"],
+    [(argv) => runCli(factorsDiffCommand, argv), "diff"],
+    [(argv) => runCli(rematchHistoryCommand, argv), "history"],
+  ];
+  for (const [run, head] of commands) {
+    for (
+      const [value, message] of [
+        ["abc", /--import: expected an import id \(a positive integer; factors history/],
+        ["99999999999999999999", /--import: expected an import id .*too large/],
+      ]
+    ) {
+      const ran = await run([head, "--import", value as string]);
+      assert.equal(ran.code, 2, `${head} ${value}: ${ran.err}`);
+      assert.match(ran.err, message as RegExp);
+    }
+  }
+});
