@@ -9,6 +9,7 @@ import { checkBind, startServer } from "../server/serve.ts";
 import { checkJobSettings } from "../jobs/settings.ts";
 import { DEFAULT_MAX_FILE_BYTES, describeBytes } from "../imports/file.ts";
 import {
+  checkWorkerTimings,
   logToStderr,
   untilStopSignal,
   WORKER_OPTIONS,
@@ -58,7 +59,7 @@ const schema = z.object({
   concurrency: flag.int("--concurrency").refine((n) => n >= 0, "expected 0 or more").default(1),
   "max-upload-size": flag.byteSize().optional(),
   ...workerFlags,
-}).transform((flags): ServeArgs => ({
+}).superRefine(checkWorkerTimings).transform((flags): ServeArgs => ({
   hostname: flags.hostname,
   port: flags.port,
   concurrency: flags.concurrency,

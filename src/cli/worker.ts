@@ -22,7 +22,7 @@ export const WORKER_USAGE =
   --poll-interval S    look for jobs this often without a notification (default 2)
   --heartbeat S        a running job refreshes its lock this often (default 5)
   --stale-timeout S    a RUNNING job silent this long is returned to the queue by the
-                       sweep of any worker (default 60)
+                       sweep of any worker (default 60; at least twice --heartbeat)
   --grace S            on SIGINT/SIGTERM, let running jobs finish this long, then roll
                        them back and return them to the queue (default 30)
   --chunk-size N       entries per rematch chunk: progress and abort points (default 5000)`;
@@ -48,6 +48,27 @@ export const workerFlags = {
     "expected at least 1",
   ).optional(),
 };
+
+/**
+ * The heartbeat at most half the stale timeout (defaults 5 and 60 s): slower, any worker's sweep
+ * would hand a job that is still running to another worker, and it would run twice.
+ */
+export function checkWorkerTimings(
+  flags: { heartbeat?: number; "stale-timeout"?: number },
+  ctx: z.RefinementCtx,
+): void {
+  const heartbeat = flags.heartbeat ?? 5000;
+  const stale = flags["stale-timeout"] ?? 60_000;
+  if (heartbeat * 2 > stale) {
+    ctx.addIssue({
+      code: "custom",
+      path: [flags.heartbeat === undefined ? "stale-timeout" : "heartbeat"],
+      message: `a heartbeat every ${heartbeat / 1000} s needs a stale timeout of at least ` +
+        `${(heartbeat * 2) / 1000} s (twice as long), not ${stale / 1000} s: a job would be ` +
+        "returned to the queue while it still runs",
+    });
+  }
+}
 
 /** The worker options of the shared flags. */
 export function workerOptionsOf(flags: {
@@ -90,7 +111,7 @@ const schema = z.object({
   concurrency: positiveInt("a number of jobs (e.g. 2)").refine((n) => n >= 1, "expected at least 1")
     .default(1),
   ...workerFlags,
-}).transform((flags): WorkerArgs => ({
+}).superRefine(checkWorkerTimings).transform((flags): WorkerArgs => ({
   concurrency: flags.concurrency,
   logFormat: flags["log-format"],
   worker: workerOptionsOf(flags),

@@ -1,0 +1,29 @@
+// The timings `worker` and `serve` share: a heartbeat slower than half the stale timeout would let
+// any worker's sweep hand a running job to another, so it is refused before anything starts.
+import assert from "node:assert/strict";
+import { runCli } from "../_harness.ts";
+import { workerCommand } from "../../src/cli/worker.ts";
+import { serveCommand } from "../../src/cli/serve.ts";
+
+Deno.test("worker and serve refuse a heartbeat slower than half the stale timeout (exit 2)", async () => {
+  const run = (name: string, argv: string[]) =>
+    name === "worker" ? runCli(workerCommand, argv) : runCli(serveCommand, argv);
+  for (const name of ["worker", "serve"]) {
+    const cases: [string[], RegExp][] = [
+      [
+        ["--heartbeat", "40"],
+        /--heartbeat: a heartbeat every 40 s needs a stale timeout of at least 80 s \(twice as long\), not 60 s/,
+      ],
+      [
+        ["--stale-timeout", "5"],
+        /--stale-timeout: a heartbeat every 5 s needs a stale timeout of at least 10 s \(twice as long\), not 5 s/,
+      ],
+      [["--heartbeat", "2", "--stale-timeout", "3"], /--heartbeat: .* at least 4 s/],
+    ];
+    for (const [argv, message] of cases) {
+      const ran = await run(name, argv);
+      assert.equal(ran.code, 2, `${name} ${argv.join(" ")}: ${ran.err}`);
+      assert.match(ran.err, message);
+    }
+  }
+});
