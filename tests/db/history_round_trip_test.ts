@@ -206,28 +206,17 @@ dbTest(
         );
       });
 
-      const missing = await runJson(factorsExportCommand, db, [
-        "export",
-        "--det",
-        "it",
-        "--year",
-        "2025",
-        "--as-of",
-        "99",
-      ]);
+      const asOf = (
+        value: string,
+        det = "it",
+        year = "2025",
+      ) => ["export", "--det", det, "--year", year, "--as-of", value];
+      const missing = await runJson(factorsExportCommand, db, asOf("99"));
       assert.equal(missing.exitCode, 1);
       assert.match(missing.json.error.message, /no factor import 99/);
       // An import of other slices has no place among this slice's.
       for (const [det, year] of [["plane", "2025"], ["it", "2024"]]) {
-        const other = await runJson(factorsExportCommand, db, [
-          "export",
-          "--det",
-          det,
-          "--year",
-          year,
-          "--as-of",
-          String(v2),
-        ]);
+        const other = await runJson(factorsExportCommand, db, asOf(String(v2), det, year));
         assert.equal(other.exitCode, 1);
         assert.equal(
           other.json.error.message,
@@ -235,15 +224,7 @@ dbTest(
             `imports (factors history --det ${det} --year ${year} lists them)`,
         );
       }
-      const huge = await runCli(factorsExportCommand, [
-        "export",
-        "--det",
-        "it",
-        "--year",
-        "2025",
-        "--as-of",
-        "99999999999999999999",
-      ]);
+      const huge = await runCli(factorsExportCommand, asOf("99999999999999999999"));
       assert.equal(huge.code, 2);
       assert.match(huge.err, /--as-of: expected an import id/);
     });
