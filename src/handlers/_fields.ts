@@ -37,10 +37,13 @@ export const requiredText = () =>
     (v) => isTrimmedText(v) && v.length > 0,
   );
 
-/** An optional string, trimmed. */
+/** An optional string, trimmed; null (JSON's blank) counts as absent. */
 export const optionalText = () =>
   withNormalForm(
-    z.preprocess(trimmed, z.string({ error: "expected a text" }).optional()),
+    z.preprocess(
+      (v) => (v === null ? undefined : trimmed(v)),
+      z.string({ error: "expected a text" }).optional(),
+    ),
     (v) => v === undefined || isTrimmedText(v),
   );
 

@@ -18,6 +18,7 @@ const CLOUD_TYPES: Readonly<Record<string, number>> = nameTable({
   storage: 110103,
 });
 const SERVICE_TYPES = ["virtualisation", "compute", "storage"] as const;
+const CLOUD_CURRENCIES = ["chf", "eur", "usd"] as const;
 
 const externalClouds: Handler = {
   det: "external_clouds",
@@ -28,13 +29,15 @@ const externalClouds: Handler = {
     provider: requiredText(),
     service_type: lowerEnum(SERVICE_TYPES),
     spent_amount: requiredNumber({ min: 0 }),
-    currency: lowerEnumWithDefault(["chf", "eur", "usd"], "eur"),
+    currency: lowerEnumWithDefault(CLOUD_CURRENCIES, "eur"),
     note: optionalText(),
   }),
   factorColumns: {
     classification: ["provider", "service_type", "currency"],
     values: ["ef_kg_co2eq_per_currency"],
     required: ["provider", "service_type", "currency", "ef_kg_co2eq_per_currency"],
+    // Entries store it lower-cased: a factor written otherwise could never be linked.
+    enums: { service_type: SERVICE_TYPES, currency: CLOUD_CURRENCIES },
   },
   factorEmissionType: (c: Classification) =>
     CLOUD_TYPES[String(c.service_type ?? "").toLowerCase()],

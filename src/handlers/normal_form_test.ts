@@ -212,3 +212,20 @@ Deno.test("numeric fields given as text take decimal text only, as the factor CS
     assert.throws(() => valid(text), /quantity: expected a number/, text);
   }
 });
+
+Deno.test("an optional text given as null is absent, as a blank cell is", () => {
+  const data = validateEntryData(getHandler("it"), {
+    name: "Laptop",
+    equipment_class: "Laptop",
+    sub_class: null,
+    note: null,
+  });
+  // As stored (JSON): no sub_class, no note, as when they are left out.
+  assert.deepEqual(JSON.parse(JSON.stringify(data)), { name: "Laptop", equipment_class: "Laptop" });
+  // A value of another kind is still refused, naming the field.
+  assert.throws(
+    () =>
+      validateEntryData(getHandler("it"), { name: "Laptop", equipment_class: "Laptop", note: 3 }),
+    /note: expected a text/,
+  );
+});

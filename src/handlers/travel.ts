@@ -368,6 +368,14 @@ const train: Handler = {
   }),
   factorColumns: {
     classification: ["country_code"],
+    // Stations' country codes are stored in capitals.
+    cellChecks: {
+      country_code: (code) =>
+        code === REST_OF_WORLD || code === code.toUpperCase()
+          ? undefined
+          : `"${code}" is not allowed (expected a country code in capitals, e.g. CH, or ` +
+            `${REST_OF_WORLD}: journeys look their country up in capitals)`,
+    },
     values: ["ef_kg_co2eq_per_km"],
     required: ["country_code", "ef_kg_co2eq_per_km"],
   },

@@ -125,6 +125,11 @@ export interface FactorColumns {
   readonly textValues?: readonly string[];
   /** Allowed values of enumerated columns. */
   readonly enums?: Readonly<Record<string, readonly string[]>>;
+  /**
+   * Checks of single classification cells: a message when the value is one no entry can look up
+   * (entries normalise what they look up by; a factor written otherwise would never be used).
+   */
+  readonly cellChecks?: Readonly<Record<string, (cell: string) => string | undefined>>;
   /** Columns that must hold integers, with their inclusive range. */
   readonly integers?: Readonly<Record<string, readonly [number, number]>>;
   /** A row-level check across columns; returns a message or undefined. */

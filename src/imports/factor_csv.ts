@@ -325,7 +325,11 @@ function buildFactor(
   for (const column of columns.classification) {
     const cell = cells[column] ?? "";
     classification[column] = cell || null;
-    if (cell) checkEnum(column, cell, columns, errors);
+    if (cell) {
+      checkEnum(column, cell, columns, errors);
+      const wrong = columns.cellChecks?.[column]?.(cell);
+      if (wrong) errors.push({ column, message: wrong });
+    }
   }
   for (const column of columns.values) {
     const cell = cells[column] ?? "";
