@@ -88,9 +88,12 @@ const buildingRooms: Handler = {
   preCompute(data, reference) {
     const room = reference.rooms.get(roomKey(String(data.building_name), String(data.room_name)));
     if (!room || room.surfaceSquareMeter === null) {
+      const which = `room "${data.room_name}" of building "${data.building_name}"`;
       return {
         none: true,
-        warning: `room "${data.room_name}" of building "${data.building_name}" not found`,
+        warning: room
+          ? `${which} has no surface (room_surface_square_meter is blank in the rooms data)`
+          : `${which} not found`,
       };
     }
     return { vars: { room_surface_square_meter: room.surfaceSquareMeter } };

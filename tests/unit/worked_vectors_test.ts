@@ -198,6 +198,24 @@ Deno.test("building rooms: a room missing from building_rooms gives no rows and 
   );
   assert.deepEqual(r.rows, []);
   assert.match(r.warnings[0], /room "nowhere" of building "BC" not found/);
+  // A room that is there without a surface says so.
+  const bare = compute(
+    "building",
+    officeEntry,
+    [officeFactor(0.1)],
+    reference({
+      rooms: [{
+        buildingName: "BC",
+        roomName: "BC 010",
+        roomType: "office",
+        surfaceSquareMeter: null,
+      }],
+    }),
+  );
+  assert.deepEqual(bare.rows, []);
+  assert.deepEqual(bare.warnings, [
+    'room "BC 010" of building "BC" has no surface (room_surface_square_meter is blank in the rooms data)',
+  ]);
 });
 
 Deno.test("embodied energy: 50 m² × 100 → 5000; unknown building uses `default`: 200 and 60", () => {
