@@ -59,7 +59,10 @@ const schema = z.object({
   concurrency: flag.int("--concurrency").refine((n) => n >= 0, "expected 0 or more").default(1),
   "max-upload-size": flag.byteSize().optional(),
   ...workerFlags,
-}).superRefine(checkWorkerTimings).transform((flags): ServeArgs => ({
+}).superRefine((flags, ctx) => {
+  // Without a worker (--concurrency 0) nothing heartbeats: the stale timeout only feeds recover.
+  if (flags.concurrency > 0) checkWorkerTimings(flags, ctx);
+}).transform((flags): ServeArgs => ({
   hostname: flags.hostname,
   port: flags.port,
   concurrency: flags.concurrency,

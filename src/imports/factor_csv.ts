@@ -203,18 +203,22 @@ export function parseFactorTable(
       errors.add({ row, line, ...problem });
     // A cell the database could not store is a row error in a column the import reads only.
     const unstorable = rowProblem(csvRow, read);
-    if (unstorable) {
-      fail(unstorable);
-      continue;
-    }
     const det = routeRow(cells, resolved);
     if ("error" in det) {
-      fail({ column: resolved.routing?.column, message: det.error });
+      fail(unstorable ?? { column: resolved.routing?.column, message: det.error });
       continue;
     }
     const columns = columnsByDet.get(det.name)!;
+    // In a value column it is that value's error: the row's identity still counts.
+    const inValue = unstorable?.column !== undefined && columns.values.includes(unstorable.column);
+    if (unstorable && !inValue) {
+      fail(unstorable);
+      continue;
+    }
     const built = buildFactor(cells, columns);
-    const problems: { column?: string; message: string }[] = [...built.errors];
+    const problems: { column?: string; message: string }[] = unstorable
+      ? [unstorable, ...built.errors.filter((e) => e.column !== unstorable.column)]
+      : [...built.errors];
     if (!problems.length) {
       const problem = columns.check?.(built.values);
       if (problem) problems.push(problem);

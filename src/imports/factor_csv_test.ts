@@ -395,6 +395,17 @@ Deno.test("factor csv: the same identity after a rejected row is still a duplica
     parsed.rowErrors[1].message,
     /^duplicate of row 1 \(line 2\): rows 1 and 3 \(lines 2 and 4\) have the same train factor identity .*; row 1 comes first and is rejected, so neither is imported$/,
   );
+  // Rejected for a value the database cannot store, the same.
+  const nul = parse("country_code,ef_kg_co2eq_per_km\nCH,0.1\u0000\nCH,0.2\n", {
+    dataEntryTypeId: 21,
+  });
+  assert.deepEqual(nul.rows, []);
+  assert.deepEqual(nul.rowErrors.map((e) => [e.row, e.column]), [
+    [1, "ef_kg_co2eq_per_km"],
+    [2, undefined],
+  ]);
+  assert.match(nul.rowErrors[0].message, /NUL/);
+  assert.match(nul.rowErrors[1].message, /row 1 comes first and is rejected/);
   // A row whose classification is itself wrong has no identity to repeat.
   const blank = parse("country_code,ef_kg_co2eq_per_km\n,1\n,2\n", { dataEntryTypeId: 21 });
   assert.deepEqual(

@@ -418,6 +418,8 @@ export class JobWorker {
         where pid = ${pid} and xact_start = ${started}::text::timestamptz`.catch(() => {});
     };
     signal.addEventListener("abort", cancel, { once: true });
+    // An abort that came while the statement above ran.
+    if (signal.aborted) cancel();
     return () => signal.removeEventListener("abort", cancel);
   }
 

@@ -87,6 +87,14 @@ export function createApi(options: ApiOptions): OpenAPIHono<Env> {
     if (error instanceof HTTPException) {
       return c.json(errorBody("bad_request", error.message), error.status as 400);
     }
+    if (options.signal?.aborted) {
+      // The server is stopping: a request cut short by it (an upload whose body can no longer be
+      // read) is for the client to send again, not an internal error.
+      return c.json(
+        errorBody("unavailable", "the server is stopping: send the request again"),
+        503,
+      );
+    }
     options.log?.({
       event: "request_failed",
       method: c.req.method,

@@ -186,8 +186,10 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       stopped ??= (async () => {
         closing.abort();
         clearTimeout(relisten);
-        // Deno's shutdown waits for every open request (a slow upload, a client that stalls):
-        // the worker must not claim meanwhile, and the stop must not wait for them past the grace.
+        // Deno's shutdown ends the reads of request bodies at once (an upload in progress is
+        // answered 503), but waits for the requests still open (a response a client does not
+        // read, a connection that stalls): the worker must not claim meanwhile, and the stop must
+        // not wait for them past the grace.
         const requestsDone = server.shutdown().catch(() => {});
         const graceOver = delay(graceMs);
         await worker?.stop(reason);

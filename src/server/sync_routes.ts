@@ -234,9 +234,10 @@ export function syncRoutes(app: ApiApp, context: RouteContext): void {
       const pollMs = options.streamPollMs ?? 250;
       return streamSSE(c, async (stream) => {
         const seen = new Map<number, string>();
-        // Jobs whose RUNNING state was sent: one that started and ended between two reads is
-        // sent as RUNNING (as it was when it started) before it is sent as it ended.
-        const sentRunning = new Set<number>();
+        // Jobs last sent waiting: one that started and ended between two reads is sent as
+        // RUNNING (as it was when it started) before it is sent as it ended. A job already
+        // finished at the stream's first read was not seen waiting, and is sent as it is.
+        const waiting = new Set<number>();
         let status = "";
         let lastWrite = Date.now();
         while (!stream.aborted && !stream.closed && !options.signal?.aborted) {
@@ -247,9 +248,9 @@ export function syncRoutes(app: ApiApp, context: RouteContext): void {
             const key = JSON.stringify([job.state, job.result, job.progress, job.status_message]);
             if (seen.get(job.id) === key) continue;
             seen.set(job.id, key);
-            if (job.state === "RUNNING") sentRunning.add(job.id);
-            else if (job.state === "FINISHED" && job.started_at && !sentRunning.has(job.id)) {
-              sentRunning.add(job.id);
+            const wasWaiting = waiting.delete(job.id);
+            if (job.state === "NOT_STARTED") waiting.add(job.id);
+            else if (job.state === "FINISHED" && job.started_at && wasWaiting) {
               const started = {
                 ...job,
                 state: "RUNNING",

@@ -974,16 +974,29 @@ dbTest(
     const server = await startTestServer(db, { worker: { graceMs: 300 } });
     const { hostname, port } = new URL(server.url);
     const client = await Deno.connect({ hostname, port: Number(port) });
+    const uploader = await Deno.connect({ hostname, port: Number(port) });
     try {
-      // An upload that sends its headers and the start of its body, then nothing more.
-      await client.write(new TextEncoder().encode(
-        "POST /v1/files/temp-upload HTTP/1.1\r\nHost: test\r\nContent-Length: 100000\r\n" +
-          "Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\n" +
-          'Content-Disposition: form-data; name="files"; filename="rates.csv"\r\n\r\nyear,',
-      ));
-      // Its headers are complete: the server has the request from their arrival on.
+      // Two uploads that send their headers and the start of their body, then nothing more: one
+      // the server answers (403, a host it does not serve) without reading its body, which keeps
+      // the connection open; one under way, whose body is being read.
+      const upload = (host: string) =>
+        new TextEncoder().encode(
+          `POST /v1/files/temp-upload HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 100000\r\n` +
+            "Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\n" +
+            'Content-Disposition: form-data; name="files"; filename="rates.csv"\r\n\r\nyear,',
+        );
+      await client.write(upload("test"));
+      await uploader.write(upload(`${hostname}:${port}`));
+      // Their headers are complete: the server has the requests from their arrival on.
       await new Promise((r) => setTimeout(r, 300));
       const stopping = server.stop("test stop");
+      // The upload under way is told to send again.
+      const answer = new Uint8Array(4096);
+      const read = await uploader.read(answer);
+      assert.match(
+        new TextDecoder().decode(answer.subarray(0, read ?? 0)),
+        /^HTTP\/1\.1 503[^]*"code":"unavailable"/,
+      );
       await eventually(
         () => Promise.resolve(server.events.find((e) => e.event === "worker_stopping")),
         "the worker to be told to stop",
@@ -1007,6 +1020,7 @@ dbTest(
       assert.equal(job.state, "NOT_STARTED");
     } finally {
       client.close();
+      uploader.close();
     }
   },
 );
@@ -1044,6 +1058,12 @@ dbTest(
       assert.equal(running.data.id, jobId);
       assert.equal(running.data.finished_at, null);
       assert.ok(running.data.started_at);
+      // A stream opened once the job is done was never told it waited: it is sent as it ended.
+      const late = await followPipeline(server.url, pipelineId);
+      assert.deepEqual(
+        late.events.filter((e) => e.event === "job").map((e) => e.data.state),
+        ["FINISHED"],
+      );
     } finally {
       await server.stop();
     }

@@ -26,4 +26,8 @@ Deno.test("worker and serve refuse a heartbeat slower than half the stale timeou
       assert.match(ran.err, message);
     }
   }
+  // An API-only server runs no heartbeat: its stale timeout is only what recover goes by. (Its
+  // flags pass; it then fails on the unreachable database instead, exit 1.)
+  const apiOnly = await run("serve", ["--concurrency", "0", "--stale-timeout", "5"]);
+  assert.equal(apiOnly.code, 1, apiOnly.err);
 });
