@@ -39,16 +39,27 @@ export function weeksPerYear(
   return weeks;
 }
 
+/** The digest of a setting set wrong starts so; the rest is what is wrong. */
+export const UNREADABLE_SETTING = "unreadable: ";
+
 /**
  * The settings a handler reads, as its slice state records them (`{"weeks per year": "52"}`),
- * beside the digests of the reference data it reads.
+ * beside the digests of the reference data it reads. A setting set wrong gets a digest that no
+ * recorded state has ({@linkcode UNREADABLE_SETTING} and the reason): the slices that read it
+ * compare as stale, and the others are compared as usual.
  */
 export function settingDigests(
   settings: readonly SettingName[] | undefined,
 ): Record<string, string> {
   const digests: Record<string, string> = {};
   for (const setting of settings ?? []) {
-    if (setting === "weeks per year") digests[setting] = String(weeksPerYear());
+    if (setting !== "weeks per year") continue;
+    try {
+      digests[setting] = String(weeksPerYear());
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error;
+      digests[setting] = `${UNREADABLE_SETTING}${error.message}`;
+    }
   }
   return digests;
 }

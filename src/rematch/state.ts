@@ -12,7 +12,11 @@ import type {
   ReferenceKind,
 } from "../handlers/types.ts";
 import { ROLLUP_EMISSION_TYPE_IDS } from "../reference/emission_types.ts";
-import { SETTING_DEFAULT_DIGESTS, settingDigests } from "../compute/settings.ts";
+import {
+  SETTING_DEFAULT_DIGESTS,
+  settingDigests,
+  UNREADABLE_SETTING,
+} from "../compute/settings.ts";
 import { type DataEntryType, type DetName, getDataEntryType } from "../reference/enums.ts";
 import { MOVED_TO_ZERO, reportedKg } from "./module_stats.ts";
 import type { RematchResult } from "./types.ts";
@@ -458,6 +462,11 @@ function compareFacts(handler: Handler, facts: SliceFacts): InputsComparison {
   const changedKinds = Object.keys(digests).filter((k) =>
     (recorded.referenceDigests[k] ?? SETTING_DEFAULT_DIGESTS[k]) !== digests[k]
   );
+  const unreadable = changedKinds.filter((k) => digests[k].startsWith(UNREADABLE_SETTING));
+  if (unreadable.length) {
+    const why = unreadable.map((k) => digests[k].slice(UNREADABLE_SETTING.length));
+    return { ...base, scope: "full", reason: why.join("; ") };
+  }
   if (changedKinds.length) {
     return { ...base, scope: "full", reason: `${changedKinds.join(" and ")} changed` };
   }

@@ -429,6 +429,33 @@ dbTest(
       REMATCH_WEEKS_PER_YEAR: "fifty",
     });
     assert.equal(other.code, 0, other.err);
+    // status and rematch --stale too: the it slice is stale for it, the plane slice goes on.
+    await insertAirports(db);
+    await importFactorText(db, "plane", 2025, `${PLANE_HEADER}\nshort_haul,economy,0.1,1,0,3700\n`);
+    await createTestEntries(db, "plane", 2025, [
+      { origin_iata: "GVA", destination_iata: "CDG", cabin_class: "economy" },
+    ]);
+    const unreadable = { ...env, REMATCH_WEEKS_PER_YEAR: "fifty" };
+    const listed = await runScript("status", ["--year", "2025", "--json"], unreadable);
+    assert.equal(listed.code, 0, listed.err);
+    const slices = (JSON.parse(listed.out).slices as { dataEntryType: string; reason: string }[])
+      .map((s) => [s.dataEntryType, s.reason]);
+    assert.deepEqual(slices, [
+      [
+        "it",
+        'REMATCH_WEEKS_PER_YEAR: expected a number of weeks above 0 and at most 53, got "fifty"',
+      ],
+      ["plane", "never rematched"],
+    ]);
+    const stale = await runScript("rematch", ["--stale", "--year", "2025", "--json"], unreadable);
+    // Done in part (exit 3): the it slice failed, naming the variable; the plane slice committed.
+    assert.equal(stale.code, 3, stale.err);
+    const outcomes = JSON.parse(stale.out).results as { dataEntryType: string; status: string }[];
+    assert.deepEqual(outcomes.map((o) => [o.dataEntryType, o.status]), [
+      ["it", "failed"],
+      ["plane", "committed"],
+    ]);
+    assert.equal((await statusOf(db, "plane")).label, "current");
   },
   { ignore: !serverBackendExpected() },
 );
