@@ -57,10 +57,12 @@ export const statusCommand = defineCommand({
     });
     const stale = slices.filter((s) => s.state !== "current");
     const command = stale.length ? rematchCommandFor(stale) : null;
+    // status only reads: a slice busy with a rematch or an import is not waited for.
+    const frozenNotCompared: { dataEntryType: string; year: number }[] = [];
     const frozenBehind = await frozenModulesBehind(db, {
       year: args.year,
       dataEntryTypeId: args.det?.id,
-    });
+    }, (slice) => frozenNotCompared.push(slice));
     return {
       exitCode: EXIT.ok,
       json: {
@@ -70,8 +72,16 @@ export const statusCommand = defineCommand({
         stale: stale.length,
         command,
         frozenBehind,
+        frozenNotCompared,
       },
-      text: [describeStatus(slices, command), ...describeFrozenBehind(frozenBehind)].join("\n"),
+      text: [
+        describeStatus(slices, command),
+        ...describeFrozenBehind(frozenBehind),
+        ...frozenNotCompared.map((s) =>
+          `frozen modules of ${s.dataEntryType} ${s.year} not compared: a rematch or an import ` +
+          "holds the slice now (run status again)"
+        ),
+      ].join("\n"),
     };
   },
 });

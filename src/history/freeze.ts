@@ -1,7 +1,7 @@
 // Frozen (validated, published) carbon report modules (spec/history.md §4): a rematch never
 // writes them and entry writes into them are refused.
 import type { Database, Queryable } from "../db/connection.ts";
-import { lockSlice } from "../db/locks.ts";
+import { lockSlice, SliceBusyError } from "../db/locks.ts";
 import { type DataEntryType, findModuleType, listDataEntryTypes } from "../reference/enums.ts";
 import { recalculateForDataEntryType } from "../rematch/run.ts";
 import { markEntries } from "../rematch/state.ts";
@@ -220,7 +220,9 @@ export interface FrozenModuleBehind extends ReportModule {
 /**
  * The frozen modules (of a year, optionally of one det's module type) whose emissions differ
  * from the current factors, per det: a dry rematch of just those modules, nothing written
- * (spec/history.md §4: what `status` shows).
+ * (spec/history.md §4: what `status` shows). Each dry rematch takes its slice's lock; with
+ * `onBusy`, a slice another rematch or import holds is not waited for but told to it, and left
+ * out.
  *
  * @example
  * ```ts ignore
@@ -233,6 +235,7 @@ export interface FrozenModuleBehind extends ReportModule {
 export async function frozenModulesBehind(
   db: Pick<Database, "sql">,
   filter: { readonly year?: number; readonly dataEntryTypeId?: number } = {},
+  onBusy?: (slice: { readonly dataEntryType: string; readonly year: number }) => void,
 ): Promise<FrozenModuleBehind[]> {
   const year = filter.year ?? null;
   const rows = await db.sql<ModuleRow[]>`
@@ -256,14 +259,22 @@ export async function frozenModulesBehind(
     }
   }
   for (const { det, year, modules } of slices.values()) {
-    const result = await recalculateForDataEntryType(db.sql, {
-      dataEntryType: det.id,
-      year,
-      carbonReportModuleIds: modules.map((m) => m.moduleId),
-      dryRun: true,
-      // A current slice state says nothing of frozen modules: they are read whatever it says.
-      full: true,
-    });
+    let result;
+    try {
+      result = await recalculateForDataEntryType(db.sql, {
+        dataEntryType: det.id,
+        year,
+        carbonReportModuleIds: modules.map((m) => m.moduleId),
+        dryRun: true,
+        // A current slice state says nothing of frozen modules: they are read whatever it says.
+        full: true,
+        noWait: onBusy !== undefined,
+      });
+    } catch (error) {
+      if (!(onBusy && error instanceof SliceBusyError)) throw error;
+      onBusy({ dataEntryType: det.name, year });
+      continue;
+    }
     const held = new Map(result.modules.map((m) => [m.moduleId, m]));
     for (const module of modules) {
       const tally = held.get(module.moduleId);

@@ -2,7 +2,15 @@
 // frozen module's emission rows byte for byte and reports what it held back, entry writes into
 // it are refused, and after unfreezing the next rematch brings it up to date.
 import assert from "node:assert/strict";
-import { dbTest, runCli, runOn, useTestDatabase } from "../_harness.ts";
+import {
+  dbTest,
+  holdInTransaction,
+  runCli,
+  runOn,
+  serverBackendExpected,
+  useTestDatabase,
+} from "../_harness.ts";
+import { lockSlice } from "../../src/db/locks.ts";
 import type { Database } from "../../src/db/connection.ts";
 import { createEntries, deleteEntry, updateEntry } from "../../src/db/entries.ts";
 import { reportsFreezeCommand, reportsUnfreezeCommand } from "../../src/cli/reports.ts";
@@ -192,6 +200,24 @@ dbTest(
     const statusText = await runOn(statusCommand, db, ["--year", "2025"]);
     assert.match(statusText.text, /frozen modules behind the current factors/);
     assert.match(statusText.text, /U1 +2025 +equipment +it +4 /);
+    assert.deepEqual(status.json.frozenNotCompared, []);
+    if (serverBackendExpected()) {
+      // status only reads: a slice another session holds is said so, not waited for.
+      const held = await holdInTransaction(db, (tx) => lockSlice(tx, 11, 2025));
+      try {
+        const busy = await Promise.race([
+          runJson(statusCommand, db, ["--year", "2025"]),
+          new Promise<"waited">((r) => setTimeout(() => r("waited"), 10_000)),
+        ]);
+        assert.notEqual(busy, "waited");
+        if (busy !== "waited") {
+          assert.deepEqual(busy.json.frozenBehind, []);
+          assert.deepEqual(busy.json.frozenNotCompared, [{ dataEntryType: "it", year: 2025 }]);
+        }
+      } finally {
+        await held.release();
+      }
+    }
     assert.deepEqual(await frozenModulesBehind(db, { year: 2025, dataEntryTypeId: 10 }), []);
     assert.deepEqual(await storedEmissions(db.sql, frozenIds), frozenRows, "nothing written");
     const openKg = await db.sql<{ kg: number }[]>`
