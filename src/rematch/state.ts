@@ -42,6 +42,13 @@ export interface FactorFingerprint {
   readonly emissionTypeId: number;
   readonly classification: Classification;
   readonly values: FactorValues;
+  /** The import that set its values (emission rows name it); absent counts as null. */
+  readonly importId?: number | null;
+}
+
+/** Whether two fingerprints name different imports. */
+function otherImport(a: FactorFingerprint, b: FactorFingerprint): boolean {
+  return (a.importId ?? null) !== (b.importId ?? null);
 }
 
 /** A factor that differs between a slice state and the live set (absent on one side, or changed). */
@@ -83,7 +90,8 @@ export interface FactorChanges {
  * Sorts factor differences into what a rematch must do: a factor inserted or deleted, a changed
  * emission type or classification, a value key added or removed, a structural value changed or
  * a value that is not a number on both sides all need the whole slice; changes of existing
- * numeric non-structural values need only the entries using those factors.
+ * numeric non-structural values need only the entries using those factors, and so does a factor
+ * whose values another import set again (its rows name the import).
  *
  * @example
  * ```ts
@@ -110,6 +118,7 @@ export function classifyFactorChanges(
   let deleted = 0;
   const whole: string[] = [];
   const valueChangedIds: number[] = [];
+  let reimported = 0;
   for (const { id, before, after } of differences) {
     if (!before) inserted++;
     else if (!after) deleted++;
@@ -117,6 +126,10 @@ export function classifyFactorChanges(
       const why = wholeSliceChange(before, after, structuralValues);
       if (why) whole.push(`factor ${id}: ${why}`);
       else if (!sameJson(before.values, after.values)) valueChangedIds.push(id);
+      else if (otherImport(before, after)) {
+        valueChangedIds.push(id);
+        reimported++;
+      }
     }
   }
   if (inserted || deleted || whole.length) {
@@ -130,11 +143,12 @@ export function classifyFactorChanges(
     return { scope: "full", reason: reasons.join("; "), valueChangedIds };
   }
   if (valueChangedIds.length) {
-    return {
-      scope: "targeted",
-      reason: `${plural(valueChangedIds.length, "factor")} changed in value`,
-      valueChangedIds,
-    };
+    const changed = valueChangedIds.length - reimported;
+    const reasons = [
+      ...(changed ? [`${plural(changed, "factor")} changed in value`] : []),
+      ...(reimported ? [`${plural(reimported, "factor")} set again by another import`] : []),
+    ];
+    return { scope: "targeted", reason: reasons.join("; "), valueChangedIds };
   }
   return { scope: "none", reason: "", valueChangedIds };
 }
@@ -177,7 +191,7 @@ export function diffFactorSet(
     if (
       !before || before.emissionTypeId !== after.emissionTypeId ||
       !sameJson(before.classification, after.classification) ||
-      !sameJson(before.values, after.values)
+      !sameJson(before.values, after.values) || otherImport(before, after)
     ) {
       differences.push({ id: f.id, before, after });
     }
@@ -203,7 +217,12 @@ export function diffFactorIds(
 }
 
 function fingerprintOf(f: Factor): FactorFingerprint {
-  return { emissionTypeId: f.emissionTypeId, classification: f.classification, values: f.values };
+  return {
+    emissionTypeId: f.emissionTypeId,
+    classification: f.classification,
+    values: f.values,
+    importId: f.importId ?? null,
+  };
 }
 
 // ---- reading the recorded state and the live rows ---------------------------------------------
@@ -246,15 +265,18 @@ export async function recordedFactors(
       emission_type_id: number;
       classification: Classification;
       values: FactorValues;
+      import_id: number | null;
     }[]
   >`
-    select factor_id, emission_type_id, classification, "values" from slice_state_factors
+    select factor_id, emission_type_id, classification, "values", import_id
+    from slice_state_factors
     where data_entry_type_id = ${dataEntryTypeId} and year = ${year}
       ${ids ? sql`and factor_id = any(${[...ids]}::bigint[])` : sql``}`;
   return new Map(rows.map((r) => [r.factor_id, {
     emissionTypeId: r.emission_type_id,
     classification: r.classification,
     values: r.values,
+    importId: r.import_id,
   }]));
 }
 
@@ -393,27 +415,36 @@ async function factorDifferences(
   dataEntryTypeId: number,
   year: number,
 ): Promise<Pick<SliceFacts, "differences" | "factorStamp">> {
-  type Side = { et: number | null; cls: Classification | null; vals: FactorValues | null };
+  type Side = {
+    et: number | null;
+    cls: Classification | null;
+    vals: FactorValues | null;
+    imp: number | null;
+  };
   const [row] = await sql<
     { differences: { id: number; before: Side; after: Side }[]; factor_stamp: string | null }[]
   >`
     select
       (select coalesce(json_agg(json_build_object('id', coalesce(f.id, s.factor_id),
           'before', json_build_object('et', s.emission_type_id, 'cls', s.classification,
-            'vals', s."values"),
+            'vals', s."values", 'imp', s.import_id),
           'after', json_build_object('et', f.emission_type_id, 'cls', f.classification,
-            'vals', f."values")) order by coalesce(f.id, s.factor_id)), '[]'::json)
-        from (select id, emission_type_id, classification, "values" from factors
+            'vals', f."values", 'imp', f.import_id)) order by coalesce(f.id, s.factor_id)),
+          '[]'::json)
+        from (select id, emission_type_id, classification, "values", import_id from factors
             where data_entry_type_id = ${dataEntryTypeId} and year = ${year}) f
-          full join (select factor_id, emission_type_id, classification, "values"
+          full join (select factor_id, emission_type_id, classification, "values", import_id
             from slice_state_factors
             where data_entry_type_id = ${dataEntryTypeId} and year = ${year}) s
           on s.factor_id = f.id
         where f.id is null or s.factor_id is null or f.emission_type_id <> s.emission_type_id
-          or f.classification <> s.classification or f."values" <> s."values") as differences,
+          or f.classification <> s.classification or f."values" <> s."values"
+          or f.import_id is distinct from s.import_id) as differences,
       ${factorStampOf(sql, dataEntryTypeId, year)} as factor_stamp`;
   const side = (s: Side): FactorFingerprint | undefined =>
-    s.et === null ? undefined : { emissionTypeId: s.et, classification: s.cls!, values: s.vals! };
+    s.et === null
+      ? undefined
+      : { emissionTypeId: s.et, classification: s.cls!, values: s.vals!, importId: s.imp };
   return {
     differences: row.differences.map((d) => ({
       id: d.id,
@@ -654,11 +685,13 @@ export async function recordSliceState(tx: Queryable, record: SliceStateRecord):
   if (now.length) {
     await tx`
       insert into slice_state_factors
-        (data_entry_type_id, year, factor_id, emission_type_id, classification, "values")
-      select ${det}, ${year}, u.id, u.et, u.cls::jsonb, u.vals::jsonb
+        (data_entry_type_id, year, factor_id, emission_type_id, classification, "values",
+          import_id)
+      select ${det}, ${year}, u.id, u.et, u.cls::jsonb, u.vals::jsonb, u.imp
       from unnest(${now.map((f) => f.id)}::bigint[], ${now.map((f) => f.emissionTypeId)}::int[],
         ${now.map((f) => JSON.stringify(f.classification))}::text[],
-        ${now.map((f) => JSON.stringify(f.values))}::text[]) as u(id, et, cls, vals)`;
+        ${now.map((f) => JSON.stringify(f.values))}::text[],
+        ${now.map((f) => f.importId ?? null)}::bigint[]) as u(id, et, cls, vals, imp)`;
   }
 }
 

@@ -243,9 +243,10 @@ dbTest(
     const [written] = await createTestEntries(db, "it", 2025, [laptop]);
     assert.ok(near((await emissionRows(db.sql, [written]))[0].kg_co2eq, KWH * 0.2));
     assert.deepEqual(await pendingOf(db), [{ id: written, reason: "written" }]);
-    // ... then the factor goes back to what the state records: the entry alone is stale.
+    // ... then the factor goes back to what the state records, by a third import: the entry is
+    // stale, and so is the factor (its rows will name the third import; it has no other user).
     await importFactorText(db, "it", 2025, itFactors(0.1, 0.1));
-    assert.equal((await statusOf(db, "it")).label, "stale: targeted (0 factors, about 1 entry)");
+    assert.equal((await statusOf(db, "it")).label, "stale: targeted (1 factor, about 1 entry)");
     const r = await rematch(db, "it");
     assert.deepEqual([r.scope, r.entriesRead, r.emissionsUpdated], ["targeted", 1, 1]);
     assert.ok(near((await emissionRows(db.sql, [written]))[0].kg_co2eq, KWH * 0.1));
@@ -500,5 +501,43 @@ dbTest(
     }
     // 0.6 - 0.1 - 0.3 - 0.2 in floats leaves 0.20000000000000012, then 1.1e-16.
     assert.deepEqual(totals, [0.5, 0.2, 0]);
+  },
+);
+
+dbTest(
+  testDb,
+  "an import that puts back the values the slice recorded still leaves it stale: its rows name the import",
+  async (db) => {
+    const imported = async (ef: number) => {
+      await importFactorText(db, "it", 2025, itFactors(ef, 0.1));
+      const [{ id }] = await db.sql<
+        { id: number }[]
+      >`select max(id)::int as id from factor_imports`;
+      return id;
+    };
+    const first = await imported(0.1);
+    const [entry] = await createTestEntries(db, "it", 2025, [laptop]);
+    await rematch(db, "it");
+    const rowImport = async () =>
+      (await db.sql<{ imp: number }[]>`
+        select (meta->'factors_used'->0->>'import_id')::int as imp from data_entry_emissions
+        where data_entry_id = ${entry}`)[0].imp;
+    assert.equal(await rowImport(), first);
+    await imported(0.2);
+    const third = await imported(0.1);
+    // The values are those recorded; the laptop's factor now names the third import.
+    const status = await statusOf(db, "it");
+    assert.deepEqual([status.state, status.scope, status.reason], [
+      "stale",
+      "targeted",
+      "1 factor set again by another import",
+    ]);
+    const again = await rematch(db, "it");
+    assert.deepEqual([again.scope, again.entriesRead, again.emissionsUpdated], ["targeted", 1, 1]);
+    assert.equal(await rowImport(), third);
+    // What a full rematch would write now is what is stored.
+    const full = await rematch(db, "it", { full: true, dryRun: true });
+    assert.deepEqual([full.emissionsUpdated, full.unchanged], [0, 1]);
+    assert.equal((await rematch(db, "it")).upToDate, true);
   },
 );
