@@ -11,10 +11,15 @@ import {
 } from "./state.ts";
 import type { Queryable } from "../db/connection.ts";
 
-const room = (values: Record<string, number | string>, roomType = "office"): FactorFingerprint => ({
+const room = (
+  values: Record<string, number | string>,
+  roomType = "office",
+  importId: number | null = null,
+): FactorFingerprint => ({
   emissionTypeId: 60100,
   classification: { building_name: "BC", room_type: roomType },
   values: { ef_kg_co2eq_per_kwh: 0.1, energy_type: "electric", ...values },
+  importId,
 });
 
 Deno.test("classifyFactorChanges: numeric non-structural value changes are targeted", () => {
@@ -78,6 +83,22 @@ Deno.test("classifyFactorChanges: several reasons are summed up, value changes s
   assert.deepEqual(changes.valueChangedIds, [7]);
 });
 
+Deno.test("classifyFactorChanges: values set again by another import are targeted too", () => {
+  const changes = classifyFactorChanges([
+    { id: 3, before: room({}, "office", 1), after: room({}, "office", 3) },
+    {
+      id: 4,
+      before: room({}, "office", 1),
+      after: room({ ef_kg_co2eq_per_kwh: 0.2 }, "office", 3),
+    },
+  ], []);
+  assert.deepEqual(changes, {
+    scope: "targeted",
+    reason: "1 factor changed in value; 1 factor set again by another import",
+    valueChangedIds: [3, 4],
+  });
+});
+
 Deno.test("diffFactorSet: the recorded snapshot against a set read into memory", () => {
   const factor = (id: number, fingerprint: FactorFingerprint): Factor => ({
     id,
@@ -85,16 +106,18 @@ Deno.test("diffFactorSet: the recorded snapshot against a set read into memory",
     year: 2025,
     ...fingerprint,
   });
-  const recorded = new Map([[1, room({})], [2, room({})], [3, room({})]]);
+  const recorded = new Map([[1, room({})], [2, room({})], [3, room({})], [5, room({}, "lab", 1)]]);
   const live = [
     factor(1, room({})),
     factor(2, room({ ef_kg_co2eq_per_kwh: 0.3 })),
     factor(4, room({}, "archives")),
+    factor(5, room({}, "lab", 2)),
   ];
   assert.deepEqual(diffFactorSet(recorded, live), [
     { id: 2, before: room({}), after: room({ ef_kg_co2eq_per_kwh: 0.3 }) },
     { id: 3, before: room({}) },
     { id: 4, before: undefined, after: room({}, "archives") },
+    { id: 5, before: room({}, "lab", 1), after: room({}, "lab", 2) },
   ]);
 });
 
