@@ -98,9 +98,13 @@ Row errors say the file line (a CSV header is line 1). Exit codes: 0 done; 3 don
       const result = await importReferenceRows(context.database, args.file, parsed, {
         strict: args.strict,
       });
-      // The slices whose handler reads this kind and that are not current now.
-      const stale = result.written
-        ? await leftStale((await context.database()).sql, { referenceKind: kind })
+      // The slices whose handler reads this kind and that are not current now: none when the
+      // import changed nothing; of the file's years only for rates (a slice reads its year's).
+      const years = kind === "rates"
+        ? [...new Set(parsed.rows.map((r) => (r as { year: number }).year))]
+        : undefined;
+      const stale = result.written && result.inserted + result.updated > 0
+        ? await leftStale((await context.database()).sql, { referenceKind: kind, years })
         : undefined;
       return {
         exitCode: !result.written ? EXIT.failed : result.rowErrorsCount ? EXIT.partial : EXIT.ok,

@@ -1097,24 +1097,26 @@ export interface LeftStale {
 
 /**
  * The slices with entries that are not current among those a change may have touched: the
- * given dets (of one year), or every det whose handler reads a kind of reference data. What an
- * import without `--rematch` reports at its end.
+ * given dets (of one year, or of some years), or every det whose handler reads a kind of
+ * reference data. What an import without `--rematch` reports at its end.
  */
 export async function leftStale(
   sql: Queryable,
   touched: {
     readonly year?: number;
+    /** Of these years only (exchange rates: the years the file gave rates for). */
+    readonly years?: readonly number[];
     readonly dataEntryTypeIds?: readonly number[];
     readonly referenceKind?: ReferenceKind;
   },
 ): Promise<LeftStale> {
   const dets = touched.dataEntryTypeIds;
-  if (dets?.length === 0) return { slices: [], command: null };
+  if (dets?.length === 0 || touched.years?.length === 0) return { slices: [], command: null };
   const only = dets?.length === 1 ? dets[0] : undefined;
-  const slices = (await sliceStatus(sql, { year: touched.year, dataEntryTypeId: only })).filter((
-    s,
-  ) =>
+  const year = touched.year ?? (touched.years?.length === 1 ? touched.years[0] : undefined);
+  const slices = (await sliceStatus(sql, { year, dataEntryTypeId: only })).filter((s) =>
     s.state !== "current" && (!dets || dets.includes(s.dataEntryTypeId)) &&
+    (!touched.years || touched.years.includes(s.year)) &&
     (!touched.referenceKind ||
       getHandler(s.dataEntryTypeId).reference.includes(touched.referenceKind))
   );

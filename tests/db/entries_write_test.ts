@@ -596,3 +596,20 @@ dbTest(
     assert.equal(await total(), 0, "companion deleted with its building");
   },
 );
+
+dbTest(testDb, "a unit code is trimmed: ' U1 ' is unit U1, as in the imports", async (db) => {
+  const laptop = { name: "laptop", equipment_class: "Laptop" };
+  await db.sql.begin((tx) =>
+    createEntries(tx, [
+      { unitCode: "U1", year: 2025, det: IT, data: laptop },
+      { unitCode: " U1 ", year: 2025, det: IT, data: laptop },
+    ])
+  );
+  const units = await db.sql<{ code: string; entries: number }[]>`
+    select u.code, count(e.id)::int as entries from units u
+      join carbon_reports r on r.unit_id = u.id
+      join carbon_report_modules m on m.carbon_report_id = r.id
+      join data_entries e on e.carbon_report_module_id = m.id
+    group by u.code`;
+  assert.deepEqual(units.map((u) => ({ ...u })), [{ code: "U1", entries: 2 }]);
+});

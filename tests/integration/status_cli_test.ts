@@ -8,7 +8,7 @@ import { locationsCommand } from "../../src/cli/reference.ts";
 import { rematchCommand } from "../../src/cli/rematch.ts";
 import { statusCommand } from "../../src/cli/status.ts";
 import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
-import type { SliceStatus } from "../../src/rematch/state.ts";
+import { leftStale, type SliceStatus } from "../../src/rematch/state.ts";
 import {
   createTestEntries,
   importFactorText,
@@ -230,3 +230,35 @@ dbTest(testDb, "a locations import names the travel slices it left stale", async
     await Deno.remove(file);
   }
 });
+
+dbTest(
+  testDb,
+  "an import that changed nothing says nothing of slices others left stale; rates name their years",
+  async (db) => {
+    await threeSlices(db);
+    // it 2024 and it 2025 are made stale by factor changes.
+    await importFactorText(db, "it", 2025, itFactors(0.2));
+    await importFactorText(db, "it", 2024, itFactors(0.2));
+    const file = await csvFile(
+      "transport_mode,name,iata_code,country_code,latitude,longitude\nplane,Geneva,GVA,CH,46.2381,6.109\n",
+    );
+    try {
+      const run = await runCaptured(onDatabase(locationsCommand, db), ["import", file, "--json"]);
+      assert.equal(run.code, 0, run.err);
+      const doc = JSON.parse(run.out);
+      assert.deepEqual([doc.inserted, doc.updated, doc.unchanged], [0, 0, 1]);
+      assert.equal("leftStale" in doc, false);
+    } finally {
+      await Deno.remove(file);
+    }
+    // The slices of the years given, only.
+    const of2024 = await leftStale(db.sql, { years: [2024] });
+    assert.deepEqual(of2024.slices.map((s) => [s.dataEntryType, s.year]), [["it", 2024]]);
+    assert.equal(of2024.command, "deno task rematch --det it --year 2024");
+    const both = await leftStale(db.sql, { years: [2024, 2025] });
+    assert.deepEqual(both.slices.map((s) => [s.dataEntryType, s.year]), [["it", 2024], [
+      "it",
+      2025,
+    ]]);
+  },
+);
