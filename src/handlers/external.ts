@@ -36,8 +36,9 @@ const externalClouds: Handler = {
     classification: ["provider", "service_type", "currency"],
     values: ["ef_kg_co2eq_per_currency"],
     required: ["provider", "service_type", "currency", "ef_kg_co2eq_per_currency"],
-    // Entries store it lower-cased: a factor written otherwise could never be linked.
-    enums: { service_type: SERVICE_TYPES, currency: CLOUD_CURRENCIES },
+    // Entries store it lower-cased and link by it: a factor written otherwise would never be used.
+    // (The currency is the unit of the factor's value, converted through the rates: any case.)
+    enums: { service_type: SERVICE_TYPES },
   },
   factorEmissionType: (c: Classification) =>
     CLOUD_TYPES[String(c.service_type ?? "").toLowerCase()],

@@ -48,8 +48,6 @@ function purchaseCommon(det: DetName, typeId: number): Handler {
       values: ["ef_kg_co2eq_per_currency", "translation_key"],
       required: ["currency", "purchase_institutional_code", "ef_kg_co2eq_per_currency"],
       textValues: ["translation_key"],
-      // Entries store it lower-cased: a factor written otherwise could never be linked.
-      enums: { currency: PURCHASE_CURRENCIES },
     },
     factorEmissionType: fixedType(typeId),
     reference: ["rates"],

@@ -371,7 +371,11 @@ const train: Handler = {
     // Stations' country codes are stored in capitals.
     cellChecks: {
       country_code: (code) =>
-        code === REST_OF_WORLD || code === code.toUpperCase()
+        code === REST_OF_WORLD
+          ? undefined
+          : code.toUpperCase() === REST_OF_WORLD.toUpperCase()
+          ? `"${code}" is not allowed (the rest of the world is written ${REST_OF_WORLD})`
+          : code === code.toUpperCase()
           ? undefined
           : `"${code}" is not allowed (expected a country code in capitals, e.g. CH, or ` +
             `${REST_OF_WORLD}: journeys look their country up in capitals)`,
