@@ -1,7 +1,9 @@
 // Slices that know they are current (spec/rematch.md rules 16-17): up-to-date and targeted
 // rematches, hand edits, failing and pending entries, module-restricted rematches.
 import assert from "node:assert/strict";
-import { dbTest, serverBackendExpected, useTestDatabase } from "../_harness.ts";
+import { dbTest, runOn, serverBackendExpected, useTestDatabase } from "../_harness.ts";
+import { factorsCommand } from "../../src/cli/factors.ts";
+import { MIGRATIONS } from "../../src/db/migrate.ts";
 import { runScript } from "../db/_connection.ts";
 import type { Database } from "../../src/db/connection.ts";
 import { deleteEntry, updateEntry } from "../../src/db/entries.ts";
@@ -539,5 +541,58 @@ dbTest(
     const full = await rematch(db, "it", { full: true, dryRun: true });
     assert.deepEqual([full.emissionsUpdated, full.unchanged], [0, 1]);
     assert.equal((await rematch(db, "it")).upToDate, true);
+  },
+);
+
+dbTest(
+  testDb,
+  "migration 0019 gives a state recorded before it the imports its factors had then",
+  async (db) => {
+    const migration = MIGRATIONS.find((m) => m.file === "0019_slice_state_factor_import.sql")!;
+    // What a database holds before 0019: its states without imports, then the migration.
+    const upgrade = async () => {
+      await db.sql`alter table slice_state_factors drop column import_id`;
+      await db.sql.unsafe(migration.sql);
+    };
+    const lastImport = async () =>
+      (await db.sql<{ id: number }[]>`select max(id)::int as id from factor_imports`)[0].id;
+
+    // An import rematched in its own transaction (--rematch): the state it recorded holds.
+    await importFactorText(db, "it", 2025, itFactors(0.1, 0.1));
+    await createTestEntries(db, "it", 2025, [laptop]);
+    const file = await Deno.makeTempFile({ suffix: ".csv" });
+    try {
+      await Deno.writeTextFile(file, itFactors(0.3, 0.1));
+      await runOn(factorsCommand, db, [
+        ...["import", file, "--det", "it", "--year", "2025", "--rematch"],
+      ]);
+    } finally {
+      await Deno.remove(file);
+    }
+    await upgrade();
+    assert.equal((await statusOf(db, "it")).label, "current");
+
+    // Values put back by a later import, the slice found current before the upgrade (which then
+    // recorded the live stamp): its rows still name the import before.
+    const named = await lastImport();
+    await importFactorText(db, "it", 2025, itFactors(0.2, 0.1));
+    await importFactorText(db, "it", 2025, itFactors(0.3, 0.1));
+    const putBack = await lastImport();
+    await db.sql`update slice_states set factor_stamp = (
+      select stamp from slice_factor_stamps where data_entry_type_id = 11 and year = 2025)`;
+    await upgrade();
+    const status = await statusOf(db, "it");
+    assert.deepEqual([status.state, status.reason], [
+      "stale",
+      "1 factor set again by another import",
+    ]);
+    const rows = async () =>
+      (await db.sql<{ imp: number }[]>`
+        select (meta->'factors_used'->0->>'import_id')::int as imp from data_entry_emissions`)
+        .map((r) => r.imp);
+    assert.deepEqual(await rows(), [named]);
+    await rematch(db, "it");
+    assert.deepEqual(await rows(), [putBack]);
+    assert.equal((await statusOf(db, "it")).label, "current");
   },
 );
