@@ -57,7 +57,7 @@ export const statusCommand = defineCommand({
     });
     const stale = slices.filter((s) => s.state !== "current");
     const command = stale.length ? rematchCommandFor(stale) : null;
-    // status only reads: a slice busy with a rematch or an import is not waited for.
+    // status only reads: a slice busy with a rematch, an import or an entry write is not waited for.
     const frozenNotCompared: { dataEntryType: string; year: number }[] = [];
     const frozenBehind = await frozenModulesBehind(db, {
       year: args.year,
@@ -78,7 +78,7 @@ export const statusCommand = defineCommand({
         describeStatus(slices, command),
         ...describeFrozenBehind(frozenBehind),
         ...frozenNotCompared.map((s) =>
-          `frozen modules of ${s.dataEntryType} ${s.year} not compared: a rematch or an import ` +
+          `frozen modules of ${s.dataEntryType} ${s.year} not compared: a rematch, an import or an entry write ` +
           "holds the slice now (run status again)"
         ),
       ].join("\n"),
