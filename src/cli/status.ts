@@ -78,8 +78,8 @@ export const statusCommand = defineCommand({
         describeStatus(slices, command),
         ...describeFrozenBehind(frozenBehind),
         ...frozenNotCompared.map((s) =>
-          `frozen modules of ${s.dataEntryType} ${s.year} not compared: a rematch, an import or an entry write ` +
-          "holds the slice now (run status again)"
+          `frozen modules of ${s.dataEntryType} ${s.year} not compared: a rematch, an import ` +
+          "or an entry write holds the slice now (run status again)"
         ),
       ].join("\n"),
     };
