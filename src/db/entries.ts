@@ -751,7 +751,7 @@ export async function createEntries(
   const valid: { index: number; input: NewEntry; data: EntryData; sourceKey?: string }[] = [];
   inputs.forEach((given, index) => {
     // A unit code is trimmed as the imports trim it: "U1 " is unit U1, not a unit of its own.
-    const unitCode = typeof given.unitCode === "string" ? given.unitCode.trim() : given.unitCode;
+    const unitCode = given.unitCode.trim();
     const input = unitCode === given.unitCode ? given : { ...given, unitCode };
     const problem = envelopeProblem(input);
     if (problem) return rejected.push({ index, message: problem });

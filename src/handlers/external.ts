@@ -18,7 +18,6 @@ const CLOUD_TYPES: Readonly<Record<string, number>> = nameTable({
   storage: 110103,
 });
 const SERVICE_TYPES = ["virtualisation", "compute", "storage"] as const;
-const CLOUD_CURRENCIES = ["chf", "eur", "usd"] as const;
 
 const externalClouds: Handler = {
   det: "external_clouds",
@@ -29,7 +28,7 @@ const externalClouds: Handler = {
     provider: requiredText(),
     service_type: lowerEnum(SERVICE_TYPES),
     spent_amount: requiredNumber({ min: 0 }),
-    currency: lowerEnumWithDefault(CLOUD_CURRENCIES, "eur"),
+    currency: lowerEnumWithDefault(["chf", "eur", "usd"], "eur"),
     note: optionalText(),
   }),
   factorColumns: {

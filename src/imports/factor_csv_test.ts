@@ -305,18 +305,16 @@ Deno.test("factor csv: names of Object.prototype name no emission type", () => {
     { dataEntryTypeId: 41 },
   );
   assert.deepEqual(ai.rows.map((r) => r.emissionTypeId), [110204, 110206]);
-  // ...and is a row error where it has none; the good rows are kept.
-  const cases: [number, string, number][] = [
-    [50, "category,subcategory,unit,ef_kg_co2eq_per_unit\nn2o,,kg,265\n{}},,kg,1\n", 70300],
-    // (A cloud factor's service_type is checked against its list before its type is resolved.)
-  ];
-  for (const [dataEntryTypeId, text, kept] of cases) {
-    for (const name of ["constructor", "__proto__"]) {
-      const parsed = parse(text.replace("{}}", name), { dataEntryTypeId });
-      assert.deepEqual(parsed.rows.map((r) => r.emissionTypeId), [kept], name);
-      assert.deepEqual(parsed.rowErrors.map((e) => e.row), [2], name);
-      assert.match(parsed.rowErrors[0].message, /cannot resolve the emission type/);
-    }
+  // ...and is a row error where it has none (process emissions); the good rows are kept. (A
+  // cloud factor's service_type is checked against its list before its type is resolved.)
+  for (const name of ["constructor", "__proto__"]) {
+    const parsed = parse(
+      `category,subcategory,unit,ef_kg_co2eq_per_unit\nn2o,,kg,265\n${name},,kg,1\n`,
+      { dataEntryTypeId: 50 },
+    );
+    assert.deepEqual(parsed.rows.map((r) => r.emissionTypeId), [70300], name);
+    assert.deepEqual(parsed.rowErrors.map((e) => e.row), [2], name);
+    assert.match(parsed.rowErrors[0].message, /cannot resolve the emission type/);
   }
 });
 
