@@ -29,7 +29,8 @@ const FREEZE_USAGE =
 
 Freezes the modules of a validated (published) report: no rematch writes their entries or
 emissions (a rematch counts them as frozen and reports the kg they would move), and entry
-writes into them are refused. A module already frozen keeps its freeze.
+writes into them are refused. A module already frozen keeps its freeze. Without --module the
+whole report is frozen: the modules it has, and, created empty, those a later entry would add.
 
 ${TARGET_HELP}
   --reason R    why (e.g. "published 2026-03-01"); recorded with the actor and the time

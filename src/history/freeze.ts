@@ -5,6 +5,7 @@ import { lockSlice, SliceBusyError } from "../db/locks.ts";
 import { type DataEntryType, findModuleType, listDataEntryTypes } from "../reference/enums.ts";
 import { recalculateForDataEntryType } from "../rematch/run.ts";
 import { markEntries } from "../rematch/state.ts";
+import { EMPTY_MODULE_STATS } from "../rematch/module_stats.ts";
 import { currentActor } from "./actor.ts";
 
 /** Which modules to freeze or unfreeze: one unit's report of a year, one module or all. */
@@ -77,9 +78,15 @@ function toModule(r: ModuleRow): ReportModule {
 /**
  * The modules of a unit's report, locked for update, after taking the slice locks of every det
  * of those modules (det id order, as imports and rematches take them): a rematch or entry write
- * of those slices finishes before a freeze changes, and none starts until it commits.
+ * of those slices finishes before a freeze changes, and none starts until it commits. With
+ * `complete`, a whole report gets a module of every module type that has dets, those missing
+ * created empty: freezing a whole report freezes the modules its later entries would create too.
  */
-async function lockReportModules(tx: Queryable, target: ReportTarget): Promise<ModuleRow[]> {
+async function lockReportModules(
+  tx: Queryable,
+  target: ReportTarget,
+  { complete = false }: { readonly complete?: boolean } = {},
+): Promise<ModuleRow[]> {
   const [unit] = await tx<{ id: number }[]>`select id from units where code = ${target.unitCode}`;
   if (!unit) throw new ReportNotFoundError(`there is no unit "${target.unitCode}"`);
   const moduleTypes = target.moduleTypeId === undefined ? null : [target.moduleTypeId];
@@ -88,15 +95,30 @@ async function lockReportModules(tx: Queryable, target: ReportTarget): Promise<M
     join carbon_reports r on r.id = m.carbon_report_id
     where r.unit_id = ${unit.id} and r.year = ${target.year}
       and (${moduleTypes}::int[] is null or m.module_type_id = any(${moduleTypes}::int[]))`;
-  if (wanted.length === 0) {
+  const [report] = complete && moduleTypes === null
+    ? await tx<{ id: number }[]>`
+      select id from carbon_reports where unit_id = ${unit.id} and year = ${target.year}`
+    : [];
+  if (wanted.length === 0 && !report) {
     const what = target.moduleTypeId === undefined
       ? "a report"
       : `module ${findModuleType(target.moduleTypeId)?.name ?? target.moduleTypeId} in its report`;
     throw new ReportNotFoundError(`unit "${target.unitCode}" has no ${what} for ${target.year}`);
   }
-  const types = new Set(wanted.map((w) => w.module_type_id));
+  const types = new Set(
+    report ? listDataEntryTypes().map((d) => d.moduleTypeId) : wanted.map((w) => w.module_type_id),
+  );
   for (const det of listDataEntryTypes().filter((d) => types.has(d.moduleTypeId))) {
     await lockSlice(tx, det.id, target.year, { detName: det.name });
+  }
+  if (report) {
+    // Under the slice locks: an entry write creating one of these waits for this freeze, then
+    // finds it frozen.
+    await tx`
+      insert into carbon_report_modules (carbon_report_id, module_type_id, stats, stats_computed_at)
+      select ${report.id}, t, ${EMPTY_MODULE_STATS}::text::jsonb, now()
+      from unnest(${[...types]}::int[]) as t
+      on conflict (carbon_report_id, module_type_id) do nothing`;
   }
   return await tx<ModuleRow[]>`
     select m.id, ${target.unitCode} as unit_code, r.year, m.module_type_id, m.frozen_at,
@@ -120,8 +142,10 @@ export interface FreezeResult {
 /**
  * Freezes the modules of a unit's report (all, or one) inside the caller's transaction, and drops
  * the pending marks of their entries (unfreezing marks them all again). An already frozen module
- * keeps its freeze (time, actor, reason). Throws
- * {@linkcode ReportNotFoundError} when there is nothing to freeze.
+ * keeps its freeze (time, actor, reason). A whole report is frozen with a module of every module
+ * type: those it does not have yet are created empty and frozen, so that no later entry write can
+ * add an open module to it. Throws {@linkcode ReportNotFoundError} when there is nothing to
+ * freeze.
  *
  * @example
  * ```ts ignore
@@ -137,7 +161,7 @@ export async function freezeModules(
   target: ReportTarget,
   freeze: { readonly reason: string; readonly actor?: string },
 ): Promise<FreezeResult> {
-  const modules = await lockReportModules(tx, target);
+  const modules = await lockReportModules(tx, target, { complete: true });
   const open = modules.filter((m) => m.frozen_at === null).map((m) => m.id);
   const frozen = open.length
     ? await tx<ModuleRow[]>`

@@ -299,6 +299,52 @@ dbTest(testDb, "entry writes into a frozen module are refused with a clear error
   assert.deepEqual(await storedEmissions(db.sql, frozenIds), before);
 });
 
+dbTest(
+  testDb,
+  "freezing a whole report freezes the modules a later entry would add; unfreezing opens them",
+  async (db) => {
+    await setUp(db);
+    const plane = (unitCode: string) => ({
+      unitCode,
+      year: 2025,
+      det: getDataEntryType("plane"),
+      data: { origin_iata: "GVA", destination_iata: "CDG", cabin_class: "economy" },
+    });
+    const report = ["--unit", "U1", "--year", "2025"];
+    const freeze = await runJson(reportsFreezeCommand, db, [
+      ...["freeze", ...report, "--reason", "published"],
+    ]);
+    assert.equal(freeze.exitCode, 0, freeze.text);
+    // equipment was frozen by setUp; every other module type with dets is created and frozen.
+    assert.deepEqual(
+      freeze.json.changed.map((m: { moduleType: string }) => m.moduleType),
+      [
+        "headcount",
+        "professional_travel",
+        "buildings",
+        "purchase",
+        "external_cloud_and_ai",
+        "process_emissions",
+      ],
+    );
+    assert.deepEqual(freeze.json.unchanged.map((m: { moduleType: string }) => m.moduleType), [
+      "equipment",
+    ]);
+    const written = await db.sql.begin((tx) => createEntries(tx, [plane("U1"), plane("U2")]));
+    assert.equal(written.created, 1, "U2's report is open");
+    assert.deepEqual(written.rejected.map((r) => r.index), [0]);
+    assert.match(
+      written.rejected[0].message,
+      /module professional_travel of unit U1 2025 .* is frozen since .*\(published\)/,
+    );
+    const unfreeze = await runJson(reportsUnfreezeCommand, db, ["unfreeze", ...report]);
+    assert.equal(unfreeze.exitCode, 0, unfreeze.text);
+    assert.equal(unfreeze.json.changed.length, 7);
+    const again = await db.sql.begin((tx) => createEntries(tx, [plane("U1")]));
+    assert.equal(again.created, 1, again.rejected[0]?.message);
+  },
+);
+
 dbTest(testDb, "reports freeze: exit codes, an existing freeze is kept", async (db) => {
   await setUp(db);
   const again = await runJson(reportsFreezeCommand, db, [
@@ -329,7 +375,7 @@ dbTest(testDb, "reports freeze: exit codes, an existing freeze is kept", async (
   const noModule = await runJson(reportsFreezeCommand, db, [
     "freeze",
     "--unit",
-    "U1",
+    "U2",
     "--year",
     "2025",
     "--module",
@@ -338,7 +384,7 @@ dbTest(testDb, "reports freeze: exit codes, an existing freeze is kept", async (
     "x",
   ]);
   assert.equal(noModule.exitCode, 1);
-  assert.match(noModule.json.error.message, /unit "U1" has no module buildings in its report/);
+  assert.match(noModule.json.error.message, /unit "U2" has no module buildings in its report/);
 
   const usage = await runCli(reportsFreezeCommand, ["freeze", "--unit", "U1", "--year", "2025"]);
   assert.equal(usage.code, 2);
