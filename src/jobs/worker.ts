@@ -75,7 +75,7 @@ const INTERRUPTIONS: Record<StopReason, string> = {
   aborted: "aborted",
   shutdown: "the worker stopped before the job finished",
   lost: "the job was taken from this worker (swept or recovered): nothing written",
-  heartbeat: "heartbeats failed repeatedly: the job was aborted",
+  heartbeat: "its heartbeats failed repeatedly: rolled back",
 };
 
 interface RunningJob {
@@ -456,9 +456,12 @@ export class JobWorker {
         this.#log({ event: "job_lost", ...fields, duration_ms, message: INTERRUPTIONS.lost });
         return;
       }
-      if (!interruption && isTransientDatabaseError(error)) {
-        // Rolled back for a reason of the moment: tried again, as a job the sweep returns.
-        const why = `${describe(error)} (worker ${this.id})`;
+      if (
+        interruption?.reason === "heartbeat" || (!interruption && isTransientDatabaseError(error))
+      ) {
+        // Rolled back for a reason of the moment (the database out of reach of its heartbeats
+        // included): tried again, as a job the sweep returns.
+        const why = `${interruption ? interruption.message : describe(error)} (worker ${this.id})`;
         const outcome = await retryJob(this.#sql, job, why);
         this.#log({
           event: outcome === "failed" ? "job_finished" : outcome ? "job_retried" : "job_lost",

@@ -288,3 +288,55 @@ dbTest(
   },
   { ignore: !serverBackendExpected() },
 );
+
+dbTest(
+  testDb,
+  "a job whose heartbeats fail repeatedly is rolled back and returned to the queue, then redone",
+  async (db) => {
+    await importFactorText(db, "plane", 2025, planeFactors(0.1, 0.3));
+    await seedEntries(db, "plane", 2025, 200);
+    const before = await emissionKg(db, "plane", 2025);
+    await importFactorText(db, "plane", 2025, planeFactors(0.2, 0.6));
+    // Every heartbeat fails (the write that refreshes a running job's lock); claims and finishes
+    // go through.
+    await db.sql.unsafe(`
+      create function test_refuse_heartbeat() returns trigger language plpgsql as $$
+      begin raise exception 'heartbeat refused by the test'; end $$;
+      create trigger test_refuse_heartbeat before update on data_ingestion_jobs for each row
+        when (old.state = 'RUNNING' and new.state = 'RUNNING') execute function test_refuse_heartbeat();`);
+    const server = await startTestServer(db, { worker: { heartbeatIntervalMs: 50 } });
+    // The recalc waits on the slice lock meanwhile, long enough for its heartbeats to fail.
+    const held = await holdSliceLock(db, 20, 2025);
+    try {
+      const response = await call(
+        server.url,
+        "/v1/sync/recalculate-emissions/professional_travel/plane?year=2025",
+        { method: "POST" },
+      );
+      assert.equal(response.status, 202);
+      const { pipeline_id, job_id } = response.body as Body;
+      const message = await eventually(async () => {
+        const [job] = await db.sql<{ status_message: string | null }[]>`
+          select status_message from data_ingestion_jobs where id = ${job_id as number}`;
+        return job.status_message ?? undefined;
+      }, "the job's first attempt to end");
+      assert.match(
+        message,
+        /its heartbeats failed repeatedly: rolled back \(worker .*\); returned to the queue \(attempt 1 of 3 used\)/,
+      );
+      await db.sql.unsafe(`drop trigger test_refuse_heartbeat on data_ingestion_jobs`);
+      await held.release();
+      const { done } = await followPipeline(server.url, pipeline_id as string);
+      assert.equal(done.status, "SUCCESS");
+      const [job] = done.jobs as Body[];
+      assert.equal(job.result, "SUCCESS");
+      assert.ok((job.attempts as number) >= 2, `attempts ${job.attempts}`);
+      const after = await emissionKg(db, "plane", 2025);
+      for (const [id, kg] of before) assert.ok(Math.abs(after.get(id)! - 2 * kg) < 1e-9 * kg);
+    } finally {
+      await held.release();
+      await server.stop();
+    }
+  },
+  { ignore: !serverBackendExpected() },
+);
