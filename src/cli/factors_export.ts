@@ -92,10 +92,14 @@ export const factorsExportCommand = defineCommand({
       if (!(error instanceof ImportNotFoundError || error instanceof ImportNotOfSliceError)) {
         throw error;
       }
+      // A bare year reads as an import id: say how a time is written.
+      const message = error instanceof ImportNotFoundError && /^\d{4}$/.test(String(error.importId))
+        ? `${error.message}; for a time, write it in full (e.g. ${error.importId}-01-01)`
+        : error.message;
       return {
         exitCode: EXIT.failed,
-        json: { error: { code: error.name, message: error.message } },
-        text: `factors export: ${error.message}`,
+        json: { error: { code: error.name, message } },
+        text: `factors export: ${message}`,
       };
     }
     const format = context.json && !args.output ? "json" : args.format;

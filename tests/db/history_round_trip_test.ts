@@ -213,7 +213,16 @@ dbTest(
       ) => ["export", "--det", det, "--year", year, "--as-of", value];
       const missing = await runJson(factorsExportCommand, db, asOf("99"));
       assert.equal(missing.exitCode, 1);
-      assert.match(missing.json.error.message, /no factor import 99/);
+      assert.match(
+        missing.json.error.message,
+        /no factor import 99 \(factors history lists them\)$/,
+      );
+      const year = await runJson(factorsExportCommand, db, asOf("2026"));
+      assert.equal(year.exitCode, 1);
+      assert.match(
+        year.json.error.message,
+        /no factor import 2026 .*; for a time, write it in full \(e\.g\. 2026-01-01\)$/,
+      );
       // An import of other slices has no place among this slice's.
       for (const [det, year] of [["plane", "2025"], ["it", "2024"]]) {
         const other = await runJson(factorsExportCommand, db, asOf(String(v2), det, year));
