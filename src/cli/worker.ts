@@ -5,6 +5,7 @@ import { defineCommand, EXIT, SIGNAL_EXIT } from "./command.ts";
 import { createLogger, type LogFormat } from "../jobs/log.ts";
 import { checkJobSettings } from "../jobs/settings.ts";
 import { JobWorker, type WorkerOptions } from "../jobs/worker.ts";
+import { DEFAULT_CHUNK } from "../rematch/recalculate.ts";
 
 /** The worker flags `worker` and `serve` share. */
 export const WORKER_OPTIONS = {
@@ -25,7 +26,7 @@ export const WORKER_USAGE =
                        sweep of any worker (default 60; at least twice --heartbeat)
   --grace S            on SIGINT/SIGTERM, let running jobs finish this long, then roll
                        them back and return them to the queue (default 30)
-  --chunk-size N       entries per rematch chunk: progress and abort points (default 5000)`;
+  --chunk-size N       entries per rematch chunk: progress and abort points (default ${DEFAULT_CHUNK})`;
 
 const seconds = (name: string) =>
   z.string().regex(/^\d+(\.\d+)?$/, `expected a number of seconds (e.g. 5)`).transform((s) =>

@@ -43,7 +43,8 @@ import {
 export const DETAIL_LIMIT = 1000;
 // Small chunks keep a chunk's objects from outliving the young generation of the heap: bigger ones
 // only add memory (the statements per chunk cost little next to the rows).
-const DEFAULT_CHUNK = 1000;
+/** Entries per chunk when the caller names no size (`worker --chunk-size` says it). */
+export const DEFAULT_CHUNK = 1000;
 
 /** Sum of kg over non-rollup rows. */
 export function leafKg(rows: readonly EmissionRow[]): number {
