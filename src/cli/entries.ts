@@ -24,6 +24,7 @@ export {
   MAX_LINE_LENGTH,
   MAX_LISTED_PROBLEMS,
 } from "../db/entries_import.ts";
+import { plural } from "../text/plural.ts";
 
 const USAGE =
   `Usage: deno task entries import FILE [--det D] [--year Y] [--strict] [--max-file-size SIZE]
@@ -172,8 +173,4 @@ export function describeEntriesImport(result: EntriesImportResult): string {
   );
   section(result.warningsCount, result.warnings, plural(result.warningsCount, "warning"));
   return lines.join("\n");
-}
-
-function plural(n: number, noun: string, nouns = `${noun}s`): string {
-  return `${n} ${n === 1 ? noun : nouns}`;
 }

@@ -27,6 +27,7 @@ import { factorsDiffCommand, factorsHistoryCommand } from "./factors_history.ts"
 import { factorsExportCommand } from "./factors_export.ts";
 import { factorsRollbackCommand } from "./factors_rollback.ts";
 import { transaction } from "../db/transaction.ts";
+import { plural } from "../text/plural.ts";
 
 /** The validated arguments of `factors import`. */
 export interface FactorsImportArgs {
@@ -354,7 +355,7 @@ function staleAfterImport(tx: Queryable, result: FactorImportResult): Promise<Le
 function describeImport(heading: string, result: FactorImportResult, dryRun: boolean): string {
   const slices = result.slices.map((s) => `${s.dataEntryType} ${s.year}`).join(", ") || "none";
   return [
-    `${heading}: ${result.rowsRead} rows read, ${result.inserted} inserted, ` +
+    `${heading}: ${plural(result.rowsRead, "row")} read, ${result.inserted} inserted, ` +
     `${result.updated} updated, ${result.unchanged} unchanged, ${result.deleted} deleted, ` +
     `${result.keptStale} kept stale`,
     ...(dryRun || result.importId === undefined ? [] : [`recorded as import ${result.importId}`]),

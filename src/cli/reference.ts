@@ -10,6 +10,7 @@ import { DEFAULT_MAX_FILE_BYTES, describeBytes } from "../imports/file.ts";
 import { MAX_YEAR, MIN_YEAR } from "../reference/years.ts";
 import { leftStale } from "../rematch/state.ts";
 import { describeLeftStale } from "./status.ts";
+import { plural } from "../text/plural.ts";
 
 /** The arguments of a reference import command. */
 export interface ReferenceImportArgs {
@@ -139,8 +140,4 @@ export function describeImport(result: ReferenceImportResult): string {
     if (unlisted > 0) lines.push(`  ... and ${unlisted} more`);
   }
   return lines.join("\n");
-}
-
-function plural(n: number, noun: string): string {
-  return `${n} ${noun}${n === 1 ? "" : "s"}`;
 }

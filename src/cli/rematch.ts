@@ -8,6 +8,7 @@ import { ModulesNotInSliceError, type RematchResult } from "../rematch/types.ts"
 import { type CommandOutcome, defineCommand, EXIT, flag, UsageError } from "./command.ts";
 import { reportLockWait, RunProgress, stderrLines } from "./progress.ts";
 import { formatTable, type TableColumn } from "./table.ts";
+import { plural } from "../text/plural.ts";
 
 const USAGE = `Usage:
   deno task rematch --det D --year Y [--modules ID,ID] [--full] [--dry-run [--diff]] [--no-wait] [--no-stats] [--json]
@@ -388,8 +389,9 @@ function scopeLines(results: readonly RematchResult[]): string[] {
     r.scope === "none"
       ? `${r.dataEntryType} ${r.year}: up to date, nothing read (${r.scopeReason})`
       : r.scope === "targeted"
-      ? `${r.dataEntryType} ${r.year}: targeted (${r.scopeReason}): read ${r.entriesRead} ` +
-        `entries (counted under entries); kg are the slice's totals`
+      ? `${r.dataEntryType} ${r.year}: targeted (${r.scopeReason}): read ${
+        plural(r.entriesRead, "entry", "entries")
+      } (counted under entries); kg are the slice's totals`
       : `${r.dataEntryType} ${r.year}: full (${r.scopeReason})`
   );
 }

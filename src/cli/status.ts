@@ -115,6 +115,8 @@ export function describeStatus(slices: readonly SliceStatus[], command: string |
   const stale = slices.filter((s) => s.state !== "current").length;
   const footer = command
     ? `${stale} of ${slices.length} slices need a rematch: ${command}`
+    : slices.length === 1
+    ? "the slice is current"
     : `all ${slices.length} slices are current`;
   return `${table}\n${footer}`;
 }
