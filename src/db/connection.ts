@@ -110,8 +110,9 @@ const CLIENT_TYPES = {
 };
 
 // `scheme://user:password@` (the password may hold anything but whitespace and quotes; the last
-// `@` of the word ends it) and the `password=value` pairs of connection strings and queries.
-const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@'"]*:)[^\s'"]*@/gi;
+// `@` of the word ends it; `host:port/` is no password, whatever `@` its path holds) and the
+// `password=value` pairs of connection strings and queries.
+const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@'"]*:)(?!\d*[/?#])[^\s'"]*@/gi;
 const KEY_VALUE_PASSWORD = /(password\s*=\s*)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s&;,'"]+)/gi;
 const REDACTED = "***";
 

@@ -266,6 +266,11 @@ Deno.test("redactSecrets: URL passwords, password= pairs and the bare password g
     ["PGPASSWORD=s3cret deno task migrate", "PGPASSWORD=*** deno task migrate"],
     ["postgres://postgres@127.0.0.1:5432/postgres", "postgres://postgres@127.0.0.1:5432/postgres"],
     ["ratio 3:4 at 10:30, mail ops@example.org", "ratio 3:4 at 10:30, mail ops@example.org"],
+    // A port, then a path holding an `@` (a registry's scoped package): no password there.
+    [
+      "cannot load http://127.0.0.1:4873/@electric-sql/pglite",
+      "cannot load http://127.0.0.1:4873/@electric-sql/pglite",
+    ],
   ];
   for (const [text, expected] of cases) assert.equal(redactSecrets(text), expected, text);
   // The password of a URL that cannot be parsed, wherever its text shows up.
