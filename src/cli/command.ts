@@ -35,6 +35,11 @@ export interface CommandOutcome {
   json: unknown;
   /** Human text printed otherwise. */
   text: string;
+  /**
+   * Print `text` on standard error rather than standard output: an error of a command whose
+   * standard output carries data (`factors export`), which `> file` must not catch.
+   */
+  stderr?: boolean;
 }
 
 /** What a command receives besides its validated flags. */
@@ -141,6 +146,22 @@ export function userPath(path: string): string {
   const started = program === "deno task" && underDenoTask ? Deno.env.get("INIT_CWD") : undefined;
   if (!started || isAbsolute(path) || resolve(started) === Deno.cwd()) return path;
   return resolve(started, path);
+}
+
+/**
+ * Whether `path` names this process's standard output (`/dev/stdout`, `/dev/fd/1`,
+ * `/proc/self/fd/1`, or the very file standard output is redirected to): with `--json` standard
+ * output carries the one JSON document, so nothing else may be written there. `/dev/null` is
+ * never standard output here (nothing written to it is seen); false where it cannot be told.
+ */
+export async function isStandardOutput(path: string): Promise<boolean> {
+  if (resolve(path) === "/dev/null") return false;
+  try {
+    const [target, stdout] = await Promise.all([Deno.stat(path), Deno.stat("/dev/stdout")]);
+    return target.ino !== null && target.dev === stdout.dev && target.ino === stdout.ino;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -318,6 +339,7 @@ export async function runCommand<T>(spec: CommandSpec<T>, argv: string[]): Promi
     if (wantsJson) console.log(JSON.stringify(redactJson(outcome.json, redact), null, 2));
     // Hints in the text (`bring them up to date: deno task rematch ...`) name the program as
     // started; the JSON keeps them as data.
+    else if (outcome.text && outcome.stderr) console.error(redact(nameProgram(outcome.text)));
     else if (outcome.text) console.log(redact(nameProgram(outcome.text)));
     return outcome.exitCode;
   } catch (error) {
@@ -456,7 +478,9 @@ export const flag = {
   /** An integer flag given as text (e.g. `--year 2025`). */
   int: (name: string) =>
     z.string({ error: `expected an integer for ${name}` }).regex(/^-?\d+$/, `expected an integer`)
-      .transform(Number),
+      .transform(Number)
+      // 99999999999999999999 is no count anyone means (it reached the database as one).
+      .refine(Number.isSafeInteger, "too large"),
   /**
    * A data entry type by name (any case) or id; gives its name. An unknown one is refused with
    * the closest names and the list of valid ones.

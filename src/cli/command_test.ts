@@ -1,16 +1,20 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
 import {
+  type CommandSpec,
   commandSummary,
   defineCommand,
   EXIT,
   flag,
+  isStandardOutput,
   runCommand,
   setProgram,
   UsageError,
 } from "./command.ts";
 import { SCHEMA_VERSION } from "../db/migrate.ts";
 import denoConfig from "../../deno.json" with { type: "json" };
+import { emissionsCommand } from "./emissions.ts";
+import { factorsExportCommand } from "./factors_export.ts";
 
 // A command that needs no database: it echoes its arguments.
 const echo = defineCommand({
@@ -161,4 +165,77 @@ Deno.test("a usage error with --json is one JSON document, nothing on stderr", a
 Deno.test("commandSummary: the summary, else the first sentence of the usage description", () => {
   assert.equal(commandSummary(echo), "says which det and year it was given");
   assert.equal(commandSummary({ ...echo, summary: "echo back" }), "echo back");
+});
+
+Deno.test("integer flags: a number too large to be exact is a usage error, not a database error", () => {
+  const limit = flag.int("--limit");
+  assert.equal(limit.parse("20"), 20);
+  const huge = limit.safeParse("99999999999999999999");
+  assert.equal(huge.success, false);
+  assert.match(huge.error!.issues[0].message, /too large/);
+});
+
+Deno.test("an outcome's text goes to stderr when it says so (an error of a command whose stdout is data)", async () => {
+  const failing = defineCommand({
+    ...echo,
+    run: () =>
+      Promise.resolve({
+        exitCode: EXIT.failed,
+        json: { error: { code: "NotFound", message: "no such thing" } },
+        text: "echo: no such thing",
+        stderr: true,
+      }),
+  });
+  const out: string[] = [];
+  const err: string[] = [];
+  const { log, error } = console;
+  console.log = (...parts: unknown[]) => out.push(parts.join(" "));
+  console.error = (...parts: unknown[]) => err.push(parts.join(" "));
+  try {
+    assert.equal(await runCommand(failing, ["--det", "it", "--year", "2025"]), EXIT.failed);
+    assert.deepEqual([out, err], [[], ["echo: no such thing"]]);
+    err.length = 0;
+    assert.equal(await runCommand(failing, ["--det", "it", "--year", "2025", "--json"]), 1);
+    assert.deepEqual(JSON.parse(out.join("\n")).error.code, "NotFound");
+    assert.deepEqual(err, []);
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+});
+
+Deno.test("--json with --output naming standard output: a usage error, before any database", async () => {
+  assert.equal(await isStandardOutput("/dev/stdout"), true);
+  assert.equal(await isStandardOutput("/dev/null"), false);
+  const file = await Deno.makeTempFile({ prefix: "rematch-stdout-" });
+  try {
+    assert.equal(await isStandardOutput(file), false);
+  } finally {
+    await Deno.remove(file);
+  }
+  const nowhere = ["--database-url", "postgres://nobody@127.0.0.1:1/none"];
+  // deno-lint-ignore no-explicit-any
+  const cases: [CommandSpec<any>, string[]][] = [
+    [emissionsCommand, ["export", "--det", "it", "--year", "2025"]],
+    [factorsExportCommand, ["export", "--det", "it", "--year", "2025"]],
+  ];
+  for (const [command, argv] of cases) {
+    for (const output of ["/dev/stdout", "/proc/self/fd/1"]) {
+      const out: string[] = [];
+      const { log, error } = console;
+      console.log = (...parts: unknown[]) => out.push(parts.join(" "));
+      console.error = () => {};
+      let code: number;
+      try {
+        code = await runCommand(command, [...argv, "--output", output, "--json", ...nowhere]);
+      } finally {
+        console.log = log;
+        console.error = error;
+      }
+      assert.equal(code, EXIT.usage, `${command.name} --output ${output}`);
+      const document = JSON.parse(out.join("\n"));
+      assert.equal(document.error.code, "usage");
+      assert.match(document.error.message, /--output: .* is standard output/);
+    }
+  }
 });

@@ -2,7 +2,15 @@
 // streamed page by page (spec/interfaces.md §2); the export itself is src/db/emissions_export.ts.
 import { z } from "zod";
 import { basename, dirname, join, resolve } from "node:path";
-import { defineCommand, EXIT, flag, onInterrupt, UsageError, userPath } from "./command.ts";
+import {
+  defineCommand,
+  EXIT,
+  flag,
+  isStandardOutput,
+  onInterrupt,
+  UsageError,
+  userPath,
+} from "./command.ts";
 import { type EmissionExportFormat, exportEmissions } from "../db/emissions_export.ts";
 import { type DataEntryType, findDataEntryType, unknownDataEntryType } from "../reference/enums.ts";
 
@@ -82,6 +90,13 @@ export const emissionsCommand = defineCommand({
       // Standard output carries the rows; a second JSON document would corrupt them.
       throw new UsageError(
         "--json needs --output FILE (without it the rows go to standard output)",
+      );
+    }
+    if (context.json && await isStandardOutput(args.output!)) {
+      // The same under another name (/dev/stdout): the rows and the JSON document would mix.
+      throw new UsageError(
+        `--output: ${args.output} is standard output, which carries the JSON document with ` +
+          "--json: name a file, or leave out --json",
       );
     }
     const db = await context.database();

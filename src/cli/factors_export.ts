@@ -10,7 +10,7 @@ import {
   ImportNotOfSliceError,
 } from "../history/export.ts";
 import { ImportNotFoundError } from "../history/imports.ts";
-import { defineCommand, EXIT, flag, userPath } from "./command.ts";
+import { defineCommand, EXIT, flag, isStandardOutput, UsageError, userPath } from "./command.ts";
 import { detFlag } from "./factors_history.ts";
 import { subcommandOnly } from "./group.ts";
 
@@ -84,6 +84,13 @@ export const factorsExportCommand = defineCommand({
   }),
   access: "read",
   async run(args, context) {
+    if (context.json && args.output && await isStandardOutput(args.output)) {
+      // The file would be written to standard output, where the summary goes too.
+      throw new UsageError(
+        `--output: ${args.output} is standard output, which carries the JSON document with ` +
+          "--json: name a file, or leave out --output",
+      );
+    }
     const db = await context.database();
     let snapshot: FactorSetSnapshot;
     try {
@@ -100,6 +107,8 @@ export const factorsExportCommand = defineCommand({
         exitCode: EXIT.failed,
         json: { error: { code: error.name, message } },
         text: `factors export: ${message}`,
+        // Standard output carries the factor set: an error there would land in `> file.csv`.
+        stderr: true,
       };
     }
     const format = context.json && !args.output ? "json" : args.format;

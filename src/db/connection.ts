@@ -60,7 +60,7 @@ export interface Database extends AsyncDisposable {
 export interface OpenDatabaseOptions {
   /** Server URL; "" forces the embedded database. @default Deno.env DATABASE_URL (unset: embedded) */
   databaseUrl?: string;
-  /** Embedded data directory. @default Deno.env REMATCH_DATA_DIR or "./.rematch/db" */
+  /** Embedded data directory. @default Deno.env REMATCH_DATA_DIR (unless empty) or "./.rematch/db" */
   dataDir?: string;
   /** `write` applies pending migrations; `read` only checks the schema. @default "write" */
   access?: DatabaseAccess;
@@ -200,7 +200,9 @@ export function redactDatabaseUrl(url: string): string {
  */
 export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<Database> {
   const url = options.databaseUrl ?? Deno.env.get("DATABASE_URL") ?? "";
-  const dataDir = options.dataDir ?? Deno.env.get("REMATCH_DATA_DIR") ?? "./.rematch/db";
+  // An empty REMATCH_DATA_DIR (`export REMATCH_DATA_DIR=`) is unset, as an empty DATABASE_URL
+  // is: "" would put the database in the working directory itself (the checkout).
+  const dataDir = options.dataDir ?? (Deno.env.get("REMATCH_DATA_DIR") || "./.rematch/db");
   const access = options.access ?? "write";
   const log = (options.announce ?? true) ? (line: string) => console.error(line) : () => {};
   log(`database: ${url ? redactDatabaseUrl(url) : `embedded: ${dataDir}`}`);

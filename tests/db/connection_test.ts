@@ -746,3 +746,23 @@ Deno.test("serve and worker refuse at start a setting their jobs read that is wr
     assert.match(run.err, message);
   }
 });
+
+Deno.test({
+  name: "embedded: an empty REMATCH_DATA_DIR is unset: ./.rematch/db, never the working directory",
+  ...dbOptions,
+  async fn() {
+    await withTempDir(async (dir) => {
+      // `status` only reads: it creates nothing, wherever it looks.
+      const config = new URL("../../deno.json", import.meta.url).pathname;
+      const script = new URL("../../scripts/status.ts", import.meta.url).pathname;
+      const run = await runDeno(["run", "-A", "--config", config, script, "--no-wait"], {
+        cwd: dir,
+        env: { DATABASE_URL: "", REMATCH_DATA_DIR: "" },
+      });
+      assert.equal(run.code, 1, run.err);
+      assert.equal(run.err.split("\n")[0], "database: embedded: ./.rematch/db");
+      assert.match(run.err, /the embedded database \.\/\.rematch\/db does not exist/);
+      assert.deepEqual([...Deno.readDirSync(dir)], []);
+    });
+  },
+});
