@@ -19,8 +19,8 @@ Loads the reference fixtures (locations, rooms, rates) and the factor fixtures o
 writes generated entries for every data entry type, emissions computed. The same flags give the
 same data. The units must not have entries for the year yet.
 
-  --units N          units U0001..UN (default 5)
-  --entries N        entries per data entry type and unit (default 20)
+  --units N          units U0001..UN (default 5; at most 100000)
+  --entries N        entries per data entry type and unit (default 20; at most 10000000)
   --year Y           report year, one the factor fixtures cover (default 2025)
   --random-seed S    seed of the generator (default 1)
 
@@ -31,8 +31,10 @@ const positiveInt = (name: string, min: number) =>
 
 const schema = z.object({
   positionals: z.array(z.string()).max(0, "seed takes no arguments"),
-  units: positiveInt("--units", 1).default(5),
-  entries: positiveInt("--entries", 0).default(20),
+  // Beyond these the generator's lists would not fit in memory (4294967296 units broke it).
+  units: positiveInt("--units", 1).refine((n) => n <= 100_000, "at most 100000").default(5),
+  entries: positiveInt("--entries", 0).refine((n) => n <= 10_000_000, "at most 10000000")
+    .default(20),
   year: flag.year().default(2025),
   "random-seed": positiveInt("--random-seed", 0).default(1),
 }).transform((flags): SeedArgs => ({

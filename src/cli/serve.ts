@@ -11,6 +11,7 @@ import { DEFAULT_MAX_FILE_BYTES, describeBytes } from "../imports/file.ts";
 import {
   checkWorkerTimings,
   logToStderr,
+  MAX_CONCURRENCY,
   untilStopSignal,
   WORKER_OPTIONS,
   WORKER_USAGE,
@@ -56,7 +57,8 @@ const schema = z.object({
   port: flag.int("--port").refine((p) => p >= 0 && p <= 65535, "expected a port from 0 to 65535")
     .default(8000),
   hostname: z.string().min(1, "expected an address").default("127.0.0.1"),
-  concurrency: flag.int("--concurrency").refine((n) => n >= 0, "expected 0 or more").default(1),
+  concurrency: flag.int("--concurrency").refine((n) => n >= 0, "expected 0 or more")
+    .refine((n) => n <= MAX_CONCURRENCY, `at most ${MAX_CONCURRENCY}`).default(1),
   "max-upload-size": flag.byteSize().optional(),
   ...workerFlags,
 }).superRefine((flags, ctx) => {

@@ -28,13 +28,25 @@ export const WORKER_USAGE =
                        them back and return them to the queue (default 30)
   --chunk-size N       entries per rematch chunk: progress and abort points (default ${DEFAULT_CHUNK})`;
 
+// A timer fires at once when its delay exceeds 2^31 - 1 ms: longer is refused, not shortened.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const TOO_LONG = `at most ${Math.floor(MAX_TIMER_MS / 1000)} seconds (about 24 days)`;
+
 const seconds = (name: string) =>
   z.string().regex(/^\d+(\.\d+)?$/, `expected a number of seconds (e.g. 5)`).transform((s) =>
     Math.round(Number(s) * 1000)
-  ).refine((ms) => ms > 0, `--${name}: expected more than 0 seconds`);
+  ).refine((ms) => ms > 0, `--${name}: expected more than 0 seconds`)
+    .refine((ms) => ms <= MAX_TIMER_MS, TOO_LONG);
+
+/** Each running job holds two database connections; more than this is no setting anyone means. */
+export const MAX_CONCURRENCY = 1000;
+
+/** A chunk's entries and rows are held in memory while it is computed and written. */
+const MAX_CHUNK = 100_000;
 
 const positiveInt = (what: string) =>
-  z.string().regex(/^\d+$/, `expected ${what}`).transform(Number);
+  z.string().regex(/^\d+$/, `expected ${what}`).transform(Number)
+    .refine(Number.isSafeInteger, "too large");
 
 /** The schema of the shared worker flags. */
 export const workerFlags = {
@@ -43,11 +55,12 @@ export const workerFlags = {
   heartbeat: seconds("heartbeat").optional(),
   "stale-timeout": seconds("stale-timeout").optional(),
   grace: z.string().regex(/^\d+(\.\d+)?$/, "expected a number of seconds (e.g. 30)")
-    .transform((s) => Math.round(Number(s) * 1000)).optional(),
+    .transform((s) => Math.round(Number(s) * 1000)).refine((ms) => ms <= MAX_TIMER_MS, TOO_LONG)
+    .optional(),
   "chunk-size": positiveInt("a number of entries (e.g. 1000)").refine(
     (n) => n > 0,
     "expected at least 1",
-  ).optional(),
+  ).refine((n) => n <= MAX_CHUNK, `at most ${MAX_CHUNK}`).optional(),
 };
 
 /**
@@ -110,6 +123,7 @@ Exit codes: 0 stopped; 1 failed to start; 2 bad usage.`;
 const schema = z.object({
   positionals: z.array(z.string()).max(0, "takes no arguments"),
   concurrency: positiveInt("a number of jobs (e.g. 2)").refine((n) => n >= 1, "expected at least 1")
+    .refine((n) => n <= MAX_CONCURRENCY, `at most ${MAX_CONCURRENCY}`)
     .default(1),
   ...workerFlags,
 }).superRefine(checkWorkerTimings).transform((flags): WorkerArgs => ({

@@ -319,6 +319,8 @@ dbTest(testDb, "seed CLI: table per det, JSON, and usage errors", async (db) => 
     const [argv, message] of [
       [["--units", "0"], /--units: must be an integer ≥ 1/],
       [["--entries", "x"], /--entries: expected an integer/],
+      [["--units", "4294967296"], /--units: at most 100000/],
+      [["--entries", "10000001"], /--entries: at most 10000000/],
       [["--year", "25"], /--year: expected a 4-digit year/],
       [["extra"], /seed takes no arguments/],
     ] as const
