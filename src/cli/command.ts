@@ -1,5 +1,5 @@
 // The one way commands parse flags, open the database, print and exit (spec/interfaces.md §2).
-import { isAbsolute, resolve } from "node:path";
+import { dirname, isAbsolute, resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
 type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig["options"]>;
@@ -146,6 +146,22 @@ export function userPath(path: string): string {
   const started = program === "deno task" && underDenoTask ? Deno.env.get("INIT_CWD") : undefined;
   if (!started || isAbsolute(path) || resolve(started) === Deno.cwd()) return path;
   return resolve(started, path);
+}
+
+/**
+ * Refuses (a usage error naming the flag) an output file whose directory does not exist or is
+ * no directory: found before the work, not as an error about a file the command made up.
+ */
+export async function checkOutputDirectory(flag: string, path: string): Promise<void> {
+  const directory = dirname(resolve(path));
+  const info = await Deno.stat(directory).catch(() => undefined);
+  if (!info?.isDirectory) {
+    throw new UsageError(
+      `${flag}: ${path} cannot be written: ${directory} ${
+        info ? "is no directory" : "does not exist"
+      }`,
+    );
+  }
 }
 
 /**

@@ -239,3 +239,39 @@ Deno.test("--json with --output naming standard output: a usage error, before an
     }
   }
 });
+
+Deno.test("--output in a directory that does not exist: a usage error naming it, before any database", async () => {
+  const nowhere = ["--database-url", "postgres://nobody@127.0.0.1:1/none"];
+  const file = await Deno.makeTempFile({ prefix: "rematch-not-a-dir-" });
+  try {
+    // deno-lint-ignore no-explicit-any
+    const cases: [CommandSpec<any>, string[]][] = [
+      [emissionsCommand, ["export", "--det", "it", "--year", "2025"]],
+      [factorsExportCommand, ["export", "--det", "it", "--year", "2025"]],
+    ];
+    for (const [command, argv] of cases) {
+      for (
+        const [output, message] of [
+          ["/nonexistent-rematch-dir/x.csv", /does not exist/],
+          [`${file}/x.csv`, /is no directory/],
+        ] as const
+      ) {
+        const err: string[] = [];
+        const { error } = console;
+        console.error = (...parts: unknown[]) => err.push(parts.join(" "));
+        let code: number;
+        try {
+          code = await runCommand(command, [...argv, "--output", output, ...nowhere]);
+        } finally {
+          console.error = error;
+        }
+        assert.equal(code, EXIT.usage, `${command.name} --output ${output}: ${err.join("\n")}`);
+        assert.match(err.join("\n"), new RegExp(`--output: ${output} cannot be written: `));
+        assert.match(err.join("\n"), message);
+        assert.doesNotMatch(err.join("\n"), /partial/);
+      }
+    }
+  } finally {
+    await Deno.remove(file);
+  }
+});

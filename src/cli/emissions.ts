@@ -3,6 +3,7 @@
 import { z } from "zod";
 import { basename, dirname, join, resolve } from "node:path";
 import {
+  checkOutputDirectory,
   defineCommand,
   EXIT,
   flag,
@@ -99,6 +100,7 @@ export const emissionsCommand = defineCommand({
           "--json: name a file, or leave out --json",
       );
     }
+    if (args.output) await checkOutputDirectory("--output", args.output);
     const db = await context.database();
     const slice = { det: args.det.id, year: args.year, format: args.format };
     let rows: number;
@@ -160,7 +162,6 @@ export const emissionsCommand = defineCommand({
     return {
       exitCode: EXIT.ok,
       json: summary,
-      // With the rows on standard output nothing else is printed there.
       // With the rows on standard output (or a stream standing for it), nothing else goes there.
       text: args.output && !stream
         ? `${rows} emission rows of ${args.det.name} ${args.year} written to ${args.output} (${args.format})`

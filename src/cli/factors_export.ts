@@ -10,7 +10,15 @@ import {
   ImportNotOfSliceError,
 } from "../history/export.ts";
 import { ImportNotFoundError } from "../history/imports.ts";
-import { defineCommand, EXIT, flag, isStandardOutput, UsageError, userPath } from "./command.ts";
+import {
+  checkOutputDirectory,
+  defineCommand,
+  EXIT,
+  flag,
+  isStandardOutput,
+  UsageError,
+  userPath,
+} from "./command.ts";
 import { detFlag } from "./factors_history.ts";
 import { subcommandOnly } from "./group.ts";
 
@@ -91,6 +99,7 @@ export const factorsExportCommand = defineCommand({
           "--json: name a file, or leave out --output",
       );
     }
+    if (args.output) await checkOutputDirectory("--output", args.output);
     const db = await context.database();
     let snapshot: FactorSetSnapshot;
     try {
