@@ -18,6 +18,17 @@ export interface BenchDatabase {
   drop(): Promise<void>;
 }
 
+// The databases created and not dropped yet: what an interrupted run drops on its way out.
+const live = new Set<BenchDatabase>();
+
+/**
+ * Drops every bench database of this process not dropped yet (a run stopped by SIGINT or
+ * SIGTERM: its `finally` blocks never run).
+ */
+export async function dropLiveBenchDatabases(): Promise<void> {
+  await Promise.allSettled([...live].map((database) => database.drop()));
+}
+
 /**
  * Creates a fresh, empty database for one case: on the server of `serverUrl` when given, else an
  * embedded database in a new temporary directory. Migrations run when it is first opened.
@@ -38,7 +49,7 @@ export async function createBenchDatabase(
     }
     const url = new URL(serverUrl);
     url.pathname = `/${name}`;
-    return {
+    return tracked({
       target: { kind: "server", url: url.toString() },
       description: redactDatabaseUrl(url.toString()),
       async drop() {
@@ -48,15 +59,27 @@ export async function createBenchDatabase(
           await admin.end();
         }
       },
-    };
+    });
   }
   const dir = await Deno.makeTempDir({ prefix: `rematch-bench-${label}-` });
   const dataDir = join(dir, "db");
-  return {
+  return tracked({
     target: { kind: "embedded", dataDir },
     description: `embedded: ${dataDir}`,
     drop: () => Deno.remove(dir, { recursive: true }),
+  });
+}
+
+// Listed as live until dropped; dropping twice (the run's `finally` and an interrupt) drops once.
+function tracked(database: BenchDatabase): BenchDatabase {
+  let dropping: Promise<void> | undefined;
+  const entry: BenchDatabase = {
+    target: database.target,
+    description: database.description,
+    drop: () => dropping ??= database.drop().finally(() => live.delete(entry)),
   };
+  live.add(entry);
+  return entry;
 }
 
 /**

@@ -15,6 +15,7 @@ import {
   createFloorTable,
   dropFloorTable,
   type FloorMethod,
+  floorTable,
   type FloorVariant,
   readFloorTemplate,
   writeFloorRows,
@@ -105,7 +106,12 @@ export type RematchSummary = Omit<RematchResult, "errorDetails" | "warnings" | "
 /** What each phase kind reports besides its time. */
 export interface PhaseDetails {
   seed: BenchSliceSummary;
-  floor: { readonly rows: number; readonly method: FloorMethod };
+  floor: {
+    readonly rows: number;
+    readonly method: FloorMethod;
+    /** Rows the floor table held after the timed work (counted after the clock). */
+    readonly storedRows: number;
+  };
   rematch: {
     readonly result: RematchSummary;
     readonly profile?: readonly ProfilePart[];
@@ -358,7 +364,8 @@ async function timed<T>(work: () => Promise<T>): Promise<{ seconds: number; valu
 
 /** What the timed work of a phase returns (a rematch's run count is added after the clock). */
 type TimedDetails =
-  | PhaseDetails[Exclude<PhaseSpec["kind"], "rematch">]
+  | PhaseDetails[Exclude<PhaseSpec["kind"], "rematch" | "floor">]
+  | Omit<PhaseDetails["floor"], "storedRows">
   | Omit<PhaseDetails["rematch"], "runsRecorded">;
 
 /** Prepares what is not timed and returns the work that is. */
@@ -442,11 +449,18 @@ export async function executePhase(
     const done = await work();
     const seconds = (performance.now() - started) / 1000;
     const peakRssBytes = rss.stop();
-    if (spec.kind === "floor") await dropFloorTable(db, spec.variant);
+    let stored: { storedRows: number } | undefined;
+    if (spec.kind === "floor") {
+      // What the floor really wrote, not what it meant to write.
+      const [{ n }] = await db.sql<{ n: number }[]>`
+        select count(*)::int as n from ${db.sql(floorTable(spec.variant))}`;
+      stored = { storedRows: n };
+      await dropFloorTable(db, spec.variant);
+    }
     // The work of a rematch phase is a rematch's (prepare builds it from the same spec).
     const detail = (spec.kind === "rematch"
       ? { ...done, runsRecorded: await countRematchRuns(db) - runsBefore }
-      : done) as PhaseDetails[PhaseSpec["kind"]];
+      : { ...done, ...stored }) as PhaseDetails[PhaseSpec["kind"]];
     return { seconds, peakRssBytes, rssMethod: rss.method, detail };
   } finally {
     await db.close();
@@ -515,6 +529,21 @@ const CONFIG = fileURLToPath(new URL("../../deno.json", import.meta.url));
  */
 export const REMATCH_V8_FLAGS = "--max-semi-space-size=8,--wasm-tiering-budget=50000000";
 
+// The phase processes running now: an interrupted run stops them before dropping their database.
+const runningPhases = new Set<Deno.ChildProcess>();
+
+/** Stops the phase processes still running (a run stopped by SIGINT or SIGTERM) and waits. */
+export async function stopRunningPhases(): Promise<void> {
+  await Promise.allSettled([...runningPhases].map((child) => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // It has just ended.
+    }
+    return child.status;
+  }));
+}
+
 /** Runs one phase in a fresh Deno process (`<entrypoint> --phase JSON`) and returns its outcome. */
 export async function runPhase<K extends PhaseSpec["kind"]>(
   hooks: BenchHooks,
@@ -523,7 +552,7 @@ export async function runPhase<K extends PhaseSpec["kind"]>(
   const entrypoint = hooks.entrypoint instanceof URL
     ? fileURLToPath(hooks.entrypoint)
     : hooks.entrypoint;
-  const output = await new Deno.Command(Deno.execPath(), {
+  const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
@@ -536,7 +565,14 @@ export async function runPhase<K extends PhaseSpec["kind"]>(
     ],
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  }).spawn();
+  runningPhases.add(child);
+  let output: Deno.CommandOutput;
+  try {
+    output = await child.output();
+  } finally {
+    runningPhases.delete(child);
+  }
   const stdout = new TextDecoder().decode(output.stdout).trim();
   if (!output.success) {
     const stderr = new TextDecoder().decode(output.stderr).trim();

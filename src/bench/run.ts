@@ -122,11 +122,18 @@ export interface CaseChecks {
   readonly noopWarm?: NoopCheck & { readonly warmUpScope?: string };
   /** The no-op again with `full`: every entry read and recomputed, none written. */
   readonly forcedNoop?: NoopCheck;
+  /** Rows each write floor's table held after its COPY (the slice's emission rows, each). */
+  readonly floorRows?: { readonly A?: number; readonly B?: number };
   readonly baseline?: {
     readonly entries: number;
     readonly sampled: boolean;
     readonly errors: number;
     readonly kgAfter: number;
+    /** Emission rows it inserted. */
+    readonly emissionsWritten: number;
+    /** Whole-slice baseline only: the det's rows after it, and whether their ids all moved. */
+    readonly rowsAfter?: number;
+    readonly idsMoved?: boolean;
     /** Whole-slice baseline only: rows a rematch right after it wrote (0: identical rows). */
     readonly rematchAfterWrites?: number;
   };
@@ -330,6 +337,7 @@ async function runCase(
   for (const variant of ["A", "B"] as const) {
     status(`write floor ${variant}`);
     const floor = await runPhase(hooks, { kind: "floor", target, det, variant });
+    checks.floorRows = { ...checks.floorRows, [variant]: floor.detail.storedRows };
     add(`floor ${variant}`, floor, {
       note: floor.detail.method === "copy"
         ? `COPY of ${floor.detail.rows} rows`
@@ -389,6 +397,7 @@ async function runCase(
   if (options.changes.has("all")) {
     const sampled = entries > options.baselineSample;
     status(`per-entry baseline${sampled ? ` (first ${options.baselineSample} entries)` : ""}`);
+    const before = await onDb((db) => emissionSnapshot(db.sql, detId));
     const outcome = await runPhase(hooks, {
       kind: "baseline",
       target,
@@ -405,7 +414,11 @@ async function runCase(
         : `${summary.statements} SQL statements`,
     });
     let rematchAfterWrites: number | undefined;
+    let written: { rowsAfter: number; idsMoved: boolean } | undefined;
     if (!sampled) {
+      // It deleted and inserted every row of the slice: all new rows, none of the old ids.
+      const after = await onDb((db) => emissionSnapshot(db.sql, detId));
+      written = { rowsAfter: after.rows, idsMoved: after.idSum !== before.idSum };
       // The baseline rewrote every row: a rematch right after must find every row right.
       // --full: the baseline wrote behind the slice state's back.
       const check = await onDb((db) =>
@@ -419,6 +432,8 @@ async function runCase(
       sampled,
       errors: summary.errors,
       kgAfter: summary.kgAfter,
+      emissionsWritten: summary.emissionsWritten,
+      ...written,
       rematchAfterWrites,
     };
   }
@@ -711,6 +726,9 @@ export async function runBench(hooks: BenchHooks, options: BenchOptions): Promis
   };
 }
 
+/** The shares of the entries that count as "about 1 %" for the one-percent change. */
+const ONE_PERCENT_SPAN = [0.005, 0.02] as const;
+
 const close = (a: number, b: number) => Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(b));
 
 /**
@@ -762,6 +780,24 @@ export function consistencyProblems(c: BenchCase): string[] {
       `forced full no-op: scope ${forcedNoop.scope}, ${forcedNoop.emissionsWritten} rows written`,
     );
   }
+  for (const variant of ["A", "B"] as const) {
+    const rows = c.checks.floorRows?.[variant];
+    if (rows !== undefined && rows !== c.emissionRows) {
+      problems.push(`floor ${variant}: ${rows} rows written, the slice has ${c.emissionRows}`);
+    }
+  }
+  if (baseline && baseline.entries > baseline.errors && baseline.emissionsWritten === 0) {
+    problems.push(`baseline: ${baseline.entries} entries recomputed, no row written`);
+  }
+  if (
+    baseline?.rowsAfter !== undefined && baseline.errors === 0 &&
+    (baseline.emissionsWritten !== baseline.rowsAfter || !baseline.idsMoved)
+  ) {
+    problems.push(
+      `baseline: ${baseline.emissionsWritten} rows written, the slice has ${baseline.rowsAfter}` +
+        (baseline.idsMoved ? "" : ", its rows kept their ids"),
+    );
+  }
   if (baseline?.rematchAfterWrites) {
     problems.push(`baseline: a rematch after it rewrote ${baseline.rematchAfterWrites} rows`);
   }
@@ -775,6 +811,14 @@ export function consistencyProblems(c: BenchCase): string[] {
   ] as const;
   for (const [name, run] of changes) {
     if (!run) continue;
+    // performance.md times one factor covering about 1 % of the entries: a det whose factors
+    // each cover far more (or far less) has no such change to time.
+    if (run.share < ONE_PERCENT_SPAN[0] || run.share > ONE_PERCENT_SPAN[1]) {
+      problems.push(
+        `${name}: factor ${run.factorId} covers ${(run.share * 100).toFixed(2)} % of the ` +
+          "entries, not about 1 %",
+      );
+    }
     if (run.scope !== "targeted" || run.entriesRead !== run.coveredEntries) {
       problems.push(
         `${name}: scope ${run.scope}, ${run.entriesRead} entries read, ` +

@@ -223,3 +223,24 @@ Deno.test("the embedded full change of 10k is judged at 3 × the server's of the
     "the embedded run failed: PGlite cannot be loaded",
   ]);
 });
+
+Deno.test("an embedded run shows what it measured against the server targets, judges none", () => {
+  const cases = [
+    benchCase("it", 10_000, [timing("rematch", { floor: 1.5 })]),
+    benchCase("it", 100_000, [
+      timing("rematch", { floor: 1.5, baseline: 60 }),
+      timing("no-op", { floor: 0.5 }),
+    ]),
+  ];
+  const embedded = verdicts(cases, { backend: "embedded" });
+  const server = verdicts(cases);
+  assert.equal(find(server, "full change").holds, true);
+  assert.equal(find(server, "no-op").holds, false);
+  for (const start of ["full change", "per-entry", "no-op", "time per entry"]) {
+    const v = find(embedded, start);
+    assert.equal(v.holds, null, start);
+    assert.equal(v.measured, find(server, start).measured, start);
+    assert.match(v.remark!, /^judged on a server/);
+  }
+  assert.equal(embedded.length, server.length);
+});

@@ -2,13 +2,14 @@
 // (spec/performance.md). The baseline is handed in by scripts/bench.ts from tests/bench/.
 import { z } from "zod";
 import { redactDatabaseUrl } from "../db/connection.ts";
-import type { BenchHooks } from "../bench/phase.ts";
+import { dropLiveBenchDatabases } from "../bench/database.ts";
+import { type BenchHooks, stopRunningPhases } from "../bench/phase.ts";
 import { README_BLOCK_NAME, writeReadmeBlock } from "../bench/readme.ts";
 import { formatBenchMarkdown, formatBenchText } from "../bench/report.ts";
 import { type ChangeKind, consistencyProblems, embeddedProblems, runBench } from "../bench/run.ts";
 import { isBenchDet } from "../bench/slice.ts";
 import type { SeedDet } from "../seed/generate.ts";
-import { defineCommand, EXIT } from "./command.ts";
+import { defineCommand, EXIT, SIGNAL_EXIT, UsageError } from "./command.ts";
 
 const DEFAULT_ENTRIES = [10_000, 100_000];
 const QUICK_ENTRIES = 2_000;
@@ -88,6 +89,7 @@ const schema = z.object({
   entries: z.string().regex(/^\d+(,\d+)*$/, "expected sizes such as 10000,100000")
     .transform((s) => s.split(",").map(Number))
     .refine((sizes) => sizes.every((n) => n >= 100), "each size must be ≥ 100 entries")
+    .refine((sizes) => sizes.every((n) => n <= 10_000_000), "each size must be ≤ 10000000 entries")
     .optional(),
   det: list(
     "data entry type (the seed generator writes every det but building_embodied_energy)",
@@ -163,7 +165,14 @@ export function benchCommand(hooks: BenchHooks) {
       "server-only": { type: "boolean" },
     },
     schema,
+    // The runner's own handler exits at once, before any `finally`: the bench's databases and
+    // phase processes would outlive the run.
+    handlesStopSignals: true,
     async run(args, context) {
+      if (context.json && args.markdown) {
+        throw new UsageError("--markdown: the table, or --json: the document; not both");
+      }
+      const signals = dropOnStopSignals(context.json);
       // As for every command, an empty --database-url means the embedded database.
       const serverUrl = (context.databaseUrl ?? Deno.env.get("DATABASE_URL")) || undefined;
       // Every command says which database it uses: here, the server its cases are created on.
@@ -182,7 +191,10 @@ export function benchCommand(hooks: BenchHooks) {
         serverUrl,
         compareEmbedded: !args.serverOnly,
         onStatus: (line) => console.error(line),
-      });
+      }).catch((error) =>
+        // Stopped by a signal: its handler drops the databases, says so and exits.
+        signals.stopping() ? new Promise<never>(() => {}) : Promise.reject(error)
+      ).finally(signals.undo);
       const problems = [
         ...report.cases.flatMap((c) =>
           consistencyProblems(c).map((p) => `${c.det} ${c.entries}: ${p}`)
@@ -203,4 +215,40 @@ export function benchCommand(hooks: BenchHooks) {
       };
     },
   });
+}
+
+/**
+ * While a run goes on, SIGINT and SIGTERM stop its phase processes, drop its databases (a server
+ * database, an embedded directory), say so and exit.
+ */
+function dropOnStopSignals(json: boolean): { stopping(): boolean; undo(): void } {
+  const listeners: [Deno.Signal, () => void][] = [];
+  let stopping = false;
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    const listener = async () => {
+      if (stopping) return;
+      stopping = true;
+      const timeout = new Promise((resolve) => setTimeout(resolve, 15_000));
+      await Promise.race([stopRunningPhases().then(dropLiveBenchDatabases), timeout]);
+      const message = `interrupted by ${signal}: the run's phases were stopped and its databases ` +
+        "dropped; nothing was measured";
+      if (json) console.log(JSON.stringify({ error: { code: "interrupted", message } }));
+      else console.error(`bench: ${message}`);
+      Deno.exit(SIGNAL_EXIT[signal]);
+    };
+    try {
+      Deno.addSignalListener(signal, listener);
+      listeners.push([signal, listener]);
+    } catch {
+      // a platform without this signal
+    }
+  }
+  return {
+    stopping: () => stopping,
+    undo() {
+      for (const [signal, listener] of listeners.splice(0)) {
+        Deno.removeSignalListener(signal, listener);
+      }
+    },
+  };
 }
