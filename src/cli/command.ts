@@ -307,7 +307,9 @@ export async function runCommand<T>(spec: CommandSpec<T>, argv: string[]): Promi
     const twice = givenTwice(parsed.tokens, options);
     if (twice && !values.help) throw new UsageError(twice);
     if (values.help) {
-      console.log(nameProgram(`${spec.usage}\n\n${COMMON_USAGE}`));
+      const usage = nameProgram(`${spec.usage}\n\n${COMMON_USAGE}`);
+      // With --json, as every answer: one document (the usage as its text).
+      console.log(wantsJson ? JSON.stringify({ command: spec.name, usage }, null, 2) : usage);
       return EXIT.ok;
     }
     if (values.version) {

@@ -42,7 +42,8 @@ export async function runGroup(group: CommandGroup, argv: string[]): Promise<num
   if (group.fallback) return await runCommand(group.fallback, argv);
   const wantsJson = argv.includes("--json");
   if (first === "--help" || first === "-h") {
-    console.log(nameProgram(group.usage));
+    const usage = nameProgram(group.usage);
+    console.log(wantsJson ? JSON.stringify({ command: group.name, usage }, null, 2) : usage);
     return EXIT.ok;
   }
   if (first === "--version") {

@@ -66,3 +66,24 @@ Deno.test("command groups: usage errors are one line with the closest subcommand
   assert.equal(version.code, 0);
   assert.match(version.printed, /^rematch \S+ \(schema version \d+\)$/);
 });
+
+Deno.test("--help with --json: one JSON document holding the usage, for commands and groups", async () => {
+  for (
+    const [argv, command, start] of [
+      [["status", "--help", "--json"], "status", /^Usage: deno task status/],
+      [["help", "status", "--json"], "status", /^Usage: deno task status/],
+      [
+        ["factors", "rollback", "--help", "--json"],
+        "factors rollback",
+        /^Usage: deno task factors rollback/,
+      ],
+      [["factors", "--help", "--json"], "factors", /deno task factors/],
+    ] as const
+  ) {
+    const run = await quietly([...argv]);
+    assert.equal(run.code, 0, argv.join(" "));
+    const document = JSON.parse(run.printed);
+    assert.equal(document.command, command, argv.join(" "));
+    assert.match(document.usage, start, argv.join(" "));
+  }
+});

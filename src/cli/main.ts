@@ -136,7 +136,11 @@ export async function runMain(argv: string[]): Promise<number> {
     // `--help factors` is `help factors` too.
     const topic = words[0];
     if (topic !== undefined && COMMANDS[topic]) {
-      return await run(COMMANDS[topic], [...words.slice(1, 2), "--help"]);
+      return await run(COMMANDS[topic], [
+        ...words.slice(1, 2),
+        "--help",
+        ...(json ? ["--json"] : []),
+      ]);
     }
     if (topic !== undefined) return unknownCommand(topic, json);
     if (rest.includes("--version") || rest.includes("-V")) {
