@@ -110,11 +110,15 @@ function wrap(text: string, width: number): string[] {
 
 /**
  * How this entry was started, for usage texts: the binary's name when compiled, else
- * `deno run -A <script>` with the script as typed from the working directory.
+ * `deno run -A <script>` with the script as typed from the working directory. Whether it is the
+ * compiled binary is Deno's to say (`Deno.build.standalone`), not the executable's name: a Deno
+ * installed as `deno-2.9.6` or `/opt/deno2` runs the bundle all the same.
  */
-export function startedAs(): string {
-  const exec = basename(Deno.execPath()).replace(/\.exe$/, "");
-  if (exec !== "deno") return exec;
+export function startedAs(
+  execPath: string = Deno.execPath(),
+  standalone: boolean = Deno.build.standalone,
+): string {
+  if (standalone) return basename(execPath).replace(/\.exe$/, "");
   const main = Deno.mainModule;
   const script = main.startsWith("file:") ? relative(Deno.cwd(), fileURLToPath(main)) : main;
   return `deno run -A ${script}`;

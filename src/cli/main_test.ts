@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { commandList, runMain } from "./main.ts";
+import { commandList, runMain, startedAs } from "./main.ts";
 import { setProgram } from "./command.ts";
 import { listDets } from "./dets.ts";
 import { SCHEMA_VERSION } from "../db/migrate.ts";
@@ -133,4 +133,11 @@ Deno.test("dets: every det with its id, module and link kind", async () => {
     moduleTypeId: 3,
     link: "fk",
   });
+});
+
+Deno.test("startedAs: a Deno not named deno runs the bundle as deno run, a compiled binary by its name", () => {
+  assert.match(startedAs("/opt/deno-2.9.6", false), /^deno run -A /);
+  assert.match(startedAs("/usr/bin/deno", false), /^deno run -A /);
+  assert.equal(startedAs("/srv/bin/rematch", true), "rematch");
+  assert.equal(startedAs("/srv/bin/rematch.exe", true), "rematch");
 });

@@ -135,17 +135,31 @@ const schema = z.object({
 /** A log line to standard error. */
 export const logToStderr = (line: string): void => console.error(line);
 
-/** Resolves with the signal's name at the first SIGINT or SIGTERM; a second one exits at once. */
+/**
+ * A stop signal that comes this soon after the first is the same stop delivered twice, not a
+ * second one: Ctrl-C (SIGINT to the terminal's process group) or a service manager's SIGTERM to
+ * every process of the service reaches `deno task` too, which hands it on to this process.
+ */
+export const REPEATED_SIGNAL_MS = 500;
+
+/**
+ * Resolves with the signal's name at the first SIGINT or SIGTERM; a second one, at least
+ * {@linkcode REPEATED_SIGNAL_MS} later, exits at once.
+ */
 export function untilStopSignal(
   onSecond: (signal: keyof typeof SIGNAL_EXIT) => void,
 ): Promise<string> {
   const { promise, resolve } = Promise.withResolvers<string>();
-  let received = false;
+  let firstAt: number | undefined;
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(signal, () => {
-      if (received) onSecond(signal);
-      received = true;
-      resolve(signal);
+      const now = performance.now();
+      if (firstAt === undefined) {
+        firstAt = now;
+        resolve(signal);
+      } else if (now - firstAt >= REPEATED_SIGNAL_MS) {
+        onSecond(signal);
+      }
     });
   }
   return promise;

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
 import type { LogEvent } from "../../src/jobs/log.ts";
+import { REPEATED_SIGNAL_MS } from "../../src/cli/worker.ts";
 import { createServerDatabase, eventually, serverUrl, spawnScript } from "./_server.ts";
 import {
   emissionKg,
@@ -319,6 +320,8 @@ Deno.test({
       await worker.waitFor((e) => e.event === "job_started" && e.job_id === jobId);
       worker.kill("SIGTERM");
       await worker.waitFor((e) => e.event === "worker_stopping");
+      // Sooner, it is the first one delivered twice (see REPEATED_SIGNAL_MS).
+      await new Promise((done) => setTimeout(done, REPEATED_SIGNAL_MS + 100));
       worker.kill("SIGTERM");
       assert.equal(await worker.exited, 143, worker.stderr());
       assert.ok(worker.events.some((e) => e.event === "worker_killed"));
