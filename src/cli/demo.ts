@@ -2,14 +2,14 @@
 // show what moved.
 import { join } from "node:path";
 import { z } from "zod";
-import { type Database, openDatabase } from "../db/connection.ts";
+import { type Database, DatabaseConnectError, openDatabase } from "../db/connection.ts";
 import { importFactors } from "../db/factors.ts";
 import { getDataEntryType } from "../reference/enums.ts";
 import { rematchInTransaction } from "../rematch/run.ts";
 import type { RematchResult } from "../rematch/types.ts";
 import { fixtureCsv, fixtureText } from "../seed/fixtures.ts";
 import { seedDatabase } from "../seed/seed.ts";
-import { defineCommand, EXIT, flag, onInterrupt } from "./command.ts";
+import { defineCommand, EXIT, flag, onInterrupt, UsageError } from "./command.ts";
 import { formatTable } from "./table.ts";
 import { transaction } from "../db/transaction.ts";
 
@@ -60,11 +60,23 @@ export const demoCommand = defineCommand({
     const forget = tempDir ? onInterrupt(() => removeNow(tempDir)) : () => {};
     const dataDir = args["data-dir"] ?? join(tempDir!, "db");
     if (args["data-dir"] && (await isNonEmptyDir(dataDir))) {
-      throw new Error(`--data-dir ${dataDir} is not empty: the demo needs a fresh database`);
+      throw new UsageError(`--data-dir: ${dataDir} is not empty: the demo needs a fresh database`);
     }
     let opened: Database | undefined;
     try {
-      const db = await openDatabase({ databaseUrl: "", dataDir });
+      const db = await openDatabase({ databaseUrl: "", dataDir }).catch((error) => {
+        // The demo is always embedded: a server is no way out when PGlite cannot be loaded.
+        if (error instanceof DatabaseConnectError) {
+          throw new DatabaseConnectError(
+            error.message.replace(
+              /: set DATABASE_URL or --database-url to a PostgreSQL server$/,
+              ": the demo runs on it alone; run it where Deno can fetch npm packages once (they " +
+                "stay in its cache), or use the other commands against a server",
+            ),
+          );
+        }
+        throw error;
+      });
       opened = db;
       const log = (line: string) => context.json || console.error(line);
       log(`seeding ${args.units} units × ${args.entries} entries per det for ${plan.year} ...`);

@@ -68,6 +68,18 @@ Deno.test({
         "rematch: unknown flag --yaer (did you mean --year?); see deno run -A rematch.js rematch --help",
       );
 
+      // No cache and no registry: the demo (embedded alone) says so, naming no server as a way out.
+      const offline = await runDeno(["run", "-A", "--cached-only", "rematch.js", "demo"], {
+        cwd: host,
+        env: { DENO_DIR: join(dir, "empty-cache"), DATABASE_URL: "" },
+      });
+      assert.equal(offline.code, 1, offline.err);
+      assert.match(
+        offline.err,
+        /^demo: the embedded database \(npm:@electric-sql\/pglite\) cannot be loaded here .*: the demo runs on it alone;/m,
+      );
+      assert.doesNotMatch(offline.err, /DATABASE_URL/);
+
       const migrate = await rematch("migrate", "--json");
       assert.equal(migrate.code, 0, migrate.err);
       assert.deepEqual(

@@ -72,3 +72,24 @@ Deno.test({
     }
   },
 });
+
+Deno.test("demo: a --data-dir that is not empty is a usage error (exit 2), and is left as it was", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "rematch-demo-full-" });
+  try {
+    await Deno.writeTextFile(`${dir}/keep.txt`, "mine");
+    const errors: string[] = [];
+    const { error } = console;
+    console.error = (...parts: unknown[]) => errors.push(parts.join(" "));
+    let code: number;
+    try {
+      code = await runCommand(demoCommand, ["--data-dir", dir]);
+    } finally {
+      console.error = error;
+    }
+    assert.equal(code, 2, errors.join("\n"));
+    assert.match(errors.join("\n"), /--data-dir: .* is not empty: the demo needs a fresh database/);
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["keep.txt"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
