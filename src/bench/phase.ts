@@ -544,7 +544,13 @@ export async function stopRunningPhases(): Promise<void> {
   }));
 }
 
-/** Runs one phase in a fresh Deno process (`<entrypoint> --phase JSON`) and returns its outcome. */
+/** The environment variable that hands a phase process its phase, as JSON. */
+export const PHASE_ENV = "REMATCH_BENCH_PHASE";
+
+/**
+ * Runs one phase in a fresh Deno process (`<entrypoint> --phase`, the phase as JSON in
+ * {@linkcode PHASE_ENV}) and returns its outcome.
+ */
 export async function runPhase<K extends PhaseSpec["kind"]>(
   hooks: BenchHooks,
   spec: PhaseSpec & { kind: K },
@@ -561,8 +567,10 @@ export async function runPhase<K extends PhaseSpec["kind"]>(
       `--v8-flags=--expose-gc,${REMATCH_V8_FLAGS}`,
       entrypoint,
       "--phase",
-      JSON.stringify(spec),
     ],
+    // Not on the command line, which every user of the host can read (`ps`): the phase names
+    // its database by URL, password included.
+    env: { [PHASE_ENV]: JSON.stringify(spec) },
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -587,7 +595,8 @@ export async function runPhaseFromArgs(
   hooks: Pick<BenchHooks, "baseline">,
 ): Promise<never> {
   try {
-    if (!json) throw new Error("--phase needs the phase as JSON");
+    json ??= Deno.env.get(PHASE_ENV);
+    if (!json) throw new Error(`--phase needs the phase as JSON (argument or ${PHASE_ENV})`);
     const outcome = await executePhase(JSON.parse(json) as PhaseSpec, hooks);
     console.log(JSON.stringify(outcome));
     Deno.exit(0);

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { CHANGE_FACTOR } from "../../src/bench/changes.ts";
-import { REMATCH_V8_FLAGS } from "../../src/bench/phase.ts";
+import { PHASE_ENV, REMATCH_V8_FLAGS, runPhase } from "../../src/bench/phase.ts";
 import { formatBenchMarkdown, formatBenchText } from "../../src/bench/report.ts";
 import {
   type BenchCase,
@@ -490,4 +490,27 @@ Deno.test("an embedded full change that differs from the server's is reported", 
     "it 10 embedded: rewrote 9 entries, the server 10",
     "it 10 embedded: kg after 1.2, the server's 1.1",
   ]);
+});
+
+Deno.test("a phase process gets its phase (the database URL with its password) off the command line", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "rematch-phase-" });
+  try {
+    // A stand-in entrypoint that reports what it was given, as a phase reports its outcome.
+    const script = `${dir}/phase.ts`;
+    await Deno.writeTextFile(
+      script,
+      `console.log(JSON.stringify({ args: Deno.args, phase: Deno.env.get("${PHASE_ENV}") }));\n`,
+    );
+    const url = "postgres://ops:s3cret-pw@127.0.0.1:5432/bench";
+    const seen = await runPhase({ ...hooks, entrypoint: script }, {
+      kind: "floor",
+      target: { kind: "server", url },
+      det: "it",
+      variant: "A",
+    }) as unknown as { args: string[]; phase: string };
+    assert.deepEqual(seen.args, ["--phase"]);
+    assert.equal(JSON.parse(seen.phase).target.url, url);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
