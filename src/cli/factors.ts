@@ -9,6 +9,7 @@ import {
   type FactorImportResult,
   type FactorSliceChanges,
   importFactors,
+  REPLACE_ONLY,
 } from "../db/factors.ts";
 import { decodeUtf8, describeRowError, parseCsv } from "../imports/csv.ts";
 import { type FactorImportTarget, resolveFactorTarget } from "../imports/factor_csv.ts";
@@ -129,6 +130,12 @@ const schema = z.object({
   if ((flags.det === undefined) === (flags.module === undefined)) {
     ctx.addIssue({ code: "custom", path: [], message: "give exactly one of --det or --module" });
     return z.NEVER;
+  }
+  for (const flag of ["allow-empty", "force"] as const) {
+    if (flags[flag] && flags.mode !== "replace") {
+      ctx.addIssue({ code: "custom", path: [flag], message: REPLACE_ONLY });
+      return z.NEVER;
+    }
   }
   const common = {
     file: userPath(file),

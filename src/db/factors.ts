@@ -21,6 +21,12 @@ import { type Queryable, untilSent } from "./connection.ts";
 import { lockSlice, type LockSliceOptions } from "./locks.ts";
 import { chunksOf, numberArray, WritesInFlight } from "./writes.ts";
 
+/**
+ * Why `allowEmpty` and `force` are refused outside `replace` at the edges (flags, dispatch): a
+ * merge deletes nothing, so they would be ignored without a word.
+ */
+export const REPLACE_ONLY = "applies to mode replace only (a merge deletes nothing)";
+
 /** What {@linkcode importFactors} imports. */
 export interface FactorImportInput {
   /** The file name, for messages. */

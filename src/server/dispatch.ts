@@ -13,6 +13,7 @@ import {
 } from "../reference/enums.ts";
 import { invalidField } from "./errors.ts";
 import type { DispatchFields } from "./schemas.ts";
+import { REPLACE_ONLY } from "../db/factors.ts";
 
 /** A dispatch resolved: the pipeline kind and the job to queue for an upload. */
 export interface DispatchPlan {
@@ -77,6 +78,11 @@ export function planDispatch(fields: z.infer<typeof DispatchFields>): DispatchPl
       if (year === undefined) throw invalidField("year", "is required for factors");
       if (config.module_type_id === undefined) {
         throw invalidField("config.module_type_id", "is required for factors");
+      }
+      for (const field of ["allow_empty", "force"] as const) {
+        if (config[field] && config.mode !== "replace") {
+          throw invalidField(`config.${field}`, REPLACE_ONLY);
+        }
       }
       const module = moduleOf(config.module_type_id, "config.module_type_id");
       const det = config.data_entry_type_id === undefined

@@ -153,6 +153,18 @@ dbTest(
       assert.match(json.error.message, /no data rows.*all 2 factors of it 2025.*--allow-empty/);
       assert.deepEqual(await snapshot(db), before);
 
+      // In a merge (which deletes nothing) the override means nothing: refused, not ignored.
+      for (const flag of ["--allow-empty", "--force"]) {
+        const merge = await runCaptured(onDatabase(factorsCommand, db), [
+          ...argv.filter((a) => a !== "--mode" && a !== "replace"),
+          flag,
+        ]);
+        assert.equal(merge.code, 2, merge.err);
+        assert.match(
+          merge.err,
+          new RegExp(`${flag}: applies to mode replace only \\(a merge deletes nothing\\)`),
+        );
+      }
       // --allow-empty empties the slice on purpose, and the rematch drops the laptop's row.
       const allowed = await runCaptured(onDatabase(factorsCommand, db), [
         ...argv,

@@ -581,6 +581,19 @@ dbTest(
           { target_type: "rates", config: { force: true } },
           "config.force: applies to factors only, not to rates",
         ],
+        // A merge deletes nothing: the replace guards' overrides would be ignored.
+        [
+          { target_type: "factors", year: 2025, config: { module_type_id: 2, force: true } },
+          "config.force: applies to mode replace only (a merge deletes nothing)",
+        ],
+        [
+          {
+            target_type: "factors",
+            year: 2025,
+            config: { module_type_id: 2, mode: "merge", allow_empty: true },
+          },
+          "config.allow_empty: applies to mode replace only (a merge deletes nothing)",
+        ],
       ];
       for (const [fields, message] of refused) {
         const bad = await call(base, "/v1/sync/dispatch", {
