@@ -20,6 +20,7 @@ import { jsonbText, sameJson } from "../compute/emission_row.ts";
 import { type Queryable, untilSent } from "./connection.ts";
 import { lockSlice, type LockSliceOptions } from "./locks.ts";
 import { chunksOf, numberArray, WritesInFlight } from "./writes.ts";
+import { plural } from "../text/plural.ts";
 
 /**
  * Why `allowEmpty` and `force` are refused outside `replace` at the edges (flags, dispatch): a
@@ -643,10 +644,6 @@ export async function writeFactorChanges(
 
 /** Rows per statement of a factor write: its sorts stay in memory, and 50,000 rows go in five. */
 const WRITE_CHUNK = 10_000;
-
-function plural(n: number, noun: string): string {
-  return `${n} ${noun}${n === 1 ? "" : "s"}`;
-}
 
 /**
  * The factors of a (det, year) slice, in id order. Year-strict: factors without a year never

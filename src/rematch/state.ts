@@ -20,6 +20,7 @@ import {
 import { type DataEntryType, type DetName, getDataEntryType } from "../reference/enums.ts";
 import { MOVED_TO_ZERO, reportedKg } from "./module_stats.ts";
 import type { RematchResult } from "./types.ts";
+import { plural } from "../text/plural.ts";
 
 /**
  * The revision of the compute code. A slice state recorded by another revision is not trusted:
@@ -1082,10 +1083,6 @@ export function rematchCommandFor(
   return years.length === 1
     ? `deno task rematch --stale --year ${years[0]}`
     : "deno task rematch --stale";
-}
-
-function plural(n: number, noun: string, nouns = `${noun}s`): string {
-  return `${n} ${n === 1 ? noun : nouns}`;
 }
 
 /** Slices left stale, and the command that brings them up to date. */
