@@ -35,7 +35,8 @@ Says which det and year it was given.`,
   },
 });
 
-async function run(argv: string[], program = "deno task") {
+// deno-lint-ignore no-explicit-any
+async function run(argv: string[], program = "deno task", command: CommandSpec<any> = echo) {
   const out: string[] = [];
   const err: string[] = [];
   const { log, error } = console;
@@ -43,7 +44,7 @@ async function run(argv: string[], program = "deno task") {
   console.error = (...parts: unknown[]) => err.push(parts.join(" "));
   setProgram(program);
   try {
-    const code = await runCommand(echo, argv);
+    const code = await runCommand(command, argv);
     return { code, out: out.join("\n"), err: err.join("\n") };
   } finally {
     setProgram("deno task");
@@ -186,22 +187,12 @@ Deno.test("an outcome's text goes to stderr when it says so (an error of a comma
         stderr: true,
       }),
   });
-  const out: string[] = [];
-  const err: string[] = [];
-  const { log, error } = console;
-  console.log = (...parts: unknown[]) => out.push(parts.join(" "));
-  console.error = (...parts: unknown[]) => err.push(parts.join(" "));
-  try {
-    assert.equal(await runCommand(failing, ["--det", "it", "--year", "2025"]), EXIT.failed);
-    assert.deepEqual([out, err], [[], ["echo: no such thing"]]);
-    err.length = 0;
-    assert.equal(await runCommand(failing, ["--det", "it", "--year", "2025", "--json"]), 1);
-    assert.deepEqual(JSON.parse(out.join("\n")).error.code, "NotFound");
-    assert.deepEqual(err, []);
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
+  const text = await run(["--det", "it", "--year", "2025"], "deno task", failing);
+  assert.deepEqual(text, { code: EXIT.failed, out: "", err: "echo: no such thing" });
+  const json = await run(["--det", "it", "--year", "2025", "--json"], "deno task", failing);
+  assert.equal(json.code, EXIT.failed);
+  assert.equal(JSON.parse(json.out).error.code, "NotFound");
+  assert.equal(json.err, "");
 });
 
 Deno.test("--json with --output naming standard output: a usage error, before any database", async () => {
@@ -221,19 +212,13 @@ Deno.test("--json with --output naming standard output: a usage error, before an
   ];
   for (const [command, argv] of cases) {
     for (const output of ["/dev/stdout", "/proc/self/fd/1"]) {
-      const out: string[] = [];
-      const { log, error } = console;
-      console.log = (...parts: unknown[]) => out.push(parts.join(" "));
-      console.error = () => {};
-      let code: number;
-      try {
-        code = await runCommand(command, [...argv, "--output", output, "--json", ...nowhere]);
-      } finally {
-        console.log = log;
-        console.error = error;
-      }
+      const { code, out } = await run(
+        [...argv, "--output", output, "--json", ...nowhere],
+        "deno task",
+        command,
+      );
       assert.equal(code, EXIT.usage, `${command.name} --output ${output}`);
-      const document = JSON.parse(out.join("\n"));
+      const document = JSON.parse(out);
       assert.equal(document.error.code, "usage");
       assert.match(document.error.message, /--output: .* is standard output/);
     }
@@ -256,19 +241,15 @@ Deno.test("--output in a directory that does not exist: a usage error naming it,
           [`${file}/x.csv`, /is no directory/],
         ] as const
       ) {
-        const err: string[] = [];
-        const { error } = console;
-        console.error = (...parts: unknown[]) => err.push(parts.join(" "));
-        let code: number;
-        try {
-          code = await runCommand(command, [...argv, "--output", output, ...nowhere]);
-        } finally {
-          console.error = error;
-        }
-        assert.equal(code, EXIT.usage, `${command.name} --output ${output}: ${err.join("\n")}`);
-        assert.match(err.join("\n"), new RegExp(`--output: ${output} cannot be written: `));
-        assert.match(err.join("\n"), message);
-        assert.doesNotMatch(err.join("\n"), /partial/);
+        const { code, err } = await run(
+          [...argv, "--output", output, ...nowhere],
+          "deno task",
+          command,
+        );
+        assert.equal(code, EXIT.usage, `${command.name} --output ${output}: ${err}`);
+        assert.match(err, new RegExp(`--output: ${output} cannot be written: `));
+        assert.match(err, message);
+        assert.doesNotMatch(err, /partial/);
       }
     }
   } finally {

@@ -134,6 +134,18 @@ async function waitingForSliceLock(db: Database, who: string): Promise<void> {
 }
 
 /**
+ * `entries` plane 2025 entries computed with the first factors, then every factor doubled (not
+ * rematched): returns the emissions' kg by row as they were computed.
+ */
+async function planeFactorsDoubled(db: Database, entries: number): Promise<Map<number, number>> {
+  await importFactorText(db, "plane", 2025, planeFactors(0.1, 0.3));
+  await seedEntries(db, "plane", 2025, entries);
+  const before = await emissionKg(db, "plane", 2025);
+  await importFactorText(db, "plane", 2025, planeFactors(0.2, 0.6));
+  return before;
+}
+
+/**
  * A recalc of plane 2025 (every factor changed) queued while `hold` holds something it needs,
  * aborted once `running` says it is under way: it must end ERROR "aborted", its pipeline FAILED,
  * and the emissions stay as they were. `releaseFirst`: the hold is let go before the abort can be
@@ -146,10 +158,7 @@ async function abortHeldRecalc(
   releaseFirst: boolean,
   heartbeatIntervalMs = 50,
 ): Promise<void> {
-  await importFactorText(db, "plane", 2025, planeFactors(0.1, 0.3));
-  await seedEntries(db, "plane", 2025, 1000);
-  const before = await emissionKg(db, "plane", 2025);
-  await importFactorText(db, "plane", 2025, planeFactors(0.2, 0.6));
+  const before = await planeFactorsDoubled(db, 1000);
   const server = await startTestServer(db, {
     worker: { chunkSize: 50, heartbeatIntervalMs },
   });
@@ -293,10 +302,7 @@ dbTest(
   testDb,
   "a job whose heartbeats fail repeatedly is rolled back and returned to the queue, then redone",
   async (db) => {
-    await importFactorText(db, "plane", 2025, planeFactors(0.1, 0.3));
-    await seedEntries(db, "plane", 2025, 200);
-    const before = await emissionKg(db, "plane", 2025);
-    await importFactorText(db, "plane", 2025, planeFactors(0.2, 0.6));
+    const before = await planeFactorsDoubled(db, 200);
     // Every heartbeat fails (the write that refreshes a running job's lock); claims and finishes
     // go through.
     await db.sql.unsafe(`
