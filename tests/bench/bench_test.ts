@@ -349,28 +349,37 @@ Deno.test("bench consistency: a no-op that wrote, a one-percent change that spre
   );
 });
 
-Deno.test("bench consistency: a write floor or a per-entry baseline that wrote nothing is reported", () => {
-  const c: BenchCase = {
-    det: "it",
-    entries: 10,
+/** A case of `entries` entries of `det` (one row each, one unit) with only `checks` recorded. */
+function benchCaseOf(
+  det: BenchCase["det"],
+  entries: number,
+  checks: BenchCase["checks"],
+): BenchCase {
+  return {
+    det,
+    entries,
     units: 1,
-    emissionRows: 10,
-    seed: { seconds: 1, entriesPerSecond: 10, peakRssBytes: 1 },
+    emissionRows: entries,
+    seed: { seconds: 1, entriesPerSecond: entries, peakRssBytes: 1 },
     timings: [],
-    checks: {
-      floorRows: { A: 10, B: 10 },
-      baseline: {
-        entries: 10,
-        sampled: false,
-        errors: 0,
-        kgAfter: 1,
-        emissionsWritten: 10,
-        rowsAfter: 10,
-        idsMoved: true,
-        rematchAfterWrites: 0,
-      },
-    },
+    checks,
   };
+}
+
+Deno.test("bench consistency: a write floor or a per-entry baseline that wrote nothing is reported", () => {
+  const c = benchCaseOf("it", 10, {
+    floorRows: { A: 10, B: 10 },
+    baseline: {
+      entries: 10,
+      sampled: false,
+      errors: 0,
+      kgAfter: 1,
+      emissionsWritten: 10,
+      rowsAfter: 10,
+      idsMoved: true,
+      rematchAfterWrites: 0,
+    },
+  });
   assert.deepEqual(consistencyProblems(c), []);
   const broken: BenchCase = {
     ...c,
@@ -405,15 +414,7 @@ Deno.test("bench consistency: a one-percent change whose factor covers far more 
     share: 1,
     entriesWritten: 100,
   };
-  const c: BenchCase = {
-    det: "member",
-    entries: 100,
-    units: 1,
-    emissionRows: 100,
-    seed: { seconds: 1, entriesPerSecond: 100, peakRssBytes: 1 },
-    timings: [],
-    checks: { onePercent: run },
-  };
+  const c = benchCaseOf("member", 100, { onePercent: run });
   assert.deepEqual(consistencyProblems(c), [
     "one-percent: factor 3 covers 100.00 % of the entries, not about 1 %",
   ]);
