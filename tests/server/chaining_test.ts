@@ -314,16 +314,10 @@ dbTest(
     // The recalc waits on the slice lock meanwhile, long enough for its heartbeats to fail.
     const held = await holdSliceLock(db, 20, 2025);
     try {
-      const response = await call(
-        server.url,
-        "/v1/sync/recalculate-emissions/professional_travel/plane?year=2025",
-        { method: "POST" },
-      );
-      assert.equal(response.status, 202);
-      const { pipeline_id, job_id } = response.body as Body;
+      const { pipelineId, jobId } = await queueRecalc(db, "plane", 2025);
       const message = await eventually(async () => {
         const [job] = await db.sql<{ status_message: string | null }[]>`
-          select status_message from data_ingestion_jobs where id = ${job_id as number}`;
+          select status_message from data_ingestion_jobs where id = ${jobId}`;
         return job.status_message ?? undefined;
       }, "the job's first attempt to end");
       assert.match(
@@ -332,7 +326,7 @@ dbTest(
       );
       await db.sql.unsafe(`drop trigger test_refuse_heartbeat on data_ingestion_jobs`);
       await held.release();
-      const { done } = await followPipeline(server.url, pipeline_id as string);
+      const { done } = await followPipeline(server.url, pipelineId);
       assert.equal(done.status, "SUCCESS");
       const [job] = done.jobs as Body[];
       assert.equal(job.result, "SUCCESS");
