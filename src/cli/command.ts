@@ -341,8 +341,12 @@ export async function runCommand<T>(spec: CommandSpec<T>, argv: string[]): Promi
       interactive: Deno.stderr.isTerminal(),
       databaseUrl: databaseUrl as string | undefined,
       async database(options) {
+        // A relative REMATCH_DATA_DIR is the user's, as a file path is (the default, unset, stays
+        // the checkout's ./.rematch/db).
+        const dataDir = Deno.env.get("REMATCH_DATA_DIR");
         db ??= await openDatabase({
           databaseUrl: databaseUrl as string | undefined,
+          ...(dataDir ? { dataDir: userPath(dataDir) } : {}),
           access,
           connectTimeout: timeout.data,
           wait: !noWait,

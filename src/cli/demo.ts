@@ -9,7 +9,7 @@ import { rematchInTransaction } from "../rematch/run.ts";
 import type { RematchResult } from "../rematch/types.ts";
 import { fixtureCsv, fixtureText } from "../seed/fixtures.ts";
 import { seedDatabase } from "../seed/seed.ts";
-import { defineCommand, EXIT, flag, onInterrupt, UsageError } from "./command.ts";
+import { defineCommand, EXIT, flag, onInterrupt, UsageError, userPath } from "./command.ts";
 import { formatTable } from "./table.ts";
 import { transaction } from "../db/transaction.ts";
 
@@ -47,7 +47,7 @@ export const demoCommand = defineCommand({
     units: flag.int("--units").pipe(z.number().min(1).max(1000)).default(3),
     entries: flag.int("--entries").pipe(z.number().min(1).max(10000)).default(20),
     "random-seed": flag.int("--random-seed").default(1),
-    "data-dir": z.string().optional(),
+    "data-dir": z.string().min(1, "expected a directory").transform(userPath).optional(),
     positionals: z.array(z.string()).max(0, "demo takes flags only"),
   }),
   async run(args, context) {

@@ -64,6 +64,11 @@ Deno.test({
       );
       assert.equal(exportedFactors.code, 0, exportedFactors.err);
       assert.match(await Deno.readTextFile(join(here, "train-out.csv")), /^country_code,/);
+      // A relative REMATCH_DATA_DIR is taken from there too.
+      const relative = await runScript("migrate", [], { ...env, REMATCH_DATA_DIR: "db2" });
+      assert.equal(relative.code, 0, relative.err);
+      assert.match(relative.err, new RegExp(`^database: embedded: ${join(here, "db2")}$`, "m"));
+      assert.ok((await Deno.stat(join(here, "db2", "PG_VERSION"))).isFile);
       // An INIT_CWD that deno task did not set (npm's, or one left in the environment) is not
       // where a plain `deno run` was started: paths stay the process's.
       const plain = await runScript("rates", ["import", "rates.csv"], {
