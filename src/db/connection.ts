@@ -147,15 +147,21 @@ export function redactSecrets(text: string, urls: readonly string[] = []): strin
   return result;
 }
 
+/**
+ * An environment variable, or undefined where the process may not read the environment (a
+ * library caller without --allow-env passes what it means as options).
+ */
+function readEnv(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
+}
+
 function knownSecrets(urls: readonly string[]): string[] {
   const secrets: string[] = [];
-  const env = (name: string) => {
-    try {
-      return Deno.env.get(name);
-    } catch {
-      return undefined; // no --allow-env: nothing to know
-    }
-  };
+  const env = readEnv;
   for (const url of [...urls, env("DATABASE_URL") ?? ""]) {
     // Lenient on purpose: the URL may be one `new URL` rejects. The password runs from the
     // colon after the user to the last `@`.
@@ -189,7 +195,9 @@ export function redactDatabaseUrl(url: string): string {
 /**
  * Opens the database the environment names. With `write` access (the default) pending
  * migrations are applied, saying so on stderr; with `read` access a database without the
- * schema, or behind it, is refused and nothing is created.
+ * schema, or behind it, is refused and nothing is created. Permissions: net and read/write of
+ * the data directory; env as well for a server, whose driver reads the `PG*` variables
+ * (`--allow-env` suffices; the options take precedence over the variables this module reads).
  *
  * @example
  * ```ts ignore
@@ -199,10 +207,10 @@ export function redactDatabaseUrl(url: string): string {
  * ```
  */
 export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<Database> {
-  const url = options.databaseUrl ?? Deno.env.get("DATABASE_URL") ?? "";
+  const url = options.databaseUrl ?? readEnv("DATABASE_URL") ?? "";
   // An empty REMATCH_DATA_DIR (`export REMATCH_DATA_DIR=`) is unset, as an empty DATABASE_URL
   // is: "" would put the database in the working directory itself (the checkout).
-  const dataDir = options.dataDir ?? (Deno.env.get("REMATCH_DATA_DIR") || "./.rematch/db");
+  const dataDir = options.dataDir ?? (readEnv("REMATCH_DATA_DIR") || "./.rematch/db");
   const access = options.access ?? "write";
   const log = (options.announce ?? true) ? (line: string) => console.error(line) : () => {};
   log(`database: ${url ? redactDatabaseUrl(url) : `embedded: ${dataDir}`}`);
@@ -276,7 +284,7 @@ function tolerateDriverWriteAfterClose(): void {
 function sessionParameters() {
   return {
     // As libpq does, PGAPPNAME names the session (in pg_stat_activity) when set.
-    application_name: Deno.env.get("PGAPPNAME") || "rematch",
+    application_name: readEnv("PGAPPNAME") || "rematch",
     // Floats come back with every digit (shortest exact form), whatever the server's or the
     // database's default: a no-op rematch compares stored kg exactly.
     extra_float_digits: 3,
@@ -323,7 +331,7 @@ function clientOptions() {
 /** The connect timeout in seconds: the option, else REMATCH_CONNECT_TIMEOUT, else the default. */
 export function connectTimeoutSeconds(option?: number): number {
   if (option !== undefined) return option;
-  const text = Deno.env.get("REMATCH_CONNECT_TIMEOUT");
+  const text = readEnv("REMATCH_CONNECT_TIMEOUT");
   if (text === undefined || text === "") return DEFAULT_CONNECT_TIMEOUT;
   const seconds = Number(text);
   if (!/^\d+(\.\d+)?$/.test(text.trim()) || !(seconds > 0)) {

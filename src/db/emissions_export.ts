@@ -101,7 +101,8 @@ async function writeAll(sink: ExportSink, text: string): Promise<void> {
 
 /**
  * Writes every emission row of the slice to `sink` as CSV (with a header) or as one JSON array,
- * page by page; returns the number of rows written.
+ * page by page (`pageSize` rows, a positive integer: a RangeError otherwise); returns the number
+ * of rows written.
  *
  * @example
  * ```ts ignore
@@ -115,6 +116,10 @@ export async function exportEmissions(
   sink: ExportSink,
   pageSize = 5000,
 ): Promise<number> {
+  // A page of 0 rows would read none and export an empty slice; a negative one fails in SQL.
+  if (!Number.isSafeInteger(pageSize) || pageSize < 1) {
+    throw new RangeError(`pageSize: expected a positive integer, got ${pageSize}`);
+  }
   // One read-only snapshot for every page: rows committed meanwhile neither appear nor vanish.
   return await transaction(db.sql, "isolation level repeatable read read only", async (tx) => {
     let rows = 0;

@@ -886,6 +886,10 @@ interface StoredEntry {
 }
 
 async function loadEntry(tx: Queryable, id: number): Promise<StoredEntry> {
+  // Refused before the query: PostgreSQL's own error for `1.5` or NaN aborts the transaction.
+  if (!Number.isSafeInteger(id)) {
+    throw new RangeError(`data entry ${id} does not exist (an entry id is an integer)`);
+  }
   const [row] = await tx<
     {
       id: number;

@@ -528,7 +528,7 @@ async function importLines(
  *
  * @example
  * ```ts ignore
- * import { importEntriesFile } from "./entries.ts";
+ * import { importEntriesFile } from "./entries_import.ts";
  * const result = await importEntriesFile(db, {
  *   file: "entries.jsonl", format: "jsonl", strict: false,
  * });

@@ -62,6 +62,8 @@ function walk(value: unknown, path: string, depth: number, maxDepth: number): st
       ? undefined
       : `${where}: ${value} is not a finite number (JSON cannot hold it)`;
   }
+  // JSON.stringify throws on a bigint: refused here, per entry, rather than failing the write.
+  if (typeof value === "bigint") return `${where}: ${value}n is a bigint (JSON cannot hold it)`;
   if (value === null || typeof value !== "object") return undefined;
   if (depth > maxDepth) return `${where}: nested deeper than ${maxDepth} levels`;
   if (Array.isArray(value)) {
@@ -91,7 +93,8 @@ export interface JsonStorageLimits {
 /**
  * Why a JSON object cannot be stored as jsonb, naming the field at fault (`field: problem`), or
  * undefined when it can: a NUL character or an unpaired surrogate in any string or key, a number
- * JSON cannot hold, nesting deeper than `maxDepth`, more than `maxBytes` as UTF-8 JSON.
+ * JSON cannot hold (or a bigint), nesting deeper than `maxDepth`, more than `maxBytes` as UTF-8
+ * JSON.
  *
  * @example
  * ```ts

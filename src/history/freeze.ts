@@ -101,7 +101,7 @@ async function lockReportModules(
     : [];
   if (wanted.length === 0 && !report) {
     const what = target.moduleTypeId === undefined
-      ? "a report"
+      ? "report"
       : `module ${findModuleType(target.moduleTypeId)?.name ?? target.moduleTypeId} in its report`;
     throw new ReportNotFoundError(`unit "${target.unitCode}" has no ${what} for ${target.year}`);
   }

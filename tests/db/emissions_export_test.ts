@@ -191,6 +191,14 @@ dbTest(testDb, "emissions export: JSON array, ordering and keyset pages", async 
   // An empty slice: a header alone, or an empty array.
   assert.equal((await exported(db, "it", "csv")).text, `${EMISSION_EXPORT_COLUMNS.join(",")}\n`);
   assert.deepEqual(JSON.parse((await exported(db, "it", "json")).text), []);
+
+  // A page size that reads nothing is refused, not taken for an empty slice.
+  for (const pageSize of [0, -1, 2.5, NaN]) {
+    await assert.rejects(
+      () => exported(db, "member", "csv", pageSize),
+      (e) => e instanceof RangeError && /^pageSize: expected a positive integer/.test(e.message),
+    );
+  }
 });
 
 dbTest(testDb, "emissions CLI: export to a file, summary, usage errors", async (db) => {

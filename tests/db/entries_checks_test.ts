@@ -2,8 +2,8 @@
 // store, bad years and overrides) and how a source key turns a create into an update.
 import assert from "node:assert/strict";
 import { dbTest, useTestDatabase } from "../_harness.ts";
-import type { Database } from "../../src/db/connection.ts";
-import { createEntries, type NewEntry, updateEntry } from "../../src/db/entries.ts";
+import type { Database, Queryable } from "../../src/db/connection.ts";
+import { createEntries, deleteEntry, type NewEntry, updateEntry } from "../../src/db/entries.ts";
 import { MAX_JSON_DEPTH } from "../../src/db/storable.ts";
 import { upsertRooms } from "../../src/db/reference.ts";
 import { EntryComputeError } from "../../src/handlers/types.ts";
@@ -147,6 +147,7 @@ dbTest(
       it(LAPTOP, { unitCode: "U\u00001" }),
       it(LAPTOP, { unitCode: "U".repeat(257) }),
       it(LAPTOP, { sourceKey: "k\u0000" }),
+      it({ ...LAPTOP, serial: 10n }),
       it(LAPTOP),
     ]);
     assert.deepEqual(result.rejected.map((p) => [p.index, p.message]), [
@@ -168,6 +169,7 @@ dbTest(
       [6, "unit: contains a NUL character (\\u0000), which PostgreSQL cannot store"],
       [7, "unit: is 257 characters long; at most 256"],
       [8, "source_key: contains a NUL character (\\u0000), which PostgreSQL cannot store"],
+      [9, "serial: 10n is a bigint (JSON cannot hold it)"],
     ]);
     assert.match(result.rejected[4].message, /^data: is 11\d{5} bytes as JSON; at most 1048576$/);
     assert.equal(result.created, 1, "the good entry is written");
@@ -192,6 +194,32 @@ dbTest(
     assert.deepEqual(result.rejected, []);
     const data = await entryData(db.sql, result.ids[0]!);
     assert.deepEqual(data.extra, nested(MAX_JSON_DEPTH - 1));
+  },
+);
+
+dbTest(
+  testDb,
+  "update and delete: an id no entry has is a RangeError, and the transaction goes on",
+  async (db) => {
+    for (const id of [999_999, 1.5, NaN, Infinity]) {
+      for (
+        const write of [
+          (tx: Queryable) => updateEntry(tx, id, LAPTOP),
+          (tx: Queryable) => deleteEntry(tx, id),
+        ]
+      ) {
+        const after = await db.sql.begin(async (tx) => {
+          await assert.rejects(
+            () => write(tx),
+            (e) =>
+              e instanceof RangeError && e.message.startsWith(`data entry ${id} does not exist`),
+          );
+          const [row] = await tx<{ ok: number }[]>`select 1 as ok`;
+          return row.ok;
+        });
+        assert.equal(after, 1, `id ${id}`);
+      }
+    }
   },
 );
 

@@ -385,6 +385,11 @@ dbTest(testDb, "reports freeze: exit codes, an existing freeze is kept", async (
   ]);
   assert.equal(noModule.exitCode, 1);
   assert.match(noModule.json.error.message, /unit "U2" has no module buildings in its report/);
+  const noReport = await runJson(reportsFreezeCommand, db, [
+    ...["freeze", "--unit", "U2", "--year", "2024", "--reason", "x"],
+  ]);
+  assert.equal(noReport.exitCode, 1);
+  assert.equal(noReport.json.error.message, 'unit "U2" has no report for 2024');
 
   const usage = await runCli(reportsFreezeCommand, ["freeze", "--unit", "U1", "--year", "2025"]);
   assert.equal(usage.code, 2);
