@@ -187,3 +187,49 @@ export type {
 } from "./src/history/mod.ts";
 export type { RematchRunModule } from "./src/history/runs.ts";
 export type { RollbackChange } from "./src/history/rollback.ts";
+
+// Types the signatures above name (options, parts of results, handler config, stores)
+export type { ApplyMigrationsOptions, SchemaClient, SchemaSql } from "./src/db/migrate.ts";
+export type { DatabaseAccess, ReservedSql } from "./src/db/connection.ts";
+export type { EntryEmissionRow, StoredEmissionRow } from "./src/db/emissions.ts";
+export type { LockSliceOptions } from "./src/db/locks.ts";
+export type { CollectedStats } from "./src/db/entries.ts";
+export type { EntriesFileFormat } from "./src/db/entries_import.ts";
+export type {
+  FactorIdentity,
+  FactorImportRefusal,
+  FactorImportSlice,
+  FactorSliceChanges,
+} from "./src/db/factors.ts";
+export type { ImportReferenceOptions, UpsertCounts } from "./src/db/reference.ts";
+export type { CellProblem, CsvRow } from "./src/imports/csv.ts";
+export type { ImportFileOptions } from "./src/imports/file.ts";
+export type {
+  BuildingRoom,
+  Computation,
+  ComputeVars,
+  FactorColumns,
+  FactorSource,
+  FactorValues,
+  FormulaEnv,
+  FormulaResult,
+  Location,
+  PreComputeResult,
+} from "./src/handlers/types.ts";
+export type { SettingName } from "./src/compute/settings.ts";
+export type { ChunkWrite, SliceChunk, SliceEntry, SliceStore } from "./src/rematch/types.ts";
+export type {
+  EntryMarks,
+  FactorDifference,
+  FactorFingerprint,
+  InputsComparison,
+  RecordedState,
+  RematchSummary,
+  SliceComparison,
+  SliceStateRecord,
+} from "./src/rematch/state.ts";
+export type { ModuleStatsChange, ModuleStatsDeltas } from "./src/rematch/module_stats.ts";
+export type { FactorVersion, FollowingRun } from "./src/history/imports.ts";
+export type { FactorState } from "./src/history/rollback.ts";
+export type { StoredRematchResult } from "./src/history/runs.ts";
+export { DATA_ENTRY_TYPES } from "./src/reference/enums.ts";

@@ -110,10 +110,12 @@ function migrationVersion(file: string): number {
   return Number(file.slice(0, 4));
 }
 
+/** Any postgres.js client or transaction the schema functions read through. */
 // deno-lint-ignore no-explicit-any
-type AnySql = postgres.Sql<any> | postgres.TransactionSql<any>;
+export type SchemaSql = postgres.Sql<any> | postgres.TransactionSql<any>;
+/** A postgres.js client (a pool): migrations take its lock and run their own transactions. */
 // deno-lint-ignore no-explicit-any
-type Client = postgres.Sql<any>;
+export type SchemaClient = postgres.Sql<any>;
 // deno-lint-ignore no-explicit-any
 type Transaction = postgres.TransactionSql<any>;
 
@@ -128,7 +130,7 @@ export function describeVersions(versions: readonly number[]): string {
  * Reads the schema version and whether the reference tables hold the code's rows, with plain
  * reads only (no row lock, no advisory lock).
  */
-export async function inspectSchema(sql: AnySql): Promise<SchemaState> {
+export async function inspectSchema(sql: SchemaSql): Promise<SchemaState> {
   const version = await schemaVersion(sql);
   const applied = version === 0 ? new Set<number>() : new Set(
     (await sql<{ version: number }[]>`select version from schema_migrations`).map((r) => r.version),
@@ -145,7 +147,7 @@ export async function inspectSchema(sql: AnySql): Promise<SchemaState> {
  * this code is refused with a {@linkcode SchemaVersionError}.
  */
 export async function applyMigrations(
-  sql: Client,
+  sql: SchemaClient,
   options: ApplyMigrationsOptions = {},
 ): Promise<MigrationResult> {
   const state = await inspectSchema(sql);
@@ -193,7 +195,7 @@ export async function applyLocked(
  * Refuses a database this code must not touch: without the schema, behind it (readers never
  * migrate) or ahead of it. The messages say what to run.
  */
-export async function requireCurrentSchema(sql: AnySql): Promise<void> {
+export async function requireCurrentSchema(sql: SchemaSql): Promise<void> {
   const version = await schemaVersion(sql);
   refuseNewerSchema(version);
   if (version === 0) {
@@ -219,7 +221,7 @@ function refuseNewerSchema(version: number): void {
 }
 
 /** The highest applied migration version, or 0 on a database without the rematch schema. */
-export async function schemaVersion(sql: AnySql): Promise<number> {
+export async function schemaVersion(sql: SchemaSql): Promise<number> {
   const [table] = await sql<{ exists: boolean }[]>`
     select to_regclass('schema_migrations') is not null as exists`;
   if (!table.exists) return 0;
@@ -229,7 +231,7 @@ export async function schemaVersion(sql: AnySql): Promise<number> {
 }
 
 // The code's reference rows that are missing or differ, counted with reads only.
-async function referenceTablesCurrent(sql: AnySql): Promise<boolean> {
+async function referenceTablesCurrent(sql: SchemaSql): Promise<boolean> {
   const modules = Object.entries(MODULE_TYPES);
   const dets = listDataEntryTypes();
   const nodes = EMISSION_TYPE_NODES;
