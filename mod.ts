@@ -92,6 +92,7 @@ export { EntryComputeError } from "./src/handlers/types.ts";
 
 // Data entries: written one by one or from a file
 export {
+  CollectedStats,
   createEntries,
   type CreateEntriesResult,
   deleteEntry,
@@ -100,6 +101,7 @@ export {
   type EntryWriteOptions,
   type NewEntry,
   updateEntry,
+  writeCollectedStats,
 } from "./src/db/entries.ts";
 export {
   type EntriesImportArgs,
@@ -193,7 +195,6 @@ export type { ApplyMigrationsOptions, SchemaClient, SchemaSql } from "./src/db/m
 export type { DatabaseAccess, ReservedSql } from "./src/db/connection.ts";
 export type { EntryEmissionRow, StoredEmissionRow } from "./src/db/emissions.ts";
 export type { LockSliceOptions } from "./src/db/locks.ts";
-export type { CollectedStats } from "./src/db/entries.ts";
 export type { EntriesFileFormat } from "./src/db/entries_import.ts";
 export type {
   FactorIdentity,
