@@ -376,14 +376,29 @@ export async function failJob(
 /**
  * Puts a job back in the queue, or hands it over when a recalc of its slice is already waiting
  * (the partial unique index allows one): it then ends SUCCESS saying so, and its pipelines wait
- * for the waiting one.
+ * for the waiting one. A job of an aborted pipeline is not queued again: it ends ERROR "aborted",
+ * as the abort ends the pipeline's waiting jobs (waiting, a later upload of its slice would share
+ * it, and it would end "aborted" for that upload too, its recalc never run).
  */
 async function requeue(
   tx: Queryable,
   job: JobRow,
   message: string,
   options: { restoreAttempt: boolean },
-): Promise<"requeued" | "handed-over"> {
+): Promise<"requeued" | "handed-over" | "aborted"> {
+  // The job's owner as it is now (an abort hands a job other pipelines share over to one of them).
+  const [owner] = await tx<{ aborted: boolean }[]>`
+    select p.aborted_at is not null as aborted
+    from data_ingestion_jobs j join pipelines p on p.id = j.pipeline_id
+    where j.id = ${job.id}`;
+  if (owner?.aborted) {
+    await tx`
+      update data_ingestion_jobs
+      set state = 'FINISHED', result = 'ERROR', status_message = 'aborted',
+        finished_at = clock_timestamp()
+      where id = ${job.id}`;
+    return "aborted";
+  }
   if (job.job_type === "emission_recalc") {
     const [waiting] = await tx<{ id: number }[]>`
       select id from data_ingestion_jobs
@@ -438,7 +453,8 @@ async function requeueOrEnd(
   if (job.attempts < job.max_attempts) {
     const message =
       `${why}; returned to the queue (attempt ${job.attempts} of ${job.max_attempts} used)`;
-    return { outcome: await requeue(tx, job, message, { restoreAttempt: false }), message };
+    const outcome = await requeue(tx, job, message, { restoreAttempt: false });
+    return outcome === "aborted" ? { outcome: "failed", message: "aborted" } : { outcome, message };
   }
   const message = `${why}; no attempts left (${job.attempts} of ${job.max_attempts}): not retried`;
   await tx`
@@ -602,7 +618,9 @@ export async function recoverJob(
     }
     const outcome = await requeue(tx, job, message, { restoreAttempt: false });
     await refreshPipelines(tx, pipelines.ids);
-    return { id: jobId, outcome, message };
+    return outcome === "aborted"
+      ? { id: jobId, outcome: "failed", message: "aborted" }
+      : { id: jobId, outcome, message };
   }) as ReturnedJob | RecoverRefusal;
 }
 
@@ -637,6 +655,13 @@ export async function abortPipeline(
     const pipeline = locked.find((p) => p.id === pipelineId);
     if (!pipeline) return null;
     if (pipeline.status !== "RUNNING") return "finished";
+    // A pipeline sharing one of its waiting recalcs right now holds it FOR SHARE until it commits
+    // its link (see addJob): wait for that, so that the statements below, each reading anew, see
+    // it among the heirs instead of aborting the recalc it waits for.
+    await tx`
+      select id from data_ingestion_jobs
+      where pipeline_id = ${pipelineId} and state = 'NOT_STARTED'
+      order by id for update`;
     await tx`update pipelines set aborted_at = clock_timestamp() where id = ${pipelineId}`;
     // It no longer waits for other pipelines' jobs.
     await tx`delete from pipeline_links where pipeline_id = ${pipelineId}`;

@@ -1,7 +1,13 @@
 // The job queue of spec/interfaces.md §3, statement by statement: claim, is_current, finish CAS,
 // dedup of waiting recalcs, the stale sweep, recover, abort and pipeline status.
 import assert from "node:assert/strict";
-import { dbTest, holdInTransaction, serverBackendExpected, useTestDatabase } from "../_harness.ts";
+import {
+  dbTest,
+  holdInTransaction,
+  serverBackendExpected,
+  untilSomeoneWaitsForALock,
+  useTestDatabase,
+} from "../_harness.ts";
 import type { Database } from "../../src/db/connection.ts";
 import {
   abortPipeline,
@@ -384,6 +390,51 @@ dbTest(
 
 dbTest(
   testDb,
+  "abort: a running job of an aborted pipeline that is swept, retried or recovered ends aborted",
+  async (db) => {
+    const jobOf = async (id: number) => {
+      const [row] = await db.sql`select state, result, status_message from data_ingestion_jobs
+        where id = ${id}`;
+      return [row.state, row.result, row.status_message];
+    };
+    // A's recalc of plane 2025 runs on a worker that dies; A is aborted meanwhile.
+    const a = await pipeline(db, [recalc(20, 2025)]);
+    const lost = (await claimJob(db.sql, "killed"))!;
+    assert.deepEqual(await abortPipeline(db.sql, a.pipelineId), { waitingAborted: 0, running: 1 });
+    await ageLock(db, lost.id, 120);
+    const [swept] = await sweepStaleJobs(db.sql, 60);
+    assert.deepEqual([swept.id, swept.outcome, swept.message], [lost.id, "failed", "aborted"]);
+    assert.deepEqual(await jobOf(lost.id), ["FINISHED", "ERROR", "aborted"]);
+    assert.equal(await status(db, a.pipelineId), "FAILED");
+    // B's upload of plane factors then queues a recalc of its own: none of A's waits to be shared
+    // (and to end "aborted" for B too).
+    const b = await pipeline(db, [recalc(20, 2025)]);
+    assert.equal(b.jobs[0].shared, false);
+    const claimed = (await claimJob(db.sql, "w"))!;
+    assert.equal(claimed.pipeline_id, b.pipelineId);
+    assert.ok(await finish(db, claimed, "SUCCESS"));
+    assert.equal(await status(db, b.pipelineId), "SUCCESS");
+
+    // The same when the job's connection was lost (retried), or its worker recovered by hand.
+    const c = await pipeline(db, [recalc(21, 2025)]);
+    const retried = (await claimJob(db.sql, "w1"))!;
+    await abortPipeline(db.sql, c.pipelineId);
+    assert.equal(await retryJob(db.sql, retried, "CONNECTION_CLOSED"), "failed");
+    assert.deepEqual(await jobOf(retried.id), ["FINISHED", "ERROR", "aborted"]);
+    assert.equal(await status(db, c.pipelineId), "FAILED");
+    const d = await pipeline(db, [recalc(21, 2025)]);
+    const recovered = (await claimJob(db.sql, "w2"))!;
+    await abortPipeline(db.sql, d.pipelineId);
+    await ageLock(db, recovered.id, 120);
+    const outcome = await recoverJob(db.sql, recovered.id, 60);
+    assert.ok(typeof outcome === "object" && outcome.outcome === "failed");
+    assert.deepEqual(await jobOf(recovered.id), ["FINISHED", "ERROR", "aborted"]);
+    assert.equal(await claimJob(db.sql, "w3"), null);
+  },
+);
+
+dbTest(
+  testDb,
   "abort: a job other pipelines share goes on for them; a pipeline that only shared ends at once",
   async (db) => {
     // A queues the recalc of plane 2025; B and C share it.
@@ -468,6 +519,64 @@ dbTest(
       "FAILED",
       "SUCCESS",
     ]);
+  },
+  { ignore: !serverBackendExpected() },
+);
+
+dbTest(
+  testDb,
+  "abort while an upload's finish shares the pipeline's waiting recalc: it goes on for the upload",
+  async (db) => {
+    const upload = await pipeline(db, [factors(2, 20, 2025)]);
+    const ingest = (await claimJob(db.sql, "w"))!;
+    assert.equal(ingest.id, upload.jobs[0].jobId);
+    // A waits to recalculate plane 2025.
+    const a = await pipeline(db, [recalc(20, 2025)]);
+    const recalcId = a.jobs[0].jobId;
+    // The upload's finish, as the worker runs it: its chain shares A's waiting recalc, and its
+    // transaction is still open when A is aborted.
+    const shared = Promise.withResolvers<boolean>();
+    const commit = Promise.withResolvers<void>();
+    const finishing = db.sql.begin(async (tx) => {
+      const counted = await lockPipelinesOf(tx, ingest);
+      const [chained] = await enqueueRecalcs(tx, upload.pipelineId, [{
+        dataEntryTypeId: 20,
+        year: 2025,
+      }], "t");
+      shared.resolve(chained.shared && chained.job_id === recalcId);
+      await commit.promise;
+      assert.ok(await finishJob(tx, ingest, { result: "SUCCESS", message: "ok", meta: {} }));
+      await refreshPipelines(tx, counted.ids);
+    });
+    assert.equal(await shared.promise, true);
+    const abort = abortPipeline(db.sql, a.pipelineId);
+    await untilSomeoneWaitsForALock(db);
+    commit.resolve();
+    await finishing;
+    assert.deepEqual(await abort, { waitingAborted: 0, running: 0 });
+    // The recalc the upload waits for is not aborted: it is the upload's now.
+    const [job] = await db.sql`select state, result, pipeline_id from data_ingestion_jobs
+      where id = ${recalcId}`;
+    assert.deepEqual([job.state, job.result, job.pipeline_id], [
+      "NOT_STARTED",
+      null,
+      upload.pipelineId,
+    ]);
+    assert.deepEqual([await status(db, a.pipelineId), await status(db, upload.pipelineId)], [
+      "FAILED",
+      "RUNNING",
+    ]);
+    const claimed = (await claimJob(db.sql, "w2"))!;
+    assert.equal(claimed.id, recalcId);
+    assert.ok(
+      await db.sql.begin(async (tx) => {
+        const counted = await lockPipelinesOf(tx, claimed);
+        const done = await finishJob(tx, claimed, { result: "SUCCESS", message: "ok", meta: {} });
+        await refreshPipelines(tx, counted.ids);
+        return done;
+      }),
+    );
+    assert.equal(await status(db, upload.pipelineId), "SUCCESS");
   },
   { ignore: !serverBackendExpected() },
 );
