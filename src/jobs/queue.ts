@@ -426,7 +426,9 @@ async function requeue(
   await tx`
     update data_ingestion_jobs
     set state = 'NOT_STARTED', locked_by = null, locked_at = null, started_at = null,
-      attempts = attempts - ${options.restoreAttempt ? 1 : 0}, status_message = ${message}
+      attempts = attempts - ${options.restoreAttempt ? 1 : 0}, status_message = ${message},
+      -- The rolled-back attempt's progress is no progress of the job waiting again.
+      meta = meta - 'progress'
     where id = ${job.id}`;
   return "requeued";
 }

@@ -275,8 +275,10 @@ dbTest(
     assert.equal(returned.id, job.id);
     assert.equal(returned.outcome, "requeued");
     assert.match(returned.message, /worker lost-worker stopped sending heartbeats.*attempt 1 of 3/);
-    const [row] = await db.sql`select state, locked_by, attempts from data_ingestion_jobs`;
+    const [row] = await db.sql`select state, locked_by, attempts, meta from data_ingestion_jobs`;
     assert.deepEqual([row.state, row.locked_by, row.attempts], ["NOT_STARTED", null, 1]);
+    // Waiting again, it shows no progress of the attempt that rolled back.
+    assert.equal("progress" in row.meta, false);
     // The lost worker's finish now writes nothing.
     assert.equal(await finish(db, job, "SUCCESS"), false);
 
