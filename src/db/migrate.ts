@@ -25,6 +25,7 @@ import m0016 from "../../migrations/0016_slice_kg_total.sql" with { type: "text"
 import m0017 from "../../migrations/0017_end_empty_pipelines.sql" with { type: "text" };
 import m0018 from "../../migrations/0018_version_last_seen_job.sql" with { type: "text" };
 import m0019 from "../../migrations/0019_slice_state_factor_import.sql" with { type: "text" };
+import m0020 from "../../migrations/0020_worker_stale_timeout.sql" with { type: "text" };
 
 /** One migration: its file in `migrations/` and its SQL. */
 export interface Migration {
@@ -55,6 +56,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { file: "0017_end_empty_pipelines.sql", sql: m0017 },
   { file: "0018_version_last_seen_job.sql", sql: m0018 },
   { file: "0019_slice_state_factor_import.sql", sql: m0019 },
+  { file: "0020_worker_stale_timeout.sql", sql: m0020 },
 ];
 
 /** The migration files, in the order they apply; the number prefix is the schema version. */

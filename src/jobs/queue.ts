@@ -563,18 +563,24 @@ function describeStale(job: JobRow): string {
  * as long are removed from the registry.
  */
 export async function sweepStaleJobs(sql: Sql, staleSeconds: number): Promise<ReturnedJob[]> {
+  // Silent longer than this sweep's timeout and than the one its worker registered (a worker with
+  // a slower heartbeat than this process's is not robbed of a job it still runs).
   const stale = await sql<{ id: number; pipeline_id: string }[]>`
-    select id, pipeline_id from data_ingestion_jobs
-    where state = 'RUNNING' and locked_at < clock_timestamp() - make_interval(secs => ${staleSeconds})
+    select id, pipeline_id from data_ingestion_jobs j
+    where state = 'RUNNING' and locked_at < clock_timestamp() - make_interval(secs => greatest(
+      ${staleSeconds}::float8,
+      coalesce((select w.stale_timeout_ms from workers w where w.id = j.locked_by), 0) / 1000.0))
     order by id limit 100`;
   const returned: ReturnedJob[] = [];
   for (const candidate of stale) {
     const done = await transaction(sql, async (tx) => {
       const pipelines = await lockPipelinesOf(tx, candidate);
       const [job] = await tx<JobRow[]>`
-        select * from data_ingestion_jobs
+        select * from data_ingestion_jobs j
         where id = ${candidate.id} and state = 'RUNNING'
-          and locked_at < clock_timestamp() - make_interval(secs => ${staleSeconds})
+          and locked_at < clock_timestamp() - make_interval(secs => greatest(
+            ${staleSeconds}::float8,
+            coalesce((select w.stale_timeout_ms from workers w where w.id = j.locked_by), 0) / 1000.0))
         for update skip locked`;
       if (!job) return undefined;
       const result: ReturnedJob = {
@@ -588,7 +594,8 @@ export async function sweepStaleJobs(sql: Sql, staleSeconds: number): Promise<Re
   }
   await sql`
     delete from workers
-    where last_seen_at < clock_timestamp() - make_interval(secs => ${staleSeconds})`;
+    where last_seen_at < clock_timestamp() - make_interval(secs => greatest(
+      ${staleSeconds}::float8, coalesce(stale_timeout_ms, 0) / 1000.0))`;
   return returned;
 }
 
@@ -709,6 +716,8 @@ export interface WorkerInfo {
   readonly pid: number;
   readonly version: string;
   readonly concurrency: number;
+  /** How long its running jobs may stay silent before any sweep returns them, in ms. */
+  readonly staleTimeoutMs?: number;
 }
 
 /**
@@ -717,9 +726,9 @@ export interface WorkerInfo {
  */
 export async function registerWorker(sql: Queryable, worker: WorkerInfo): Promise<void> {
   await sql`
-    insert into workers (id, hostname, pid, version, concurrency)
+    insert into workers (id, hostname, pid, version, concurrency, stale_timeout_ms)
     values (${worker.id}, ${worker.hostname}, ${worker.pid}, ${worker.version},
-      ${worker.concurrency})
+      ${worker.concurrency}, ${worker.staleTimeoutMs ?? null})
     on conflict (id) do update set last_seen_at = clock_timestamp()`;
 }
 

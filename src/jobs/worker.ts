@@ -129,7 +129,14 @@ export class JobWorker {
     this.#log = options.log ?? (() => {});
     const host = hostname();
     this.id = `${host}:${Deno.pid}:${crypto.randomUUID().slice(0, 8)}`;
-    this.info = { id: this.id, hostname: host, pid: Deno.pid, version: VERSION, concurrency };
+    this.info = {
+      id: this.id,
+      hostname: host,
+      pid: Deno.pid,
+      version: VERSION,
+      concurrency,
+      staleTimeoutMs: this.#options.staleTimeoutMs,
+    };
   }
 
   /** Jobs running now. */

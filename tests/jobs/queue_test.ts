@@ -21,6 +21,7 @@ import {
   lockPipelinesOf,
   recoverJob,
   refreshPipelines,
+  registerWorker,
   releaseJob,
   retryJob,
   sweepStaleJobs,
@@ -259,6 +260,32 @@ dbTest(
     const ok = await pipeline(db, [recalc(20, 2023)]);
     assert.ok(await finish(db, (await claimJob(db.sql, "w"))!, "SUCCESS"));
     assert.equal(await status(db, ok.pipelineId), "SUCCESS");
+  },
+);
+
+dbTest(
+  testDb,
+  "the sweep waits out the stale timeout a job's worker registered, when longer than its own",
+  async (db) => {
+    // A worker with a slow heartbeat (stale timeout 120 s), swept by a process whose own is 60 s.
+    const slow = { id: "slow", hostname: "h", pid: 1, version: "v", concurrency: 1 };
+    await registerWorker(db.sql, { ...slow, staleTimeoutMs: 120_000 });
+    await pipeline(db, [recalc(20, 2025)]);
+    const job = (await claimJob(db.sql, "slow"))!;
+    await ageLock(db, job.id, 90);
+    assert.deepEqual(await sweepStaleJobs(db.sql, 60), []);
+    const [alive] = await db.sql`select state from data_ingestion_jobs where id = ${job.id}`;
+    assert.equal(alive.state, "RUNNING");
+    // Its registry row stays while its own timeout has not passed either.
+    await db.sql`update workers set last_seen_at = clock_timestamp() - interval '90 seconds'`;
+    await sweepStaleJobs(db.sql, 60);
+    assert.equal((await db.sql`select id from workers`).length, 1);
+    // Silent past both: returned, and the row goes.
+    await ageLock(db, job.id, 130);
+    await db.sql`update workers set last_seen_at = clock_timestamp() - interval '130 seconds'`;
+    const [returned] = await sweepStaleJobs(db.sql, 60);
+    assert.deepEqual([returned.id, returned.outcome], [job.id, "requeued"]);
+    assert.equal((await db.sql`select id from workers`).length, 0);
   },
 );
 
