@@ -603,8 +603,9 @@ export async function sweepStaleJobs(sql: Sql, staleSeconds: number): Promise<Re
 export type RecoverRefusal = "not-found" | "not-running" | "not-stale";
 
 /**
- * Returns a RUNNING job whose `locked_at` is older than `staleSeconds` to NOT_STARTED by hand (as
- * the sweep would). An operator's recovery is one more try even when no attempts are left.
+ * Returns a RUNNING job silent for longer than the stale timeout its worker registered (else
+ * `staleSeconds`, the caller's) to NOT_STARTED by hand, as the sweep would. An operator's recovery
+ * is one more try even when no attempts are left.
  */
 export async function recoverJob(
   sql: Sql,
@@ -617,8 +618,10 @@ export async function recoverJob(
   return await transaction(sql, async (tx) => {
     const pipelines = await lockPipelinesOf(tx, found);
     const [job] = await tx<(JobRow & { stale: boolean })[]>`
-      select *, locked_at < clock_timestamp() - make_interval(secs => ${staleSeconds}) as stale
-      from data_ingestion_jobs where id = ${jobId} for update`;
+      select *, locked_at < clock_timestamp() - make_interval(secs => coalesce(
+        (select w.stale_timeout_ms from workers w where w.id = j.locked_by) / 1000.0,
+        ${staleSeconds}::float8)) as stale
+      from data_ingestion_jobs j where id = ${jobId} for update of j`;
     if (job.state !== "RUNNING") return "not-running";
     if (!job.stale) return "not-stale";
     const message = `${describeStale(job)}; recovered by hand`;

@@ -393,6 +393,39 @@ dbTest(
     const recovered = await recoverJob(db.sql, job.id, 60);
     assert.ok(typeof recovered === "object" && recovered.outcome === "requeued");
     assert.equal((await claimJob(db.sql, "w2"))?.id, job.id);
+
+    // A job of a registered worker is stale by the timeout that worker registered, not the
+    // caller's: 3 s (a worker with a quick heartbeat), then 120 s (a slow one).
+    const registered = (id: string, staleTimeoutMs: number) =>
+      registerWorker(db.sql, {
+        id,
+        hostname: "h",
+        pid: 1,
+        version: "v",
+        concurrency: 1,
+        staleTimeoutMs,
+      });
+    for (
+      const [worker, timeoutMs, silentS, expected] of [
+        ["quick", 3_000, 10, "requeued"],
+        ["slow", 120_000, 90, "not-stale"],
+      ] as const
+    ) {
+      await registered(worker, timeoutMs);
+      await pipeline(db, [recalc(21, 2025)]);
+      const held = (await claimJob(db.sql, worker))!;
+      await ageLock(db, held.id, silentS);
+      const outcome = await recoverJob(db.sql, held.id, 60);
+      assert.equal(typeof outcome === "object" ? outcome.outcome : outcome, expected, worker);
+      if (expected === "not-stale") {
+        await ageLock(db, held.id, 130);
+        const later = await recoverJob(db.sql, held.id, 60);
+        assert.ok(typeof later === "object" && later.outcome === "requeued");
+      }
+      const again = (await claimJob(db.sql, "w3"))!;
+      assert.equal(again.id, held.id);
+      assert.ok(await finish(db, again, "SUCCESS"));
+    }
   },
 );
 
