@@ -94,12 +94,21 @@ export const serveCommand = defineCommand({
     checkJobSettings();
     // With --json, standard output carries the one JSON document: the log goes to stderr.
     const log = createLogger(args.logFormat, context.json ? logToStderr : undefined);
+    let server: Awaited<ReturnType<typeof startServer>> | undefined;
     const stopped = untilStopSignal((signal) => {
       log({ event: "server_killed", message: `second ${signal}: exiting without waiting` });
+      server?.worker?.removeWorkDirsNow();
+      if (server) {
+        try {
+          Deno.removeSync(server.uploadDir, { recursive: true });
+        } catch {
+          // already gone
+        }
+      }
       Deno.exit(SIGNAL_EXIT[signal]);
     });
     const db = await context.database({ maxConnections: args.concurrency + 8 });
-    const server = await startServer({
+    server = await startServer({
       db,
       hostname: args.hostname,
       port: args.port,

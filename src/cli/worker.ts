@@ -178,12 +178,14 @@ export const workerCommand = defineCommand({
     checkJobSettings();
     // With --json, standard output carries the one JSON document: the log goes to stderr.
     const log = createLogger(args.logFormat, context.json ? logToStderr : undefined);
+    let worker: JobWorker | undefined;
     const stopped = untilStopSignal((signal) => {
       log({ event: "worker_killed", message: `second ${signal}: exiting without waiting` });
+      worker?.removeWorkDirsNow();
       Deno.exit(SIGNAL_EXIT[signal]);
     });
     const db = await context.database({ maxConnections: args.concurrency + 4 });
-    const worker = new JobWorker(db, { ...args.worker, concurrency: args.concurrency, log });
+    worker = new JobWorker(db, { ...args.worker, concurrency: args.concurrency, log });
     await worker.start();
     const signal = await stopped;
     await worker.stop(`${signal} received`);

@@ -1,7 +1,8 @@
 // A job worker (spec/interfaces.md §3): claims jobs (woken by LISTEN, polling as a fallback),
 // runs each one's work and its finish in one transaction, heartbeats, sweeps stale jobs, and
 // stops gracefully. Many may run, in many processes on many hosts, against one PostgreSQL.
-import { hostname } from "node:os";
+import { hostname, tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Database, Sql } from "../db/connection.ts";
 import { getDataEntryType } from "../reference/enums.ts";
 import { slicesToRecalculate } from "./chain.ts";
@@ -80,6 +81,8 @@ const INTERRUPTIONS: Record<StopReason, string> = {
 
 interface RunningJob {
   readonly job: ClaimedJob;
+  /** Where the job's files are (an upload's copy): removed when it ends. */
+  workDir?: string;
   readonly controller: AbortController;
   progress?: JobProgress;
   /** The progress last written to the job's row. */
@@ -144,8 +147,24 @@ export class JobWorker {
     return [...this.#running.keys()];
   }
 
+  /**
+   * Removes the working directories of the jobs running now (uploaded files among them), at
+   * once: for a process about to exit without waiting for its jobs.
+   */
+  removeWorkDirsNow(): void {
+    for (const running of this.#running.values()) {
+      if (!running.workDir) continue;
+      try {
+        Deno.removeSync(running.workDir, { recursive: true });
+      } catch {
+        // already gone
+      }
+    }
+  }
+
   /** Registers the worker, starts listening and claiming. */
   async start(): Promise<void> {
+    await removeOrphanWorkDirs(tmpdir());
     await registerWorker(this.#sql, this.info);
     if (this.#listen) {
       const listener = await this.#sql.listen(JOB_CHANNEL, () => this.wake());
@@ -350,7 +369,9 @@ export class JobWorker {
     const started = performance.now();
     const fields = describeJob(job, this.id);
     this.#log({ event: "job_started", ...fields });
-    const workDir = await Deno.makeTempDir({ prefix: `rematch-job-${job.id}-` });
+    // Named with this process's id: a worker starting later removes it if this one died.
+    const workDir = await Deno.makeTempDir({ prefix: `rematch-job-${job.id}-p${Deno.pid}-` });
+    running.workDir = workDir;
     try {
       const work = await prepareWork(job, {
         sql: this.#sql,
@@ -534,4 +555,30 @@ export const DEFAULT_GRACE_MS = 30_000;
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Removes the job working directories (`rematch-job-<job>-p<pid>-...`) that processes no longer
+ * running left in `root`: a worker killed (kill -9, a crash) cannot remove its own, and an upload's
+ * copy may be large. A directory whose process cannot be told dead (another system than Linux, a
+ * process of that id running) is kept.
+ */
+export async function removeOrphanWorkDirs(root: string): Promise<string[]> {
+  if (Deno.build.os !== "linux") return [];
+  const removed: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(root)) {
+      const pid = /^rematch-job-\d+-p(\d+)-/.exec(entry.name)?.[1];
+      if (!entry.isDirectory || pid === undefined || Number(pid) === Deno.pid) continue;
+      const alive = await Deno.stat(`/proc/${pid}`).then(() => true, () => false);
+      if (alive) continue;
+      await Deno.remove(join(root, entry.name), { recursive: true }).then(
+        () => removed.push(entry.name),
+        () => {},
+      );
+    }
+  } catch {
+    // an unreadable temporary directory: nothing to tidy
+  }
+  return removed;
 }

@@ -3,6 +3,7 @@
 // killed with SIGKILL mid-rematch loses its job to the sweep and another finishes it; SIGTERM
 // lets the job finish within the grace period, or rolls it back and returns it to the queue.
 import assert from "node:assert/strict";
+import { tmpdir } from "node:os";
 import { recalculateForDataEntryType } from "../../src/rematch/run.ts";
 import type { LogEvent } from "../../src/jobs/log.ts";
 import { REPEATED_SIGNAL_MS } from "../../src/cli/worker.ts";
@@ -317,7 +318,16 @@ Deno.test({
     try {
       await worker.waitFor(started);
       const { jobId } = await queueRecalc(db, "plane", 2025);
-      await worker.waitFor((e) => e.event === "job_started" && e.job_id === jobId);
+      const jobStarted = await worker.waitFor((e) =>
+        e.event === "job_started" && e.job_id === jobId
+      );
+      // The job's working directory, named with the worker's process id (host:pid:...).
+      const pid = String(jobStarted.worker).split(":").at(-2);
+      const workDirs = () =>
+        [...Deno.readDirSync(tmpdir())].filter((e) =>
+          e.name.startsWith(`rematch-job-${jobId}-p${pid}-`)
+        );
+      assert.equal(workDirs().length, 1);
       worker.kill("SIGTERM");
       await worker.waitFor((e) => e.event === "worker_stopping");
       // Sooner, it is the first one delivered twice (see REPEATED_SIGNAL_MS).
@@ -325,6 +335,8 @@ Deno.test({
       worker.kill("SIGTERM");
       assert.equal(await worker.exited, 143, worker.stderr());
       assert.ok(worker.events.some((e) => e.event === "worker_killed"));
+      // Exiting at once, it removed that directory all the same.
+      assert.deepEqual(workDirs(), []);
     } finally {
       worker.kill("SIGKILL");
       await held.release();
