@@ -94,9 +94,11 @@ export const serveCommand = defineCommand({
     checkJobSettings();
     // With --json, standard output carries the one JSON document: the log goes to stderr.
     const log = createLogger(args.logFormat, context.json ? logToStderr : undefined);
-    let server: Awaited<ReturnType<typeof startServer>> | undefined;
+    // Set once started: a second signal removes its jobs' and uploads' files before exiting.
+    const started: { server?: Awaited<ReturnType<typeof startServer>> } = {};
     const stopped = untilStopSignal((signal) => {
       log({ event: "server_killed", message: `second ${signal}: exiting without waiting` });
+      const server = started.server;
       server?.worker?.removeWorkDirsNow();
       if (server) {
         try {
@@ -108,7 +110,7 @@ export const serveCommand = defineCommand({
       Deno.exit(SIGNAL_EXIT[signal]);
     });
     const db = await context.database({ maxConnections: args.concurrency + 8 });
-    server = await startServer({
+    const server = await startServer({
       db,
       hostname: args.hostname,
       port: args.port,
@@ -118,6 +120,7 @@ export const serveCommand = defineCommand({
       maxUploadBytes: args.maxUploadBytes,
       log,
     });
+    started.server = server;
     const signal = await stopped;
     await server.stop(`${signal} received`);
     return { exitCode: EXIT.ok, json: { url: server.url, stopped: signal }, text: "" };

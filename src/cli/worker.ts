@@ -178,14 +178,16 @@ export const workerCommand = defineCommand({
     checkJobSettings();
     // With --json, standard output carries the one JSON document: the log goes to stderr.
     const log = createLogger(args.logFormat, context.json ? logToStderr : undefined);
-    let worker: JobWorker | undefined;
+    // Set once started: a second signal removes its jobs' working directories before exiting.
+    const started: { worker?: JobWorker } = {};
     const stopped = untilStopSignal((signal) => {
       log({ event: "worker_killed", message: `second ${signal}: exiting without waiting` });
-      worker?.removeWorkDirsNow();
+      started.worker?.removeWorkDirsNow();
       Deno.exit(SIGNAL_EXIT[signal]);
     });
     const db = await context.database({ maxConnections: args.concurrency + 4 });
-    worker = new JobWorker(db, { ...args.worker, concurrency: args.concurrency, log });
+    const worker = new JobWorker(db, { ...args.worker, concurrency: args.concurrency, log });
+    started.worker = worker;
     await worker.start();
     const signal = await stopped;
     await worker.stop(`${signal} received`);
