@@ -149,15 +149,22 @@ export function userPath(path: string): string {
 }
 
 /**
- * Refuses (a usage error naming the flag) an output file whose directory does not exist or is
- * no directory: found before the work, not as an error about a file the command made up.
+ * Refuses (a usage error naming `--output`) an output file the command cannot use, before any
+ * work: with `json`, one that is standard output under another name (the JSON document goes
+ * there); one whose directory does not exist or is no directory.
  */
-export async function checkOutputDirectory(flag: string, path: string): Promise<void> {
+export async function checkOutputFile(path: string, json: boolean): Promise<void> {
+  if (json && await isStandardOutput(path)) {
+    throw new UsageError(
+      `--output: ${path} is standard output, which carries the JSON document with --json: ` +
+        "name a file, or leave out --json",
+    );
+  }
   const directory = dirname(resolve(path));
   const info = await Deno.stat(directory).catch(() => undefined);
   if (!info?.isDirectory) {
     throw new UsageError(
-      `${flag}: ${path} cannot be written: ${directory} ${
+      `--output: ${path} cannot be written: ${directory} ${
         info ? "is no directory" : "does not exist"
       }`,
     );

@@ -2,7 +2,7 @@
 // show what moved.
 import { join } from "node:path";
 import { z } from "zod";
-import { type Database, DatabaseConnectError, openDatabase } from "../db/connection.ts";
+import { type Database, openDatabase } from "../db/connection.ts";
 import { importFactors } from "../db/factors.ts";
 import { getDataEntryType } from "../reference/enums.ts";
 import { rematchInTransaction } from "../rematch/run.ts";
@@ -64,19 +64,7 @@ export const demoCommand = defineCommand({
     }
     let opened: Database | undefined;
     try {
-      const db = await openDatabase({ databaseUrl: "", dataDir }).catch((error) => {
-        // The demo is always embedded: a server is no way out when PGlite cannot be loaded.
-        if (error instanceof DatabaseConnectError) {
-          throw new DatabaseConnectError(
-            error.message.replace(
-              /: set DATABASE_URL or --database-url to a PostgreSQL server$/,
-              ": the demo runs on it alone; run it where Deno can fetch npm packages once (they " +
-                "stay in its cache), or use the other commands against a server",
-            ),
-          );
-        }
-        throw error;
-      });
+      const db = await openDatabase({ databaseUrl: "", dataDir, embeddedOnly: "the demo" });
       opened = db;
       const log = (line: string) => context.json || console.error(line);
       log(`seeding ${args.units} units × ${args.entries} entries per det for ${plan.year} ...`);

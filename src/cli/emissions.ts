@@ -3,11 +3,10 @@
 import { z } from "zod";
 import { basename, dirname, join, resolve } from "node:path";
 import {
-  checkOutputDirectory,
+  checkOutputFile,
   defineCommand,
   EXIT,
   flag,
-  isStandardOutput,
   onInterrupt,
   UsageError,
   userPath,
@@ -93,14 +92,7 @@ export const emissionsCommand = defineCommand({
         "--json needs --output FILE (without it the rows go to standard output)",
       );
     }
-    if (context.json && await isStandardOutput(args.output!)) {
-      // The same under another name (/dev/stdout): the rows and the JSON document would mix.
-      throw new UsageError(
-        `--output: ${args.output} is standard output, which carries the JSON document with ` +
-          "--json: name a file, or leave out --json",
-      );
-    }
-    if (args.output) await checkOutputDirectory("--output", args.output);
+    if (args.output) await checkOutputFile(args.output, context.json);
     const db = await context.database();
     const slice = { det: args.det.id, year: args.year, format: args.format };
     let rows: number;

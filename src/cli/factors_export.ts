@@ -10,15 +10,7 @@ import {
   ImportNotOfSliceError,
 } from "../history/export.ts";
 import { ImportNotFoundError } from "../history/imports.ts";
-import {
-  checkOutputDirectory,
-  defineCommand,
-  EXIT,
-  flag,
-  isStandardOutput,
-  UsageError,
-  userPath,
-} from "./command.ts";
+import { checkOutputFile, defineCommand, EXIT, flag, userPath } from "./command.ts";
 import { detFlag } from "./factors_history.ts";
 import { subcommandOnly } from "./group.ts";
 
@@ -92,14 +84,7 @@ export const factorsExportCommand = defineCommand({
   }),
   access: "read",
   async run(args, context) {
-    if (context.json && args.output && await isStandardOutput(args.output)) {
-      // The file would be written to standard output, where the summary goes too.
-      throw new UsageError(
-        `--output: ${args.output} is standard output, which carries the JSON document with ` +
-          "--json: name a file, or leave out --output",
-      );
-    }
-    if (args.output) await checkOutputDirectory("--output", args.output);
+    if (args.output) await checkOutputFile(args.output, context.json);
     const db = await context.database();
     let snapshot: FactorSetSnapshot;
     try {

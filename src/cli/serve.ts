@@ -98,15 +98,7 @@ export const serveCommand = defineCommand({
     const started: { server?: Awaited<ReturnType<typeof startServer>> } = {};
     const stopped = untilStopSignal((signal) => {
       log({ event: "server_killed", message: `second ${signal}: exiting without waiting` });
-      const server = started.server;
-      server?.worker?.removeWorkDirsNow();
-      if (server) {
-        try {
-          Deno.removeSync(server.uploadDir, { recursive: true });
-        } catch {
-          // already gone
-        }
-      }
+      started.server?.removeFilesNow();
       Deno.exit(SIGNAL_EXIT[signal]);
     });
     const db = await context.database({ maxConnections: args.concurrency + 8 });

@@ -32,11 +32,13 @@ export const WORKER_USAGE =
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const TOO_LONG = `at most ${Math.floor(MAX_TIMER_MS / 1000)} seconds (about 24 days)`;
 
+/** Seconds given as text, in ms (0 allowed), at most what a timer holds. */
+const milliseconds = (example: number) =>
+  z.string().regex(/^\d+(\.\d+)?$/, `expected a number of seconds (e.g. ${example})`)
+    .transform((s) => Math.round(Number(s) * 1000)).refine((ms) => ms <= MAX_TIMER_MS, TOO_LONG);
+
 const seconds = (name: string) =>
-  z.string().regex(/^\d+(\.\d+)?$/, `expected a number of seconds (e.g. 5)`).transform((s) =>
-    Math.round(Number(s) * 1000)
-  ).refine((ms) => ms > 0, `--${name}: expected more than 0 seconds`)
-    .refine((ms) => ms <= MAX_TIMER_MS, TOO_LONG);
+  milliseconds(5).refine((ms) => ms > 0, `--${name}: expected more than 0 seconds`);
 
 /** Each running job holds two database connections; more than this is no setting anyone means. */
 export const MAX_CONCURRENCY = 1000;
@@ -54,9 +56,7 @@ export const workerFlags = {
   "poll-interval": seconds("poll-interval").optional(),
   heartbeat: seconds("heartbeat").optional(),
   "stale-timeout": seconds("stale-timeout").optional(),
-  grace: z.string().regex(/^\d+(\.\d+)?$/, "expected a number of seconds (e.g. 30)")
-    .transform((s) => Math.round(Number(s) * 1000)).refine((ms) => ms <= MAX_TIMER_MS, TOO_LONG)
-    .optional(),
+  grace: milliseconds(30).optional(),
   "chunk-size": positiveInt("a number of entries (e.g. 1000)").refine(
     (n) => n > 0,
     "expected at least 1",

@@ -81,6 +81,11 @@ export interface OpenDatabaseOptions {
    * false fails at once with a {@linkcode DatabaseBusyError}. @default true
    */
   wait?: boolean;
+  /**
+   * Who runs on the embedded database alone (e.g. "the demo"): when PGlite cannot be loaded, the
+   * message says so and names no server as the way out.
+   */
+  embeddedOnly?: string;
 }
 
 /** Thrown when the embedded directory is open in another process and waiting is off. */
@@ -217,7 +222,12 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<D
   if (url) tolerateDriverWriteAfterClose();
   const db = url
     ? await openServer(url, options.maxConnections ?? 4, options.connectTimeout)
-    : await openEmbedded(dataDir, { access, wait: options.wait ?? true, log });
+    : await openEmbedded(dataDir, {
+      access,
+      wait: options.wait ?? true,
+      log,
+      embeddedOnly: options.embeddedOnly,
+    });
   try {
     if (access === "read") {
       await requireCurrentSchema(db.sql);
@@ -488,7 +498,7 @@ export async function connectSocket(
 
 // PGlite (PostgreSQL in WebAssembly) is loaded only when the embedded database is used: commands
 // against a server never load it, and the bundle leaves it out (it loads it from npm on use).
-async function loadEmbedded() {
+async function loadEmbedded(embeddedOnly: string | undefined) {
   try {
     const [{ PGlite }, { PGLiteSocketServer }] = await Promise.all([
       import("@electric-sql/pglite"),
@@ -499,17 +509,25 @@ async function loadEmbedded() {
     const reason = error instanceof Error ? error.message.split("\n")[0] : String(error);
     throw new DatabaseConnectError(
       `the embedded database (npm:@electric-sql/pglite) cannot be loaded here (${reason}): ` +
-        "set DATABASE_URL or --database-url to a PostgreSQL server",
+        (embeddedOnly
+          ? `${embeddedOnly} runs on it alone; run it where Deno can fetch npm packages once (they ` +
+            "stay in its cache), or use the other commands against a server"
+          : "set DATABASE_URL or --database-url to a PostgreSQL server"),
     );
   }
 }
 
 async function openEmbedded(
   dataDir: string,
-  options: { access: DatabaseAccess; wait: boolean; log: (line: string) => void },
+  options: {
+    access: DatabaseAccess;
+    wait: boolean;
+    log: (line: string) => void;
+    embeddedOnly: string | undefined;
+  },
 ): Promise<Database> {
   const dir = resolve(dataDir);
-  const embedded = await loadEmbedded();
+  const embedded = await loadEmbedded(options.embeddedOnly);
   if (options.access === "read" && !existsSync(join(dir, "PG_VERSION"))) {
     // Creating the directory would be a write: a reader leaves the disk as it found it.
     throw new SchemaVersionError(

@@ -433,6 +433,14 @@ async function requeue(
   return "requeued";
 }
 
+/** What a requeue did, as a returned job tells it: a job of an aborted pipeline ended "aborted". */
+function returnedAs(
+  outcome: Awaited<ReturnType<typeof requeue>>,
+  message: string,
+): { outcome: ReturnedJob["outcome"]; message: string } {
+  return outcome === "aborted" ? { outcome: "failed", message: "aborted" } : { outcome, message };
+}
+
 /** The job as `claim` still holds it (same worker, same attempt, RUNNING), locked; else none. */
 async function heldJob(tx: Queryable, claim: ClaimedJob): Promise<JobRow | undefined> {
   const [job] = await tx<JobRow[]>`
@@ -455,8 +463,7 @@ async function requeueOrEnd(
   if (job.attempts < job.max_attempts) {
     const message =
       `${why}; returned to the queue (attempt ${job.attempts} of ${job.max_attempts} used)`;
-    const outcome = await requeue(tx, job, message, { restoreAttempt: false });
-    return outcome === "aborted" ? { outcome: "failed", message: "aborted" } : { outcome, message };
+    return returnedAs(await requeue(tx, job, message, { restoreAttempt: false }), message);
   }
   const message = `${why}; no attempts left (${job.attempts} of ${job.max_attempts}): not retried`;
   await tx`
@@ -558,18 +565,24 @@ function describeStale(job: JobRow): string {
 }
 
 /**
+ * How long a running job of `data_ingestion_jobs j` may stay silent before a sweep with
+ * `staleSeconds` returns it: the longer of that and the timeout its worker registered (a worker
+ * with a slower heartbeat than the sweeping process's is not robbed of a job it still runs).
+ */
+function staleAfter(sql: Queryable, staleSeconds: number) {
+  return sql`make_interval(secs => greatest(${staleSeconds}::float8,
+    coalesce((select w.stale_timeout_ms from workers w where w.id = j.locked_by), 0) / 1000.0))`;
+}
+
+/**
  * The stale sweep: every RUNNING job whose `locked_at` is older than `staleSeconds` goes back to
  * NOT_STARTED when it has attempts left, else ends FINISHED+ERROR saying so. Workers not seen for
  * as long are removed from the registry.
  */
 export async function sweepStaleJobs(sql: Sql, staleSeconds: number): Promise<ReturnedJob[]> {
-  // Silent longer than this sweep's timeout and than the one its worker registered (a worker with
-  // a slower heartbeat than this process's is not robbed of a job it still runs).
   const stale = await sql<{ id: number; pipeline_id: string }[]>`
     select id, pipeline_id from data_ingestion_jobs j
-    where state = 'RUNNING' and locked_at < clock_timestamp() - make_interval(secs => greatest(
-      ${staleSeconds}::float8,
-      coalesce((select w.stale_timeout_ms from workers w where w.id = j.locked_by), 0) / 1000.0))
+    where state = 'RUNNING' and locked_at < clock_timestamp() - ${staleAfter(sql, staleSeconds)}
     order by id limit 100`;
   const returned: ReturnedJob[] = [];
   for (const candidate of stale) {
@@ -578,9 +591,7 @@ export async function sweepStaleJobs(sql: Sql, staleSeconds: number): Promise<Re
       const [job] = await tx<JobRow[]>`
         select * from data_ingestion_jobs j
         where id = ${candidate.id} and state = 'RUNNING'
-          and locked_at < clock_timestamp() - make_interval(secs => greatest(
-            ${staleSeconds}::float8,
-            coalesce((select w.stale_timeout_ms from workers w where w.id = j.locked_by), 0) / 1000.0))
+          and locked_at < clock_timestamp() - ${staleAfter(tx, staleSeconds)}
         for update skip locked`;
       if (!job) return undefined;
       const result: ReturnedJob = {
@@ -630,9 +641,7 @@ export async function recoverJob(
     }
     const outcome = await requeue(tx, job, message, { restoreAttempt: false });
     await refreshPipelines(tx, pipelines.ids);
-    return outcome === "aborted"
-      ? { id: jobId, outcome: "failed", message: "aborted" }
-      : { id: jobId, outcome, message };
+    return { id: jobId, ...returnedAs(outcome, message) };
   }) as ReturnedJob | RecoverRefusal;
 }
 

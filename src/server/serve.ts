@@ -51,6 +51,12 @@ export interface RunningServer {
    * and the grace period has passed are not waited for.
    */
   stop(reason?: string): Promise<void>;
+  /**
+   * Removes, at once, the files the server and its worker keep for requests and jobs in progress
+   * (its own upload directory, the jobs' working directories): for a process about to exit
+   * without stopping.
+   */
+  removeFilesNow(): void;
 }
 
 /** Refused at start: a non-loopback bind without tokens. */
@@ -182,6 +188,15 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     port: addr.port,
     worker,
     uploadDir,
+    removeFilesNow() {
+      worker?.removeWorkDirsNow();
+      if (!ownUploadDir) return;
+      try {
+        Deno.removeSync(uploadDir, { recursive: true });
+      } catch {
+        // already gone
+      }
+    },
     stop(reason = "stop requested") {
       stopped ??= (async () => {
         closing.abort();
