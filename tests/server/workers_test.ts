@@ -327,6 +327,11 @@ Deno.test({
         [...Deno.readDirSync(tmpdir())].filter((e) =>
           e.name.startsWith(`rematch-job-${jobId}-p${pid}-`)
         );
+      // Made right after the job_started line is logged: waited for.
+      await eventually(
+        () => Promise.resolve(workDirs().length > 0 ? true : undefined),
+        "the job's working directory",
+      );
       assert.equal(workDirs().length, 1);
       worker.kill("SIGTERM");
       await worker.waitFor((e) => e.event === "worker_stopping");
